@@ -77,6 +77,10 @@ func RunSysbench(ctx context.Context, args ...string) (SysbenchResult, string, e
 		return SysbenchResult{}, out.String(), nil
 	}
 	res, parseErr := ParseSysbench(out.String())
+	if runErr != nil && parseErr != nil {
+		// The parse error quotes sysbench's FATAL lines, which say why it failed.
+		return res, out.String(), fmt.Errorf("sysbench %s: %w: %w", strings.Join(args, " "), runErr, parseErr)
+	}
 	if runErr != nil {
 		return res, out.String(), fmt.Errorf("sysbench %s: %w", strings.Join(args, " "), runErr)
 	}
