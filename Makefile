@@ -32,7 +32,7 @@ test:
 
 lint:
 	@echo '== gofmt'
-	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.tmp/*' -not -path './vendor/*')); \
+	@out=$$(gofmt -l .); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@echo '== go vet'
 	$(GO) vet $(PKGS)
@@ -57,7 +57,7 @@ bench:
 	else echo 'bench/run.sh does not exist yet; nothing to run'; fi
 
 clean:
-	@for d in .tmp/*/; do \
+	@for d in .tmp/*/ .tmp/*/*/; do \
 		if [ -e "$$d.scalestack-mariadb" ]; then scripts/mariadb.sh stop --dir "$$d"; fi; \
 	done
 	rm -rf bin .tmp

@@ -7,7 +7,11 @@
 #   FUZZTIME=10s PKGS=./mysqlwire/... scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export GOFLAGS=${GOFLAGS:--ldflags=-checklinkname=0 -buildvcs=false}
+# giouring only links with -checklinkname=0; keep whatever else the caller put in GOFLAGS.
+case ${GOFLAGS:-} in
+*checklinkname*) ;;
+*) export GOFLAGS="${GOFLAGS:+${GOFLAGS} }-ldflags=-checklinkname=0 -buildvcs=false" ;;
+esac
 FUZZTIME=${FUZZTIME:-60s}
 read -ra pkg_args <<<"${PKGS:-./...}"
 

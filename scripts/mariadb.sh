@@ -236,8 +236,13 @@ server_pid() {
 ping_server() {
 	local admin
 	admin=$(first_command mariadb-admin mysqladmin) || return 1
-	# `ping` exits 0 whenever the server answers, even when the credentials are refused.
-	"${admin}" --no-defaults --socket="${SOCKET}" --connect-timeout=2 -uUNKNOWN ping >/dev/null 2>&1
+	# `ping` exits 0 whenever the server answers, even when the credentials are refused; the right
+	# ones only keep "access denied" warnings out of the error log.
+	if [[ -s ${ROOT_CNF} && -e ${DATADIR}/.root-password-set ]]; then
+		"${admin}" --defaults-file="${ROOT_CNF}" --connect-timeout=2 ping >/dev/null 2>&1
+	else
+		"${admin}" --no-defaults --socket="${SOCKET}" --connect-timeout=2 -uroot ping >/dev/null 2>&1
+	fi
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -379,16 +384,20 @@ provision() {
 	local client
 	client=$(first_command mariadb mysql) || die "mariadb client not found"
 	# A fresh datadir has a password-less root; afterwards root.cnf holds the real password.
-	if [[ ! -e ${DATADIR}/.provisioned ]]; then
+	if [[ ! -e ${DATADIR}/.root-password-set ]]; then
 		"${client}" --no-defaults --socket="${SOCKET}" -uroot --batch \
 			-e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('${root_pw}')"
+		touch "${DATADIR}/.root-password-set"
 	fi
 	if [[ $(root_sql -e "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='ed25519'") == 0 ]]; then
 		root_sql -e "INSTALL SONAME 'auth_ed25519'"
 	fi
 	local sql db u
-	# Anonymous accounts would shadow the test users on socket logins.
-	sql="DELETE FROM mysql.global_priv WHERE User=''; FLUSH PRIVILEGES;"
+	# Anonymous accounts would shadow the test users on socket logins, and accounts named after the
+	# host only fill the error log with warnings under skip-name-resolve.
+	sql="DELETE FROM mysql.global_priv WHERE User='' OR Host NOT IN ('localhost', '127.0.0.1', '::1', '%');"
+	sql+="DELETE FROM mysql.proxies_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '::1', '%');"
+	sql+="FLUSH PRIVILEGES;"
 	sql+="CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';"
 	sql+="ALTER USER 'root'@'127.0.0.1' IDENTIFIED VIA mysql_native_password USING PASSWORD('${root_pw}');"
 	sql+="GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
@@ -411,7 +420,6 @@ provision() {
 		done
 	done
 	root_sql -e "${sql}"
-	touch "${DATADIR}/.provisioned"
 }
 
 write_env() {
@@ -434,6 +442,17 @@ export SCALESTACK_MYSQL_SCRIPT=${SCRIPT_PATH}
 EOF
 	mv "${ENVFILE}.new" "${ENVFILE}"
 	chmod 600 "${ENVFILE}"
+}
+
+HALF_STARTED_PID=""
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+kill_half_started() {
+	local rc=$?
+	if [[ ${rc} -ne 0 && -n ${HALF_STARTED_PID} ]]; then
+		log "start failed after the server came up; killing it (pid ${HALF_STARTED_PID})"
+		kill -KILL "${HALF_STARTED_PID}" 2>/dev/null || true
+		rm -f "${ENVFILE}"
+	fi
 }
 
 cmd_start() {
@@ -510,10 +529,15 @@ cmd_start() {
 	done
 	[[ ${rc} -eq 0 ]] || die "could not find a free port after 5 attempts"
 
+	pid=$(server_pid) || die "server answers but its pid file ${PIDFILE} is missing"
+	# A server whose accounts were not set up is useless and would pass for ready on the next start.
+	HALF_STARTED_PID=${pid}
+	trap kill_half_started EXIT
 	write_root_cnf
 	provision
-	pid=$(server_pid) || die "server answers but its pid file ${PIDFILE} is missing"
 	write_env "${port}" "${pid}"
+	trap - EXIT
+	HALF_STARTED_PID=
 	log "ready: 127.0.0.1:${port}, socket ${SOCKET}, pid ${pid}; env in ${ENVFILE}"
 	cat "${ENVFILE}"
 }

@@ -18,7 +18,7 @@ import (
 // leakWindow is how long a leak check waits for goroutines to exit and descriptors to close: both can
 // lag behind the code that asked for it (a reactor thread finishing its last epoll_wait, a deferred
 // close on another goroutine), and a check that does not wait reports leaks that are not there.
-const leakWindow = 3 * time.Second
+var leakWindow = 3 * time.Second
 
 // VerifyNoLeaks runs a package's tests and then fails the run if goroutines or file descriptors that
 // did not exist before the tests are still there. Use it as the whole body of TestMain:

@@ -33,6 +33,9 @@ const (
 	envDir          = "SCALESTACK_MYSQL_DIR"
 	envPID          = "SCALESTACK_MYSQL_PID"
 	envScript       = "SCALESTACK_MYSQL_SCRIPT"
+	// envPrivateDir is where PrivateMariaDB puts its servers; scripts/test.sh sets it so that it can
+	// stop servers that a killed test binary left behind.
+	envPrivateDir = "SCALESTACK_MYSQL_PRIVATE_DIR"
 )
 
 // requiredEnv lists the variables without which no test can reach the server.
@@ -308,7 +311,13 @@ func PrivateMariaDB(t testing.TB) Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "scalestack-mariadb-")
+	base := os.Getenv(envPrivateDir)
+	if base != "" {
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			t.Fatalf("making %s: %v", base, err)
+		}
+	}
+	dir, err := os.MkdirTemp(base, "private-")
 	if err != nil {
 		t.Fatalf("making a directory for a private MariaDB: %v", err)
 	}
