@@ -68,7 +68,7 @@ func TestTimerFiresNotBeforeDeadline(t *testing.T) {
 		{TimerTick - time.Nanosecond, 3 * TimerTick},
 		{3 * time.Millisecond, 250 * time.Millisecond},
 		{7 * time.Millisecond, 10*time.Second + 3*time.Millisecond}, // beyond one wheel turn
-		{5 * time.Millisecond, 25 * time.Second},                   // more than two turns
+		{5 * time.Millisecond, 25 * time.Second},                    // more than two turns
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("at+%v/after%v", tc.offset, tc.d), func(t *testing.T) {
