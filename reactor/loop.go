@@ -132,7 +132,7 @@ func (l *Loop) TrackedCount() int { return len(l.tracked) - len(l.freeIdx) }
 
 // Post queues t for loop dst. From a loop to another it goes through their
 // SPSC queue and becomes visible at the end of this iteration; to the loop
-// itself it runs later in the same iteration. Loop goroutine only: other
+// itself it runs in the next pass over inbound work, before the loop sleeps. Loop goroutine only: other
 // goroutines use Submit.
 func (l *Loop) Post(dst *Loop, t Task) {
 	if dst == l {
@@ -322,13 +322,19 @@ func (l *Loop) drainInbound() int {
 		}
 		q.Release()
 	}
-	for i := 0; i < len(l.local); i++ { // tasks may post more local tasks
+	// Run only the tasks queued before this pass: a task that posts itself
+	// to its own loop would otherwise keep the pass going for ever, starving
+	// I/O and never letting Stop through. Later ones run next iteration.
+	queued := len(l.local)
+	for i := 0; i < queued; i++ {
 		t := l.local[i]
 		l.local[i] = Task{}
 		t.Fn(l, t.Arg, t.N)
 		count++
 	}
-	l.local = l.local[:0]
+	rest := copy(l.local, l.local[queued:])
+	clear(l.local[rest:])
+	l.local = l.local[:rest]
 	return count
 }
 
