@@ -234,6 +234,7 @@ func (l *Loop) run(ready chan<- error) {
 		var set unix.CPUSet
 		set.Set(l.cpu)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			l.closeControl()
 			ready <- fmt.Errorf("loop %d: pin to cpu %d: %w", l.id, l.cpu, err)
 			return
 		}
