@@ -647,3 +647,37 @@ func TestPostOverflowKeepsFlowing(t *testing.T) {
 		})
 	}
 }
+
+// TestStartPinFailure asks for a CPU the process cannot run on: Start must
+// fail, and the loop that failed must refuse work instead of queueing it
+// where nothing will ever run it.
+func TestStartPinFailure(t *testing.T) {
+	checkLeaks(t)
+	allowed := map[int]bool{}
+	for _, c := range AvailableCPUs() {
+		allowed[c] = true
+	}
+	missing := -1
+	for c := len(unix.CPUSet{})*64 - 1; c >= 0; c-- {
+		if !allowed[c] {
+			missing = c
+			break
+		}
+	}
+	if missing < 0 {
+		t.Fatal("every possible CPU is in the affinity mask; cannot provoke a pin failure")
+	}
+	e, err := New(Config{Loops: 2, CPUs: []int{AvailableCPUs()[0], missing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err == nil {
+		t.Fatalf("Start pinned a loop to cpu %d, which is not in the affinity mask", missing)
+	}
+	for i, l := range e.Loops() {
+		if err := l.Submit(func(*Loop) {}); !errors.Is(err, ErrStopped) {
+			t.Errorf("Submit to loop %d after failed Start: %v, want ErrStopped", i, err)
+		}
+	}
+	stopWithin(t, e, time.Second)
+}
