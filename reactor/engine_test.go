@@ -681,3 +681,80 @@ func TestStartPinFailure(t *testing.T) {
 	}
 	stopWithin(t, e, time.Second)
 }
+
+type flushRecorder struct {
+	tid     int
+	flushes atomic.Int32
+	order   []string // loop only
+	then    func()
+}
+
+func (f *flushRecorder) Flush() {
+	if unix.Gettid() != f.tid {
+		f.order = append(f.order, "flush on the wrong thread")
+	}
+	f.order = append(f.order, "flush")
+	f.flushes.Add(1)
+	if f.then != nil {
+		next := f.then
+		f.then = nil
+		next()
+	}
+}
+
+// TestDeferFlushesAfterBatch checks that a deferred Flusher runs once, on
+// the loop, after the work that deferred it and without the loop needing
+// another wakeup, and that a Flush may defer another.
+func TestDeferFlushesAfterBatch(t *testing.T) {
+	checkLeaks(t)
+	e := startEngine(t, Config{Loops: 1})
+	tids := loopThreads(t, e)
+	f := &flushRecorder{tid: tids[0]}
+	g := &flushRecorder{tid: tids[0]}
+	if err := e.Loop(0).Exec(func(l *Loop) {
+		l.Defer(f)
+		f.then = func() { l.Defer(g) }
+		f.order = append(f.order, "work")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for g.flushes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var order []string
+	if err := e.Loop(0).Exec(func(*Loop) { order = append(order, f.order...) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(order); got != "[work flush]" {
+		t.Errorf("order %s, want [work flush]", got)
+	}
+	if f.flushes.Load() != 1 || g.flushes.Load() != 1 {
+		t.Errorf("flushes: %d and %d, want 1 each", f.flushes.Load(), g.flushes.Load())
+	}
+}
+
+func TestLoopStatsCount(t *testing.T) {
+	checkLeaks(t)
+	e := startEngine(t, Config{Loops: 2})
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := e.Loop(1).Exec(func(l *Loop) { l.Post(e.Loop(0), Task{Fn: func(*Loop, any, uint64) {}}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let both loops fall asleep so the next round trip has to wake them
+	// (an event), then one more so the counts of that one are stored.
+	time.Sleep(20 * time.Millisecond)
+	loopThreads(t, e)
+	loopThreads(t, e)
+	for i := 0; i < 2; i++ {
+		s := &e.Loop(i).Stats
+		if got := s.Tasks.Load(); got < n {
+			t.Errorf("loop %d counted %d tasks, want at least %d", i, got, n)
+		}
+		if s.Iterations.Load() == 0 || s.BusyNanos.Load() == 0 || s.Events.Load() == 0 {
+			t.Errorf("loop %d: iterations %d, busy %dns, events %d", i, s.Iterations.Load(), s.BusyNanos.Load(), s.Events.Load())
+		}
+	}
+}
