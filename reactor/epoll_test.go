@@ -623,3 +623,77 @@ func TestEpollWakeInterruptsPoll(t *testing.T) {
 		t.Errorf("a Wake before Poll was lost: Poll waited %v", el)
 	}
 }
+
+// TestEpollCloseOtherInSameBatch makes two sockets readable at once; the
+// first handler to run closes the other and registers a fresh socket, which
+// reuses the closed one's slot. The closed socket's event, already fetched
+// in the same batch, must not reach its old handler, and must not hand the
+// new one anything (with nothing to read, a mis-routed event is silent, so
+// this checks the closed side more than the generation check).
+func TestEpollCloseOtherInSameBatch(t *testing.T) {
+	checkLeaks(t)
+	d := newTestEpoll(t)
+	type side struct {
+		h    Handle
+		r    recorder
+		peer int
+	}
+	var sides [2]side
+	var fresh recorder
+	var freshHandle Handle
+	freshPeer := -1
+	closeOnCleanup(t, &freshPeer)
+	for i := range sides {
+		local, peer := socketPair(t)
+		sides[i].peer = peer
+		closeOnCleanup(t, &sides[i].peer)
+		other := &sides[1-i]
+		sides[i].r.onRecv = func([]byte) {
+			if freshPeer >= 0 {
+				return // the other one already ran and closed this side
+			}
+			if err := d.Close(other.h); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			l, p := socketPair(t)
+			freshPeer = p
+			h, err := d.Register(l, &fresh)
+			if err != nil {
+				unix.Close(l)
+				t.Errorf("Register: %v", err)
+				return
+			}
+			freshHandle = h
+			if h.Slot() != other.h.Slot() {
+				t.Errorf("fresh socket got slot %d, want the closed slot %d reused", h.Slot(), other.h.Slot())
+			}
+		}
+		h, err := d.Register(local, &sides[i].r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sides[i].h = h
+	}
+	writeAll(t, sides[0].peer, []byte("zero"))
+	writeAll(t, sides[1].peer, []byte("one"))
+	pollUntil(t, d, "a handler to run", func() bool { return freshPeer >= 0 })
+	pollFor(t, d, 20*time.Millisecond)
+	ran := 0
+	for i := range sides {
+		if len(sides[i].r.data) > 0 {
+			ran++
+			if err := d.Close(sides[i].h); err != nil {
+				t.Errorf("Close survivor: %v", err)
+			}
+		}
+	}
+	if ran != 1 {
+		t.Errorf("%d handlers received data, want exactly 1 (the other was closed)", ran)
+	}
+	if fresh.callbacks() != 0 {
+		t.Errorf("the socket that reused the slot got the closed one's event: %v", &fresh)
+	}
+	if err := d.Close(freshHandle); err != nil {
+		t.Errorf("Close fresh: %v", err)
+	}
+}
