@@ -613,3 +613,45 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 	}
 	return c, nil
 }
+
+// ErrNotQuiet is returned by Detach when the connection still has data in
+// flight in either direction.
+var ErrNotQuiet = errors.New("conn: connection has data in flight")
+
+// Detach takes the connection off its loop and returns its descriptor, for
+// Adopt on another loop (a pooled backend moving to where it is needed). It
+// succeeds only for an open, quiet connection: nothing queued, buffered or
+// being sent. OnClose is not called; c must not be used afterwards.
+func (c *Conn) Detach() (int, error) {
+	if c.state != stateOpen || c.Buffered() > 0 || c.sendInFlight || (c.in != nil && len(c.in.B) > 0) || c.eof {
+		return -1, ErrNotQuiet
+	}
+	fd, err := c.drv.Detach(c.handle)
+	if err != nil {
+		return -1, fmt.Errorf("conn %s: detach: %w", c.peer, err)
+	}
+	c.loop.Cancel(&c.connectTimer)
+	c.loop.Untrack(c.trackToken)
+	if c.in != nil {
+		c.in.Release()
+		c.in = nil
+	}
+	c.state = stateClosed
+	c.notified = true
+	return fd, nil
+}
+
+// Adopt registers an open socket detached from another loop (or inherited
+// from elsewhere) on loop l and runs h.OnOpen. Loop goroutine only.
+func Adopt(l *reactor.Loop, fd int, network, peer string, h Handler, opts Options) (*Conn, error) {
+	c := newConn(l, fd, network, h, opts)
+	c.peer = peer
+	if err := c.register(); err != nil {
+		return nil, fmt.Errorf("conn: adopt %s: %w", peer, err)
+	}
+	c.open()
+	return c, nil
+}
+
+// Network returns "tcp" or "unix".
+func (c *Conn) Network() string { return c.network }

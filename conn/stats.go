@@ -9,4 +9,3 @@ type stats struct {
 	Refused      atomic.Uint64
 	AcceptErrors atomic.Uint64
 }
-
