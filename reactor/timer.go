@@ -47,11 +47,14 @@ func (w *timerWheel) schedule(t *Timer, now time.Time, d time.Duration) {
 	if t.armed {
 		w.cancel(t)
 	}
-	ticks := int64((d + TimerTick - 1) / TimerTick)
-	if ticks < 1 {
-		ticks = 1
+	// Round the deadline itself up to a tick boundary: rounding only d and
+	// adding it to the current (truncated) tick would fire up to a tick
+	// early when now falls mid-tick.
+	cur := w.tickAt(now)
+	t.when = int64((now.Sub(w.base) + d + TimerTick - 1) / TimerTick)
+	if t.when <= cur {
+		t.when = cur + 1
 	}
-	t.when = w.tickAt(now) + ticks
 	if t.when <= w.tick {
 		t.when = w.tick + 1
 	}
