@@ -39,6 +39,7 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var ef engineFlags
 	ef.register(fs)
+	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7000", "address to listen on: host:port, or unix:/path for a Unix socket")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin, instead of one SO_REUSEPORT socket per loop")
 	fs.Usage = func() {
@@ -69,6 +70,15 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "echo listening on %s (%d loops, %s)\n", ln.Addr().Address, len(e.Loops()), ef.io)
+	admin, err := ef.startOps(e, ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+		logger.Info("admin endpoint", "addr", admin.Addr())
+	}
 	waitForSignal()
 	return ln.Close()
 }

@@ -10,20 +10,51 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
 
 // engineFlags are the flags every module shares.
 type engineFlags struct {
-	loops int
-	cpus  string
-	io    string
+	loops    int
+	cpus     string
+	io       string
+	admin    string
+	logLevel string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.loops, "loops", 0, "number of reactor loops (0: one per CPU the process may use, or per --cpus entry)")
 	fs.StringVar(&f.cpus, "cpus", "", "pin loop i to the i-th CPU of this list, e.g. 0-7 or 0,2,4,6 (empty: no pinning)")
 	fs.StringVar(&f.io, "io", "epoll", "I/O driver: epoll or uring")
+}
+
+// registerOps adds --admin (default def; empty disables it) and --log-level.
+func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
+	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// startOps applies the log level and starts the admin endpoint when asked,
+// exporting the engine's and the listener's counters.
+func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, extra ...prometheus.Collector) (*adminServer, error) {
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	logLevel.Set(lvl)
+	if f.admin == "" {
+		return nil, nil
+	}
+	reg := newRegistry()
+	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
+	for _, c := range extra {
+		reg.MustRegister(c)
+	}
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, status: func() any {
+		return map[string]any{"loops": engineStatus(e), "client_connections": ln.OpenConns()}
+	}})
 }
 
 // parseCPUList parses "0-3,8,10-11".

@@ -110,6 +110,7 @@ func runTCPProxy(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var ef engineFlags
 	ef.register(fs)
+	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7001", "address to listen on: host:port, or unix:/path")
 	backend := fs.String("backend", "", "backend address: host:port, or unix:/path (required)")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
@@ -149,6 +150,15 @@ func runTCPProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "tcpproxy listening on %s -> %s (%d loops, %s)\n", ln.Addr().Address, baddr.Address, len(e.Loops()), ef.io)
+	admin, err := ef.startOps(e, ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+		logger.Info("admin endpoint", "addr", admin.Addr())
+	}
 	waitForSignal()
 	return ln.Close()
 }
