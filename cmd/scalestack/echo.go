@@ -25,13 +25,17 @@ func (echoHandler) OnClose(*conn.Conn, error) {}
 
 var sharedEcho echoHandler
 
-// startEcho listens for the echo module on an already started engine.
-func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, error) {
-	return conn.Listen(e, conn.ListenConfig{
+func echoModule(addr conn.Addr, spread bool) module {
+	return module{name: "echo", listen: conn.ListenConfig{
 		Addr:       addr,
 		Spread:     spread,
 		NewHandler: func(*conn.Conn) conn.Handler { return sharedEcho },
-	})
+	}}
+}
+
+// startEcho listens for the echo module on an already started engine.
+func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, error) {
+	return conn.Listen(e, echoModule(addr, spread).listen)
 }
 
 func runEcho(args []string, stdout, stderr io.Writer) error {
@@ -65,20 +69,5 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer e.Stop()
-	ln, err := startEcho(e, addr, *spread)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "echo listening on %s (%d loops, %s)\n", ln.Addr().Address, len(e.Loops()), ef.io)
-	admin, err := ef.startOps(e, ln)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if admin != nil {
-		defer admin.Close()
-		logger.Info("admin endpoint", "addr", admin.Addr())
-	}
-	waitForSignal()
-	return ln.Close()
+	return ef.serve(e, echoModule(addr, *spread), stdout)
 }

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -22,6 +22,9 @@ type engineFlags struct {
 	io       string
 	admin    string
 	logLevel string
+
+	upgradeSocket   string
+	shutdownTimeout time.Duration
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -34,11 +37,13 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
 	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM or hand-over, how long in-flight work may take before remaining clients are closed")
 }
 
 // startOps applies the log level and starts the admin endpoint when asked,
 // exporting the engine's and the listener's counters.
-func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, extra ...prometheus.Collector) (*adminServer, error) {
+func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (*adminServer, error) {
 	lvl, err := parseLogLevel(f.logLevel)
 	if err != nil {
 		return nil, err
@@ -49,11 +54,15 @@ func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, extra ...pr
 	}
 	reg := newRegistry()
 	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
-	for _, c := range extra {
+	for _, c := range m.collectors {
 		reg.MustRegister(c)
 	}
-	return startAdmin(adminConfig{addr: f.admin, registry: reg, status: func() any {
-		return map[string]any{"loops": engineStatus(e), "client_connections": ln.OpenConns()}
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, status: func() any {
+		st := map[string]any{"module": m.name, "loops": engineStatus(e), "client_connections": ln.OpenConns()}
+		if m.status != nil {
+			st["details"] = m.status()
+		}
+		return st
 	}})
 }
 
@@ -109,10 +118,9 @@ func (f *engineFlags) config() (reactor.Config, error) {
 	}}, nil
 }
 
-// waitForSignal blocks until SIGINT or SIGTERM.
-func waitForSignal() os.Signal {
+// signalChan delivers SIGINT and SIGTERM.
+func signalChan() <-chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(ch)
-	return <-ch
+	return ch
 }

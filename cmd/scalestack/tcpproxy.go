@@ -100,9 +100,13 @@ func (p *tcpProxy) newHandler(client *conn.Conn) conn.Handler {
 	return front
 }
 
-func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*conn.Listener, error) {
+func tcpProxyModule(listen, backend conn.Addr, spread bool) module {
 	p := &tcpProxy{backend: backend, connectTimeout: 5 * time.Second}
-	return conn.Listen(e, conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler})
+	return module{name: "tcpproxy", listen: conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler}}
+}
+
+func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*conn.Listener, error) {
+	return conn.Listen(e, tcpProxyModule(listen, backend, spread).listen)
 }
 
 func runTCPProxy(args []string, stdout, stderr io.Writer) error {
@@ -145,20 +149,5 @@ func runTCPProxy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer e.Stop()
-	ln, err := startTCPProxy(e, laddr, baddr, *spread)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "tcpproxy listening on %s -> %s (%d loops, %s)\n", ln.Addr().Address, baddr.Address, len(e.Loops()), ef.io)
-	admin, err := ef.startOps(e, ln)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if admin != nil {
-		defer admin.Close()
-		logger.Info("admin endpoint", "addr", admin.Addr())
-	}
-	waitForSignal()
-	return ln.Close()
+	return ef.serve(e, tcpProxyModule(laddr, baddr, *spread), stdout)
 }
