@@ -38,10 +38,10 @@ func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, 
 	return conn.Listen(e, echoModule(addr, spread).listen)
 }
 
-func runEcho(args []string, stdout, stderr io.Writer) error {
+func echoFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := &engineFlags{}
 	ef.register(fs)
 	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7000", "address to listen on: host:port, or unix:/path for a Unix socket")
@@ -50,24 +50,11 @@ func runEcho(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: scalestack echo [flags]\n\nEchoes every byte back to its sender.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	return fs, ef, func() (module, error) {
+		addr, err := conn.ParseAddr(*listen)
+		if err != nil {
+			return module{}, fmt.Errorf("--listen: %w", err)
+		}
+		return echoModule(addr, *spread), nil
 	}
-	cfg, err := ef.config()
-	if err != nil {
-		return err
-	}
-	addr, err := conn.ParseAddr(*listen)
-	if err != nil {
-		return err
-	}
-	e, err := reactor.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := e.Start(); err != nil {
-		return err
-	}
-	defer e.Stop()
-	return ef.serve(e, echoModule(addr, *spread), stdout)
 }

@@ -23,6 +23,7 @@ type engineFlags struct {
 	admin    string
 	logLevel string
 
+	configFile      string
 	upgradeSocket   string
 	shutdownTimeout time.Duration
 }
@@ -37,6 +38,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
 	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "TOML configuration file whose keys are these flags' names; flags on the command line override it")
 	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM or hand-over, how long in-flight work may take before remaining clients are closed")
 }

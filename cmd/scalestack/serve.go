@@ -21,6 +21,10 @@ type module struct {
 	ready func() error
 	// status adds module details to /status.
 	status func() any
+	// start runs after the engine started and before the listener opens
+	// (a proxy opens its backend connections); stop runs at exit.
+	start func(e *reactor.Engine) error
+	stop  func()
 	// drain asks the module to finish in-flight work and close its clients
 	// (called after accepting stopped); nil leaves clients to close on their
 	// own until the shutdown timeout.

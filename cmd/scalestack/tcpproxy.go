@@ -109,10 +109,10 @@ func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*
 	return conn.Listen(e, tcpProxyModule(listen, backend, spread).listen)
 }
 
-func runTCPProxy(args []string, stdout, stderr io.Writer) error {
+func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
 	fs := flag.NewFlagSet("tcpproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := &engineFlags{}
 	ef.register(fs)
 	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7001", "address to listen on: host:port, or unix:/path")
@@ -122,32 +122,18 @@ func runTCPProxy(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: scalestack tcpproxy --backend ADDR [flags]\n\nForwards each client connection to its own backend connection.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	return fs, ef, func() (module, error) {
+		if *backend == "" {
+			return module{}, fmt.Errorf("--backend is required")
+		}
+		laddr, err := conn.ParseAddr(*listen)
+		if err != nil {
+			return module{}, fmt.Errorf("--listen: %w", err)
+		}
+		baddr, err := conn.ParseAddr(*backend)
+		if err != nil {
+			return module{}, fmt.Errorf("--backend: %w", err)
+		}
+		return tcpProxyModule(laddr, baddr, *spread), nil
 	}
-	if *backend == "" {
-		fs.Usage()
-		return fmt.Errorf("--backend is required")
-	}
-	cfg, err := ef.config()
-	if err != nil {
-		return err
-	}
-	laddr, err := conn.ParseAddr(*listen)
-	if err != nil {
-		return err
-	}
-	baddr, err := conn.ParseAddr(*backend)
-	if err != nil {
-		return err
-	}
-	e, err := reactor.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := e.Start(); err != nil {
-		return err
-	}
-	defer e.Stop()
-	return ef.serve(e, tcpProxyModule(laddr, baddr, *spread), stdout)
 }

@@ -25,7 +25,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-
 // startProcess runs bin with args and waits until it prints its banner.
 func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *os.File) {
 	t.Helper()
