@@ -14,7 +14,7 @@ import (
 // receives to the other side's connection, and throttles the other side
 // when its own output backs up.
 type proxySide struct {
-	self, peer *proxySide
+	peer *proxySide
 	c          *conn.Conn
 	open       bool // connected
 	eof        bool
