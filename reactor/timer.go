@@ -32,6 +32,10 @@ type timerWheel struct {
 	tick  int64 // last processed tick
 	count int
 	base  time.Time
+	// nextTick is a lower bound on the tick of the first non-empty slot;
+	// stale once it is not ahead of tick. It spares a busy loop a scan of
+	// the wheel on every iteration.
+	nextTick int64
 }
 
 func (w *timerWheel) init(now time.Time) {
@@ -57,6 +61,9 @@ func (w *timerWheel) schedule(t *Timer, now time.Time, d time.Duration) {
 	}
 	if t.when <= w.tick {
 		t.when = w.tick + 1
+	}
+	if t.when < w.nextTick {
+		w.nextTick = t.when
 	}
 	slot := &w.slots[t.when&(wheelSlots-1)]
 	t.prev = nil
@@ -128,13 +135,16 @@ func (w *timerWheel) untilNext(now time.Time) time.Duration {
 	}
 	// Sleep until the first non-empty slot rather than tick by tick, so a
 	// loop whose timers are all far away stays asleep.
-	ahead := int64(1)
-	for ; ahead < wheelSlots; ahead++ {
-		if w.slots[(w.tick+ahead)&(wheelSlots-1)] != nil {
-			break
+	if w.nextTick <= w.tick {
+		ahead := int64(1)
+		for ; ahead < wheelSlots; ahead++ {
+			if w.slots[(w.tick+ahead)&(wheelSlots-1)] != nil {
+				break
+			}
 		}
+		w.nextTick = w.tick + ahead
 	}
-	next := w.base.Add(time.Duration(w.tick+ahead) * TimerTick)
+	next := w.base.Add(time.Duration(w.nextTick) * TimerTick)
 	d := next.Sub(now)
 	if d < 0 {
 		return 0
