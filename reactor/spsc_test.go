@@ -145,12 +145,16 @@ func TestSPSCPopDropsReferences(t *testing.T) {
 // many wrap-arounds.
 func TestSPSCConcurrent(t *testing.T) {
 	checkLeaks(t)
-	const items = 200_000
-	for _, capacity := range []int{2, 4, 256} {
+	// Tiny queues hand over nearly item by item, so fewer items already
+	// wrap them tens of thousands of times.
+	for _, tc := range []struct {
+		capacity int
+		items    uint64
+	}{{2, 50_000}, {4, 50_000}, {256, 200_000}} {
 		for _, procs := range []int{1, 2, 4} {
-			t.Run(fmt.Sprintf("cap=%d/procs=%d", capacity, procs), func(t *testing.T) {
+			t.Run(fmt.Sprintf("cap=%d/procs=%d", tc.capacity, procs), func(t *testing.T) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				runSPSCStream(t, capacity, items)
+				runSPSCStream(t, tc.capacity, tc.items)
 			})
 		}
 	}
