@@ -697,3 +697,45 @@ func TestEpollCloseOtherInSameBatch(t *testing.T) {
 		t.Errorf("Close fresh: %v", err)
 	}
 }
+
+// TestEpollDetach hands a socket from one driver to another: the first
+// must stop delivering and leave the descriptor open, the second must get
+// everything sent afterwards.
+func TestEpollDetach(t *testing.T) {
+	checkLeaks(t)
+	from := newTestEpoll(t)
+	to := newTestEpoll(t)
+	local, peer := socketPair(t)
+	closeOnCleanup(t, &peer)
+	var before, after recorder
+	h, err := from.Register(local, &before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, peer, []byte("first"))
+	pollUntil(t, from, "data before detach", func() bool { return len(before.data) == len("first") })
+	fd, err := from.Detach(h)
+	if err != nil {
+		t.Fatalf("Detach: %v", err)
+	}
+	if fd != local {
+		t.Fatalf("Detach returned fd %d, want %d", fd, local)
+	}
+	if _, err := from.Detach(h); err == nil {
+		t.Error("second Detach of the same handle succeeded")
+	}
+	writeAll(t, peer, []byte("second"))
+	if n := pollFor(t, from, 20*time.Millisecond); n != 0 || len(before.data) != len("first") {
+		t.Fatalf("detached socket still reported to its old driver: %d events, %q", n, before.data)
+	}
+	h2, err := to.Register(fd, &after)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatalf("Register the detached fd: %v", err)
+	}
+	defer to.Close(h2)
+	pollUntil(t, to, "data after adoption", func() bool { return len(after.data) == len("second") })
+	if string(after.data) != "second" {
+		t.Errorf("adopting driver got %q", after.data)
+	}
+}
