@@ -112,23 +112,23 @@ type ResponseTracker struct {
 	lastKind     PacketKind
 	remaining    uint64 // column or parameter definitions still to come
 
-	status        StatusFlags
-	statusSeen    bool
-	stateChanged  bool
-	localInfile   bool
-	authSwitched  bool
-	failed        bool
-	errCode       ErrCode
-	sqlState      [5]byte
-	affectedRows  uint64
-	lastInsertID  uint64
-	warnings      uint16
-	resultSets    uint32
-	rows          uint64
-	stmtID        uint32
-	numColumns    uint16
-	numParams     uint16
-	prepared      bool
+	status       StatusFlags
+	statusSeen   bool
+	stateChanged bool
+	localInfile  bool
+	authSwitched bool
+	failed       bool
+	errCode      ErrCode
+	sqlState     [5]byte
+	affectedRows uint64
+	lastInsertID uint64
+	warnings     uint16
+	resultSets   uint32
+	rows         uint64
+	stmtID       uint32
+	numColumns   uint16
+	numParams    uint16
+	prepared     bool
 }
 
 // Start resets the tracker for the response to cmd. caps are the
