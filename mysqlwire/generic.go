@@ -220,7 +220,7 @@ func ParseERR(payload []byte) (ERR, error) {
 // (an ERR packet with code 0xFFFF), which is informational and does not end
 // the response.
 func IsProgressReport(payload []byte) bool {
-	return len(payload) >= 3 && payload[0] == HeaderERR && payload[1] == 0xFF && payload[2] == 0xFF
+	return len(payload) >= 3 && payload[0] == HeaderERR && uint16(payload[1])|uint16(payload[2])<<8 == progressErrCode
 }
 
 // AppendERR appends an ERR packet with a SQLSTATE marker and returns the next
