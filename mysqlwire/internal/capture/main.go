@@ -266,6 +266,8 @@ func main() {
 	classic.exchange("ok_session_track_schema.bin", query("USE mysql"), nil)
 	classic.mustQuery("USE wiretest")
 	classic.mustQuery("SET autocommit = 1")
+	classic.exchange("ok_session_track_txn.bin", query("START TRANSACTION READ ONLY"), nil)
+	classic.mustQuery("COMMIT")
 	classic.exchange("ok_insert.bin", query("INSERT INTO people (name, age) VALUES ('dee', 50), ('eve', 51)"), nil)
 	classic.exchange("err_1064.bin", query("SELEC 1"), nil)
 	classic.exchange("err_1146.bin", query("SELECT * FROM no_such_table"), nil)
