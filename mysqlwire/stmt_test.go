@@ -159,9 +159,9 @@ func TestStmtExecute(t *testing.T) {
 func TestStmtExecuteQueryAttributes(t *testing.T) {
 	// MySQL 8 layout: parameter count, then type pairs each followed by a name.
 	p := []byte{byte(ComStmtExecute), 5, 0, 0, 0, ExecuteParameterCountAvailable, 1, 0, 0, 0}
-	p = append(p, 1)       // parameter_count
-	p = append(p, 0)       // null bitmap
-	p = append(p, 1)       // new params bound
+	p = append(p, 1) // parameter_count
+	p = append(p, 0) // null bitmap
+	p = append(p, 1) // new params bound
 	p = append(p, byte(TypeLong), 0)
 	p = AppendLenEncStr(p, "trace_id")
 	p = append(p, 7, 0, 0, 0)
