@@ -179,3 +179,41 @@ func TestColumnDefinitionRoundTrip(t *testing.T) {
 		t.Fatal("short fixed part accepted")
 	}
 }
+
+func TestTextRow(t *testing.T) {
+	fields := [][]byte{[]byte("1"), nil, {}, bytes.Repeat([]byte{'x'}, 300)}
+	row := AppendTextRow(nil, fields)
+	it := NewTextRowIter(row)
+	for i, want := range fields {
+		got, isNull, ok := it.Next()
+		if !ok || isNull != (want == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("field %d: %q null=%v ok=%v", i, got, isNull, ok)
+		}
+	}
+	if _, _, ok := it.Next(); ok || it.Err() != nil {
+		t.Fatalf("past the end: ok=%v err=%v", ok, it.Err())
+	}
+	bad := NewTextRowIter(row[:len(row)-1])
+	for {
+		if _, _, ok := bad.Next(); !ok {
+			break
+		}
+	}
+	if !errors.Is(bad.Err(), ErrTruncated) {
+		t.Fatalf("truncated row: %v", bad.Err())
+	}
+	// Golden text rows decode field by field.
+	pks := goldenPackets(t, "text_classic.bin")
+	first := NewTextRowIter(pks[5].Payload)
+	id, _, _ := first.Next()
+	name, _, _ := first.Next()
+	if string(id) != "1" || string(name) != "ada" {
+		t.Fatalf("golden row %q %q", id, name)
+	}
+	second := NewTextRowIter(pks[6].Payload)
+	second.Next()
+	second.Next()
+	if _, isNull, ok := second.Next(); !ok || !isNull {
+		t.Fatal("bob's age should be NULL")
+	}
+}

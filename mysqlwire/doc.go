@@ -51,7 +51,8 @@
 // IsResultSetTerminator, and builders AppendOK, AppendERR (looks up the
 // SQLSTATE of an ErrCode), AppendEOF, AppendResultSetEnd (EOF or 0xFE-OK for
 // the client's mode), AppendPrepareOK, AppendColumnDefinition,
-// AppendBinaryRow.
+// AppendTextRow, AppendBinaryRow; row decoders NewTextRowIter and
+// NewBinaryRowReader with DecodeBinaryValue/AppendBinaryValue.
 //
 // Connection phase: ParseHandshake/AppendHandshake (server greeting, with
 // MariaDB extended capabilities), ParseHandshakeResponse/

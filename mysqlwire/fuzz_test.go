@@ -101,6 +101,12 @@ func FuzzLenEnc(f *testing.F) {
 		if s, n, err := ReadNulString(b); err == nil && (n != len(s)+1 || n > len(b)) {
 			t.Fatalf("nul string %d n %d", len(s), n)
 		}
+		it := NewTextRowIter(b)
+		for {
+			if _, _, ok := it.Next(); !ok {
+				break
+			}
+		}
 	})
 }
 

@@ -497,6 +497,10 @@ func (t *ResponseTracker) LastKind() PacketKind { return t.lastKind }
 
 // Status returns the status flags of the last OK or EOF packet seen, and
 // whether one was seen at all (an ERR-only response carries no flags).
+// After an ERR the flags are those seen before it, which can be stale: an
+// error such as a deadlock (1213) rolls the transaction back without
+// saying so. A caller that pins on IN_TRANS should treat a failed response
+// as "state unknown until the next OK" (or ask with a cheap statement).
 func (t *ResponseTracker) Status() (StatusFlags, bool) { return t.status, t.statusSeen }
 
 // InTransaction reports SERVER_STATUS_IN_TRANS from the last status seen.
