@@ -359,11 +359,43 @@ func main() {
 	mdbClassic.exchange("execute_cache_metadata_second_classic.bin", e4[mysqlwire.HeaderSize:], nil)
 	mdbClassic.nc.Close()
 
+	checkLargePackets()
+
 	if *cli != "" {
 		if err := recordClientHandshake(); err != nil {
 			log.Fatal(err)
 		}
 	}
+}
+
+// checkLargePackets verifies, without recording (the files would be
+// 16 MiB), that payloads of 16 MiB and more work in both directions: a
+// COM_QUERY split by AppendPacket, and a result row the server splits,
+// which the tracker must count once.
+func checkLargePackets() {
+	admin, _, err := dial(baseCaps, *password, "", "", "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	admin.mustQuery("SET GLOBAL max_allowed_packet = 67108864")
+	admin.nc.Close()
+	c, _, err := dial(baseCaps|mysqlwire.ClientDeprecateEOF, *password, "", "", "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	const size = mysqlwire.MaxPacketPayload + 1000
+	literal := bytes.Repeat([]byte{'a'}, size)
+	q := append(append([]byte("\x03SELECT LENGTH('"), literal...), "') AS n"...)
+	rec, tr := c.exchange("", q, nil)
+	if tr.Rows() != 1 || !bytes.Contains(rec, []byte(fmt.Sprint(size))) {
+		log.Fatalf("large query: rows %d, response % x", tr.Rows(), rec)
+	}
+	rec, tr = c.exchange("", query(fmt.Sprintf("SELECT REPEAT('b', %d) AS big, 1 AS one", size)), nil)
+	if tr.Rows() != 1 || tr.ResultSets() != 1 || len(rec) < size {
+		log.Fatalf("large row: rows %d, %d bytes", tr.Rows(), len(rec))
+	}
+	log.Printf("large packets: %d-byte query and %d-byte row OK", len(q), len(rec))
+	c.nc.Close()
 }
 
 // recordClientHandshake plays a server towards the command-line client long
