@@ -35,7 +35,7 @@
 // of 16 MiB and more), AppendHeader + FinishPacket (build a payload in place),
 // Joiner (reassemble split payloads within a bound), MaxPacketPayload.
 //
-// Requests: CommandOf, Command and its constants, Command.HasStatementID,
+// Requests: CommandOf, QueryText, Command and its constants, Command.HasStatementID,
 // Command.ExpectsResponse, StatementID and RewriteStatementID (map client
 // statement ids to backend ids in place), ParseStmtExecute (+ Params),
 // ParseStmtSendLongData, ParseStmtClose/Reset/Fetch, ParseChangeUser,

@@ -298,6 +298,7 @@ func FuzzParseCommands(f *testing.F) {
 		_, _ = ParseSetOption(payload)
 		_, _ = ParsePrepareOK(payload)
 		_, _ = StatementID(payload)
+		_, _ = QueryText(payload, Capabilities(caps))
 	})
 }
 

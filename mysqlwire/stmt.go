@@ -467,3 +467,61 @@ func AppendChangeUser(dst []byte, seq uint8, caps Capabilities, cu ChangeUser) (
 	}
 	return FinishPacket(dst, at, seq)
 }
+
+// QueryText returns the SQL text of a COM_QUERY payload without copying.
+// With CLIENT_QUERY_ATTRIBUTES (MySQL 8.0.23+) the text follows a block of
+// typed, named attributes, which is walked and skipped; a proxy that does
+// not want to deal with attributes should not advertise that capability.
+func QueryText(payload []byte, caps Capabilities) ([]byte, error) {
+	r := reader{b: payload}
+	if c := r.u8(); r.err == nil && Command(c) != ComQuery {
+		return nil, fmt.Errorf("%w: not COM_QUERY (0x%02x)", ErrMalformed, c)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("parse COM_QUERY: %w", r.err)
+	}
+	if caps&ClientQueryAttributes == 0 {
+		return r.rest(), nil
+	}
+	count := r.lenEncInt()
+	r.lenEncInt() // parameter set count, always 1
+	if r.err == nil && count > uint64(r.remaining()) {
+		return nil, fmt.Errorf("parse COM_QUERY attributes: count %d: %w", count, ErrTruncated)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("parse COM_QUERY attributes: %w", r.err)
+	}
+	if count > 0 {
+		n := int(count)
+		nullBitmap := r.bytes((n + 7) / 8)
+		if r.u8() != 1 {
+			// Without bound types the values cannot be delimited.
+			return nil, fmt.Errorf("%w: query attributes without types", ErrMalformed)
+		}
+		typesStart := r.off
+		for i := 0; i < n && r.err == nil; i++ {
+			r.u16()
+			r.lenEncString()
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("parse COM_QUERY attribute types: %w", r.err)
+		}
+		it := ParamIter{
+			types:      reader{b: r.b[typesStart:r.off]},
+			values:     reader{b: r.b[r.off:]},
+			nullBitmap: nullBitmap,
+			count:      n,
+			named:      true,
+		}
+		for {
+			if _, ok := it.Next(); !ok {
+				break
+			}
+		}
+		if it.Err() != nil {
+			return nil, fmt.Errorf("parse COM_QUERY attribute values: %w", it.Err())
+		}
+		r.off += it.values.off
+	}
+	return r.rest(), nil
+}

@@ -242,3 +242,38 @@ func TestChangeUser(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+func TestQueryText(t *testing.T) {
+	plain := []byte("\x03SELECT 1")
+	withAttrs := []byte{byte(ComQuery), 2, 1, 0b10, 1}
+	withAttrs = append(withAttrs, byte(TypeVarString), 0)
+	withAttrs = AppendLenEncStr(withAttrs, "trace")
+	withAttrs = append(withAttrs, byte(TypeLong), 0)
+	withAttrs = AppendLenEncStr(withAttrs, "nothing")
+	withAttrs = AppendLenEncStr(withAttrs, "abc")
+	withAttrs = append(withAttrs, "SELECT 2"...)
+	noAttrs := append([]byte{byte(ComQuery), 0, 1}, "SELECT 3"...)
+	tests := []struct {
+		name    string
+		payload []byte
+		caps    Capabilities
+		want    string
+		wantErr bool
+	}{
+		{"plain", plain, caps41, "SELECT 1", false},
+		{"attributes", withAttrs, caps41 | ClientQueryAttributes, "SELECT 2", false},
+		{"attributes capability, no attributes", noAttrs, caps41 | ClientQueryAttributes, "SELECT 3", false},
+		{"truncated attribute value", withAttrs[:len(withAttrs)-10], caps41 | ClientQueryAttributes, "", true},
+		{"absurd attribute count", []byte{byte(ComQuery), 0xFC, 0xFF, 0xFF, 1}, caps41 | ClientQueryAttributes, "", true},
+		{"not a query", []byte{byte(ComPing)}, caps41, "", true},
+		{"empty", nil, caps41, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := QueryText(tt.payload, tt.caps)
+			if (err != nil) != tt.wantErr || string(got) != tt.want {
+				t.Fatalf("%q %v", got, err)
+			}
+		})
+	}
+}
