@@ -172,7 +172,8 @@ func (t *ResponseTracker) Start(cmd Command, caps Capabilities) (Progress, error
 // the client's handshake response (or to continue one): OK or ERR completes
 // it, an auth switch request or auth more data yields ClientTurn, except
 // caching_sha2_password's fast-auth-success notice, after which the server
-// sends OK without waiting.
+// sends OK without waiting. Command then reports ComChangeUser, the command
+// whose response has the same shape.
 func (t *ResponseTracker) StartAuth(caps Capabilities) {
 	*t = ResponseTracker{cmd: ComChangeUser, caps: caps, deprecateEOF: caps&ClientDeprecateEOF != 0, state: stAuth}
 }
