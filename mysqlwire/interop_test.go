@@ -33,6 +33,17 @@ type fakeServer struct {
 	events   []string
 	listener net.Listener
 	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// stop closes the listener and waits for every connection handler to
+// return, so the recorded events are final. Handlers end when the client
+// disconnects or after the 5-second read deadline.
+func (s *fakeServer) stop() {
+	s.stopOnce.Do(func() {
+		s.listener.Close()
+		s.wg.Wait()
+	})
 }
 
 func (s *fakeServer) record(format string, args ...any) {
@@ -73,10 +84,7 @@ func startFakeServer(t *testing.T, s *fakeServer) string {
 			}()
 		}
 	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-	})
+	t.Cleanup(s.stop)
 	return ln.Addr().String()
 }
 
@@ -311,6 +319,7 @@ func TestInteropWithGoSQLDriver(t *testing.T) {
 				}
 			}
 			db.Close()
+			srv.stop()
 			events := strings.Join(srv.Events(), "\n")
 			if !strings.Contains(events, "login user=app db=shop plugin="+tt.plugin) {
 				t.Errorf("events:\n%s", events)
