@@ -763,3 +763,157 @@ func TestPollTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestManyConnections registers more sockets in one iteration than the
+// submission queue holds and has each receive at once, more completions in
+// one batch than there are provided buffers: every socket must still get
+// its bytes, and a reply must reach every peer.
+func TestManyConnections(t *testing.T) {
+	const conns = 2500
+	for _, drv := range drivers {
+		t.Run(drv.name, func(t *testing.T) {
+			onLoop(t, drv.new, func(d reactor.Driver) {
+				peers := make([]int, 0, conns)
+				echoes := make([]*echoConn, 0, conns)
+				defer func() {
+					for _, fd := range peers {
+						unix.Close(fd)
+					}
+				}()
+				msg := pattern(9, 3000)
+				for range conns {
+					fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+					if err != nil {
+						t.Errorf("socketpair: %v", err)
+						return
+					}
+					peers = append(peers, fds[1])
+					writeAll(t, fds[1], msg)
+					c := &echoConn{d: d}
+					h, err := d.Register(fds[0], c)
+					if err != nil {
+						t.Errorf("register: %v", err)
+						unix.Close(fds[0])
+						return
+					}
+					c.h = h
+					echoes = append(echoes, c)
+				}
+				got := make([]int, conns)
+				buf := make([]byte, len(msg))
+				remaining := conns
+				pollUntil(t, d, 20*time.Second, "all echoes", func() bool {
+					for i, fd := range peers {
+						if got[i] == len(msg) {
+							continue
+						}
+						n, err := unix.Read(fd, buf[:len(msg)-got[i]])
+						if err == unix.EAGAIN {
+							continue
+						}
+						if err != nil || n == 0 {
+							t.Errorf("peer %d read: %d, %v", i, n, err)
+							got[i] = len(msg)
+							remaining--
+							continue
+						}
+						if !bytes.Equal(buf[:n], msg[got[i]:got[i]+n]) {
+							t.Errorf("peer %d: echoed bytes differ", i)
+						}
+						got[i] += n
+						if got[i] == len(msg) {
+							remaining--
+						}
+					}
+					return remaining == 0
+				})
+				for _, c := range echoes {
+					if c.err != nil || c.ended {
+						t.Errorf("echo conn failed: %v, ended %v (%v)", c.err, c.ended, c.endErr)
+						break
+					}
+				}
+				for _, c := range echoes {
+					if err := c.close(); err != nil {
+						t.Errorf("close: %v", err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// selfPausingAcceptor pauses its listener from inside OnAccept, so further
+// accepts of the same batch must be held until it resumes.
+type selfPausingAcceptor struct {
+	d         reactor.Driver
+	h         reactor.Handle
+	n         int
+	paused    bool
+	violation int
+}
+
+func (a *selfPausingAcceptor) OnAccept(fd int) {
+	if a.paused {
+		a.violation++
+	}
+	a.n++
+	unix.Close(fd)
+	if err := a.d.SetRecv(a.h, false); err != nil {
+		a.violation++
+	}
+	a.paused = true
+}
+func (a *selfPausingAcceptor) OnAcceptError(err error) { a.violation++ }
+
+//
+// Only the io_uring driver runs it: the epoll driver's accept loop does not
+// look at the pause flag between accepts of one readiness event, so it keeps
+// delivering (reported to the reactor owner).
+func TestAcceptPauseInsideCallback(t *testing.T) {
+	const conns = 50
+	for _, drv := range drivers[1:] {
+		t.Run(drv.name, func(t *testing.T) {
+			onLoop(t, drv.new, func(d reactor.Driver) {
+				lfd, addr := tcpListener(t)
+				a := &selfPausingAcceptor{d: d}
+				h, err := d.Listen(lfd, a)
+				if err != nil {
+					t.Errorf("listen: %v", err)
+					return
+				}
+				a.h = h
+				if _, err := d.Poll(0); err != nil {
+					t.Errorf("poll: %v", err)
+				}
+				var clients []net.Conn
+				for range conns {
+					if c := dial(t, addr); c != nil {
+						clients = append(clients, c)
+					}
+				}
+				pollUntil(t, d, 10*time.Second, "all accepted one at a time", func() bool {
+					if a.paused {
+						a.paused = false
+						if err := d.SetRecv(h, true); err != nil {
+							t.Errorf("resume: %v", err)
+						}
+					}
+					return a.n >= len(clients)
+				})
+				for _, c := range clients {
+					c.Close()
+				}
+				if a.violation > 0 {
+					t.Errorf("%d accepts while paused or errors", a.violation)
+				}
+				if a.n != len(clients) {
+					t.Errorf("accepted %d of %d", a.n, len(clients))
+				}
+				if err := d.Close(h); err != nil {
+					t.Errorf("close listener: %v", err)
+				}
+			})
+		})
+	}
+}
