@@ -697,7 +697,11 @@ func TestWake(t *testing.T) {
 		t.Run(drv.name, func(t *testing.T) {
 			onLoop(t, drv.new, func(d reactor.Driver) {
 				for range 20 {
+					// Each round's waker has finished before the next Poll,
+					// so only this round's Wake can end it.
+					woke := make(chan struct{})
 					go func() {
+						defer close(woke)
 						time.Sleep(2 * time.Millisecond)
 						if err := d.Wake(); err != nil {
 							t.Errorf("wake: %v", err)
@@ -710,6 +714,7 @@ func TestWake(t *testing.T) {
 					if time.Since(start) > 5*time.Second {
 						t.Errorf("Poll(-1) returned only after %v", time.Since(start))
 					}
+					<-woke
 				}
 				var wg sync.WaitGroup
 				for range 8 {
