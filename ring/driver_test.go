@@ -871,7 +871,6 @@ func (a *selfPausingAcceptor) OnAccept(fd int) {
 }
 func (a *selfPausingAcceptor) OnAcceptError(err error) { a.violation++ }
 
-//
 // Only the io_uring driver runs it: the epoll driver's accept loop does not
 // look at the pause flag between accepts of one readiness event, so it keeps
 // delivering (reported to the reactor owner).

@@ -241,8 +241,15 @@ func (c *echoConn) OnSent(n int, err error) {
 		c.err = err
 		return
 	}
-	c.out = c.out[n:]
+	c.consume(n)
 	c.flush()
+}
+
+// consume drops n sent bytes, moving the rest to the front so the buffer is
+// reused; it runs only when no send holds the buffer.
+func (c *echoConn) consume(n int) {
+	rest := copy(c.out, c.out[n:])
+	c.out = c.out[:rest]
 }
 
 func (c *echoConn) flush() {
@@ -256,7 +263,7 @@ func (c *echoConn) flush() {
 	case pending:
 		c.sending = len(c.out)
 	default:
-		c.out = c.out[n:]
+		c.consume(n)
 		if len(c.out) > 0 {
 			c.waiting = true
 			if err := c.d.WaitWritable(c.h); err != nil {
