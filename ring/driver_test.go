@@ -871,6 +871,10 @@ func (a *selfPausingAcceptor) OnAccept(fd int) {
 }
 func (a *selfPausingAcceptor) OnAcceptError(err error) { a.violation++ }
 
+// TestAcceptPauseInsideCallback has the acceptor pause its listener inside
+// every OnAccept while many connections wait: each resume must yield exactly
+// one more connection and none may arrive while paused.
+//
 // Only the io_uring driver runs it: the epoll driver's accept loop does not
 // look at the pause flag between accepts of one readiness event, so it keeps
 // delivering (reported to the reactor owner).
