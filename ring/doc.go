@@ -63,7 +63,9 @@
 // Receiving paused with SetRecv(false) cancels the multishot request; bytes
 // (or accepted sockets) completed before the cancel lands are kept in the
 // slot and delivered, in order and before anything newer, after
-// SetRecv(true). Nothing is delivered while paused.
+// SetRecv(true). Nothing is delivered while paused. What is held is bounded
+// by one batch of completions: the cancel reaches the kernel in the next
+// io_uring_enter, ahead of the deferred task work that would complete more.
 //
 // # Building
 //
