@@ -608,6 +608,9 @@ func (d *Driver) Close(h reactor.Handle) error {
 // queued since the last call and waits (EXT_ARG timeout), then every
 // completion that is ready is dispatched.
 func (d *Driver) Poll(timeout time.Duration) (int, error) {
+	if d.ring == nil {
+		return 0, errors.New("ring: Poll without a ring (before Init or after Shutdown)")
+	}
 	if len(d.ready) > 0 {
 		timeout = 0
 	}
@@ -733,6 +736,10 @@ func (d *Driver) completeRecv(i, gen uint32, live bool, res int32, flags uint32)
 		d.dropBuffer(res, flags)
 		d.maybeFree(i)
 		return
+	case res > 0 && flags&giouring.CQEFBuffer == 0:
+		// Buffer selection is always requested; a kernel that ignored it
+		// wrote nowhere we can read.
+		d.end(i, gen, errors.New("ring: receive completed without a provided buffer"))
 	case res > 0:
 		bid := uint16(flags >> giouring.CQEBufferShift)
 		off := int(bid) * bufSize
