@@ -78,6 +78,10 @@ type Driver interface {
 	WaitWritable(h Handle) error
 	// Close stops every callback for h at once and closes its descriptor.
 	Close(h Handle) error
+	// Detach stops every callback for h and returns its descriptor open, so
+	// that another loop can adopt the connection. Only for a quiet socket:
+	// no Send pending and nothing expected to arrive.
+	Detach(h Handle) (fd int, err error)
 }
 
 // NewDriverFunc builds one driver per loop. It runs on the loop goroutine.

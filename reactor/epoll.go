@@ -266,6 +266,19 @@ func (d *epollDriver) Close(h Handle) error {
 	return nil
 }
 
+func (d *epollDriver) Detach(h Handle) (int, error) {
+	s, err := d.lookup(h)
+	if err != nil {
+		return -1, err
+	}
+	fd := s.fd
+	if err := unix.EpollCtl(d.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
+		return -1, fmt.Errorf("epoll_ctl del fd %d: %w", fd, err)
+	}
+	d.release(h.Slot())
+	return fd, nil
+}
+
 func (d *epollDriver) Poll(timeout time.Duration) (int, error) {
 	msec := -1
 	if timeout >= 0 {

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+// engineFlags are the flags every module shares.
+type engineFlags struct {
+	loops    int
+	cpus     string
+	io       string
+	admin    string
+	logLevel string
+
+	configFile      string
+	upgradeSocket   string
+	shutdownTimeout time.Duration
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.loops, "loops", 0, "number of reactor loops (0: one per CPU the process may use, or per --cpus entry)")
+	fs.StringVar(&f.cpus, "cpus", "", "pin loop i to the i-th CPU of this list, e.g. 0-7 or 0,2,4,6 (empty: no pinning)")
+	fs.StringVar(&f.io, "io", "epoll", "I/O driver: epoll or uring")
+}
+
+// registerOps adds --admin (default def; empty disables it) and --log-level.
+func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
+	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "TOML configuration file whose keys are these flags' names; flags on the command line override it")
+	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM or hand-over, how long in-flight work may take before remaining clients are closed")
+}
+
+// startOps applies the log level and starts the admin endpoint when asked,
+// exporting the engine's and the listener's counters.
+func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (*adminServer, error) {
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	logLevel.Set(lvl)
+	if f.admin == "" {
+		return nil, nil
+	}
+	reg := newRegistry()
+	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
+	for _, c := range m.collectors {
+		reg.MustRegister(c)
+	}
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, status: func() any {
+		st := map[string]any{"module": m.name, "loops": engineStatus(e), "client_connections": ln.OpenConns()}
+		if m.status != nil {
+			st["details"] = m.status()
+		}
+		return st
+	}})
+}
+
+// parseCPUList parses "0-3,8,10-11".
+func parseCPUList(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("bad CPU %q in list %q", lo, s)
+		}
+		b := a
+		if isRange {
+			b, err = strconv.Atoi(hi)
+			if err != nil || b < a {
+				return nil, fmt.Errorf("bad CPU range %q in list %q", part, s)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+func (f *engineFlags) config() (reactor.Config, error) {
+	cpus, err := parseCPUList(f.cpus)
+	if err != nil {
+		return reactor.Config{}, err
+	}
+	loops := f.loops
+	if loops <= 0 && len(cpus) > 0 {
+		loops = len(cpus)
+	}
+	if loops <= 0 {
+		loops = len(reactor.AvailableCPUs())
+	}
+	drv, err := driverByName(f.io)
+	if err != nil {
+		return reactor.Config{}, err
+	}
+	// Loops block only in epoll_wait/io_uring_enter; keep spare Ps so a
+	// loop returning from the kernel and the garbage collector never wait
+	// for one, and fix the value so the runtime stops re-deriving it.
+	runtime.GOMAXPROCS(loops + 2)
+	return reactor.Config{Loops: loops, CPUs: cpus, NewDriver: drv, OnError: func(err error) {
+		fmt.Fprintf(os.Stderr, "scalestack: %v\n", err)
+	}}, nil
+}
+
+// signalChan delivers SIGINT and SIGTERM.
+func signalChan() <-chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	return ch
+}
