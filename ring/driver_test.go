@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -924,4 +925,168 @@ func TestAcceptPauseInsideCallback(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestDetachAdopt detaches a quiet socket from one driver and registers it
+// with another on the same thread: input written afterwards must reach only
+// the new owner, and the old handle must be dead.
+func TestDetachAdopt(t *testing.T) {
+	for _, drv := range drivers {
+		t.Run(drv.name, func(t *testing.T) {
+			onLoop(t, drv.new, func(d reactor.Driver) {
+				other, err := drv.new()
+				if err != nil {
+					t.Errorf("second driver: %v", err)
+					return
+				}
+				if err := other.Init(); err != nil {
+					t.Errorf("init second driver: %v", err)
+					return
+				}
+				defer func() {
+					if err := other.Shutdown(); err != nil {
+						t.Errorf("shutdown second driver: %v", err)
+					}
+				}()
+				fd, peer := socketPair(t)
+				defer peer.Close()
+				first := &recorder{}
+				h, err := d.Register(fd, first)
+				if err != nil {
+					t.Errorf("register: %v", err)
+					return
+				}
+				if _, err := peer.Write([]byte("before")); err != nil {
+					t.Errorf("write: %v", err)
+				}
+				pollUntil(t, d, 5*time.Second, "data before detach", func() bool { return len(first.data) == 6 })
+				if err := d.WaitWritable(h); err != nil {
+					t.Errorf("wait writable: %v", err)
+				}
+				pollUntil(t, d, 5*time.Second, "writable", func() bool { return first.writable == 1 })
+				got, err := d.Detach(h)
+				if err != nil {
+					t.Errorf("detach: %v", err)
+					return
+				}
+				if got != fd {
+					t.Errorf("detach returned fd %d, want %d", got, fd)
+				}
+				if err := d.SetRecv(h, true); err == nil {
+					t.Error("SetRecv on a detached handle succeeded")
+				}
+				second := &recorder{}
+				h2, err := other.Register(got, second)
+				if err != nil {
+					t.Errorf("adopt: %v", err)
+					unix.Close(got)
+					return
+				}
+				for round := range 20 {
+					msg := pattern(round, 100)
+					if _, err := peer.Write(msg); err != nil {
+						t.Errorf("write: %v", err)
+					}
+					want := (round + 1) * 100
+					pollUntil(t, other, 5*time.Second, "data after adopt", func() bool {
+						if _, err := d.Poll(0); err != nil {
+							t.Errorf("poll old driver: %v", err)
+						}
+						return len(second.data) >= want
+					})
+				}
+				pollFor(t, d, 10*time.Millisecond)
+				if first.calls() != 7 {
+					t.Errorf("old owner saw %d callbacks after detach", first.calls()-7)
+				}
+				if err := other.Close(h2); err != nil {
+					t.Errorf("close: %v", err)
+				}
+				pollFor(t, other, 5*time.Millisecond)
+			})
+		})
+	}
+}
+
+// detachInRecv tries to detach its socket from inside OnRecv.
+type detachInRecv struct {
+	d         reactor.Driver
+	h         reactor.Handle
+	got       []byte
+	detachErr error
+	tried     bool
+}
+
+func (r *detachInRecv) OnRecv(b []byte) {
+	r.got = append(r.got, b...)
+	if !r.tried {
+		r.tried = true
+		_, r.detachErr = r.d.Detach(r.h)
+	}
+}
+func (r *detachInRecv) OnRecvEnd(error)   {}
+func (r *detachInRecv) OnWritable()       {}
+func (r *detachInRecv) OnSent(int, error) {}
+
+// TestDetachRefusedWithInputQueued detaches from inside OnRecv while the same
+// batch still holds input for the socket: io_uring must refuse rather than
+// lose it, and keep receiving.
+func TestDetachRefusedWithInputQueued(t *testing.T) {
+	onLoop(t, ring.New, func(d reactor.Driver) {
+		fd, peer := socketPair(t)
+		defer peer.Close()
+		r := &detachInRecv{d: d}
+		h, err := d.Register(fd, r)
+		if err != nil {
+			t.Errorf("register: %v", err)
+			return
+		}
+		r.h = h
+		if _, err := d.Poll(0); err != nil {
+			t.Errorf("poll: %v", err)
+		}
+		sent := pattern(1, 100<<10) // several provided buffers' worth
+		if _, err := peer.Write(sent); err != nil {
+			t.Errorf("write: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "all input", func() bool { return len(r.got) >= len(sent) })
+		if r.detachErr == nil || !strings.Contains(r.detachErr.Error(), "input arrived") {
+			t.Errorf("Detach with input still queued returned %v, want a refusal for that input", r.detachErr)
+		}
+		if !bytes.Equal(r.got, sent) {
+			t.Errorf("received %d bytes that differ from the %d sent", len(r.got), len(sent))
+		}
+		more := pattern(2, 1000)
+		if _, err := peer.Write(more); err != nil {
+			t.Errorf("write: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "input after a refused detach", func() bool { return len(r.got) >= len(sent)+len(more) })
+		if err := d.Close(h); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+}
+
+// TestDetachRefusedWithSendPending checks that a socket whose send is in
+// the kernel cannot be handed over.
+func TestDetachRefusedWithSendPending(t *testing.T) {
+	onLoop(t, ring.New, func(d reactor.Driver) {
+		fd, peer := socketPair(t)
+		defer peer.Close()
+		r := &recorder{}
+		h, err := d.Register(fd, r)
+		if err != nil {
+			t.Errorf("register: %v", err)
+			return
+		}
+		if _, pending, err := d.Send(h, make([]byte, 8<<20)); err != nil || !pending {
+			t.Errorf("send: pending %v, %v", pending, err)
+		}
+		if _, err := d.Detach(h); err == nil {
+			t.Error("Detach succeeded with a send pending")
+		}
+		if err := d.Close(h); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 }

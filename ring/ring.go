@@ -128,8 +128,11 @@ type Driver struct {
 	ready []reactor.Handle // resumed slots with held input to deliver
 
 	cqes      []*giouring.CompletionQueueEvent
-	ts        syscall.Timespec // Poll's wait limit; a heap field, so its address is stable
-	inflight  int              // requests whose final completion has not been reaped
+	peek      []*giouring.CompletionQueueEvent // Detach's look at the queue, apart from the batch in dispatch
+	reaping   bool                             // reap is dispatching cqes
+	reapNext  uint32                           // index in cqes of the next completion reap dispatches
+	ts        syscall.Timespec                 // Poll's wait limit; a heap field, so its address is stable
+	inflight  int                              // requests whose final completion has not been reaped
 	wakeArmed bool
 	stopping  bool
 }
@@ -212,6 +215,7 @@ func (d *Driver) Init() (err error) {
 	}
 	d.eventfd = efd
 	d.cqes = make([]*giouring.CompletionQueueEvent, 2*sqEntries)
+	d.peek = make([]*giouring.CompletionQueueEvent, 2*sqEntries)
 	if err := d.armWake(); err != nil {
 		return err
 	}
@@ -604,6 +608,77 @@ func (d *Driver) Close(h reactor.Handle) error {
 	return first
 }
 
+// errNotQuiet is returned by Detach for a socket the driver still has input
+// or output for.
+var errNotQuiet = errors.New("ring: socket not quiet")
+
+// Detach implements reactor.Driver. The kernel must stop consuming the
+// socket's input for this ring before another loop's ring arms its own
+// receive, so the slot's requests are cancelled synchronously
+// (IORING_REGISTER_SYNC_CANCEL) rather than in the next Poll. A send in
+// flight, input held across a pause, or a receive completion not yet
+// dispatched makes Detach fail with the socket left as it was (a cancelled
+// receive re-arms itself), since handing the descriptor over would lose
+// that data.
+func (d *Driver) Detach(h reactor.Handle) (int, error) {
+	s, err := d.lookup(h)
+	if err != nil {
+		return -1, err
+	}
+	if s.sendArmed || s.hasHeld() {
+		return -1, fmt.Errorf("%w: send pending %v, undelivered input %v", errNotQuiet, s.sendArmed, s.hasHeld())
+	}
+	i, gen := h.Slot(), h.Gen()
+	// Requests queued this iteration must be in the kernel before the
+	// cancel, or one could be submitted after the descriptor has left.
+	if _, err := d.ring.Submit(); err != nil && !transient(err) {
+		return -1, fmt.Errorf("ring: detach: io_uring submit: %w", err)
+	}
+	s = &d.slots[i]
+	if s.recvArmed || s.pollArmed {
+		reg := giouring.SyncCancelReg{
+			Fd:      int32(s.fd),
+			Flags:   giouring.AsyncCancelFd | giouring.AsyncCancelAll,
+			Timeout: syscall.Timespec{Sec: 1},
+		}
+		if _, err := d.ring.RegisterSyncCancel(&reg); err != nil && !errors.Is(err, unix.ENOENT) {
+			return -1, fmt.Errorf("ring: detach: cancel requests on fd %d: %w", s.fd, err)
+		}
+	}
+	if d.inputPending(i, gen) {
+		return -1, fmt.Errorf("%w: input arrived before the receive was cancelled", errNotQuiet)
+	}
+	s = &d.slots[i]
+	fd := s.fd
+	s.gen++
+	s.closing, s.cancelled = true, true
+	s.io, s.acceptor = nil, nil
+	d.maybeFree(i)
+	return fd, nil
+}
+
+// inputPending reports whether a completion still waiting in the queue
+// carries input or an accepted socket for the slot. Inside a dispatch, the
+// completions already handled are skipped.
+func (d *Driver) inputPending(i, gen uint32) bool {
+	ready := d.ring.CQReady()
+	if ready > uint32(len(d.peek)) {
+		ready = uint32(len(d.peek))
+	}
+	n := d.ring.PeekBatchCQE(d.peek[:ready])
+	first := uint32(0)
+	if d.reaping {
+		first = d.reapNext
+	}
+	for _, c := range d.peek[first:n] {
+		o, cgen, ci := splitUserData(c.UserData)
+		if ci == i && cgen == gen && (o == opRecv || o == opAccept) && c.Res > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Poll implements reactor.Driver: one io_uring_enter submits everything
 // queued since the last call and waits (EXT_ARG timeout), then every
 // completion that is ready is dispatched.
@@ -645,9 +720,12 @@ func (d *Driver) reap() int {
 		ready = uint32(len(d.cqes))
 	}
 	got := d.ring.PeekBatchCQE(d.cqes[:ready])
-	for _, c := range d.cqes[:got] {
+	d.reaping = true
+	for k, c := range d.cqes[:got] {
+		d.reapNext = uint32(k) + 1
 		d.complete(c.UserData, c.Res, c.Flags)
 	}
+	d.reaping = false
 	d.ring.CQAdvance(got)
 	return int(got)
 }
@@ -711,6 +789,12 @@ func (d *Driver) complete(ud uint64, res int32, flags uint32) {
 		if !live {
 			d.maybeFree(i)
 			return
+		}
+		if res == -int32(unix.ECANCELED) {
+			// Cancelled by a Detach that then refused: the wait stands.
+			if err := d.WaitWritable(reactor.MakeHandle(i, gen)); err == nil {
+				return
+			}
 		}
 		// An error (the socket failed, say) is reported as writability too:
 		// the handler's next write or SO_ERROR check tells it what happened,
