@@ -27,6 +27,9 @@
 //   - OP_CLOSE for descriptors, queued after the cancels of their requests,
 //     so a descriptor number is not released (and reused by an accept)
 //     while an unsubmitted request still names it.
+//   - IORING_REGISTER_SYNC_CANCEL (6.0) for Detach: the ring must have
+//     stopped consuming a socket's input before another loop's ring arms
+//     its own receive, which an asynchronous cancel cannot promise.
 //   - A multishot poll on an eventfd for Wake, and EXT_ARG (5.11) so that
 //     one io_uring_enter per iteration submits the batch and waits with a
 //     timeout.
