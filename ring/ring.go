@@ -375,7 +375,7 @@ func (d *Driver) alloc(fd int) (uint32, error) {
 	return i, nil
 }
 
-// free makes a slot reusable once it is closed and the kernel holds none of
+// maybeFree makes a slot reusable once it is closed and the kernel holds none of
 // its requests, so a completion can never be attributed to the wrong owner
 // and a send buffer stays referenced until the kernel is done with it.
 func (d *Driver) maybeFree(i uint32) {
