@@ -51,7 +51,8 @@ type Listener struct {
 	parts   []*acceptor
 	mu      sync.Mutex
 	closed  bool
-	next    int // round-robin cursor, used by the spreading acceptor's loop only
+	next    int  // round-robin cursor, used by the spreading acceptor's loop only
+	spread  bool // fixed before the first socket is registered
 	open    counter
 	Stats   ListenerStats
 	unlinks string
@@ -104,6 +105,7 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 	if spread {
 		loops = loops[:1]
 	}
+	ln.spread = spread && len(e.Loops()) > 1
 	var fds []int
 	for i := range loops {
 		var fd int
@@ -255,7 +257,7 @@ func (a *acceptor) ForceClose() { a.closeNow() }
 func (a *acceptor) OnAccept(fd int) {
 	ln := a.ln
 	loops := ln.eng.Loops()
-	if len(ln.parts) == 1 && len(loops) > 1 {
+	if ln.spread {
 		// Spreading acceptor: hand the descriptor to the next loop.
 		dst := loops[ln.next%len(loops)]
 		ln.next++
