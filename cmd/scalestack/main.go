@@ -22,6 +22,8 @@ func commands() []command {
 	return []command{
 		{"echo", "echo every byte back to its sender", runEcho},
 		{"tcpproxy", "forward each connection 1:1 to a backend (like HAProxy in TCP mode)", runTCPProxy},
+		{"mysqlproxy", "multiplex MySQL clients onto a fixed pool of backend connections", runMySQLProxy},
+		{"passwd", "print a mysqlproxy users-file line for a password read on stdin", runPasswd},
 	}
 }
 
