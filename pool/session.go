@@ -125,6 +125,9 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.phase == sClosed {
 		return
 	}
+	if err != nil && s.phase < sReady {
+		s.p.logf("client %s: closed during login: %v", c.RemoteAddr(), err)
+	}
 	s.phase = sClosed
 	s.sh.dequeue(s)
 	s.sh.loop.Cancel(&s.timer)

@@ -25,6 +25,7 @@ func runMySQLProxy(args []string, stdout, stderr io.Writer) error {
 	usersFile := fs.String("users", "", "users file: one 'NAME:native=HEX:sha2=HEX' line per client account (see 'scalestack passwd') (required)")
 	maxClients := fs.Int("max-clients", 10000, "clients beyond this many get ERR 1040 'Too many connections'")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before ERR 9001")
+	statsEvery := fs.Duration("stats-every", 0, "print the proxy's counters to stderr at this interval (0: never)")
 	mysql55 := fs.Bool("mysql55", false, "offer only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -106,6 +107,13 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "mysqlproxy listening on %s -> %s (%d backend connections, %d loops, %s)\n",
 		p.Addr().Address, baddr.Address, *backendConns, len(e.Loops()), ef.io)
+	if *statsEvery > 0 {
+		go func() {
+			for range time.Tick(*statsEvery) {
+				fmt.Fprintf(stderr, "scalestack mysqlproxy: stats %+v\n", p.Stats())
+			}
+		}()
+	}
 	waitForSignal()
 	return p.Close()
 }
