@@ -342,6 +342,10 @@ func (s *session) loginOK(seq uint8) {
 func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	s.respSeq = lastSeq + 1
 	s.relayed = 0
+	// Work on a copy: the input buffer is only valid during OnData, and
+	// what is parsed from the request must outlive a wait for a backend.
+	s.keep(raw, payload)
+	raw, payload = s.req, s.payload
 	if len(payload) == 0 {
 		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
 		return
@@ -437,7 +441,6 @@ func (s *session) keep(raw, payload []byte) {
 
 // forward runs the request on a backend and relays the response.
 func (s *session) forward(raw, payload []byte) {
-	s.keep(raw, payload)
 	s.phase = sBusy
 	if s.b != nil {
 		s.proceed()

@@ -186,16 +186,15 @@ func (sh *shard) seekSteal() {
 func stealRequested(l *reactor.Loop, arg any, _ uint64) {
 	req := arg.(*shard)
 	d := req.p.shardOf(l)
-	if d.nWaiting == 0 {
-		for n := len(d.idle); n > 0; n-- {
-			b := d.idle[n-1]
-			d.idle[n-1] = nil
-			d.idle = d.idle[:n-1]
+	if n := len(d.idle); d.nWaiting == 0 && n > 0 {
+		b := d.idle[n-1]
+		d.idle[n-1] = nil
+		d.idle = d.idle[:n-1]
+		if d.sendBackend(b, req, true) {
 			d.setHints()
-			if d.sendBackend(b, req, true) {
-				return
-			}
+			return
 		}
+		d.idle = append(d.idle, b)
 	}
 	l.Post(req.loop, reactor.Task{Fn: stealFailed, Arg: req})
 }
@@ -210,12 +209,10 @@ func stealFailed(_ *reactor.Loop, arg any, _ uint64) {
 const solicitedBit = 1 << 63
 
 // sendBackend detaches b's socket from this loop and posts it to dst. On
-// failure (data in flight) b stays here and is put back in the idle list.
+// failure (data in flight) b stays here and the caller keeps it.
 func (sh *shard) sendBackend(b *backend, dst *shard, solicited bool) bool {
 	fd, err := b.c.Detach()
 	if err != nil {
-		sh.idle = append(sh.idle, b)
-		sh.setHints()
 		return false
 	}
 	b.c = nil
