@@ -162,6 +162,16 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 		return fmt.Errorf("pool: %w", err)
 	}
 	p.ln = ln
+	// conn.Listen appends to its acceptor list after registering each
+	// acceptor on its loop, and OnAccept reads that list without
+	// synchronisation; a round trip through every loop's control inbox
+	// publishes the finished listener before any client is accepted by a
+	// caller that waits for Start (a fix belongs in package conn).
+	for _, l := range loops {
+		if err := l.Exec(func(*reactor.Loop) {}); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+	}
 	return nil
 }
 
