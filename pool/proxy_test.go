@@ -562,7 +562,10 @@ func TestResetConnectionAndChangeUser(t *testing.T) {
 	if resp := r.command([]byte{byte(mysqlwire.ComResetConnection)}); !mysqlwire.IsOK(resp[0]) {
 		t.Fatalf("reset: %x", resp[0])
 	}
-	waitFor(t, func() bool { st := tp.p.Stats(); return st.PinnedSessions == 0 && st.BackendResets == 1 && st.BackendsIdle == 1 })
+	waitFor(t, func() bool {
+		st := tp.p.Stats()
+		return st.PinnedSessions == 0 && st.BackendResets == 1 && st.BackendsIdle == 1
+	})
 	resp := query("SELECT @v")
 	// column count, column, EOF, row, EOF: the row holds NULL (0xFB).
 	if len(resp) != 5 || resp[3][0] != 0xFB {

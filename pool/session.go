@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scalestack/scalestack/conn"
@@ -717,7 +718,7 @@ func (s *session) mainDone(b *backend) {
 			switch s.qi.kind {
 			case stmtUse:
 				if s.qi.feats&featMulti == 0 {
-					s.st.schema = string(s.qi.arg)
+					s.st.schema = unquoteIdent(s.qi.arg)
 					b.state.schema = s.st.schema
 				}
 			case stmtSet:
@@ -1041,4 +1042,14 @@ func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 		return
 	}
 	s.writeOK(0, 0)
+}
+
+// unquoteIdent undoes the doubling of quote characters inside a quoted
+// identifier.
+func unquoteIdent(b []byte) string {
+	s := string(b)
+	if strings.Contains(s, "``") {
+		s = strings.ReplaceAll(s, "``", "`")
+	}
+	return s
 }
