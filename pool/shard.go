@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"time"
+
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -20,6 +22,10 @@ type shard struct {
 	// stealsInFlight counts steal requests posted and not yet answered.
 	stealsInFlight int
 	stealCursor    int
+	// stealRetry re-runs seekSteal while waiters remain unserved: hints
+	// are read without synchronisation, so a loop that releases a backend
+	// just as this one starts waiting can miss it.
+	stealRetry reactor.Timer
 
 	// Hints for other loops: how many idle backends and waiters this
 	// shard has. Stale values only cost a failed steal or a needless
@@ -36,8 +42,17 @@ type shard struct {
 }
 
 func newShard(p *Proxy, l *reactor.Loop, id int) *shard {
-	return &shard{p: p, loop: l, id: id, sessions: map[uint32]*session{}, prepCache: map[string]*prepMeta{}}
+	sh := &shard{p: p, loop: l, id: id, sessions: map[uint32]*session{}, prepCache: map[string]*prepMeta{}}
+	sh.stealRetry.Func = retrySteal
+	sh.stealRetry.Arg = sh
+	return sh
 }
+
+// stealRetryInterval is how soon a loop whose waiters found no idle backend
+// anywhere looks again.
+const stealRetryInterval = 10 * time.Millisecond
+
+func retrySteal(arg any) { arg.(*shard).seekSteal() }
 
 // newSessionID hands out ids that name their loop: id % loops == loop.
 func (sh *shard) newSessionID() uint32 {
@@ -165,20 +180,22 @@ func (sh *shard) donate(b *backend) bool {
 // this loop has more waiters than requests in flight.
 func (sh *shard) seekSteal() {
 	shards := sh.p.shards
-	if len(shards) == 1 || sh.stealsInFlight >= sh.nWaiting {
+	n := len(shards)
+	if n == 1 || sh.stealsInFlight >= sh.nWaiting {
 		return
 	}
-	for i := 1; i < len(shards); i++ {
-		sh.stealCursor++
-		other := shards[(sh.id+sh.stealCursor)%len(shards)]
-		if other == sh {
-			continue
-		}
+	// Start at a rotating offset among the other loops so requests spread.
+	sh.stealCursor++
+	for i := 0; i < n-1; i++ {
+		other := shards[(sh.id+1+(sh.stealCursor+i)%(n-1))%n]
 		if other.idleHint.Load() > 0 {
 			sh.stealsInFlight++
 			sh.loop.Post(other.loop, reactor.Task{Fn: stealRequested, Arg: sh})
 			return
 		}
+	}
+	if !sh.stealRetry.Armed() {
+		sh.loop.Schedule(&sh.stealRetry, stealRetryInterval)
 	}
 }
 
