@@ -721,3 +721,40 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestConnectStorm logs in many clients at once (ProxySQL had trouble with
+// storms of more than 1024 connects): every one must be served.
+func TestConnectStorm(t *testing.T) {
+	tp := startProxy(t, 2, 2, nil)
+	const clients = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := sql.Open("mysql", tp.dsn(testUser, testPassword, testDB, ""))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			var id uint32
+			if err := db.QueryRow("SELECT CONNECTION_ID()").Scan(&id); err != nil {
+				errs <- err
+				return
+			}
+			if err := db.QueryRow("SELECT 1").Scan(new(int)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := tp.p.Stats(); st.ClientsAccepted != clients {
+		t.Errorf("accepted %d clients, want %d", st.ClientsAccepted, clients)
+	}
+}

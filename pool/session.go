@@ -171,8 +171,10 @@ func (s *session) OnLowWater(*conn.Conn) {
 func sessionTimerFired(arg any) {
 	s := arg.(*session)
 	switch s.phase {
-	case sHandshake, sAuthSwitch:
-		s.c.Abort(errLoginTimeout)
+	case sHandshake:
+		s.c.Abort(fmt.Errorf("%w: no handshake response", errLoginTimeout))
+	case sAuthSwitch:
+		s.c.Abort(fmt.Errorf("%w: no auth switch response", errLoginTimeout))
 	case sBusy:
 		if s.queued {
 			s.sh.dequeue(s)
