@@ -97,7 +97,7 @@ func (b *backend) connect() {
 		return
 	}
 	b.phase = bConnecting
-	c, err := conn.Dial(b.sh.loop, b.p.cfg.Backend, b.p.cfg.ConnectTimeout, b, conn.Options{})
+	c, err := conn.Dial(b.sh.loop, b.sh.backendAddr, b.p.cfg.ConnectTimeout, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: %v", b.idx, err)
 		b.sh.stats.BackendFailures.Add(1)

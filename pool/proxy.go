@@ -133,7 +133,13 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	p.eng = e
 	loops := e.Loops()
 	for i, l := range loops {
-		p.shards = append(p.shards, newShard(p, l, i))
+		sh := newShard(p, l, i)
+		a, err := conn.ResolveAddr(p.cfg.Backend.Network, p.cfg.Backend.Address)
+		if err != nil {
+			return fmt.Errorf("pool: backend address: %w", err)
+		}
+		sh.backendAddr = a
+		p.shards = append(p.shards, sh)
 	}
 	for i := 0; i < p.cfg.BackendConns; i++ {
 		sh := p.shards[i%len(p.shards)]

@@ -32,7 +32,6 @@ const maxClientPayload = 64 << 20
 
 var (
 	errKilled       = errors.New("pool: session killed")
-	errClientProto  = errors.New("pool: client protocol error")
 	errLoginTimeout = errors.New("pool: client login timed out")
 )
 
@@ -56,21 +55,20 @@ type session struct {
 	b           *backend
 
 	// The command being served.
-	req      []byte // raw packets as received (headers included)
-	payload  []byte // logical payload (aliases req unless split)
-	big      []byte // reassembly of a split payload
-	cmd      mysqlwire.Command
-	respSeq  uint8 // next sequence id towards the client
-	bSeq     uint8 // next sequence id towards the backend (LOCAL INFILE)
-	qi       queryInfo
-	set      setPlan
-	setRes   setResult
-	infile   bool
-	relayed  int // packets relayed to the client for this command
-	stmt     *sessStmt
-	capture  []byte // PREPARE response being cached
-	prepID   uint32 // id given to the statement being prepared
-	loadSeen bool
+	req     []byte // raw packets as received (headers included)
+	payload []byte // logical payload (aliases req unless split)
+	big     []byte // reassembly of a split payload
+	cmd     mysqlwire.Command
+	respSeq uint8 // next sequence id towards the client
+	bSeq    uint8 // next sequence id towards the backend (LOCAL INFILE)
+	qi      queryInfo
+	set     setPlan
+	setRes  setResult
+	infile  bool
+	relayed int // packets relayed to the client for this command
+	stmt    *sessStmt
+	capture []byte // PREPARE response being cached
+	prepID  uint32 // id given to the statement being prepared
 
 	// Wait queue links and deadline.
 	queued             bool

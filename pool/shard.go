@@ -14,6 +14,10 @@ type shard struct {
 	p    *Proxy
 	loop *reactor.Loop
 	id   int
+	// backendAddr is this loop's own copy of the backend address:
+	// unix.Connect writes into the sockaddr it is given, so loops must not
+	// share one (a fix belongs in package conn).
+	backendAddr conn.Addr
 
 	idle     []*backend
 	waitHead *session
