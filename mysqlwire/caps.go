@@ -51,7 +51,6 @@ const (
 	MariaDBClientExtendedTypeInfo   Capabilities = 1 << 35 // a.k.a. EXTENDED_METADATA
 	MariaDBClientCacheMetadata      Capabilities = 1 << 36
 	MariaDBClientBulkUnitResults    Capabilities = 1 << 37
-	mariaDBExtendedMask             Capabilities = 0xFFFFFFFF << 32
 	standardMask                    Capabilities = 0xFFFFFFFF
 )
 

@@ -102,7 +102,10 @@ func ParseColumnDefinition(payload []byte, caps Capabilities) (ColumnDefinition,
 	if r.err == nil && fixed < columnFixedLength {
 		return ColumnDefinition{}, fmt.Errorf("%w: column definition fixed part is %d bytes", ErrMalformed, fixed)
 	}
-	end := r.off + int(min(fixed, uint64(r.remaining())))
+	if r.err == nil && fixed > uint64(r.remaining()) {
+		return ColumnDefinition{}, fmt.Errorf("parse column definition: %w", ErrTruncated)
+	}
+	end := r.off + int(fixed)
 	c.CharacterSet = r.u16()
 	c.ColumnLength = r.u32()
 	c.Type = FieldType(r.u8())

@@ -220,7 +220,7 @@ func ParseERR(payload []byte) (ERR, error) {
 // (an ERR packet with code 0xFFFF), which is informational and does not end
 // the response.
 func IsProgressReport(payload []byte) bool {
-	return len(payload) >= 3 && payload[0] == HeaderERR && payload[1] == 0xFF && payload[2] == 0xFF
+	return len(payload) >= 3 && payload[0] == HeaderERR && uint16(payload[1])|uint16(payload[2])<<8 == progressErrCode
 }
 
 // AppendERR appends an ERR packet with a SQLSTATE marker and returns the next
@@ -277,10 +277,15 @@ func (e SessionStateEntry) SystemVariable() (name, value []byte, err error) {
 	return name, value, nil
 }
 
-// Value decodes the single length-encoded string that SCHEMA,
-// STATE_CHANGE, TRANSACTION_CHARACTERISTICS and TRANSACTION_STATE entries
-// carry (the schema name, "1", the SQL text, the 8-character state).
+// Value returns the value of a SCHEMA, STATE_CHANGE,
+// TRANSACTION_CHARACTERISTICS or TRANSACTION_STATE entry: the schema name,
+// "1"/"0", the SQL text that recreates the transaction's characteristics,
+// or the 8-character transaction state. STATE_CHANGE data is the flag
+// itself; the others wrap their value in one more length prefix.
 func (e SessionStateEntry) Value() ([]byte, error) {
+	if e.Type == SessionTrackStateChange {
+		return e.Data, nil
+	}
 	r := reader{b: e.Data}
 	v := r.lenEncString()
 	if r.err != nil {

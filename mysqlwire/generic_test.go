@@ -12,7 +12,7 @@ func TestOKRoundTrip(t *testing.T) {
 	var state []byte
 	state = AppendSessionStateEntry(state, SessionTrackSchema, AppendLenEncStr(nil, "shop"))
 	state = AppendSessionStateEntry(state, SessionTrackSystemVariables, AppendLenEncStr(AppendLenEncStr(nil, "autocommit"), "OFF"))
-	state = AppendSessionStateEntry(state, SessionTrackStateChange, AppendLenEncStr(nil, "1"))
+	state = AppendSessionStateEntry(state, SessionTrackStateChange, []byte("1"))
 	tests := []struct {
 		name string
 		caps Capabilities

@@ -60,11 +60,7 @@ func ParseHandshake(payload []byte) (Handshake, error) {
 		h.Capabilities |= Capabilities(ext) << 32
 	}
 	if h.Capabilities&ClientSecureConnection != 0 {
-		n := max(13, authDataLen-8)
-		if n > r.remaining() {
-			n = r.remaining() // tolerate servers that trim the part
-		}
-		part2 := r.bytes(n)
+		part2 := r.bytes(max(13, authDataLen-8))
 		if len(part2) > 0 && part2[len(part2)-1] == 0 {
 			part2 = part2[:len(part2)-1]
 		}

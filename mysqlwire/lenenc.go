@@ -151,16 +151,6 @@ func (r *reader) u16() uint16 {
 	return v
 }
 
-func (r *reader) u24() uint32 {
-	if r.err != nil || r.off+3 > len(r.b) {
-		r.fail(ErrTruncated)
-		return 0
-	}
-	v := uint32(r.b[r.off]) | uint32(r.b[r.off+1])<<8 | uint32(r.b[r.off+2])<<16
-	r.off += 3
-	return v
-}
-
 func (r *reader) u32() uint32 {
 	if r.err != nil || r.off+4 > len(r.b) {
 		r.fail(ErrTruncated)
@@ -168,16 +158,6 @@ func (r *reader) u32() uint32 {
 	}
 	v := binary.LittleEndian.Uint32(r.b[r.off:])
 	r.off += 4
-	return v
-}
-
-func (r *reader) u64() uint64 {
-	if r.err != nil || r.off+8 > len(r.b) {
-		r.fail(ErrTruncated)
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b[r.off:])
-	r.off += 8
 	return v
 }
 
@@ -264,10 +244,6 @@ func (r *reader) nulStringOrRest() []byte {
 
 func appendUint16(dst []byte, v uint16) []byte {
 	return append(dst, byte(v), byte(v>>8))
-}
-
-func appendUint24(dst []byte, v uint32) []byte {
-	return append(dst, byte(v), byte(v>>8), byte(v>>16))
 }
 
 func appendUint32(dst []byte, v uint32) []byte {

@@ -172,7 +172,8 @@ func (t *ResponseTracker) Start(cmd Command, caps Capabilities) (Progress, error
 // the client's handshake response (or to continue one): OK or ERR completes
 // it, an auth switch request or auth more data yields ClientTurn, except
 // caching_sha2_password's fast-auth-success notice, after which the server
-// sends OK without waiting.
+// sends OK without waiting. Command then reports ComChangeUser, the command
+// whose response has the same shape.
 func (t *ResponseTracker) StartAuth(caps Capabilities) {
 	*t = ResponseTracker{cmd: ComChangeUser, caps: caps, deprecateEOF: caps&ClientDeprecateEOF != 0, state: stAuth}
 }
@@ -497,6 +498,10 @@ func (t *ResponseTracker) LastKind() PacketKind { return t.lastKind }
 
 // Status returns the status flags of the last OK or EOF packet seen, and
 // whether one was seen at all (an ERR-only response carries no flags).
+// After an ERR the flags are those seen before it, which can be stale: an
+// error such as a deadlock (1213) rolls the transaction back without
+// saying so. A caller that pins on IN_TRANS should treat a failed response
+// as "state unknown until the next OK" (or ask with a cheap statement).
 func (t *ResponseTracker) Status() (StatusFlags, bool) { return t.status, t.statusSeen }
 
 // InTransaction reports SERVER_STATUS_IN_TRANS from the last status seen.

@@ -127,9 +127,10 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Start opens the backend connections on e's loops and listens on addr.
-// Call it from outside the loops, after e.Start.
-func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
+// StartBackends opens the backend connections on e's loops. Call it from
+// outside the loops, after e.Start, before clients are accepted through
+// ListenConfig.
+func (p *Proxy) StartBackends(e *reactor.Engine) error {
 	p.eng = e
 	loops := e.Loops()
 	for i, l := range loops {
@@ -143,8 +144,7 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	}
 	for i := 0; i < p.cfg.BackendConns; i++ {
 		sh := p.shards[i%len(p.shards)]
-		b := newBackend(p, sh, i)
-		p.backends = append(p.backends, b)
+		p.backends = append(p.backends, newBackend(p, sh, i))
 	}
 	for _, sh := range p.shards {
 		sh := sh
@@ -158,12 +158,28 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 			return fmt.Errorf("pool: start backends: %w", err)
 		}
 	}
-	ln, err := conn.Listen(e, conn.ListenConfig{
+	return nil
+}
+
+// ListenConfig describes the client listener for addr: sessions, and the
+// ER_CON_COUNT_ERROR refusal beyond MaxClients. StartBackends must run
+// before the listener opens.
+func (p *Proxy) ListenConfig(addr conn.Addr) conn.ListenConfig {
+	return conn.ListenConfig{
 		Addr:       addr,
 		NewHandler: p.newSession,
 		MaxConns:   p.cfg.MaxClients,
 		Refuse:     p.refuse,
-	})
+	}
+}
+
+// Start opens the backends and listens on addr (StartBackends, then
+// conn.Listen with ListenConfig).
+func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
+	if err := p.StartBackends(e); err != nil {
+		return err
+	}
+	ln, err := conn.Listen(e, p.ListenConfig(addr))
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}
@@ -173,7 +189,7 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	// synchronisation; a round trip through every loop's control inbox
 	// publishes the finished listener before any client is accepted by a
 	// caller that waits for Start (a fix belongs in package conn).
-	for _, l := range loops {
+	for _, l := range e.Loops() {
 		if err := l.Exec(func(*reactor.Loop) {}); err != nil {
 			return fmt.Errorf("pool: %w", err)
 		}
@@ -181,11 +197,19 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	return nil
 }
 
+// Ready reports an error while no backend connection is logged in.
+func (p *Proxy) Ready() error {
+	if p.Stats().BackendsConnected == 0 {
+		return errors.New("no backend connection is logged in")
+	}
+	return nil
+}
+
 // Addr returns the listening address.
 func (p *Proxy) Addr() conn.Addr { return p.ln.Addr() }
 
-// Close stops accepting clients and keeps backends from reconnecting; the
-// engine's Stop closes what remains.
+// Close stops accepting clients (when Start opened the listener) and keeps
+// backends from reconnecting; the engine's Stop closes what remains.
 func (p *Proxy) Close() error {
 	p.stopping.Store(true)
 	if p.ln != nil {
