@@ -567,7 +567,7 @@ func (s *session) proceed() {
 			s.finishCommand()
 			return
 		}
-		putUint32(s.req[mysqlwire.HeaderSize+1:], bs.id)
+		_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
 	}
 	s.sendMain()
 }

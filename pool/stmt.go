@@ -199,7 +199,7 @@ func (s *session) executeOnBackend(b *backend) {
 		writePacket(b.c, 0, p)
 	}
 	st.long = st.long[:0]
-	putUint32(s.req[mysqlwire.HeaderSize+1:], bs.id)
+	_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
 	payload := s.payload
 	at := executeBoundAt(payload, st.numParams)
 	single := len(s.req) == len(payload)+mysqlwire.HeaderSize
