@@ -120,7 +120,7 @@ func (b *backend) scheduleReconnect() {
 	// Jitter spreads reconnects so N backends do not storm a recovering
 	// server in lock step.
 	d := b.backoff/2 + time.Duration(rand.Int64N(int64(b.backoff)))
-	b.sh.loop.Schedule(&b.timer, d)
+	b.sh.schedule(&b.timer, d)
 }
 
 func backendTimerFired(arg any) {
@@ -140,7 +140,7 @@ func (b *backend) OnOpen(c *conn.Conn) {
 	b.c = c
 	if b.phase == bConnecting {
 		b.phase = bGreeting
-		b.sh.loop.Schedule(&b.timer, b.p.cfg.ConnectTimeout)
+		b.sh.schedule(&b.timer, b.p.cfg.ConnectTimeout)
 	}
 }
 

@@ -32,6 +32,8 @@ type Config struct {
 	// MySQL55 restricts capabilities to MySQL 5.5's and resets backends
 	// with COM_CHANGE_USER instead of COM_RESET_CONNECTION.
 	MySQL55 bool
+	// LoginTimeout bounds how long a client may take to log in (0: 10 s).
+	LoginTimeout time.Duration
 	// ConnectTimeout bounds a backend connect plus handshake (0: 5 s).
 	ConnectTimeout time.Duration
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
@@ -62,6 +64,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.QueueTimeout <= 0 {
 		cfg.QueueTimeout = 10 * time.Second
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 10 * time.Second
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second

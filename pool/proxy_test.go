@@ -773,3 +773,38 @@ func TestConnectStorm(t *testing.T) {
 		t.Errorf("accepted %d clients, want %d", st.ClientsAccepted, clients)
 	}
 }
+
+// TestLoginAfterIdle: a loop that slept for a long time must still give a
+// new client its whole login deadline (timers armed from event callbacks
+// used to count from the time the loop went to sleep).
+func TestLoginAfterIdle(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) { c.LoginTimeout = 300 * time.Millisecond })
+	time.Sleep(700 * time.Millisecond) // the loop sleeps: nothing is armed
+	r := dialRaw(t, tp.addr)
+	p, _ := r.mustRead()
+	hs, err := mysqlwire.ParseHandshake(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // well inside the deadline
+	hr := mysqlwire.HandshakeResponse{Capabilities: hs.Capabilities, MaxPacketSize: 1 << 24, CharacterSet: 45,
+		Username: []byte(testUser), AuthResponse: mysqlwire.NativePasswordScramble([]byte(testPassword), hs.AuthPluginData[:20]),
+		AuthPlugin: []byte(mysqlwire.AuthNativePassword)}
+	pkt, _ := mysqlwire.AppendHandshakeResponse(nil, 1, hr)
+	if _, err := r.c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := r.read(); err != nil || !mysqlwire.IsOK(p) {
+		t.Fatalf("login after idle: %x %v", p, err)
+	}
+	// And a client that never answers is dropped after the deadline.
+	slow := dialRaw(t, tp.addr)
+	slow.mustRead()
+	start := time.Now()
+	if _, _, err := slow.read(); err == nil {
+		t.Fatal("silent client was not dropped")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("dropped after %v, before its deadline", d)
+	}
+}

@@ -23,9 +23,6 @@ const (
 	sClosed
 )
 
-// handshakeTimeout bounds how long a client may take to log in.
-const handshakeTimeout = 10 * time.Second
-
 // maxClientPayload bounds a client's logical packet (matches the
 // connection's input limit).
 const maxClientPayload = 64 << 20
@@ -116,7 +113,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 	}
 	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
 	c.Write(pkt)
-	s.sh.loop.Schedule(&s.timer, handshakeTimeout)
+	s.sh.schedule(&s.timer, s.p.cfg.LoginTimeout)
 }
 
 // OnClose releases what the session holds.

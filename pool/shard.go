@@ -52,6 +52,15 @@ func newShard(p *Proxy, l *reactor.Loop, id int) *shard {
 	return sh
 }
 
+// schedule arms t on the shard's loop d from now. Callbacks run inside the
+// driver's poll see the loop time cached before it went to sleep, which can
+// be minutes old on an idle loop; measuring from the real time keeps a
+// 10 s login deadline from firing at once (a fix belongs in package
+// reactor: refresh Loop.now before dispatching events).
+func (sh *shard) schedule(t *reactor.Timer, d time.Duration) {
+	sh.loop.Schedule(t, d+time.Since(sh.loop.Now()))
+}
+
 // stealRetryInterval is how soon a loop whose waiters found no idle backend
 // anywhere looks again.
 const stealRetryInterval = 10 * time.Millisecond
@@ -91,9 +100,9 @@ func (sh *shard) acquire(s *session) {
 	sh.waitTail = s
 	sh.nWaiting++
 	s.queued = true
-	s.queuedAt = sh.loop.Now()
+	s.queuedAt = time.Now()
 	s.timer.Func = sessionTimerFired
-	sh.loop.Schedule(&s.timer, sh.p.cfg.QueueTimeout)
+	sh.schedule(&s.timer, sh.p.cfg.QueueTimeout)
 	sh.stats.QueueWaits.Add(1)
 	sh.setHints()
 	sh.seekSteal()
@@ -118,7 +127,7 @@ func (sh *shard) dequeue(s *session) {
 	s.queued = false
 	sh.nWaiting--
 	sh.loop.Cancel(&s.timer)
-	sh.stats.QueueWaitNs.Add(uint64(sh.loop.Now().Sub(s.queuedAt)))
+	sh.stats.QueueWaitNs.Add(uint64(time.Since(s.queuedAt)))
 	sh.setHints()
 }
 
@@ -199,7 +208,7 @@ func (sh *shard) seekSteal() {
 		}
 	}
 	if !sh.stealRetry.Armed() {
-		sh.loop.Schedule(&sh.stealRetry, stealRetryInterval)
+		sh.schedule(&sh.stealRetry, stealRetryInterval)
 	}
 }
 
