@@ -29,6 +29,7 @@ const (
 	stepSyncSchema             // COM_INIT_DB replaying the session's schema
 	stepSyncVars               // SET replaying session variables
 	stepSyncOption             // COM_SET_OPTION replaying multi-statements
+	stepStmtSchema             // COM_INIT_DB to the schema a statement was prepared in
 	stepPrepare                // COM_STMT_PREPARE made lazily before an EXECUTE
 	stepMain                   // the client's own command: relayed
 	stepReset                  // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
@@ -79,14 +80,14 @@ type backend struct {
 	// pausedForClient: reading stopped because the owner's client is slow.
 	pausedForClient bool
 
-	stmts     map[string]*backendStmt
+	stmts     map[stmtKey]*backendStmt
 	stmtClock uint64
 
 	scratch []byte
 }
 
 func newBackend(p *Proxy, sh *shard, idx int) *backend {
-	b := &backend{p: p, sh: sh, idx: idx, peer: p.cfg.Backend.String(), stmts: map[string]*backendStmt{}}
+	b := &backend{p: p, sh: sh, idx: idx, peer: p.cfg.Backend.String(), stmts: map[stmtKey]*backendStmt{}}
 	b.timer.Func = backendTimerFired
 	b.timer.Arg = b
 	return b
@@ -476,9 +477,9 @@ func (b *backend) resumeIfPaused() {
 	}
 }
 
-// stmtFor returns the backend's statement for sql, if prepared here.
-func (b *backend) stmtFor(sql string) *backendStmt {
-	bs := b.stmts[sql]
+// stmtFor returns the backend's statement for k, if prepared here.
+func (b *backend) stmtFor(k stmtKey) *backendStmt {
+	bs := b.stmts[k]
 	if bs != nil {
 		b.stmtClock++
 		bs.lastUse = b.stmtClock
@@ -489,27 +490,27 @@ func (b *backend) stmtFor(sql string) *backendStmt {
 // addStmt records a statement prepared here, first closing the least
 // recently used one when the backend is at its bound, so churn never
 // exhausts max_prepared_stmt_count.
-func (b *backend) addStmt(sql string, id uint32) *backendStmt {
-	if old := b.stmts[sql]; old != nil {
+func (b *backend) addStmt(k stmtKey, id uint32) *backendStmt {
+	if old := b.stmts[k]; old != nil {
 		// Prepared again (the loop's cache had forgotten it): keep one.
 		b.closeStmt(old.id)
-		delete(b.stmts, sql)
+		delete(b.stmts, k)
 	}
 	if len(b.stmts) >= b.p.cfg.MaxStmtsPerBackend {
-		var oldSQL string
+		var oldKey stmtKey
 		var old *backendStmt
 		for k, v := range b.stmts {
 			if old == nil || v.lastUse < old.lastUse {
-				oldSQL, old = k, v
+				oldKey, old = k, v
 			}
 		}
-		delete(b.stmts, oldSQL)
+		delete(b.stmts, oldKey)
 		b.closeStmt(old.id)
 		b.sh.stats.BackendStmtEvictions.Add(1)
 	}
 	b.stmtClock++
 	bs := &backendStmt{id: id, lastUse: b.stmtClock}
-	b.stmts[sql] = bs
+	b.stmts[k] = bs
 	return bs
 }
 

@@ -808,3 +808,61 @@ func TestLoginAfterIdle(t *testing.T) {
 		t.Fatalf("dropped after %v, before its deadline", d)
 	}
 }
+
+// TestPreparedStatementSchemas: the same text prepared in two schemas names
+// two tables; the PREPARE cache and the backends' statements must keep
+// them apart, and a statement keeps its schema after USE.
+func TestPreparedStatementSchemas(t *testing.T) {
+	// One statement per backend: the third PREPARE is answered from the
+	// cache and its EXECUTE must re-prepare in the first schema.
+	tp := startProxy(t, 1, 1, func(c *Config) { c.MaxStmtsPerBackend = 1 })
+	a := tp.open(t, "")
+	mustExec(t, a, "CREATE TABLE IF NOT EXISTS scalestack_test.proxy_schema_t (a INT)")
+	mustExec(t, a, "CREATE TABLE IF NOT EXISTS sbtest.proxy_schema_t (a INT, b INT)")
+	mustExec(t, a, "DELETE FROM scalestack_test.proxy_schema_t")
+	mustExec(t, a, "DELETE FROM sbtest.proxy_schema_t")
+	mustExec(t, a, "INSERT INTO scalestack_test.proxy_schema_t VALUES (1)")
+	mustExec(t, a, "INSERT INTO sbtest.proxy_schema_t VALUES (2, 3)")
+	defer mustExec(t, a, "DROP TABLE IF EXISTS sbtest.proxy_schema_t")
+	const q = "SELECT * FROM proxy_schema_t WHERE ? > 0"
+	ctx := context.Background()
+	for _, c := range []struct {
+		db   string
+		cols int
+	}{{"scalestack_test", 1}, {"sbtest", 2}, {"scalestack_test", 1}} {
+		db, err := sql.Open("mysql", tp.dsn(testUser, testPassword, c.db, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := conn.PrepareContext(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Switch schema after preparing: the statement keeps its table.
+		other := map[string]string{"sbtest": "scalestack_test", "scalestack_test": "sbtest"}[c.db]
+		mustExec(t, conn, "USE "+other)
+		rows, err := st.QueryContext(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		rows.Close()
+		if len(cols) != c.cols {
+			t.Fatalf("prepared in %s: %d columns, want %d", c.db, len(cols), c.cols)
+		}
+		var cur string
+		if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&cur); err != nil || cur != other {
+			t.Fatalf("schema after execute: %q %v", cur, err)
+		}
+		st.Close()
+		conn.Close()
+		db.Close()
+	}
+	if st := tp.p.Stats(); st.PrepareCacheHits != 1 || st.BackendPrepares != 3 {
+		t.Fatalf("want one cache hit and a lazy re-prepare: %+v", st)
+	}
+}

@@ -525,6 +525,23 @@ func (s *session) attach(b *backend) {
 // never lets the command run in the wrong context.
 func (s *session) proceed() {
 	b := s.b
+	if s.cmd == mysqlwire.ComStmtExecute && b.stmtFor(s.stmt.key) == nil {
+		// Prepare lazily, in the schema the client prepared it in (table
+		// names resolve at prepare time); the schema is put back after.
+		if k := s.stmt.key; k.schema != "" && k.schema != b.state.schema {
+			p := append(s.scratch[:0], byte(mysqlwire.ComInitDB))
+			p = append(p, k.schema...)
+			s.scratch = p[:0]
+			s.sh.stats.StateReplays.Add(1)
+			b.send(stepStmtSchema, p)
+			return
+		}
+		p := append(s.scratch[:0], byte(mysqlwire.ComStmtPrepare))
+		p = append(p, s.stmt.key.sql...)
+		s.scratch = p[:0]
+		b.send(stepPrepare, p)
+		return
+	}
 	if s.st.schema != "" && s.st.schema != b.state.schema {
 		p := append(s.scratch[:0], byte(mysqlwire.ComInitDB))
 		p = append(p, s.st.schema...)
@@ -558,7 +575,7 @@ func (s *session) proceed() {
 		s.executeOnBackend(b)
 		return
 	case mysqlwire.ComStmtFetch, mysqlwire.ComStmtReset:
-		bs := b.stmtFor(s.stmt.sql)
+		bs := b.stmtFor(s.stmt.key)
 		if bs == nil {
 			s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Unknown prepared statement handler given to the backend")
 			s.finishCommand()
@@ -685,6 +702,8 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 	switch b.step {
 	case stepSyncSchema:
 		b.state.schema = s.st.schema
+	case stepStmtSchema:
+		b.state.schema = s.stmt.key.schema
 	case stepSyncVars:
 		b.state.names = s.st.names
 		b.state.vars = s.st.vars
@@ -692,7 +711,7 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 		b.state.multiStmts = s.st.multiStmts
 	case stepPrepare:
 		id, _, _, _ := b.tracker.Prepared()
-		b.addStmt(s.stmt.sql, id)
+		b.addStmt(s.stmt.key, id)
 		s.sh.stats.BackendPrepares.Add(1)
 	}
 	b.step = stepNone

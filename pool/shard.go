@@ -40,13 +40,16 @@ type shard struct {
 	sessions   map[uint32]*session
 	nextSessID uint32
 
-	prepCache map[string]*prepMeta
+	// prepCache maps schema, then SQL text, to a cached PREPARE response
+	// (two levels so a lookup by the client's bytes allocates nothing).
+	prepCache map[string]map[string]*prepMeta
+	prepCount int
 
 	stats Stats
 }
 
 func newShard(p *Proxy, l *reactor.Loop, id int) *shard {
-	sh := &shard{p: p, loop: l, id: id, sessions: map[uint32]*session{}, prepCache: map[string]*prepMeta{}}
+	sh := &shard{p: p, loop: l, id: id, sessions: map[uint32]*session{}, prepCache: map[string]map[string]*prepMeta{}}
 	sh.stealRetry.Func = retrySteal
 	sh.stealRetry.Arg = sh
 	return sh

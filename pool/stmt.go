@@ -27,9 +27,16 @@ const maxPrepCache = 4096
 // errStmtNoCursor is ER_STMT_HAS_NO_OPEN_CURSOR.
 const errStmtNoCursor mysqlwire.ErrCode = 1421
 
+// stmtKey names a statement: its text and the schema it was prepared in
+// (unqualified table names resolve against it).
+type stmtKey struct {
+	schema string
+	sql    string
+}
+
 // prepMeta is a cached PREPARE response.
 type prepMeta struct {
-	sql       string
+	key       stmtKey
 	resp      []byte // the response packets; the statement id field is rewritten per client
 	numParams int
 	numCols   int
@@ -43,7 +50,7 @@ type longData struct {
 // sessStmt is a statement as one client sees it.
 type sessStmt struct {
 	id        uint32
-	sql       string
+	key       stmtKey
 	numParams int
 	// types are the parameter types the client sent last (2 bytes each):
 	// libmysqlclient sends them only with the first EXECUTE.
@@ -57,7 +64,7 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
-	st := &sessStmt{id: id, sql: meta.sql, numParams: meta.numParams}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams}
 	s.stmts[id] = st
 	s.lastStmtID = id
 	return st
@@ -98,7 +105,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 			"Can't create more than max_prepared_stmt_count statements")
 		return
 	}
-	if meta := s.sh.prepCache[string(payload[1:])]; meta != nil {
+	if meta := s.sh.prepCache[s.st.schema][string(payload[1:])]; meta != nil {
 		s.local()
 		s.sh.stats.PrepareCacheHits.Add(1)
 		id := s.allocStmtID()
@@ -130,14 +137,24 @@ func (s *session) onPrepareDone(b *backend) {
 	if !ok {
 		return
 	}
-	sql := string(s.payload[1:])
-	b.addStmt(sql, id)
+	key := stmtKey{schema: s.st.schema, sql: string(s.payload[1:])}
+	b.addStmt(key, id)
 	s.sh.stats.BackendPrepares.Add(1)
-	meta := &prepMeta{sql: sql, resp: capture, numParams: int(params), numCols: int(cols)}
-	if len(s.sh.prepCache) >= maxPrepCache {
-		clear(s.sh.prepCache)
+	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols)}
+	sh := s.sh
+	if sh.prepCount >= maxPrepCache {
+		clear(sh.prepCache)
+		sh.prepCount = 0
 	}
-	s.sh.prepCache[sql] = meta
+	bySQL := sh.prepCache[key.schema]
+	if bySQL == nil {
+		bySQL = map[string]*prepMeta{}
+		sh.prepCache[key.schema] = bySQL
+	}
+	if bySQL[key.sql] == nil {
+		sh.prepCount++
+	}
+	bySQL[key.sql] = meta
 	s.newStmt(s.prepID, meta)
 }
 
@@ -183,12 +200,11 @@ func (s *session) onExecute(raw, payload []byte) {
 // b's statement has not seen the ones the client relies on).
 func (s *session) executeOnBackend(b *backend) {
 	st := s.stmt
-	bs := b.stmtFor(st.sql)
+	bs := b.stmtFor(st.key)
 	if bs == nil {
-		p := append(s.scratch[:0], byte(mysqlwire.ComStmtPrepare))
-		p = append(p, st.sql...)
-		s.scratch = p[:0]
-		b.send(stepPrepare, p)
+		// proceed prepared it just before; only a protocol slip gets here.
+		s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Prepared statement vanished from the backend")
+		s.finishCommand()
 		return
 	}
 	for _, ld := range st.long {
@@ -321,8 +337,8 @@ func (s *session) onStmtClose(payload []byte) {
 	if st.cursor && s.b != nil {
 		// Closing the backend's statement closes its cursor.
 		b := s.b
-		if bs := b.stmts[st.sql]; bs != nil {
-			delete(b.stmts, st.sql)
+		if bs := b.stmts[st.key]; bs != nil {
+			delete(b.stmts, st.key)
 			b.closeStmt(bs.id)
 		}
 		s.closeCursor(st)
