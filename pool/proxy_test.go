@@ -866,3 +866,45 @@ func TestPreparedStatementSchemas(t *testing.T) {
 		t.Fatalf("want one cache hit and a lazy re-prepare: %+v", st)
 	}
 }
+
+// TestQueuedClientLeaves: a client that hangs up while waiting for a
+// backend leaves the queue at once, not at its deadline.
+func TestQueuedClientLeaves(t *testing.T) {
+	tp := startProxy(t, 1, 1, nil)
+	holder := dialRaw(t, tp.addr)
+	if p := holder.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
+		t.Fatalf("login: %x", p)
+	}
+	holder.command(append([]byte{byte(mysqlwire.ComQuery)}, "BEGIN"...))
+	waiter := dialRaw(t, tp.addr)
+	if p := waiter.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
+		t.Fatalf("login: %x", p)
+	}
+	// Two pipelined commands: the second stays buffered.
+	waiter.write(0, append([]byte{byte(mysqlwire.ComQuery)}, "SELECT 1"...))
+	waiter.write(0, append([]byte{byte(mysqlwire.ComQuery)}, "SELECT 2"...))
+	waitFor(t, func() bool { return tp.p.Stats().QueueWaiting == 1 })
+	waiter.c.Close()
+	waitFor(t, func() bool { st := tp.p.Stats(); return st.QueueWaiting == 0 && st.ClientsConnected == 1 })
+	// Pipelined commands of a live client are all answered, in order.
+	holder.command(append([]byte{byte(mysqlwire.ComQuery)}, "COMMIT"...))
+	p := dialRaw(t, tp.addr)
+	if resp := p.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(resp) {
+		t.Fatalf("login: %x", resp)
+	}
+	for i := 1; i <= 3; i++ {
+		p.write(0, append([]byte{byte(mysqlwire.ComQuery)}, fmt.Sprintf("SELECT %d", i)...))
+	}
+	for i := 1; i <= 3; i++ {
+		var row []byte
+		for j := 0; j < 5; j++ {
+			pkt, _ := p.mustRead()
+			if j == 3 {
+				row = pkt
+			}
+		}
+		if string(row[1:]) != fmt.Sprint(i) {
+			t.Fatalf("pipelined answer %d: row %q", i, row)
+		}
+	}
+}

@@ -62,10 +62,13 @@ type session struct {
 	set     setPlan
 	setRes  setResult
 	infile  bool
-	relayed int // packets relayed to the client for this command
-	stmt    *sessStmt
-	capture []byte // PREPARE response being cached
-	prepID  uint32 // id given to the statement being prepared
+	// heldInput: input arrived while a command was being served and was
+	// left in the connection's buffer.
+	heldInput bool
+	relayed   int // packets relayed to the client for this command
+	stmt      *sessStmt
+	capture   []byte // PREPARE response being cached
+	prepID    uint32 // id given to the statement being prepared
 
 	// Wait queue links and deadline.
 	queued             bool
@@ -186,8 +189,10 @@ func (s *session) OnData(c *conn.Conn, data []byte) int {
 	off := 0
 	for off < len(data) && s.phase != sClosed && !c.Closed() {
 		if s.phase == sBusy && !s.infile {
-			// One command at a time: hold the rest until this one is done.
-			c.PauseRead()
+			// One command at a time: the rest stays buffered in the
+			// connection until this one is done. Reading goes on, so a
+			// client that hangs up while it waits is noticed at once.
+			s.heldInput = true
 			return off
 		}
 		payload, lastSeq, size, ok, err := s.joiner.Next(data[off:])
@@ -795,6 +800,12 @@ func (s *session) finishCommand() {
 		}
 	}
 	s.c.ResumeRead()
+	if s.heldInput {
+		// Present what the client sent meanwhile (pipelined commands).
+		s.heldInput = false
+		s.c.PauseRead()
+		s.c.ResumeRead()
+	}
 }
 
 // backendLost is called when the backend serving or pinned by s broke.
