@@ -65,7 +65,16 @@
 // session is reset; a pinned backend is reset with COM_RESET_CONNECTION, or
 // COM_CHANGE_USER in MySQL 5.5 mode, before it goes back).
 //
-// Prepared statements have proxy-side ids per session; see stmt.go.
+// Prepared statements have proxy-side ids per session. A statement is known
+// by its schema and text: each loop caches PREPARE responses so a repeated
+// PREPARE needs no backend, and each backend keeps up to
+// Config.MaxStmtsPerBackend statements (least recently used closed with
+// COM_STMT_CLOSE). EXECUTE prepares lazily on the backend that runs it (in
+// the statement's schema), rewrites the statement id in place, adds the
+// parameter types when the client relies on types that backend's statement
+// has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first. An
+// EXECUTE that opens a cursor pins the session until the cursor is
+// exhausted, reset or closed.
 //
 // # Errors the proxy sends
 //
@@ -100,7 +109,14 @@
 // No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
 // honoured (backends report affected rows). A session without a default
 // schema may run on a backend that has one. The PREPARE cache is per loop
-// and not invalidated by DDL.
+// and not invalidated by DDL. Outside a pinned session, SHOW WARNINGS, SHOW
+// ERRORS, GET DIAGNOSTICS, ROW_COUNT() and FOUND_ROWS() without
+// SQL_CALC_FOUND_ROWS may run on another backend than the statement they
+// refer to. KILL QUERY closes the target session like KILL CONNECTION.
+// State changed inside stored procedures or through SET in a prepared
+// statement is not seen. A session handles one command at a time; commands
+// a client pipelines stay in its connection's input buffer (bounded by the
+// connection's input limit) until the current one is answered.
 //
 // This package must never block a loop, take a lock on the data path,
 // allocate per statement in steady state, or trust a length from the wire;
