@@ -180,15 +180,18 @@ func TestLoadDataLocal(t *testing.T) {
 	tp := startProxy(t, 1, 1, nil)
 	path := filepath.Join(t.TempDir(), "rows.csv")
 	var b strings.Builder
-	for i := 0; i < 500; i++ {
-		fmt.Fprintf(&b, "%d,row%d\n", i, i)
+	// Several megabytes: more than the backend connection's high-water
+	// mark, so the client is throttled while the server catches up.
+	const rows = 200000
+	for i := 0; i < rows; i++ {
+		fmt.Fprintf(&b, "%d,row%d-%s\n", i, i, strings.Repeat("y", 8))
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mysql.RegisterLocalFile(path)
 	db := tp.open(t, "")
-	mustExec(t, db, "CREATE TABLE IF NOT EXISTS proxy_load (id INT PRIMARY KEY, v VARCHAR(20))")
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS proxy_load (id INT PRIMARY KEY, v VARCHAR(32))")
 	mustExec(t, db, "DELETE FROM proxy_load")
 	c, err := db.Conn(context.Background())
 	if err != nil {
@@ -199,11 +202,11 @@ func TestLoadDataLocal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if n, _ := res.RowsAffected(); n != 500 {
+	if n, _ := res.RowsAffected(); n != rows {
 		t.Fatalf("loaded %d rows", n)
 	}
 	var count int
-	if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM proxy_load").Scan(&count); err != nil || count != 500 {
+	if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM proxy_load").Scan(&count); err != nil || count != rows {
 		t.Fatalf("count %d %v", count, err)
 	}
 	if st := tp.p.Stats(); st.PinnedSessions != 0 {
