@@ -592,7 +592,7 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 	}
 	c := newConn(l, fd, addr.Network, h, opts)
 	c.peer = addr.String()
-	err = unix.Connect(fd, addr.sockaddr)
+	err = unix.Connect(fd, addr.sockaddrForCall())
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
 		unix.Close(fd)
 		return nil, fmt.Errorf("conn: connect %s: %w", addr, err)

@@ -153,7 +153,7 @@ func listenSocket(addr Addr, backlog int, reusePort bool) (int, error) {
 			}
 		}
 	}
-	if err := unix.Bind(fd, addr.sockaddr); err != nil {
+	if err := unix.Bind(fd, addr.sockaddrForCall()); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("conn: bind %s: %w", addr, err)
 	}
