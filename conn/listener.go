@@ -44,6 +44,7 @@ type Listener struct {
 	eng     *reactor.Engine
 	addr    Addr
 	parts   []*acceptor
+	spread  bool // one accepting socket on loop 0 hands connections round-robin
 	mu      sync.Mutex
 	closed  bool
 	next    int // round-robin cursor, used by the spreading acceptor's loop only
@@ -79,6 +80,9 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 	}
 	ln := &Listener{cfg: cfg, eng: e, addr: cfg.Addr}
 	spread := cfg.Spread || cfg.Addr.Network == "unix" || len(e.Loops()) == 1
+	// Set before any acceptor is registered: loops read it while Listen is
+	// still registering the others.
+	ln.spread = spread
 	if cfg.Addr.Network == "unix" {
 		// A stale socket file from a crashed run would make bind fail.
 		if st, err := os.Lstat(cfg.Addr.Address); err == nil && st.Mode()&os.ModeSocket != 0 {
@@ -209,7 +213,7 @@ func (a *acceptor) ForceClose() { a.closeNow() }
 func (a *acceptor) OnAccept(fd int) {
 	ln := a.ln
 	loops := ln.eng.Loops()
-	if len(ln.parts) == 1 && len(loops) > 1 {
+	if ln.spread && len(loops) > 1 {
 		// Spreading acceptor: hand the descriptor to the next loop.
 		dst := loops[ln.next%len(loops)]
 		ln.next++
