@@ -14,11 +14,11 @@ import (
 // receives to the other side's connection, and throttles the other side
 // when its own output backs up.
 type proxySide struct {
-	self, peer *proxySide
-	c          *conn.Conn
-	open       bool // connected
-	eof        bool
-	failed     error // the backend dial failed before the client opened
+	peer   *proxySide
+	c      *conn.Conn
+	open   bool // connected
+	eof    bool
+	failed error // the backend dial failed before the client opened
 }
 
 func (s *proxySide) OnOpen(c *conn.Conn) {
