@@ -621,7 +621,9 @@ var ErrNotQuiet = errors.New("conn: connection has data in flight")
 // Detach takes the connection off its loop and returns its descriptor, for
 // Adopt on another loop (a pooled backend moving to where it is needed). It
 // succeeds only for an open, quiet connection: nothing queued, buffered or
-// being sent. OnClose is not called; c must not be used afterwards.
+// being sent. OnClose is not called; c must not be used afterwards. An
+// accepted connection leaves its listener's count (and MaxConns budget) here,
+// since no OnClose will ever give the slot back.
 func (c *Conn) Detach() (int, error) {
 	if c.state != stateOpen || c.Buffered() > 0 || c.sendInFlight || (c.in != nil && len(c.in.B) > 0) || c.eof {
 		return -1, ErrNotQuiet
@@ -635,6 +637,10 @@ func (c *Conn) Detach() (int, error) {
 	if c.in != nil {
 		c.in.Release()
 		c.in = nil
+	}
+	if c.counted != nil {
+		c.counted.open.n.Add(-1)
+		c.counted = nil
 	}
 	c.state = stateClosed
 	c.notified = true
