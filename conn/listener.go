@@ -36,6 +36,11 @@ type ListenConfig struct {
 	// listener closing them at once (a MySQL proxy answers them with
 	// ER_CON_COUNT_ERROR first).
 	Refuse func(c *Conn) Handler
+	// Inherited, when set, holds already listening sockets handed over by
+	// a previous process (see Listener.Files); they are used instead of
+	// new ones, one per loop or a single one when spreading. Ownership of
+	// the descriptors passes to the listener.
+	Inherited []int
 }
 
 // Listener accepts connections on an engine's loops.
@@ -80,10 +85,7 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 	}
 	ln := &Listener{cfg: cfg, eng: e, addr: cfg.Addr}
 	spread := cfg.Spread || cfg.Addr.Network == "unix" || len(e.Loops()) == 1
-	// Set before any acceptor is registered: loops read it while Listen is
-	// still registering the others.
-	ln.spread = spread
-	if cfg.Addr.Network == "unix" {
+	if cfg.Addr.Network == "unix" && len(cfg.Inherited) == 0 {
 		// A stale socket file from a crashed run would make bind fail.
 		if st, err := os.Lstat(cfg.Addr.Address); err == nil && st.Mode()&os.ModeSocket != 0 {
 			_ = os.Remove(cfg.Addr.Address)
@@ -91,12 +93,31 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 		ln.unlinks = cfg.Addr.Address
 	}
 	loops := e.Loops()
+	if len(cfg.Inherited) > 0 {
+		spread = len(cfg.Inherited) == 1
+		if !spread && len(cfg.Inherited) != len(loops) {
+			return nil, fmt.Errorf("conn: %d inherited listening sockets for %d loops", len(cfg.Inherited), len(loops))
+		}
+		if cfg.Addr.Network == "unix" {
+			ln.unlinks = cfg.Addr.Address
+		}
+	}
+	// Set before any acceptor is registered: loops read it while Listen is
+	// still registering the others.
+	ln.spread = spread
 	if spread {
 		loops = loops[:1]
 	}
 	var fds []int
-	for range loops {
-		fd, err := listenSocket(cfg.Addr, cfg.Backlog, !spread)
+	for i := range loops {
+		var fd int
+		var err error
+		if len(cfg.Inherited) > 0 {
+			fd = cfg.Inherited[i]
+			err = unix.SetNonblock(fd, true)
+		} else {
+			fd, err = listenSocket(cfg.Addr, cfg.Backlog, !spread)
+		}
 		if err != nil {
 			for _, f := range fds {
 				unix.Close(f)
@@ -172,7 +193,32 @@ func listenSocket(addr Addr, backlog int, reusePort bool) (int, error) {
 func (ln *Listener) Addr() Addr { return ln.addr }
 
 // Close stops accepting; connections already accepted stay open.
-func (ln *Listener) Close() error {
+func (ln *Listener) Close() error { return ln.close(true) }
+
+// Handoff stops accepting like Close but leaves a Unix socket's file in
+// place: the sockets live on in the process that took them over with Files,
+// and connections waiting in their backlogs are accepted there.
+func (ln *Listener) Handoff() error { return ln.close(false) }
+
+// Files duplicates the listening sockets for handing to another process
+// (over SCM_RIGHTS) during a zero-downtime upgrade. The caller owns the
+// returned descriptors.
+func (ln *Listener) Files() ([]int, error) {
+	var fds []int
+	for _, a := range ln.parts {
+		fd, err := unix.FcntlInt(uintptr(a.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range fds {
+				unix.Close(f)
+			}
+			return nil, fmt.Errorf("conn: dup listening socket: %w", err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func (ln *Listener) close(unlink bool) error {
 	ln.mu.Lock()
 	if ln.closed {
 		ln.mu.Unlock()
@@ -187,7 +233,7 @@ func (ln *Listener) Close() error {
 			continue
 		}
 	}
-	if ln.unlinks != "" {
+	if unlink && ln.unlinks != "" {
 		_ = os.Remove(ln.unlinks)
 	}
 	return nil

@@ -59,6 +59,10 @@ type Loop struct {
 	local    []Task // tasks posted to this very loop
 
 	sleeping atomic.Int32
+	// spaceWanted is raised while this loop holds tasks that found a
+	// destination queue full; a consumer that frees slots in one of this
+	// loop's queues lowers it and wakes this loop to push the rest.
+	spaceWanted atomic.Bool
 
 	ctlMu      sync.Mutex
 	ctl        []func(*Loop)
@@ -132,7 +136,7 @@ func (l *Loop) TrackedCount() int { return len(l.tracked) - len(l.freeIdx) }
 
 // Post queues t for loop dst. From a loop to another it goes through their
 // SPSC queue and becomes visible at the end of this iteration; to the loop
-// itself it runs later in the same iteration. Loop goroutine only: other
+// itself it runs in the next pass over inbound work, before the loop sleeps. Loop goroutine only: other
 // goroutines use Submit.
 func (l *Loop) Post(dst *Loop, t Task) {
 	if dst == l {
@@ -209,6 +213,9 @@ func (l *Loop) hasInbound() bool {
 	if l.ctlPending.Load() || len(l.local) > 0 {
 		return true
 	}
+	if len(l.outDirty) > 0 && !l.spaceWanted.Load() {
+		return true // a consumer freed slots for our overflow
+	}
 	for _, q := range l.inbox {
 		if q != nil && q.Pending() {
 			return true
@@ -261,7 +268,8 @@ func (l *Loop) iterate() {
 
 	timeout := l.timers.untilNext(l.now)
 	if len(l.outDirty) > 0 || len(l.deferred) > 0 {
-		// A destination queue was full: come back soon to retry.
+		// A destination queue was full. Its consumer wakes us when it
+		// frees slots (spaceWanted); the bounded sleep is only a backstop.
 		timeout = TimerTick
 	}
 	busy := time.Since(start)
@@ -306,29 +314,40 @@ func (l *Loop) drainInbound() int {
 		l.ctlSpare = batch[:0]
 		count += len(batch)
 	}
-	for _, q := range l.inbox {
+	for src, q := range l.inbox {
 		if q == nil {
 			continue
 		}
 		// Bound the pass by the queue's capacity so a producer that keeps
 		// publishing cannot starve this loop's own I/O.
+		popped := 0
 		for i := q.Cap(); i > 0; i-- {
 			t, ok := q.Pop()
 			if !ok {
 				break
 			}
 			t.Fn(l, t.Arg, t.N)
-			count++
+			popped++
 		}
 		q.Release()
+		count += popped
+		if p := l.eng.loops[src]; popped > 0 && p.spaceWanted.Load() && p.spaceWanted.CompareAndSwap(true, false) {
+			p.wake()
+		}
 	}
-	for i := 0; i < len(l.local); i++ { // tasks may post more local tasks
+	// Run only the tasks queued before this pass: a task that posts itself
+	// to its own loop would otherwise keep the pass going for ever, starving
+	// I/O and never letting Stop through. Later ones run next iteration.
+	queued := len(l.local)
+	for i := 0; i < queued; i++ {
 		t := l.local[i]
 		l.local[i] = Task{}
 		t.Fn(l, t.Arg, t.N)
 		count++
 	}
-	l.local = l.local[:0]
+	rest := copy(l.local, l.local[queued:])
+	clear(l.local[rest:])
+	l.local = l.local[:rest]
 	return count
 }
 
@@ -350,6 +369,12 @@ func (l *Loop) publish() {
 	for _, dst := range l.outDirty {
 		q := l.outbox[dst]
 		pending := l.overflow[dst]
+		if len(pending) > 0 {
+			// Raised before pushing, so a consumer that releases slots
+			// after our last failed Push is sure to see it and wake us;
+			// hasInbound keeps us awake if it was lowered meanwhile.
+			l.spaceWanted.Store(true)
+		}
 		sent := 0
 		for sent < len(pending) && q.Push(pending[sent]) {
 			sent++

@@ -32,6 +32,10 @@ type timerWheel struct {
 	tick  int64 // last processed tick
 	count int
 	base  time.Time
+	// nextTick is a lower bound on the tick of the first non-empty slot;
+	// stale once it is not ahead of tick. It spares a busy loop a scan of
+	// the wheel on every iteration.
+	nextTick int64
 }
 
 func (w *timerWheel) init(now time.Time) {
@@ -47,13 +51,19 @@ func (w *timerWheel) schedule(t *Timer, now time.Time, d time.Duration) {
 	if t.armed {
 		w.cancel(t)
 	}
-	ticks := int64((d + TimerTick - 1) / TimerTick)
-	if ticks < 1 {
-		ticks = 1
+	// Round the deadline itself up to a tick boundary: rounding only d and
+	// adding it to the current (truncated) tick would fire up to a tick
+	// early when now falls mid-tick.
+	cur := w.tickAt(now)
+	t.when = int64((now.Sub(w.base) + d + TimerTick - 1) / TimerTick)
+	if t.when <= cur {
+		t.when = cur + 1
 	}
-	t.when = w.tickAt(now) + ticks
 	if t.when <= w.tick {
 		t.when = w.tick + 1
+	}
+	if t.when < w.nextTick {
+		w.nextTick = t.when
 	}
 	slot := &w.slots[t.when&(wheelSlots-1)]
 	t.prev = nil
@@ -125,13 +135,16 @@ func (w *timerWheel) untilNext(now time.Time) time.Duration {
 	}
 	// Sleep until the first non-empty slot rather than tick by tick, so a
 	// loop whose timers are all far away stays asleep.
-	ahead := int64(1)
-	for ; ahead < wheelSlots; ahead++ {
-		if w.slots[(w.tick+ahead)&(wheelSlots-1)] != nil {
-			break
+	if w.nextTick <= w.tick {
+		ahead := int64(1)
+		for ; ahead < wheelSlots; ahead++ {
+			if w.slots[(w.tick+ahead)&(wheelSlots-1)] != nil {
+				break
+			}
 		}
+		w.nextTick = w.tick + ahead
 	}
-	next := w.base.Add(time.Duration(w.tick+ahead) * TimerTick)
+	next := w.base.Add(time.Duration(w.nextTick) * TimerTick)
 	d := next.Sub(now)
 	if d < 0 {
 		return 0

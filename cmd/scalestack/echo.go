@@ -25,50 +25,36 @@ func (echoHandler) OnClose(*conn.Conn, error) {}
 
 var sharedEcho echoHandler
 
-// startEcho listens for the echo module on an already started engine.
-func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, error) {
-	return conn.Listen(e, conn.ListenConfig{
+func echoModule(addr conn.Addr, spread bool) module {
+	return module{name: "echo", listen: conn.ListenConfig{
 		Addr:       addr,
 		Spread:     spread,
 		NewHandler: func(*conn.Conn) conn.Handler { return sharedEcho },
-	})
+	}}
 }
 
-func runEcho(args []string, stdout, stderr io.Writer) error {
+// startEcho listens for the echo module on an already started engine.
+func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, error) {
+	return conn.Listen(e, echoModule(addr, spread).listen)
+}
+
+func echoFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := &engineFlags{}
 	ef.register(fs)
+	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7000", "address to listen on: host:port, or unix:/path for a Unix socket")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin, instead of one SO_REUSEPORT socket per loop")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: scalestack echo [flags]\n\nEchoes every byte back to its sender.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	return fs, ef, func() (module, error) {
+		addr, err := conn.ParseAddr(*listen)
+		if err != nil {
+			return module{}, fmt.Errorf("--listen: %w", err)
+		}
+		return echoModule(addr, *spread), nil
 	}
-	cfg, err := ef.config()
-	if err != nil {
-		return err
-	}
-	addr, err := conn.ParseAddr(*listen)
-	if err != nil {
-		return err
-	}
-	e, err := reactor.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := e.Start(); err != nil {
-		return err
-	}
-	defer e.Stop()
-	ln, err := startEcho(e, addr, *spread)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "echo listening on %s (%d loops, %s)\n", ln.Addr().Address, len(e.Loops()), ef.io)
-	waitForSignal()
-	return ln.Close()
 }

@@ -9,21 +9,63 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
 
 // engineFlags are the flags every module shares.
 type engineFlags struct {
-	loops int
-	cpus  string
-	io    string
+	loops    int
+	cpus     string
+	io       string
+	admin    string
+	logLevel string
+
+	configFile      string
+	upgradeSocket   string
+	shutdownTimeout time.Duration
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.loops, "loops", 0, "number of reactor loops (0: one per CPU the process may use, or per --cpus entry)")
 	fs.StringVar(&f.cpus, "cpus", "", "pin loop i to the i-th CPU of this list, e.g. 0-7 or 0,2,4,6 (empty: no pinning)")
 	fs.StringVar(&f.io, "io", "epoll", "I/O driver: epoll or uring")
+}
+
+// registerOps adds --admin (default def; empty disables it) and --log-level.
+func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
+	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "TOML configuration file whose keys are these flags' names; flags on the command line override it")
+	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM or hand-over, how long in-flight work may take before remaining clients are closed")
+}
+
+// startOps applies the log level and starts the admin endpoint when asked,
+// exporting the engine's and the listener's counters.
+func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (*adminServer, error) {
+	lvl, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	logLevel.Set(lvl)
+	if f.admin == "" {
+		return nil, nil
+	}
+	reg := newRegistry()
+	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
+	for _, c := range m.collectors {
+		reg.MustRegister(c)
+	}
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, status: func() any {
+		st := map[string]any{"module": m.name, "loops": engineStatus(e), "client_connections": ln.OpenConns()}
+		if m.status != nil {
+			st["details"] = m.status()
+		}
+		return st
+	}})
 }
 
 // parseCPUList parses "0-3,8,10-11".
@@ -78,10 +120,9 @@ func (f *engineFlags) config() (reactor.Config, error) {
 	}}, nil
 }
 
-// waitForSignal blocks until SIGINT or SIGTERM.
-func waitForSignal() os.Signal {
+// signalChan delivers SIGINT and SIGTERM.
+func signalChan() <-chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(ch)
-	return <-ch
+	return ch
 }

@@ -12,16 +12,20 @@ import (
 	"os"
 )
 
+// command is a subcommand: either a server (flags builds its flag set and
+// a function that validates the parsed flags into a module) or a tool (run).
 type command struct {
 	name    string
 	summary string
+	flags   func(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error))
 	run     func(args []string, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
 	return []command{
-		{"echo", "echo every byte back to its sender", runEcho},
-		{"tcpproxy", "forward each connection 1:1 to a backend (like HAProxy in TCP mode)", runTCPProxy},
+		{name: "echo", summary: "echo every byte back to its sender", flags: echoFlags},
+		{name: "tcpproxy", summary: "forward each connection 1:1 to a backend (like HAProxy in TCP mode)", flags: tcpProxyFlags},
+		{name: "check-config", summary: "validate a configuration file and explain its mistakes with their lines", run: runCheckConfig},
 	}
 }
 
@@ -47,7 +51,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			err := c.run(args[1:], stdout, stderr)
+			var err error
+			if c.flags != nil {
+				err = runServer(c, args[1:], stdout, stderr)
+			} else {
+				err = c.run(args[1:], stdout, stderr)
+			}
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}

@@ -100,16 +100,21 @@ func (p *tcpProxy) newHandler(client *conn.Conn) conn.Handler {
 	return front
 }
 
-func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*conn.Listener, error) {
+func tcpProxyModule(listen, backend conn.Addr, spread bool) module {
 	p := &tcpProxy{backend: backend, connectTimeout: 5 * time.Second}
-	return conn.Listen(e, conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler})
+	return module{name: "tcpproxy", listen: conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler}}
 }
 
-func runTCPProxy(args []string, stdout, stderr io.Writer) error {
+func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*conn.Listener, error) {
+	return conn.Listen(e, tcpProxyModule(listen, backend, spread).listen)
+}
+
+func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
 	fs := flag.NewFlagSet("tcpproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var ef engineFlags
+	ef := &engineFlags{}
 	ef.register(fs)
+	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:7001", "address to listen on: host:port, or unix:/path")
 	backend := fs.String("backend", "", "backend address: host:port, or unix:/path (required)")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
@@ -117,38 +122,18 @@ func runTCPProxy(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Usage: scalestack tcpproxy --backend ADDR [flags]\n\nForwards each client connection to its own backend connection.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	return fs, ef, func() (module, error) {
+		if *backend == "" {
+			return module{}, fmt.Errorf("--backend is required")
+		}
+		laddr, err := conn.ParseAddr(*listen)
+		if err != nil {
+			return module{}, fmt.Errorf("--listen: %w", err)
+		}
+		baddr, err := conn.ParseAddr(*backend)
+		if err != nil {
+			return module{}, fmt.Errorf("--backend: %w", err)
+		}
+		return tcpProxyModule(laddr, baddr, *spread), nil
 	}
-	if *backend == "" {
-		fs.Usage()
-		return fmt.Errorf("--backend is required")
-	}
-	cfg, err := ef.config()
-	if err != nil {
-		return err
-	}
-	laddr, err := conn.ParseAddr(*listen)
-	if err != nil {
-		return err
-	}
-	baddr, err := conn.ParseAddr(*backend)
-	if err != nil {
-		return err
-	}
-	e, err := reactor.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := e.Start(); err != nil {
-		return err
-	}
-	defer e.Stop()
-	ln, err := startTCPProxy(e, laddr, baddr, *spread)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "tcpproxy listening on %s -> %s (%d loops, %s)\n", ln.Addr().Address, baddr.Address, len(e.Loops()), ef.io)
-	waitForSignal()
-	return ln.Close()
 }

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+// adminServer is the operator's HTTP endpoint: /metrics, /healthz, /readyz,
+// /status and /debug/pprof. It runs on ordinary goroutines, off the loops,
+// and reads the engine's plain counters only when scraped, so metrics cost
+// the data path neither a lock nor an allocation.
+type adminServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+type adminConfig struct {
+	addr     string
+	registry *prometheus.Registry
+	// ready returns nil when the service can take traffic.
+	ready func() error
+	// status returns a JSON-encodable snapshot.
+	status func() any
+}
+
+func startAdmin(cfg adminConfig) (*adminServer, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.ready != nil {
+			if err := cfg.ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		var v any = struct{}{}
+		if cfg.status != nil {
+			v = cfg.status()
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener %s: %w", cfg.addr, err)
+	}
+	s := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("admin server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+func (s *adminServer) Addr() string { return s.ln.Addr().String() }
+
+func (s *adminServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+// newRegistry returns a registry with the Go runtime and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// engineCollector exports the loops' counters.
+type engineCollector struct {
+	eng                             *reactor.Engine
+	busy, events, iterations, tasks *prometheus.Desc
+}
+
+func newEngineCollector(e *reactor.Engine) *engineCollector {
+	l := []string{"loop"}
+	return &engineCollector{
+		eng:        e,
+		busy:       prometheus.NewDesc("scalestack_loop_busy_seconds_total", "Time each loop spent handling events rather than waiting for them; its rate is the loop's busy ratio.", l, nil),
+		events:     prometheus.NewDesc("scalestack_loop_events_total", "I/O events each loop handled.", l, nil),
+		iterations: prometheus.NewDesc("scalestack_loop_iterations_total", "Iterations of each loop.", l, nil),
+		tasks:      prometheus.NewDesc("scalestack_loop_tasks_total", "Tasks each loop ran from mailboxes and control submissions.", l, nil),
+	}
+}
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.busy
+	ch <- c.events
+	ch <- c.iterations
+	ch <- c.tasks
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c.eng.Loops() {
+		id := strconv.Itoa(l.ID())
+		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, float64(l.Stats.BusyNanos.Load())/1e9, id)
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(l.Stats.Events.Load()), id)
+		ch <- prometheus.MustNewConstMetric(c.iterations, prometheus.CounterValue, float64(l.Stats.Iterations.Load()), id)
+		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.CounterValue, float64(l.Stats.Tasks.Load()), id)
+	}
+}
+
+// listenerCollector exports a client listener's counters.
+type listenerCollector struct {
+	ln                               *conn.Listener
+	current, accepted, refused, errs *prometheus.Desc
+}
+
+func newListenerCollector(ln *conn.Listener) *listenerCollector {
+	return &listenerCollector{
+		ln:       ln,
+		current:  prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
+		accepted: prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
+		refused:  prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
+		errs:     prometheus.NewDesc("scalestack_accept_errors_total", "accept(2) failures (out of descriptors and the like); each pauses accepting briefly.", nil, nil),
+	}
+}
+
+func (c *listenerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.current
+	ch <- c.accepted
+	ch <- c.refused
+	ch <- c.errs
+}
+
+func (c *listenerCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.current, prometheus.GaugeValue, float64(c.ln.OpenConns()))
+	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(c.ln.Stats.Accepted.Load()))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.ln.Stats.Refused.Load()), "max_clients")
+	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(c.ln.Stats.AcceptErrors.Load()))
+}
+
+// loopStatus is the /status view of one loop.
+type loopStatus struct {
+	ID         int     `json:"id"`
+	CPU        int     `json:"cpu"`
+	Events     uint64  `json:"events"`
+	Iterations uint64  `json:"iterations"`
+	BusySecs   float64 `json:"busy_seconds"`
+	Tracked    int     `json:"-"`
+}
+
+func engineStatus(e *reactor.Engine) []loopStatus {
+	var out []loopStatus
+	for _, l := range e.Loops() {
+		out = append(out, loopStatus{
+			ID: l.ID(), CPU: l.CPU(),
+			Events:     l.Stats.Events.Load(),
+			Iterations: l.Stats.Iterations.Load(),
+			BusySecs:   float64(l.Stats.BusyNanos.Load()) / 1e9,
+		})
+	}
+	return out
+}
