@@ -14,7 +14,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -59,13 +58,9 @@ type server struct {
 
 // run is one measured load run.
 type run struct {
-	MsgsPerSec float64 `json:"msgs_per_sec"`
-	P50        float64 `json:"p50_us"`
-	P99        float64 `json:"p99_us"`
-	Failures   int     `json:"failures"`
-	FirstError string  `json:"first_error"`
-	Msgs       uint64  `json:"msgs"`
-	CPUSeconds float64 `json:"-"`
+	runner.LoadReport
+	CPUSeconds float64 // the server's, over the measured window
+	Load       string  // load average when the run ended
 }
 
 func main() {
@@ -179,7 +174,7 @@ func startServer(s *settings, srv server, cpus string) (*runner.Proc, string, er
 	}
 	if err := runner.WaitDial("tcp", addr, 5*time.Second); err != nil {
 		p.Stop()
-		return nil, "", fmt.Errorf("%s: %w", srv.name, err)
+		return nil, "", fmt.Errorf("%s: %w; stderr: %s", srv.name, err, p.Stderr())
 	}
 	return p, addr, nil
 }
@@ -190,44 +185,14 @@ func loadRun(s *settings, srv server) (run, error) {
 		return run{}, err
 	}
 	defer p.Stop()
-	gen, err := runner.Start("echoload", s.loadCPUs, filepath.Join(s.bin, "echoload"),
+	rep, cpu, err := runner.RunLoad(filepath.Join(s.bin, "echoload"), s.loadCPUs, []string{
 		"-addr", addr, "-conns", strconv.Itoa(s.conns), "-size", strconv.Itoa(s.size),
-		"-inflight", strconv.Itoa(s.inFlight), "-warmup", s.warmup.String(), "-duration", s.duration.String())
+		"-inflight", strconv.Itoa(s.inFlight), "-warmup", s.warmup.String(), "-duration", s.duration.String(),
+	}, s.warmup+s.duration+time.Minute, p.Pid())
 	if err != nil {
-		return run{}, err
+		return run{}, fmt.Errorf("%s: %w", srv.name, err)
 	}
-	defer gen.Stop()
-	limit := s.warmup + s.duration + time.Minute
-	if _, err := gen.WaitLine("window open", limit); err != nil {
-		return run{}, err
-	}
-	cpu0, err := runner.CPUSeconds(p.Pid())
-	if err != nil {
-		return run{}, err
-	}
-	if _, err := gen.WaitLine("window closed", limit); err != nil {
-		return run{}, err
-	}
-	cpu1, err := runner.CPUSeconds(p.Pid())
-	if err != nil {
-		return run{}, err
-	}
-	line, err := gen.WaitLine("{", 30*time.Second)
-	if err != nil {
-		return run{}, err
-	}
-	var r run
-	if err := json.Unmarshal([]byte(line), &r); err != nil {
-		return run{}, fmt.Errorf("echoload output %q: %w", line, err)
-	}
-	r.CPUSeconds = cpu1 - cpu0
-	if err := gen.Wait(30 * time.Second); err != nil {
-		return run{}, err
-	}
-	if r.Failures > 0 {
-		return r, fmt.Errorf("%s: %d connections failed: %s", srv.name, r.Failures, r.FirstError)
-	}
-	return r, nil
+	return run{LoadReport: rep, CPUSeconds: cpu[0], Load: runner.LoadAvg()}, nil
 }
 
 // memory is one idle-connection measurement.
@@ -303,7 +268,7 @@ func benchmark(w io.Writer, s *settings) error {
 				broken[name] = err.Error()
 				continue
 			}
-			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s", r.MsgsPerSec, r.P50, r.P99, r.CPUSeconds)
+			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
 			runs[name] = append(runs[name], r)
 		}
 		// Rotate so no contender always runs first or last.
@@ -355,8 +320,8 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 		var each []string
 		for _, r := range rs {
 			rate = append(rate, r.MsgsPerSec)
-			p50 = append(p50, r.P50)
-			p99 = append(p99, r.P99)
+			p50 = append(p50, r.P50Micros)
+			p99 = append(p99, r.P99Micros)
 			if r.Msgs > 0 {
 				cpu = append(cpu, r.CPUSeconds*1e6/float64(r.Msgs))
 			}

@@ -8,6 +8,7 @@ package runner
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -79,6 +80,9 @@ func Start(name, cpus string, argv ...string) (*Proc, error) {
 	}()
 	return p, nil
 }
+
+// Stderr returns what the process wrote to stderr so far (its tail).
+func (p *Proc) Stderr() string { return tail(p.stderr.String()) }
 
 // Pid returns the process id (that of the program itself: taskset execs it).
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
@@ -268,4 +272,69 @@ func Build(dir, out, pkg string) error {
 		return fmt.Errorf("build %s in %s: %w\n%s", pkg, dir, err, b)
 	}
 	return nil
+}
+
+// LoadReport is the JSON line cmd/echoload prints after a run.
+type LoadReport struct {
+	Msgs       uint64  `json:"msgs"`
+	Seconds    float64 `json:"seconds"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	P50Micros  float64 `json:"p50_us"`
+	P99Micros  float64 `json:"p99_us"`
+	Failures   int     `json:"failures"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+// RunLoad runs the echoload binary with args, pinned to cpus, and returns
+// its report with the CPU seconds each watched process used during the
+// measured window (sampled when echoload announces the window's edges).
+func RunLoad(echoload, cpus string, args []string, limit time.Duration, watch ...int) (LoadReport, []float64, error) {
+	var rep LoadReport
+	gen, err := Start("echoload", cpus, append([]string{echoload}, args...)...)
+	if err != nil {
+		return rep, nil, err
+	}
+	defer gen.Stop()
+	sample := func() ([]float64, error) {
+		out := make([]float64, len(watch))
+		for i, pid := range watch {
+			v, err := CPUSeconds(pid)
+			if err != nil {
+				return nil, fmt.Errorf("watched process %d: %w", pid, err)
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	if _, err := gen.WaitLine("window open", limit); err != nil {
+		return rep, nil, err
+	}
+	before, err := sample()
+	if err != nil {
+		return rep, nil, err
+	}
+	if _, err := gen.WaitLine("window closed", limit); err != nil {
+		return rep, nil, err
+	}
+	after, err := sample()
+	if err != nil {
+		return rep, nil, err
+	}
+	line, err := gen.WaitLine("{", 30*time.Second)
+	if err != nil {
+		return rep, nil, err
+	}
+	if err := json.Unmarshal([]byte(line), &rep); err != nil {
+		return rep, nil, fmt.Errorf("echoload output %q: %w", line, err)
+	}
+	if err := gen.Wait(30 * time.Second); err != nil {
+		return rep, nil, err
+	}
+	for i := range after {
+		after[i] -= before[i]
+	}
+	if rep.Failures > 0 {
+		return rep, after, fmt.Errorf("%d connections failed: %s", rep.Failures, rep.FirstError)
+	}
+	return rep, after, nil
 }
