@@ -505,6 +505,14 @@ func (c *Conn) OnRecvEnd(err error) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.state == stateConnecting {
+		// Only a failed connect ends the stream before it opened.
+		if err == nil {
+			err = unix.ENOTCONN
+		}
+		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
+		return
+	}
 	if err != nil {
 		c.fail(fmt.Errorf("conn %s: receive: %w", c.peer, err))
 		return
@@ -558,6 +566,17 @@ func (c *Conn) finishConnect() {
 	}
 	if err != nil {
 		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
+		return
+	}
+	if _, perr := unix.Getpeername(c.fd); perr != nil {
+		// Writable, no pending error, yet not connected: the connect failed
+		// and a receive the driver started at Register (io_uring arms one
+		// at once) consumed the socket's error. The driver holds that
+		// receive's end; let it through, still connecting, so OnClose gets
+		// the real cause. The connect timer still bounds the wait.
+		if err := c.drv.SetRecv(c.handle, true); err != nil {
+			c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
+		}
 		return
 	}
 	c.loop.Cancel(&c.connectTimer)
