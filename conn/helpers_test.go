@@ -12,6 +12,7 @@ import (
 	"github.com/scalestack/scalestack/buffer"
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
+	"github.com/scalestack/scalestack/ring"
 	"go.uber.org/goleak"
 )
 
@@ -28,6 +29,7 @@ var testDrivers = []struct {
 	newDriver reactor.NewDriverFunc
 }{
 	{"epoll", reactor.NewEpoll},
+	{"uring", ring.New},
 }
 
 // forEachDriver runs fn as a subtest per driver.

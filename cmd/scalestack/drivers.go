@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/scalestack/scalestack/reactor"
+	"github.com/scalestack/scalestack/ring"
 )
 
 func driverByName(name string) (reactor.NewDriverFunc, error) {
@@ -11,7 +12,7 @@ func driverByName(name string) (reactor.NewDriverFunc, error) {
 	case "epoll", "":
 		return reactor.NewEpoll, nil
 	case "uring":
-		return nil, fmt.Errorf("io_uring driver not built in yet")
+		return ring.New, nil
 	}
 	return nil, fmt.Errorf("unknown --io %q (want epoll or uring)", name)
 }

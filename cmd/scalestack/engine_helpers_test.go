@@ -23,6 +23,7 @@ import (
 // joins the matrix with one line here once driverByName knows it.
 var engineDrivers = []string{
 	"epoll",
+	"uring",
 }
 
 // engineNetworks are the transports every engine test runs on.
