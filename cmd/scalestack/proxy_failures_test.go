@@ -321,21 +321,42 @@ func runEMFILEChild(t *testing.T, spec string) {
 	if err != nil {
 		t.Fatalf("child address: %v", err)
 	}
+	count := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		return len(entries) - 1 // ReadDir's own descriptor
+	}
+	// The limit must be in place before the listener starts accepting:
+	// io_uring captures RLIMIT_NOFILE when it prepares its (multishot)
+	// accept, so lowering it afterwards has no effect there. A first engine
+	// and listener measure how many descriptors they need.
+	base := count()
+	probe := startTestEngine(t, parts[0], 1)
+	probeLn, err := startEcho(probe.Engine, addr, false)
+	if err != nil {
+		t.Fatalf("child listen: %v", err)
+	}
+	used := count() - base
+	probeLn.Close()
+	probe.Stop()
+	for deadline := time.Now().Add(2 * time.Second); count() > base; {
+		if time.Now().After(deadline) {
+			t.Fatalf("child: the probe engine left %d descriptors open", count()-base)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	limit := uint64(base + used + room)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
+		t.Fatalf("child setrlimit: %v", err)
+	}
 	e := startTestEngine(t, parts[0], 1)
 	ln, err := startEcho(e.Engine, addr, false)
 	if err != nil {
 		t.Fatalf("child listen: %v", err)
 	}
 	defer ln.Close()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("child: %v", err)
-	}
-	// ReadDir's own descriptor is closed again, leaving exactly room free.
-	limit := uint64(len(entries) - 1 + room)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: limit, Max: limit}); err != nil {
-		t.Fatalf("child setrlimit: %v", err)
-	}
 	fmt.Printf("LISTENING %s\n", listenAddrString(ln.Addr()))
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
