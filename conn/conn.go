@@ -596,9 +596,21 @@ func (c *Conn) open() {
 
 func connectTimedOut(arg any) {
 	c := arg.(*Conn)
-	if c.state == stateConnecting {
-		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, ErrConnectTimeout))
+	if c.state != stateConnecting {
+		return
 	}
+	// A loop runs due timers before the I/O of its iteration, so after a
+	// stall (an overloaded machine, a long batch) the timer can come due
+	// while the completed connect's writable event is still waiting to be
+	// dispatched. A connect that did complete is not a timeout.
+	if errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && errno == 0 {
+		if _, err := unix.Getpeername(c.fd); err == nil {
+			c.loop.Cancel(&c.connectTimer)
+			c.open()
+			return
+		}
+	}
+	c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, ErrConnectTimeout))
 }
 
 // Dial starts a non-blocking connect from loop l. It returns at once; the

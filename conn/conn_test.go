@@ -557,3 +557,49 @@ func TestUnixSocketsEchoAndUnlink(t *testing.T) {
 		}
 	})
 }
+
+// A loop runs due timers before its I/O; after a stall the connect timer can
+// come due although the connect completed meanwhile. That is no timeout.
+func TestConnectCompletedDuringAStallIsNotATimeout(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		backend, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer backend.Close()
+		addr, err := conn.ResolveAddr("tcp", backend.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := startEngine(t, 1, newDriver)
+		var opened atomic.Bool
+		closed := make(chan error, 1)
+		dialed := &funcHandler{
+			onOpen:  func(c *conn.Conn) { opened.Store(true); c.Close() },
+			onClose: func(_ *conn.Conn, err error) { closed <- err },
+		}
+		// Dial from an I/O callback, as a proxy does, then hold the loop
+		// well past the timeout: the writable event can only be seen in the
+		// next iteration, whose timers run first.
+		ln := listen(t, e, conn.ListenConfig{NewHandler: func(*conn.Conn) conn.Handler {
+			return &funcHandler{onData: func(c *conn.Conn, data []byte) int {
+				if _, err := conn.Dial(c.Loop(), addr, 20*time.Millisecond, dialed, conn.Options{}); err != nil {
+					t.Errorf("dial: %v", err)
+				}
+				time.Sleep(200 * time.Millisecond)
+				return len(data)
+			}}
+		}})
+		c := dial(t, ln.Addr())
+		c.Write([]byte("go"))
+		select {
+		case err := <-closed:
+			if err != nil || !opened.Load() {
+				t.Fatalf("connect ended with %v (opened: %v)", err, opened.Load())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("neither opened nor closed")
+		}
+	})
+}
