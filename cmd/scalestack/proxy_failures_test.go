@@ -63,7 +63,11 @@ func TestProxyClosesClientWhenBackendRefuses(t *testing.T) {
 			t.Run(drv+"/"+b.name, func(t *testing.T) {
 				checkLeaks(t)
 				e := startTestEngine(t, drv, 2)
-				ln := startObservedProxy(t, e, b.network, b.addr(t), 5*time.Second, make(chan *conn.Conn))
+				ln, err := startTCPProxy(e.Engine, testAddr(t, b.network), b.addr(t), false)
+				if err != nil {
+					t.Fatalf("start tcpproxy: %v", err)
+				}
+				closeListener(t, ln)
 				for i := 0; i < 10; i++ {
 					c := dialTest(t, ln.Addr())
 					c.Write([]byte("hello"))
