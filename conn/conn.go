@@ -637,7 +637,10 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 		return c, nil
 	}
 	if timeout > 0 {
-		l.Schedule(&c.connectTimer, timeout)
+		// Loop.Now is when the iteration began, which precedes the loop's
+		// wait when Dial runs from an I/O callback: after an idle spell the
+		// timer would be due at once. Measure from the Dial instead.
+		l.Schedule(&c.connectTimer, timeout+time.Since(l.Now()))
 	}
 	if err := c.drv.WaitWritable(c.handle); err != nil {
 		c.fail(fmt.Errorf("conn: wait for connect %s: %w", addr, err))

@@ -603,3 +603,41 @@ func TestConnectCompletedDuringAStallIsNotATimeout(t *testing.T) {
 		}
 	})
 }
+
+// The connect timeout runs from the Dial, even when the loop had been idle
+// in its wait just before the callback that dials.
+func TestConnectTimeoutCountsFromTheDial(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		backend := fullBacklog(t)
+		e := startEngine(t, 1, newDriver)
+		type outcome struct {
+			err  error
+			took time.Duration
+		}
+		done := make(chan outcome, 1)
+		ln := listen(t, e, conn.ListenConfig{NewHandler: func(*conn.Conn) conn.Handler {
+			return &funcHandler{onOpen: func(c *conn.Conn) {
+				start := time.Now()
+				h := &funcHandler{onClose: func(_ *conn.Conn, err error) { done <- outcome{err, time.Since(start)} }}
+				if _, err := conn.Dial(c.Loop(), backend, timeout, h, conn.Options{}); err != nil {
+					t.Errorf("dial: %v", err)
+				}
+			}}
+		}})
+		time.Sleep(timeout + 200*time.Millisecond) // the loop sleeps in its wait
+		dial(t, ln.Addr())
+		select {
+		case o := <-done:
+			if !errors.Is(o.err, conn.ErrConnectTimeout) {
+				t.Fatalf("OnClose(%v), want a connect timeout", o.err)
+			}
+			if o.took < timeout-reactor.TimerTick {
+				t.Fatalf("timed out after %v, before the %v timeout", o.took, timeout)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no connect timeout")
+		}
+	})
+}
