@@ -222,19 +222,28 @@ func TestSilentReaderGetsBackpressure(t *testing.T) {
 				c := dialTest(t, s.front)
 				defer c.Close()
 
-				written, err := writeUntilStalled(c, sendLimit, 500*time.Millisecond)
-				if err != nil {
-					t.Fatalf("write: %v", err)
-				}
-				if written >= sendLimit {
-					t.Fatalf("the server took all %d bytes from a client that reads nothing", written)
-				}
-				// Reading is paused: nothing more is consumed while the
-				// client still has unsent bytes.
-				received := s.echoStats.received.Load()
-				time.Sleep(300 * time.Millisecond)
-				if again := s.echoStats.received.Load(); again != received {
-					t.Fatalf("echo kept reading while its output was stuck: %d then %d bytes", received, again)
+				// Write until the client is blocked and the server has
+				// stopped consuming: on a loaded machine a blocked write
+				// may only mean the server was not scheduled, so a stall
+				// counts once nothing more is consumed for a while.
+				written := 0
+				for deadline := time.Now().Add(30 * time.Second); ; {
+					n, err := writeUntilStalled(c, sendLimit-written, 300*time.Millisecond)
+					written += n
+					if err != nil {
+						t.Fatalf("write: %v", err)
+					}
+					if written >= sendLimit {
+						t.Fatalf("the server took all %d bytes from a client that reads nothing", written)
+					}
+					received := s.echoStats.received.Load()
+					time.Sleep(300 * time.Millisecond)
+					if s.echoStats.received.Load() == received {
+						break // paused, with the client's bytes still waiting
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("echo kept consuming for 30 s (%d bytes) from a client that reads nothing", received)
+					}
 				}
 				// One read may land past the mark before the pause takes
 				// effect, never more.
