@@ -61,6 +61,7 @@ type run struct {
 	runner.LoadReport
 	CPUSeconds float64 // the server's, over the measured window
 	Load       string  // load average when the run ended
+	Round      int
 }
 
 func main() {
@@ -269,6 +270,7 @@ func benchmark(w io.Writer, s *settings) error {
 				continue
 			}
 			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
+			r.Round = round
 			runs[name] = append(runs[name], r)
 		}
 		// Rotate so no contender always runs first or last.
@@ -334,14 +336,26 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", all[name].name, median[name], runner.Median(p50), runner.Median(p99), runner.Median(cpu), note)
 	}
-	fmt.Fprintf(w, "\nRatios of median msgs/s:\n\n")
+	fmt.Fprintf(w, "\nRatios of msgs/s: of the medians above, and the median of the per-round ratios (contenders of one round ran back to back, so a per-round ratio cancels most of the background drift):\n\n")
+	fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | target |\n|---|---:|---:|---|---|\n")
 	ratio := func(a, b, target string) {
-		if median[a] > 0 && median[b] > 0 {
-			fmt.Fprintf(w, "- %s / %s = **%.2f×**%s\n", all[a].name, all[b].name, median[a]/median[b], target)
+		if median[a] == 0 || median[b] == 0 {
+			return
 		}
+		var per []float64
+		var each []string
+		for _, ra := range runs[a] {
+			for _, rb := range runs[b] {
+				if ra.Round == rb.Round && rb.MsgsPerSec > 0 {
+					per = append(per, ra.MsgsPerSec/rb.MsgsPerSec)
+					each = append(each, fmt.Sprintf("%.2f", ra.MsgsPerSec/rb.MsgsPerSec))
+				}
+			}
+		}
+		fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %s |\n", all[a].name, all[b].name, median[a]/median[b], runner.Median(per), strings.Join(each, ", "), target)
 	}
-	ratio("epoll", "go", " (target ≥ 1.2×)")
-	ratio("epoll", "gnet", " (target ≥ 1.0×)")
+	ratio("epoll", "go", "≥ 1.2×")
+	ratio("epoll", "gnet", "≥ 1.0×")
 	ratio("uring", "epoll", "")
 	ratio("uring", "go", "")
 	ratio("uring", "gnet", "")

@@ -52,7 +52,11 @@ type run struct {
 	runner.LoadReport
 	ProxyCPU float64
 	Load     string
+	Round    int
 }
+
+// cpuPerMillion is the proxy's CPU seconds per million messages.
+func (r run) cpuPerMillion() float64 { return r.ProxyCPU * 1e6 / float64(max(r.Msgs, 1)) }
 
 func main() {
 	var s settings
@@ -222,6 +226,7 @@ func benchmark(w io.Writer, s *settings) error {
 				continue
 			}
 			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, proxy CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.ProxyCPU, r.Load)
+			r.Round = round
 			runs[name] = append(runs[name], r)
 		}
 		order = append(order[1:], order[0])
@@ -249,7 +254,7 @@ func benchmark(w io.Writer, s *settings) error {
 			rate = append(rate, r.MsgsPerSec)
 			p50 = append(p50, r.P50Micros)
 			p99 = append(p99, r.P99Micros)
-			perM := r.ProxyCPU * 1e6 / float64(max(r.Msgs, 1))
+			perM := r.cpuPerMillion()
 			cpu = append(cpu, perM)
 			each = append(each, fmt.Sprintf("%.0f (%.1f)", r.MsgsPerSec, perM))
 		}
@@ -261,8 +266,19 @@ func benchmark(w io.Writer, s *settings) error {
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.1f | %s |\n", all[name].name, rateMedian[name], runner.Median(p50), runner.Median(p99), cpuMedian[name], note)
 	}
 	if cpuMedian["scalestack"] > 0 && cpuMedian["haproxy"] > 0 {
-		fmt.Fprintf(w, "\nProxy CPU per message, scalestack / HAProxy = **%.2f** (target ≤ 1.00); msgs/s ratio = %.2f.\n",
-			cpuMedian["scalestack"]/cpuMedian["haproxy"], rateMedian["scalestack"]/rateMedian["haproxy"])
+		var cpuPer, ratePer []float64
+		var each []string
+		for _, a := range runs["scalestack"] {
+			for _, b := range runs["haproxy"] {
+				if a.Round == b.Round {
+					cpuPer = append(cpuPer, a.cpuPerMillion()/b.cpuPerMillion())
+					ratePer = append(ratePer, a.MsgsPerSec/b.MsgsPerSec)
+					each = append(each, fmt.Sprintf("%.2f", a.cpuPerMillion()/b.cpuPerMillion()))
+				}
+			}
+		}
+		fmt.Fprintf(w, "\nscalestack / HAProxy: proxy CPU per message **%.2f** as the median of per-round ratios (%s), %.2f as the ratio of medians (target ≤ 1.00); msgs/s %.2f (median of per-round ratios), %.2f (ratio of medians).\n",
+			runner.Median(cpuPer), strings.Join(each, ", "), cpuMedian["scalestack"]/cpuMedian["haproxy"], runner.Median(ratePer), rateMedian["scalestack"]/rateMedian["haproxy"])
 	}
 	return nil
 }
