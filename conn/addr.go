@@ -30,6 +30,23 @@ func (a Addr) family() int {
 	return unix.AF_INET
 }
 
+// sockaddrForCall returns a private copy of the address for one bind or
+// connect. x/sys marshals a Sockaddr into a buffer inside the struct on every
+// call, so one Addr shared by loops that dial at the same moment (a proxy's
+// backend) would race on that buffer. Only fields that never change after
+// resolution are read here.
+func (a Addr) sockaddrForCall() unix.Sockaddr {
+	switch sa := a.sockaddr.(type) {
+	case *unix.SockaddrInet4:
+		return &unix.SockaddrInet4{Port: sa.Port, Addr: sa.Addr}
+	case *unix.SockaddrInet6:
+		return &unix.SockaddrInet6{Port: sa.Port, ZoneId: sa.ZoneId, Addr: sa.Addr}
+	case *unix.SockaddrUnix:
+		return &unix.SockaddrUnix{Name: sa.Name}
+	}
+	return a.sockaddr
+}
+
 // ResolveAddr turns "host:port" (network "tcp", "tcp4", "tcp6") or a path
 // (network "unix") into an Addr. Blocking; never call it on a loop.
 func ResolveAddr(network, address string) (Addr, error) {

@@ -505,6 +505,14 @@ func (c *Conn) OnRecvEnd(err error) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.state == stateConnecting {
+		// Only a failed connect ends the stream before it opened.
+		if err == nil {
+			err = unix.ENOTCONN
+		}
+		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
+		return
+	}
 	if err != nil {
 		c.fail(fmt.Errorf("conn %s: receive: %w", c.peer, err))
 		return
@@ -560,6 +568,17 @@ func (c *Conn) finishConnect() {
 		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
 		return
 	}
+	if _, perr := unix.Getpeername(c.fd); perr != nil {
+		// Writable, no pending error, yet not connected: the connect failed
+		// and a receive the driver started at Register (io_uring arms one
+		// at once) consumed the socket's error. The driver holds that
+		// receive's end; let it through, still connecting, so OnClose gets
+		// the real cause. The connect timer still bounds the wait.
+		if err := c.drv.SetRecv(c.handle, true); err != nil {
+			c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, err))
+		}
+		return
+	}
 	c.loop.Cancel(&c.connectTimer)
 	c.open()
 }
@@ -577,9 +596,21 @@ func (c *Conn) open() {
 
 func connectTimedOut(arg any) {
 	c := arg.(*Conn)
-	if c.state == stateConnecting {
-		c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, ErrConnectTimeout))
+	if c.state != stateConnecting {
+		return
 	}
+	// A loop runs due timers before the I/O of its iteration, so after a
+	// stall (an overloaded machine, a long batch) the timer can come due
+	// while the completed connect's writable event is still waiting to be
+	// dispatched. A connect that did complete is not a timeout.
+	if errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && errno == 0 {
+		if _, err := unix.Getpeername(c.fd); err == nil {
+			c.loop.Cancel(&c.connectTimer)
+			c.open()
+			return
+		}
+	}
+	c.fail(fmt.Errorf("conn: connect %s: %w", c.peer, ErrConnectTimeout))
 }
 
 // Dial starts a non-blocking connect from loop l. It returns at once; the
@@ -592,7 +623,7 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 	}
 	c := newConn(l, fd, addr.Network, h, opts)
 	c.peer = addr.String()
-	err = unix.Connect(fd, addr.sockaddr)
+	err = unix.Connect(fd, addr.sockaddrForCall())
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
 		unix.Close(fd)
 		return nil, fmt.Errorf("conn: connect %s: %w", addr, err)
@@ -606,7 +637,10 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 		return c, nil
 	}
 	if timeout > 0 {
-		l.Schedule(&c.connectTimer, timeout)
+		// Loop.Now is when the iteration began, which precedes the loop's
+		// wait when Dial runs from an I/O callback: after an idle spell the
+		// timer would be due at once. Measure from the Dial instead.
+		l.Schedule(&c.connectTimer, timeout+time.Since(l.Now()))
 	}
 	if err := c.drv.WaitWritable(c.handle); err != nil {
 		c.fail(fmt.Errorf("conn: wait for connect %s: %w", addr, err))
@@ -621,7 +655,9 @@ var ErrNotQuiet = errors.New("conn: connection has data in flight")
 // Detach takes the connection off its loop and returns its descriptor, for
 // Adopt on another loop (a pooled backend moving to where it is needed). It
 // succeeds only for an open, quiet connection: nothing queued, buffered or
-// being sent. OnClose is not called; c must not be used afterwards.
+// being sent. OnClose is not called; c must not be used afterwards. An
+// accepted connection leaves its listener's count (and MaxConns budget) here,
+// since no OnClose will ever give the slot back.
 func (c *Conn) Detach() (int, error) {
 	if c.state != stateOpen || c.Buffered() > 0 || c.sendInFlight || (c.in != nil && len(c.in.B) > 0) || c.eof {
 		return -1, ErrNotQuiet
@@ -635,6 +671,10 @@ func (c *Conn) Detach() (int, error) {
 	if c.in != nil {
 		c.in.Release()
 		c.in = nil
+	}
+	if c.counted != nil {
+		c.counted.open.n.Add(-1)
+		c.counted = nil
 	}
 	c.state = stateClosed
 	c.notified = true

@@ -102,6 +102,9 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 			ln.unlinks = cfg.Addr.Address
 		}
 	}
+	// Set before any acceptor is registered: loops read it while Listen is
+	// still registering the others.
+	ln.spread = spread
 	if spread {
 		loops = loops[:1]
 	}
@@ -176,7 +179,7 @@ func listenSocket(addr Addr, backlog int, reusePort bool) (int, error) {
 			}
 		}
 	}
-	if err := unix.Bind(fd, addr.sockaddr); err != nil {
+	if err := unix.Bind(fd, addr.sockaddrForCall()); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("conn: bind %s: %w", addr, err)
 	}

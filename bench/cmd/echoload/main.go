@@ -1,0 +1,98 @@
+// Command echoload drives echo load at a loopback server, prints "window
+// open" and "window closed" as the measured window starts and ends (for an
+// observer sampling the server), then one JSON line of results; or, with -hold, opens connections and keeps them idle
+// (for memory figures; run several processes to pass the per-process
+// descriptor limit). Benchmark use only.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/scalestack/scalestack/bench/loadgen"
+)
+
+// Report is the JSON line echoload prints after a load run.
+type Report struct {
+	Msgs       uint64  `json:"msgs"`
+	Seconds    float64 `json:"seconds"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	P50Micros  float64 `json:"p50_us"`
+	P99Micros  float64 `json:"p99_us"`
+	Failures   int     `json:"failures"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:7000", "server: loopback host:port, or unix:/path")
+	conns := flag.Int("conns", 1000, "concurrent connections")
+	inFlight := flag.Int("inflight", 1, "messages outstanding per connection")
+	size := flag.Int("size", 64, "message size in bytes")
+	warmup := flag.Duration("warmup", time.Second, "traffic before measuring")
+	duration := flag.Duration("duration", 5*time.Second, "measured time (at most 10m)")
+	hold := flag.Duration("hold", 0, "instead of load: open -conns connections, exchange one byte on each, print \"holding N\", and keep them idle this long (or until SIGTERM)")
+	flag.Parse()
+
+	network, address := "tcp", *addr
+	if p, ok := strings.CutPrefix(*addr, "unix:"); ok {
+		network, address = "unix", p
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if *hold > 0 {
+		// Print once every connection is served, then wait.
+		ready := make(chan struct{})
+		errc := make(chan error, 1)
+		go func() {
+			errc <- loadgen.HoldNotify(ctx, network, address, *conns, *hold, func() { close(ready) })
+		}()
+		select {
+		case <-ready:
+			fmt.Printf("holding %d\n", *conns)
+		case err := <-errc:
+			log.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		Network: network, Addr: address, Conns: *conns, InFlight: *inFlight, Size: *size,
+		Warmup: *warmup, Duration: *duration,
+		OnWindow: func(open bool) {
+			if open {
+				fmt.Println("window open")
+			} else {
+				fmt.Println("window closed")
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := Report{
+		Msgs:       res.Msgs,
+		Seconds:    res.Elapsed.Seconds(),
+		MsgsPerSec: res.MsgsPerSec(),
+		P50Micros:  float64(res.Latency.Quantile(0.50)) / 1e3,
+		P99Micros:  float64(res.Latency.Quantile(0.99)) / 1e3,
+		Failures:   res.Failures,
+	}
+	if res.FirstErr != nil {
+		r.FirstError = res.FirstErr.Error()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,385 @@
+// Command echo benchmarks echo servers side by side on this machine, in one
+// command: Scale Stack's engine on epoll and on io_uring, a goroutine per
+// connection on Go's net package, and gnet v2. Runs are interleaved (the
+// server order rotates each round) and repeated, and the medians are
+// reported, because a shared two-core machine drifts by tens of percent
+// between minutes. It then holds many idle connections on each server and
+// reports resident memory per connection. Results go to a Markdown file.
+//
+// Run it from the bench module:
+//
+//	cd bench && go run ./echo -out results/echo.md
+//
+// Everything listens and connects on loopback only.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scalestack/scalestack/bench/internal/runner"
+)
+
+type settings struct {
+	rounds         int
+	conns          int
+	size           int
+	inFlight       int
+	warmup         time.Duration
+	duration       time.Duration
+	serverCPUs     string
+	loadCPUs       string
+	loops          int
+	servers        []string
+	uringBin       string
+	memConns       int
+	memProcs       int
+	memServers     []string
+	out            string
+	root           string
+	portBase       int
+	bin            string
+	commandLine    string
+	memHoldTimeout time.Duration
+}
+
+// server is one contender.
+type server struct {
+	name string
+	argv func(addr string) []string
+}
+
+// run is one measured load run.
+type run struct {
+	runner.LoadReport
+	CPUSeconds float64 // the server's, over the measured window
+	Load       string  // load average when the run ended
+	Round      int
+}
+
+func main() {
+	var s settings
+	var servers, memServers string
+	flag.IntVar(&s.rounds, "rounds", 3, "interleaved rounds; medians are over these")
+	flag.IntVar(&s.conns, "conns", 1000, "connections per load run")
+	flag.IntVar(&s.size, "size", 64, "message size in bytes")
+	flag.IntVar(&s.inFlight, "inflight", 1, "messages in flight per connection")
+	flag.DurationVar(&s.warmup, "warmup", time.Second, "warm-up before each measured window")
+	flag.DurationVar(&s.duration, "duration", 5*time.Second, "measured window per run")
+	flag.StringVar(&s.serverCPUs, "server-cpus", "1", "taskset CPU list for servers (empty: no pinning)")
+	flag.StringVar(&s.loadCPUs, "load-cpus", "0", "taskset CPU list for the load generator (empty: no pinning)")
+	flag.IntVar(&s.loops, "loops", 1, "event loops (GOMAXPROCS for the Go server) per server")
+	flag.StringVar(&servers, "servers", "epoll,uring,go,gnet", "contenders, in first-round order")
+	flag.StringVar(&s.uringBin, "uring-bin", "", "scalestack binary to use for the uring contender (default: the one built from this tree)")
+	flag.IntVar(&s.memConns, "mem-conns", 16000, "idle connections for the memory figure (0: skip)")
+	flag.IntVar(&s.memProcs, "mem-procs", 2, "generator processes holding the idle connections")
+	flag.StringVar(&memServers, "mem-servers", "epoll,uring,go,gnet", "servers whose memory is measured")
+	flag.DurationVar(&s.memHoldTimeout, "mem-timeout", 3*time.Minute, "how long opening the idle connections may take")
+	flag.StringVar(&s.out, "out", "results/echo.md", "Markdown result file (empty: stdout)")
+	flag.StringVar(&s.root, "root", "..", "the Scale Stack repository root")
+	flag.IntVar(&s.portBase, "port", 17000, "first loopback port; each run uses a fresh one")
+	flag.Parse()
+	s.servers = splitList(servers)
+	s.memServers = splitList(memServers)
+	s.commandLine = "go run ./echo " + strings.Join(os.Args[1:], " ")
+
+	dir, err := os.MkdirTemp("", "echobench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s.bin = dir
+	if err := buildAll(&s); err != nil {
+		log.Fatal(err)
+	}
+	var w io.Writer = os.Stdout
+	if s.out != "" {
+		f, err := os.Create(s.out)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := benchmark(w, &s); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func buildAll(s *settings) error {
+	log.Printf("building into %s", s.bin)
+	if err := runner.Build(s.root, filepath.Join(s.bin, "scalestack"), "./cmd/scalestack"); err != nil {
+		return err
+	}
+	for _, pkg := range []string{"echoserver", "echoload"} {
+		if err := runner.Build(".", filepath.Join(s.bin, pkg), "./cmd/"+pkg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contenders(s *settings) map[string]server {
+	loops := strconv.Itoa(s.loops)
+	ours := func(bin, io string) func(string) []string {
+		return func(addr string) []string {
+			return []string{bin, "echo", "--listen", addr, "--loops", loops, "--io", io, "--log-level", "warn"}
+		}
+	}
+	scalestack := filepath.Join(s.bin, "scalestack")
+	uringBin := scalestack
+	if s.uringBin != "" {
+		uringBin = s.uringBin
+	}
+	other := func(impl string) func(string) []string {
+		return func(addr string) []string {
+			return []string{filepath.Join(s.bin, "echoserver"), "-impl", impl, "-listen", addr, "-loops", loops}
+		}
+	}
+	return map[string]server{
+		"epoll": {"scalestack epoll", ours(scalestack, "epoll")},
+		"uring": {"scalestack io_uring", ours(uringBin, "uring")},
+		"go":    {"Go net (goroutine per conn)", other("go")},
+		"gnet":  {"gnet v2", other("gnet")},
+	}
+}
+
+func (s *settings) nextAddr() string {
+	s.portBase++
+	return fmt.Sprintf("127.0.0.1:%d", s.portBase)
+}
+
+// startServer starts a contender and waits until it accepts.
+func startServer(s *settings, srv server, cpus string) (*runner.Proc, string, error) {
+	addr := s.nextAddr()
+	p, err := runner.Start(srv.name, cpus, srv.argv(addr)...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := runner.WaitDial("tcp", addr, 5*time.Second); err != nil {
+		p.Stop()
+		return nil, "", fmt.Errorf("%s: %w; stderr: %s", srv.name, err, p.Stderr())
+	}
+	return p, addr, nil
+}
+
+func loadRun(s *settings, srv server) (run, error) {
+	p, addr, err := startServer(s, srv, s.serverCPUs)
+	if err != nil {
+		return run{}, err
+	}
+	defer p.Stop()
+	rep, cpu, err := runner.RunLoad(filepath.Join(s.bin, "echoload"), s.loadCPUs, []string{
+		"-addr", addr, "-conns", strconv.Itoa(s.conns), "-size", strconv.Itoa(s.size),
+		"-inflight", strconv.Itoa(s.inFlight), "-warmup", s.warmup.String(), "-duration", s.duration.String(),
+	}, s.warmup+s.duration+time.Minute, p.Pid())
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w", srv.name, err)
+	}
+	return run{LoadReport: rep, CPUSeconds: cpu[0], Load: runner.LoadAvg()}, nil
+}
+
+// memory is one idle-connection measurement.
+type memory struct {
+	rssBefore, rssAfter, fds int
+}
+
+func memoryRun(s *settings, srv server) (memory, error) {
+	p, addr, err := startServer(s, srv, "")
+	if err != nil {
+		return memory{}, err
+	}
+	defer p.Stop()
+	time.Sleep(300 * time.Millisecond)
+	var m memory
+	if m.rssBefore, err = runner.RSSKiB(p.Pid()); err != nil {
+		return m, err
+	}
+	per := (s.memConns + s.memProcs - 1) / s.memProcs
+	var holders []*runner.Proc
+	defer func() {
+		for _, h := range holders {
+			h.Stop()
+		}
+	}()
+	left := s.memConns
+	for i := 0; i < s.memProcs && left > 0; i++ {
+		n := min(per, left)
+		left -= n
+		h, err := runner.Start("holder", "", filepath.Join(s.bin, "echoload"),
+			"-addr", addr, "-conns", strconv.Itoa(n), "-hold", "10m")
+		if err != nil {
+			return m, err
+		}
+		holders = append(holders, h)
+	}
+	for _, h := range holders {
+		if _, err := h.WaitLine("holding", s.memHoldTimeout); err != nil {
+			return m, err
+		}
+	}
+	time.Sleep(time.Second)
+	if m.rssAfter, err = runner.RSSKiB(p.Pid()); err != nil {
+		return m, err
+	}
+	if m.fds, err = runner.OpenFDs(p.Pid()); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+func benchmark(w io.Writer, s *settings) error {
+	all := contenders(s)
+	for _, name := range append(append([]string{}, s.servers...), s.memServers...) {
+		if _, ok := all[name]; !ok {
+			return fmt.Errorf("unknown server %q (want epoll, uring, go, gnet)", name)
+		}
+	}
+	started := time.Now()
+	loadStart := runner.LoadAvg()
+	runs := map[string][]run{}
+	broken := map[string]string{}
+	order := append([]string{}, s.servers...)
+	for round := 0; round < s.rounds; round++ {
+		for _, name := range order {
+			if broken[name] != "" {
+				continue
+			}
+			log.Printf("round %d: %s", round+1, all[name].name)
+			r, err := loadRun(s, all[name])
+			if err != nil {
+				log.Printf("  %v", err)
+				broken[name] = err.Error()
+				continue
+			}
+			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
+			r.Round = round
+			runs[name] = append(runs[name], r)
+		}
+		// Rotate so no contender always runs first or last.
+		order = append(order[1:], order[0])
+	}
+	mems := map[string]memory{}
+	memBroken := map[string]string{}
+	if s.memConns > 0 {
+		for _, name := range s.memServers {
+			log.Printf("memory: %s with %d idle connections", all[name].name, s.memConns)
+			m, err := memoryRun(s, all[name])
+			if err != nil {
+				log.Printf("  %v", err)
+				memBroken[name] = err.Error()
+				continue
+			}
+			log.Printf("  RSS %d KiB -> %d KiB, %d fds", m.rssBefore, m.rssAfter, m.fds)
+			mems[name] = m
+		}
+	}
+	report(w, s, all, runs, broken, mems, memBroken, started, loadStart)
+	return nil
+}
+
+func report(w io.Writer, s *settings, all map[string]server, runs map[string][]run, broken map[string]string,
+	mems map[string]memory, memBroken map[string]string, started time.Time, loadStart string) {
+	fmt.Fprintf(w, "# Echo: Scale Stack vs Go net vs gnet\n\n")
+	fmt.Fprintf(w, "Generated by `bench/echo` on %s in %s.\n\n", started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(w, "Command (from `bench/`):\n\n    %s\n\n", s.commandLine)
+	fmt.Fprintf(w, "Machine: %s. Load average (1/5/15 min) at start %s, at end %s: other work shared the machine.\n\n", runner.MachineFacts(), loadStart, runner.LoadAvg())
+	pin := func(cpus string) string {
+		if cpus == "" {
+			return "not pinned"
+		}
+		return "pinned to CPU " + cpus
+	}
+	fmt.Fprintf(w, "Load: %d connections, %d-byte messages, %d in flight per connection, %v warm-up then %v measured, %d interleaved rounds (order rotated each round); medians below. Servers %s with %d event loop(s) each; the generator (`bench/cmd/echoload`, Go net, one goroutine per connection) %s. Server CPU is user+system time from /proc/PID/stat over the measured window.\n\n",
+		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, pin(s.serverCPUs), s.loops, pin(s.loadCPUs))
+
+	fmt.Fprintf(w, "| server | msgs/s (median) | p50 µs | p99 µs | server CPU µs/msg | runs, msgs/s |\n|---|---:|---:|---:|---:|---|\n")
+	median := map[string]float64{}
+	for _, name := range s.servers {
+		rs := runs[name]
+		if len(rs) == 0 {
+			fmt.Fprintf(w, "| %s | — | — | — | — | failed: %s |\n", all[name].name, oneLine(broken[name]))
+			continue
+		}
+		var rate, p50, p99, cpu []float64
+		var each []string
+		for _, r := range rs {
+			rate = append(rate, r.MsgsPerSec)
+			p50 = append(p50, r.P50Micros)
+			p99 = append(p99, r.P99Micros)
+			if r.Msgs > 0 {
+				cpu = append(cpu, r.CPUSeconds*1e6/float64(r.Msgs))
+			}
+			each = append(each, fmt.Sprintf("%.0f", r.MsgsPerSec))
+		}
+		median[name] = runner.Median(rate)
+		note := strings.Join(each, ", ")
+		if broken[name] != "" {
+			note += "; then failed: " + oneLine(broken[name])
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", all[name].name, median[name], runner.Median(p50), runner.Median(p99), runner.Median(cpu), note)
+	}
+	fmt.Fprintf(w, "\nRatios of msgs/s: of the medians above, and the median of the per-round ratios (contenders of one round ran back to back, so a per-round ratio cancels most of the background drift):\n\n")
+	fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | target |\n|---|---:|---:|---|---|\n")
+	ratio := func(a, b, target string) {
+		if median[a] == 0 || median[b] == 0 {
+			return
+		}
+		var per []float64
+		var each []string
+		for _, ra := range runs[a] {
+			for _, rb := range runs[b] {
+				if ra.Round == rb.Round && rb.MsgsPerSec > 0 {
+					per = append(per, ra.MsgsPerSec/rb.MsgsPerSec)
+					each = append(each, fmt.Sprintf("%.2f", ra.MsgsPerSec/rb.MsgsPerSec))
+				}
+			}
+		}
+		fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %s |\n", all[a].name, all[b].name, median[a]/median[b], runner.Median(per), strings.Join(each, ", "), target)
+	}
+	ratio("epoll", "go", "≥ 1.2×")
+	ratio("epoll", "gnet", "≥ 1.0×")
+	ratio("uring", "epoll", "")
+	ratio("uring", "go", "")
+	ratio("uring", "gnet", "")
+
+	if s.memConns > 0 {
+		fmt.Fprintf(w, "\n## Memory: %d idle connections\n\n", s.memConns)
+		fmt.Fprintf(w, "Each server (not pinned, %d loop(s)) is started, its VmRSS read, then %d `echoload -hold` processes open %d connections in all and exchange one byte on each; a second later VmRSS is read again. Per connection = (after − before) / connections.\n\n", s.loops, s.memProcs, s.memConns)
+		fmt.Fprintf(w, "| server | RSS before KiB | RSS after KiB | open fds | KiB per connection |\n|---|---:|---:|---:|---:|\n")
+		for _, name := range s.memServers {
+			m, ok := mems[name]
+			if !ok {
+				fmt.Fprintf(w, "| %s | — | — | — | failed: %s |\n", all[name].name, oneLine(memBroken[name]))
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %.2f |\n", all[name].name, m.rssBefore, m.rssAfter, m.fds, float64(m.rssAfter-m.rssBefore)/float64(s.memConns))
+		}
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

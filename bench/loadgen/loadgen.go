@@ -1,0 +1,321 @@
+// Package loadgen drives echo-style request/response load against a server
+// on loopback and measures throughput and latency; it can also open many
+// connections and hold them idle, for memory figures. It is a benchmark
+// tool only: it never talks to anything but 127.0.0.0/8 or a Unix socket,
+// and every run is bounded by its Duration.
+//
+// A message is Size bytes and its reply is the same Size bytes back (an echo
+// server). Each connection keeps InFlight messages outstanding: it writes
+// that many, then for every complete reply it reads, records the reply's
+// latency and writes one more. Replies are matched to send times in order,
+// which is what an echo over a byte stream guarantees.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes one load run.
+type Config struct {
+	Network  string        // "tcp" or "unix"
+	Addr     string        // loopback host:port or socket path
+	Conns    int           // concurrent connections
+	InFlight int           // messages outstanding per connection (default 1)
+	Size     int           // message size in bytes (default 64)
+	Warmup   time.Duration // traffic before measuring starts
+	Duration time.Duration // measured time, after the warm-up (required)
+	// OnWindow, when set, is called as the measured window opens (true)
+	// and closes (false), so an observer can sample a server's CPU time
+	// over exactly that window.
+	OnWindow func(open bool)
+}
+
+// Result is what a run measured, over the measured window only.
+type Result struct {
+	Msgs     uint64        // replies received
+	Elapsed  time.Duration // measured window
+	Latency  Histogram     // send-to-reply time of each counted message
+	Failures int           // connections that failed mid-run
+	FirstErr error
+}
+
+// MsgsPerSec is the measured reply rate.
+func (r *Result) MsgsPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Msgs) / r.Elapsed.Seconds()
+}
+
+func (c *Config) check() error {
+	if c.InFlight <= 0 {
+		c.InFlight = 1
+	}
+	if c.Size <= 0 {
+		c.Size = 64
+	}
+	if c.Conns <= 0 {
+		return errors.New("loadgen: Conns must be positive")
+	}
+	if c.Duration <= 0 || c.Duration > 10*time.Minute {
+		return errors.New("loadgen: Duration must be between 0 and 10 minutes")
+	}
+	return checkLoopback(c.Network, c.Addr)
+}
+
+// checkLoopback refuses anything that is not a Unix socket or a literal
+// loopback address: this tool must never load another machine.
+func checkLoopback(network, addr string) error {
+	switch network {
+	case "unix":
+		return nil
+	case "tcp", "tcp4":
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("loadgen: address %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("loadgen: %q is not a loopback address", addr)
+		}
+		return nil
+	}
+	return fmt.Errorf("loadgen: unsupported network %q", network)
+}
+
+// Dial opens n connections, several at a time, and closes them all again if
+// one fails.
+func Dial(ctx context.Context, network, addr string, n int) ([]net.Conn, error) {
+	if err := checkLoopback(network, addr); err != nil {
+		return nil, err
+	}
+	conns := make([]net.Conn, n)
+	var d net.Dialer
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 64) // keep the server's backlog from overflowing
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("loadgen: dial %s: %w", addr, err)
+				}
+				mu.Unlock()
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		CloseAll(conns)
+		return nil, first
+	}
+	return conns, nil
+}
+
+// CloseAll closes every non-nil connection.
+func CloseAll(conns []net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// Run opens cfg.Conns connections, drives them for cfg.Warmup plus
+// cfg.Duration, and returns the measured window's figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	conns, err := Dial(ctx, cfg.Network, cfg.Addr, cfg.Conns)
+	if err != nil {
+		return nil, err
+	}
+	defer CloseAll(conns)
+
+	var measuring, stopping atomic.Bool
+	workers := make([]worker, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		workers[i] = worker{conn: c, cfg: &cfg, measuring: &measuring, stopping: &stopping}
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			w.run()
+		}(&workers[i])
+	}
+	sleep(ctx, cfg.Warmup)
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(true)
+	}
+	measuring.Store(true)
+	start := time.Now()
+	sleep(ctx, cfg.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(false)
+	}
+	stopping.Store(true)
+	// Unblock reads and writes so every worker returns promptly.
+	for _, c := range conns {
+		c.SetDeadline(time.Now())
+	}
+	wg.Wait()
+
+	res := &Result{Elapsed: elapsed}
+	for i := range workers {
+		w := &workers[i]
+		res.Msgs += w.msgs
+		res.Latency.Merge(&w.hist)
+		if w.err != nil {
+			res.Failures++
+			if res.FirstErr == nil {
+				res.FirstErr = w.err
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// worker drives one connection.
+type worker struct {
+	conn      net.Conn
+	cfg       *Config
+	measuring *atomic.Bool
+	stopping  *atomic.Bool
+
+	msgs uint64
+	hist Histogram
+	err  error
+}
+
+func (w *worker) run() {
+	size, inFlight := w.cfg.Size, w.cfg.InFlight
+	msg := make([]byte, size*inFlight)
+	for i := range msg {
+		msg[i] = byte('a' + i%26)
+	}
+	// Send times of outstanding messages, oldest first, in a ring.
+	sent := make([]time.Time, inFlight)
+	head, outstanding := 0, 0
+	send := func(n int) error {
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			sent[(head+outstanding)%inFlight] = now
+			outstanding++
+		}
+		_, err := w.conn.Write(msg[:n*size])
+		return err
+	}
+	if err := send(inFlight); err != nil {
+		w.fail(err)
+		return
+	}
+	buf := make([]byte, max(size*inFlight, 4096))
+	partial := 0 // bytes of the next reply already read
+	for {
+		n, err := w.conn.Read(buf)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		partial += n
+		done := partial / size
+		partial %= size
+		if done == 0 {
+			continue
+		}
+		now := time.Now()
+		measuring := w.measuring.Load()
+		for i := 0; i < done; i++ {
+			if measuring {
+				w.hist.Record(now.Sub(sent[head]))
+				w.msgs++
+			}
+			head = (head + 1) % inFlight
+			outstanding--
+		}
+		if err := send(done); err != nil {
+			w.fail(err)
+			return
+		}
+	}
+}
+
+func (w *worker) fail(err error) {
+	if w.stopping.Load() {
+		return // our own deadline ended the run
+	}
+	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "reset") {
+		err = fmt.Errorf("loadgen: server closed the connection: %w", err)
+	}
+	w.err = err
+}
+
+// Hold opens n connections, proves each one is served with a single
+// exchange of one byte, and keeps them open until ctx ends or hold passes.
+func Hold(ctx context.Context, network, addr string, n int, hold time.Duration) error {
+	return HoldNotify(ctx, network, addr, n, hold, nil)
+}
+
+// HoldNotify is Hold that calls ready (when not nil) once every connection
+// has been served, before the idle wait.
+func HoldNotify(ctx context.Context, network, addr string, n int, hold time.Duration, ready func()) error {
+	if hold <= 0 || hold > 30*time.Minute {
+		return errors.New("loadgen: hold must be between 0 and 30 minutes")
+	}
+	conns, err := Dial(ctx, network, addr, n)
+	if err != nil {
+		return err
+	}
+	defer CloseAll(conns)
+	var b [1]byte
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte{'.'}); err != nil {
+			return fmt.Errorf("loadgen: connection %d: %w", i, err)
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return fmt.Errorf("loadgen: connection %d: %w", i, err)
+		}
+		c.SetDeadline(time.Time{})
+	}
+	if ready != nil {
+		ready()
+	}
+	sleep(ctx, hold)
+	return nil
+}
