@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// connectLimit bounds how long sysbench may take to connect all its threads before the point is
+// declared failed; thousands of threads behind a saturated listener need tens of seconds here.
+const connectLimit = 5 * time.Minute
+
+// sample is one reading of the processes whose cost the sweep reports.
+type sample struct {
+	at        time.Time
+	targetCPU int64 // clock ticks; -1 when there is no target process
+	dbCPU     int64
+}
+
+func takeSample(targetPID, dbPID int) (sample, error) {
+	s := sample{at: time.Now(), targetCPU: -1}
+	var err error
+	if targetPID > 0 {
+		if s.targetCPU, err = cpuTicks(targetPID); err != nil {
+			return s, err
+		}
+	}
+	s.dbCPU, err = cpuTicks(dbPID)
+	return s, err
+}
+
+// runPoint measures one (test, threads, target, rep). An error means the harness itself could not go
+// on; a point that merely failed (sysbench errors, a target that died) is returned with its status.
+func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
+	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
+		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
+		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN()}
+	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
+
+	if err := waitDBIdle(ctx, db, idleConns, 2*time.Minute); err != nil {
+		logf("warning: %v; the backend count of this point includes them", err)
+	}
+	out, err := db.sql(ctx, "FLUSH STATUS; SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+	if err != nil {
+		return p, err
+	}
+	var before int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(out), "Threads_connected\t%d", &before); err != nil {
+		return p, fmt.Errorf("parsing Threads_connected from %q: %w", out, err)
+	}
+	// Connections open before the point, other than the client that asked.
+	others := before - 1
+
+	tg, err := startTarget(ctx, pp.Target, env, filepath.Join(logDir, stem+"-target.log"))
+	if err != nil {
+		p.Status = "failed: target did not start: " + firstLine(err.Error())
+		logf("%v", err)
+		return p, nil
+	}
+	defer func() {
+		if err := tg.stop(); err != nil {
+			logf("%v", err)
+		}
+	}()
+
+	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
+	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
+	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)...)...)
+	res, s0, s1, rss, runErr := runSysbench(ctx, argv, tg.PID, db.PID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
+	if ctx.Err() != nil {
+		return p, ctx.Err()
+	}
+
+	if maxUsed, err := db.statusValue(ctx, "Max_used_connections"); err == nil {
+		p.BackendConnsMax = max(0, maxUsed-others)
+	} else {
+		return p, err
+	}
+	p.Errors, p.Reconnects = res.Errors(), res.Reconnects
+	switch {
+	case len(res.Fatal) > 0:
+		p.Status = "failed: " + res.Fatal[0]
+	case runErr != nil:
+		p.Status = "failed: " + firstLine(runErr.Error())
+	case !res.Complete:
+		p.Status = "failed: sysbench printed no final statistics"
+	default:
+		p.Status = "ok"
+	}
+	if p.Status != "ok" {
+		return p, nil
+	}
+	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = res.QPS, res.TPS, res.LatAvgMS, res.LatP95MS
+	if !s0.at.IsZero() && !s1.at.IsZero() {
+		p.WindowS = s1.at.Sub(s0.at).Seconds()
+		kq := res.QPS * p.WindowS / 1000
+		if kq > 0 {
+			if s0.targetCPU >= 0 {
+				p.TargetCPUPerKQ = float64(s1.targetCPU-s0.targetCPU) / clockTicksPerSecond / kq
+				p.TargetRSSKB = rss
+			}
+			p.DBCPUPerKQ = float64(s1.dbCPU-s0.dbCPU) / clockTicksPerSecond / kq
+		}
+	}
+	return p, nil
+}
+
+// runSysbench runs one sysbench, copying its output to logPath, and samples the target and the
+// database at the start and the end of sysbench's measured window (after "Threads started!" plus the
+// warm-up). A sample is zero when sysbench ended before it was due.
+func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, logPath string) (res sysbenchResult, s0, s1 sample, rss int64, err error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return res, s0, s1, -1, fmt.Errorf("creating sysbench log: %w", err)
+	}
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "# %s\n", strings.Join(argv, " "))
+	pr, pw := io.Pipe()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return res, s0, s1, -1, fmt.Errorf("starting sysbench: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); pw.Close(); close(exited) }()
+
+	started := make(chan time.Time, 1)
+	var parseErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if strings.Contains(line, "Threads started!") {
+				select {
+				case started <- time.Now():
+				default:
+				}
+			}
+			if err := parseSysbenchLine(&res, line); err != nil && parseErr == nil {
+				parseErr = err
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+
+	kill := func(why string) {
+		_ = cmd.Process.Kill()
+		fmt.Fprintf(logFile, "# killed: %s\n", why)
+	}
+	hardLimit := time.Duration(t.WarmupS+t.MeasureS)*time.Second + connectLimit + 2*time.Minute
+	hard := time.NewTimer(hardLimit)
+	defer hard.Stop()
+
+	rss = -1
+	var startAt time.Time
+	select {
+	case startAt = <-started:
+	case <-exited:
+	case <-time.After(connectLimit):
+		kill("threads did not all connect within " + connectLimit.String())
+	case <-ctx.Done():
+		kill("interrupted")
+	}
+	if !startAt.IsZero() {
+		windowStart := startAt.Add(time.Duration(t.WarmupS) * time.Second)
+		windowEnd := windowStart.Add(time.Duration(t.MeasureS) * time.Second)
+		if waitUntil(ctx, windowStart, exited) {
+			s0, err = takeSample(targetPID, dbPID)
+			if err != nil {
+				logf("sampling at window start: %v", err)
+				s0 = sample{}
+			}
+			if waitUntil(ctx, windowEnd, exited) {
+				s1, err = takeSample(targetPID, dbPID)
+				if err != nil {
+					logf("sampling at window end: %v", err)
+					s1 = sample{}
+				}
+				if targetPID > 0 {
+					if rss, err = rssKB(targetPID); err != nil {
+						rss = -1
+					}
+				}
+			}
+		}
+	}
+	select {
+	case <-exited:
+	case <-hard.C:
+		kill("ran past " + hardLimit.String())
+		<-exited
+	case <-ctx.Done():
+		kill("interrupted")
+		<-exited
+	}
+	wg.Wait()
+	if parseErr != nil {
+		return res, s0, s1, rss, parseErr
+	}
+	if waitErr != nil {
+		return res, s0, s1, rss, fmt.Errorf("sysbench: %w", waitErr)
+	}
+	return res, s0, s1, rss, nil
+}
+
+// waitUntil sleeps until t; false if the process exited or the context ended first.
+func waitUntil(ctx context.Context, t time.Time, exited <-chan struct{}) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-exited:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// waitDBIdle waits until the previous point's connections are gone from MariaDB: tearing down thousands
+// of server threads takes a moment, and the next point's backend count must not include them.
+func waitDBIdle(ctx context.Context, db *mariaDB, idle int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var n int64
+	var err error
+	for {
+		if n, err = db.statusValue(ctx, "Threads_connected"); err != nil {
+			return err
+		}
+		if n <= idle {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("MariaDB still has %d connections (idle: %d) after %s", n, idle, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
