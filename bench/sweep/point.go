@@ -42,7 +42,7 @@ func takeSample(targetPID, dbPID int) (sample, error) {
 func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
 		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
-		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN()}
+		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
 
 	if err := waitDBIdle(ctx, db, idleConns, 2*time.Minute); err != nil {
@@ -74,7 +74,9 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
 	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)...)...)
-	res, s0, s1, rss, runErr := runSysbench(ctx, argv, tg.PID, db.PID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
+	sr, runErr := runSysbench(ctx, argv, tg.PID, db.PID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
+	res, s0, s1 := sr.res, sr.s0, sr.s1
+	p.ConnectS = sr.connectS
 	if ctx.Err() != nil {
 		return p, ctx.Err()
 	}
@@ -98,14 +100,20 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 	if p.Status != "ok" {
 		return p, nil
 	}
-	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = res.QPS, res.TPS, res.LatAvgMS, res.LatP95MS
+	qps, tps, ok := res.windowQPS(cfg.WarmupS, cfg.WarmupS+cfg.TimeS)
+	if !ok {
+		p.Status = "failed: sysbench reported fewer seconds than the measured window"
+		return p, nil
+	}
+	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = qps, tps, res.LatAvgMS, res.LatP95MS
+	p.SysbenchQPS = res.QPS
 	if !s0.at.IsZero() && !s1.at.IsZero() {
 		p.WindowS = s1.at.Sub(s0.at).Seconds()
-		kq := res.QPS * p.WindowS / 1000
+		kq := qps * p.WindowS / 1000
 		if kq > 0 {
 			if s0.targetCPU >= 0 {
 				p.TargetCPUPerKQ = float64(s1.targetCPU-s0.targetCPU) / clockTicksPerSecond / kq
-				p.TargetRSSKB = rss
+				p.TargetRSSKB = sr.rssKB
 			}
 			p.DBCPUPerKQ = float64(s1.dbCPU-s0.dbCPU) / clockTicksPerSecond / kq
 		}
@@ -113,21 +121,31 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 	return p, nil
 }
 
+// sysbenchRun is what one sysbench run yielded; a sample is zero when sysbench ended before it was due.
+type sysbenchRun struct {
+	res      sysbenchResult
+	s0, s1   sample
+	rssKB    int64   // the target's VmRSS at the end of the window; -1 if none
+	connectS float64 // NaN when the threads never all started
+}
+
 // runSysbench runs one sysbench, copying its output to logPath, and samples the target and the
 // database at the start and the end of sysbench's measured window (after "Threads started!" plus the
-// warm-up). A sample is zero when sysbench ended before it was due.
-func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, logPath string) (res sysbenchResult, s0, s1 sample, rss int64, err error) {
+// warm-up).
+func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, logPath string) (sysbenchRun, error) {
+	r := sysbenchRun{rssKB: -1, connectS: math.NaN()}
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return res, s0, s1, -1, fmt.Errorf("creating sysbench log: %w", err)
+		return r, fmt.Errorf("creating sysbench log: %w", err)
 	}
 	defer logFile.Close()
 	fmt.Fprintf(logFile, "# %s\n", strings.Join(argv, " "))
 	pr, pw := io.Pipe()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = pw, pw
+	launched := time.Now()
 	if err := cmd.Start(); err != nil {
-		return res, s0, s1, -1, fmt.Errorf("starting sysbench: %w", err)
+		return r, fmt.Errorf("starting sysbench: %w", err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
@@ -150,7 +168,7 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 				default:
 				}
 			}
-			if err := parseSysbenchLine(&res, line); err != nil && parseErr == nil {
+			if err := parseSysbenchLine(&r.res, line); err != nil && parseErr == nil {
 				parseErr = err
 			}
 		}
@@ -165,7 +183,6 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 	hard := time.NewTimer(hardLimit)
 	defer hard.Stop()
 
-	rss = -1
 	var startAt time.Time
 	select {
 	case startAt = <-started:
@@ -176,23 +193,23 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 		kill("interrupted")
 	}
 	if !startAt.IsZero() {
+		r.connectS = startAt.Sub(launched).Seconds()
 		windowStart := startAt.Add(time.Duration(t.WarmupS) * time.Second)
 		windowEnd := windowStart.Add(time.Duration(t.MeasureS) * time.Second)
 		if waitUntil(ctx, windowStart, exited) {
-			s0, err = takeSample(targetPID, dbPID)
-			if err != nil {
+			var err error
+			if r.s0, err = takeSample(targetPID, dbPID); err != nil {
 				logf("sampling at window start: %v", err)
-				s0 = sample{}
+				r.s0 = sample{}
 			}
 			if waitUntil(ctx, windowEnd, exited) {
-				s1, err = takeSample(targetPID, dbPID)
-				if err != nil {
+				if r.s1, err = takeSample(targetPID, dbPID); err != nil {
 					logf("sampling at window end: %v", err)
-					s1 = sample{}
+					r.s1 = sample{}
 				}
 				if targetPID > 0 {
-					if rss, err = rssKB(targetPID); err != nil {
-						rss = -1
+					if r.rssKB, err = rssKB(targetPID); err != nil {
+						r.rssKB = -1
 					}
 				}
 			}
@@ -209,12 +226,12 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 	}
 	wg.Wait()
 	if parseErr != nil {
-		return res, s0, s1, rss, parseErr
+		return r, parseErr
 	}
 	if waitErr != nil {
-		return res, s0, s1, rss, fmt.Errorf("sysbench: %w", waitErr)
+		return r, fmt.Errorf("sysbench: %w", waitErr)
 	}
-	return res, s0, s1, rss, nil
+	return r, nil
 }
 
 // waitUntil sleeps until t; false if the process exited or the context ended first.

@@ -20,8 +20,12 @@ type point struct {
 	Rep     int
 	Start   time.Time
 
-	QPS        float64
-	TPS        float64
+	// QPS and TPS are the mean per-second rates over the measured window (warm-up excluded, the drain
+	// after it too); SysbenchQPS is sysbench's own final figure, which includes the drain.
+	QPS         float64
+	TPS         float64
+	SysbenchQPS float64
+	// LatAvgMS and LatP95MS are sysbench's, over every transaction that completed after the warm-up.
 	LatAvgMS   float64
 	LatP95MS   float64
 	Errors     int64
@@ -29,7 +33,8 @@ type point struct {
 	// Status is "ok" or a short reason the point is not a measurement.
 	Status string
 
-	WindowS float64 // seconds between the two /proc samples
+	ConnectS float64 // seconds from starting sysbench until all its threads were connected
+	WindowS  float64 // seconds between the two /proc samples
 	// TargetCPUPerKQ is the proxy's (or HAProxy's) CPU-seconds per 1000 queries; NaN for direct.
 	TargetCPUPerKQ float64
 	TargetRSSKB    int64 // -1 for direct
@@ -40,8 +45,8 @@ type point struct {
 
 var csvHeader = []string{
 	"test", "threads", "target", "rep", "start_utc",
-	"qps", "tps", "lat_avg_ms", "lat_p95_ms", "errors", "reconnects", "status",
-	"window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max",
+	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "errors", "reconnects", "status",
+	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max",
 }
 
 func fmtFloat(v float64, prec int) string {
@@ -58,9 +63,9 @@ func (p point) csvRecord() []string {
 	}
 	return []string{
 		p.Test, strconv.Itoa(p.Threads), p.Target, strconv.Itoa(p.Rep), p.Start.UTC().Format(time.RFC3339),
-		fmtFloat(p.QPS, 2), fmtFloat(p.TPS, 2), fmtFloat(p.LatAvgMS, 2), fmtFloat(p.LatP95MS, 2),
+		fmtFloat(p.QPS, 2), fmtFloat(p.TPS, 2), fmtFloat(p.SysbenchQPS, 2), fmtFloat(p.LatAvgMS, 2), fmtFloat(p.LatP95MS, 2),
 		strconv.FormatInt(p.Errors, 10), strconv.FormatInt(p.Reconnects, 10), p.Status,
-		fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
+		fmtFloat(p.ConnectS, 2), fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
 		strconv.FormatInt(p.BackendConnsMax, 10),
 	}
 }
@@ -206,7 +211,10 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 	if meta.PNG != "" {
 		fmt.Fprintf(&b, "\n![QPS by client threads](%s)\n", meta.PNG)
 	}
-	b.WriteString("\nValues are medians over the repetitions that succeeded (`ok/runs`). CPU columns are CPU-seconds " +
+	b.WriteString("\nValues are medians over the repetitions that succeeded (`ok/runs`). QPS is the mean of sysbench's " +
+		"per-second rates over the measured window (after the warm-up, before the drain in which threads finish " +
+		"transactions already started); latencies are sysbench's over every transaction finished after the warm-up. " +
+		"CPU columns are CPU-seconds " +
 		"(user+system, from /proc/PID/stat) per 1000 queries over the measured window: `mid` is the process " +
 		"between sysbench and MariaDB (empty for direct), `db` is MariaDB. `rss` is the middle process's VmRSS at " +
 		"the end of the window. `backend` is the most connections MariaDB had open at once during the point " +

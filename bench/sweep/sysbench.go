@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -24,6 +25,36 @@ type sysbenchResult struct {
 	Fatal []string
 	// Complete is true once the latency section was seen, i.e. sysbench printed its final statistics.
 	Complete bool
+	// Intervals are the --report-interval lines, in order.
+	Intervals []interval
+}
+
+// interval is one `[ Ns ] thds: ... qps: ...` line: the rates over the second(s) ending at At.
+type interval struct {
+	At      int
+	Threads int
+	TPS     float64
+	QPS     float64
+}
+
+// windowQPS is the mean of the interval rates over (fromS, toS], the nominal measured window. Unlike
+// sysbench's final figure it leaves out the drain after --time, when threads finish transactions already
+// started (at thousands of threads that drain lasts as long as a transaction's latency: many seconds).
+// sysbench often skips the report due at the very moment its --time ends, so one missing second is
+// tolerated; ok is false when more are missing.
+func (r *sysbenchResult) windowQPS(fromS, toS int) (qps, tps float64, ok bool) {
+	n := 0
+	for _, iv := range r.Intervals {
+		if iv.At > fromS && iv.At <= toS {
+			qps += iv.QPS
+			tps += iv.TPS
+			n++
+		}
+	}
+	if n == 0 || n < toS-fromS-1 {
+		return 0, 0, false
+	}
+	return qps / float64(n), tps / float64(n), true
 }
 
 // Errors counts every error the run saw: the ones sysbench was told to ignore plus the fatal ones.
@@ -33,6 +64,7 @@ var (
 	reCountPerSec = regexp.MustCompile(`^\s*(transactions|queries|ignored errors|reconnects):\s+(\d+)\s+\(([\d.]+) per sec\.\)`)
 	reTotalTime   = regexp.MustCompile(`^\s*total time:\s+([\d.]+)s`)
 	reLatency     = regexp.MustCompile(`^\s*(avg|95th percentile):\s+([\d.]+)`)
+	reInterval    = regexp.MustCompile(`^\[ (\d+)s \] thds: (\d+) tps: ([\d.]+) qps: ([\d.]+) `)
 )
 
 // parseSysbenchLine folds one line of sysbench 1.0 output into r. It is fed line by line because the
@@ -41,7 +73,18 @@ func parseSysbenchLine(r *sysbenchResult, line string) error {
 	if strings.HasPrefix(strings.TrimSpace(line), "SQL statistics:") {
 		// A new statistics block (a checkpoint's or the final one): only the last one describes the
 		// measured window. Fatal errors stay whichever block they came in.
-		*r = sysbenchResult{Fatal: r.Fatal}
+		*r = sysbenchResult{Fatal: r.Fatal, Intervals: r.Intervals}
+		return nil
+	}
+	if m := reInterval.FindStringSubmatch(line); m != nil {
+		at, err1 := strconv.Atoi(m[1])
+		thds, err2 := strconv.Atoi(m[2])
+		tps, err3 := strconv.ParseFloat(m[3], 64)
+		qps, err4 := strconv.ParseFloat(m[4], 64)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return fmt.Errorf("sysbench interval line %q: %w", line, err)
+		}
+		r.Intervals = append(r.Intervals, interval{At: at, Threads: thds, TPS: tps, QPS: qps})
 		return nil
 	}
 	if strings.Contains(line, "FATAL:") {
@@ -121,7 +164,8 @@ func sysbenchArgs(test string, threads int, p pointTiming, db dbLogin, tables, t
 		args = append(args, "--report-checkpoints="+strconv.Itoa(p.WarmupS))
 	}
 	return append(args,
-		"--report-interval="+strconv.Itoa(reportInterval(p.MeasureS)),
+		// Per-second lines give the rate over exactly the measured window (see windowQPS).
+		"--report-interval=1",
 		"--rand-type=uniform",
 		"--db-ps-mode=auto",
 		"--percentile=95",
@@ -142,18 +186,6 @@ func sysbenchConnArgs(test string, db dbLogin, tables, tableSize int) []string {
 		"--mysql-db=" + db.Database,
 		"--tables=" + strconv.Itoa(tables),
 		"--table-size=" + strconv.Itoa(tableSize),
-	}
-}
-
-// reportInterval keeps sysbench's per-interval lines to a handful per point, for the log files.
-func reportInterval(measureS int) int {
-	switch {
-	case measureS <= 10:
-		return 1
-	case measureS <= 60:
-		return 5
-	default:
-		return 10
 	}
 }
 
