@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -20,12 +21,14 @@ const connectLimit = 5 * time.Minute
 
 // sample is one reading of the processes whose cost the sweep reports.
 type sample struct {
-	at        time.Time
-	targetCPU int64 // clock ticks; -1 when there is no target process
-	dbCPU     int64
+	at          time.Time
+	targetCPU   int64 // clock ticks; -1 when there is no target process
+	dbCPU       int64
+	sysbenchCPU int64
+	hostBusy    int64 // all CPUs, all processes
 }
 
-func takeSample(targetPID, dbPID int) (sample, error) {
+func takeSample(targetPID, dbPID, sysbenchPID int) (sample, error) {
 	s := sample{at: time.Now(), targetCPU: -1}
 	var err error
 	if targetPID > 0 {
@@ -33,8 +36,29 @@ func takeSample(targetPID, dbPID int) (sample, error) {
 			return s, err
 		}
 	}
-	s.dbCPU, err = cpuTicks(dbPID)
+	if s.dbCPU, err = cpuTicks(dbPID); err != nil {
+		return s, err
+	}
+	if s.sysbenchCPU, err = cpuTicks(sysbenchPID); err != nil {
+		return s, err
+	}
+	s.hostBusy, err = hostBusyTicks()
 	return s, err
+}
+
+// otherCPUPercent is the share of the host's CPU capacity that processes other than sysbench, the
+// target and MariaDB used between two samples: near 0 on a quiet host, and the first thing to check
+// when a point looks out of line.
+func otherCPUPercent(s0, s1 sample, ncpu int) float64 {
+	ours := (s1.dbCPU - s0.dbCPU) + (s1.sysbenchCPU - s0.sysbenchCPU)
+	if s0.targetCPU >= 0 {
+		ours += s1.targetCPU - s0.targetCPU
+	}
+	capacity := s1.at.Sub(s0.at).Seconds() * clockTicksPerSecond * float64(ncpu)
+	if capacity <= 0 {
+		return math.NaN()
+	}
+	return max(0, float64(s1.hostBusy-s0.hostBusy-ours)) / capacity * 100
 }
 
 // runPoint measures one (test, threads, target, rep). An error means the harness itself could not go
@@ -42,7 +66,8 @@ func takeSample(targetPID, dbPID int) (sample, error) {
 func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
 		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
-		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN()}
+		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
+		OtherCPUPct: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
 
 	if err := waitDBIdle(ctx, db, idleConns, 2*time.Minute); err != nil {
@@ -117,6 +142,7 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 			}
 			p.DBCPUPerKQ = float64(s1.dbCPU-s0.dbCPU) / clockTicksPerSecond / kq
 		}
+		p.OtherCPUPct = otherCPUPercent(s0, s1, runtime.NumCPU())
 	}
 	return p, nil
 }
@@ -198,12 +224,12 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 		windowEnd := windowStart.Add(time.Duration(t.MeasureS) * time.Second)
 		if waitUntil(ctx, windowStart, exited) {
 			var err error
-			if r.s0, err = takeSample(targetPID, dbPID); err != nil {
+			if r.s0, err = takeSample(targetPID, dbPID, cmd.Process.Pid); err != nil {
 				logf("sampling at window start: %v", err)
 				r.s0 = sample{}
 			}
 			if waitUntil(ctx, windowEnd, exited) {
-				if r.s1, err = takeSample(targetPID, dbPID); err != nil {
+				if r.s1, err = takeSample(targetPID, dbPID, cmd.Process.Pid); err != nil {
 					logf("sampling at window end: %v", err)
 					r.s1 = sample{}
 				}

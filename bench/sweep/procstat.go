@@ -78,3 +78,32 @@ func parseVmRSS(r io.Reader) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS line (kernel thread or exited process)")
 }
+
+// hostBusyTicks returns the busy time of all CPUs together (everything but idle and iowait), in clock
+// ticks, from the first line of /proc/stat.
+func hostBusyTicks() (int64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading host cpu time: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseHostBusy(line)
+}
+
+// parseHostBusy sums user, nice, system, irq, softirq and steal of a "cpu ..." line. Guest time is
+// already counted in user and nice.
+func parseHostBusy(line string) (int64, error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var busy int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system [idle iowait] irq softirq steal
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat field %d %q: %w", i, f[i], err)
+		}
+		busy += v
+	}
+	return busy, nil
+}

@@ -41,12 +41,14 @@ type point struct {
 	// DBCPUPerKQ is MariaDB's CPU-seconds per 1000 queries over the same window.
 	DBCPUPerKQ      float64
 	BackendConnsMax int64
+	// OtherCPUPct is how busy the host was with anything else during the window, in % of all CPUs.
+	OtherCPUPct float64
 }
 
 var csvHeader = []string{
 	"test", "threads", "target", "rep", "start_utc",
 	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "errors", "reconnects", "status",
-	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max",
+	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max", "other_cpu_pct",
 }
 
 func fmtFloat(v float64, prec int) string {
@@ -66,7 +68,7 @@ func (p point) csvRecord() []string {
 		fmtFloat(p.QPS, 2), fmtFloat(p.TPS, 2), fmtFloat(p.SysbenchQPS, 2), fmtFloat(p.LatAvgMS, 2), fmtFloat(p.LatP95MS, 2),
 		strconv.FormatInt(p.Errors, 10), strconv.FormatInt(p.Reconnects, 10), p.Status,
 		fmtFloat(p.ConnectS, 2), fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
-		strconv.FormatInt(p.BackendConnsMax, 10),
+		strconv.FormatInt(p.BackendConnsMax, 10), fmtFloat(p.OtherCPUPct, 1),
 	}
 }
 
@@ -122,6 +124,7 @@ type cell struct {
 	TargetRSSMB     float64
 	DBCPUPerKQ      float64
 	BackendConnsMax int64 // the largest seen in any run
+	OtherCPUPct     float64
 	Failures        []string
 }
 
@@ -135,7 +138,7 @@ type cellKey struct {
 // errors and reasons, because a run that aborted has no meaningful rate.
 func summarize(points []point) map[cellKey]*cell {
 	type acc struct {
-		qps, avg, p95, tcpu, rss, dbcpu []float64
+		qps, avg, p95, tcpu, rss, dbcpu, other []float64
 	}
 	cells := map[cellKey]*cell{}
 	accs := map[cellKey]*acc{}
@@ -165,11 +168,13 @@ func summarize(points []point) map[cellKey]*cell {
 		}
 		a.rss = append(a.rss, rss)
 		a.dbcpu = append(a.dbcpu, p.DBCPUPerKQ)
+		a.other = append(a.other, p.OtherCPUPct)
 	}
 	for k, c := range cells {
 		a := accs[k]
 		c.QPS, c.LatAvgMS, c.LatP95MS = median(a.qps), median(a.avg), median(a.p95)
 		c.TargetCPUPerKQ, c.TargetRSSMB, c.DBCPUPerKQ = median(a.tcpu), median(a.rss), median(a.dbcpu)
+		c.OtherCPUPct = median(a.other)
 	}
 	return cells
 }
@@ -218,21 +223,22 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 		"(user+system, from /proc/PID/stat) per 1000 queries over the measured window: `mid` is the process " +
 		"between sysbench and MariaDB (empty for direct), `db` is MariaDB. `rss` is the middle process's VmRSS at " +
 		"the end of the window. `backend` is the most connections MariaDB had open at once during the point " +
-		"(Max_used_connections after FLUSH STATUS, less connections open before the point).\n")
+		"(Max_used_connections after FLUSH STATUS, less connections open before the point). `other %` is the share " +
+		"of all CPUs that other processes on the host used during the window: a point with a large one was disturbed.\n")
 	for _, test := range tests {
 		fmt.Fprintf(&b, "\n## %s\n\n", test)
-		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | mid RSS MB | backend |\n")
-		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | mid RSS MB | backend | other % |\n")
+		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, th := range threads {
 			for _, tg := range targets {
 				c := cells[cellKey{test, th, tg}]
 				if c == nil {
 					continue
 				}
-				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %d | %d | %s | %s | %s | %d |\n",
+				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %d | %d | %s | %s | %s | %d | %s |\n",
 					th, tg, c.OK, c.Runs, mdNum(c.QPS, 0, true), mdNum(c.LatAvgMS, 2, false), mdNum(c.LatP95MS, 2, false),
 					c.Errors, c.Reconnects, mdNum(c.TargetCPUPerKQ, 4, false), mdNum(c.DBCPUPerKQ, 4, false),
-					mdNum(c.TargetRSSMB, 1, false), c.BackendConnsMax)
+					mdNum(c.TargetRSSMB, 1, false), c.BackendConnsMax, mdNum(c.OtherCPUPct, 0, false))
 			}
 		}
 		var pairs [][2]string
