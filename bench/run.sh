@@ -41,6 +41,7 @@ Placement on a big host (CPU lists as taskset takes them, e.g. 0-3 or 0,2,4)
   --proxy-cpus LIST       the proxy (taskset and its --cpus) and HAProxy (taskset)
   --proxy-loops N         the proxy's reactor loops [its default: one per usable CPU]
   --backend-conns N       the proxy's backend connections to MariaDB [128]
+  --proxy-extra "FLAGS"   more flags for scalestack mysqlproxy, e.g. "--queue-timeout 60s"
   --mariadb-cpus LIST     MariaDB
   --sysbench-cpus LIST    sysbench
 

@@ -47,6 +47,7 @@ type config struct {
 	WorkDir        string
 	Name           string
 	ProxyBin       string
+	ProxyExtra     []string
 	PlotBin        string
 	MariaDBScript  string
 	KeepDB         bool
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.WorkDir, "work", ".tmp/bench", "scratch directory: MariaDB data, configs, per-point logs")
 	fs.StringVar(&c.Name, "name", "", "file name stem for the results (default sweep-DATE or sweep-quick-DATE)")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", "bin/scalestack", "the scalestack binary, for the proxy targets")
+	proxyExtra := fs.String("proxy-extra", "", "extra flags for `scalestack mysqlproxy`, space-separated, e.g. \"--queue-timeout 60s\"")
 	fs.StringVar(&c.PlotBin, "plot-bin", "", "the bench/plot binary that draws the PNG (empty: no graph)")
 	fs.StringVar(&c.MariaDBScript, "mariadb-script", "auto", "scripts/mariadb.sh to start MariaDB with: auto (use it if present), none (built-in starter), or a path")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "leave MariaDB's data directory behind")
@@ -109,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			c.Reps = 1
 		}
 	}
+	c.ProxyExtra = strings.Fields(*proxyExtra)
 	c.Tests = splitList(*tests)
 	c.Targets = splitList(*targets)
 	var err error
@@ -255,7 +258,7 @@ func run(ctx context.Context, cfg config) error {
 		WorkDir: workDir, DBPort: db.Port, ProxyBin: cfg.ProxyBin, ProxyLoops: cfg.ProxyLoops,
 		ProxyCPUs: cfg.ProxyCPUs, BackendConns: cfg.BackendConns, BackendUser: benchUser,
 		PasswordFile: filepath.Join(workDir, "backend.password"), UsersFile: filepath.Join(workDir, "users"),
-		MaxClients: slices.Max(cfg.Threads),
+		MaxClients: slices.Max(cfg.Threads), ProxyExtra: cfg.ProxyExtra,
 	}
 	if slices.ContainsFunc(cfg.Targets, isProxyTarget) {
 		if err := writeProxyCredentials(ctx, cfg.ProxyBin, env); err != nil {
@@ -491,8 +494,9 @@ func settingLines(cfg config) []string {
 		fmt.Sprintf("Tests %s; threads %s; targets %s", strings.Join(cfg.Tests, ", "), joinInts(cfg.Threads), strings.Join(cfg.Targets, ", ")),
 		fmt.Sprintf("%d s measured after %d s warm-up per point, %d repetition(s); rounds alternate targets per thread count", cfg.TimeS, cfg.WarmupS, cfg.Reps),
 		fmt.Sprintf("%d table(s) × %d rows; sysbench --rand-type=uniform --db-ps-mode=auto, errors not ignored", cfg.Tables, cfg.TableSize),
-		fmt.Sprintf("Proxy: --backend-conns %d, --loops %s; CPUs: proxy/HAProxy %s, MariaDB %s, sysbench %s",
+		fmt.Sprintf("Proxy: --backend-conns %d, --loops %s%s; CPUs: proxy/HAProxy %s, MariaDB %s, sysbench %s",
 			cfg.BackendConns, map[bool]string{true: strconv.Itoa(cfg.ProxyLoops), false: "default"}[cfg.ProxyLoops > 0],
+			map[bool]string{true: ", extra flags: " + strings.Join(cfg.ProxyExtra, " "), false: ""}[len(cfg.ProxyExtra) > 0],
 			cpus(cfg.ProxyCPUs), cpus(cfg.MariaDBCPUs), cpus(cfg.SysbenchCPUs)),
 		fmt.Sprintf("MariaDB: thread-per-connection, max_connections %d, max_prepared_stmt_count 1048576", cfg.MaxConnections),
 	}

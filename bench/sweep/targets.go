@@ -37,6 +37,7 @@ type targetEnv struct {
 	PasswordFile string // the backend user's password, for --backend-password-file
 	UsersFile    string // the proxy's client users
 	MaxClients   int    // the largest thread count of the sweep, to size HAProxy
+	ProxyExtra   []string
 }
 
 // runningTarget is one started target: where sysbench connects and, for a process in front of the
@@ -131,7 +132,7 @@ func proxyArgv(name string, port int, env targetEnv) []string {
 	if env.ProxyCPUs != "" {
 		argv = append(argv, "--cpus", env.ProxyCPUs)
 	}
-	return argv
+	return append(argv, env.ProxyExtra...)
 }
 
 // haproxyConfig is a plain TCP-mode forwarder: each client connection gets its own server connection

@@ -24,12 +24,15 @@ func TestProxyArgv(t *testing.T) {
 	}{
 		{"epoll with proxy defaults", targetProxyEpoll, 0, "", []string{"--io epoll", "--backend-conns 128", "--listen 127.0.0.1:7000",
 			"--backend 127.0.0.1:3400", "--backend-user sb", "--backend-password-file /w/pw", "--users /w/users"}, []string{"--loops", "--cpus"}},
-		{"uring pinned", targetProxyUring, 4, "0-3", []string{"--io uring", "--loops 4", "--cpus 0-3"}, nil},
+		{"uring pinned", targetProxyUring, 4, "0-3", []string{"--io uring", "--loops 4", "--cpus 0-3 --queue-timeout 60s"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := env
 			e.ProxyLoops, e.ProxyCPUs = tc.loops, tc.cpus
+			if tc.cpus != "" {
+				e.ProxyExtra = []string{"--queue-timeout", "60s"}
+			}
 			argv := proxyArgv(tc.target, 7000, e)
 			if argv[0] != "bin/scalestack" || argv[1] != "mysqlproxy" {
 				t.Fatalf("argv = %v", argv)
