@@ -86,15 +86,19 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 
 	tg, err := startTarget(ctx, pp.Target, env, filepath.Join(logDir, stem+"-target.log"))
 	if err != nil {
-		p.Status = "failed: target did not start: " + firstLine(err.Error())
+		p.Status = "failed: " + firstLine(err.Error())
 		logf("%v", err)
 		return p, nil
 	}
-	defer func() {
-		if err := tg.stop(); err != nil {
-			logf("%v", err)
-		}
-	}()
+	var stopOnce sync.Once
+	stopTarget := func() {
+		stopOnce.Do(func() {
+			if err := tg.stop(); err != nil {
+				logf("%v", err)
+			}
+		})
+	}
+	defer stopTarget()
 
 	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
@@ -106,6 +110,9 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 		return p, ctx.Err()
 	}
 
+	// The target goes before Max_used_connections is read: the client asking is itself a connection, and
+	// with a proxy's backend connections still open it would raise the peak by one.
+	stopTarget()
 	if maxUsed, err := db.statusValue(ctx, "Max_used_connections"); err == nil {
 		p.BackendConnsMax = max(0, maxUsed-others)
 	} else {

@@ -104,9 +104,17 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 	}
 	if err := waitListening(ctx, port, exited, 20*time.Second); err != nil {
 		_ = t.stop()
-		tail, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("%s (%s) is not listening: %w (exit: %v); its log:\n%s",
-			name, strings.Join(argv, " "), err, waitErr, lastLines(string(tail), 15))
+		b, _ := os.ReadFile(logPath)
+		tail := strings.TrimSpace(lastLines(string(b), 15))
+		// The first line is the short reason the CSV's status shows; the rest is for the log.
+		reason := err.Error()
+		if waitErr != nil {
+			reason = waitErr.Error()
+		}
+		if tail != "" {
+			reason += ": " + lastLines(tail, 1)
+		}
+		return nil, fmt.Errorf("%s did not start (%s)\ncommand: %s\nits log:\n%s", name, reason, strings.Join(argv, " "), tail)
 	}
 	return t, nil
 }
