@@ -19,6 +19,9 @@ import (
 // declared failed; thousands of threads behind a saturated listener need tens of seconds here.
 const connectLimit = 5 * time.Minute
 
+// sampleMargin is how much earlier than the nominal window end the last /proc sample is taken.
+const sampleMargin = 300 * time.Millisecond
+
 // sample is one reading of the processes whose cost the sweep reports.
 type sample struct {
 	at          time.Time
@@ -228,7 +231,9 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 	if !startAt.IsZero() {
 		r.connectS = startAt.Sub(launched).Seconds()
 		windowStart := startAt.Add(time.Duration(t.WarmupS) * time.Second)
-		windowEnd := windowStart.Add(time.Duration(t.MeasureS) * time.Second)
+		// sysbench's own clock starts a moment before we read "Threads started!", and it may exit the
+		// instant its --time is up; the last sample is taken a little early so it never misses sysbench.
+		windowEnd := windowStart.Add(time.Duration(t.MeasureS)*time.Second - sampleMargin)
 		if waitUntil(ctx, windowStart, exited) {
 			var err error
 			if r.s0, err = takeSample(targetPID, dbPID, cmd.Process.Pid); err != nil {
