@@ -137,7 +137,7 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 	}
 	qps, tps, ok := res.windowQPS(cfg.WarmupS, cfg.WarmupS+cfg.TimeS)
 	if !ok {
-		p.Status = "failed: sysbench reported fewer seconds than the measured window"
+		p.Status = "failed: sysbench reported under two thirds of the measured window's seconds"
 		return p, nil
 	}
 	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = qps, tps, res.LatAvgMS, res.LatP95MS

@@ -84,7 +84,8 @@ func TestWindowQPS(t *testing.T) {
 	}{
 		{"warm-up and drain excluded", []interval{iv(1, 1), iv(2, 1), iv(3, 10), iv(4, 20), iv(5, 30), iv(6, 1000)}, 2, 5, 20, true},
 		{"last report missing is tolerated", []interval{iv(3, 10), iv(4, 20)}, 2, 5, 15, true},
-		{"two missing is not", []interval{iv(3, 10)}, 2, 5, 0, false},
+		{"a third missing is tolerated", []interval{iv(3, 10), iv(5, 30)}, 2, 5, 20, true},
+		{"more than a third missing is not", []interval{iv(3, 10)}, 2, 5, 0, false},
 		{"nothing reported", nil, 0, 5, 0, false},
 	}
 	for _, tc := range tests {
