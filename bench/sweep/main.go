@@ -277,10 +277,16 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	idleConns, err := db.statusValue(ctx, "Threads_connected")
+	sess, err := db.openSession()
 	if err != nil {
 		return err
 	}
+	defer sess.close()
+	idle, err := sess.status(ctx, "", "Threads_connected")
+	if err != nil {
+		return err
+	}
+	idleConns := idle[0]
 	plan := planPoints(cfg)
 	prog := newProgress(len(plan), cfg)
 	var points []point
@@ -291,7 +297,7 @@ func run(ctx context.Context, cfg config) error {
 			break
 		}
 		prog.begin(i, pp)
-		p, err := runPoint(ctx, cfg, db, env, pp, idleConns, logDir)
+		p, err := runPoint(ctx, cfg, db.PID, sess, env, pp, idleConns, logDir)
 		if err != nil {
 			runErr = fmt.Errorf("%s, %d threads, %s, rep %d: %w", pp.Test, pp.Threads, pp.Target, pp.Rep, err)
 			break

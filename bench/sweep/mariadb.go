@@ -311,23 +311,6 @@ func (m *mariaDB) sql(ctx context.Context, query string) (string, error) {
 	return stdout.String(), nil
 }
 
-// statusValue reads one global status counter.
-func (m *mariaDB) statusValue(ctx context.Context, name string) (int64, error) {
-	out, err := m.sql(ctx, "SHOW GLOBAL STATUS LIKE '"+name+"'")
-	if err != nil {
-		return 0, err
-	}
-	_, v, ok := strings.Cut(strings.TrimSpace(out), "\t")
-	if !ok {
-		return 0, fmt.Errorf("status %s: unexpected answer %q", name, out)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("status %s: %w", name, err)
-	}
-	return n, nil
-}
-
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

@@ -66,26 +66,24 @@ func otherCPUPercent(s0, s1 sample, ncpu int) float64 {
 
 // runPoint measures one (test, threads, target, rep). An error means the harness itself could not go
 // on; a point that merely failed (sysbench errors, a target that died) is returned with its status.
-func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
+func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
 		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
 		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
 		OtherCPUPct: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
 
-	if err := waitDBIdle(ctx, db, idleConns, 2*time.Minute); err != nil {
-		logf("warning: %v; the backend count of this point includes them", err)
+	if idle, err := waitDBIdle(ctx, sess, idleConns, 2*time.Minute); err != nil {
+		return p, err
+	} else if !idle {
+		logf("warning: MariaDB still holds connections from before this point after 2m; counting from there")
 	}
-	out, err := db.sql(ctx, "FLUSH STATUS; SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+	// FLUSH STATUS lowers Max_used_connections to the connections open now; the session is one of them
+	// and stays open, so the point's own peak is Max_used_connections less this count.
+	before, err := sess.status(ctx, "FLUSH STATUS; ", "Threads_connected")
 	if err != nil {
 		return p, err
 	}
-	var before int64
-	if _, err := fmt.Sscanf(strings.TrimSpace(out), "Threads_connected\t%d", &before); err != nil {
-		return p, fmt.Errorf("parsing Threads_connected from %q: %w", out, err)
-	}
-	// Connections open before the point, other than the client that asked.
-	others := before - 1
 
 	tg, err := startTarget(ctx, pp.Target, env, filepath.Join(logDir, stem+"-target.log"))
 	if err != nil {
@@ -106,21 +104,19 @@ func runPoint(ctx context.Context, cfg config, db *mariaDB, env targetEnv, pp pl
 	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
 	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)...)...)
-	sr, runErr := runSysbench(ctx, argv, tg.PID, db.PID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
+	sr, runErr := runSysbench(ctx, argv, tg.PID, dbPID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
 	res, s0, s1 := sr.res, sr.s0, sr.s1
 	p.ConnectS = sr.connectS
 	if ctx.Err() != nil {
 		return p, ctx.Err()
 	}
 
-	// The target goes before Max_used_connections is read: the client asking is itself a connection, and
-	// with a proxy's backend connections still open it would raise the peak by one.
 	stopTarget()
-	if maxUsed, err := db.statusValue(ctx, "Max_used_connections"); err == nil {
-		p.BackendConnsMax = max(0, maxUsed-others)
-	} else {
+	maxUsed, err := sess.status(ctx, "", "Max_used_connections")
+	if err != nil {
 		return p, err
 	}
+	p.BackendConnsMax = max(0, maxUsed[0]-before[0])
 	p.Errors, p.Reconnects = res.Errors(), res.Reconnects
 	switch {
 	case len(res.Fatal) > 0:
@@ -286,25 +282,24 @@ func waitUntil(ctx context.Context, t time.Time, exited <-chan struct{}) bool {
 	}
 }
 
-// waitDBIdle waits until the previous point's connections are gone from MariaDB: tearing down thousands
-// of server threads takes a moment, and the next point's backend count must not include them.
-func waitDBIdle(ctx context.Context, db *mariaDB, idle int64, limit time.Duration) error {
+// waitDBIdle waits until the previous point's connections are gone from MariaDB (tearing down
+// thousands of server threads takes a moment); false if that took longer than limit.
+func waitDBIdle(ctx context.Context, sess *sqlSession, idle int64, limit time.Duration) (bool, error) {
 	deadline := time.Now().Add(limit)
-	var n int64
-	var err error
 	for {
-		if n, err = db.statusValue(ctx, "Threads_connected"); err != nil {
-			return err
+		v, err := sess.status(ctx, "", "Threads_connected")
+		if err != nil {
+			return false, err
 		}
-		if n <= idle {
-			return nil
+		if v[0] <= idle {
+			return true, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("MariaDB still has %d connections (idle: %d) after %s", n, idle, limit)
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
