@@ -215,6 +215,9 @@ func run(ctx context.Context, cfg config) error {
 	if err := checkTools(cfg); err != nil {
 		return err
 	}
+	if err := raiseFileLimit(cfg); err != nil {
+		return err
+	}
 	stamp := started.UTC().Format("20060102-1504")
 	if cfg.Name == "" {
 		cfg.Name = "sweep-" + stamp
@@ -370,6 +373,36 @@ func checkTools(cfg config) error {
 		}
 	}
 	return nil
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one for this process and, because it is
+// set explicitly, for the children it starts (sysbench does not raise its own), and fails early when
+// the hard limit cannot hold the largest point: sysbench needs a socket per thread and HAProxy two.
+func raiseFileLimit(cfg config) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raising the open-file limit to %d: %w", lim.Max, err)
+	}
+	need := neededFiles(cfg)
+	if lim.Max < need {
+		return fmt.Errorf("the hard open-file limit is %d but %d threads need about %d (ulimit -Hn, /etc/security/limits.conf); or lower --threads",
+			lim.Max, slices.Max(cfg.Threads), need)
+	}
+	return nil
+}
+
+// neededFiles is the largest number of files one process of the sweep opens at its biggest point.
+func neededFiles(cfg config) uint64 {
+	threads := uint64(slices.Max(cfg.Threads))
+	need := threads + 100 // sysbench, and MariaDB directly
+	if slices.Contains(cfg.Targets, targetHAProxy) {
+		need = 2*threads + 600 // HAProxy: client and server side, plus its own margin
+	}
+	return need
 }
 
 func resolveMariaDBScript(s string) (string, error) {

@@ -3,9 +3,12 @@ package main
 import (
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -102,5 +105,50 @@ func TestResolveMariaDBScript(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("resolveMariaDBScript(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestNeededFiles(t *testing.T) {
+	tests := []struct {
+		targets []string
+		want    uint64
+	}{
+		{[]string{targetDirect, targetProxyEpoll}, 8292},
+		{[]string{targetDirect, targetHAProxy}, 16984},
+	}
+	for _, tc := range tests {
+		if got := neededFiles(config{Threads: []int{16, 8192, 1}, Targets: tc.targets}); got != tc.want {
+			t.Errorf("neededFiles(%v) = %d, want %d", tc.targets, got, tc.want)
+		}
+	}
+}
+
+// The raised limit must reach the children (sysbench does not raise its own).
+func TestRaiseFileLimitReachesChildren(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max < 2048 {
+		t.Fatalf("hard open-file limit %d is too low for this test to mean anything", lim.Max)
+	}
+	low := lim
+	low.Cur = 1024
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if err := raiseFileLimit(config{Threads: []int{1}, Targets: []string{targetDirect}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", "ulimit -Sn").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != strconv.FormatUint(lim.Max, 10) {
+		t.Errorf("child's soft limit %s, want the hard limit %d", got, lim.Max)
+	}
+	if err := raiseFileLimit(config{Threads: []int{int(lim.Max)}, Targets: []string{targetHAProxy}}); err == nil {
+		t.Error("a point needing more files than the hard limit passed the check")
 	}
 }
