@@ -1,0 +1,528 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// The proxy's client account (in the users file the tests write, not on the server).
+const (
+	clientUser     = "e2e_client"
+	clientPassword = "e2e-client-secret"
+)
+
+// Schemas the tests create on the server; the service account gets every
+// privilege on e2e_% so that the proxy's backends can use them.
+const (
+	dataSchema = "e2e_data" // shared tables: big result sets, driver workload
+	cliSchema  = "e2e_cli"  // fixture of the mariadb client session
+	isoSchemas = 4          // e2e_iso_0 .. e2e_iso_3
+	bigRows    = 100000     // rows of e2e_data.big
+)
+
+// server is the throwaway MariaDB described by scripts/mariadb.sh's env file.
+type server struct {
+	addr, serviceUser, servicePassword, servicePasswordFile string
+	rootUser, rootPassword                                  string
+	dir, script                                             string
+}
+
+var (
+	srv        server
+	binaryPath string // the scalestack binary built by TestMain
+	usersPath  string // users file holding clientUser
+	workDir    string // TestMain's temporary directory
+	rootDB     *sql.DB
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	var err error
+	srv, err = serverFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
+		return 2
+	}
+	workDir, err = os.MkdirTemp("", "scalestack-e2e-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: %v\n", err)
+		return 2
+	}
+	defer os.RemoveAll(workDir)
+	if err := setUp(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: set-up: %v\n", err)
+		return 2
+	}
+	defer rootDB.Close()
+	return m.Run()
+}
+
+func serverFromEnv() (server, error) {
+	s := server{
+		addr:                os.Getenv("SCALESTACK_MYSQL_ADDR"),
+		serviceUser:         os.Getenv("SCALESTACK_MYSQL_USER"),
+		servicePassword:     os.Getenv("SCALESTACK_MYSQL_PASSWORD"),
+		servicePasswordFile: os.Getenv("SCALESTACK_MYSQL_PASSWORD_FILE"),
+		rootUser:            os.Getenv("SCALESTACK_MYSQL_ROOT_USER"),
+		rootPassword:        os.Getenv("SCALESTACK_MYSQL_ROOT_PASSWORD"),
+		dir:                 os.Getenv("SCALESTACK_MYSQL_DIR"),
+		script:              os.Getenv("SCALESTACK_MYSQL_SCRIPT"),
+	}
+	var missing []string
+	for name, v := range map[string]string{
+		"SCALESTACK_MYSQL_ADDR": s.addr, "SCALESTACK_MYSQL_USER": s.serviceUser,
+		"SCALESTACK_MYSQL_PASSWORD_FILE": s.servicePasswordFile, "SCALESTACK_MYSQL_ROOT_USER": s.rootUser,
+		"SCALESTACK_MYSQL_ROOT_PASSWORD": s.rootPassword, "SCALESTACK_MYSQL_DIR": s.dir,
+		"SCALESTACK_MYSQL_SCRIPT": s.script,
+	} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return s, fmt.Errorf("the acceptance tests need the throwaway MariaDB: run `scripts/mariadb.sh start --sysbench` "+
+			"and `source .tmp/mariadb/env` (or use `make test`); missing %s", strings.Join(missing, ", "))
+	}
+	if s.servicePassword == "" {
+		b, err := os.ReadFile(s.servicePasswordFile)
+		if err != nil {
+			return s, fmt.Errorf("service password: %w", err)
+		}
+		s.servicePassword = strings.TrimSpace(string(b))
+	}
+	return s, nil
+}
+
+// setUp builds the binary, writes the users file and creates the fixtures.
+func setUp() error {
+	for _, tool := range []string{"mariadb", "sysbench"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (scripts/mariadb.sh deps --sysbench installs it): %w", tool, err)
+		}
+	}
+	src := os.Getenv("SCALESTACK_E2E_SRC")
+	if src == "" {
+		src = filepath.Join("..", "..")
+	}
+	binaryPath = filepath.Join(workDir, "scalestack")
+	build := exec.Command("go", "build", "-o", binaryPath, "./cmd/scalestack")
+	build.Dir = src
+	build.Env = append(os.Environ(), "GOFLAGS=-ldflags=-checklinkname=0 -buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/scalestack in %s: %w\n%s", src, err, out)
+	}
+	passwd := exec.Command(binaryPath, "passwd", clientUser)
+	passwd.Stdin = strings.NewReader(clientPassword + "\n")
+	line, err := passwd.Output()
+	if err != nil {
+		return fmt.Errorf("scalestack passwd: %w", err)
+	}
+	usersPath = filepath.Join(workDir, "users")
+	if err := os.WriteFile(usersPath, line, 0o600); err != nil {
+		return err
+	}
+	rootDB, err = sql.Open("mysql", rootDSN(""))
+	if err != nil {
+		return err
+	}
+	rootDB.SetMaxOpenConns(8)
+	return createFixtures()
+}
+
+func rootDSN(db string) string {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = srv.rootUser, srv.rootPassword, "tcp", srv.addr, db
+	c.MultiStatements = true
+	return c.FormatDSN()
+}
+
+func createFixtures() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stmts := []string{
+		"CREATE DATABASE IF NOT EXISTS " + dataSchema,
+		"CREATE DATABASE IF NOT EXISTS " + cliSchema,
+		"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO '" + srv.serviceUser + "'@'%'",
+		"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO '" + srv.serviceUser + "'@'localhost'",
+		// big holds bigRows rows of 40 bytes each; it is rebuilt only when its row count is off.
+		"CREATE TABLE IF NOT EXISTS " + dataSchema + ".big (id INT PRIMARY KEY, pad CHAR(32) NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE IF NOT EXISTS " + dataSchema + ".kv (id BIGINT PRIMARY KEY, owner INT NOT NULL, val VARCHAR(64) NOT NULL, KEY (owner)) ENGINE=InnoDB",
+		"DROP TABLE IF EXISTS " + cliSchema + ".items",
+		"CREATE TABLE " + cliSchema + ".items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL) ENGINE=InnoDB",
+		"INSERT INTO " + cliSchema + ".items VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma')",
+	}
+	for i := 0; i < isoSchemas; i++ {
+		s := isoSchema(i)
+		stmts = append(stmts, "CREATE DATABASE IF NOT EXISTS "+s,
+			"CREATE TABLE IF NOT EXISTS "+s+".marker (schema_name VARCHAR(32) NOT NULL)",
+			"DELETE FROM "+s+".marker",
+			"INSERT INTO "+s+".marker VALUES ('"+s+"')",
+			"CREATE TABLE IF NOT EXISTS "+s+".owned (owner INT NOT NULL, n INT NOT NULL, KEY (owner)) ENGINE=InnoDB",
+			"TRUNCATE TABLE "+s+".owned")
+	}
+	for _, q := range stmts {
+		if _, err := rootDB.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	var n int
+	if err := rootDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+dataSchema+".big").Scan(&n); err != nil {
+		return err
+	}
+	if n != bigRows {
+		q := "TRUNCATE TABLE " + dataSchema + ".big; INSERT INTO " + dataSchema + ".big " +
+			"WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < " + strconv.Itoa(bigRows) + ") " +
+			"SELECT n, MD5(n) FROM seq"
+		if _, err := rootDB.ExecContext(ctx, "SET SESSION max_recursive_iterations = 1000000; "+q); err != nil {
+			return fmt.Errorf("fill big: %w", err)
+		}
+	}
+	return nil
+}
+
+func isoSchema(i int) string { return "e2e_iso_" + strconv.Itoa(i) }
+
+// ---- the proxy subprocess ----
+
+type proxyOptions struct {
+	backendConns int
+	mysql55      bool
+	queueTimeout time.Duration
+	maxClients   int
+	loops        int
+}
+
+// proxyProcess is one running `scalestack mysqlproxy`.
+type proxyProcess struct {
+	addr    string
+	n       int
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+// startProxy runs the proxy on a free port and waits until it accepts
+// clients and the server shows exactly N backend connections of the
+// service account (so that connections of an earlier proxy are gone too).
+func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
+	t.Helper()
+	port := freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := []string{"mysqlproxy", "--listen", addr, "--backend", srv.addr, "--backend-user", srv.serviceUser,
+		"--backend-password-file", srv.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
+		"--users", usersPath}
+	if o.mysql55 {
+		args = append(args, "--mysql55")
+	}
+	if o.queueTimeout > 0 {
+		args = append(args, "--queue-timeout", o.queueTimeout.String())
+	}
+	if o.maxClients > 0 {
+		args = append(args, "--max-clients", strconv.Itoa(o.maxClients))
+	}
+	if o.loops > 0 {
+		args = append(args, "--loops", strconv.Itoa(o.loops))
+	}
+	logFile, err := os.CreateTemp(workDir, "proxy-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binaryPath, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// If the test binary dies, the proxy must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	p := &proxyProcess{addr: addr, n: o.backendConns, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	t.Logf("proxy %s: %s %s", addr, binaryPath, strings.Join(args, " "))
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("proxy exited during start-up (%v); log:\n%s", p.waitErr, p.logTail(40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not accept connections within 20 s; log:\n%s", p.logTail(40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitBackendCount(t, o.backendConns, 20*time.Second, p)
+	return p
+}
+
+// stop sends SIGTERM and waits; a proxy that does not exit in 10 s is killed
+// and the test fails, since hanging on shutdown is a defect too.
+func (p *proxyProcess) stop(t testing.TB) {
+	select {
+	case <-p.exited:
+		if !t.Failed() {
+			t.Errorf("proxy exited before the test ended (%v); log:\n%s", p.waitErr, p.logTail(40))
+		}
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Errorf("proxy did not exit within 10 s of SIGTERM; log:\n%s", p.logTail(40))
+	}
+	if t.Failed() {
+		t.Logf("proxy log tail:\n%s", p.logTail(60))
+	}
+}
+
+// alive fails the test if the proxy process has exited.
+func (p *proxyProcess) requireAlive(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Fatalf("proxy exited (%v); log:\n%s", p.waitErr, p.logTail(60))
+	default:
+	}
+}
+
+func (p *proxyProcess) logTail(lines int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ---- clients ----
+
+// proxyDSN is a go-sql-driver DSN for the proxy's client account.
+func proxyDSN(addr, db string, tweak func(*mysql.Config)) string {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = clientUser, clientPassword, "tcp", addr, db
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 10*time.Second, 60*time.Second, 60*time.Second
+	if tweak != nil {
+		tweak(c)
+	}
+	return c.FormatDSN()
+}
+
+func openProxyDB(t testing.TB, addr, db string, tweak func(*mysql.Config)) *sql.DB {
+	t.Helper()
+	d, err := sql.Open("mysql", proxyDSN(addr, db, tweak))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// ---- the server's view ----
+
+// backendCount is the number of connections of the service account the
+// server reports (the proxy is its only user while the tests run).
+func backendCount(ctx context.Context) (int, error) {
+	var n int
+	err := rootDB.QueryRowContext(ctx,
+		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", srv.serviceUser).Scan(&n)
+	return n, err
+}
+
+func waitBackendCount(t testing.TB, want int, within time.Duration, p *proxyProcess) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := -1
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n, err := backendCount(ctx)
+		cancel()
+		if err == nil {
+			last = n
+			if n == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("server shows %d connections of %s, want %d (waited %v; last error %v)",
+				last, srv.serviceUser, want, within, err)
+			if p != nil {
+				msg += "\nproxy log:\n" + p.logTail(30)
+			}
+			t.Fatal(msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// processlistWatch polls the processlist every 100 ms from its own root
+// connection and remembers the largest count of service-account
+// connections it saw.
+type processlistWatch struct {
+	max, samples, failures atomic.Int64
+	stop                   chan struct{}
+	done                   chan struct{}
+}
+
+func watchProcesslist(t testing.TB) *processlistWatch {
+	t.Helper()
+	ctx := context.Background()
+	c, err := rootDB.Conn(ctx)
+	if err != nil {
+		t.Fatalf("processlist connection: %v", err)
+	}
+	w := &processlistWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer c.Close()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var n int64
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.QueryRowContext(qctx,
+				"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", srv.serviceUser).Scan(&n)
+			cancel()
+			if err != nil {
+				w.failures.Add(1)
+			} else {
+				w.samples.Add(1)
+				for {
+					m := w.max.Load()
+					if n <= m || w.max.CompareAndSwap(m, n) {
+						break
+					}
+				}
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// finish stops the watcher and returns the largest count and the number of samples.
+func (w *processlistWatch) finish() (max, samples, failures int64) {
+	close(w.stop)
+	<-w.done
+	return w.max.Load(), w.samples.Load(), w.failures.Load()
+}
+
+// ---- small helpers ----
+
+// runCommand runs name with args under a timeout and returns its combined output.
+func runCommand(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s timed out: %w", name, ctx.Err())
+	}
+	return out.Bytes(), err
+}
+
+// errorCollector keeps the first few distinct failures of many goroutines
+// and counts all of them.
+type errorCollector struct {
+	mu     sync.Mutex
+	count  int
+	sample []string
+}
+
+func (e *errorCollector) add(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.count++
+	if len(e.sample) < 10 {
+		e.sample = append(e.sample, fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *errorCollector) check(t testing.TB, what string) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.count > 0 {
+		t.Errorf("%s: %d failures; first ones:\n  %s", what, e.count, strings.Join(e.sample, "\n  "))
+	}
+}
+
+func (e *errorCollector) n() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.count
+}
+
+// scanLines returns out's lines.
+func scanLines(out []byte) []string {
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// asMySQLError reports whether err is an ERR packet the driver decoded.
+func asMySQLError(err error) (*mysql.MySQLError, bool) {
+	var me *mysql.MySQLError
+	ok := errors.As(err, &me)
+	return me, ok
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
