@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -489,12 +490,29 @@ type errorCollector struct {
 	mu     sync.Mutex
 	count  int
 	sample []string
+	kinds  map[string]int
+	first  map[string]string // the first failure of each kind
 }
 
 func (e *errorCollector) add(format string, args ...any) {
+	e.addKind("", format, args...)
+}
+
+// addKind also counts the failure under kind, so that a report shows every
+// kind of failure, not only the first ten.
+func (e *errorCollector) addKind(kind, format string, args ...any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.count++
+	if kind != "" {
+		if e.kinds == nil {
+			e.kinds, e.first = map[string]int{}, map[string]string{}
+		}
+		e.kinds[kind]++
+		if _, ok := e.first[kind]; !ok {
+			e.first[kind] = fmt.Sprintf(format, args...)
+		}
+	}
 	if len(e.sample) < 10 {
 		e.sample = append(e.sample, fmt.Sprintf(format, args...))
 	}
@@ -505,7 +523,13 @@ func (e *errorCollector) check(t testing.TB, what string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.count > 0 {
-		t.Errorf("%s: %d failures; first ones:\n  %s", what, e.count, strings.Join(e.sample, "\n  "))
+		var kinds []string
+		for k, n := range e.kinds {
+			kinds = append(kinds, fmt.Sprintf("%6d  %s\n          e.g. %s", n, k, e.first[k]))
+		}
+		sort.Strings(kinds)
+		t.Errorf("%s: %d failures; by kind:\n%s\nfirst ones:\n  %s", what, e.count, strings.Join(kinds, "\n"),
+			strings.Join(e.sample, "\n  "))
 	}
 }
 
