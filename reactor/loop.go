@@ -234,6 +234,7 @@ func (l *Loop) run(ready chan<- error) {
 		var set unix.CPUSet
 		set.Set(l.cpu)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			l.closeControl()
 			ready <- fmt.Errorf("loop %d: pin to cpu %d: %w", l.id, l.cpu, err)
 			return
 		}
@@ -411,13 +412,12 @@ func (l *Loop) closeControl() {
 func (l *Loop) shutdown() {
 	l.closeControl()
 	l.drainInbound()
-	for i, r := range l.tracked {
-		if r != nil {
-			l.tracked[i] = nil
-			r.ForceClose()
-		}
-	}
+	l.forceCloseTracked()
 	l.runDeferred()
+	// Hand over what closing posted to other loops (a connection accepted
+	// at the last moment, say): they drain once more after the barrier.
+	// Waking them is still safe here.
+	l.publish()
 	// Wait until no loop can post or wake any more before the eventfd goes
 	// away: a wakeup written to a closed and reused descriptor would land
 	// on some unrelated file.
@@ -425,7 +425,20 @@ func (l *Loop) shutdown() {
 	l.eng.quiesced.Wait()
 	l.drainInbound()
 	l.runDeferred()
+	// The last tasks may have tracked new resources (adopted connections);
+	// they must not outlive the loop either.
+	l.forceCloseTracked()
+	l.runDeferred()
 	if err := l.drv.Shutdown(); err != nil {
 		l.eng.reportError(fmt.Errorf("loop %d: shutdown: %w", l.id, err))
+	}
+}
+
+func (l *Loop) forceCloseTracked() {
+	for i := 0; i < len(l.tracked); i++ { // ForceClose may track more
+		if r := l.tracked[i]; r != nil {
+			l.tracked[i] = nil
+			r.ForceClose()
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 )
 
 func TestSPSCRejectsBadCapacity(t *testing.T) {
@@ -145,12 +146,16 @@ func TestSPSCPopDropsReferences(t *testing.T) {
 // many wrap-arounds.
 func TestSPSCConcurrent(t *testing.T) {
 	checkLeaks(t)
-	const items = 200_000
-	for _, capacity := range []int{2, 4, 256} {
+	// Tiny queues hand over nearly item by item, so fewer items already
+	// wrap them tens of thousands of times.
+	for _, tc := range []struct {
+		capacity int
+		items    uint64
+	}{{2, 100_000}, {4, 100_000}, {256, 200_000}} {
 		for _, procs := range []int{1, 2, 4} {
-			t.Run(fmt.Sprintf("cap=%d/procs=%d", capacity, procs), func(t *testing.T) {
+			t.Run(fmt.Sprintf("cap=%d/procs=%d", tc.capacity, procs), func(t *testing.T) {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				runSPSCStream(t, capacity, items)
+				runSPSCStream(t, tc.capacity, tc.items)
 			})
 		}
 	}
@@ -163,29 +168,39 @@ func runSPSCStream(t *testing.T, capacity int, items uint64) {
 		defer close(done)
 		rng := rand.New(rand.NewPCG(1, uint64(capacity)))
 		next := uint64(0)
+		var full backoff
 		for next < items {
 			batch := 1 + rng.IntN(2*capacity)
+			pushed := 0
 			for ; batch > 0 && next < items; batch-- {
 				if !q.Push(next) {
 					break
 				}
 				next++
+				pushed++
 			}
 			q.Publish()
-			if rng.IntN(8) == 0 {
-				runtime.Gosched()
+			if pushed == 0 {
+				full.wait()
+			} else {
+				full.reset()
+				if rng.IntN(8) == 0 {
+					runtime.Gosched()
+				}
 			}
 		}
 	}()
 	rng := rand.New(rand.NewPCG(2, uint64(capacity)))
 	want := uint64(0)
+	var empty backoff
 	for want < items {
 		v, ok := q.Pop()
 		if !ok {
 			q.Release() // a consumer that holds slots while idle would deadlock the producer
-			runtime.Gosched()
+			empty.wait()
 			continue
 		}
+		empty.reset()
 		if v != want {
 			t.Fatalf("popped %d, want %d (lost or reordered)", v, want)
 		}
@@ -200,6 +215,22 @@ func runSPSCStream(t *testing.T, capacity int, items uint64) {
 		t.Fatalf("popped %d after the last item (duplicate)", v)
 	}
 }
+
+// backoff yields while the other side is likely running and sleeps once it
+// is likely descheduled, so that a busy machine does not turn a spin into
+// whole time slices wasted.
+type backoff int
+
+func (b *backoff) wait() {
+	*b++
+	if *b < 64 {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(20 * time.Microsecond)
+}
+
+func (b *backoff) reset() { *b = 0 }
 
 func BenchmarkSPSC(b *testing.B) {
 	for _, batch := range []int{1, 16} {
