@@ -43,21 +43,18 @@ func runDriverWorkload(t *testing.T, p *proxyProcess, goroutines, iterations int
 
 	var errs errorCollector
 	var stmts sync.WaitGroup
-	counts := make([]struct{ committed, rolledBack int }, goroutines)
+	committed := make([]int, goroutines) // per goroutine, COMMITs the server acknowledged
 	for g := 0; g < goroutines; g++ {
 		stmts.Add(1)
 		go func(g int) {
 			defer stmts.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 42))
 			w := driverWorker{db: db, g: g, rng: rng}
+			defer func() { committed[g] = w.committed }()
 			for i := 0; i < iterations && ctx.Err() == nil; i++ {
 				commit := rng.IntN(2) == 0
 				if err := w.transaction(ctx, int64(g)*1_000_000+int64(i), commit); err != nil {
 					errs.add("goroutine %d transaction %d: %v", g, i, err)
-				} else if commit {
-					counts[g].committed++
-				} else {
-					counts[g].rolledBack++
 				}
 				if err := w.prepared(ctx); err != nil {
 					errs.add("goroutine %d prepared %d: %v", g, i, err)
@@ -77,8 +74,8 @@ func runDriverWorkload(t *testing.T, p *proxyProcess, goroutines, iterations int
 	// Every committed row, and no rolled-back one, must be in the table, as
 	// the server itself reports it.
 	var wantRows int
-	for _, c := range counts {
-		wantRows += c.committed
+	for _, c := range committed {
+		wantRows += c
 	}
 	var gotRows int
 	if err := rootDB.QueryRow("SELECT COUNT(*) FROM " + dataSchema + ".kv").Scan(&gotRows); err != nil {

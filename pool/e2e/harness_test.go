@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	cryptorand "crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -38,19 +40,28 @@ const (
 	bigRows    = 100000     // rows of e2e_data.big
 )
 
-// server is the throwaway MariaDB described by scripts/mariadb.sh's env file.
+// server is a MariaDB the proxies of these tests log in to.
 type server struct {
-	addr, serviceUser, servicePassword, servicePasswordFile string
-	rootUser, rootPassword                                  string
-	dir, script                                             string
+	addr                   string
+	rootUser, rootPassword string
+	root                   *sql.DB // root's connections, beside the proxy's
+	// The proxy's service account. On the shared server it is e2e_svc, an
+	// account of this package alone: other packages' tests use the server at
+	// the same time (make test runs packages in parallel), and counting only
+	// e2e_svc's connections in the processlist keeps their proxies out of
+	// this package's bounds.
+	serviceUser, servicePassword, servicePasswordFile string
 }
 
+// e2eServiceUser is this package's service account on the shared server.
+const e2eServiceUser = "e2e_svc"
+
 var (
-	srv        server
-	binaryPath string // the scalestack binary built by TestMain
-	usersPath  string // users file holding clientUser
-	workDir    string // TestMain's temporary directory
-	rootDB     *sql.DB
+	srv        *server // the shared server of `make test`
+	binaryPath string  // the scalestack binary built by TestMain
+	usersPath  string  // users file holding clientUser
+	workDir    string  // TestMain's temporary directory
+	rootDB     *sql.DB // srv.root
 )
 
 func TestMain(m *testing.M) {
@@ -78,40 +89,38 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-func serverFromEnv() (server, error) {
-	s := server{
-		addr:                os.Getenv("SCALESTACK_MYSQL_ADDR"),
-		serviceUser:         os.Getenv("SCALESTACK_MYSQL_USER"),
-		servicePassword:     os.Getenv("SCALESTACK_MYSQL_PASSWORD"),
-		servicePasswordFile: os.Getenv("SCALESTACK_MYSQL_PASSWORD_FILE"),
-		rootUser:            os.Getenv("SCALESTACK_MYSQL_ROOT_USER"),
-		rootPassword:        os.Getenv("SCALESTACK_MYSQL_ROOT_PASSWORD"),
-		dir:                 os.Getenv("SCALESTACK_MYSQL_DIR"),
-		script:              os.Getenv("SCALESTACK_MYSQL_SCRIPT"),
+func serverFromEnv() (*server, error) {
+	s := &server{
+		addr:         os.Getenv("SCALESTACK_MYSQL_ADDR"),
+		rootUser:     os.Getenv("SCALESTACK_MYSQL_ROOT_USER"),
+		rootPassword: os.Getenv("SCALESTACK_MYSQL_ROOT_PASSWORD"),
+		serviceUser:  e2eServiceUser,
 	}
 	var missing []string
-	for name, v := range map[string]string{
-		"SCALESTACK_MYSQL_ADDR": s.addr, "SCALESTACK_MYSQL_USER": s.serviceUser,
-		"SCALESTACK_MYSQL_PASSWORD_FILE": s.servicePasswordFile, "SCALESTACK_MYSQL_ROOT_USER": s.rootUser,
-		"SCALESTACK_MYSQL_ROOT_PASSWORD": s.rootPassword, "SCALESTACK_MYSQL_DIR": s.dir,
-		"SCALESTACK_MYSQL_SCRIPT": s.script,
-	} {
-		if v == "" {
+	for _, name := range []string{"SCALESTACK_MYSQL_ADDR", "SCALESTACK_MYSQL_ROOT_USER", "SCALESTACK_MYSQL_ROOT_PASSWORD"} {
+		if os.Getenv(name) == "" {
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		return s, fmt.Errorf("the acceptance tests need the throwaway MariaDB: run `scripts/mariadb.sh start --sysbench` "+
+		return nil, fmt.Errorf("the acceptance tests need the throwaway MariaDB: run `scripts/mariadb.sh start` "+
 			"and `source .tmp/mariadb/env` (or use `make test`); missing %s", strings.Join(missing, ", "))
 	}
-	if s.servicePassword == "" {
-		b, err := os.ReadFile(s.servicePasswordFile)
-		if err != nil {
-			return s, fmt.Errorf("service password: %w", err)
-		}
-		s.servicePassword = strings.TrimSpace(string(b))
-	}
 	return s, nil
+}
+
+// openRoot connects s.root.
+func (s *server) openRoot() error {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = s.rootUser, s.rootPassword, "tcp", s.addr
+	c.MultiStatements = true
+	db, err := sql.Open("mysql", c.FormatDSN())
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(8)
+	s.root = db
+	return nil
 }
 
 // setUp builds the binary, writes the users file and creates the fixtures.
@@ -142,36 +151,44 @@ func setUp() error {
 	if err := os.WriteFile(usersPath, line, 0o600); err != nil {
 		return err
 	}
-	rootDB, err = sql.Open("mysql", rootDSN(""))
-	if err != nil {
+	if err := srv.openRoot(); err != nil {
 		return err
 	}
-	rootDB.SetMaxOpenConns(8)
+	rootDB = srv.root
 	return createFixtures()
-}
-
-func rootDSN(db string) string {
-	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr, c.DBName = srv.rootUser, srv.rootPassword, "tcp", srv.addr, db
-	c.MultiStatements = true
-	return c.FormatDSN()
 }
 
 func createFixtures() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var pw [12]byte
+	if _, err := cryptorand.Read(pw[:]); err != nil {
+		return err
+	}
+	srv.servicePassword = hex.EncodeToString(pw[:])
+	srv.servicePasswordFile = filepath.Join(workDir, "service.password")
+	if err := os.WriteFile(srv.servicePasswordFile, []byte(srv.servicePassword+"\n"), 0o600); err != nil {
+		return err
+	}
 	stmts := []string{
 		"CREATE DATABASE IF NOT EXISTS " + dataSchema,
 		"CREATE DATABASE IF NOT EXISTS " + cliSchema,
-		"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO '" + srv.serviceUser + "'@'%'",
-		"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO '" + srv.serviceUser + "'@'localhost'",
-		// big holds bigRows rows of 40 bytes each; it is rebuilt only when its row count is off.
-		"CREATE TABLE IF NOT EXISTS " + dataSchema + ".big (id INT PRIMARY KEY, pad CHAR(32) NOT NULL) ENGINE=InnoDB",
-		"CREATE TABLE IF NOT EXISTS " + dataSchema + ".kv (id BIGINT PRIMARY KEY, owner INT NOT NULL, val VARCHAR(64) NOT NULL, KEY (owner)) ENGINE=InnoDB",
-		"DROP TABLE IF EXISTS " + cliSchema + ".items",
-		"CREATE TABLE " + cliSchema + ".items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL) ENGINE=InnoDB",
-		"INSERT INTO " + cliSchema + ".items VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma')",
+		"CREATE DATABASE IF NOT EXISTS " + sysbenchDB,
 	}
+	for _, host := range []string{"%", "localhost"} {
+		acct := "'" + srv.serviceUser + "'@'" + host + "'"
+		stmts = append(stmts, "CREATE USER IF NOT EXISTS "+acct,
+			"ALTER USER "+acct+" IDENTIFIED VIA mysql_native_password USING PASSWORD('"+srv.servicePassword+"')",
+			"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO "+acct)
+	}
+	stmts = append(stmts,
+		// big holds bigRows rows of 40 bytes each; it is rebuilt only when its row count is off.
+		"CREATE TABLE IF NOT EXISTS "+dataSchema+".big (id INT PRIMARY KEY, pad CHAR(32) NOT NULL) ENGINE=InnoDB",
+		"CREATE TABLE IF NOT EXISTS "+dataSchema+".kv (id BIGINT PRIMARY KEY, owner INT NOT NULL, val VARCHAR(64) NOT NULL, KEY (owner)) ENGINE=InnoDB",
+		"DROP TABLE IF EXISTS "+cliSchema+".items",
+		"CREATE TABLE "+cliSchema+".items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL) ENGINE=InnoDB",
+		"INSERT INTO "+cliSchema+".items VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma')",
+	)
 	for i := 0; i < isoSchemas; i++ {
 		s := isoSchema(i)
 		stmts = append(stmts, "CREATE DATABASE IF NOT EXISTS "+s,
@@ -206,6 +223,7 @@ func isoSchema(i int) string { return "e2e_iso_" + strconv.Itoa(i) }
 // ---- the proxy subprocess ----
 
 type proxyOptions struct {
+	backend      *server // nil: the shared server
 	backendConns int
 	mysql55      bool
 	queueTimeout time.Duration
@@ -215,6 +233,7 @@ type proxyOptions struct {
 
 // proxyProcess is one running `scalestack mysqlproxy`.
 type proxyProcess struct {
+	backend *server
 	addr    string
 	n       int
 	cmd     *exec.Cmd
@@ -228,10 +247,14 @@ type proxyProcess struct {
 // service account (so that connections of an earlier proxy are gone too).
 func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	t.Helper()
+	b := o.backend
+	if b == nil {
+		b = srv
+	}
 	port := freePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"mysqlproxy", "--listen", addr, "--backend", srv.addr, "--backend-user", srv.serviceUser,
-		"--backend-password-file", srv.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
+	args := []string{"mysqlproxy", "--listen", addr, "--backend", b.addr, "--backend-user", b.serviceUser,
+		"--backend-password-file", b.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
 		"--users", usersPath}
 	if o.mysql55 {
 		args = append(args, "--mysql55")
@@ -256,7 +279,7 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start proxy: %v", err)
 	}
-	p := &proxyProcess{addr: addr, n: o.backendConns, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
+	p := &proxyProcess{backend: b, addr: addr, n: o.backendConns, cmd: cmd, logPath: logFile.Name(), exited: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		logFile.Close()
@@ -282,7 +305,7 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitBackendCount(t, o.backendConns, 20*time.Second, p)
+	p.waitBackendCount(t, o.backendConns, 20*time.Second)
 	return p
 }
 
@@ -369,19 +392,22 @@ func openProxyDB(t testing.TB, addr, db string, tweak func(*mysql.Config)) *sql.
 
 // backendCount is the number of connections of the service account the
 // server reports (the proxy is its only user while the tests run).
-func backendCount(ctx context.Context) (int, error) {
+func (s *server) backendCount(ctx context.Context) (int, error) {
 	var n int
-	err := rootDB.QueryRowContext(ctx, processlistQuery()).Scan(&n)
+	err := s.root.QueryRowContext(ctx, s.processlistQuery()).Scan(&n)
 	return n, err
 }
 
-func waitBackendCount(t testing.TB, want int, within time.Duration, p *proxyProcess) {
+// waitBackendCount waits until the server shows exactly want connections of
+// the proxy's service account.
+func (p *proxyProcess) waitBackendCount(t testing.TB, want int, within time.Duration) {
 	t.Helper()
+	srv := p.backend
 	deadline := time.Now().Add(within)
 	last := -1
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		n, err := backendCount(ctx)
+		n, err := srv.backendCount(ctx)
 		cancel()
 		if err == nil {
 			last = n
@@ -392,9 +418,7 @@ func waitBackendCount(t testing.TB, want int, within time.Duration, p *proxyProc
 		if time.Now().After(deadline) {
 			msg := fmt.Sprintf("server shows %d connections of %s, want %d (waited %v; last error %v)",
 				last, srv.serviceUser, want, within, err)
-			if p != nil {
-				msg += "\nproxy log:\n" + p.logTail(30)
-			}
+			msg += "\nproxy log:\n" + p.logTail(30)
 			t.Fatal(msg)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -406,9 +430,9 @@ func waitBackendCount(t testing.TB, want int, within time.Duration, p *proxyProc
 // ha_maria::drop_table under Prepared_statement::execute) when this query
 // ran as a server-side prepared statement every 100 ms beside 1024 sysbench
 // clients.
-func processlistQuery() string {
+func (s *server) processlistQuery() string {
 	return "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '" +
-		strings.ReplaceAll(srv.serviceUser, "'", "''") + "'"
+		strings.ReplaceAll(s.serviceUser, "'", "''") + "'"
 }
 
 // processlistWatch polls the processlist every 100 ms from its own root
@@ -420,10 +444,10 @@ type processlistWatch struct {
 	done                   chan struct{}
 }
 
-func watchProcesslist(t testing.TB) *processlistWatch {
+func watchProcesslist(t testing.TB, srv *server) *processlistWatch {
 	t.Helper()
 	ctx := context.Background()
-	c, err := rootDB.Conn(ctx)
+	c, err := srv.root.Conn(ctx)
 	if err != nil {
 		t.Fatalf("processlist connection: %v", err)
 	}
@@ -436,7 +460,7 @@ func watchProcesslist(t testing.TB) *processlistWatch {
 		for {
 			var n int64
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := c.QueryRowContext(qctx, processlistQuery()).Scan(&n)
+			err := c.QueryRowContext(qctx, srv.processlistQuery()).Scan(&n)
 			cancel()
 			if err != nil {
 				w.failures.Add(1)

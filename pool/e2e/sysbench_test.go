@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	sysbenchDB        = "sbtest"
+	sysbenchDB        = "e2e_sbtest" // not sbtest: other packages may prepare and clean that one up meanwhile
 	sysbenchTableSize = 10000
 )
 
@@ -141,7 +141,7 @@ func TestSysbench1024Clients16Backends(t *testing.T) {
 
 func checkSysbench(t *testing.T, p *proxyProcess, test, psMode string, threads int, d time.Duration) {
 	start := time.Now()
-	w := watchProcesslist(t)
+	w := watchProcesslist(t, p.backend)
 	r := runSysbench(t, p.addr, test, threads, d, psMode)
 	maxSeen, samples, failures := w.finish()
 	p.requireAlive(t)
