@@ -557,6 +557,18 @@ func (e *errorCollector) check(t testing.TB, what string) {
 	}
 }
 
+// summary lists the kinds of failures with their counts.
+func (e *errorCollector) summary() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var kinds []string
+	for k, n := range e.kinds {
+		kinds = append(kinds, fmt.Sprintf("%d x %s", n, k))
+	}
+	sort.Strings(kinds)
+	return strings.Join(kinds, "; ")
+}
+
 func (e *errorCollector) n() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
