@@ -25,6 +25,15 @@ func TestGoDriver500Goroutines8Backends(t *testing.T) {
 	t.Logf("TestGoDriver500Goroutines8Backends took %v", time.Since(start).Round(time.Millisecond))
 }
 
+// TestGoDriverIOUring runs a reduced driver workload through a proxy whose
+// loops use io_uring instead of epoll.
+func TestGoDriverIOUring(t *testing.T) {
+	start := time.Now()
+	p := startProxy(t, proxyOptions{backendConns: 8, io: "uring"})
+	runDriverWorkload(t, p, 200, 3)
+	t.Logf("TestGoDriverIOUring took %v", time.Since(start).Round(time.Millisecond))
+}
+
 // runDriverWorkload runs `iterations` rounds of the workload in each of
 // `goroutines` goroutines and fails the test on any wrong result or error.
 func runDriverWorkload(t *testing.T, p *proxyProcess, goroutines, iterations int) {

@@ -229,6 +229,7 @@ type proxyOptions struct {
 	queueTimeout time.Duration
 	maxClients   int
 	loops        int
+	io           string // --io: epoll (default) or uring
 }
 
 // proxyProcess is one running `scalestack mysqlproxy`.
@@ -267,6 +268,9 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	}
 	if o.loops > 0 {
 		args = append(args, "--loops", strconv.Itoa(o.loops))
+	}
+	if o.io != "" {
+		args = append(args, "--io", o.io)
 	}
 	logFile, err := os.CreateTemp(workDir, "proxy-*.log")
 	if err != nil {
