@@ -358,6 +358,16 @@ func TestMalformedClientPackets(t *testing.T) {
 				} else {
 					t.Logf("ERR %d (%s) %q", got.Code, got.State, got.Message)
 				}
+				// After the ERR the connection either goes on or ends
+				// cleanly; anything else (a stray packet, silence) is wrong.
+				c.setDeadline(5 * time.Second)
+				if err := c.ping(); err != nil {
+					if _, closed, oerr := readOutcome(c); !errors.Is(err, io.EOF) && !isReset(err) && !(closed && oerr == nil) {
+						t.Errorf("COM_PING after the ERR: %v", err)
+					} else {
+						t.Logf("the proxy closed the connection after the ERR")
+					}
+				}
 			}
 			p.requireAlive(t)
 			bystander.setDeadline(10 * time.Second)

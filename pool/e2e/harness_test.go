@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	cryptorand "crypto/rand"
@@ -577,17 +576,6 @@ func (e *errorCollector) n() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.count
-}
-
-// scanLines returns out's lines.
-func scanLines(out []byte) []string {
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines
 }
 
 // asMySQLError reports whether err is an ERR packet the driver decoded.
