@@ -79,7 +79,16 @@ func TestChaosClientsKilledMidResult(t *testing.T) {
 				defer wg.Done()
 				mode, err := killMidResult(p.addr, uint64(wave*killWave+i))
 				if err != nil {
-					killErrs.add("wave %d client %d: %v", wave, i, err)
+					kind := "other"
+					var se *serverError
+					var ne net.Error
+					switch {
+					case errors.As(err, &se):
+						kind = fmt.Sprintf("ERR %d (%s) %s", se.Code, se.State, se.Message)
+					case errors.As(err, &ne) && ne.Timeout():
+						kind = "no answer within 30 s"
+					}
+					killErrs.addKind(kind, "wave %d client %d: %v", wave, i, err)
 					return
 				}
 				modes[mode].Add(1)
@@ -199,9 +208,18 @@ func killMidResult(addr string, k uint64) (mode int, err error) {
 	}
 	switch mode {
 	case 0, 1:
+		// Read whole packets until a few KB of the result have arrived, so
+		// that an ERR instead of a result is reported as what it is.
 		want := 2048 + int(k%8)*1024
-		if _, err := io.ReadFull(c.r, make([]byte, want)); err != nil {
-			return mode, fmt.Errorf("reading the first %d bytes of the result: %w", want, err)
+		for got := 0; got < want; {
+			p, err := c.readPacket()
+			if err != nil {
+				return mode, fmt.Errorf("after %d bytes of the result: %w", got, err)
+			}
+			if got == 0 && len(p) > 0 && p[0] == 0xff {
+				return mode, fmt.Errorf("the query was answered with %w", parseErr(p))
+			}
+			got += 4 + len(p)
 		}
 		if mode == 1 {
 			return mode, c.abort()
