@@ -47,7 +47,7 @@ const (
 // Buf is a pooled byte slice. B's length is the data in use and its capacity
 // the class size; append within cap(B) never reallocates.
 type Buf struct {
-	B     []byte
+	B        []byte
 	class    int8 // -1 when not pooled
 	state    state
 	poisoned bool // released with Debug on, so Get can check the poison
