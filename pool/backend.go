@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/scalestack/scalestack/conn"
@@ -244,7 +245,11 @@ func (b *backend) onGreeting(payload []byte) {
 		return
 	}
 	version := string(h.ServerVersion)
-	b.p.version.Store(&version)
+	// In 5.5 mode a newer server must not show through: "5.5.5-10.11…"
+	// tells clients they may use what 5.5 lacks.
+	if !b.p.cfg.MySQL55 || (strings.HasPrefix(version, "5.5.") && !strings.HasPrefix(version, "5.5.5-")) {
+		b.p.version.Store(&version)
+	}
 	b.flavor = flavorFor(version)
 	b.caps = h.Capabilities & b.p.backendCaps
 	b.nonce = append(b.nonce[:0], h.AuthPluginData...)

@@ -47,6 +47,7 @@ type session struct {
 	joiner mysqlwire.Joiner
 
 	st          sessionState
+	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
 	noBackslash bool
 	pins        uint32
 	b           *backend
@@ -287,6 +288,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	if n, ok := collationNames[hr.CharacterSet]; ok {
 		s.st.names = n
 	}
+	s.loginNames = s.st.names
 	if s.caps&mysqlwire.ClientConnectWithDB != 0 && len(hr.Database) > 0 {
 		s.st.schema = string(hr.Database)
 	}
@@ -395,7 +397,9 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		return
 	case mysqlwire.ComResetConnection:
 		s.local()
-		s.resetSession(s.st.schema, s.st.names)
+		// The server keeps the schema but returns the character set to
+		// the one negotiated at login.
+		s.resetSession(s.st.schema, s.loginNames)
 		s.writeOK(0, 0)
 		return
 	case mysqlwire.ComChangeUser:
@@ -1067,6 +1071,7 @@ func (s *session) onChangeUser(payload []byte) {
 	}
 	s.user = u
 	s.resetSession(string(schema), names)
+	s.loginNames = names
 	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
 		if s.verifyNative(auth) {
 			s.writeOK(0, 0)
