@@ -531,3 +531,19 @@ func getUint32(b []byte) uint32 {
 	_ = b[3]
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
+
+// OnHighWater implements conn.WatermarkHandler: what backs up towards a
+// backend is a client's LOAD DATA LOCAL stream, so the client is paused
+// (the backend's own reading must go on).
+func (b *backend) OnHighWater(*conn.Conn) {
+	if s := b.owner; s != nil && s.infile {
+		s.c.PauseRead()
+	}
+}
+
+// OnLowWater resumes the client paused by OnHighWater.
+func (b *backend) OnLowWater(*conn.Conn) {
+	if s := b.owner; s != nil && s.infile {
+		s.c.ResumeRead()
+	}
+}

@@ -109,10 +109,12 @@
 // No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
 // honoured (backends report affected rows). A session without a default
 // schema may run on a backend that has one. The PREPARE cache is per loop
-// and not invalidated by DDL. Outside a pinned session, SHOW WARNINGS, SHOW
-// ERRORS, GET DIAGNOSTICS, ROW_COUNT() and FOUND_ROWS() without
-// SQL_CALC_FOUND_ROWS may run on another backend than the statement they
-// refer to. KILL QUERY closes the target session like KILL CONNECTION.
+// and not invalidated by DDL. After a statement that left warnings or
+// failed, the session keeps its backend until its next command so SHOW
+// WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
+// unless another client needs that backend first; ROW_COUNT() and
+// FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
+// the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
 // State changed inside stored procedures or through SET in a prepared
 // statement is not seen. A session handles one command at a time; commands
 // a client pipelines stay in its connection's input buffer (bounded by the

@@ -89,23 +89,62 @@ func TestBackendsReconnect(t *testing.T) {
 // capabilities.
 func TestMySQL55Mode(t *testing.T) {
 	tp := startProxy(t, 1, 1, func(c *Config) { c.MySQL55 = true })
-	r := dialRaw(t, tp.addr)
-	if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
-		t.Fatalf("login: %x", p)
-	}
-	if r.hs.Capabilities&^mysqlwire.MySQL55Caps != 0 || !strings.HasPrefix(string(r.hs.ServerVersion), "5.5") {
-		t.Fatalf("greeting: caps %x version %s", r.hs.Capabilities, r.hs.ServerVersion)
-	}
-	r.command(append([]byte{byte(mysqlwire.ComQuery)}, "SET @leak = 1"...))
-	r.c.Close()
-	waitFor(t, func() bool { st := tp.p.Stats(); return st.BackendResets == 1 && st.BackendsIdle == 1 })
-	db := tp.open(t, "")
-	var v sql.NullInt64
-	if err := db.QueryRow("SELECT @leak").Scan(&v); err != nil || v.Valid {
-		t.Fatalf("@leak after reset: %v %v", v, err)
+	for round := 1; round <= 2; round++ {
+		r := dialRaw(t, tp.addr)
+		if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
+			t.Fatalf("login: %x", p)
+		}
+		if r.hs.Capabilities&^mysqlwire.MySQL55Caps != 0 || !strings.HasPrefix(string(r.hs.ServerVersion), "5.5") {
+			t.Fatalf("greeting: caps %x version %s", r.hs.Capabilities, r.hs.ServerVersion)
+		}
+		r.command(append([]byte{byte(mysqlwire.ComQuery)}, "SET @leak = 1"...))
+		r.c.Close()
+		waitFor(t, func() bool { st := tp.p.Stats(); return st.BackendResets == uint64(2*round-1) && st.BackendsIdle == 1 })
+		db := tp.open(t, "")
+		var v sql.NullInt64
+		if err := db.QueryRow("SELECT @leak").Scan(&v); err != nil || v.Valid {
+			t.Fatalf("@leak after reset %d: %v %v", round, v, err)
+		}
+		db.Close()
+		waitFor(t, func() bool { st := tp.p.Stats(); return st.BackendResets == uint64(2*round) && st.BackendsIdle == 1 })
 	}
 	if st := tp.p.Stats(); st.BackendConnects != 1 {
 		t.Fatalf("the backend was replaced instead of reset: %+v", st)
+	}
+}
+
+// TestLargeResultStreams relays a result far larger than the connection's
+// high-water mark to a client that reads slowly at first.
+func TestLargeResultStreams(t *testing.T) {
+	tp := startProxy(t, 1, 1, nil)
+	db := tp.open(t, "")
+	rows, err := db.Query("SELECT seq, REPEAT('x', 1000) FROM seq_1_to_20000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the proxy hit its high-water mark
+	n, bytes := 0, 0
+	for rows.Next() {
+		var seq int
+		var s string
+		if err := rows.Scan(&seq, &s); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		bytes += len(s)
+		if seq != n {
+			t.Fatalf("row %d has seq %d", n, seq)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20000 || bytes != 20000*1000 {
+		t.Fatalf("%d rows, %d bytes", n, bytes)
+	}
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil || tp.p.Stats().BackendUnknownState != 0 {
+		t.Fatalf("after the large result: %v %+v", err, tp.p.Stats())
 	}
 }
 
@@ -141,15 +180,18 @@ func TestLoadDataLocal(t *testing.T) {
 	tp := startProxy(t, 1, 1, nil)
 	path := filepath.Join(t.TempDir(), "rows.csv")
 	var b strings.Builder
-	for i := 0; i < 500; i++ {
-		fmt.Fprintf(&b, "%d,row%d\n", i, i)
+	// Several megabytes: more than the backend connection's high-water
+	// mark, so the client is throttled while the server catches up.
+	const rows = 200000
+	for i := 0; i < rows; i++ {
+		fmt.Fprintf(&b, "%d,row%d-%s\n", i, i, strings.Repeat("y", 8))
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mysql.RegisterLocalFile(path)
 	db := tp.open(t, "")
-	mustExec(t, db, "CREATE TABLE IF NOT EXISTS proxy_load (id INT PRIMARY KEY, v VARCHAR(20))")
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS proxy_load (id INT PRIMARY KEY, v VARCHAR(32))")
 	mustExec(t, db, "DELETE FROM proxy_load")
 	c, err := db.Conn(context.Background())
 	if err != nil {
@@ -160,11 +202,11 @@ func TestLoadDataLocal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if n, _ := res.RowsAffected(); n != 500 {
+	if n, _ := res.RowsAffected(); n != rows {
 		t.Fatalf("loaded %d rows", n)
 	}
 	var count int
-	if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM proxy_load").Scan(&count); err != nil || count != 500 {
+	if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM proxy_load").Scan(&count); err != nil || count != rows {
 		t.Fatalf("count %d %v", count, err)
 	}
 	if st := tp.p.Stats(); st.PinnedSessions != 0 {

@@ -350,16 +350,43 @@ func TestPreparedStatementsAcrossBackends(t *testing.T) {
 
 func TestBackendCountNeverExceedsN(t *testing.T) {
 	const n = 3
-	tp := startProxy(t, n, 2, nil)
-	direct := tp.direct(t)
-	count := func() int {
-		var c int
-		if err := direct.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", tp.env.user).Scan(&c); err != nil {
+	env := requireMySQL(t)
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = env.testUser, env.testPassword, "tcp", env.addr
+	direct, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	threads := func() map[int64]bool {
+		rows, err := direct.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", env.user)
+		if err != nil {
 			t.Fatal(err)
+		}
+		defer rows.Close()
+		ids := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids[id] = true
+		}
+		return ids
+	}
+	// Service connections that existed before this proxy (other tests'
+	// proxies winding down) are not its own.
+	before := threads()
+	tp := startProxy(t, n, 2, nil)
+	count := func() int {
+		c := 0
+		for id := range threads() {
+			if !before[id] {
+				c++
+			}
 		}
 		return c
 	}
-	base := count() - n // other proxies of this test binary may have left connections closing
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := 0; i < 30; i++ {
@@ -383,7 +410,7 @@ func TestBackendCountNeverExceedsN(t *testing.T) {
 	}
 	maxSeen := 0
 	for i := 0; i < 20; i++ {
-		maxSeen = max(maxSeen, count()-base)
+		maxSeen = max(maxSeen, count())
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(stop)
@@ -906,5 +933,68 @@ func TestQueuedClientLeaves(t *testing.T) {
 		if string(row[1:]) != fmt.Sprint(i) {
 			t.Fatalf("pipelined answer %d: row %q", i, row)
 		}
+	}
+}
+
+// TestShowWarningsSeesTheStatement: after a statement with warnings the
+// session keeps its backend until its next command, unless another client
+// needs it, so SHOW WARNINGS reports them.
+func TestShowWarningsSeesTheStatement(t *testing.T) {
+	tp := startProxy(t, 2, 1, nil)
+	ctx := context.Background()
+	a, err := tp.open(t, "").Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := tp.open(t, "")
+	var v int
+	if err := a.QueryRowContext(ctx, "SELECT CAST('12abc' AS SIGNED)").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // another client in between, with its own warning
+		mustExec(t, b, "SELECT 1/0")
+	}
+	rows, err := a.QueryContext(ctx, "SHOW WARNINGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	for rows.Next() {
+		var level, msg string
+		var code int
+		if err := rows.Scan(&level, &code, &msg); err != nil {
+			rows.Close()
+			t.Fatal(err)
+		}
+		codes = append(codes, code)
+	}
+	rows.Close()
+	n := len(codes)
+	if n != 1 || codes[0] != 1292 {
+		t.Fatalf("warnings %v, want [1292] from this session's statement", codes)
+	}
+	if n != 1 || tp.p.Stats().DiagnosticHolds == 0 {
+		t.Fatalf("%d warnings, %+v", n, tp.p.Stats())
+	}
+	// A held backend goes to a client that needs it rather than make it
+	// wait.
+	one := startProxy(t, 1, 1, func(c *Config) { c.QueueTimeout = 200 * time.Millisecond })
+	c, err := one.open(t, "").Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.QueryRowContext(ctx, "SELECT CAST('x' AS SIGNED)").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if err := one.open(t, "").QueryRow("SELECT 2").Scan(&v); err != nil || v != 2 {
+		t.Fatalf("second client: %d %v", v, err)
+	}
+	if err := c.QueryRowContext(ctx, "SELECT 3").Scan(&v); err != nil || v != 3 {
+		t.Fatalf("first client afterwards: %d %v", v, err)
+	}
+	if st := one.p.Stats(); st.QueueTimeouts != 0 || st.BackendsIdle != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

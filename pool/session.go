@@ -62,6 +62,11 @@ type session struct {
 	set     setPlan
 	setRes  setResult
 	infile  bool
+	// diag: the command left warnings or failed; held: the session keeps
+	// its backend until its next command (or a waiter needs it) so that
+	// SHOW WARNINGS and friends see them.
+	diag bool
+	held bool
 	// heldInput: input arrived while a command was being served and was
 	// left in the connection's buffer.
 	heldInput bool
@@ -137,6 +142,12 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.pins != 0 {
 		s.sh.stats.PinnedSessions.Add(-1)
 		s.pins = 0
+	}
+	if s.held {
+		s.sh.unhold(s)
+		b := s.b
+		s.b = nil
+		s.sh.release(b)
 	}
 	if b := s.b; b != nil {
 		s.b = nil
@@ -445,6 +456,7 @@ func (s *session) keep(raw, payload []byte) {
 // forward runs the request on a backend and relays the response.
 func (s *session) forward(raw, payload []byte) {
 	s.phase = sBusy
+	s.sh.unhold(s)
 	if s.b != nil {
 		s.proceed()
 		return
@@ -773,6 +785,7 @@ func (s *session) mainDone(b *backend) {
 	} else if s.cmd == mysqlwire.ComStmtPrepare {
 		s.capture = nil
 	}
+	s.diag = failed || tr.Warnings() > 0
 	if seen {
 		if status&mysqlwire.StatusInTrans != 0 {
 			s.pin(PinTransaction)
@@ -792,9 +805,15 @@ func (s *session) finishCommand() {
 	s.phase = sReady
 	s.stmt = nil
 	s.infile = false
+	diag := s.diag
+	s.diag = false
 	if b := s.b; b != nil {
 		b.step = stepNone
-		if s.pins == 0 {
+		switch {
+		case s.pins != 0:
+		case diag && s.sh.nWaiting == 0:
+			s.sh.hold(s)
+		default:
 			s.b = nil
 			s.sh.release(b)
 		}
@@ -814,6 +833,11 @@ func (s *session) backendLost(b *backend) {
 		return
 	}
 	s.b = nil
+	if s.held {
+		// Only diagnostics were lost with it.
+		s.sh.unhold(s)
+		return
+	}
 	if s.phase == sClosed {
 		return
 	}
@@ -922,6 +946,7 @@ func (s *session) resetSession(schema, names string) {
 		s.pins = 0
 		s.sh.stats.PinnedSessions.Add(-1)
 	}
+	s.sh.unhold(s)
 	if b := s.b; b != nil {
 		s.b = nil
 		b.reset()

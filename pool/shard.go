@@ -19,7 +19,11 @@ type shard struct {
 	// share one (a fix belongs in package conn).
 	backendAddr conn.Addr
 
-	idle     []*backend
+	idle []*backend
+	// held are sessions keeping their backend after a statement with
+	// warnings or an error, so SHOW WARNINGS sees them; a waiter takes
+	// such a backend before it would wait.
+	held     []*session
 	waitHead *session
 	waitTail *session
 	nWaiting int
@@ -77,7 +81,7 @@ func (sh *shard) newSessionID() uint32 {
 }
 
 func (sh *shard) setHints() {
-	sh.idleHint.Store(int32(len(sh.idle)))
+	sh.idleHint.Store(int32(len(sh.idle) + len(sh.held)))
 	sh.waitHint.Store(int32(sh.nWaiting))
 	sh.stats.BackendsIdle.Store(int64(len(sh.idle)))
 	sh.stats.QueueWaiting.Store(int64(sh.nWaiting))
@@ -91,6 +95,10 @@ func (sh *shard) acquire(s *session) {
 		sh.idle[n-1] = nil
 		sh.idle = sh.idle[:n-1]
 		sh.setHints()
+		s.attach(b)
+		return
+	}
+	if b := sh.reclaimHeld(); b != nil {
 		s.attach(b)
 		return
 	}
@@ -109,6 +117,45 @@ func (sh *shard) acquire(s *session) {
 	sh.stats.QueueWaits.Add(1)
 	sh.setHints()
 	sh.seekSteal()
+}
+
+// hold lets s keep its backend after a statement with diagnostics.
+func (sh *shard) hold(s *session) {
+	s.held = true
+	sh.held = append(sh.held, s)
+	sh.stats.DiagnosticHolds.Add(1)
+	sh.setHints()
+}
+
+// unhold takes s off the held list; it keeps its backend.
+func (sh *shard) unhold(s *session) {
+	if !s.held {
+		return
+	}
+	s.held = false
+	for i, x := range sh.held {
+		if x == s {
+			copy(sh.held[i:], sh.held[i+1:])
+			sh.held[len(sh.held)-1] = nil
+			sh.held = sh.held[:len(sh.held)-1]
+			break
+		}
+	}
+	sh.setHints()
+}
+
+// reclaimHeld takes the backend of the session that has held one longest,
+// or returns nil.
+func (sh *shard) reclaimHeld() *backend {
+	if len(sh.held) == 0 {
+		return nil
+	}
+	s := sh.held[0]
+	sh.unhold(s)
+	b := s.b
+	s.b = nil
+	b.owner = nil
+	return b
 }
 
 // dequeue removes s from the wait queue.
@@ -228,6 +275,14 @@ func stealRequested(l *reactor.Loop, arg any, _ uint64) {
 			return
 		}
 		d.idle = append(d.idle, b)
+	} else if d.nWaiting == 0 {
+		if b := d.reclaimHeld(); b != nil {
+			if d.sendBackend(b, req, true) {
+				return
+			}
+			d.idle = append(d.idle, b)
+			d.setHints()
+		}
 	}
 	l.Post(req.loop, reactor.Task{Fn: stealFailed, Arg: req})
 }

@@ -61,6 +61,7 @@ type Stats struct {
 	BackendResets       atomic.Uint64 // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
 	BackendsAdopted     atomic.Uint64 // backends that moved here from another loop
 	StateReplays        atomic.Uint64 // COM_INIT_DB / SET / COM_SET_OPTION sent to sync a backend
+	DiagnosticHolds     atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
 
 	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands
 	Pins           [NumPinReasons]atomic.Uint64 // times a session became pinned for each reason
@@ -79,7 +80,7 @@ type StatsSnapshot struct {
 	QueueWaits, QueueTimeouts, QueueWaitNs                                 uint64
 	BackendConnects, BackendFailures, BackendUnknownState, BackendResets   uint64
 	BackendsAdopted, StateReplays, PrepareCacheHits, BackendPrepares       uint64
-	BackendStmtEvictions, Kills                                            uint64
+	BackendStmtEvictions, Kills, DiagnosticHolds                           uint64
 	Pins                                                                   [NumPinReasons]uint64
 }
 
@@ -107,6 +108,7 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.BackendPrepares += s.BackendPrepares.Load()
 	o.BackendStmtEvictions += s.BackendStmtEvictions.Load()
 	o.Kills += s.Kills.Load()
+	o.DiagnosticHolds += s.DiagnosticHolds.Load()
 	for i := range s.Pins {
 		o.Pins[i] += s.Pins[i].Load()
 	}

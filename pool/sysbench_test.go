@@ -20,7 +20,7 @@ func sysbench(t *testing.T, host, port, user, password, phase string, extra ...s
 	t.Helper()
 	args := append([]string{"oltp_point_select",
 		"--mysql-host=" + host, "--mysql-port=" + port, "--mysql-user=" + user, "--mysql-password=" + password,
-		"--mysql-db=sbtest", "--tables=1", "--table-size=1000"}, extra...)
+		"--mysql-db=" + testDB, "--tables=1", "--table-size=1000"}, extra...)
 	args = append(args, phase)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

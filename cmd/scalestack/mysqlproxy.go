@@ -119,7 +119,7 @@ var (
 		"local_answers_total", "queue_waits_total", "queue_timeouts_total", "queue_wait_seconds_total",
 		"backend_connects_total", "backend_failures_total", "backend_unknown_state_total", "backend_resets_total",
 		"backends_adopted_total", "state_replays_total", "prepare_cache_hits_total", "backend_prepares_total",
-		"backend_stmt_evictions_total", "kills_total"}
+		"backend_stmt_evictions_total", "kills_total", "diagnostic_holds_total"}
 )
 
 func newPoolCollector(p *pool.Proxy) *poolCollector {
@@ -151,7 +151,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		float64(s.LocalAnswers), float64(s.QueueWaits), float64(s.QueueTimeouts), float64(s.QueueWaitNs) / 1e9,
 		float64(s.BackendConnects), float64(s.BackendFailures), float64(s.BackendUnknownState), float64(s.BackendResets),
 		float64(s.BackendsAdopted), float64(s.StateReplays), float64(s.PrepareCacheHits), float64(s.BackendPrepares),
-		float64(s.BackendStmtEvictions), float64(s.Kills)}
+		float64(s.BackendStmtEvictions), float64(s.Kills), float64(s.DiagnosticHolds)}
 	for i, d := range c.gauges {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(gauges[i]))
 	}
