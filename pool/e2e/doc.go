@@ -19,7 +19,7 @@
 // The server-restart test uses a private MariaDB (internal/testutil), since
 // stopping the shared one would break the others.
 //
-// Tests and their bounds (about 3 minutes in all on 2 cores, 4.5 with -race):
+// Tests and their bounds (about 3.5 minutes in all on 2 cores, under 5 with -race):
 //
 //   - TestSysbench1024Clients16Backends: oltp_point_select and oltp_read_only,
 //     prepared statements on and off, 1024 threads, 10 s each, through 16

@@ -586,3 +586,38 @@ func asMySQLError(err error) (*mysql.MySQLError, bool) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// usableBackends measures how many backends serve clients right now: n
+// clients each run SELECT SLEEP(0.5) at once, and those answered within
+// 0.9 s ran in the first round, one per free backend.
+func (p *proxyProcess) usableBackends(t testing.TB, n int) int {
+	t.Helper()
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		c, err := dialRaw(p.addr, clientUser, clientPassword, rawOptions{})
+		if err != nil {
+			t.Fatalf("capacity probe: %v", err)
+		}
+		defer c.Close()
+		c.setDeadline(30 * time.Second)
+		conns[i] = c
+	}
+	start := time.Now()
+	var firstRound atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *rawConn) {
+			defer wg.Done()
+			if v, err := c.scalar("SELECT SLEEP(0.5)"); err != nil || v != "0" {
+				t.Errorf("capacity probe: %q, %v", v, err)
+				return
+			}
+			if time.Since(start) < 900*time.Millisecond {
+				firstRound.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	return int(firstRound.Load())
+}

@@ -157,6 +157,12 @@ func checkSysbench(t *testing.T, p *proxyProcess, test, psMode string, threads i
 	if maxSeen > int64(p.n) {
 		t.Errorf("the server showed %d connections of %s during the run, more than --backend-conns %d", maxSeen, srv.serviceUser, p.n)
 	}
+	// Every backend must be back in service once the clients are gone; a
+	// backend lost to the pool shows up as queue timeouts in the next run.
+	if n := p.usableBackends(t, p.n); n != p.n {
+		t.Errorf("after the run only %d of %d backends serve clients (%d concurrent SELECT SLEEP(0.5) finished in the first 0.9 s)",
+			n, p.n, n)
+	}
 	if samples < int64(d/(200*time.Millisecond)) || failures > 0 {
 		t.Errorf("processlist watch took only %d samples (%d failed) in %v: the bound was not really checked", samples, failures, d)
 	}
