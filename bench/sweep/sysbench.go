@@ -59,8 +59,21 @@ func (r *sysbenchResult) windowQPS(fromS, toS int) (qps, tps float64, ok bool) {
 	return qps / float64(n), tps / float64(n), true
 }
 
-// Errors counts every error the run saw: the ones sysbench was told to ignore plus the fatal ones.
-func (r *sysbenchResult) Errors() int64 { return r.IgnoredErrors + int64(len(r.Fatal)) }
+// Errors counts the errors the run saw: the ones sysbench was told to ignore, plus one per client
+// thread an error killed (with errors not ignored, a thread stops at its first; sysbench then prints
+// the error and a "`thread_run' function failed" line). A fatal error outside the threads counts once.
+func (r *sysbenchResult) Errors() int64 {
+	var died int64
+	for _, l := range r.Fatal {
+		if strings.Contains(l, "function failed") {
+			died++
+		}
+	}
+	if died == 0 && len(r.Fatal) > 0 {
+		died = 1
+	}
+	return r.IgnoredErrors + died
+}
 
 var (
 	reCountPerSec = regexp.MustCompile(`^\s*(transactions|queries|ignored errors|reconnects):\s+(\d+)\s+\(([\d.]+) per sec\.\)`)
