@@ -42,8 +42,8 @@ type interval struct {
 // started (at thousands of threads that drain lasts as long as a transaction's latency: many seconds).
 // sysbench often skips the report due at the very moment its --time ends, and on an overloaded host
 // its reporting thread misses seconds (each line's rate still covers the time since the previous
-// line), so gaps are tolerated; ok is false when fewer than two thirds of the window's seconds were
-// reported.
+// line), so gaps are tolerated; ok is false when more than one second and more than a third of the
+// window's seconds went unreported.
 func (r *sysbenchResult) windowQPS(fromS, toS int) (qps, tps float64, ok bool) {
 	n := 0
 	for _, iv := range r.Intervals {
@@ -53,7 +53,8 @@ func (r *sysbenchResult) windowQPS(fromS, toS int) (qps, tps float64, ok bool) {
 			n++
 		}
 	}
-	if n == 0 || 3*n < 2*(toS-fromS) {
+	window := toS - fromS
+	if n == 0 || (n < window-1 && 3*n < 2*window) {
 		return 0, 0, false
 	}
 	return qps / float64(n), tps / float64(n), true

@@ -93,6 +93,7 @@ func TestWindowQPS(t *testing.T) {
 		{"a third missing is tolerated", []interval{iv(3, 10), iv(5, 30)}, 2, 5, 20, true},
 		{"more than a third missing is not", []interval{iv(3, 10)}, 2, 5, 0, false},
 		{"nothing reported", nil, 0, 5, 0, false},
+		{"short window, last report missing", []interval{iv(2, 40)}, 1, 3, 40, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
