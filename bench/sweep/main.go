@@ -244,7 +244,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	logf("starting MariaDB (max_connections %d, %s)", cfg.MaxConnections, pick(script != "", "via "+script, "built-in starter"))
 	db, err := startMariaDB(ctx, mariaDBOptions{
-		Dir: filepath.Join(workDir, "mariadb"), Script: script, CPUs: cfg.MariaDBCPUs,
+		// Beside the work dir rather than in it: `make clean` looks for scripts/mariadb.sh servers two
+		// levels under .tmp/ and stops them before deleting.
+		Dir: workDir + "-mariadb", Script: script, CPUs: cfg.MariaDBCPUs,
 		MaxConnections: cfg.MaxConnections, Keep: cfg.KeepDB,
 	})
 	if err != nil {
