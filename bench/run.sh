@@ -99,6 +99,17 @@ apt_install() {
 	[[ ${rc} -eq 0 ]] || die "apt-get install $* failed (exit ${rc})"
 }
 
+# shell_word quotes an argument for the command line recorded in the results, leaving plain words
+# (thread lists, paths, flags) as the user typed them.
+shell_word() {
+	if [[ $1 =~ ^[A-Za-z0-9_./,:=@+-]+$ ]]; then
+		printf '%s' "$1"
+	else
+		local q="'\\''"
+		printf "'%s'" "${1//\'/${q}}"
+	fi
+}
+
 main() {
 	local no_install=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
 	local -a forward=() original=("$@")
@@ -164,7 +175,7 @@ main() {
 
 	local cmdline="bench/run.sh"
 	local a
-	for a in "${original[@]}"; do cmdline+=" $(printf '%q' "${a}")"; done
+	for a in "${original[@]}"; do cmdline+=" $(shell_word "${a}")"; done
 	SWEEP_COMMAND="${cmdline}" exec "${TOOLS_DIR}/sweep" --plot-bin "${TOOLS_DIR}/plot" "${forward[@]}"
 }
 

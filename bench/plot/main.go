@@ -1,6 +1,7 @@
 // Command plot draws the graph of a bench/sweep CSV: one panel per sysbench test, client threads on a
 // log2 axis, queries per second up, one line per target (median over the repetitions that succeeded),
-// and a cross on the axis where a target's every run at a thread count failed.
+// a cross on the axis where a target's every run at a thread count failed, and a ring around points
+// during which other processes kept the host busy.
 //
 // It only reads the CSV and writes a PNG; it never runs a benchmark and never edits the CSV.
 package main
@@ -33,6 +34,8 @@ type run struct {
 	Target  string
 	QPS     float64
 	OK      bool
+	// OtherCPU is how busy the host was with other processes during the run, in %; NaN if unknown.
+	OtherCPU float64
 }
 
 // readRuns reads a sweep CSV by column name, so added columns do not break older graphs.
@@ -64,7 +67,12 @@ func readRuns(r io.Reader) ([]run, error) {
 		if err != nil || th < 1 {
 			return nil, fmt.Errorf("CSV line %d: bad threads %q", line, rec[col["threads"]])
 		}
-		ru := run{Test: rec[col["test"]], Threads: th, Target: rec[col["target"]], OK: rec[col["status"]] == "ok"}
+		ru := run{Test: rec[col["test"]], Threads: th, Target: rec[col["target"]], OK: rec[col["status"]] == "ok", OtherCPU: math.NaN()}
+		if i, ok := col["other_cpu_pct"]; ok && rec[i] != "" {
+			if ru.OtherCPU, err = strconv.ParseFloat(rec[i], 64); err != nil {
+				return nil, fmt.Errorf("CSV line %d: bad other_cpu_pct %q", line, rec[i])
+			}
+		}
 		if ru.OK {
 			if ru.QPS, err = strconv.ParseFloat(rec[col["qps"]], 64); err != nil {
 				return nil, fmt.Errorf("CSV line %d: bad qps %q", line, rec[col["qps"]])
@@ -79,6 +87,8 @@ type curve struct {
 	Target string
 	Points plotter.XYs // threads, median QPS; thread counts with a successful run only
 	Failed []int       // thread counts at which every run failed
+	// OtherCPU is, per entry of Points, the median share of the host other processes used (NaN: unknown).
+	OtherCPU []float64
 }
 
 // panel is one test's graph.
@@ -97,6 +107,7 @@ func panels(runs []run) []panel {
 		threads      int
 	}
 	qps := map[key][]float64{}
+	other := map[key][]float64{}
 	seen := map[key]bool{}
 	threadSet := map[string]map[int]bool{}
 	for _, r := range runs {
@@ -112,6 +123,9 @@ func panels(runs []run) []panel {
 		threadSet[r.Test][r.Threads] = true
 		if r.OK {
 			qps[k] = append(qps[k], r.QPS)
+			if !math.IsNaN(r.OtherCPU) {
+				other[k] = append(other[k], r.OtherCPU)
+			}
 		}
 	}
 	var out []panel
@@ -128,6 +142,11 @@ func panels(runs []run) []panel {
 				switch {
 				case len(qps[k]) > 0:
 					c.Points = append(c.Points, plotter.XY{X: float64(th), Y: median(qps[k])})
+					o := math.NaN()
+					if len(other[k]) > 0 {
+						o = median(other[k])
+					}
+					c.OtherCPU = append(c.OtherCPU, o)
 				case seen[k]:
 					c.Failed = append(c.Failed, th)
 				}
@@ -209,7 +228,7 @@ func niceStep(raw float64) float64 {
 	return 10 * pow
 }
 
-func buildPlot(p panel, title string) (*plot.Plot, error) {
+func buildPlot(p panel, title string, disturbedPct float64) (*plot.Plot, error) {
 	pl := plot.New()
 	pl.Title.Text = p.Test
 	if title != "" {
@@ -267,19 +286,38 @@ func buildPlot(p panel, title string) (*plot.Plot, error) {
 		}
 		pl.Legend.Add(name, thumbs...)
 	}
+	// Rings mark points during which other processes took a large share of the host: on a shared machine
+	// those numbers say more about the neighbours than about the target.
+	var disturbed plotter.XYs
+	for _, c := range p.Curves {
+		for i, o := range c.OtherCPU {
+			if o > disturbedPct {
+				disturbed = append(disturbed, c.Points[i])
+			}
+		}
+	}
+	if len(disturbed) > 0 {
+		s, err := plotter.NewScatter(disturbed)
+		if err != nil {
+			return nil, fmt.Errorf("%s disturbed points: %w", p.Test, err)
+		}
+		s.Color, s.Shape, s.Radius = color.RGBA{R: 0xc0, G: 0x10, B: 0x10, A: 0xff}, draw.RingGlyph{}, vg.Points(7)
+		pl.Add(s)
+		pl.Legend.Add(fmt.Sprintf("other processes > %.0f%% of CPU", disturbedPct), s)
+	}
 	// Headroom above the highest point keeps the legend off the curves.
 	pl.Y.Max = math.Max(maxY*1.25, 1000)
 	return pl, nil
 }
 
 // render draws the panels side by side into a PNG.
-func render(ps []panel, title string, w io.Writer) error {
+func render(ps []panel, title string, disturbedPct float64, w io.Writer) error {
 	if len(ps) == 0 {
 		return errors.New("no data to plot")
 	}
 	plots := make([][]*plot.Plot, 1)
 	for _, p := range ps {
-		pl, err := buildPlot(p, title)
+		pl, err := buildPlot(p, title, disturbedPct)
 		if err != nil {
 			return err
 		}
@@ -304,6 +342,7 @@ func main() {
 	in := flag.String("in", "", "sweep CSV to read (required)")
 	out := flag.String("out", "", "PNG to write (default: the CSV's name with .png)")
 	title := flag.String("title", "", "text added to every panel's title")
+	disturbed := flag.Float64("disturbed", 25, "ring points during which other processes used more than this % of the host's CPU")
 	flag.Parse()
 	if *in == "" {
 		flag.Usage()
@@ -312,13 +351,13 @@ func main() {
 	if *out == "" {
 		*out = strings.TrimSuffix(*in, ".csv") + ".png"
 	}
-	if err := plotFile(*in, *out, *title); err != nil {
+	if err := plotFile(*in, *out, *title, *disturbed); err != nil {
 		fmt.Fprintln(os.Stderr, "plot:", err)
 		os.Exit(1)
 	}
 }
 
-func plotFile(in, out, title string) error {
+func plotFile(in, out, title string, disturbedPct float64) error {
 	f, err := os.Open(in)
 	if err != nil {
 		return fmt.Errorf("opening CSV: %w", err)
@@ -332,7 +371,7 @@ func plotFile(in, out, title string) error {
 	if err != nil {
 		return fmt.Errorf("creating PNG: %w", err)
 	}
-	if err := render(panels(runs), title, o); err != nil {
+	if err := render(panels(runs), title, disturbedPct, o); err != nil {
 		o.Close()
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ func TestReadRuns(t *testing.T) {
 		{"missing column", "test,threads,target\n", 0, `no "qps" column`},
 		{"bad threads", header + "t,zero,direct,1,1,ok,x\n", 0, "bad threads"},
 		{"bad qps on an ok row", header + "t,1,direct,1,fast,ok,x\n", 0, "bad qps"},
+		{"bad other_cpu_pct", "test,threads,target,qps,status,other_cpu_pct\nt,1,direct,1,ok,busy\n", 0, "bad other_cpu_pct"},
 		{"empty", "", 0, "header"},
 	}
 	for _, tc := range tests {
@@ -42,14 +44,15 @@ func TestReadRuns(t *testing.T) {
 }
 
 func TestPanels(t *testing.T) {
+	nan := math.NaN()
 	runs := []run{
-		{"ro", 256, "direct", 300, true},
-		{"ro", 1, "direct", 100, true},
-		{"ro", 1, "direct", 140, true},
-		{"ro", 1, "direct", 120, true},
-		{"ro", 1, "haproxy", 90, true},
-		{"ro", 256, "haproxy", 0, false},
-		{"ps", 16, "haproxy", 50, true},
+		{"ro", 256, "direct", 300, true, 40},
+		{"ro", 1, "direct", 100, true, 1},
+		{"ro", 1, "direct", 140, true, 3},
+		{"ro", 1, "direct", 120, true, nan},
+		{"ro", 1, "haproxy", 90, true, nan},
+		{"ro", 256, "haproxy", 0, false, 90},
+		{"ps", 16, "haproxy", 50, true, nan},
 	}
 	ps := panels(runs)
 	if len(ps) != 2 || ps[0].Test != "ro" || ps[1].Test != "ps" {
@@ -64,7 +67,10 @@ func TestPanels(t *testing.T) {
 	if direct.Target != "direct" || len(direct.Points) != 2 || direct.Points[0] != wantDirect[0] || direct.Points[1] != wantDirect[1] {
 		t.Errorf("direct = %+v, want median points %v", direct, wantDirect)
 	}
-	if hap.Target != "haproxy" || len(hap.Points) != 1 || len(hap.Failed) != 1 || hap.Failed[0] != 256 {
+	if len(direct.OtherCPU) != 2 || direct.OtherCPU[0] != 2 || direct.OtherCPU[1] != 40 {
+		t.Errorf("direct other CPU = %v, want medians [2 40] ignoring unknowns", direct.OtherCPU)
+	}
+	if hap.Target != "haproxy" || len(hap.Points) != 1 || len(hap.Failed) != 1 || hap.Failed[0] != 256 || !math.IsNaN(hap.OtherCPU[0]) {
 		t.Errorf("haproxy = %+v, want one point and a failure at 256", hap)
 	}
 	if len(ps[1].Curves) != 1 {
@@ -81,12 +87,12 @@ func TestNiceStep(t *testing.T) {
 }
 
 func TestRenderWritesAPNGPanelPerTest(t *testing.T) {
-	runs := []run{{"ro", 1, "direct", 100, true}, {"ro", 8192, "direct", 50, true}, {"ps", 1, "direct", 10, true}}
+	runs := []run{{"ro", 1, "direct", 100, true, 0}, {"ro", 8192, "direct", 50, true, 80}, {"ps", 1, "direct", 10, true, 0}}
 	var one, two bytes.Buffer
-	if err := render(panels(runs[:2]), "", &one); err != nil {
+	if err := render(panels(runs[:2]), "", 25, &one); err != nil {
 		t.Fatal(err)
 	}
-	if err := render(panels(runs), "t", &two); err != nil {
+	if err := render(panels(runs), "t", 25, &two); err != nil {
 		t.Fatal(err)
 	}
 	a, err := png.Decode(&one)
@@ -100,13 +106,13 @@ func TestRenderWritesAPNGPanelPerTest(t *testing.T) {
 	if b.Bounds().Dx() != 2*a.Bounds().Dx() || a.Bounds().Dy() != b.Bounds().Dy() {
 		t.Errorf("one panel %v, two panels %v; want twice as wide, same height", a.Bounds(), b.Bounds())
 	}
-	if err := render(nil, "", &one); err == nil {
+	if err := render(nil, "", 25, &one); err == nil {
 		t.Error("rendering nothing succeeded")
 	}
 }
 
 func TestPlotFile(t *testing.T) {
-	if err := plotFile(filepath.Join(t.TempDir(), "missing.csv"), filepath.Join(t.TempDir(), "x.png"), ""); err == nil {
+	if err := plotFile(filepath.Join(t.TempDir(), "missing.csv"), filepath.Join(t.TempDir(), "x.png"), "", 25); err == nil {
 		t.Error("a missing CSV plotted")
 	}
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -241,9 +242,11 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	logf("starting MariaDB (max_connections %d, %s)", cfg.MaxConnections, map[bool]string{true: "via " + script, false: "built-in starter"}[script != ""])
+	logf("starting MariaDB (max_connections %d, %s)", cfg.MaxConnections, pick(script != "", "via "+script, "built-in starter"))
 	db, err := startMariaDB(ctx, mariaDBOptions{
-		Dir: filepath.Join(workDir, "mariadb"), Script: script, CPUs: cfg.MariaDBCPUs,
+		// Beside the work dir rather than in it: `make clean` looks for scripts/mariadb.sh servers two
+		// levels under .tmp/ and stops them before deleting.
+		Dir: workDir + "-mariadb", Script: script, CPUs: cfg.MariaDBCPUs,
 		MaxConnections: cfg.MaxConnections, Keep: cfg.KeepDB,
 	})
 	if err != nil {
@@ -336,16 +339,23 @@ func run(ctx context.Context, cfg config) error {
 	if runErr != nil {
 		meta.Settings = append(meta.Settings, "INCOMPLETE: "+runErr.Error())
 	}
-	md, err := os.Create(mdPath)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", mdPath, err)
-	}
-	defer md.Close()
-	if err := writeMarkdown(md, meta, points, cfg.Tests, cfg.Threads, cfg.Targets); err != nil {
+	var md bytes.Buffer
+	if err := writeMarkdown(&md, meta, points, cfg.Tests, cfg.Threads, cfg.Targets); err != nil {
 		return err
 	}
-	logf("wrote %s, %s%s (took %s)", csvPath, mdPath, map[bool]string{true: ", " + filepath.Join(cfg.OutDir, pngName), false: ""}[pngName != ""], time.Since(started).Round(time.Second))
+	if err := os.WriteFile(mdPath, md.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", mdPath, err)
+	}
+	logf("wrote %s, %s%s (took %s)", csvPath, mdPath, pick(pngName != "", ", "+filepath.Join(cfg.OutDir, pngName), ""), time.Since(started).Round(time.Second))
 	return runErr
+}
+
+// pick returns a if cond, else b: for the wording of log and report lines.
+func pick(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
 }
 
 func logf(format string, args ...any) {
@@ -534,8 +544,8 @@ func settingLines(cfg config) []string {
 		fmt.Sprintf("%d s measured after %d s warm-up per point, %d repetition(s); rounds alternate targets per thread count", cfg.TimeS, cfg.WarmupS, cfg.Reps),
 		fmt.Sprintf("%d table(s) × %d rows; sysbench --rand-type=uniform --db-ps-mode=auto, errors not ignored", cfg.Tables, cfg.TableSize),
 		fmt.Sprintf("Proxy: --backend-conns %d, --loops %s%s; CPUs: proxy/HAProxy %s, MariaDB %s, sysbench %s",
-			cfg.BackendConns, map[bool]string{true: strconv.Itoa(cfg.ProxyLoops), false: "default"}[cfg.ProxyLoops > 0],
-			map[bool]string{true: ", extra flags: " + strings.Join(cfg.ProxyExtra, " "), false: ""}[len(cfg.ProxyExtra) > 0],
+			cfg.BackendConns, pick(cfg.ProxyLoops > 0, strconv.Itoa(cfg.ProxyLoops), "default"),
+			pick(len(cfg.ProxyExtra) > 0, ", extra flags: "+strings.Join(cfg.ProxyExtra, " "), ""),
 			cpus(cfg.ProxyCPUs), cpus(cfg.MariaDBCPUs), cpus(cfg.SysbenchCPUs)),
 		fmt.Sprintf("MariaDB: thread-per-connection, max_connections %d, max_prepared_stmt_count 1048576", cfg.MaxConnections),
 	}

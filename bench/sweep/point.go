@@ -133,7 +133,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 	}
 	qps, tps, ok := res.windowQPS(cfg.WarmupS, cfg.WarmupS+cfg.TimeS)
 	if !ok {
-		p.Status = "failed: sysbench reported under two thirds of the measured window's seconds"
+		p.Status = "failed: sysbench left over a third of the measured window's seconds unreported"
 		return p, nil
 	}
 	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = qps, tps, res.LatAvgMS, res.LatP95MS

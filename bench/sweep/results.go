@@ -213,6 +213,9 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 	for _, l := range meta.Settings {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
+	if w := disturbedWarning(points); w != "" {
+		fmt.Fprintf(&b, "\n**%s**\n", w)
+	}
 	if meta.PNG != "" {
 		fmt.Fprintf(&b, "\n![QPS by client threads](%s)\n", meta.PNG)
 	}
@@ -285,6 +288,30 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 		return fmt.Errorf("writing markdown: %w", err)
 	}
 	return nil
+}
+
+// disturbedPct is the share of the host's CPU taken by other processes above which a run is called
+// disturbed; bench/plot rings such points with the same default.
+const disturbedPct = 25
+
+// disturbedWarning says how many successful runs were disturbed by other processes, or "" if none.
+func disturbedWarning(points []point) string {
+	ok, bad := 0, 0
+	for _, p := range points {
+		if p.Status != "ok" {
+			continue
+		}
+		ok++
+		if p.OtherCPUPct > disturbedPct {
+			bad++
+		}
+	}
+	if bad == 0 {
+		return ""
+	}
+	return fmt.Sprintf("In %d of %d runs other processes used more than %d%% of the host's CPU (`other %%` column, "+
+		"ringed in the graph): those numbers measure the neighbours as much as the targets. Rerun on a quiet host, "+
+		"with --reps 3 or more.", bad, ok, disturbedPct)
 }
 
 // mdNum formats a table number; NaN (not applicable or no successful run) prints as a dash.

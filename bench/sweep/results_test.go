@@ -127,3 +127,15 @@ func TestMdNum(t *testing.T) {
 		}
 	}
 }
+
+func TestDisturbedWarning(t *testing.T) {
+	quiet, busy, failed := okPoint(targetDirect, 1, 1), okPoint(targetDirect, 16, 1), okPoint(targetDirect, 64, 1)
+	busy.OtherCPUPct = 60
+	failed.Status, failed.OtherCPUPct = "failed: x", 90
+	if w := disturbedWarning([]point{quiet, failed}); w != "" {
+		t.Errorf("quiet runs (and failed ones) gave a warning: %q", w)
+	}
+	if w := disturbedWarning([]point{quiet, busy, failed}); !strings.Contains(w, "In 1 of 2 runs") {
+		t.Errorf("warning = %q, want it to count 1 of 2 successful runs", w)
+	}
+}

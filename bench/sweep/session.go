@@ -20,7 +20,8 @@ import (
 type sqlSession struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	lines  chan string // stdout, line by line; closed when the client exits
+	lines  chan string // stdout, line by line; closed after the client exited
+	exited chan struct{}
 	stderr *lockedBuffer
 	mu     sync.Mutex
 }
@@ -65,11 +66,15 @@ func startSession(name string, args ...string) (*sqlSession, error) {
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
+	s.exited = make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			s.lines <- sc.Text()
 		}
+		// Wait also finishes copying stderr, so an error read after lines closes has the client's words.
+		_ = s.cmd.Wait()
+		close(s.exited)
 		close(s.lines)
 	}()
 	if _, err := s.query(context.Background(), "SELECT 1"); err != nil {
@@ -142,12 +147,14 @@ func (s *sqlSession) status(ctx context.Context, prefix string, names ...string)
 
 func (s *sqlSession) close() {
 	_ = s.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
+	go func() {
+		for range s.lines { // unblock the reader if an answer was left unread
+		}
+	}()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 }

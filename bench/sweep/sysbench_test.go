@@ -19,6 +19,7 @@ func TestParseSysbenchOutput(t *testing.T) {
 		wantFatal     int
 		wantComplete  bool
 		wantIntervals int
+		wantErrors    int64
 	}{
 		{
 			// The checkpoint block (warm-up) comes first; only the final block may count.
@@ -27,7 +28,12 @@ func TestParseSysbenchOutput(t *testing.T) {
 		},
 		{
 			name: "connection failure", file: "testdata/fatal-run.log",
-			wantFatal: 3,
+			// Three FATAL lines, one dead thread: one error.
+			wantFatal: 3, wantErrors: 1,
+		},
+		{
+			name: "two threads time out", file: "testdata/queue-timeout.log",
+			wantFatal: 5, wantErrors: 2, wantIntervals: 2,
 		},
 	}
 	for _, tc := range tests {
@@ -49,8 +55,8 @@ func TestParseSysbenchOutput(t *testing.T) {
 				t.Errorf("got %d fatal, complete %v, %d intervals; want %d, %v, %d",
 					len(r.Fatal), r.Complete, len(r.Intervals), tc.wantFatal, tc.wantComplete, tc.wantIntervals)
 			}
-			if int64(len(r.Fatal)) != r.Errors() {
-				t.Errorf("Errors() = %d, want the %d fatal lines", r.Errors(), len(r.Fatal))
+			if r.Errors() != tc.wantErrors {
+				t.Errorf("Errors() = %d, want %d", r.Errors(), tc.wantErrors)
 			}
 		})
 	}
@@ -87,6 +93,7 @@ func TestWindowQPS(t *testing.T) {
 		{"a third missing is tolerated", []interval{iv(3, 10), iv(5, 30)}, 2, 5, 20, true},
 		{"more than a third missing is not", []interval{iv(3, 10)}, 2, 5, 0, false},
 		{"nothing reported", nil, 0, 5, 0, false},
+		{"short window, last report missing", []interval{iv(2, 40)}, 1, 3, 40, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
