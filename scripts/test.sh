@@ -88,6 +88,10 @@ run_step go vet "${pkg_args[@]}" || failures+=("go vet")
 section "go test -race"
 run_step go test -race -count=1 -timeout 25m "${test_flags[@]}" "${pkg_args[@]}" || failures+=("go test")
 
+section "go test -race (bench module)"
+# bench/ is its own Go module (its heavy dependencies stay out of the engine's go.mod).
+(cd bench && go test -race -count=1 -timeout 10m ./...) || failures+=("bench tests")
+
 if [[ ${FUZZTIME} != 0 ]]; then
 	section "fuzz (${FUZZTIME} per target)"
 	run_step env FUZZTIME="${FUZZTIME}" PKGS="${PKGS:-./...}" scripts/fuzz.sh || failures+=("fuzz")
