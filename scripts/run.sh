@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 DB_DIR=${1:?usage: scripts/run.sh DB_DIR}
 LISTEN=${LISTEN:-127.0.0.1:6033}
 BACKEND_CONNS=${BACKEND_CONNS:-16}
+ADMIN=${ADMIN:-127.0.0.1:6070}
 [[ -x bin/scalestack ]] || { echo "bin/scalestack is missing; run: make build" >&2; exit 1; }
 
 proxy_pid=""
@@ -35,12 +36,13 @@ cat <<MSG
 
 MariaDB (direct):  mariadb -h127.0.0.1 -P${SCALESTACK_MYSQL_ADDR##*:} -u${SCALESTACK_MYSQL_TEST_USER} -p${SCALESTACK_MYSQL_TEST_PASSWORD} ${SCALESTACK_MYSQL_DATABASE}
 Through the proxy: mariadb -h${LISTEN%:*} -P${LISTEN##*:} -u${SCALESTACK_MYSQL_TEST_USER} -p${SCALESTACK_MYSQL_TEST_PASSWORD} ${SCALESTACK_MYSQL_DATABASE}
+Metrics and status: curl http://${ADMIN}/metrics   curl http://${ADMIN}/status
 Stop with Ctrl-C.
 
 MSG
 bin/scalestack mysqlproxy --listen "${LISTEN}" --backend "${SCALESTACK_MYSQL_ADDR}" \
 	--backend-user "${SCALESTACK_MYSQL_USER}" --backend-password-file "${SCALESTACK_MYSQL_PASSWORD_FILE}" \
-	--backend-conns "${BACKEND_CONNS}" --users "${users_file}" &
+	--backend-conns "${BACKEND_CONNS}" --users "${users_file}" --admin "${ADMIN}" &
 proxy_pid=$!
 status=0
 wait "${proxy_pid}" || status=$?
