@@ -46,6 +46,10 @@ type session struct {
 	user   *User
 	joiner mysqlwire.Joiner
 
+	// sha2Switch: the auth switch in flight asks for caching_sha2_password
+	// (otherwise mysql_native_password).
+	sha2Switch bool
+
 	st          sessionState
 	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
 	noBackslash bool
@@ -302,14 +306,16 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	switch {
 	case plugin == mysqlwire.AuthNativePassword:
 		s.finishNativeLogin(hr.Username, hr.AuthResponse, seq+1)
-	case plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
-		if !s.verifySHA2(hr.AuthResponse) {
-			s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
-			return
-		}
-		out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+	case plugin == mysqlwire.AuthCachingSHA2 && len(hr.AuthResponse) == 0 && u.SHA2 != nil:
+		// libmariadb and libmysqlclient send no scramble when their plugin
+		// is not the one the greeting named, and wait to be asked for it:
+		// ask for caching_sha2_password with the same nonce.
+		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthCachingSHA2, s.nonce)
 		s.c.Write(out)
-		s.loginOK(next)
+		s.phase = sAuthSwitch
+		s.sha2Switch = true
+	case plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
+		s.finishSHA2Login(hr.Username, hr.AuthResponse, seq+1)
 	default:
 		// Ask for mysql_native_password with the same nonce.
 		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthNativePassword, s.nonce)
@@ -341,7 +347,22 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 	s.loginOK(seq)
 }
 
+func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
+	if !s.verifySHA2(resp) {
+		s.accessDenied(user, len(resp) > 0, seq)
+		return
+	}
+	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+	s.c.Write(out)
+	s.loginOK(next)
+}
+
 func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
+	if s.sha2Switch {
+		s.sha2Switch = false
+		s.finishSHA2Login([]byte(s.user.Name), payload, seq+1)
+		return
+	}
 	s.finishNativeLogin([]byte(s.user.Name), payload, seq+1)
 }
 
