@@ -489,8 +489,12 @@ func (c *Conn) deliver(b []byte) {
 		c.in = nil
 		return
 	}
-	rest := copy(c.in.B, c.in.B[n:])
-	c.in.B = c.in.B[:rest]
+	if n > 0 {
+		// Nothing consumed (a large packet still arriving) must not cost a
+		// copy of everything buffered on every read.
+		rest := copy(c.in.B, c.in.B[n:])
+		c.in.B = c.in.B[:rest]
+	}
 	c.checkInput()
 }
 
