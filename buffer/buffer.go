@@ -47,9 +47,10 @@ const (
 // Buf is a pooled byte slice. B's length is the data in use and its capacity
 // the class size; append within cap(B) never reallocates.
 type Buf struct {
-	B     []byte
-	class int8 // -1 when not pooled
-	state state
+	B        []byte
+	class    int8 // -1 when not pooled
+	state    state
+	poisoned bool // released with Debug on, so Get can check the poison
 }
 
 var pools [numClasses]sync.Pool
@@ -74,8 +75,9 @@ func Get(n int) *Buf {
 		if b.state != stateFree {
 			panic("buffer: pooled buffer is not free")
 		}
-		if Debug {
+		if b.poisoned {
 			checkPoison(b)
+			b.poisoned = false
 		}
 		b.state = stateOwned
 		b.B = b.B[:0]
@@ -99,6 +101,7 @@ func (b *Buf) Release() {
 		for i := range full {
 			full[i] = poison
 		}
+		b.poisoned = true
 	}
 	b.B = b.B[:0]
 	pools[b.class].Put(b)

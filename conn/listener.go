@@ -49,10 +49,10 @@ type Listener struct {
 	eng     *reactor.Engine
 	addr    Addr
 	parts   []*acceptor
-	spread  bool // one accepting socket on loop 0 hands connections round-robin
 	mu      sync.Mutex
 	closed  bool
-	next    int // round-robin cursor, used by the spreading acceptor's loop only
+	next    int  // round-robin cursor, used by the spreading acceptor's loop only
+	spread  bool // fixed before the first socket is registered
 	open    counter
 	Stats   ListenerStats
 	unlinks string
@@ -108,6 +108,12 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 	if spread {
 		loops = loops[:1]
 	}
+	ln.spread = spread && len(e.Loops()) > 1
+	if !spread && len(cfg.Inherited) == 0 {
+		if err := checkPortFree(cfg.Addr); err != nil {
+			return nil, err
+		}
+	}
 	var fds []int
 	for i := range loops {
 		var fd int
@@ -162,6 +168,32 @@ func Listen(e *reactor.Engine, cfg ListenConfig) (*Listener, error) {
 		ln.parts = append(ln.parts, a)
 	}
 	return ln, nil
+}
+
+// checkPortFree refuses to start when another socket already listens on a
+// fixed port: SO_REUSEPORT would otherwise let a second server share the
+// port silently and take half of the connections (a hand-over between
+// processes goes through Inherited instead).
+func checkPortFree(addr Addr) error {
+	if port := sockaddrPort(addr.sockaddr); port == 0 {
+		return nil
+	}
+	fd, err := listenSocket(addr, 1, false)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
+}
+
+func sockaddrPort(sa unix.Sockaddr) int {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port
+	case *unix.SockaddrInet6:
+		return a.Port
+	}
+	return 0
 }
 
 func listenSocket(addr Addr, backlog int, reusePort bool) (int, error) {
@@ -259,7 +291,7 @@ func (a *acceptor) ForceClose() { a.closeNow() }
 func (a *acceptor) OnAccept(fd int) {
 	ln := a.ln
 	loops := ln.eng.Loops()
-	if ln.spread && len(loops) > 1 {
+	if ln.spread {
 		// Spreading acceptor: hand the descriptor to the next loop.
 		dst := loops[ln.next%len(loops)]
 		ln.next++

@@ -26,6 +26,7 @@ type epollSlot struct {
 	acceptor AcceptHandler
 	interest uint32
 	recvOn   bool
+	ended    bool // OnRecvEnd delivered: the stream is over for good
 	wantOut  bool
 	used     bool
 }
@@ -186,7 +187,7 @@ func (d *epollDriver) SetRecv(h Handle, on bool) error {
 	if err != nil {
 		return err
 	}
-	if s.recvOn == on {
+	if s.recvOn == on || (on && s.ended) {
 		return nil
 	}
 	s.recvOn = on
@@ -344,7 +345,7 @@ func (d *epollDriver) dispatch(slot, gen uint32, events uint32) {
 			return
 		}
 		if err != nil || n == 0 {
-			s.recvOn = false
+			s.recvOn, s.ended = false, true
 			_ = d.ctl(unix.EPOLL_CTL_MOD, s, slot, interestFor(s))
 			s.io.OnRecvEnd(err)
 			return
@@ -367,8 +368,8 @@ func (d *epollDriver) accept(slot, gen uint32) {
 		switch err {
 		case nil:
 			s.acceptor.OnAccept(nfd)
-			if !d.alive(slot, gen) {
-				return
+			if !d.alive(slot, gen) || !d.slots[slot].recvOn {
+				return // closed or paused from inside the callback
 			}
 		case unix.EAGAIN:
 			return

@@ -45,12 +45,13 @@ var ErrStopped = errors.New("reactor: loop stopped")
 // Loop is one reactor: a goroutine locked to an OS thread that owns a driver,
 // timers and connections.
 type Loop struct {
-	id     int
-	cpu    int // -1 when not pinned
-	eng    *Engine
-	drv    Driver
-	timers timerWheel
-	now    time.Time
+	id       int
+	cpu      int // -1 when not pinned
+	eng      *Engine
+	drv      Driver
+	timers   timerWheel
+	now      time.Time
+	nowStale bool // now predates the driver's wait; refreshed on first use
 
 	inbox    []*SPSC[Task] // inbox[src] is filled by loop src
 	outbox   []*SPSC[Task] // outbox[dst] is loop dst's inbox[id]
@@ -94,11 +95,16 @@ func (l *Loop) Driver() Driver { return l.drv }
 
 // Now returns the time cached at the start of the current iteration; cheap
 // enough for per-statement timestamps.
-func (l *Loop) Now() time.Time { return l.now }
+func (l *Loop) Now() time.Time {
+	if l.nowStale {
+		l.now, l.nowStale = time.Now(), false
+	}
+	return l.now
+}
 
 // Schedule arms t to fire after d, re-arming it if it was armed. Loop
 // goroutine only.
-func (l *Loop) Schedule(t *Timer, d time.Duration) { l.timers.schedule(t, l.now, d) }
+func (l *Loop) Schedule(t *Timer, d time.Duration) { l.timers.schedule(t, l.Now(), d) }
 
 // Cancel disarms t; cancelling a disarmed timer is a no-op. Loop goroutine
 // only.
@@ -279,7 +285,12 @@ func (l *Loop) iterate() {
 		l.sleeping.Store(0)
 		timeout = 0
 	}
+	// Callbacks run inside Poll, after a sleep of any length: the first one
+	// that asks for the time reads the clock again, so a deadline armed
+	// there is measured from now, not from before the sleep.
+	l.nowStale = true
 	n, err := l.drv.Poll(timeout)
+	l.nowStale = false
 	l.sleeping.Store(0)
 	if err != nil {
 		l.eng.reportError(fmt.Errorf("loop %d: %w", l.id, err))

@@ -67,8 +67,9 @@
 // (or accepted sockets) completed before the cancel lands are kept in the
 // slot and delivered, in order and before anything newer, after
 // SetRecv(true). Nothing is delivered while paused. What is held is bounded
-// by one batch of completions: the cancel reaches the kernel in the next
-// io_uring_enter, ahead of the deferred task work that would complete more.
+// by what completes before the next io_uring_enter, which carries the
+// cancel; with DEFER_TASKRUN that is the batch being dispatched, since the
+// cancel is submitted ahead of the deferred work that would complete more.
 //
 // # Building
 //

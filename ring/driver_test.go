@@ -1090,3 +1090,37 @@ func TestDetachRefusedWithSendPending(t *testing.T) {
 		}
 	})
 }
+
+// TestPollInterruptedBySignal sends the loop thread a signal while it waits
+// without a limit: Poll must come back, without an error, as epoll_wait and
+// io_uring_enter both return EINTR.
+func TestPollInterruptedBySignal(t *testing.T) {
+	for _, drv := range drivers {
+		t.Run(drv.name, func(t *testing.T) {
+			onLoop(t, drv.new, func(d reactor.Driver) {
+				tid := unix.Gettid()
+				done := make(chan struct{})
+				defer close(done)
+				go func() {
+					// SIGURG is the runtime's own preemption signal: Go
+					// handles it, so it interrupts without side effects.
+					for {
+						select {
+						case <-done:
+							return
+						case <-time.After(5 * time.Millisecond):
+							_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
+						}
+					}
+				}()
+				start := time.Now()
+				if _, err := d.Poll(-1); err != nil {
+					t.Errorf("Poll interrupted by a signal returned %v", err)
+				}
+				if el := time.Since(start); el > 5*time.Second {
+					t.Errorf("Poll(-1) returned after %v", el)
+				}
+			})
+		})
+	}
+}

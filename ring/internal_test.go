@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -288,3 +289,91 @@ func (p *pauseOnFirst) OnRecv(b []byte) {
 func (p *pauseOnFirst) OnRecvEnd(error)   {}
 func (p *pauseOnFirst) OnWritable()       {}
 func (p *pauseOnFirst) OnSent(int, error) {}
+
+// TestSetupFallsBack puts a flag set the kernel rejects (TASKRUN_FLAG
+// without COOP_TASKRUN or DEFER_TASKRUN is EINVAL) first in line: Init must
+// move on to the next set and work.
+func TestSetupFallsBack(t *testing.T) {
+	saved := setupAttempts
+	defer func() { setupAttempts = saved }()
+	setupAttempts = append([]uint32{giouring.SetupTaskrunFlag}, saved[1:]...)
+	onThread(t, func(d *Driver) {
+		if d.flags != saved[1] {
+			t.Errorf("setup flags %#x, want the second attempt %#x", d.flags, saved[1])
+		}
+		a, peer := pair(t)
+		defer unix.Close(peer)
+		c := &counting{}
+		h, err := d.Register(a, c)
+		if err != nil {
+			t.Errorf("register: %v", err)
+			return
+		}
+		if _, err := unix.Write(peer, []byte("x")); err != nil {
+			t.Errorf("write: %v", err)
+		}
+		pollWhile(t, d, "data on the fallback ring", func() bool { return c.recv == 0 })
+		if err := d.Close(h); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+}
+
+// TestEverySetupWorks runs traffic, a pause and a pending send on a ring
+// made with each fallback flag set in turn, so the paths older kernels take
+// (completions posted asynchronously, without DEFER_TASKRUN) are exercised
+// here too.
+func TestEverySetupWorks(t *testing.T) {
+	saved := setupAttempts
+	defer func() { setupAttempts = saved }()
+	for _, flags := range saved {
+		t.Run(fmt.Sprintf("flags=%#x", flags), func(t *testing.T) {
+			setupAttempts = []uint32{flags}
+			onThread(t, func(d *Driver) {
+				if d.flags != flags {
+					t.Fatalf("setup flags %#x, want %#x", d.flags, flags)
+				}
+				a, peer := pair(t)
+				defer unix.Close(peer)
+				r := &pauseOnFirst{d: d}
+				h, err := d.Register(a, r)
+				if err != nil {
+					t.Errorf("register: %v", err)
+					return
+				}
+				r.h = h
+				sent := make([]byte, 5*bufSize)
+				for i := range sent {
+					sent[i] = byte(i % 251)
+				}
+				if _, err := unix.Write(peer, sent); err != nil {
+					t.Errorf("write: %v", err)
+				}
+				pollWhile(t, d, "first delivery", func() bool { return r.calls == 0 })
+				for range 3 {
+					if _, err := d.Poll(time.Millisecond); err != nil {
+						t.Errorf("poll: %v", err)
+					}
+				}
+				if err := d.SetRecv(h, true); err != nil {
+					t.Errorf("resume: %v", err)
+				}
+				pollWhile(t, d, "all input", func() bool { return len(r.got) < len(sent) })
+				if string(r.got) != string(sent) {
+					t.Errorf("got %d bytes that differ from the %d sent", len(r.got), len(sent))
+				}
+				if _, pending, err := d.Send(h, []byte("reply")); err != nil || !pending {
+					t.Errorf("send: pending %v, %v", pending, err)
+				}
+				reply := make([]byte, 5)
+				pollWhile(t, d, "reply", func() bool {
+					n, _ := unix.Read(peer, reply)
+					return n != 5
+				})
+				if err := d.Close(h); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/run.sh: the sysbench sweep behind Scale Stack's headline graph, as a user runs it.
+#
+# Installs what is missing (Debian packages), builds the sweep driver, the graph drawer and, when a proxy
+# target is asked for, bin/scalestack; then runs bench/sweep, which starts a throwaway MariaDB, measures
+# every point and writes bench/results/sweep-DATE.{csv,md,png}. `make bench` calls this script.
+# Run `bench/run.sh --help` for the options.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO_ROOT
+TOOLS_DIR="${REPO_ROOT}/.tmp/bench/bin"
+readonly TOOLS_DIR
+
+log() { printf '[bench/run.sh] %s\n' "$*" >&2; }
+die() {
+	printf '[bench/run.sh] error: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	cat <<'EOF'
+bench/run.sh: sysbench oltp_read_only / oltp_point_select at 1..8192 client threads against MariaDB
+directly, through the Scale Stack proxy (epoll and io_uring) and through HAProxy (TCP mode, 1:1).
+
+Usage: bench/run.sh [--quick] [options]
+
+What to run
+  --quick                 smoke run: threads 16,256, 5 s per point, 2 s warm-up, 1 repetition
+                          (about 1 minute per target; explicit options below still win)
+  --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
+  --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]
+  --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [all four]
+  --time S                measured seconds per point [15]
+  --warmup S              warm-up seconds per point, not measured [5]
+  --reps N                repetitions; each round runs every target back to back per thread count [3]
+  --tables N              sysbench tables [1]
+  --table-size N          rows per table [100000]
+
+Placement on a big host (CPU lists as taskset takes them, e.g. 0-3 or 0,2,4)
+  --proxy-cpus LIST       the proxy (taskset and its --cpus) and HAProxy (taskset)
+  --proxy-loops N         the proxy's reactor loops [its default: one per usable CPU]
+  --backend-conns N       the proxy's backend connections to MariaDB [128]
+  --proxy-extra "FLAGS"   more flags for scalestack mysqlproxy, e.g. "--queue-timeout 60s"
+  --mariadb-cpus LIST     MariaDB
+  --sysbench-cpus LIST    sysbench
+
+Environment
+  --max-connections N     MariaDB max_connections [10000]; must exceed the largest thread count
+  --mariadb-script WHAT   auto (scripts/mariadb.sh when present), none (built-in starter) or a path [auto]
+  --proxy-bin PATH        scalestack binary [bin/scalestack, built by this script]
+  --out DIR               where results go [bench/results]
+  --work DIR              scratch: MariaDB data, configs, per-point logs [.tmp/bench]
+  --name STEM             results file stem [sweep-YYYYMMDD-HHMM, or sweep-quick-... with --quick]
+  --keep-db               leave the MariaDB data directory behind
+  --no-install            do not apt-get missing packages; fail instead
+  -h, --help              this text
+
+Outputs (in --out): STEM.csv (one row per run), STEM.md (medians, ratios, the exact command) and
+STEM.png (QPS against threads on a log2 axis, one line per target). See bench/README.md.
+
+Examples
+  bench/run.sh --quick --targets direct,haproxy
+  bench/run.sh --threads 1,16,256,1024,4096,8192 --reps 1 --targets direct,haproxy
+  bench/run.sh --proxy-cpus 0-3 --mariadb-cpus 4-11 --sysbench-cpus 12-15
+EOF
+}
+
+have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
+
+run_as_root() {
+	if [[ ${EUID} -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "installing packages needs root: $*"
+	fi
+}
+
+# apt_install installs Debian packages without prompts. Installing mariadb-server would start the
+# system service on port 3306; a temporary policy-rc.d (Debian's switch for this) keeps it stopped.
+apt_install() {
+	command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install these packages by hand: $*"
+	log "installing: $*"
+	local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+	if [[ ! -e ${policy} ]]; then
+		run_as_root sh -c "printf '#!/bin/sh\nexit 101\n' > ${policy} && chmod 755 ${policy}"
+		made_policy=1
+	fi
+	local -a apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+	if ! run_as_root "${apt[@]}" install "$@"; then
+		log "install failed; running apt-get update and retrying"
+		run_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update || true
+		run_as_root "${apt[@]}" install "$@" || rc=$?
+	fi
+	[[ ${made_policy} -eq 0 ]] || run_as_root rm -f "${policy}"
+	[[ ${rc} -eq 0 ]] || die "apt-get install $* failed (exit ${rc})"
+}
+
+# shell_word quotes an argument for the command line recorded in the results, leaving plain words
+# (thread lists, paths, flags) as the user typed them.
+shell_word() {
+	if [[ $1 =~ ^[A-Za-z0-9_./,:=@+-]+$ ]]; then
+		printf '%s' "$1"
+	else
+		local q="'\\''"
+		printf "'%s'" "${1//\'/${q}}"
+	fi
+}
+
+main() {
+	local no_install=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
+	local -a forward=() original=("$@")
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		-h | --help | -help)
+			usage
+			return 0
+			;;
+		--no-install) ;;
+		--targets) targets=${2:?--targets needs a value} ;;
+		--targets=*) targets=${1#*=} ;;
+		--proxy-bin) proxy_bin=${2:?--proxy-bin needs a value} ;;
+		--proxy-bin=*) proxy_bin=${1#*=} ;;
+		esac
+		case $1 in
+		--no-install) no_install=1 ;;
+		--quick | --keep-db | --*=*) forward+=("$1") ;;
+		--*)
+			[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
+			forward+=("$1" "$2")
+			shift
+			;;
+		*) die "unexpected argument $1 (see --help)" ;;
+		esac
+		shift
+	done
+
+	cd "${REPO_ROOT}"
+	local want_proxy=0
+	[[ ",${targets}," != *",proxy-"* ]] || want_proxy=1
+
+	local -a missing=()
+	have sysbench || missing+=(sysbench)
+	if ! have mariadbd && ! have mysqld; then missing+=(mariadb-server); fi
+	if ! have mariadb-install-db && ! have mysql_install_db; then
+		[[ " ${missing[*]-} " == *" mariadb-server "* ]] || missing+=(mariadb-server)
+	fi
+	if ! have mariadb && ! have mysql; then missing+=(mariadb-client); fi
+	if [[ ",${targets}," == *",haproxy,"* ]] && ! have haproxy; then missing+=(haproxy); fi
+	have taskset || missing+=(util-linux)
+	if [[ ${#missing[@]} -gt 0 ]]; then
+		[[ ${no_install} -eq 0 ]] || die "missing packages (and --no-install given): ${missing[*]}"
+		apt_install "${missing[@]}"
+	fi
+	command -v go >/dev/null 2>&1 || die "go is not on PATH; the sweep driver and the graph are Go programs"
+
+	# giouring (in bin/scalestack) links only with -checklinkname=0; the bench tools do not mind it.
+	export GOFLAGS="${GOFLAGS:--ldflags=-checklinkname=0 -buildvcs=false}"
+	mkdir -p "${TOOLS_DIR}"
+	log "building the sweep driver and the graph drawer"
+	(cd bench && go build -o "${TOOLS_DIR}/sweep" ./sweep && go build -o "${TOOLS_DIR}/plot" ./plot) ||
+		die "building bench/sweep and bench/plot failed"
+	if [[ ${want_proxy} -eq 1 && ${proxy_bin} == "bin/scalestack" ]]; then
+		log "building bin/scalestack"
+		go build -o bin/scalestack ./cmd/scalestack ||
+			die "building bin/scalestack failed; leave the proxy out with --targets direct,haproxy"
+	fi
+
+	# sysbench opens one socket per thread and HAProxy two per client: lift the soft file limit to the
+	# hard one (MariaDB and HAProxy raise their own, sysbench does not).
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+	local cmdline="bench/run.sh"
+	local a
+	for a in "${original[@]}"; do cmdline+=" $(shell_word "${a}")"; done
+	SWEEP_COMMAND="${cmdline}" exec "${TOOLS_DIR}/sweep" --plot-bin "${TOOLS_DIR}/plot" "${forward[@]}"
+}
+
+main "$@"

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxyArgv(t *testing.T) {
+	env := targetEnv{DBPort: 3400, ProxyBin: "bin/scalestack", BackendConns: 128, BackendUser: "sb",
+		PasswordFile: "/w/pw", UsersFile: "/w/users"}
+	tests := []struct {
+		name   string
+		target string
+		loops  int
+		cpus   string
+		want   []string
+		absent []string
+	}{
+		{"epoll with proxy defaults", targetProxyEpoll, 0, "", []string{"--io epoll", "--backend-conns 128", "--listen 127.0.0.1:7000",
+			"--backend 127.0.0.1:3400", "--backend-user sb", "--backend-password-file /w/pw", "--users /w/users"}, []string{"--loops", "--cpus"}},
+		{"uring pinned", targetProxyUring, 4, "0-3", []string{"--io uring", "--loops 4", "--cpus 0-3 --queue-timeout 60s"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := env
+			e.ProxyLoops, e.ProxyCPUs = tc.loops, tc.cpus
+			if tc.cpus != "" {
+				e.ProxyExtra = []string{"--queue-timeout", "60s"}
+			}
+			argv := proxyArgv(tc.target, 7000, e)
+			if argv[0] != "bin/scalestack" || argv[1] != "mysqlproxy" {
+				t.Fatalf("argv = %v", argv)
+			}
+			line := strings.Join(argv, " ")
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("%q lacks %q", line, w)
+				}
+			}
+			for _, a := range tc.absent {
+				if slices.Contains(argv, a) {
+					t.Errorf("%q has %q", line, a)
+				}
+			}
+		})
+	}
+}
+
+func TestWithCPUs(t *testing.T) {
+	if got := withCPUs("", "sysbench", "run"); !slices.Equal(got, []string{"sysbench", "run"}) {
+		t.Errorf("no CPUs: %v", got)
+	}
+	if got := withCPUs("12-15", "sysbench"); !slices.Equal(got, []string{"taskset", "-c", "12-15", "sysbench"}) {
+		t.Errorf("with CPUs: %v", got)
+	}
+}
+
+func TestHAProxyConfig(t *testing.T) {
+	cfg := haproxyConfig(7001, 3400, 8192)
+	for _, want := range []string{"mode tcp", "bind 127.0.0.1:7001", "server db 127.0.0.1:3400 maxconn 8448", "maxconn 8448", "timeout client 1h"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+}
+
+// startTarget must fail quickly and clearly when the program exits instead of listening, and the
+// readiness wait must tell a listening port from a dead one.
+func TestStartTargetProxyLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	// A fake proxy that exits at once, as a proxy with a bad flag would.
+	failing := filepath.Join(dir, "failing")
+	if err := os.WriteFile(failing, []byte("#!/bin/sh\necho 'no backend' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := targetEnv{WorkDir: dir, DBPort: 1, ProxyBin: failing, BackendConns: 1, BackendUser: "u",
+		PasswordFile: "p", UsersFile: "u"}
+	start := time.Now()
+	_, err := startTarget(context.Background(), targetProxyEpoll, env, filepath.Join(dir, "log"))
+	if err == nil || !strings.Contains(err.Error(), "no backend") || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("err = %v; want the exit status and the program's own message", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %s to notice the exit", time.Since(start))
+	}
+
+	// A live listener, then a port nobody listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := waitListening(context.Background(), l.Addr().(*net.TCPAddr).Port, make(chan struct{}), 5*time.Second); err != nil {
+		t.Errorf("waitListening on a live listener: %v", err)
+	}
+	free, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitListening(context.Background(), free, make(chan struct{}), 300*time.Millisecond); err == nil {
+		t.Error("waitListening succeeded on a port nobody listens on")
+	}
+}
+
+func TestStartTargetDirectAndUnknown(t *testing.T) {
+	d, err := startTarget(context.Background(), targetDirect, targetEnv{DBPort: 3999}, "")
+	if err != nil || d.Port != 3999 || d.PID != 0 || d.stop() != nil {
+		t.Errorf("direct = %+v, %v", d, err)
+	}
+	if _, err := startTarget(context.Background(), "proxysql", targetEnv{}, filepath.Join(t.TempDir(), "l")); err == nil {
+		t.Error("unknown target started")
+	}
+}

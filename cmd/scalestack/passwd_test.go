@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scalestack/scalestack/pool"
+)
+
+func TestPasswd(t *testing.T) {
+	cases := []struct {
+		args    []string
+		stdin   string
+		wantErr bool
+	}{
+		{[]string{"alice"}, "s3cret\n", false},
+		{[]string{"bob"}, "", false},
+		{[]string{}, "x\n", true},
+		{[]string{"a:b"}, "x\n", true},
+		{[]string{"a", "b"}, "x\n", true},
+	}
+	for _, c := range cases {
+		var out, errOut bytes.Buffer
+		err := passwd(c.args, strings.NewReader(c.stdin), &out, &errOut)
+		if (err != nil) != c.wantErr {
+			t.Fatalf("%v: err %v", c.args, err)
+		}
+		if err != nil {
+			continue
+		}
+		line := strings.TrimSpace(out.String())
+		if strings.Contains(line, "s3cret") {
+			t.Fatalf("the line holds the password: %s", line)
+		}
+		users, err := pool.ParseUsers(strings.NewReader(line))
+		if err != nil {
+			t.Fatalf("%q does not parse: %v", line, err)
+		}
+		u := users[c.args[0]]
+		if u == nil || u.NoPassword != (c.stdin == "") {
+			t.Fatalf("%q: %+v", line, u)
+		}
+	}
+}
+
+func TestMySQLProxyFlags(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte(pool.UserLine("alice", []byte("pw"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users}, ""},
+		{[]string{"--backend-user", "svc", "--users", users}, "required"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", filepath.Join(dir, "missing")}, "--users"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-conns", "0"}, "BackendConns"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", filepath.Join(dir, "nope")}, "password"},
+	}
+	for _, c := range cases {
+		var stderr bytes.Buffer
+		_, m, err := parseServerFlags(command{name: "mysqlproxy", flags: mysqlProxyFlags}, c.args, &stderr)
+		if c.wantErr == "" {
+			if err != nil || m.name != "mysqlproxy" || m.start == nil || m.listen.NewHandler == nil {
+				t.Fatalf("%v: %v %+v", c.args, err, m)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+			t.Fatalf("%v: error %v, want one mentioning %q", c.args, err, c.wantErr)
+		}
+	}
+}
+
+func TestPoolCollector(t *testing.T) {
+	users, _ := pool.ParseUsers(strings.NewReader(pool.UserLine("a", nil)))
+	p, err := pool.New(pool.Config{User: "svc", BackendConns: 1, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newPoolCollector(p)
+	ch := make(chan prometheus.Metric, 100)
+	c.Collect(ch)
+	close(ch)
+	n := 0
+	for range ch {
+		n++
+	}
+	if want := len(poolGaugeNames) + len(poolCountNames) + int(pool.NumPinReasons); n != want {
+		t.Fatalf("%d metrics, want %d", n, want)
+	}
+}

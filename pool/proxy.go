@@ -1,0 +1,258 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+// Config describes a proxy.
+type Config struct {
+	// Backend is the MySQL/MariaDB server.
+	Backend conn.Addr
+	// User and Password are the service account every backend connection
+	// logs in as.
+	User     string
+	Password []byte
+	// BackendConns is N, the exact number of backend connections (split
+	// across the loops).
+	BackendConns int
+	// Users are the client accounts.
+	Users Users
+	// MaxClients refuses clients beyond this many with ERR 1040 (0: 10000).
+	MaxClients int
+	// QueueTimeout bounds how long a command waits for a backend
+	// connection before the client gets ERR 9001 (0: 10 s).
+	QueueTimeout time.Duration
+	// MySQL55 restricts capabilities to MySQL 5.5's and resets backends
+	// with COM_CHANGE_USER instead of COM_RESET_CONNECTION.
+	MySQL55 bool
+	// LoginTimeout bounds how long a client may take to log in (0: 10 s).
+	LoginTimeout time.Duration
+	// ConnectTimeout bounds a backend connect plus handshake (0: 5 s).
+	ConnectTimeout time.Duration
+	// MaxStmtsPerBackend bounds the server-side prepared statements kept
+	// on each backend connection (0: 256).
+	MaxStmtsPerBackend int
+	// ServerVersion is announced to clients before any backend is known;
+	// once a backend has greeted, its version string is used (empty:
+	// "5.5.5-10.11.0-scalestack").
+	ServerVersion string
+	// Logf receives operational messages (backend failures); nil
+	// discards them.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.BackendConns <= 0 {
+		return cfg, errors.New("pool: BackendConns must be at least 1")
+	}
+	if cfg.User == "" {
+		return cfg, errors.New("pool: backend user is empty")
+	}
+	if cfg.Users == nil {
+		return cfg, errors.New("pool: no users")
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
+	if cfg.QueueTimeout <= 0 {
+		cfg.QueueTimeout = 10 * time.Second
+	}
+	if cfg.LoginTimeout <= 0 {
+		cfg.LoginTimeout = 10 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.MaxStmtsPerBackend <= 0 {
+		cfg.MaxStmtsPerBackend = 256
+	}
+	if cfg.ServerVersion == "" {
+		cfg.ServerVersion = "5.5.5-10.11.0-scalestack"
+		if cfg.MySQL55 {
+			cfg.ServerVersion = "5.5.30-scalestack"
+		}
+	}
+	return cfg, nil
+}
+
+// clientCaps is what the proxy offers clients: only capabilities it can
+// honour on every backend. No SSL, compression, DEPRECATE_EOF,
+// SESSION_TRACK or MariaDB extensions (CLIENT_MYSQL stays set).
+const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
+	mysqlwire.ClientLocalFiles | mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions |
+	mysqlwire.ClientSecureConnection | mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults |
+	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
+	mysqlwire.ClientConnectAttrs | mysqlwire.ClientIgnoreSIGPIPE
+
+// backendCaps is what the proxy asks of backends: without DEPRECATE_EOF or
+// SESSION_TRACK, so responses can be relayed as they are.
+const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientLocalFiles |
+	mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection |
+	mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults |
+	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData
+
+// Proxy is a running MySQL connection-concentrating proxy.
+type Proxy struct {
+	cfg          Config
+	eng          *reactor.Engine
+	shards       []*shard
+	backends     []*backend
+	ln           *conn.Listener
+	stopping     atomic.Bool
+	version      atomic.Pointer[string]
+	clientCaps   mysqlwire.Capabilities
+	backendCaps  mysqlwire.Capabilities
+	collation    uint8  // what backends are opened with
+	defaultNames string // the SET NAMES fragment equal to collation
+}
+
+// New validates cfg and returns a proxy that Start runs.
+func New(cfg Config) (*Proxy, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45}
+	if c.MySQL55 {
+		p.clientCaps &= mysqlwire.MySQL55Caps
+		p.backendCaps &= mysqlwire.MySQL55Caps
+		p.collation = 33
+	}
+	p.defaultNames = collationNames[p.collation]
+	v := c.ServerVersion
+	p.version.Store(&v)
+	return p, nil
+}
+
+// StartBackends opens the backend connections on e's loops. Call it from
+// outside the loops, after e.Start, before clients are accepted through
+// ListenConfig.
+func (p *Proxy) StartBackends(e *reactor.Engine) error {
+	p.eng = e
+	loops := e.Loops()
+	for i, l := range loops {
+		sh := newShard(p, l, i)
+		a, err := conn.ResolveAddr(p.cfg.Backend.Network, p.cfg.Backend.Address)
+		if err != nil {
+			return fmt.Errorf("pool: backend address: %w", err)
+		}
+		sh.backendAddr = a
+		p.shards = append(p.shards, sh)
+	}
+	for i := 0; i < p.cfg.BackendConns; i++ {
+		sh := p.shards[i%len(p.shards)]
+		p.backends = append(p.backends, newBackend(p, sh, i))
+	}
+	for _, sh := range p.shards {
+		sh := sh
+		if err := sh.loop.Exec(func(*reactor.Loop) {
+			for _, b := range p.backends {
+				if b.sh == sh {
+					b.connect()
+				}
+			}
+		}); err != nil {
+			return fmt.Errorf("pool: start backends: %w", err)
+		}
+	}
+	return nil
+}
+
+// ListenConfig describes the client listener for addr: sessions, and the
+// ER_CON_COUNT_ERROR refusal beyond MaxClients. StartBackends must run
+// before the listener opens.
+func (p *Proxy) ListenConfig(addr conn.Addr) conn.ListenConfig {
+	return conn.ListenConfig{
+		Addr:       addr,
+		NewHandler: p.newSession,
+		MaxConns:   p.cfg.MaxClients,
+		Refuse:     p.refuse,
+	}
+}
+
+// Start opens the backends and listens on addr (StartBackends, then
+// conn.Listen with ListenConfig).
+func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
+	if err := p.StartBackends(e); err != nil {
+		return err
+	}
+	ln, err := conn.Listen(e, p.ListenConfig(addr))
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	p.ln = ln
+	// conn.Listen appends to its acceptor list after registering each
+	// acceptor on its loop, and OnAccept reads that list without
+	// synchronisation; a round trip through every loop's control inbox
+	// publishes the finished listener before any client is accepted by a
+	// caller that waits for Start (a fix belongs in package conn).
+	for _, l := range e.Loops() {
+		if err := l.Exec(func(*reactor.Loop) {}); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+	}
+	return nil
+}
+
+// Ready reports an error while no backend connection is logged in.
+func (p *Proxy) Ready() error {
+	if p.Stats().BackendsConnected == 0 {
+		return errors.New("no backend connection is logged in")
+	}
+	return nil
+}
+
+// Addr returns the listening address.
+func (p *Proxy) Addr() conn.Addr { return p.ln.Addr() }
+
+// Close stops accepting clients (when Start opened the listener) and keeps
+// backends from reconnecting; the engine's Stop closes what remains.
+func (p *Proxy) Close() error {
+	p.stopping.Store(true)
+	if p.ln != nil {
+		return p.ln.Close()
+	}
+	return nil
+}
+
+func (p *Proxy) logf(format string, args ...any) {
+	if p.cfg.Logf != nil {
+		p.cfg.Logf(format, args...)
+	}
+}
+
+func (p *Proxy) shardOf(l *reactor.Loop) *shard { return p.shards[l.ID()] }
+
+// Stats sums every shard's counters.
+func (p *Proxy) Stats() StatsSnapshot {
+	var s StatsSnapshot
+	for _, sh := range p.shards {
+		sh.stats.addTo(&s)
+	}
+	return s
+}
+
+// refusal answers a client over --max-clients with ER_CON_COUNT_ERROR as its
+// first packet, as MySQL does, then closes.
+type refusal struct{}
+
+func (p *Proxy) refuse(c *conn.Conn) conn.Handler {
+	p.shardOf(c.Loop()).stats.ClientsRefused.Add(1)
+	return refusal{}
+}
+
+func (refusal) OnOpen(c *conn.Conn) {
+	pkt, _ := mysqlwire.AppendERR(nil, 0, mysqlwire.ErConCountError, "08004", "Too many connections")
+	c.Write(pkt)
+	c.Close()
+}
+func (refusal) OnData(c *conn.Conn, data []byte) int { return len(data) }
+func (refusal) OnClose(*conn.Conn, error)            {}

@@ -1,0 +1,1112 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+type sessionPhase uint8
+
+const (
+	sHandshake  sessionPhase = iota // greeting sent, waiting for HandshakeResponse41
+	sAuthSwitch                     // auth switch sent, waiting for the client's answer
+	sChangeUser                     // COM_CHANGE_USER auth switch sent
+	sReady                          // waiting for a command
+	sBusy                           // a command is being served
+	sClosed
+)
+
+// maxClientPayload bounds a client's logical packet (matches the
+// connection's input limit).
+const maxClientPayload = 64 << 20
+
+var (
+	errKilled       = errors.New("pool: session killed")
+	errLoginTimeout = errors.New("pool: client login timed out")
+)
+
+// session is one client connection. It holds a backend only while a command
+// is served, unless pinned.
+type session struct {
+	p  *Proxy
+	sh *shard
+	c  *conn.Conn
+	id uint32
+
+	phase  sessionPhase
+	nonce  []byte
+	caps   mysqlwire.Capabilities
+	user   *User
+	joiner mysqlwire.Joiner
+
+	st          sessionState
+	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
+	noBackslash bool
+	pins        uint32
+	b           *backend
+
+	// The command being served.
+	req     []byte // raw packets as received (headers included)
+	payload []byte // logical payload (aliases req unless split)
+	big     []byte // reassembly of a split payload
+	cmd     mysqlwire.Command
+	respSeq uint8 // next sequence id towards the client
+	bSeq    uint8 // next sequence id towards the backend (LOCAL INFILE)
+	qi      queryInfo
+	set     setPlan
+	setRes  setResult
+	infile  bool
+	// diag: the command left warnings or failed; held: the session keeps
+	// its backend until its next command (or a waiter needs it) so that
+	// SHOW WARNINGS and friends see them.
+	diag bool
+	held bool
+	// heldInput: input arrived while a command was being served and was
+	// left in the connection's buffer.
+	heldInput bool
+	relayed   int // packets relayed to the client for this command
+	stmt      *sessStmt
+	capture   []byte // PREPARE response being cached
+	prepID    uint32 // id given to the statement being prepared
+
+	// Wait queue links and deadline.
+	queued             bool
+	queuedAt           time.Time
+	waitPrev, waitNext *session
+	timer              reactor.Timer
+
+	lastInsertID uint64
+	stmts        map[uint32]*sessStmt
+	nextStmtID   uint32
+	lastStmtID   uint32
+	openCursors  int
+
+	scratch []byte
+}
+
+func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
+	sh := p.shardOf(c.Loop())
+	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
+	s.joiner.MaxPayload = maxClientPayload
+	s.timer.Func = sessionTimerFired
+	s.timer.Arg = s
+	return s
+}
+
+// OnOpen sends the greeting.
+func (s *session) OnOpen(c *conn.Conn) {
+	s.sh.sessions[s.id] = s
+	s.sh.stats.ClientsAccepted.Add(1)
+	s.sh.stats.ClientsConnected.Add(1)
+	nonce, err := mysqlwire.NewScramble()
+	if err != nil {
+		c.Abort(err)
+		return
+	}
+	s.nonce = nonce
+	h := mysqlwire.Handshake{
+		ServerVersion:  []byte(*s.p.version.Load()),
+		ConnectionID:   s.id,
+		AuthPluginData: nonce,
+		Capabilities:   s.p.clientCaps,
+		CharacterSet:   s.p.collation,
+		Status:         mysqlwire.StatusAutocommit,
+		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
+	}
+	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
+	c.Write(pkt)
+	s.sh.schedule(&s.timer, s.p.cfg.LoginTimeout)
+}
+
+// OnClose releases what the session holds.
+func (s *session) OnClose(c *conn.Conn, err error) {
+	if s.phase == sClosed {
+		return
+	}
+	if err != nil && s.phase < sReady {
+		s.p.logf("client %s: closed during login: %v", c.RemoteAddr(), err)
+	}
+	s.phase = sClosed
+	s.sh.dequeue(s)
+	s.sh.loop.Cancel(&s.timer)
+	if s.sh.sessions[s.id] == s {
+		delete(s.sh.sessions, s.id)
+	}
+	s.sh.stats.ClientsConnected.Add(-1)
+	if s.pins != 0 {
+		s.sh.stats.PinnedSessions.Add(-1)
+		s.pins = 0
+	}
+	if s.held {
+		s.sh.unhold(s)
+		b := s.b
+		s.b = nil
+		s.sh.release(b)
+	}
+	if b := s.b; b != nil {
+		s.b = nil
+		if b.step != stepNone {
+			// The client left mid-exchange: what the backend still has to
+			// say, and the state it is in, are unknown.
+			b.owner = nil
+			b.step = stepNone
+			b.abandon(errUnknownState)
+		} else {
+			b.reset()
+		}
+	}
+}
+
+// OnHighWater pauses the backend feeding this slow client.
+func (s *session) OnHighWater(*conn.Conn) {
+	if s.b != nil && s.b.step == stepMain {
+		s.b.pauseForClient()
+	}
+}
+
+// OnLowWater resumes it.
+func (s *session) OnLowWater(*conn.Conn) {
+	if s.b != nil {
+		s.b.resumeIfPaused()
+	}
+}
+
+func sessionTimerFired(arg any) {
+	s := arg.(*session)
+	switch s.phase {
+	case sHandshake:
+		s.c.Abort(fmt.Errorf("%w: no handshake response", errLoginTimeout))
+	case sAuthSwitch:
+		s.c.Abort(fmt.Errorf("%w: no auth switch response", errLoginTimeout))
+	case sBusy:
+		if s.queued {
+			s.sh.dequeue(s)
+			s.sh.stats.QueueTimeouts.Add(1)
+			s.writeERR(mysqlwire.ErProxyQueueTimeout, "HY000",
+				"Timed out waiting for a backend connection (all are busy); retry later")
+			s.finishCommand()
+		}
+	}
+}
+
+// OnData splits client input into logical packets.
+func (s *session) OnData(c *conn.Conn, data []byte) int {
+	off := 0
+	for off < len(data) && s.phase != sClosed && !c.Closed() {
+		if s.phase == sBusy && !s.infile {
+			// One command at a time: the rest stays buffered in the
+			// connection until this one is done. Reading goes on, so a
+			// client that hangs up while it waits is noticed at once.
+			s.heldInput = true
+			return off
+		}
+		payload, lastSeq, size, ok, err := s.joiner.Next(data[off:])
+		if err != nil {
+			s.respSeq = 1
+			if errors.Is(err, mysqlwire.ErrPacketTooLarge) {
+				s.writeERR(mysqlwire.ErNetPacketTooLarge, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
+			} else {
+				s.writeERR(mysqlwire.ErNetPacketsOutOfOrder, "08S01", "Got packets out of order")
+			}
+			c.Close()
+			return len(data)
+		}
+		if !ok {
+			break
+		}
+		raw := data[off : off+size]
+		off += size
+		switch s.phase {
+		case sHandshake:
+			s.onHandshakeResponse(payload, lastSeq)
+		case sAuthSwitch:
+			s.onAuthSwitchResponse(payload, lastSeq)
+		case sChangeUser:
+			s.onChangeUserSwitchResponse(payload, lastSeq)
+		case sReady:
+			s.onCommand(raw, payload, lastSeq)
+		case sBusy:
+			s.relayInfile(raw, payload)
+		}
+	}
+	return off
+}
+
+// ---- login ----
+
+func (s *session) accessDenied(user []byte, withPassword bool, seq uint8) {
+	s.sh.stats.AuthFailures.Add(1)
+	using := "NO"
+	if withPassword {
+		using = "YES"
+	}
+	host := s.c.RemoteAddr()
+	if i := lastColon(host); i >= 0 {
+		host = host[:i]
+	}
+	s.respSeq = seq
+	s.writeERR(mysqlwire.ErAccessDenied, "28000",
+		fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", user, host, using))
+	s.c.Close()
+}
+
+func lastColon(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
+	hr, err := mysqlwire.ParseHandshakeResponse(payload)
+	if err != nil || hr.SSLRequest {
+		s.respSeq = seq + 1
+		s.writeERR(mysqlwire.ErHandshakeError, "08S01", "Bad handshake")
+		s.c.Close()
+		return
+	}
+	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
+		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
+	u := s.p.cfg.Users[string(hr.Username)]
+	if u == nil {
+		s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
+		return
+	}
+	s.user = u
+	// Session defaults from the handshake: charset, schema, and
+	// multi-statements as the client asked.
+	s.st = sessionState{names: s.p.defaultNames}
+	if n, ok := collationNames[hr.CharacterSet]; ok {
+		s.st.names = n
+	}
+	s.loginNames = s.st.names
+	if s.caps&mysqlwire.ClientConnectWithDB != 0 && len(hr.Database) > 0 {
+		s.st.schema = string(hr.Database)
+	}
+	if s.caps&mysqlwire.ClientMultiStatements != 0 {
+		s.st.multiStmts = 1
+	}
+	plugin := string(hr.AuthPlugin)
+	if plugin == "" && s.caps&mysqlwire.ClientPluginAuth == 0 {
+		plugin = mysqlwire.AuthNativePassword
+	}
+	switch {
+	case plugin == mysqlwire.AuthNativePassword:
+		s.finishNativeLogin(hr.Username, hr.AuthResponse, seq+1)
+	case plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
+		if !s.verifySHA2(hr.AuthResponse) {
+			s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
+			return
+		}
+		out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+		s.c.Write(out)
+		s.loginOK(next)
+	default:
+		// Ask for mysql_native_password with the same nonce.
+		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthNativePassword, s.nonce)
+		s.c.Write(out)
+		s.phase = sAuthSwitch
+	}
+}
+
+func (s *session) verifySHA2(resp []byte) bool {
+	if s.user.NoPassword {
+		return len(resp) == 0
+	}
+	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil
+}
+
+func (s *session) verifyNative(resp []byte) bool {
+	if s.user.NoPassword {
+		return len(resp) == 0
+	}
+	_, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
+	return err == nil
+}
+
+func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
+	if !s.verifyNative(resp) {
+		s.accessDenied(user, len(resp) > 0, seq)
+		return
+	}
+	s.loginOK(seq)
+}
+
+func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
+	s.finishNativeLogin([]byte(s.user.Name), payload, seq+1)
+}
+
+func (s *session) loginOK(seq uint8) {
+	s.sh.loop.Cancel(&s.timer)
+	s.phase = sReady
+	s.respSeq = seq
+	s.writeOK(0, 0)
+}
+
+// ---- commands ----
+
+// onCommand serves one client command.
+func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
+	s.respSeq = lastSeq + 1
+	s.relayed = 0
+	// Work on a copy: the input buffer is only valid during OnData, and
+	// what is parsed from the request must outlive a wait for a backend.
+	s.keep(raw, payload)
+	raw, payload = s.req, s.payload
+	if len(payload) == 0 {
+		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		return
+	}
+	cmd := mysqlwire.Command(payload[0])
+	s.cmd = cmd
+	switch cmd {
+	case mysqlwire.ComQuit:
+		s.c.Close()
+		return
+	case mysqlwire.ComPing:
+		s.local()
+		s.writeOK(0, 0)
+		return
+	case mysqlwire.ComQuery:
+		s.onQuery(raw, payload)
+		return
+	case mysqlwire.ComInitDB:
+		if len(payload) < 2 {
+			s.local()
+			s.writeERR(mysqlwire.ErNoDBError, "3D000", "No database selected")
+			return
+		}
+	case mysqlwire.ComSetOption:
+		s.local()
+		if len(payload) != 3 || payload[1] > 1 || payload[2] != 0 {
+			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+			return
+		}
+		s.st.multiStmts = int8(1 - payload[1])
+		out, _ := mysqlwire.AppendEOF(s.scratch[:0], s.respSeq, 0, s.status())
+		s.c.Write(out)
+		return
+	case mysqlwire.ComResetConnection:
+		s.local()
+		// The server keeps the schema but returns the character set to
+		// the one negotiated at login.
+		s.resetSession(s.st.schema, s.loginNames)
+		s.writeOK(0, 0)
+		return
+	case mysqlwire.ComChangeUser:
+		s.local()
+		s.onChangeUser(payload)
+		return
+	case mysqlwire.ComProcessKill:
+		s.local()
+		if len(payload) != 5 {
+			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+			return
+		}
+		s.kill(uint64(getUint32(payload[1:])))
+		return
+	case mysqlwire.ComStmtPrepare:
+		s.onPrepare(raw, payload)
+		return
+	case mysqlwire.ComStmtExecute:
+		s.onExecute(raw, payload)
+		return
+	case mysqlwire.ComStmtSendLongData:
+		s.onLongData(payload)
+		return
+	case mysqlwire.ComStmtClose:
+		s.onStmtClose(payload)
+		return
+	case mysqlwire.ComStmtReset:
+		s.onStmtReset(raw, payload)
+		return
+	case mysqlwire.ComStmtFetch:
+		s.onFetch(raw, payload)
+		return
+	case mysqlwire.ComStatistics, mysqlwire.ComFieldList, mysqlwire.ComProcessInfo,
+		mysqlwire.ComCreateDB, mysqlwire.ComDropDB, mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		// Served by any backend.
+	default:
+		s.local()
+		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		return
+	}
+	s.forward(raw, payload)
+}
+
+func (s *session) local() { s.sh.stats.LocalAnswers.Add(1) }
+
+// keep copies the request so it outlives the input buffer while it waits
+// for a backend.
+func (s *session) keep(raw, payload []byte) {
+	s.req = append(s.req[:0], raw...)
+	if len(raw) == len(payload)+mysqlwire.HeaderSize {
+		s.payload = s.req[mysqlwire.HeaderSize:]
+	} else {
+		s.big = append(s.big[:0], payload...)
+		s.payload = s.big
+	}
+}
+
+// forward runs the request on a backend and relays the response.
+func (s *session) forward(raw, payload []byte) {
+	s.phase = sBusy
+	s.sh.unhold(s)
+	if s.b != nil {
+		s.proceed()
+		return
+	}
+	s.sh.acquire(s)
+}
+
+func (s *session) onQuery(raw, payload []byte) {
+	sql := payload[1:]
+	s.qi = scanQuery(sql, s.noBackslash)
+	qi := &s.qi
+	switch qi.kind {
+	case stmtEmpty:
+		s.local()
+		s.writeERR(mysqlwire.ErEmptyQuery, "42000", "Query was empty")
+		return
+	case stmtConnectionID:
+		s.local()
+		s.writeIntResult(qi.colName, uint64(s.id))
+		return
+	case stmtLastInsertID:
+		s.local()
+		s.writeIntResult(qi.colName, s.lastInsertID)
+		return
+	case stmtKill:
+		s.local()
+		if qi.arg == nil {
+			s.writeERR(mysqlwire.ErProxyUnsupported, "0A000", "This form of KILL is not supported by the proxy")
+			return
+		}
+		s.kill(qi.killID)
+		return
+	case stmtSet:
+		s.setRes = parseSET(sql, s.noBackslash, &s.set)
+		switch s.setRes {
+		case setUserVar:
+			s.pin(PinUserVariable)
+		case setUnknown:
+			s.pin(PinUnknownSet)
+		}
+	case stmtLock, stmtFlushLock:
+		s.pin(PinLockTables)
+	case stmtPrepare:
+		s.pin(PinTextPrepare)
+	case stmtCreateTemp:
+		s.pin(PinTempTable)
+	}
+	f := qi.feats
+	if f&featUserVar != 0 {
+		s.pin(PinUserVariable)
+	}
+	if f&featGetLock != 0 {
+		s.pin(PinGetLock)
+	}
+	if f&featCalcFoundRows != 0 {
+		s.pin(PinCalcFoundRows)
+	}
+	if f&featTempTable != 0 {
+		s.pin(PinTempTable)
+	}
+	if f&featLockTables != 0 {
+		s.pin(PinLockTables)
+	}
+	if f&featPrepare != 0 {
+		s.pin(PinTextPrepare)
+	}
+	if f&featMulti != 0 && (f&(featSet|featUse) != 0 || qi.kind == stmtSet || qi.kind == stmtUse) {
+		// State changed inside a batch is not tracked.
+		s.pin(PinUnknownSet)
+	}
+	s.forward(raw, payload)
+}
+
+// attach gives the session a backend for the command it is serving.
+func (s *session) attach(b *backend) {
+	b.owner = s
+	s.b = b
+	s.proceed()
+}
+
+// proceed brings the backend to the session's state one step at a time,
+// then sends the command. Each step waits for its response so a failure
+// never lets the command run in the wrong context.
+func (s *session) proceed() {
+	b := s.b
+	if s.cmd == mysqlwire.ComStmtExecute && b.stmtFor(s.stmt.key) == nil {
+		// Prepare lazily, in the schema the client prepared it in (table
+		// names resolve at prepare time); the schema is put back after.
+		if k := s.stmt.key; k.schema != "" && k.schema != b.state.schema {
+			p := append(s.scratch[:0], byte(mysqlwire.ComInitDB))
+			p = append(p, k.schema...)
+			s.scratch = p[:0]
+			s.sh.stats.StateReplays.Add(1)
+			b.send(stepStmtSchema, p)
+			return
+		}
+		p := append(s.scratch[:0], byte(mysqlwire.ComStmtPrepare))
+		p = append(p, s.stmt.key.sql...)
+		s.scratch = p[:0]
+		b.send(stepPrepare, p)
+		return
+	}
+	if s.st.schema != "" && s.st.schema != b.state.schema {
+		p := append(s.scratch[:0], byte(mysqlwire.ComInitDB))
+		p = append(p, s.st.schema...)
+		s.scratch = p[:0]
+		s.sh.stats.StateReplays.Add(1)
+		b.send(stepSyncSchema, p)
+		return
+	}
+	if s.st.varsDiffer(&b.state) {
+		p := append(s.scratch[:0], byte(mysqlwire.ComQuery))
+		p, need := appendReplaySET(p, &s.st, &b.state, &b.flavor)
+		s.scratch = p[:0]
+		if need {
+			s.sh.stats.StateReplays.Add(1)
+			b.send(stepSyncVars, p)
+			return
+		}
+		b.state.names = s.st.names
+	}
+	if s.st.multiStmts != b.state.multiStmts && b.caps&mysqlwire.ClientMultiStatements != 0 {
+		off := byte(1)
+		if s.st.multiStmts == 1 {
+			off = 0
+		}
+		s.sh.stats.StateReplays.Add(1)
+		b.send(stepSyncOption, []byte{byte(mysqlwire.ComSetOption), off, 0})
+		return
+	}
+	switch s.cmd {
+	case mysqlwire.ComStmtExecute:
+		s.executeOnBackend(b)
+		return
+	case mysqlwire.ComStmtFetch, mysqlwire.ComStmtReset:
+		bs := b.stmtFor(s.stmt.key)
+		if bs == nil {
+			s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Unknown prepared statement handler given to the backend")
+			s.finishCommand()
+			return
+		}
+		_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
+	}
+	s.sendMain()
+}
+
+// sendMain sends the client's request (renumbered from 0) and relays the
+// response.
+func (s *session) sendMain() {
+	b := s.b
+	b.step = stepMain
+	if _, err := b.tracker.Start(s.cmd, b.caps); err != nil {
+		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		s.finishCommand()
+		return
+	}
+	renumber(s.req, 0)
+	s.sh.stats.Questions.Add(1)
+	b.c.Write(s.req)
+}
+
+// renumber rewrites the sequence ids of consecutive packets starting at seq
+// and returns the next one.
+func renumber(pkts []byte, seq uint8) uint8 {
+	for off := 0; off+mysqlwire.HeaderSize <= len(pkts); {
+		n, _, _ := mysqlwire.PeekHeader(pkts[off:])
+		pkts[off+3] = seq
+		seq++
+		off += mysqlwire.HeaderSize + n
+	}
+	return seq
+}
+
+// relay copies one backend packet to the client with the client's sequence.
+func (s *session) relay(raw []byte) []byte {
+	dst := s.c.Reserve(len(raw))
+	copy(dst, raw)
+	dst[3] = s.respSeq
+	s.respSeq++
+	s.relayed++
+	return dst
+}
+
+// onBackendPacket handles a packet of the response to the current step.
+func (s *session) onBackendPacket(b *backend, raw, payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil {
+		s.p.logf("backend %d: %v", b.idx, err)
+		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
+		return
+	}
+	if b.step != stepMain {
+		s.onSyncPacket(b, raw, payload, prog)
+		return
+	}
+	dst := s.relay(raw)
+	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
+		s.onPrepareOKRelayed(dst)
+	} else if s.capture != nil {
+		s.capture = append(s.capture, raw...)
+	}
+	switch prog {
+	case mysqlwire.ClientTurn:
+		if !b.tracker.LocalInfile() || s.qi.kind != stmtLoadLocal || s.cmd != mysqlwire.ComQuery {
+			// A file request the client never asked for (a rogue or
+			// confused server) is refused by dropping the backend.
+			b.abandon(errBackendProtocol)
+			return
+		}
+		s.infile = true
+		s.pin(PinLocalInfile)
+		s.bSeq = raw[3] + 1
+		s.c.ResumeRead()
+	case mysqlwire.Complete:
+		s.mainDone(b)
+	}
+}
+
+// relayInfile passes the client's LOCAL INFILE packets to the backend.
+func (s *session) relayInfile(raw, payload []byte) {
+	if s.b == nil {
+		return
+	}
+	dst := s.b.c.Reserve(len(raw))
+	copy(dst, raw)
+	s.bSeq = renumber(dst, s.bSeq)
+	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
+	if len(payload) == 0 {
+		s.infile = false
+		s.unpin(PinLocalInfile)
+		s.c.PauseRead()
+	}
+}
+
+func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.Progress) {
+	if prog != mysqlwire.Complete {
+		if b.step == stepPrepare {
+			return // parameter and column definitions
+		}
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if _, _, failed := b.tracker.Err(); failed {
+		s.relay(raw)
+		step := b.step
+		b.step = stepNone
+		if step != stepPrepare {
+			// The backend may be half way to the session's state.
+			s.b = nil
+			b.owner = nil
+			b.abandon(errUnknownState)
+			if s.pins != 0 {
+				s.c.Close()
+				return
+			}
+		}
+		s.finishCommand()
+		return
+	}
+	switch b.step {
+	case stepSyncSchema:
+		b.state.schema = s.st.schema
+	case stepStmtSchema:
+		b.state.schema = s.stmt.key.schema
+	case stepSyncVars:
+		b.state.names = s.st.names
+		b.state.vars = s.st.vars
+	case stepSyncOption:
+		b.state.multiStmts = s.st.multiStmts
+	case stepPrepare:
+		id, _, _, _ := b.tracker.Prepared()
+		b.addStmt(s.stmt.key, id)
+		s.sh.stats.BackendPrepares.Add(1)
+	}
+	b.step = stepNone
+	s.proceed()
+}
+
+// mainDone runs when the response to the client's command is complete: it
+// updates tracked state and pins, and gives the backend back when nothing
+// pins it.
+func (s *session) mainDone(b *backend) {
+	tr := &b.tracker
+	status, seen := tr.Status()
+	_, _, failed := tr.Err()
+	if seen {
+		s.noBackslash = status&mysqlwire.StatusNoBackslashEscapes != 0
+	}
+	if !failed {
+		switch s.cmd {
+		case mysqlwire.ComQuery:
+			switch s.qi.kind {
+			case stmtUse:
+				if s.qi.feats&featMulti == 0 {
+					s.st.schema = unquoteIdent(s.qi.arg)
+					b.state.schema = s.st.schema
+				}
+			case stmtSet:
+				if s.setRes == setTracked {
+					s.set.apply(&s.st)
+					s.set.apply(&b.state)
+					if autocommitOff(s.st.vars[varAutocommit]) {
+						s.pin(PinAutocommitOff)
+					} else {
+						s.unpin(PinAutocommitOff)
+					}
+				}
+			case stmtUnlock:
+				s.unpin(PinLockTables)
+			}
+		case mysqlwire.ComInitDB:
+			s.st.schema = string(s.payload[1:])
+			b.state.schema = s.st.schema
+		case mysqlwire.ComStmtPrepare:
+			s.onPrepareDone(b)
+		case mysqlwire.ComStmtExecute:
+			s.onExecuteDone(b)
+		case mysqlwire.ComStmtFetch:
+			s.onFetchDone(b)
+		case mysqlwire.ComStmtReset:
+			s.closeCursor(s.stmt)
+		}
+		if id := tr.LastInsertID(); id != 0 {
+			s.lastInsertID = id
+		}
+	} else if s.cmd == mysqlwire.ComStmtPrepare {
+		s.capture = nil
+	}
+	s.diag = failed || tr.Warnings() > 0
+	if seen {
+		if status&mysqlwire.StatusInTrans != 0 {
+			s.pin(PinTransaction)
+		} else {
+			s.unpin(PinTransaction)
+		}
+	}
+	s.finishCommand()
+}
+
+// finishCommand ends the current command: the backend goes back unless
+// pinned and the client may send the next one.
+func (s *session) finishCommand() {
+	if s.phase == sClosed {
+		return
+	}
+	s.phase = sReady
+	s.stmt = nil
+	s.infile = false
+	diag := s.diag
+	s.diag = false
+	if b := s.b; b != nil {
+		b.step = stepNone
+		switch {
+		case s.pins != 0:
+		case diag && s.sh.nWaiting == 0:
+			s.sh.hold(s)
+		default:
+			s.b = nil
+			s.sh.release(b)
+		}
+	}
+	s.c.ResumeRead()
+	if s.heldInput {
+		// Present what the client sent meanwhile (pipelined commands).
+		s.heldInput = false
+		s.c.PauseRead()
+		s.c.ResumeRead()
+	}
+}
+
+// backendLost is called when the backend serving or pinned by s broke.
+func (s *session) backendLost(b *backend) {
+	if s.b != b {
+		return
+	}
+	s.b = nil
+	if s.held {
+		// Only diagnostics were lost with it.
+		s.sh.unhold(s)
+		return
+	}
+	if s.phase == sClosed {
+		return
+	}
+	if s.relayed > 0 || s.pins != 0 {
+		// Half a response was relayed, or session state (a transaction,
+		// locks...) died with the backend: the client must start over.
+		s.c.Abort(errUnknownState)
+		return
+	}
+	if s.phase == sBusy {
+		s.writeERR(mysqlwire.ErProxyBackendLost, "08S01", "Lost connection to the backend server during query")
+		s.finishCommand()
+	}
+}
+
+// ---- pins ----
+
+func (s *session) pin(r PinReason) {
+	bit := uint32(1) << r
+	if s.pins&bit != 0 {
+		return
+	}
+	if s.pins == 0 {
+		s.sh.stats.PinnedSessions.Add(1)
+	}
+	s.pins |= bit
+	s.sh.stats.Pins[r].Add(1)
+}
+
+func (s *session) unpin(r PinReason) {
+	bit := uint32(1) << r
+	if s.pins&bit == 0 {
+		return
+	}
+	s.pins &^= bit
+	if s.pins == 0 {
+		s.sh.stats.PinnedSessions.Add(-1)
+	}
+}
+
+// ---- local answers ----
+
+func (s *session) status() mysqlwire.StatusFlags {
+	var st mysqlwire.StatusFlags
+	if !autocommitOff(s.st.vars[varAutocommit]) {
+		st |= mysqlwire.StatusAutocommit
+	}
+	if s.pins&(1<<PinTransaction) != 0 {
+		st |= mysqlwire.StatusInTrans
+	}
+	if s.noBackslash {
+		st |= mysqlwire.StatusNoBackslashEscapes
+	}
+	return st
+}
+
+func (s *session) writeOK(affected, insertID uint64) {
+	out, next := mysqlwire.AppendOK(s.scratch[:0], s.respSeq, s.caps,
+		mysqlwire.OK{AffectedRows: affected, LastInsertID: insertID, Status: s.status()})
+	s.respSeq = next
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+func (s *session) writeERR(code mysqlwire.ErrCode, state, msg string) {
+	out, next := mysqlwire.AppendERR(s.scratch[:0], s.respSeq, code, state, msg)
+	s.respSeq = next
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// writeIntResult answers a one-row, one-column BIGINT result set.
+func (s *session) writeIntResult(name []byte, v uint64) {
+	out := s.scratch[:0]
+	seq := s.respSeq
+	out, seq = mysqlwire.AppendPacket(out, seq, []byte{1})
+	out, at := mysqlwire.AppendHeader(out)
+	out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
+		Name: name, CharacterSet: 63, ColumnLength: 21, Type: mysqlwire.FieldType(8),
+		Flags: mysqlwire.ColumnFlags(0x0001 | 0x0020 | 0x0080 | 0x8000), // NOT NULL, UNSIGNED, BINARY, NUM
+	})
+	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	out, at = mysqlwire.AppendHeader(out)
+	var num [20]byte
+	out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
+	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	s.respSeq = seq
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// resetSession forgets the session's state (COM_RESET_CONNECTION,
+// COM_CHANGE_USER): prepared statements, variables, pins; a pinned backend
+// is reset before it goes back.
+func (s *session) resetSession(schema, names string) {
+	s.st = sessionState{schema: schema, names: names}
+	if s.caps&mysqlwire.ClientMultiStatements != 0 {
+		s.st.multiStmts = 1
+	}
+	s.lastInsertID = 0
+	clear(s.stmts)
+	s.openCursors = 0
+	if s.pins != 0 {
+		s.pins = 0
+		s.sh.stats.PinnedSessions.Add(-1)
+	}
+	s.sh.unhold(s)
+	if b := s.b; b != nil {
+		s.b = nil
+		b.reset()
+	}
+}
+
+// ---- KILL ----
+
+// kill closes the session with the given id, which may live on another
+// loop; the answer comes back through the loops' mailboxes.
+func (s *session) kill(id uint64) {
+	n := uint64(len(s.p.shards))
+	if id == 0 || id > 0xFFFFFFFF {
+		s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
+		return
+	}
+	target := s.p.shards[id%n]
+	if target == s.sh {
+		t := s.sh.sessions[uint32(id)]
+		switch {
+		case t == nil:
+			s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
+		case t == s:
+			s.sh.stats.Kills.Add(1)
+			s.c.Close()
+		default:
+			s.sh.stats.Kills.Add(1)
+			t.c.Abort(errKilled)
+			s.writeOK(0, 0)
+		}
+		return
+	}
+	s.phase = sBusy
+	s.qi.killID = id
+	s.sh.loop.Post(target.loop, reactor.Task{Fn: killOnLoop, Arg: s, N: id | uint64(s.sh.id)<<32})
+}
+
+// killOnLoop runs on the target's loop; it must not touch the requester.
+func killOnLoop(l *reactor.Loop, arg any, n uint64) {
+	sh := arg.(*session).p.shardOf(l)
+	found := uint64(0)
+	if t := sh.sessions[uint32(n)]; t != nil {
+		sh.stats.Kills.Add(1)
+		t.c.Abort(errKilled)
+		found = 1
+	}
+	from := sh.p.shards[n>>32]
+	l.Post(from.loop, reactor.Task{Fn: killAnswered, Arg: arg, N: found})
+}
+
+func killAnswered(_ *reactor.Loop, arg any, found uint64) {
+	s := arg.(*session)
+	if s.phase == sClosed {
+		return
+	}
+	if found == 1 {
+		s.writeOK(0, 0)
+	} else {
+		s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", s.qi.killID))
+	}
+	s.finishCommand()
+}
+
+// ---- COM_CHANGE_USER ----
+
+func (s *session) onChangeUser(payload []byte) {
+	r := payload[1:]
+	user, n, err := mysqlwire.ReadNulString(r)
+	if err != nil {
+		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+		s.c.Close()
+		return
+	}
+	r = r[n:]
+	var auth []byte
+	if s.caps&mysqlwire.ClientSecureConnection != 0 {
+		if len(r) < 1 || len(r) < 1+int(r[0]) {
+			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+			s.c.Close()
+			return
+		}
+		auth, r = r[1:1+int(r[0])], r[1+int(r[0]):]
+	} else {
+		auth, n, err = mysqlwire.ReadNulString(r)
+		if err != nil {
+			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+			s.c.Close()
+			return
+		}
+		r = r[n:]
+	}
+	var schema []byte
+	if len(r) > 0 {
+		schema, n, err = mysqlwire.ReadNulString(r)
+		if err != nil {
+			schema, n = r, len(r)
+		}
+		r = r[n:]
+	}
+	names := s.p.defaultNames
+	if len(r) >= 2 {
+		if nm, ok := collationNames[r[0]]; ok {
+			names = nm
+		}
+		r = r[2:]
+	}
+	var plugin []byte
+	if s.caps&mysqlwire.ClientPluginAuth != 0 && len(r) > 0 {
+		plugin, _, err = mysqlwire.ReadNulString(r)
+		if err != nil {
+			plugin = r
+		}
+	}
+	u := s.p.cfg.Users[string(user)]
+	if u == nil {
+		s.accessDenied(user, len(auth) > 0, s.respSeq)
+		return
+	}
+	s.user = u
+	s.resetSession(string(schema), names)
+	s.loginNames = names
+	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
+		if s.verifyNative(auth) {
+			s.writeOK(0, 0)
+			return
+		}
+	}
+	// Re-authenticate with a fresh nonce through an auth switch.
+	nonce, err := mysqlwire.NewScramble()
+	if err != nil {
+		s.c.Abort(err)
+		return
+	}
+	s.nonce = nonce
+	out, next := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], s.respSeq, mysqlwire.AuthNativePassword, nonce)
+	s.respSeq = next
+	s.c.Write(out)
+	s.phase = sChangeUser
+}
+
+func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
+	s.phase = sReady
+	s.respSeq = seq + 1
+	if !s.verifyNative(payload) {
+		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
+		return
+	}
+	s.writeOK(0, 0)
+}
+
+// unquoteIdent undoes the doubling of quote characters inside a quoted
+// identifier.
+func unquoteIdent(b []byte) string {
+	s := string(b)
+	if strings.Contains(s, "``") {
+		s = strings.ReplaceAll(s, "``", "`")
+	}
+	return s
+}

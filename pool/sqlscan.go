@@ -1,0 +1,476 @@
+package pool
+
+// This file holds the small SQL lexer the proxy uses to decide what a
+// COM_QUERY does to session state. It is not a parser: it splits text into
+// tokens (skipping comments, honouring quoting) and recognises the handful of
+// statement shapes that matter for multiplexing. Anything it does not
+// understand is reported as such so the caller can pin, never guessed.
+
+type tokKind uint8
+
+const (
+	tokEnd tokKind = iota
+	tokWord
+	tokString  // '...' or "..." (text without the quotes in tok.text's raw form)
+	tokQuoted  // `...` identifier
+	tokNumber  // digits, with optional fraction/exponent
+	tokUserVar // @name, @'name', @`name`
+	tokSysVar  // @@name, @@session.name, ...
+	tokPunct   // one character, or ":="
+)
+
+type token struct {
+	kind  tokKind
+	start int // offset of the token in the source
+	end   int
+}
+
+// lexer walks SQL text. noBackslash mirrors NO_BACKSLASH_ESCAPES: with it a
+// backslash inside a string is an ordinary character.
+type lexer struct {
+	src         []byte
+	pos         int
+	noBackslash bool
+	inExecCmt   bool // inside /*! ... */, whose body is code
+	bad         bool // an unterminated string or comment was seen
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isIdentChar(c byte) bool {
+	return c == '_' || c == '$' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// skipSpace skips white space and comments.
+func (lx *lexer) skipSpace() {
+	s := lx.src
+	for lx.pos < len(s) {
+		c := s[lx.pos]
+		switch {
+		case isSpace(c):
+			lx.pos++
+		case c == '#':
+			lx.skipLine()
+		case c == '-' && lx.pos+2 <= len(s) && lx.pos+1 < len(s) && s[lx.pos+1] == '-' &&
+			(lx.pos+2 == len(s) || isSpace(s[lx.pos+2]) || s[lx.pos+2] < 0x20):
+			lx.skipLine()
+		case c == '/' && lx.pos+1 < len(s) && s[lx.pos+1] == '*':
+			p := lx.pos + 2
+			// /*! and /*M! comments are executable: their body is code.
+			if p < len(s) && s[p] == 'M' && p+1 < len(s) && s[p+1] == '!' {
+				p++
+			}
+			if p < len(s) && s[p] == '!' && !lx.inExecCmt {
+				p++
+				for p < len(s) && isDigit(s[p]) {
+					p++
+				}
+				lx.pos = p
+				lx.inExecCmt = true
+				continue
+			}
+			end := indexPair(s, lx.pos+2, '*', '/')
+			if end < 0 {
+				lx.bad = true
+				lx.pos = len(s)
+				return
+			}
+			lx.pos = end + 2
+		case c == '*' && lx.inExecCmt && lx.pos+1 < len(s) && s[lx.pos+1] == '/':
+			lx.inExecCmt = false
+			lx.pos += 2
+		default:
+			return
+		}
+	}
+}
+
+func indexPair(s []byte, from int, a, b byte) int {
+	for i := from; i+1 < len(s); i++ {
+		if s[i] == a && s[i+1] == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func (lx *lexer) skipLine() {
+	for lx.pos < len(lx.src) && lx.src[lx.pos] != '\n' {
+		lx.pos++
+	}
+}
+
+// skipQuoted moves past a quoted run that starts at lx.pos with quote q.
+func (lx *lexer) skipQuoted(q byte) {
+	s := lx.src
+	i := lx.pos + 1
+	for i < len(s) {
+		c := s[i]
+		if c == '\\' && q != '`' && !lx.noBackslash {
+			i += 2
+			continue
+		}
+		if c == q {
+			if i+1 < len(s) && s[i+1] == q { // doubled quote
+				i += 2
+				continue
+			}
+			lx.pos = i + 1
+			return
+		}
+		i++
+	}
+	lx.bad = true
+	lx.pos = len(s)
+}
+
+// next returns the next token.
+func (lx *lexer) next() token {
+	lx.skipSpace()
+	s := lx.src
+	if lx.pos >= len(s) {
+		return token{kind: tokEnd, start: len(s), end: len(s)}
+	}
+	start := lx.pos
+	c := s[start]
+	switch {
+	case c == '\'' || c == '"':
+		lx.skipQuoted(c)
+		return token{kind: tokString, start: start, end: lx.pos}
+	case c == '`':
+		lx.skipQuoted(c)
+		return token{kind: tokQuoted, start: start, end: lx.pos}
+	case c == '@':
+		if start+1 < len(s) && s[start+1] == '@' {
+			lx.pos = start + 2
+			for lx.pos < len(s) && (isIdentChar(s[lx.pos]) || s[lx.pos] == '.') {
+				lx.pos++
+			}
+			return token{kind: tokSysVar, start: start, end: lx.pos}
+		}
+		lx.pos = start + 1
+		if lx.pos < len(s) && (s[lx.pos] == '\'' || s[lx.pos] == '"' || s[lx.pos] == '`') {
+			lx.skipQuoted(s[lx.pos])
+		} else {
+			for lx.pos < len(s) && (isIdentChar(s[lx.pos]) || s[lx.pos] == '.') {
+				lx.pos++
+			}
+		}
+		return token{kind: tokUserVar, start: start, end: lx.pos}
+	case isDigit(c) || (c == '.' && start+1 < len(s) && isDigit(s[start+1])):
+		lx.pos++
+		for lx.pos < len(s) && (isIdentChar(s[lx.pos]) || s[lx.pos] == '.') {
+			lx.pos++
+		}
+		return token{kind: tokNumber, start: start, end: lx.pos}
+	case isIdentChar(c):
+		for lx.pos < len(s) && isIdentChar(s[lx.pos]) {
+			lx.pos++
+		}
+		// A word followed at once by a quote is a charset introducer
+		// (_utf8'x') or a hex/bit literal (x'0A'): one value token.
+		if lx.pos < len(s) && s[lx.pos] == '\'' {
+			lx.skipQuoted('\'')
+			return token{kind: tokString, start: start, end: lx.pos}
+		}
+		return token{kind: tokWord, start: start, end: lx.pos}
+	case c == ':' && start+1 < len(s) && s[start+1] == '=':
+		lx.pos += 2
+		return token{kind: tokPunct, start: start, end: lx.pos}
+	}
+	lx.pos++
+	return token{kind: tokPunct, start: start, end: lx.pos}
+}
+
+func (lx *lexer) text(t token) []byte { return lx.src[t.start:t.end] }
+
+// is reports whether t is the word w (w upper case, ASCII).
+func (lx *lexer) is(t token, w string) bool {
+	if t.kind != tokWord || t.end-t.start != len(w) {
+		return false
+	}
+	return equalFoldASCII(lx.src[t.start:t.end], w)
+}
+
+func (lx *lexer) isPunct(t token, c byte) bool {
+	return t.kind == tokPunct && t.end-t.start == 1 && lx.src[t.start] == c
+}
+
+// equalFoldASCII compares b with the upper-case ASCII string w, ignoring case.
+func equalFoldASCII(b []byte, w string) bool {
+	if len(b) != len(w) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stmtKind is the first-keyword class of a statement.
+type stmtKind uint8
+
+const (
+	stmtOther stmtKind = iota
+	stmtEmpty
+	stmtSelect
+	stmtSet
+	stmtUse
+	stmtKill
+	stmtLock         // LOCK TABLE(S)
+	stmtUnlock       // UNLOCK TABLES
+	stmtFlushLock    // FLUSH TABLES ... WITH READ LOCK
+	stmtPrepare      // text PREPARE
+	stmtLoadLocal    // LOAD DATA/XML LOCAL INFILE
+	stmtCreateTemp   // CREATE TEMPORARY TABLE
+	stmtConnectionID // SELECT CONNECTION_ID()
+	stmtLastInsertID // SELECT LAST_INSERT_ID()
+)
+
+// Statement feature flags found anywhere in the text.
+const (
+	featUserVar       = 1 << iota // @x reference or := assignment
+	featGetLock                   // GET_LOCK(
+	featCalcFoundRows             // SQL_CALC_FOUND_ROWS
+	featMulti                     // more than one statement
+	featTempTable                 // CREATE TEMPORARY TABLE somewhere
+	featBad                       // unterminated string or comment
+	featLockTables                // LOCK TABLES in a later statement
+	featUnlock                    // UNLOCK TABLES in a later statement
+	featPrepare                   // text PREPARE in a later statement
+	featSet                       // SET in a later statement
+	featUse                       // USE in a later statement
+)
+
+// queryInfo is what scanQuery learns about a COM_QUERY.
+type queryInfo struct {
+	kind  stmtKind
+	feats uint32
+	// For stmtUse: the schema name (unquoted) as a slice of the source.
+	arg []byte
+	// For stmtKill: the id, and whether it was well formed.
+	killID uint64
+	// For stmtConnectionID/stmtLastInsertID: the column name the server
+	// would report (the expression text or the alias).
+	colName []byte
+}
+
+// scanQuery classifies sql. It allocates nothing.
+func scanQuery(sql []byte, noBackslash bool) queryInfo {
+	lx := lexer{src: sql, noBackslash: noBackslash}
+	var qi queryInfo
+	first := lx.next()
+	for lx.isPunct(first, '(') { // (SELECT ...) UNION ...
+		first = lx.next()
+	}
+	if first.kind == tokEnd {
+		qi.kind = stmtEmpty
+		return qi
+	}
+	switch {
+	case lx.is(first, "SELECT"):
+		qi.kind = stmtSelect
+		lx2 := lx
+		if k, name := matchSelectFunc(&lx2); k != stmtOther {
+			qi.kind, qi.colName = k, name
+			return qi
+		}
+	case lx.is(first, "SET"):
+		qi.kind = stmtSet
+	case lx.is(first, "USE"):
+		qi.kind = stmtUse
+		lx2 := lx
+		t := lx2.next()
+		switch t.kind {
+		case tokWord:
+			qi.arg = lx2.text(t)
+		case tokQuoted, tokString:
+			qi.arg = lx2.text(t)
+			qi.arg = qi.arg[1 : len(qi.arg)-1]
+		default:
+			qi.kind = stmtOther
+		}
+		if end := lx2.next(); !(end.kind == tokEnd || lx2.isPunct(end, ';')) {
+			qi.kind = stmtOther
+		}
+	case lx.is(first, "KILL"):
+		qi.kind = stmtKill
+		lx2 := lx
+		t := lx2.next()
+		if lx2.is(t, "HARD") || lx2.is(t, "SOFT") {
+			t = lx2.next()
+		}
+		if lx2.is(t, "CONNECTION") || lx2.is(t, "QUERY") {
+			t = lx2.next()
+		}
+		if t.kind == tokNumber {
+			var v uint64
+			ok := true
+			for _, c := range lx2.text(t) {
+				if !isDigit(c) || v > 1<<40 {
+					ok = false
+					break
+				}
+				v = v*10 + uint64(c-'0')
+			}
+			if e := lx2.next(); ok && (e.kind == tokEnd || lx2.isPunct(e, ';')) {
+				qi.killID = v
+				qi.arg = lx2.text(t)
+			}
+		}
+	case lx.is(first, "LOCK"):
+		lx2 := lx
+		if t := lx2.next(); lx2.is(t, "TABLE") || lx2.is(t, "TABLES") {
+			qi.kind = stmtLock
+		}
+	case lx.is(first, "UNLOCK"):
+		lx2 := lx
+		if t := lx2.next(); lx2.is(t, "TABLE") || lx2.is(t, "TABLES") {
+			qi.kind = stmtUnlock
+		}
+	case lx.is(first, "FLUSH"):
+		// FLUSH TABLE[S] [names] WITH READ LOCK / FOR EXPORT
+		lx2 := lx
+		var prev1, prev2 token
+		for t := lx2.next(); t.kind != tokEnd && !lx2.isPunct(t, ';'); t = lx2.next() {
+			if lx2.is(t, "LOCK") && lx2.is(prev1, "READ") && lx2.is(prev2, "WITH") {
+				qi.kind = stmtFlushLock
+			}
+			if lx2.is(t, "EXPORT") && lx2.is(prev1, "FOR") {
+				qi.kind = stmtFlushLock
+			}
+			prev2, prev1 = prev1, t
+		}
+	case lx.is(first, "PREPARE"):
+		qi.kind = stmtPrepare
+	case lx.is(first, "LOAD"):
+		lx2 := lx
+		t := lx2.next()
+		if lx2.is(t, "DATA") || lx2.is(t, "XML") {
+			t = lx2.next()
+			if lx2.is(t, "LOW_PRIORITY") || lx2.is(t, "CONCURRENT") {
+				t = lx2.next()
+			}
+			if lx2.is(t, "LOCAL") {
+				qi.kind = stmtLoadLocal
+			}
+		}
+	case lx.is(first, "CREATE"):
+		lx2 := lx
+		t := lx2.next()
+		if lx2.is(t, "OR") {
+			lx2.next() // REPLACE
+			t = lx2.next()
+		}
+		if lx2.is(t, "TEMPORARY") {
+			qi.kind = stmtCreateTemp
+		}
+	}
+	// Scan the whole text for features that pin wherever they appear.
+	stmtStart := true
+	var prev token
+	for t := first; t.kind != tokEnd; t = lx.next() {
+		switch t.kind {
+		case tokUserVar:
+			qi.feats |= featUserVar
+		case tokPunct:
+			if t.end-t.start == 2 && lx.src[t.start] == ':' {
+				qi.feats |= featUserVar
+			}
+			if lx.isPunct(t, ';') {
+				stmtStart = true
+				prev = t
+				continue
+			}
+		case tokWord:
+			if lx.is(t, "GET_LOCK") {
+				qi.feats |= featGetLock
+			} else if lx.is(t, "SQL_CALC_FOUND_ROWS") {
+				qi.feats |= featCalcFoundRows
+			} else if lx.is(t, "TEMPORARY") && lx.is(prev, "CREATE") {
+				qi.feats |= featTempTable
+			}
+			if stmtStart && t.start != first.start {
+				qi.feats |= featMulti
+				switch {
+				case lx.is(t, "LOCK"):
+					qi.feats |= featLockTables
+				case lx.is(t, "UNLOCK"):
+					qi.feats |= featUnlock
+				case lx.is(t, "PREPARE"):
+					qi.feats |= featPrepare
+				case lx.is(t, "SET"):
+					qi.feats |= featSet
+				case lx.is(t, "USE"):
+					qi.feats |= featUse
+				case lx.is(t, "CREATE"):
+					// CREATE TEMPORARY is caught above through prev.
+				}
+			}
+		default:
+			if stmtStart && t.start != first.start {
+				qi.feats |= featMulti
+			}
+		}
+		stmtStart = false
+		prev = t
+	}
+	if lx.bad {
+		qi.feats |= featBad
+	}
+	return qi
+}
+
+// matchSelectFunc recognises SELECT CONNECTION_ID() and SELECT
+// LAST_INSERT_ID() (optionally with an alias), the connection-scoped
+// functions the proxy answers itself. lx is positioned after SELECT.
+func matchSelectFunc(lx *lexer) (stmtKind, []byte) {
+	fn := lx.next()
+	var kind stmtKind
+	switch {
+	case lx.is(fn, "CONNECTION_ID"):
+		kind = stmtConnectionID
+	case lx.is(fn, "LAST_INSERT_ID"):
+		kind = stmtLastInsertID
+	default:
+		return stmtOther, nil
+	}
+	if !lx.isPunct(lx.next(), '(') {
+		return stmtOther, nil
+	}
+	closeParen := lx.next()
+	if !lx.isPunct(closeParen, ')') {
+		return stmtOther, nil
+	}
+	name := lx.src[fn.start:closeParen.end]
+	t := lx.next()
+	if lx.is(t, "AS") {
+		t = lx.next()
+	}
+	switch t.kind {
+	case tokWord:
+		name = lx.text(t)
+		t = lx.next()
+	case tokQuoted, tokString:
+		name = lx.text(t)
+		name = name[1 : len(name)-1]
+		t = lx.next()
+	}
+	if lx.isPunct(t, ';') {
+		t = lx.next()
+	}
+	if t.kind != tokEnd {
+		return stmtOther, nil
+	}
+	return kind, name
+}

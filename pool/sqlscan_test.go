@@ -1,0 +1,248 @@
+package pool
+
+import (
+	"testing"
+)
+
+func TestScanQuery(t *testing.T) {
+	cases := []struct {
+		sql     string
+		kind    stmtKind
+		feats   uint32
+		arg     string
+		colName string
+	}{
+		{"SELECT 1", stmtSelect, 0, "", ""},
+		{"  /* hi */ select c from t where id = 5", stmtSelect, 0, "", ""},
+		{"", stmtEmpty, 0, "", ""},
+		{"-- only a comment\n", stmtEmpty, 0, "", ""},
+		{"# hash comment", stmtEmpty, 0, "", ""},
+		{"SELECT CONNECTION_ID()", stmtConnectionID, 0, "", "CONNECTION_ID()"},
+		{"select connection_id() as cid;", stmtConnectionID, 0, "", "cid"},
+		{"SELECT LAST_INSERT_ID()", stmtLastInsertID, 0, "", "LAST_INSERT_ID()"},
+		{"SELECT LAST_INSERT_ID(5)", stmtSelect, 0, "", ""},
+		{"SELECT CONNECTION_ID(), 1", stmtSelect, 0, "", ""},
+		{"USE scalestack_test", stmtUse, 0, "scalestack_test", ""},
+		{"use `odd``name`;", stmtUse, 0, "odd``name", ""},
+		{"USE a b", stmtOther, 0, "a", ""},
+		{"KILL 12", stmtKill, 0, "12", ""},
+		{"kill query 7", stmtKill, 0, "7", ""},
+		{"KILL CONNECTION 9;", stmtKill, 0, "9", ""},
+		{"KILL USER bob", stmtKill, 0, "", ""},
+		{"LOCK TABLES t WRITE", stmtLock, 0, "", ""},
+		{"unlock tables", stmtUnlock, 0, "", ""},
+		{"FLUSH TABLES WITH READ LOCK", stmtFlushLock, 0, "", ""},
+		{"FLUSH TABLES", stmtOther, 0, "", ""},
+		{"PREPARE s FROM 'SELECT 1'", stmtPrepare, 0, "", ""},
+		{"LOAD DATA LOCAL INFILE 'x' INTO TABLE t", stmtLoadLocal, 0, "", ""},
+		{"LOAD DATA INFILE 'x' INTO TABLE t", stmtOther, 0, "", ""},
+		{"CREATE TEMPORARY TABLE t (a int)", stmtCreateTemp, featTempTable, "", ""},
+		{"CREATE TABLE t (a int)", stmtOther, 0, "", ""},
+		{"SET @a = 1", stmtSet, featUserVar, "", ""},
+		{"SELECT @a", stmtSelect, featUserVar, "", ""},
+		{"SELECT '@a', \"@b\", `@c`", stmtSelect, 0, "", ""},
+		{"SELECT @@session.autocommit", stmtSelect, 0, "", ""},
+		{"SELECT x := 1", stmtSelect, featUserVar, "", ""},
+		{"SELECT GET_LOCK('l', 1)", stmtSelect, featGetLock, "", ""},
+		{"SELECT 'GET_LOCK(' FROM t", stmtSelect, 0, "", ""},
+		{"SELECT SQL_CALC_FOUND_ROWS * FROM t", stmtSelect, featCalcFoundRows, "", ""},
+		{"SELECT 1; SELECT 2", stmtSelect, featMulti, "", ""},
+		{"SELECT 1;", stmtSelect, 0, "", ""},
+		{"SELECT 1; SET NAMES utf8", stmtSelect, featMulti | featSet, "", ""},
+		{"SELECT 1; USE x", stmtSelect, featMulti | featUse, "", ""},
+		{"SELECT 1; LOCK TABLES t READ", stmtSelect, featMulti | featLockTables, "", ""},
+		{"SELECT 'a;b'", stmtSelect, 0, "", ""},
+		{"SELECT 'it''s'; SELECT 2", stmtSelect, featMulti, "", ""},
+		{"SELECT 'a\\'; SELECT 2'", stmtSelect, 0, "", ""},
+		{"/*!40101 SET NAMES utf8 */", stmtSet, 0, "", ""},
+		{"/*!40101 SET @x = 1 */", stmtSet, featUserVar, "", ""},
+		{"SELECT 'unterminated", stmtSelect, featBad, "", ""},
+		{"SELECT /* unterminated", stmtSelect, featBad, "", ""},
+		{"(SELECT 1) UNION (SELECT 2)", stmtSelect, 0, "", ""},
+		{"select --1", stmtSelect, 0, "", ""},
+		{"SELECT 1 -- ; SELECT 2", stmtSelect, 0, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			qi := scanQuery([]byte(c.sql), false)
+			if qi.kind != c.kind || qi.feats != c.feats {
+				t.Fatalf("kind %d feats %b, want kind %d feats %b", qi.kind, qi.feats, c.kind, c.feats)
+			}
+			if c.arg != "" && string(qi.arg) != c.arg {
+				t.Fatalf("arg %q, want %q", qi.arg, c.arg)
+			}
+			if c.colName != "" && string(qi.colName) != c.colName {
+				t.Fatalf("column name %q, want %q", qi.colName, c.colName)
+			}
+		})
+	}
+}
+
+func TestScanQueryNoBackslashEscapes(t *testing.T) {
+	// With NO_BACKSLASH_ESCAPES the backslash ends nothing: the string
+	// closes at the next quote and the second statement is real.
+	if qi := scanQuery([]byte(`SELECT 'a\'; SELECT @x`), true); qi.feats&(featMulti|featUserVar) != featMulti|featUserVar {
+		t.Fatalf("feats %b", qi.feats)
+	}
+	if qi := scanQuery([]byte(`SELECT 'a\'; SELECT @x`), false); qi.feats != featBad {
+		t.Fatalf("feats %b", qi.feats)
+	}
+}
+
+func TestParseSET(t *testing.T) {
+	type assign struct {
+		v     varID
+		value string // "" for DEFAULT
+	}
+	cases := []struct {
+		sql     string
+		res     setResult
+		assigns []assign
+		names   string
+	}{
+		{"SET autocommit = 0", setTracked, []assign{{varAutocommit, "0"}}, ""},
+		{"SET SESSION sql_mode = 'STRICT_ALL_TABLES'", setTracked, []assign{{varSQLMode, "'STRICT_ALL_TABLES'"}}, ""},
+		{"set @@session.time_zone='+00:00', @@wait_timeout = 60", setTracked,
+			[]assign{{varTimeZone, "'+00:00'"}, {varWaitTimeout, "60"}}, ""},
+		{"SET LOCAL sql_select_limit = DEFAULT", setTracked, []assign{{varSQLSelectLimit, ""}}, ""},
+		{"SET @@local.foreign_key_checks = OFF;", setTracked, []assign{{varForeignKeyChecks, "OFF"}}, ""},
+		{"SET max_statement_time = -1", setTracked, []assign{{varMaxStatementTime, "-1"}}, ""},
+		{"SET transaction_isolation = 'READ-COMMITTED'", setTracked, []assign{{varTxIsolation, "'READ-COMMITTED'"}}, ""},
+		{"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", setTracked, []assign{{varTxIsolation, "'READ-COMMITTED'"}}, ""},
+		{"SET SESSION TRANSACTION READ ONLY, ISOLATION LEVEL SERIALIZABLE", setTracked,
+			[]assign{{varTxReadOnly, "1"}, {varTxIsolation, "'SERIALIZABLE'"}}, ""},
+		{"SET NAMES utf8mb4", setTracked, nil, "NAMES utf8mb4"},
+		{"SET NAMES 'utf8mb4' COLLATE 'utf8mb4_bin', autocommit=1", setTracked, []assign{{varAutocommit, "1"}}, "NAMES 'utf8mb4' COLLATE 'utf8mb4_bin'"},
+		{"SET CHARACTER SET latin1", setTracked, nil, "CHARACTER SET latin1"},
+		{"SET character_set_results = NULL", setTracked, []assign{{varCharsetResults, "NULL"}}, ""},
+		{"SET GLOBAL max_connections = 10", setTracked, nil, ""},
+		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", setUnknown, nil, ""},
+		{"SET @x = 1", setUserVar, nil, ""},
+		{"SET autocommit = 1, @x = 2", setUserVar, nil, ""},
+		{"SET sql_mode = CONCAT(@@sql_mode, ',STRICT')", setUnknown, nil, ""},
+		{"SET profiling = 1", setUnknown, nil, ""},
+		{"SET autocommit", setUnknown, nil, ""},
+		{"SET autocommit = 1 garbage", setUnknown, nil, ""},
+		{"SET GLOBAL a = 1, b = 2", setUnknown, nil, ""},
+		{"SET autocommit = 1; SELECT 1", setUnknown, nil, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			var p setPlan
+			res := parseSET([]byte(c.sql), false, &p)
+			if res != c.res {
+				t.Fatalf("result %d, want %d", res, c.res)
+			}
+			if res != setTracked {
+				return
+			}
+			if p.n != len(c.assigns) {
+				t.Fatalf("%d assignments, want %d", p.n, len(c.assigns))
+			}
+			for i, a := range c.assigns {
+				if p.assigns[i].v != a.v || string(p.assigns[i].value) != a.value {
+					t.Fatalf("assignment %d: %s=%q, want %s=%q", i, varNames[p.assigns[i].v], p.assigns[i].value, varNames[a.v], a.value)
+				}
+			}
+			if string(p.names) != c.names {
+				t.Fatalf("names %q, want %q", p.names, c.names)
+			}
+		})
+	}
+}
+
+func TestReplaySET(t *testing.T) {
+	fl := flavorFor("10.11.6-MariaDB")
+	base := sessionState{names: collationNames[45]}
+	cases := []struct {
+		name    string
+		session func(*sessionState)
+		backend func(*sessionState)
+		want    string
+	}{
+		{"same", func(*sessionState) {}, func(*sessionState) {}, ""},
+		{"one var", func(s *sessionState) { s.vars[varTimeZone] = "'UTC'" }, func(*sessionState) {},
+			"SET @@session.time_zone='UTC'"},
+		{"back to default", func(*sessionState) {}, func(b *sessionState) { b.vars[varSQLMode] = "''" },
+			"SET @@session.sql_mode=DEFAULT"},
+		{"isolation per flavor", func(s *sessionState) { s.vars[varTxIsolation] = "'SERIALIZABLE'" }, func(*sessionState) {},
+			"SET @@session.tx_isolation='SERIALIZABLE'"},
+		{"charset group first", func(s *sessionState) {
+			s.names = "NAMES latin1"
+			s.vars[varCharsetResults] = "NULL"
+			s.vars[varAutocommit] = "1"
+		}, func(*sessionState) {}, "SET NAMES latin1, @@session.character_set_results=NULL, @@session.autocommit=1"},
+		{"unknown backend charset", func(*sessionState) {}, func(b *sessionState) { b.names = namesUnknown },
+			"SET NAMES utf8mb4 COLLATE utf8mb4_general_ci"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, b := base, base
+			c.session(&s)
+			c.backend(&b)
+			out, need := appendReplaySET(nil, &s, &b, &fl)
+			if string(out) != c.want || need != (c.want != "") {
+				t.Fatalf("got %q (%v), want %q", out, need, c.want)
+			}
+		})
+	}
+	if f := flavorFor("8.0.36"); f.txIsolation != "transaction_isolation" {
+		t.Fatalf("MySQL 8 flavor %+v", f)
+	}
+	if f := flavorFor("5.5.62-log"); f.txIsolation != "tx_isolation" {
+		t.Fatalf("MySQL 5.5 flavor %+v", f)
+	}
+}
+
+func TestSetPlanApply(t *testing.T) {
+	st := sessionState{names: "NAMES utf8mb4"}
+	st.vars[varCharsetClient] = "latin1"
+	var p setPlan
+	if parseSET([]byte("SET NAMES latin1, time_zone = '+01:00'"), false, &p) != setTracked {
+		t.Fatal("not tracked")
+	}
+	p.apply(&st)
+	if st.names != "NAMES latin1" || st.vars[varCharsetClient] != "" || st.vars[varTimeZone] != "'+01:00'" {
+		t.Fatalf("state %+v", st)
+	}
+	if parseSET([]byte("SET time_zone = DEFAULT"), false, &p) != setTracked {
+		t.Fatal("not tracked")
+	}
+	p.apply(&st)
+	if st.vars[varTimeZone] != "" {
+		t.Fatalf("DEFAULT kept %q", st.vars[varTimeZone])
+	}
+	for _, v := range []string{"0", "OFF", "'off'", "false"} {
+		if !autocommitOff(v) {
+			t.Errorf("autocommitOff(%q) = false", v)
+		}
+	}
+	for _, v := range []string{"1", "ON", "", "DEFAULT"} {
+		if autocommitOff(v) {
+			t.Errorf("autocommitOff(%q) = true", v)
+		}
+	}
+}
+
+func FuzzScanQuery(f *testing.F) {
+	for _, s := range []string{
+		"SELECT 1", "SET @x := 'a''b'; USE `x`", "/*!40101 SET NAMES utf8 */", "KILL QUERY 5",
+		"select connection_id() as `a`", "SELECT 'x\\", "-- \n#\n/* */", "LOAD DATA LOCAL INFILE",
+		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "SET NAMES 'a' COLLATE 'b', @@x = -1",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, sql []byte, noBackslash bool) {
+		qi := scanQuery(sql, noBackslash)
+		if qi.kind == stmtUse && len(qi.arg) > len(sql) {
+			t.Fatal("argument longer than the query")
+		}
+		var p setPlan
+		if parseSET(sql, noBackslash, &p) == setTracked {
+			var st sessionState
+			p.apply(&st)
+			fl := flavorFor("10.11")
+			appendReplaySET(nil, &st, &sessionState{}, &fl)
+		}
+	})
+}

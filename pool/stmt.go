@@ -1,0 +1,347 @@
+package pool
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/scalestack/scalestack/mysqlwire"
+)
+
+// Prepared statements across the pool.
+//
+// A client's statement ids are the proxy's own, per session. A statement is
+// known by its SQL text: each loop caches the PREPARE response for a text so a
+// repeated PREPARE is answered without a backend, and each backend keeps the
+// texts it has prepared (bounded, least recently used closed first). EXECUTE
+// prepares lazily on whichever backend runs it and rewrites the statement id
+// in place.
+
+// maxSessionStmts bounds the statements one client may hold open (the
+// server's own default for max_prepared_stmt_count is 16382 in total).
+const maxSessionStmts = 16382
+
+// maxPrepCache bounds each loop's PREPARE response cache; when full it is
+// emptied (entries are cheap to rebuild: one PREPARE on a backend).
+const maxPrepCache = 4096
+
+// errStmtNoCursor is ER_STMT_HAS_NO_OPEN_CURSOR.
+const errStmtNoCursor mysqlwire.ErrCode = 1421
+
+// stmtKey names a statement: its text and the schema it was prepared in
+// (unqualified table names resolve against it).
+type stmtKey struct {
+	schema string
+	sql    string
+}
+
+// prepMeta is a cached PREPARE response.
+type prepMeta struct {
+	key       stmtKey
+	resp      []byte // the response packets; the statement id field is rewritten per client
+	numParams int
+	numCols   int
+}
+
+type longData struct {
+	param uint16
+	data  []byte
+}
+
+// sessStmt is a statement as one client sees it.
+type sessStmt struct {
+	id        uint32
+	key       stmtKey
+	numParams int
+	// types are the parameter types the client sent last (2 bytes each):
+	// libmysqlclient sends them only with the first EXECUTE.
+	types      []byte
+	long       []longData
+	cursor     bool
+	wantCursor bool
+}
+
+func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
+	if s.stmts == nil {
+		s.stmts = map[uint32]*sessStmt{}
+	}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams}
+	s.stmts[id] = st
+	s.lastStmtID = id
+	return st
+}
+
+func (s *session) allocStmtID() uint32 {
+	s.nextStmtID++
+	if s.nextStmtID == 0 || s.nextStmtID == 0xFFFFFFFF {
+		s.nextStmtID = 1
+	}
+	return s.nextStmtID
+}
+
+func (s *session) malformed() {
+	s.local()
+	s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed packet")
+}
+
+func (s *session) unknownStmt(id uint32, where string) {
+	s.local()
+	s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000",
+		fmt.Sprintf("Unknown prepared statement handler (%d) given to %s", id, where))
+}
+
+func (s *session) lookupStmt(payload []byte) (*sessStmt, uint32) {
+	id := getUint32(payload[1:])
+	if id == 0xFFFFFFFF { // MariaDB: the statement prepared last
+		id = s.lastStmtID
+	}
+	return s.stmts[id], id
+}
+
+// onPrepare answers from the loop's cache or prepares on a backend.
+func (s *session) onPrepare(raw, payload []byte) {
+	if len(s.stmts) >= maxSessionStmts {
+		s.local()
+		s.writeERR(mysqlwire.ErMaxPreparedStmtCount, "42000",
+			"Can't create more than max_prepared_stmt_count statements")
+		return
+	}
+	if meta := s.sh.prepCache[s.st.schema][string(payload[1:])]; meta != nil {
+		s.local()
+		s.sh.stats.PrepareCacheHits.Add(1)
+		id := s.allocStmtID()
+		s.newStmt(id, meta)
+		dst := s.c.Reserve(len(meta.resp))
+		copy(dst, meta.resp)
+		s.respSeq = renumber(dst, s.respSeq)
+		putUint32(dst[mysqlwire.HeaderSize+1:], id)
+		return
+	}
+	s.prepID = s.allocStmtID()
+	s.capture = make([]byte, 0, 512)
+	s.forward(raw, payload)
+}
+
+// onPrepareOKRelayed rewrites the statement id in the relayed first packet
+// and starts the cache copy.
+func (s *session) onPrepareOKRelayed(dst []byte) {
+	putUint32(dst[mysqlwire.HeaderSize+1:], s.prepID)
+	if s.capture != nil {
+		s.capture = append(s.capture, dst...)
+	}
+}
+
+func (s *session) onPrepareDone(b *backend) {
+	id, cols, params, ok := b.tracker.Prepared()
+	capture := s.capture
+	s.capture = nil
+	if !ok {
+		return
+	}
+	key := stmtKey{schema: s.st.schema, sql: string(s.payload[1:])}
+	b.addStmt(key, id)
+	s.sh.stats.BackendPrepares.Add(1)
+	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols)}
+	sh := s.sh
+	if sh.prepCount >= maxPrepCache {
+		clear(sh.prepCache)
+		sh.prepCount = 0
+	}
+	bySQL := sh.prepCache[key.schema]
+	if bySQL == nil {
+		bySQL = map[string]*prepMeta{}
+		sh.prepCache[key.schema] = bySQL
+	}
+	if bySQL[key.sql] == nil {
+		sh.prepCount++
+	}
+	bySQL[key.sql] = meta
+	s.newStmt(s.prepID, meta)
+}
+
+// executeHead returns where the new-params-bound flag sits in an EXECUTE
+// payload, or -1 when the statement has no parameters or the packet is too
+// short to have one.
+func executeBoundAt(payload []byte, numParams int) int {
+	if numParams == 0 {
+		return -1
+	}
+	at := 10 + (numParams+7)/8
+	if len(payload) <= at {
+		return -1
+	}
+	return at
+}
+
+func (s *session) onExecute(raw, payload []byte) {
+	if len(payload) < 10 {
+		s.malformed()
+		return
+	}
+	st, id := s.lookupStmt(payload)
+	if st == nil {
+		s.unknownStmt(id, "mysqld_stmt_execute")
+		return
+	}
+	if at := executeBoundAt(payload, st.numParams); at >= 0 && payload[at] == 1 {
+		end := at + 1 + 2*st.numParams
+		if end > len(payload) {
+			s.malformed()
+			return
+		}
+		st.types = append(st.types[:0], payload[at+1:end]...)
+	}
+	st.wantCursor = payload[5]&0x07 != 0
+	s.stmt = st
+	s.forward(raw, payload)
+}
+
+// executeOnBackend prepares the statement on b if needed, replays long data
+// and sends the EXECUTE with b's statement id (and the parameter types when
+// b's statement has not seen the ones the client relies on).
+func (s *session) executeOnBackend(b *backend) {
+	st := s.stmt
+	bs := b.stmtFor(st.key)
+	if bs == nil {
+		// proceed prepared it just before; only a protocol slip gets here.
+		s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Prepared statement vanished from the backend")
+		s.finishCommand()
+		return
+	}
+	for _, ld := range st.long {
+		p := append(s.scratch[:0], byte(mysqlwire.ComStmtSendLongData), 0, 0, 0, 0, byte(ld.param), byte(ld.param>>8))
+		putUint32(p[1:], bs.id)
+		p = append(p, ld.data...)
+		s.scratch = p[:0]
+		writePacket(b.c, 0, p)
+	}
+	st.long = st.long[:0]
+	_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
+	payload := s.payload
+	at := executeBoundAt(payload, st.numParams)
+	single := len(s.req) == len(payload)+mysqlwire.HeaderSize
+	if at >= 0 && single {
+		if payload[at] == 1 {
+			bs.types = append(bs.types[:0], st.types...)
+		} else if len(st.types) == 2*st.numParams && !bytes.Equal(bs.types, st.types) {
+			// The client relies on types it sent earlier, which this
+			// backend's statement has not seen (or saw others): bind them.
+			out, hdr := mysqlwire.AppendHeader(s.scratch[:0])
+			out = append(out, payload[:at]...)
+			out = append(out, 1)
+			out = append(out, st.types...)
+			out = append(out, payload[at+1:]...)
+			out, _ = mysqlwire.FinishPacket(out, hdr, 0)
+			s.scratch = out[:0]
+			bs.types = append(bs.types[:0], st.types...)
+			b.step = stepMain
+			if _, err := b.tracker.Start(mysqlwire.ComStmtExecute, b.caps); err != nil {
+				b.abandon(err)
+				return
+			}
+			s.sh.stats.Questions.Add(1)
+			b.c.Write(out)
+			return
+		}
+	}
+	s.sendMain()
+}
+
+func (s *session) onExecuteDone(b *backend) {
+	st := s.stmt
+	if st != nil && st.wantCursor && b.tracker.CursorOpen() && !st.cursor {
+		st.cursor = true
+		s.openCursors++
+		s.pin(PinCursor)
+	}
+}
+
+func (s *session) onFetch(raw, payload []byte) {
+	if len(payload) < 9 {
+		s.malformed()
+		return
+	}
+	st, id := s.lookupStmt(payload)
+	if st == nil {
+		s.unknownStmt(id, "mysqld_stmt_fetch")
+		return
+	}
+	if !st.cursor || s.b == nil {
+		s.local()
+		s.writeERR(errStmtNoCursor, "HY000", fmt.Sprintf("The statement (%d) has no open cursor", id))
+		return
+	}
+	s.stmt = st
+	s.forward(raw, payload)
+}
+
+func (s *session) onFetchDone(b *backend) {
+	if !b.tracker.CursorOpen() {
+		s.closeCursor(s.stmt)
+	}
+}
+
+func (s *session) closeCursor(st *sessStmt) {
+	if st == nil || !st.cursor {
+		return
+	}
+	st.cursor = false
+	s.openCursors--
+	if s.openCursors <= 0 {
+		s.openCursors = 0
+		s.unpin(PinCursor)
+	}
+}
+
+func (s *session) onLongData(payload []byte) {
+	s.local()
+	if len(payload) < 7 {
+		return // no response is defined; the EXECUTE will fail
+	}
+	st, _ := s.lookupStmt(payload)
+	if st == nil {
+		return
+	}
+	st.long = append(st.long, longData{param: uint16(payload[5]) | uint16(payload[6])<<8, data: append([]byte(nil), payload[7:]...)})
+}
+
+func (s *session) onStmtReset(raw, payload []byte) {
+	if len(payload) < 5 {
+		s.malformed()
+		return
+	}
+	st, id := s.lookupStmt(payload)
+	if st == nil {
+		s.unknownStmt(id, "mysqld_stmt_reset")
+		return
+	}
+	st.long = nil
+	if st.cursor && s.b != nil {
+		// The cursor lives on the pinned backend: reset it there.
+		s.stmt = st
+		s.forward(raw, payload)
+		return
+	}
+	s.local()
+	s.writeOK(0, 0)
+}
+
+func (s *session) onStmtClose(payload []byte) {
+	s.local()
+	if len(payload) < 5 {
+		return
+	}
+	st, id := s.lookupStmt(payload)
+	if st == nil {
+		return
+	}
+	if st.cursor && s.b != nil {
+		// Closing the backend's statement closes its cursor.
+		b := s.b
+		if bs := b.stmts[st.key]; bs != nil {
+			delete(b.stmts, st.key)
+			b.closeStmt(bs.id)
+		}
+		s.closeCursor(st)
+	}
+	delete(s.stmts, id)
+}

@@ -1,0 +1,138 @@
+package pool
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/scalestack/scalestack/mysqlwire"
+)
+
+// User is one client account of the proxy: stored secrets only, never a
+// password.
+type User struct {
+	Name string
+	// Native is SHA1(SHA1(password)) for mysql_native_password; empty
+	// means the account has no password.
+	Native []byte
+	// SHA2 is SHA256(SHA256(password)) for the caching_sha2_password fast
+	// path; nil when the line had none (clients are switched to native).
+	SHA2 []byte
+	// NoPassword is set for accounts with an empty password.
+	NoPassword bool
+}
+
+// Users maps account names to their secrets.
+type Users map[string]*User
+
+// UserLine formats the users-file line for name and password (what
+// `scalestack passwd` prints).
+func UserLine(name string, password []byte) string {
+	if len(password) == 0 {
+		return name + ":native=:sha2="
+	}
+	return name + ":native=" + hex.EncodeToString(mysqlwire.NativePasswordHash(password)) +
+		":sha2=" + hex.EncodeToString(mysqlwire.CachingSHA2Hash(password))
+}
+
+// LoadUsers reads a users file (see the package documentation).
+func LoadUsers(path string) (Users, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	defer f.Close()
+	u, err := ParseUsers(f)
+	if err != nil {
+		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
+	return u, nil
+}
+
+// ParseUsers parses users-file text.
+func ParseUsers(r io.Reader) (Users, error) {
+	users := Users{}
+	sc := bufio.NewScanner(r)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		fields := strings.Split(line, ":")
+		name := fields[0]
+		if name == "" || strings.ContainsAny(name, " \t") {
+			return nil, fmt.Errorf("line %d: bad user name %q", lineNo, name)
+		}
+		if _, dup := users[name]; dup {
+			return nil, fmt.Errorf("line %d: user %q listed twice", lineNo, name)
+		}
+		u := &User{Name: name}
+		sawNative := false
+		for _, f := range fields[1:] {
+			key, val, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("line %d: field %q is not key=value", lineNo, f)
+			}
+			switch key {
+			case "native":
+				sawNative = true
+				if val == "" {
+					u.NoPassword = true
+					continue
+				}
+				var b []byte
+				var err error
+				if val[0] == '*' {
+					b, err = mysqlwire.ParseNativePasswordHashText(val)
+				} else {
+					b, err = hex.DecodeString(val)
+				}
+				if err != nil || len(b) != 20 {
+					return nil, fmt.Errorf("line %d: native hash must be 40 hex digits (SHA1(SHA1(password)))", lineNo)
+				}
+				u.Native = b
+			case "sha2":
+				if val == "" {
+					continue
+				}
+				b, err := hex.DecodeString(val)
+				if err != nil || len(b) != 32 {
+					return nil, fmt.Errorf("line %d: sha2 hash must be 64 hex digits (SHA256(SHA256(password)))", lineNo)
+				}
+				u.SHA2 = b
+			default:
+				return nil, fmt.Errorf("line %d: unknown field %q", lineNo, key)
+			}
+		}
+		if !sawNative {
+			return nil, fmt.Errorf("line %d: user %q has no native= field", lineNo, name)
+		}
+		if u.NoPassword && u.SHA2 != nil {
+			return nil, fmt.Errorf("line %d: user %q has an empty native hash but a sha2 hash", lineNo, name)
+		}
+		users[name] = u
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// ReadPasswordFile returns a file's first line (a password), without the
+// line ending.
+func ReadPasswordFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("password file: %w", err)
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.TrimRight(b, "\r"), nil
+}

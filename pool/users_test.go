@@ -1,0 +1,46 @@
+package pool
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/scalestack/scalestack/mysqlwire"
+)
+
+func TestParseUsers(t *testing.T) {
+	good := UserLine("alice", []byte("pw")) + "\n# comment\n\n" + UserLine("bob", nil) + "\n" +
+		"carol:native=*" + strings.ToUpper(strings.Split(UserLine("c", []byte("x")), "=")[1][:40]) + "\n"
+	users, err := ParseUsers(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 3 || users["bob"].NoPassword != true || users["alice"].SHA2 == nil || users["carol"].SHA2 != nil {
+		t.Fatalf("users %+v", users)
+	}
+	nonce := []byte("01234567890123456789")
+	if _, err := mysqlwire.VerifyNativePassword(users["alice"].Native, nonce, mysqlwire.NativePasswordScramble([]byte("pw"), nonce)); err != nil {
+		t.Fatalf("native hash does not verify: %v", err)
+	}
+	if err := mysqlwire.VerifyCachingSHA2(users["alice"].SHA2, nonce, mysqlwire.CachingSHA2Scramble([]byte("pw"), nonce)); err != nil {
+		t.Fatalf("sha2 hash does not verify: %v", err)
+	}
+	if strings.Contains(UserLine("alice", []byte("pw")), "pw:") {
+		t.Fatal("the line contains the password")
+	}
+	bad := []string{
+		"alice",                                 // no native field
+		"alice:native=zz",                       // not hex
+		"alice:native=abcd",                     // wrong length
+		"alice:sha2=" + strings.Repeat("a", 64), // no native
+		"alice:native=:sha2=" + strings.Repeat("a", 64),
+		"alice:native=" + strings.Repeat("a", 40) + ":sha2=abc",
+		"alice:native=" + strings.Repeat("a", 40) + ":other=1",
+		":native=",
+		UserLine("dup", nil) + "\n" + UserLine("dup", nil),
+	}
+	for _, b := range bad {
+		if _, err := ParseUsers(strings.NewReader(b)); err == nil {
+			t.Errorf("%q: no error", b)
+		}
+	}
+}
