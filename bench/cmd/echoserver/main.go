@@ -8,7 +8,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
@@ -78,10 +77,7 @@ func serveGo(ctx context.Context, network, addr string) error {
 					}
 				}
 				if err != nil {
-					if err != io.EOF {
-						return
-					}
-					return
+					return // io.EOF or a reset: either way the client is gone
 				}
 			}
 		}()
@@ -90,10 +86,12 @@ func serveGo(ctx context.Context, network, addr string) error {
 
 type gnetEcho struct {
 	gnet.BuiltinEventEngine
-	addr string
+	addr   string
+	booted chan gnet.Engine
 }
 
-func (e *gnetEcho) OnBoot(gnet.Engine) gnet.Action {
+func (e *gnetEcho) OnBoot(eng gnet.Engine) gnet.Action {
+	e.booted <- eng
 	fmt.Printf("echo listening on %s\n", e.addr)
 	return gnet.None
 }
@@ -105,11 +103,12 @@ func (e *gnetEcho) OnTraffic(c gnet.Conn) gnet.Action {
 }
 
 func serveGnet(ctx context.Context, network, addr string, loops int) error {
-	h := &gnetEcho{addr: addr}
+	h := &gnetEcho{addr: addr, booted: make(chan gnet.Engine, 1)}
 	proto := network + "://" + addr
 	go func() {
+		eng := <-h.booted
 		<-ctx.Done()
-		gnet.Stop(context.Background(), proto)
+		eng.Stop(context.Background())
 	}()
 	return gnet.Run(h, proto,
 		gnet.WithMulticore(loops > 1),
