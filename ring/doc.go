@@ -23,7 +23,8 @@
 //     heap; a buffer goes back to the kernel as soon as OnRecv returns.
 //     ENOBUFS and a missing CQE_F_MORE simply re-arm.
 //   - Multishot accept (5.19) for listeners; one-shot POLL_ADD for
-//     WaitWritable; OP_SEND with MSG_NOSIGNAL|MSG_WAITALL for sends.
+//     WaitWritable; OP_SEND with MSG_NOSIGNAL for sends (short
+//     sends complete and the caller sends the rest).
 //   - OP_CLOSE for descriptors, queued after the cancels of their requests,
 //     so a descriptor number is not released (and reused by an accept)
 //     while an unsubmitted request still names it.

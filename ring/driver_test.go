@@ -379,8 +379,9 @@ func TestCloseStopsCallbacks(t *testing.T) {
 					t.Errorf("register: %v", err)
 					return
 				}
-				// Far more than loopback buffers hold while the peer does
-				// not read: the send cannot complete.
+				// The socket buffer is full and the peer does not read: the
+				// send cannot complete.
+				ring.FillSendBuffer(t, a)
 				big := make([]byte, 64<<20)
 				n, pending, err := d.Send(h, big)
 				if err != nil {

@@ -527,10 +527,12 @@ func (d *Driver) Send(h reactor.Handle, b []byte) (int, bool, error) {
 		return 0, false, err
 	}
 	n := min(len(b), maxSend)
-	// MSG_WAITALL makes the kernel retry a short stream send itself, so a
-	// large buffer completes once; MSG_NOSIGNAL turns a vanished peer into
+	// No MSG_WAITALL: a short send completes with what the socket took and
+	// conn sends the rest, so a send never sits in the kernel waiting for a
+	// peer that backpressure has paused (with WAITALL one such send was
+	// seen never to complete). MSG_NOSIGNAL turns a vanished peer into
 	// EPIPE instead of SIGPIPE.
-	sqe.PrepareSend(s.fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uint32(n), unix.MSG_NOSIGNAL|unix.MSG_WAITALL)
+	sqe.PrepareSend(s.fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uint32(n), unix.MSG_NOSIGNAL)
 	sqe.SetData64(userData(opSend, 0, h.Gen(), h.Slot()))
 	s.sendBuf, s.sendArmed = b, true
 	d.inflight++
