@@ -231,15 +231,15 @@ func sendNoSignal(fd int, b []byte) (int, error) {
 			continue
 		}
 		if errno != 0 {
-			return 0, errnoErr(errno)
+			return 0, ErrnoErr(errno)
 		}
 		return int(n), nil
 	}
 }
 
-// errnoErr returns shared values for the common errors so the hot path does
-// not box an Errno each time.
-func errnoErr(e unix.Errno) error {
+// ErrnoErr returns shared values for the common errors so the hot path does
+// not box an Errno each time; drivers use it for raw system call results.
+func ErrnoErr(e unix.Errno) error {
 	switch e {
 	case unix.EAGAIN:
 		return unix.EAGAIN

@@ -781,7 +781,7 @@ func (d *Driver) complete(ud uint64, res int32, flags uint32) {
 			return
 		}
 		if res < 0 {
-			s.io.OnSent(0, errnoErr(unix.Errno(-res)))
+			s.io.OnSent(0, reactor.ErrnoErr(unix.Errno(-res)))
 		} else {
 			s.io.OnSent(int(res), nil)
 		}
@@ -841,7 +841,7 @@ func (d *Driver) completeRecv(i, gen uint32, live bool, res int32, flags uint32)
 			// Out of buffers (they are all back by now) or our own pause:
 			// re-armed below if still wanted.
 		default:
-			d.end(i, gen, errnoErr(errno))
+			d.end(i, gen, reactor.ErrnoErr(errno))
 		}
 	}
 	d.rearm(i, gen)
@@ -1016,18 +1016,4 @@ func (d *Driver) Shutdown() error {
 	}
 	d.release()
 	return err
-}
-
-// errnoErr returns shared values for the common errors so the hot path does
-// not box an Errno each time.
-func errnoErr(e unix.Errno) error {
-	switch e {
-	case unix.EAGAIN:
-		return unix.EAGAIN
-	case unix.EPIPE:
-		return unix.EPIPE
-	case unix.ECONNRESET:
-		return unix.ECONNRESET
-	}
-	return e
 }

@@ -39,11 +39,7 @@ func startEcho(e *reactor.Engine, addr conn.Addr, spread bool) (*conn.Listener, 
 }
 
 func echoFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
-	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ef := &engineFlags{}
-	ef.register(fs)
-	ef.registerOps(fs, "")
+	fs, ef := newServerFlags("echo", stderr, "")
 	listen := fs.String("listen", "127.0.0.1:7000", "address to listen on: host:port, or unix:/path for a Unix socket")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin, instead of one SO_REUSEPORT socket per loop")
 	fs.Usage = func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -32,6 +33,17 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.loops, "loops", 0, "number of reactor loops (0: one per CPU the process may use, or per --cpus entry)")
 	fs.StringVar(&f.cpus, "cpus", "", "pin loop i to the i-th CPU of this list, e.g. 0-7 or 0,2,4,6 (empty: no pinning)")
 	fs.StringVar(&f.io, "io", "epoll", "I/O driver: epoll or uring")
+}
+
+// newServerFlags starts a server command's flag set with the engine and
+// operations flags every module shares.
+func newServerFlags(name string, stderr io.Writer, adminDefault string) (*flag.FlagSet, *engineFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ef := &engineFlags{}
+	ef.register(fs)
+	ef.registerOps(fs, adminDefault)
+	return fs, ef
 }
 
 // registerOps adds --admin (default def; empty disables it) and --log-level.

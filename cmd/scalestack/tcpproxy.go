@@ -110,11 +110,7 @@ func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*
 }
 
 func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
-	fs := flag.NewFlagSet("tcpproxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ef := &engineFlags{}
-	ef.register(fs)
-	ef.registerOps(fs, "")
+	fs, ef := newServerFlags("tcpproxy", stderr, "")
 	listen := fs.String("listen", "127.0.0.1:7001", "address to listen on: host:port, or unix:/path")
 	backend := fs.String("backend", "", "backend address: host:port, or unix:/path (required)")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
