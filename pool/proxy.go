@@ -39,6 +39,9 @@ type Config struct {
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
 	// on each backend connection (0: 256).
 	MaxStmtsPerBackend int
+	// HealthInterval is how long a backend may sit idle before it is
+	// checked with COM_PING (0: 2 s).
+	HealthInterval time.Duration
 	// ServerVersion is announced to clients before any backend is known;
 	// once a backend has greeted, its version string is used (empty:
 	// "5.5.5-10.11.0-scalestack").
@@ -71,6 +74,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
 	if cfg.MaxStmtsPerBackend <= 0 {
 		cfg.MaxStmtsPerBackend = 256
 	}
@@ -101,13 +107,20 @@ const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | my
 
 // Proxy is a running MySQL connection-concentrating proxy.
 type Proxy struct {
-	cfg          Config
-	eng          *reactor.Engine
-	shards       []*shard
-	backends     []*backend
-	ln           *conn.Listener
-	stopping     atomic.Bool
-	version      atomic.Pointer[string]
+	cfg      Config
+	eng      *reactor.Engine
+	shards   []*shard
+	backends []*backend
+	ln       *conn.Listener
+	stopping atomic.Bool
+	version  atomic.Pointer[string]
+	// Settings that Reload changes while the loops run: the loops read
+	// them with atomic loads.
+	users        atomic.Pointer[Users]
+	queueTimeout atomic.Int64 // nanoseconds
+	maxClients   atomic.Int64
+	userStats    userStatsRegistry
+	health       healthState
 	clientCaps   mysqlwire.Capabilities
 	backendCaps  mysqlwire.Capabilities
 	collation    uint8  // what backends are opened with
@@ -129,6 +142,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.defaultNames = collationNames[p.collation]
 	v := c.ServerVersion
 	p.version.Store(&v)
+	p.SetUsers(c.Users)
+	p.SetQueueTimeout(c.QueueTimeout)
+	p.SetMaxClients(c.MaxClients)
 	return p, nil
 }
 
@@ -159,6 +175,7 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 					b.connect()
 				}
 			}
+			sh.startHealth()
 		}); err != nil {
 			return fmt.Errorf("pool: start backends: %w", err)
 		}
@@ -171,10 +188,10 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 // before the listener opens.
 func (p *Proxy) ListenConfig(addr conn.Addr) conn.ListenConfig {
 	return conn.ListenConfig{
-		Addr:       addr,
+		Addr: addr,
+		// The client limit is enforced by newSession against a value that
+		// Reload can change, not by the listener's fixed MaxConns.
 		NewHandler: p.newSession,
-		MaxConns:   p.cfg.MaxClients,
-		Refuse:     p.refuse,
 	}
 }
 
@@ -202,10 +219,11 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	return nil
 }
 
-// Ready reports an error while no backend connection is logged in.
+// Ready reports an error while fewer than BackendConns backend
+// connections are logged in.
 func (p *Proxy) Ready() error {
-	if p.Stats().BackendsConnected == 0 {
-		return errors.New("no backend connection is logged in")
+	if n := p.backendsConnected(); n < int64(p.cfg.BackendConns) {
+		return fmt.Errorf("%d of %d backend connections are logged in", n, p.cfg.BackendConns)
 	}
 	return nil
 }

@@ -40,11 +40,14 @@ type session struct {
 	c  *conn.Conn
 	id uint32
 
-	phase  sessionPhase
-	nonce  []byte
-	caps   mysqlwire.Capabilities
-	user   *User
-	joiner mysqlwire.Joiner
+	phase sessionPhase
+	nonce []byte
+	caps  mysqlwire.Capabilities
+	user  *User
+	// account is the logged-in user whose per-user counters this
+	// session moves.
+	account *User
+	joiner  mysqlwire.Joiner
 
 	st          sessionState
 	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
@@ -77,8 +80,10 @@ type session struct {
 	prepID    uint32 // id given to the statement being prepared
 
 	// Wait queue links and deadline.
-	queued             bool
-	queuedAt           time.Time
+	queued   bool
+	queuedAt time.Time
+	// cmdStart is when the command being served arrived.
+	cmdStart           time.Time
 	waitPrev, waitNext *session
 	timer              reactor.Timer
 
@@ -92,6 +97,9 @@ type session struct {
 }
 
 func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
+	if p.clientsOverLimit() {
+		return p.refuse(c)
+	}
 	sh := p.shardOf(c.Loop())
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
 	s.joiner.MaxPayload = maxClientPayload
@@ -121,6 +129,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
 	}
 	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(pkt)))
 	c.Write(pkt)
 	s.sh.schedule(&s.timer, s.p.cfg.LoginTimeout)
 }
@@ -139,6 +148,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.sh.sessions[s.id] == s {
 		delete(s.sh.sessions, s.id)
 	}
+	s.setAccount(nil)
 	s.sh.stats.ClientsConnected.Add(-1)
 	if s.pins != 0 {
 		s.sh.stats.PinnedSessions.Add(-1)
@@ -198,6 +208,12 @@ func sessionTimerFired(arg any) {
 
 // OnData splits client input into logical packets.
 func (s *session) OnData(c *conn.Conn, data []byte) int {
+	n := s.onData(c, data)
+	s.sh.stats.ClientBytesIn.Add(uint64(n))
+	return n
+}
+
+func (s *session) onData(c *conn.Conn, data []byte) int {
 	off := 0
 	for off < len(data) && s.phase != sClosed && !c.Closed() {
 		if s.phase == sBusy && !s.infile {
@@ -276,7 +292,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
 		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
-	u := s.p.cfg.Users[string(hr.Username)]
+	u := (*s.p.users.Load())[string(hr.Username)]
 	if u == nil {
 		s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
 		return
@@ -308,11 +324,13 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 			return
 		}
 		out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		s.loginOK(next)
 	default:
 		// Ask for mysql_native_password with the same nonce.
 		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthNativePassword, s.nonce)
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		s.phase = sAuthSwitch
 	}
@@ -349,6 +367,7 @@ func (s *session) loginOK(seq uint8) {
 	s.sh.loop.Cancel(&s.timer)
 	s.phase = sReady
 	s.respSeq = seq
+	s.setAccount(s.user)
 	s.writeOK(0, 0)
 }
 
@@ -368,6 +387,11 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	}
 	cmd := mysqlwire.Command(payload[0])
 	s.cmd = cmd
+	s.cmdStart = time.Now()
+	s.sh.stats.Commands[commandSlot(cmd)].Add(1)
+	if a := s.account; a != nil && a.stats != nil {
+		a.stats.Commands.Add(1)
+	}
 	switch cmd {
 	case mysqlwire.ComQuit:
 		s.c.Close()
@@ -393,6 +417,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		}
 		s.st.multiStmts = int8(1 - payload[1])
 		out, _ := mysqlwire.AppendEOF(s.scratch[:0], s.respSeq, 0, s.status())
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		return
 	case mysqlwire.ComResetConnection:
@@ -619,6 +644,7 @@ func (s *session) sendMain() {
 	}
 	renumber(s.req, 0)
 	s.sh.stats.Questions.Add(1)
+	s.sh.stats.BackendBytesOut.Add(uint64(len(s.req)))
 	b.c.Write(s.req)
 }
 
@@ -638,6 +664,7 @@ func renumber(pkts []byte, seq uint8) uint8 {
 func (s *session) relay(raw []byte) []byte {
 	dst := s.c.Reserve(len(raw))
 	copy(dst, raw)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(raw)))
 	dst[3] = s.respSeq
 	s.respSeq++
 	s.relayed++
@@ -686,6 +713,7 @@ func (s *session) relayInfile(raw, payload []byte) {
 	}
 	dst := s.b.c.Reserve(len(raw))
 	copy(dst, raw)
+	s.sh.stats.BackendBytesOut.Add(uint64(len(raw)))
 	s.bSeq = renumber(dst, s.bSeq)
 	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
 	if len(payload) == 0 {
@@ -703,7 +731,8 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 		b.abandon(errBackendProtocol)
 		return
 	}
-	if _, _, failed := b.tracker.Err(); failed {
+	if code, _, failed := b.tracker.Err(); failed {
+		s.sh.stats.Errors[errorSlot(code)].Add(1)
 		s.relay(raw)
 		step := b.step
 		b.step = stepNone
@@ -745,7 +774,10 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 func (s *session) mainDone(b *backend) {
 	tr := &b.tracker
 	status, seen := tr.Status()
-	_, _, failed := tr.Err()
+	code, _, failed := tr.Err()
+	if failed {
+		s.sh.stats.Errors[errorSlot(code)].Add(1)
+	}
 	if seen {
 		s.noBackslash = status&mysqlwire.StatusNoBackslashEscapes != 0
 	}
@@ -807,6 +839,7 @@ func (s *session) finishCommand() {
 		return
 	}
 	s.phase = sReady
+	s.sh.stats.Latency.Observe(time.Since(s.cmdStart))
 	s.stmt = nil
 	s.infile = false
 	diag := s.diag
@@ -902,6 +935,7 @@ func (s *session) writeOK(affected, insertID uint64) {
 	out, next := mysqlwire.AppendOK(s.scratch[:0], s.respSeq, s.caps,
 		mysqlwire.OK{AffectedRows: affected, LastInsertID: insertID, Status: s.status()})
 	s.respSeq = next
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -909,6 +943,8 @@ func (s *session) writeOK(affected, insertID uint64) {
 func (s *session) writeERR(code mysqlwire.ErrCode, state, msg string) {
 	out, next := mysqlwire.AppendERR(s.scratch[:0], s.respSeq, code, state, msg)
 	s.respSeq = next
+	s.sh.stats.Errors[errorSlot(code)].Add(1)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -931,6 +967,7 @@ func (s *session) writeIntResult(name []byte, v uint64) {
 	out, seq = mysqlwire.FinishPacket(out, at, seq)
 	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
 	s.respSeq = seq
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -1064,7 +1101,7 @@ func (s *session) onChangeUser(payload []byte) {
 			plugin = r
 		}
 	}
-	u := s.p.cfg.Users[string(user)]
+	u := (*s.p.users.Load())[string(user)]
 	if u == nil {
 		s.accessDenied(user, len(auth) > 0, s.respSeq)
 		return
@@ -1074,6 +1111,7 @@ func (s *session) onChangeUser(payload []byte) {
 	s.loginNames = names
 	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
 		if s.verifyNative(auth) {
+			s.setAccount(s.user)
 			s.writeOK(0, 0)
 			return
 		}
@@ -1087,6 +1125,7 @@ func (s *session) onChangeUser(payload []byte) {
 	s.nonce = nonce
 	out, next := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], s.respSeq, mysqlwire.AuthNativePassword, nonce)
 	s.respSeq = next
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.phase = sChangeUser
 }
@@ -1098,6 +1137,7 @@ func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
 		return
 	}
+	s.setAccount(s.user)
 	s.writeOK(0, 0)
 }
 

@@ -49,6 +49,9 @@ type shard struct {
 	prepCache map[string]map[string]*prepMeta
 	prepCount int
 
+	// healthTimer pings idle backends every Config.HealthInterval.
+	healthTimer reactor.Timer
+
 	stats Stats
 }
 
@@ -102,6 +105,9 @@ func (sh *shard) acquire(s *session) {
 		s.attach(b)
 		return
 	}
+	if sh.failFast(s) {
+		return
+	}
 	s.waitPrev, s.waitNext = sh.waitTail, nil
 	if sh.waitTail != nil {
 		sh.waitTail.waitNext = s
@@ -113,7 +119,7 @@ func (sh *shard) acquire(s *session) {
 	s.queued = true
 	s.queuedAt = time.Now()
 	s.timer.Func = sessionTimerFired
-	sh.schedule(&s.timer, sh.p.cfg.QueueTimeout)
+	sh.schedule(&s.timer, time.Duration(sh.p.queueTimeout.Load()))
 	sh.stats.QueueWaits.Add(1)
 	sh.setHints()
 	sh.seekSteal()
@@ -177,7 +183,9 @@ func (sh *shard) dequeue(s *session) {
 	s.queued = false
 	sh.nWaiting--
 	sh.loop.Cancel(&s.timer)
-	sh.stats.QueueWaitNs.Add(uint64(time.Since(s.queuedAt)))
+	waited := time.Since(s.queuedAt)
+	sh.stats.QueueWaitNs.Add(uint64(waited))
+	sh.stats.QueueWait.Observe(waited)
 	sh.setHints()
 }
 
@@ -194,6 +202,7 @@ func (sh *shard) release(b *backend) {
 	if sh.donate(b) {
 		return
 	}
+	b.idleSince = sh.loop.Now()
 	sh.idle = append(sh.idle, b)
 	sh.setHints()
 }
@@ -207,6 +216,7 @@ func (sh *shard) giveAdopted(b *backend) {
 		s.attach(b)
 		return
 	}
+	b.idleSince = sh.loop.Now()
 	sh.idle = append(sh.idle, b)
 	sh.setHints()
 }
