@@ -18,6 +18,9 @@ import (
 // instead of waiting QueueTimeout, and waiting ones are failed too. The
 // first backend that logs in again ends that state.
 
+// pingPayload is the health check, shared so a check allocates nothing.
+var pingPayload = []byte{byte(mysqlwire.ComPing)}
+
 var errHealthTimeout = errors.New("pool: backend did not answer a health check in time")
 
 // healthState is shared by the loops; atomics only.

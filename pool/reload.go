@@ -136,3 +136,6 @@ func (s *session) setAccount(u *User) {
 		u.stats.Logins.Add(1)
 	}
 }
+
+// BackendConns returns the configured number of backend connections.
+func (p *Proxy) BackendConns() int { return p.cfg.BackendConns }
