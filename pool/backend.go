@@ -201,7 +201,11 @@ func (b *backend) down(err error) {
 		owner.backendLost(b)
 	}
 	b.scheduleReconnect()
-	b.sh.noteBackendFailure()
+	if !wasReady {
+		// Only a failed attempt says the server is unreachable; losing
+		// logged-in connections (a restart) is first met by reconnecting.
+		b.sh.noteBackendFailure()
+	}
 }
 
 // abandon closes a backend whose state can no longer be trusted.

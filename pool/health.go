@@ -42,9 +42,10 @@ func (p *Proxy) backendsConnected() int64 {
 	return n
 }
 
-// noteBackendFailure runs on a loop after a connect or login failed or a
-// connection was lost: with nothing left logged in, the backend counts as
-// unavailable and this loop's waiters are answered.
+// noteBackendFailure runs on a loop after a connect or login failed: with
+// nothing logged in, the backend counts as unavailable and this loop's
+// waiters are answered (other loops answer theirs at their next health
+// tick).
 func (sh *shard) noteBackendFailure() {
 	if sh.p.stopping.Load() || sh.p.backendsConnected() > 0 {
 		return

@@ -75,7 +75,15 @@ func (sh *shard) schedule(t *reactor.Timer, d time.Duration) {
 // anywhere looks again.
 const stealRetryInterval = 10 * time.Millisecond
 
-func retrySteal(arg any) { arg.(*shard).seekSteal() }
+func retrySteal(arg any) {
+	sh := arg.(*shard)
+	if sh.p.health.unavailable.Load() {
+		// Nothing will come: answer ERR 9003 now.
+		sh.failWaiters()
+		return
+	}
+	sh.seekSteal()
+}
 
 // newSessionID hands out ids that name their loop: id % loops == loop.
 func (sh *shard) newSessionID() uint32 {
