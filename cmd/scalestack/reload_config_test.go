@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -48,5 +50,50 @@ func TestSampleConfig(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"check-config", cfg}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "queue-timeout") {
 		t.Fatalf("bad queue-timeout: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestGrafanaDashboardUsesExportedMetrics parses dist/grafana-mysqlproxy.json
+// and checks that every scalestack_ metric its queries name is one the
+// collectors export, so a renamed metric cannot leave a blank panel.
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("dist", "grafana-mysqlproxy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(text, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	exported := map[string]bool{"scalestack_loop_busy_seconds_total": true}
+	for _, d := range poolScalarDefs {
+		exported[poolPrefix+d.name] = true
+	}
+	for _, d := range poolVectorDefs {
+		exported[poolPrefix+d.name] = true
+		exported[poolPrefix+d.name+"_bucket"] = true
+	}
+	names := regexp.MustCompile(`scalestack_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, m := range names.FindAllString(tg.Expr, -1) {
+				n++
+				if !exported[m] {
+					t.Errorf("panel %q queries %s, which is not exported", p.Title, m)
+				}
+			}
+		}
+	}
+	if n < len(dash.Panels) {
+		t.Fatalf("%d metric references in %d panels", n, len(dash.Panels))
 	}
 }
