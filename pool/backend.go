@@ -56,11 +56,13 @@ type backendStmt struct {
 // its connection breaks it reconnects (with backoff) instead of being
 // replaced, which is what keeps the pool at exactly N.
 type backend struct {
-	p    *Proxy
-	sh   *shard // the loop that owns it now
-	idx  int
-	c    *conn.Conn
-	peer string
+	p   *Proxy
+	sh  *shard // the loop that owns it now
+	idx int
+	// target is the server (Config.Targets index) it connects to.
+	target int
+	c      *conn.Conn
+	peer   string
 
 	phase   backendPhase
 	caps    mysqlwire.Capabilities
@@ -93,8 +95,8 @@ type backend struct {
 	scratch []byte
 }
 
-func newBackend(p *Proxy, sh *shard, idx int) *backend {
-	b := &backend{p: p, sh: sh, idx: idx, peer: p.cfg.Backend.String(), stmts: map[stmtKey]*backendStmt{}}
+func newBackend(p *Proxy, sh *shard, idx, target int) *backend {
+	b := &backend{p: p, sh: sh, idx: idx, target: target, peer: p.cfg.Targets[target].Addr.String(), stmts: map[stmtKey]*backendStmt{}}
 	b.timer.Func = backendTimerFired
 	b.timer.Arg = b
 	return b
@@ -105,7 +107,7 @@ func (b *backend) connect() {
 		return
 	}
 	b.phase = bConnecting
-	c, err := conn.Dial(b.sh.loop, b.sh.backendAddr, b.p.cfg.ConnectTimeout, b, conn.Options{})
+	c, err := conn.Dial(b.sh.loop, b.sh.backendAddrs[b.target], b.p.cfg.ConnectTimeout, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: %v", b.idx, err)
 		b.sh.stats.BackendFailures.Add(1)

@@ -13,8 +13,15 @@ import (
 
 // Config describes a proxy.
 type Config struct {
-	// Backend is the MySQL/MariaDB server.
+	// Backend is the MySQL/MariaDB server (when Targets is empty).
 	Backend conn.Addr
+	// Targets, when set, replaces Backend with several servers, each of
+	// which must be able to run any statement (a multi-primary cluster):
+	// the BackendConns connections are split between the writable ones in
+	// proportion to their weights. Read-only targets are recorded for
+	// read/write splitting, which does not exist yet: they get no
+	// connections.
+	Targets []Target
 	// User and Password are the service account every backend connection
 	// logs in as.
 	User     string
@@ -73,6 +80,22 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
+	}
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []Target{{Addr: cfg.Backend, Weight: 1}}
+	}
+	cfg.Targets = append([]Target(nil), cfg.Targets...)
+	writable := 0
+	for i := range cfg.Targets {
+		if cfg.Targets[i].Weight <= 0 {
+			cfg.Targets[i].Weight = 1
+		}
+		if !cfg.Targets[i].ReadOnly {
+			writable++
+		}
+	}
+	if writable == 0 {
+		return cfg, errors.New("pool: every backend is read-only; at least one must take writes")
 	}
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = 2 * time.Second
@@ -156,16 +179,18 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 	loops := e.Loops()
 	for i, l := range loops {
 		sh := newShard(p, l, i)
-		a, err := conn.ResolveAddr(p.cfg.Backend.Network, p.cfg.Backend.Address)
-		if err != nil {
-			return fmt.Errorf("pool: backend address: %w", err)
+		for _, t := range p.cfg.Targets {
+			a, err := conn.ResolveAddr(t.Addr.Network, t.Addr.Address)
+			if err != nil {
+				return fmt.Errorf("pool: backend address %s: %w", t.Addr, err)
+			}
+			sh.backendAddrs = append(sh.backendAddrs, a)
 		}
-		sh.backendAddr = a
 		p.shards = append(p.shards, sh)
 	}
-	for i := 0; i < p.cfg.BackendConns; i++ {
+	for i, target := range splitConns(p.cfg.BackendConns, p.cfg.Targets) {
 		sh := p.shards[i%len(p.shards)]
-		p.backends = append(p.backends, newBackend(p, sh, i))
+		p.backends = append(p.backends, newBackend(p, sh, i, target))
 	}
 	for _, sh := range p.shards {
 		sh := sh

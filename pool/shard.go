@@ -14,10 +14,11 @@ type shard struct {
 	p    *Proxy
 	loop *reactor.Loop
 	id   int
-	// backendAddr is this loop's own copy of the backend address:
-	// unix.Connect writes into the sockaddr it is given, so loops must not
-	// share one (a fix belongs in package conn).
-	backendAddr conn.Addr
+	// backendAddrs are this loop's own copies of the targets' addresses
+	// (by Config.Targets index): unix.Connect writes into the sockaddr it
+	// is given, so loops must not share one (a fix belongs in package
+	// conn).
+	backendAddrs []conn.Addr
 
 	idle []*backend
 	// held are sessions keeping their backend after a statement with
@@ -340,7 +341,7 @@ func backendArrived(l *reactor.Loop, arg any, n uint64) {
 	}
 	fd := int(n &^ solicitedBit)
 	b.sh = sh
-	c, err := conn.Adopt(l, fd, b.p.cfg.Backend.Network, b.peer, b, conn.Options{})
+	c, err := conn.Adopt(l, fd, b.p.cfg.Targets[b.target].Addr.Network, b.peer, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: adopt on loop %d: %v", b.idx, l.ID(), err)
 		b.c = nil

@@ -19,7 +19,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	ef.register(fs)
 	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:6033", "address clients connect to: host:port, or unix:/path")
-	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required)")
+	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
+	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")
 	backendUser := fs.String("backend-user", "", "service account every backend connection logs in as (required)")
 	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password)")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
@@ -81,12 +82,17 @@ Flags:
 		if err != nil {
 			return module{}, fmt.Errorf("--listen: %w", err)
 		}
-		baddr, err := conn.ParseAddr(*backend)
+		targets, err := pool.ParseTargets(*backend, *backendReadOnly)
 		if err != nil {
 			return module{}, fmt.Errorf("--backend: %w", err)
 		}
+		for _, t := range targets {
+			if t.ReadOnly {
+				logger.Warn("read-only backend recorded but unused: read/write splitting is not implemented", "backend", t.Addr.String())
+			}
+		}
 		p, err := pool.New(pool.Config{
-			Backend:            baddr,
+			Targets:            targets,
 			User:               *backendUser,
 			Password:           password,
 			BackendConns:       *backendConns,
@@ -108,10 +114,12 @@ Flags:
 			listen:     p.ListenConfig(laddr),
 			collectors: []prometheus.Collector{newPoolCollector(p)},
 			ready:      p.Ready,
-			status:     func() any { return p.Stats() },
-			start:      p.StartBackends,
-			stop:       func() { _ = p.Close() },
-			liveFlags:  []string{"users", "max-clients", "queue-timeout"},
+			status: func() any {
+				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
+			},
+			start:     p.StartBackends,
+			stop:      func() { _ = p.Close() },
+			liveFlags: []string{"users", "max-clients", "queue-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)
 			},
@@ -283,4 +291,12 @@ func constHistogram(d *prometheus.Desc, h *pool.HistogramSnapshot) prometheus.Me
 		buckets[le] = cum
 	}
 	return prometheus.MustNewConstHistogram(d, h.Count(), float64(h.SumNs)/1e9, buckets)
+}
+
+func targetStrings(ts []pool.Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
 }
