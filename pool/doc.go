@@ -110,6 +110,11 @@
 // answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
 // fails while fewer than BackendConns backends are logged in.
 //
+// Config.Targets lists several servers that can each run any statement (a
+// multi-primary cluster); the N connections are split between them by
+// weight, and any connection serves any session. Read-only targets are
+// recorded but get no connections: there is no read/write splitting yet.
+//
 // SetUsers, SetMaxClients and SetQueueTimeout change those settings while
 // the proxy runs (atomics read by the loops): new logins, new clients and
 // new waits see the new values; nothing already running is disturbed.
