@@ -34,6 +34,7 @@ const (
 	stepPrepare                // COM_STMT_PREPARE made lazily before an EXECUTE
 	stepMain                   // the client's own command: relayed
 	stepReset                  // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
+	stepPing                   // COM_PING health check of an idle backend
 )
 
 var (
@@ -55,11 +56,13 @@ type backendStmt struct {
 // its connection breaks it reconnects (with backoff) instead of being
 // replaced, which is what keeps the pool at exactly N.
 type backend struct {
-	p    *Proxy
-	sh   *shard // the loop that owns it now
-	idx  int
-	c    *conn.Conn
-	peer string
+	p   *Proxy
+	sh  *shard // the loop that owns it now
+	idx int
+	// target is the server (Config.Targets index) it connects to.
+	target int
+	c      *conn.Conn
+	peer   string
 
 	phase   backendPhase
 	caps    mysqlwire.Capabilities
@@ -74,6 +77,11 @@ type backend struct {
 	// loggedIn: counted in BackendsConnected (stays set through a 5.5
 	// COM_CHANGE_USER reset).
 	loggedIn bool
+	// everLoggedIn tells a reconnect from the first login.
+	everLoggedIn bool
+	// idleSince is when the backend last went on an idle list (health
+	// checks ping those idle for a health interval).
+	idleSince time.Time
 
 	state sessionState
 	owner *session
@@ -87,8 +95,8 @@ type backend struct {
 	scratch []byte
 }
 
-func newBackend(p *Proxy, sh *shard, idx int) *backend {
-	b := &backend{p: p, sh: sh, idx: idx, peer: p.cfg.Backend.String(), stmts: map[stmtKey]*backendStmt{}}
+func newBackend(p *Proxy, sh *shard, idx, target int) *backend {
+	b := &backend{p: p, sh: sh, idx: idx, target: target, peer: p.cfg.Targets[target].Addr.String(), stmts: map[stmtKey]*backendStmt{}}
 	b.timer.Func = backendTimerFired
 	b.timer.Arg = b
 	return b
@@ -99,11 +107,12 @@ func (b *backend) connect() {
 		return
 	}
 	b.phase = bConnecting
-	c, err := conn.Dial(b.sh.loop, b.sh.backendAddr, b.p.cfg.ConnectTimeout, b, conn.Options{})
+	c, err := conn.Dial(b.sh.loop, b.sh.backendAddrs[b.target], b.p.cfg.ConnectTimeout, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: %v", b.idx, err)
 		b.sh.stats.BackendFailures.Add(1)
 		b.scheduleReconnect()
+		b.sh.noteBackendFailure()
 		return
 	}
 	b.c = c
@@ -133,6 +142,10 @@ func backendTimerFired(arg any) {
 	case bGreeting, bAuth:
 		if b.c != nil {
 			b.c.Abort(errHandshakeTimout)
+		}
+	case bReady:
+		if b.step == stepPing {
+			b.pingTimedOut()
 		}
 	}
 }
@@ -178,15 +191,23 @@ func (b *backend) down(err error) {
 			b.p.logf("backend %d: login failed: %v", b.idx, err)
 		}
 	}
+	if b.step == stepPing {
+		b.sh.stats.HealthCheckFailures.Add(1)
+	}
 	owner := b.owner
 	b.owner = nil
 	b.step = stepNone
 	b.pausedForClient = false
-	clear(b.stmts)
+	b.forgetStmts()
 	if owner != nil {
 		owner.backendLost(b)
 	}
 	b.scheduleReconnect()
+	if !wasReady {
+		// Only a failed attempt says the server is unreachable; losing
+		// logged-in connections (a restart) is first met by reconnecting.
+		b.sh.noteBackendFailure()
+	}
 }
 
 // abandon closes a backend whose state can no longer be trusted.
@@ -200,6 +221,13 @@ func (b *backend) abandon(reason error) {
 // OnData implements conn.Handler: it splits input into packets and
 // dispatches them.
 func (b *backend) OnData(c *conn.Conn, data []byte) int {
+	sh := b.sh // a packet may send the backend to another loop
+	n := b.onData(c, data)
+	sh.stats.BackendBytesIn.Add(uint64(n))
+	return n
+}
+
+func (b *backend) onData(c *conn.Conn, data []byte) int {
 	off := 0
 	for b.c == c && !c.Closed() {
 		p, ok, err := mysqlwire.ReadPacket(data[off:], 0)
@@ -268,6 +296,7 @@ func (b *backend) onGreeting(payload []byte) {
 		hr.AuthPlugin = []byte(b.plugin)
 	}
 	pkt, _ := mysqlwire.AppendHandshakeResponse(b.scratch[:0], 1, hr)
+	b.sh.stats.BackendBytesOut.Add(uint64(len(pkt)))
 	b.c.Write(pkt)
 	b.phase = bAuth
 	b.pubKeyAsked = false
@@ -295,6 +324,7 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 			return
 		}
 		pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, enc)
+		b.sh.stats.BackendBytesOut.Add(uint64(len(pkt)))
 		b.c.Write(pkt)
 		return
 	}
@@ -321,11 +351,13 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 			}
 			b.nonce = append(b.nonce[:0], sw.PluginData...)
 			pkt, _ := mysqlwire.AppendAuthSwitchResponse(b.scratch[:0], seq+1, b.authResponse(b.plugin, b.nonce))
+			b.sh.stats.BackendBytesOut.Add(uint64(len(pkt)))
 			b.c.Write(pkt)
 		case mysqlwire.KindAuthMoreData:
 			if len(payload) == 2 && payload[1] == mysqlwire.CachingSHA2PerformFullAuth {
 				b.pubKeyAsked = true
 				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey})
+				b.sh.stats.BackendBytesOut.Add(uint64(len(pkt)))
 				b.c.Write(pkt)
 				return
 			}
@@ -350,8 +382,13 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		return
 	}
 	b.loggedIn = true
+	if b.everLoggedIn {
+		b.sh.stats.BackendReconnects.Add(1)
+	}
+	b.everLoggedIn = true
 	b.sh.stats.BackendsConnected.Add(1)
 	b.sh.stats.BackendConnects.Add(1)
+	b.sh.noteBackendUp()
 	b.sh.giveAdopted(b)
 }
 
@@ -361,7 +398,7 @@ func (b *backend) freshState(schema string) {
 	if b.caps&mysqlwire.ClientMultiStatements == 0 {
 		b.state.multiStmts = 0
 	}
-	clear(b.stmts)
+	b.forgetStmts()
 }
 
 // send writes one command packet (sequence id 0) and starts tracking its
@@ -373,14 +410,23 @@ func (b *backend) send(step backendStep, payload []byte) {
 		b.abandon(err)
 		return
 	}
-	writePacket(b.c, 0, payload)
+	b.writePacket(payload)
 }
 
-// writePacket frames payload (shorter than 16 MiB) straight into c's output.
-func writePacket(c *conn.Conn, seq uint8, payload []byte) {
-	dst := c.Reserve(mysqlwire.HeaderSize + len(payload))
-	mysqlwire.PutHeader(dst, len(payload), seq)
+// writePacket frames a command payload (shorter than 16 MiB, sequence id
+// 0) straight into the backend's output.
+func (b *backend) writePacket(payload []byte) {
+	dst := b.c.Reserve(mysqlwire.HeaderSize + len(payload))
+	mysqlwire.PutHeader(dst, len(payload), 0)
 	copy(dst[mysqlwire.HeaderSize:], payload)
+	b.sh.stats.BackendBytesOut.Add(uint64(len(dst)))
+}
+
+// forgetStmts drops the record of the backend's prepared statements (the
+// connection is gone or was reset).
+func (b *backend) forgetStmts() {
+	b.sh.stats.BackendStmtsOpen.Add(-int64(len(b.stmts)))
+	clear(b.stmts)
 }
 
 func (b *backend) onResponsePacket(raw, payload []byte) {
@@ -390,6 +436,9 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		return
 	case stepReset:
 		b.onResetPacket(payload)
+		return
+	case stepPing:
+		b.onPingPacket(payload)
 		return
 	}
 	s := b.owner
@@ -462,7 +511,7 @@ func (b *backend) changeUser() {
 	b.phase = bAuth
 	b.plugin = mysqlwire.AuthNativePassword
 	b.tracker.StartAuth(b.caps)
-	writePacket(b.c, 0, p)
+	b.writePacket(p)
 }
 
 // pauseForClient stops reading while the owner's client drains its output.
@@ -500,6 +549,7 @@ func (b *backend) addStmt(k stmtKey, id uint32) *backendStmt {
 		// Prepared again (the loop's cache had forgotten it): keep one.
 		b.closeStmt(old.id)
 		delete(b.stmts, k)
+		b.sh.stats.BackendStmtsOpen.Add(-1)
 	}
 	if len(b.stmts) >= b.p.cfg.MaxStmtsPerBackend {
 		var oldKey stmtKey
@@ -510,12 +560,14 @@ func (b *backend) addStmt(k stmtKey, id uint32) *backendStmt {
 			}
 		}
 		delete(b.stmts, oldKey)
+		b.sh.stats.BackendStmtsOpen.Add(-1)
 		b.closeStmt(old.id)
 		b.sh.stats.BackendStmtEvictions.Add(1)
 	}
 	b.stmtClock++
 	bs := &backendStmt{id: id, lastUse: b.stmtClock}
 	b.stmts[k] = bs
+	b.sh.stats.BackendStmtsOpen.Add(1)
 	return bs
 }
 
@@ -524,7 +576,7 @@ func (b *backend) closeStmt(id uint32) {
 	var p [5]byte
 	p[0] = byte(mysqlwire.ComStmtClose)
 	putUint32(p[1:], id)
-	writePacket(b.c, 0, p[:])
+	b.writePacket(p[:])
 }
 
 func putUint32(b []byte, v uint32) {

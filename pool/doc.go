@@ -85,12 +85,39 @@
 //   - 9001 (HY000) "Timed out waiting for a backend connection ...": the
 //     command waited Config.QueueTimeout for a backend; the client stays
 //     connected and may retry.
+//   - 9003 (HY000) "No backend connection is available ...": every
+//     backend connection is down and the last attempt to log one in
+//     failed; sent at once (and to commands already waiting) instead of
+//     after Config.QueueTimeout.
 //   - 9004 (08S01) "Lost connection to the backend server during query": the
 //     backend broke before any of the response was relayed (otherwise, or
 //     when the session was pinned, the client is disconnected).
 //   - 9005 (0A000): a KILL form the proxy does not support.
 //   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
 //     1094 as a server would send them.
+//
+// # Operations
+//
+// Counters (Stats, per loop, summed by Proxy.Stats) are plain atomics that
+// only their loop writes: commands by type, a latency and a queue-wait
+// histogram with fixed buckets (LatencyBuckets), ERR packets by code (a
+// fixed table, ErrorCodes, plus "other"), bytes to and from clients and
+// backends, prepared statements open on backends, pins by reason, health
+// checks and reconnects. Per-account counters (Proxy.UserStats) exist only
+// for accounts of the users file. An exporter reads them when scraped.
+//
+// Idle backends are pinged every Config.HealthInterval; one that does not
+// answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
+// fails while fewer than BackendConns backends are logged in.
+//
+// Config.Targets lists several servers that can each run any statement (a
+// multi-primary cluster); the N connections are split between them by
+// weight, and any connection serves any session. Read-only targets are
+// recorded but get no connections: there is no read/write splitting yet.
+//
+// SetUsers, SetMaxClients and SetQueueTimeout change those settings while
+// the proxy runs (atomics read by the loops): new logins, new clients and
+// new waits see the new values; nothing already running is disturbed.
 //
 // # Users file
 //

@@ -13,8 +13,15 @@ import (
 
 // Config describes a proxy.
 type Config struct {
-	// Backend is the MySQL/MariaDB server.
+	// Backend is the MySQL/MariaDB server (when Targets is empty).
 	Backend conn.Addr
+	// Targets, when set, replaces Backend with several servers, each of
+	// which must be able to run any statement (a multi-primary cluster):
+	// the BackendConns connections are split between the writable ones in
+	// proportion to their weights. Read-only targets are recorded for
+	// read/write splitting, which does not exist yet: they get no
+	// connections.
+	Targets []Target
 	// User and Password are the service account every backend connection
 	// logs in as.
 	User     string
@@ -39,6 +46,9 @@ type Config struct {
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
 	// on each backend connection (0: 256).
 	MaxStmtsPerBackend int
+	// HealthInterval is how long a backend may sit idle before it is
+	// checked with COM_PING (0: 2 s).
+	HealthInterval time.Duration
 	// ServerVersion is announced to clients before any backend is known;
 	// once a backend has greeted, its version string is used (empty:
 	// "5.5.5-10.11.0-scalestack").
@@ -71,6 +81,25 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []Target{{Addr: cfg.Backend, Weight: 1}}
+	}
+	cfg.Targets = append([]Target(nil), cfg.Targets...)
+	writable := 0
+	for i := range cfg.Targets {
+		if cfg.Targets[i].Weight <= 0 {
+			cfg.Targets[i].Weight = 1
+		}
+		if !cfg.Targets[i].ReadOnly {
+			writable++
+		}
+	}
+	if writable == 0 {
+		return cfg, errors.New("pool: every backend is read-only; at least one must take writes")
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
 	if cfg.MaxStmtsPerBackend <= 0 {
 		cfg.MaxStmtsPerBackend = 256
 	}
@@ -101,13 +130,20 @@ const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | my
 
 // Proxy is a running MySQL connection-concentrating proxy.
 type Proxy struct {
-	cfg          Config
-	eng          *reactor.Engine
-	shards       []*shard
-	backends     []*backend
-	ln           *conn.Listener
-	stopping     atomic.Bool
-	version      atomic.Pointer[string]
+	cfg      Config
+	eng      *reactor.Engine
+	shards   []*shard
+	backends []*backend
+	ln       *conn.Listener
+	stopping atomic.Bool
+	version  atomic.Pointer[string]
+	// Settings that Reload changes while the loops run: the loops read
+	// them with atomic loads.
+	users        atomic.Pointer[Users]
+	queueTimeout atomic.Int64 // nanoseconds
+	maxClients   atomic.Int64
+	userStats    userStatsRegistry
+	health       healthState
 	clientCaps   mysqlwire.Capabilities
 	backendCaps  mysqlwire.Capabilities
 	collation    uint8  // what backends are opened with
@@ -129,6 +165,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.defaultNames = collationNames[p.collation]
 	v := c.ServerVersion
 	p.version.Store(&v)
+	p.SetUsers(c.Users)
+	p.SetQueueTimeout(c.QueueTimeout)
+	p.SetMaxClients(c.MaxClients)
 	return p, nil
 }
 
@@ -140,16 +179,18 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 	loops := e.Loops()
 	for i, l := range loops {
 		sh := newShard(p, l, i)
-		a, err := conn.ResolveAddr(p.cfg.Backend.Network, p.cfg.Backend.Address)
-		if err != nil {
-			return fmt.Errorf("pool: backend address: %w", err)
+		for _, t := range p.cfg.Targets {
+			a, err := conn.ResolveAddr(t.Addr.Network, t.Addr.Address)
+			if err != nil {
+				return fmt.Errorf("pool: backend address %s: %w", t.Addr, err)
+			}
+			sh.backendAddrs = append(sh.backendAddrs, a)
 		}
-		sh.backendAddr = a
 		p.shards = append(p.shards, sh)
 	}
-	for i := 0; i < p.cfg.BackendConns; i++ {
+	for i, target := range splitConns(p.cfg.BackendConns, p.cfg.Targets) {
 		sh := p.shards[i%len(p.shards)]
-		p.backends = append(p.backends, newBackend(p, sh, i))
+		p.backends = append(p.backends, newBackend(p, sh, i, target))
 	}
 	for _, sh := range p.shards {
 		sh := sh
@@ -159,6 +200,7 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 					b.connect()
 				}
 			}
+			sh.startHealth()
 		}); err != nil {
 			return fmt.Errorf("pool: start backends: %w", err)
 		}
@@ -171,10 +213,10 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 // before the listener opens.
 func (p *Proxy) ListenConfig(addr conn.Addr) conn.ListenConfig {
 	return conn.ListenConfig{
-		Addr:       addr,
+		Addr: addr,
+		// The client limit is enforced by newSession against a value that
+		// Reload can change, not by the listener's fixed MaxConns.
 		NewHandler: p.newSession,
-		MaxConns:   p.cfg.MaxClients,
-		Refuse:     p.refuse,
 	}
 }
 
@@ -202,10 +244,11 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 	return nil
 }
 
-// Ready reports an error while no backend connection is logged in.
+// Ready reports an error while fewer than BackendConns backend
+// connections are logged in.
 func (p *Proxy) Ready() error {
-	if p.Stats().BackendsConnected == 0 {
-		return errors.New("no backend connection is logged in")
+	if n := p.backendsConnected(); n < int64(p.cfg.BackendConns) {
+		return fmt.Errorf("%d of %d backend connections are logged in", n, p.cfg.BackendConns)
 	}
 	return nil
 }

@@ -40,11 +40,14 @@ type session struct {
 	c  *conn.Conn
 	id uint32
 
-	phase  sessionPhase
-	nonce  []byte
-	caps   mysqlwire.Capabilities
-	user   *User
-	joiner mysqlwire.Joiner
+	phase sessionPhase
+	nonce []byte
+	caps  mysqlwire.Capabilities
+	user  *User
+	// account is the logged-in user whose per-user counters this
+	// session moves.
+	account *User
+	joiner  mysqlwire.Joiner
 
 	// sha2Switch: the auth switch in flight asks for caching_sha2_password
 	// (otherwise mysql_native_password).
@@ -81,8 +84,10 @@ type session struct {
 	prepID    uint32 // id given to the statement being prepared
 
 	// Wait queue links and deadline.
-	queued             bool
-	queuedAt           time.Time
+	queued   bool
+	queuedAt time.Time
+	// cmdStart is when the command being served arrived.
+	cmdStart           time.Time
 	waitPrev, waitNext *session
 	timer              reactor.Timer
 
@@ -96,6 +101,9 @@ type session struct {
 }
 
 func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
+	if p.clientsOverLimit() {
+		return p.refuse(c)
+	}
 	sh := p.shardOf(c.Loop())
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
 	s.joiner.MaxPayload = maxClientPayload
@@ -125,6 +133,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
 	}
 	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(pkt)))
 	c.Write(pkt)
 	s.sh.schedule(&s.timer, s.p.cfg.LoginTimeout)
 }
@@ -143,6 +152,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.sh.sessions[s.id] == s {
 		delete(s.sh.sessions, s.id)
 	}
+	s.setAccount(nil)
 	s.sh.stats.ClientsConnected.Add(-1)
 	if s.pins != 0 {
 		s.sh.stats.PinnedSessions.Add(-1)
@@ -202,6 +212,12 @@ func sessionTimerFired(arg any) {
 
 // OnData splits client input into logical packets.
 func (s *session) OnData(c *conn.Conn, data []byte) int {
+	n := s.onData(c, data)
+	s.sh.stats.ClientBytesIn.Add(uint64(n))
+	return n
+}
+
+func (s *session) onData(c *conn.Conn, data []byte) int {
 	off := 0
 	for off < len(data) && s.phase != sClosed && !c.Closed() {
 		if s.phase == sBusy && !s.infile {
@@ -280,7 +296,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
 		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
-	u := s.p.cfg.Users[string(hr.Username)]
+	u := (*s.p.users.Load())[string(hr.Username)]
 	if u == nil {
 		s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
 		return
@@ -311,6 +327,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 		// is not the one the greeting named, and wait to be asked for it:
 		// ask for caching_sha2_password with the same nonce.
 		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthCachingSHA2, s.nonce)
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		s.phase = sAuthSwitch
 		s.sha2Switch = true
@@ -319,6 +336,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	default:
 		// Ask for mysql_native_password with the same nonce.
 		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthNativePassword, s.nonce)
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		s.phase = sAuthSwitch
 	}
@@ -353,6 +371,7 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 		return
 	}
 	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.loginOK(next)
 }
@@ -370,6 +389,7 @@ func (s *session) loginOK(seq uint8) {
 	s.sh.loop.Cancel(&s.timer)
 	s.phase = sReady
 	s.respSeq = seq
+	s.setAccount(s.user)
 	s.writeOK(0, 0)
 }
 
@@ -389,6 +409,11 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	}
 	cmd := mysqlwire.Command(payload[0])
 	s.cmd = cmd
+	s.cmdStart = time.Now()
+	s.sh.stats.Commands[commandSlot(cmd)].Add(1)
+	if a := s.account; a != nil && a.stats != nil {
+		a.stats.Commands.Add(1)
+	}
 	switch cmd {
 	case mysqlwire.ComQuit:
 		s.c.Close()
@@ -414,6 +439,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		}
 		s.st.multiStmts = int8(1 - payload[1])
 		out, _ := mysqlwire.AppendEOF(s.scratch[:0], s.respSeq, 0, s.status())
+		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
 		return
 	case mysqlwire.ComResetConnection:
@@ -640,6 +666,7 @@ func (s *session) sendMain() {
 	}
 	renumber(s.req, 0)
 	s.sh.stats.Questions.Add(1)
+	s.sh.stats.BackendBytesOut.Add(uint64(len(s.req)))
 	b.c.Write(s.req)
 }
 
@@ -659,6 +686,7 @@ func renumber(pkts []byte, seq uint8) uint8 {
 func (s *session) relay(raw []byte) []byte {
 	dst := s.c.Reserve(len(raw))
 	copy(dst, raw)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(raw)))
 	dst[3] = s.respSeq
 	s.respSeq++
 	s.relayed++
@@ -707,6 +735,7 @@ func (s *session) relayInfile(raw, payload []byte) {
 	}
 	dst := s.b.c.Reserve(len(raw))
 	copy(dst, raw)
+	s.sh.stats.BackendBytesOut.Add(uint64(len(raw)))
 	s.bSeq = renumber(dst, s.bSeq)
 	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
 	if len(payload) == 0 {
@@ -724,7 +753,8 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 		b.abandon(errBackendProtocol)
 		return
 	}
-	if _, _, failed := b.tracker.Err(); failed {
+	if code, _, failed := b.tracker.Err(); failed {
+		s.sh.stats.Errors[errorSlot(code)].Add(1)
 		s.relay(raw)
 		step := b.step
 		b.step = stepNone
@@ -766,7 +796,10 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 func (s *session) mainDone(b *backend) {
 	tr := &b.tracker
 	status, seen := tr.Status()
-	_, _, failed := tr.Err()
+	code, _, failed := tr.Err()
+	if failed {
+		s.sh.stats.Errors[errorSlot(code)].Add(1)
+	}
 	if seen {
 		s.noBackslash = status&mysqlwire.StatusNoBackslashEscapes != 0
 	}
@@ -828,6 +861,7 @@ func (s *session) finishCommand() {
 		return
 	}
 	s.phase = sReady
+	s.sh.stats.Latency.Observe(time.Since(s.cmdStart))
 	s.stmt = nil
 	s.infile = false
 	diag := s.diag
@@ -923,6 +957,7 @@ func (s *session) writeOK(affected, insertID uint64) {
 	out, next := mysqlwire.AppendOK(s.scratch[:0], s.respSeq, s.caps,
 		mysqlwire.OK{AffectedRows: affected, LastInsertID: insertID, Status: s.status()})
 	s.respSeq = next
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -930,6 +965,8 @@ func (s *session) writeOK(affected, insertID uint64) {
 func (s *session) writeERR(code mysqlwire.ErrCode, state, msg string) {
 	out, next := mysqlwire.AppendERR(s.scratch[:0], s.respSeq, code, state, msg)
 	s.respSeq = next
+	s.sh.stats.Errors[errorSlot(code)].Add(1)
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -952,6 +989,7 @@ func (s *session) writeIntResult(name []byte, v uint64) {
 	out, seq = mysqlwire.FinishPacket(out, at, seq)
 	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
 	s.respSeq = seq
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
 }
@@ -1085,7 +1123,7 @@ func (s *session) onChangeUser(payload []byte) {
 			plugin = r
 		}
 	}
-	u := s.p.cfg.Users[string(user)]
+	u := (*s.p.users.Load())[string(user)]
 	if u == nil {
 		s.accessDenied(user, len(auth) > 0, s.respSeq)
 		return
@@ -1095,6 +1133,7 @@ func (s *session) onChangeUser(payload []byte) {
 	s.loginNames = names
 	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
 		if s.verifyNative(auth) {
+			s.setAccount(s.user)
 			s.writeOK(0, 0)
 			return
 		}
@@ -1108,6 +1147,7 @@ func (s *session) onChangeUser(payload []byte) {
 	s.nonce = nonce
 	out, next := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], s.respSeq, mysqlwire.AuthNativePassword, nonce)
 	s.respSeq = next
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.phase = sChangeUser
 }
@@ -1119,6 +1159,7 @@ func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
 		return
 	}
+	s.setAccount(s.user)
 	s.writeOK(0, 0)
 }
 

@@ -14,10 +14,11 @@ type shard struct {
 	p    *Proxy
 	loop *reactor.Loop
 	id   int
-	// backendAddr is this loop's own copy of the backend address:
-	// unix.Connect writes into the sockaddr it is given, so loops must not
-	// share one (a fix belongs in package conn).
-	backendAddr conn.Addr
+	// backendAddrs are this loop's own copies of the targets' addresses
+	// (by Config.Targets index): unix.Connect writes into the sockaddr it
+	// is given, so loops must not share one (a fix belongs in package
+	// conn).
+	backendAddrs []conn.Addr
 
 	idle []*backend
 	// held are sessions keeping their backend after a statement with
@@ -49,6 +50,9 @@ type shard struct {
 	prepCache map[string]map[string]*prepMeta
 	prepCount int
 
+	// healthTimer pings idle backends every Config.HealthInterval.
+	healthTimer reactor.Timer
+
 	stats Stats
 }
 
@@ -72,7 +76,15 @@ func (sh *shard) schedule(t *reactor.Timer, d time.Duration) {
 // anywhere looks again.
 const stealRetryInterval = 10 * time.Millisecond
 
-func retrySteal(arg any) { arg.(*shard).seekSteal() }
+func retrySteal(arg any) {
+	sh := arg.(*shard)
+	if sh.p.health.unavailable.Load() {
+		// Nothing will come: answer ERR 9003 now.
+		sh.failWaiters()
+		return
+	}
+	sh.seekSteal()
+}
 
 // newSessionID hands out ids that name their loop: id % loops == loop.
 func (sh *shard) newSessionID() uint32 {
@@ -102,6 +114,9 @@ func (sh *shard) acquire(s *session) {
 		s.attach(b)
 		return
 	}
+	if sh.failFast(s) {
+		return
+	}
 	s.waitPrev, s.waitNext = sh.waitTail, nil
 	if sh.waitTail != nil {
 		sh.waitTail.waitNext = s
@@ -113,7 +128,7 @@ func (sh *shard) acquire(s *session) {
 	s.queued = true
 	s.queuedAt = time.Now()
 	s.timer.Func = sessionTimerFired
-	sh.schedule(&s.timer, sh.p.cfg.QueueTimeout)
+	sh.schedule(&s.timer, time.Duration(sh.p.queueTimeout.Load()))
 	sh.stats.QueueWaits.Add(1)
 	sh.setHints()
 	sh.seekSteal()
@@ -177,7 +192,9 @@ func (sh *shard) dequeue(s *session) {
 	s.queued = false
 	sh.nWaiting--
 	sh.loop.Cancel(&s.timer)
-	sh.stats.QueueWaitNs.Add(uint64(time.Since(s.queuedAt)))
+	waited := time.Since(s.queuedAt)
+	sh.stats.QueueWaitNs.Add(uint64(waited))
+	sh.stats.QueueWait.Observe(waited)
 	sh.setHints()
 }
 
@@ -194,6 +211,7 @@ func (sh *shard) release(b *backend) {
 	if sh.donate(b) {
 		return
 	}
+	b.idleSince = sh.loop.Now()
 	sh.idle = append(sh.idle, b)
 	sh.setHints()
 }
@@ -207,6 +225,7 @@ func (sh *shard) giveAdopted(b *backend) {
 		s.attach(b)
 		return
 	}
+	b.idleSince = sh.loop.Now()
 	sh.idle = append(sh.idle, b)
 	sh.setHints()
 }
@@ -322,7 +341,7 @@ func backendArrived(l *reactor.Loop, arg any, n uint64) {
 	}
 	fd := int(n &^ solicitedBit)
 	b.sh = sh
-	c, err := conn.Adopt(l, fd, b.p.cfg.Backend.Network, b.peer, b, conn.Options{})
+	c, err := conn.Adopt(l, fd, b.p.cfg.Targets[b.target].Addr.Network, b.peer, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: adopt on loop %d: %v", b.idx, l.ID(), err)
 		b.c = nil

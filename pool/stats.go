@@ -1,6 +1,11 @@
 package pool
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/scalestack/scalestack/mysqlwire"
+)
 
 type atomic32 = atomic.Int32
 
@@ -70,6 +75,175 @@ type Stats struct {
 	BackendPrepares      atomic.Uint64 // COM_STMT_PREPARE sent to a backend
 	BackendStmtEvictions atomic.Uint64 // COM_STMT_CLOSE sent to keep a backend under its bound
 	Kills                atomic.Uint64 // sessions closed by KILL
+
+	// Commands counts client commands by command byte (every command,
+	// whether a backend or the proxy answered it); bytes above
+	// CommandSlotOther share the last slot.
+	Commands [NumCommandSlots]atomic.Uint64
+	// Latency is the time from a command's arrival to the end of its
+	// response (queue wait included).
+	Latency Histogram
+	// QueueWait is how long commands that had to wait for a backend
+	// waited (timeouts included).
+	QueueWait Histogram
+	// Errors counts ERR packets sent to clients (the proxy's own and
+	// relayed ones) by code, in the slots of ErrorCodes.
+	Errors [NumErrorSlots]atomic.Uint64
+
+	ClientBytesIn   atomic.Uint64 // bytes read from clients
+	ClientBytesOut  atomic.Uint64 // bytes written to clients
+	BackendBytesIn  atomic.Uint64 // bytes read from backends
+	BackendBytesOut atomic.Uint64 // bytes written to backends
+
+	// BackendStmtsOpen is a gauge of server-side prepared statements on
+	// backends, moved by whichever loop prepares or forgets one (only the
+	// sum over loops is meaningful).
+	BackendStmtsOpen atomic.Int64
+
+	BackendReconnects   atomic.Uint64 // logins of a backend that had been logged in before
+	HealthChecks        atomic.Uint64 // COM_PING sent to idle backends
+	HealthCheckFailures atomic.Uint64 // health checks that failed or timed out
+	FastFails           atomic.Uint64 // commands answered ERR 9003 because no backend was connected
+}
+
+// NumCommandSlots is the size of Stats.Commands: one slot per command byte
+// up to COM_CLONE, and CommandSlotOther for the rest.
+const (
+	CommandSlotOther = int(mysqlwire.ComClone) + 1
+	NumCommandSlots  = CommandSlotOther + 1
+)
+
+// CommandSlotName is the metric label of a Stats.Commands slot.
+func CommandSlotName(slot int) string {
+	if slot >= CommandSlotOther {
+		return "other"
+	}
+	return mysqlwire.Command(slot).String()
+}
+
+func commandSlot(c mysqlwire.Command) int {
+	if int(c) < CommandSlotOther {
+		return int(c)
+	}
+	return CommandSlotOther
+}
+
+// ErrorCodes are the error codes counted separately in Stats.Errors; any
+// other code falls into the last slot ("other"), which keeps the label set
+// bounded whatever the server sends.
+var ErrorCodes = [...]mysqlwire.ErrCode{
+	1040, // too many connections
+	1045, // access denied
+	1044, // access denied to database
+	1046, // no database selected
+	1047, // unknown command
+	1049, // unknown database
+	1054, // unknown column
+	1062, // duplicate entry
+	1064, // syntax error
+	1146, // table does not exist
+	1205, // lock wait timeout
+	1213, // deadlock
+	1243, // unknown prepared statement handler
+	1290, // read-only / option prevents statement
+	1317, // query interrupted
+	1452, // foreign key constraint fails
+	1969, // max_statement_time exceeded (MariaDB)
+	3024, // max_execution_time exceeded (MySQL)
+	mysqlwire.ErProxyQueueTimeout,
+	mysqlwire.ErProxyBackendUnavailable,
+	mysqlwire.ErProxyBackendLost,
+	mysqlwire.ErProxyUnsupported,
+}
+
+// NumErrorSlots is the size of Stats.Errors: ErrorCodes plus "other".
+const NumErrorSlots = len(ErrorCodes) + 1
+
+// ErrorSlotName is the metric label of a Stats.Errors slot.
+func ErrorSlotName(slot int) string {
+	if slot < len(ErrorCodes) {
+		return itoa(int(ErrorCodes[slot]))
+	}
+	return "other"
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+func errorSlot(code mysqlwire.ErrCode) int {
+	for i, c := range ErrorCodes {
+		if c == code {
+			return i
+		}
+	}
+	return len(ErrorCodes)
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the latency and queue
+// wait histograms; fixed so that observing is an index search and one
+// atomic add.
+var LatencyBuckets = [...]float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+var latencyBoundsNs = func() (b [len(LatencyBuckets)]int64) {
+	for i, s := range LatencyBuckets {
+		b[i] = int64(s * 1e9)
+	}
+	return b
+}()
+
+// Histogram counts durations in LatencyBuckets (the last slot is +Inf).
+// Counts are per bucket, not cumulative; exporters accumulate them.
+type Histogram struct {
+	Counts [len(LatencyBuckets) + 1]atomic.Uint64
+	SumNs  atomic.Uint64
+}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	ns := int64(d)
+	i := 0
+	for i < len(latencyBoundsNs) && ns > latencyBoundsNs[i] {
+		i++
+	}
+	h.Counts[i].Add(1)
+	if ns > 0 {
+		h.SumNs.Add(uint64(ns))
+	}
+}
+
+// HistogramSnapshot is a Histogram read at one moment.
+type HistogramSnapshot struct {
+	Counts [len(LatencyBuckets) + 1]uint64
+	SumNs  uint64
+}
+
+// Count is the number of observations.
+func (h *HistogramSnapshot) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+func (h *Histogram) addTo(o *HistogramSnapshot) {
+	for i := range h.Counts {
+		o.Counts[i] += h.Counts[i].Load()
+	}
+	o.SumNs += h.SumNs.Load()
 }
 
 // StatsSnapshot is a sum of Stats at one moment.
@@ -82,6 +256,15 @@ type StatsSnapshot struct {
 	BackendsAdopted, StateReplays, PrepareCacheHits, BackendPrepares       uint64
 	BackendStmtEvictions, Kills, DiagnosticHolds                           uint64
 	Pins                                                                   [NumPinReasons]uint64
+
+	Commands                                             [NumCommandSlots]uint64
+	Latency, QueueWait                                   HistogramSnapshot
+	Errors                                               [NumErrorSlots]uint64
+	ClientBytesIn, ClientBytesOut                        uint64
+	BackendBytesIn, BackendBytesOut                      uint64
+	BackendStmtsOpen                                     int64
+	BackendReconnects, HealthChecks, HealthCheckFailures uint64
+	FastFails                                            uint64
 }
 
 func (s *Stats) addTo(o *StatsSnapshot) {
@@ -112,4 +295,21 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	for i := range s.Pins {
 		o.Pins[i] += s.Pins[i].Load()
 	}
+	for i := range s.Commands {
+		o.Commands[i] += s.Commands[i].Load()
+	}
+	s.Latency.addTo(&o.Latency)
+	s.QueueWait.addTo(&o.QueueWait)
+	for i := range s.Errors {
+		o.Errors[i] += s.Errors[i].Load()
+	}
+	o.ClientBytesIn += s.ClientBytesIn.Load()
+	o.ClientBytesOut += s.ClientBytesOut.Load()
+	o.BackendBytesIn += s.BackendBytesIn.Load()
+	o.BackendBytesOut += s.BackendBytesOut.Load()
+	o.BackendStmtsOpen += s.BackendStmtsOpen.Load()
+	o.BackendReconnects += s.BackendReconnects.Load()
+	o.HealthChecks += s.HealthChecks.Load()
+	o.HealthCheckFailures += s.HealthCheckFailures.Load()
+	o.FastFails += s.FastFails.Load()
 }

@@ -111,6 +111,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 		id := s.allocStmtID()
 		s.newStmt(id, meta)
 		dst := s.c.Reserve(len(meta.resp))
+		s.sh.stats.ClientBytesOut.Add(uint64(len(dst)))
 		copy(dst, meta.resp)
 		s.respSeq = renumber(dst, s.respSeq)
 		putUint32(dst[mysqlwire.HeaderSize+1:], id)
@@ -212,7 +213,7 @@ func (s *session) executeOnBackend(b *backend) {
 		putUint32(p[1:], bs.id)
 		p = append(p, ld.data...)
 		s.scratch = p[:0]
-		writePacket(b.c, 0, p)
+		b.writePacket(p)
 	}
 	st.long = st.long[:0]
 	_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
@@ -239,6 +240,7 @@ func (s *session) executeOnBackend(b *backend) {
 				return
 			}
 			s.sh.stats.Questions.Add(1)
+			s.sh.stats.BackendBytesOut.Add(uint64(len(out)))
 			b.c.Write(out)
 			return
 		}
@@ -339,6 +341,7 @@ func (s *session) onStmtClose(payload []byte) {
 		b := s.b
 		if bs := b.stmts[st.key]; bs != nil {
 			delete(b.stmts, st.key)
+			b.sh.stats.BackendStmtsOpen.Add(-1)
 			b.closeStmt(bs.id)
 		}
 		s.closeCursor(st)

@@ -24,6 +24,10 @@ type User struct {
 	SHA2 []byte
 	// NoPassword is set for accounts with an empty password.
 	NoPassword bool
+
+	// stats are the account's counters, kept across reloads of the users
+	// file (set when the proxy adopts the Users).
+	stats *UserStats
 }
 
 // Users maps account names to their secrets.

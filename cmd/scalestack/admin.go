@@ -34,6 +34,9 @@ type adminConfig struct {
 	ready func() error
 	// status returns a JSON-encodable snapshot.
 	status func() any
+	// reload applies a live reload and returns its JSON-encodable report
+	// and whether it succeeded (nil: POST /reload answers 404).
+	reload func() (any, bool)
 }
 
 func startAdmin(cfg adminConfig) (*adminServer, error) {
@@ -60,6 +63,25 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(v)
+	})
+	mux.HandleFunc("/reload", func(w http.ResponseWriter, r *http.Request) {
+		if cfg.reload == nil {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "use POST", http.StatusMethodNotAllowed)
+			return
+		}
+		report, ok := cfg.reload()
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(report)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -71,7 +71,14 @@ func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (
 	for _, c := range m.collectors {
 		reg.MustRegister(c)
 	}
-	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, status: func() any {
+	var reload func() (any, bool)
+	if m.reloader != nil {
+		reload = func() (any, bool) {
+			r := m.reloader.reload("POST /reload")
+			return r, r.Error == ""
+		}
+	}
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, reload: reload, status: func() any {
 		st := map[string]any{"module": m.name, "loops": engineStatus(e), "client_connections": ln.OpenConns()}
 		if m.status != nil {
 			st["details"] = m.status()
@@ -130,6 +137,13 @@ func (f *engineFlags) config() (reactor.Config, error) {
 	return reactor.Config{Loops: loops, CPUs: cpus, NewDriver: drv, OnError: func(err error) {
 		fmt.Fprintf(os.Stderr, "scalestack: %v\n", err)
 	}}, nil
+}
+
+// hangupChan delivers SIGHUP (live reload).
+func hangupChan() <-chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch
 }
 
 // signalChan delivers SIGINT and SIGTERM.

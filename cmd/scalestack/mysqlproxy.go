@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	ef.register(fs)
 	ef.registerOps(fs, "")
 	listen := fs.String("listen", "127.0.0.1:6033", "address clients connect to: host:port, or unix:/path")
-	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required)")
+	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
+	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")
 	backendUser := fs.String("backend-user", "", "service account every backend connection logs in as (required)")
 	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password)")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
@@ -26,6 +28,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	maxClients := fs.Int("max-clients", 10000, "clients beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
+	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -46,7 +49,14 @@ Errors the proxy sends itself:
   1040 08004  more than --max-clients clients
   1045 28000  unknown user or wrong password
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
+  9003 HY000  the backend server cannot be reached (every connection is down
+              and reconnecting fails); sent at once instead of waiting
   9004 08S01  the backend broke during the command
+
+Live reload (SIGHUP or POST /reload on --admin): the --config file and the
+users file are read again; users, --log-level, --max-clients and
+--queue-timeout take effect without dropping a client. Other changed settings
+are reported as needing a restart.
 
 Flags:
 `)
@@ -72,12 +82,17 @@ Flags:
 		if err != nil {
 			return module{}, fmt.Errorf("--listen: %w", err)
 		}
-		baddr, err := conn.ParseAddr(*backend)
+		targets, err := pool.ParseTargets(*backend, *backendReadOnly)
 		if err != nil {
 			return module{}, fmt.Errorf("--backend: %w", err)
 		}
+		for _, t := range targets {
+			if t.ReadOnly {
+				logger.Warn("read-only backend recorded but unused: read/write splitting is not implemented", "backend", t.Addr.String())
+			}
+		}
 		p, err := pool.New(pool.Config{
-			Backend:            baddr,
+			Targets:            targets,
 			User:               *backendUser,
 			Password:           password,
 			BackendConns:       *backendConns,
@@ -85,6 +100,7 @@ Flags:
 			MaxClients:         *maxClients,
 			QueueTimeout:       *queueTimeout,
 			MaxStmtsPerBackend: *maxStmts,
+			HealthInterval:     *healthInterval,
 			MySQL55:            *mysql55,
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
@@ -98,67 +114,189 @@ Flags:
 			listen:     p.ListenConfig(laddr),
 			collectors: []prometheus.Collector{newPoolCollector(p)},
 			ready:      p.Ready,
-			status:     func() any { return p.Stats() },
-			start:      p.StartBackends,
-			stop:       func() { _ = p.Close() },
+			status: func() any {
+				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
+			},
+			start:     p.StartBackends,
+			stop:      func() { _ = p.Close() },
+			liveFlags: []string{"users", "max-clients", "queue-timeout"},
+			reload: func(fs *flag.FlagSet) error {
+				return reloadMySQLProxy(p, fs)
+			},
 		}, nil
 	}
 }
 
-// poolCollector exports the proxy's counters (pool.Stats) to Prometheus.
-type poolCollector struct {
-	p      *pool.Proxy
-	gauges []*prometheus.Desc
-	counts []*prometheus.Desc
-	pins   *prometheus.Desc
+// reloadMySQLProxy applies the settings that can change while the proxy
+// runs, from a freshly parsed flag set. Nothing is applied unless all of
+// them are valid.
+func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
+	usersFile := fs.Lookup("users").Value.String()
+	users, err := pool.LoadUsers(usersFile)
+	if err != nil {
+		return fmt.Errorf("--users: %w", err)
+	}
+	maxClients, err := strconv.Atoi(fs.Lookup("max-clients").Value.String())
+	if err != nil || maxClients <= 0 {
+		return fmt.Errorf("--max-clients: want a positive number, got %q", fs.Lookup("max-clients").Value.String())
+	}
+	queueTimeout, err := time.ParseDuration(fs.Lookup("queue-timeout").Value.String())
+	if err != nil || queueTimeout <= 0 {
+		return fmt.Errorf("--queue-timeout: want a positive duration, got %q", fs.Lookup("queue-timeout").Value.String())
+	}
+	p.SetUsers(users)
+	p.SetMaxClients(maxClients)
+	p.SetQueueTimeout(queueTimeout)
+	return nil
 }
 
-var (
-	poolGaugeNames = []string{"clients_connected", "queue_waiting", "backends_connected", "backends_idle", "pinned_sessions"}
-	poolCountNames = []string{"clients_accepted_total", "clients_refused_total", "auth_failures_total", "questions_total",
-		"local_answers_total", "queue_waits_total", "queue_timeouts_total", "queue_wait_seconds_total",
-		"backend_connects_total", "backend_failures_total", "backend_unknown_state_total", "backend_resets_total",
-		"backends_adopted_total", "state_replays_total", "prepare_cache_hits_total", "backend_prepares_total",
-		"backend_stmt_evictions_total", "kills_total", "diagnostic_holds_total"}
-)
+// poolCollector exports the proxy's counters (pool.Stats, summed over the
+// loops at scrape time) to Prometheus. Everything here runs on the scrape
+// goroutine; the loops only ever do atomic adds.
+type poolCollector struct {
+	p       *pool.Proxy
+	scalars []poolScalar
+	descs   map[string]*prometheus.Desc
+}
+
+type poolScalar struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(s *pool.StatsSnapshot) float64
+}
+
+const poolPrefix = "scalestack_mysqlproxy_"
+
+var poolScalarDefs = []struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(s *pool.StatsSnapshot) float64
+}{
+	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
+	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
+	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were open.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"auth_failures_total", "Logins refused with ERR 1045 (unknown user or wrong password).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.AuthFailures) }},
+	{"questions_total", "Client commands sent to a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Questions) }},
+	{"local_answers_total", "Client commands the proxy answered itself (COM_PING, SELECT CONNECTION_ID(), cached PREPARE, ...).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.LocalAnswers) }},
+	{"queue_waiting", "Commands waiting for a free backend connection now.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaiting) }},
+	{"queue_waits_total", "Commands that found no free backend connection and had to wait.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaits) }},
+	{"queue_timeouts_total", "Waits that ended in ERR 9001 after --queue-timeout.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueTimeouts) }},
+	{"backend_unavailable_errors_total", "Commands answered ERR 9003 at once because no backend connection could be logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.FastFails) }},
+	{"backends_connected", "Backend connections logged in (at most --backend-conns).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendsConnected) }},
+	{"backend_connects_total", "Successful backend logins, first ones and reconnects.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendConnects) }},
+	{"backend_reconnects_total", "Backend logins of a connection that had been logged in before and was lost.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendReconnects) }},
+	{"backend_failures_total", "Backend connects or logins that failed (each is retried with exponential backoff and jitter).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendFailures) }},
+	{"backend_health_checks_total", "COM_PING health checks sent to backends idle for --health-interval.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.HealthChecks) }},
+	{"backend_health_check_failures_total", "Health checks that failed or timed out; the connection was dropped and reconnects.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.HealthCheckFailures) }},
+	{"backend_unknown_state_total", "Backend connections closed because their session state could no longer be known.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendUnknownState) }},
+	{"backend_resets_total", "COM_RESET_CONNECTION (or COM_CHANGE_USER in 5.5 mode) sent after a pinned client left.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendResets) }},
+	{"backends_adopted_total", "Backend connections moved to another loop that had waiting commands.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendsAdopted) }},
+	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.StateReplays) }},
+	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
+	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},
+	{"prepare_cache_hits_total", "COM_STMT_PREPARE answered from the loop's cache without a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PrepareCacheHits) }},
+	{"backend_prepares_total", "COM_STMT_PREPARE sent to a backend (by a client or lazily before an EXECUTE).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendPrepares) }},
+	{"backend_stmt_evictions_total", "Prepared statements closed on a backend to stay under --backend-max-stmts.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendStmtEvictions) }},
+	{"backend_prepared_statements", "Server-side prepared statements open on all backend connections together.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendStmtsOpen) }},
+	{"kills_total", "Sessions closed by KILL or COM_PROCESS_KILL.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Kills) }},
+	{"client_received_bytes_total", "Bytes read from clients.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientBytesIn) }},
+	{"client_sent_bytes_total", "Bytes written to clients.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientBytesOut) }},
+	{"backend_received_bytes_total", "Bytes read from backend connections.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendBytesIn) }},
+	{"backend_sent_bytes_total", "Bytes written to backend connections (commands, state replays, logins, health checks).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendBytesOut) }},
+}
+
+// Descriptors of the labelled series and histograms, by short name.
+var poolVectorDefs = []struct {
+	name, help string
+	labels     []string
+}{
+	{"commands_total", "Client commands by type (all of them, whether a backend or the proxy answered).", []string{"command"}},
+	{"command_duration_seconds", "Time from a command's arrival to the end of its response, queue wait included, for commands that went to (or waited for) a backend.", nil},
+	{"queue_wait_seconds", "How long commands that found no free backend connection waited for one (timeouts included).", nil},
+	{"errors_total", "ERR packets sent to clients, the proxy's own and the server's, by error code (codes outside a fixed table are counted as \"other\").", []string{"code"}},
+	{"pins_total", "Times a session became pinned to its backend connection, by reason.", []string{"reason"}},
+	{"backend_connections", "Backend connections logged in, by state: idle, busy (serving a command, held for diagnostics or being health-checked) or pinned (held by a pinned session).", []string{"state"}},
+	{"backend_conns_configured", "The configured number of backend connections (--backend-conns).", nil},
+	{"backend_up", "1 while the backend server is reachable; 0 once every connection is down and reconnecting fails.", nil},
+	{"user_connections", "Sessions logged in, per account of the users file.", []string{"user"}},
+	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file.", []string{"user"}},
+	{"user_commands_total", "Commands sent, per account of the users file.", []string{"user"}},
+}
 
 func newPoolCollector(p *pool.Proxy) *poolCollector {
-	c := &poolCollector{p: p}
-	for _, n := range poolGaugeNames {
-		c.gauges = append(c.gauges, prometheus.NewDesc("scalestack_mysqlproxy_"+n, "mysqlproxy "+n, nil, nil))
+	c := &poolCollector{p: p, descs: map[string]*prometheus.Desc{}}
+	for _, d := range poolScalarDefs {
+		c.scalars = append(c.scalars, poolScalar{prometheus.NewDesc(poolPrefix+d.name, d.help, nil, nil), d.kind, d.value})
 	}
-	for _, n := range poolCountNames {
-		c.counts = append(c.counts, prometheus.NewDesc("scalestack_mysqlproxy_"+n, "mysqlproxy "+n, nil, nil))
+	for _, d := range poolVectorDefs {
+		c.descs[d.name] = prometheus.NewDesc(poolPrefix+d.name, d.help, d.labels, nil)
 	}
-	c.pins = prometheus.NewDesc("scalestack_mysqlproxy_pins_total", "times a session became pinned to its backend, by reason", []string{"reason"}, nil)
 	return c
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.gauges {
-		ch <- d
+	for _, s := range c.scalars {
+		ch <- s.desc
 	}
-	for _, d := range c.counts {
-		ch <- d
+	for _, d := range poolVectorDefs {
+		ch <- c.descs[d.name]
 	}
-	ch <- c.pins
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.p.Stats()
-	gauges := []int64{s.ClientsConnected, s.QueueWaiting, s.BackendsConnected, s.BackendsIdle, s.PinnedSessions}
-	counts := []float64{float64(s.ClientsAccepted), float64(s.ClientsRefused), float64(s.AuthFailures), float64(s.Questions),
-		float64(s.LocalAnswers), float64(s.QueueWaits), float64(s.QueueTimeouts), float64(s.QueueWaitNs) / 1e9,
-		float64(s.BackendConnects), float64(s.BackendFailures), float64(s.BackendUnknownState), float64(s.BackendResets),
-		float64(s.BackendsAdopted), float64(s.StateReplays), float64(s.PrepareCacheHits), float64(s.BackendPrepares),
-		float64(s.BackendStmtEvictions), float64(s.Kills), float64(s.DiagnosticHolds)}
-	for i, d := range c.gauges {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(gauges[i]))
+	for _, sc := range c.scalars {
+		ch <- prometheus.MustNewConstMetric(sc.desc, sc.kind, sc.value(&s))
 	}
-	for i, d := range c.counts {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, counts[i])
+	for slot, n := range s.Commands {
+		if n > 0 {
+			ch <- prometheus.MustNewConstMetric(c.descs["commands_total"], prometheus.CounterValue, float64(n), pool.CommandSlotName(slot))
+		}
+	}
+	ch <- constHistogram(c.descs["command_duration_seconds"], &s.Latency)
+	ch <- constHistogram(c.descs["queue_wait_seconds"], &s.QueueWait)
+	for slot, n := range s.Errors {
+		ch <- prometheus.MustNewConstMetric(c.descs["errors_total"], prometheus.CounterValue, float64(n), pool.ErrorSlotName(slot))
 	}
 	for r, n := range s.Pins {
-		ch <- prometheus.MustNewConstMetric(c.pins, prometheus.CounterValue, float64(n), pool.PinReason(r).String())
+		ch <- prometheus.MustNewConstMetric(c.descs["pins_total"], prometheus.CounterValue, float64(n), pool.PinReason(r).String())
 	}
+	// The gauges are read from different loops at slightly different
+	// moments; clamp so the states never go negative.
+	busy := max(s.BackendsConnected-s.BackendsIdle, 0)
+	pinned := min(s.PinnedSessions, busy)
+	backendConns := c.descs["backend_connections"]
+	ch <- prometheus.MustNewConstMetric(backendConns, prometheus.GaugeValue, float64(s.BackendsIdle), "idle")
+	ch <- prometheus.MustNewConstMetric(backendConns, prometheus.GaugeValue, float64(busy-pinned), "busy")
+	ch <- prometheus.MustNewConstMetric(backendConns, prometheus.GaugeValue, float64(pinned), "pinned")
+	ch <- prometheus.MustNewConstMetric(c.descs["backend_conns_configured"], prometheus.GaugeValue, float64(c.p.BackendConns()))
+	up := 0.0
+	if c.p.Available() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.descs["backend_up"], prometheus.GaugeValue, up)
+	for _, u := range c.p.UserStats() {
+		ch <- prometheus.MustNewConstMetric(c.descs["user_connections"], prometheus.GaugeValue, float64(u.Connections), u.User)
+		ch <- prometheus.MustNewConstMetric(c.descs["user_logins_total"], prometheus.CounterValue, float64(u.Logins), u.User)
+		ch <- prometheus.MustNewConstMetric(c.descs["user_commands_total"], prometheus.CounterValue, float64(u.Commands), u.User)
+	}
+}
+
+// constHistogram turns per-bucket counts into Prometheus's cumulative form.
+func constHistogram(d *prometheus.Desc, h *pool.HistogramSnapshot) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(pool.LatencyBuckets))
+	var cum uint64
+	for i, le := range pool.LatencyBuckets {
+		cum += h.Counts[i]
+		buckets[le] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count(), float64(h.SumNs)/1e9, buckets)
+}
+
+func targetStrings(ts []pool.Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.String()
+	}
+	return out
 }

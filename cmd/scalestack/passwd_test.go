@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalestack/scalestack/pool"
 )
 
@@ -75,24 +74,5 @@ func TestMySQLProxyFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Fatalf("%v: error %v, want one mentioning %q", c.args, err, c.wantErr)
 		}
-	}
-}
-
-func TestPoolCollector(t *testing.T) {
-	users, _ := pool.ParseUsers(strings.NewReader(pool.UserLine("a", nil)))
-	p, err := pool.New(pool.Config{User: "svc", BackendConns: 1, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newPoolCollector(p)
-	ch := make(chan prometheus.Metric, 100)
-	c.Collect(ch)
-	close(ch)
-	n := 0
-	for range ch {
-		n++
-	}
-	if want := len(poolGaugeNames) + len(poolCountNames) + int(pool.NumPinReasons); n != want {
-		t.Fatalf("%d metrics, want %d", n, want)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -29,6 +30,13 @@ type module struct {
 	// (called after accepting stopped); nil leaves clients to close on their
 	// own until the shutdown timeout.
 	drain func()
+	// liveFlags are the module's flags that reload applies while it runs
+	// (--log-level is handled for every module); reload applies them from
+	// a freshly parsed flag set. Both nil: only the log level reloads.
+	liveFlags []string
+	reload    func(fs *flag.FlagSet) error
+	// reloader is set by runServer (it knows the command line).
+	reloader *reloader
 }
 
 // serve runs a module on a started engine until SIGINT/SIGTERM or until a
@@ -80,12 +88,22 @@ func (f *engineFlags) serve(e *reactor.Engine, m module, stdout io.Writer) error
 	}
 	fmt.Fprintf(stdout, "%s listening on %s (%d loops, %s)\n", m.name, ln.Addr().Address, len(e.Loops()), f.io)
 
-	select {
-	case sig := <-signalChan():
-		logger.Info("stopping", "signal", sig.String())
-		_ = ln.Close()
-	case <-upg.Done():
-		// Handoff already stopped accepting.
+	stop, hangup := signalChan(), hangupChan()
+wait:
+	for {
+		select {
+		case <-hangup:
+			if m.reloader != nil {
+				m.reloader.reload("SIGHUP")
+			}
+		case sig := <-stop:
+			logger.Info("stopping", "signal", sig.String())
+			_ = ln.Close()
+			break wait
+		case <-upg.Done():
+			// Handoff already stopped accepting.
+			break wait
+		}
 	}
 	if m.drain != nil {
 		m.drain()

@@ -27,6 +27,7 @@ func parseServerFlags(c command, args []string, stderr io.Writer) (*engineFlags,
 	if err != nil {
 		return nil, module{}, err
 	}
+	m.reloader = newReloader(c, args, fs, m)
 	if _, err := parseCPUList(ef.cpus); err != nil {
 		return nil, module{}, fmt.Errorf("--cpus: %w", err)
 	}

@@ -1,0 +1,141 @@
+package pool
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Live reload: the settings below are published through atomics that the
+// loops read, so a change needs neither a lock on the data path nor a
+// restart. What a change affects:
+//
+//   - Users: logins (and COM_CHANGE_USER) from now on use the new list;
+//     sessions already logged in keep going.
+//   - QueueTimeout: commands that start waiting from now on.
+//   - MaxClients: clients accepted from now on; none is closed when the
+//     limit drops below the current count.
+
+// SetUsers makes u the accounts for new logins. Per-user counters survive
+// a reload for accounts whose name is unchanged.
+func (p *Proxy) SetUsers(u Users) {
+	p.userStats.adopt(u)
+	p.users.Store(&u)
+}
+
+// Users returns the accounts new logins are checked against.
+func (p *Proxy) Users() Users { return *p.users.Load() }
+
+// SetQueueTimeout changes how long a command may wait for a backend
+// (d <= 0: 10 s).
+func (p *Proxy) SetQueueTimeout(d time.Duration) {
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	p.queueTimeout.Store(int64(d))
+}
+
+// QueueTimeout returns the current queue timeout.
+func (p *Proxy) QueueTimeout() time.Duration { return time.Duration(p.queueTimeout.Load()) }
+
+// SetMaxClients changes the client limit (n <= 0: 10000).
+func (p *Proxy) SetMaxClients(n int) {
+	if n <= 0 {
+		n = 10000
+	}
+	p.maxClients.Store(int64(n))
+}
+
+// MaxClients returns the current client limit.
+func (p *Proxy) MaxClients() int { return int(p.maxClients.Load()) }
+
+// clientsOverLimit runs once per accepted connection (not per statement):
+// it sums the loops' client gauges. Accepts racing on several loops may
+// overshoot the limit by at most one client per loop.
+func (p *Proxy) clientsOverLimit() bool {
+	var n int64
+	for _, sh := range p.shards {
+		n += sh.stats.ClientsConnected.Load()
+	}
+	return n >= p.maxClients.Load()
+}
+
+// UserStats are one account's counters. They are shared by the loops (an
+// atomic add per command on a line other loops may also write), which is
+// why they exist only for the accounts in the users file.
+type UserStats struct {
+	Connections atomic.Int64  // gauge: sessions logged in as the account
+	Logins      atomic.Uint64 // successful logins (and COM_CHANGE_USER)
+	Commands    atomic.Uint64 // commands the account's sessions sent
+}
+
+// UserStatsSnapshot is one account's counters at one moment.
+type UserStatsSnapshot struct {
+	User        string
+	Connections int64
+	Logins      uint64
+	Commands    uint64
+}
+
+// userStatsRegistry keeps every account's counters by name, so they
+// outlive the User values a reload replaces. Its lock is taken only by
+// reloads and scrapes.
+type userStatsRegistry struct {
+	mu      sync.Mutex
+	byName  map[string]*UserStats
+	current Users
+}
+
+func (r *userStatsRegistry) adopt(u Users) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[string]*UserStats{}
+	}
+	for name, user := range u {
+		st := r.byName[name]
+		if st == nil {
+			st = &UserStats{}
+			r.byName[name] = st
+		}
+		user.stats = st
+	}
+	// Accounts dropped from the file stop being exported once none of
+	// their sessions remains, which keeps the series bounded by the file.
+	for name, st := range r.byName {
+		if _, ok := u[name]; !ok && st.Connections.Load() == 0 {
+			delete(r.byName, name)
+		}
+	}
+	r.current = u
+}
+
+// UserStats returns the counters of the accounts in the users file (and of
+// removed accounts that still have sessions).
+func (p *Proxy) UserStats() []UserStatsSnapshot {
+	r := &p.userStats
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]UserStatsSnapshot, 0, len(r.byName))
+	for name, st := range r.byName {
+		out = append(out, UserStatsSnapshot{User: name, Connections: st.Connections.Load(),
+			Logins: st.Logins.Load(), Commands: st.Commands.Load()})
+	}
+	return out
+}
+
+// setAccount moves the per-user connection gauge from the session's
+// previous account (if any) to u.
+func (s *session) setAccount(u *User) {
+	if a := s.account; a != nil && a.stats != nil {
+		a.stats.Connections.Add(-1)
+	}
+	s.account = u
+	if u != nil && u.stats != nil {
+		u.stats.Connections.Add(1)
+		u.stats.Logins.Add(1)
+	}
+}
+
+// BackendConns returns the configured number of backend connections.
+func (p *Proxy) BackendConns() int { return p.cfg.BackendConns }
