@@ -133,6 +133,7 @@ func proxyArgv(name string, port int, env targetEnv) []string {
 		"--backend-conns", strconv.Itoa(env.BackendConns),
 		"--users", env.UsersFile,
 		"--io", io,
+		"--admin", "", // metrics off unless asked: the sweep measures the data path
 	}
 	if env.ProxyLoops > 0 {
 		argv = append(argv, "--loops", strconv.Itoa(env.ProxyLoops))

@@ -13,11 +13,7 @@ import (
 )
 
 func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
-	fs := flag.NewFlagSet("mysqlproxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ef := &engineFlags{}
-	ef.register(fs)
-	ef.registerOps(fs, "")
+	fs, ef := newServerFlags("mysqlproxy", stderr, "127.0.0.1:6070")
 	listen := fs.String("listen", "127.0.0.1:6033", "address clients connect to: host:port, or unix:/path")
 	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
 	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")

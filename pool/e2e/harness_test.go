@@ -255,7 +255,7 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := []string{"mysqlproxy", "--listen", addr, "--backend", b.addr, "--backend-user", b.serviceUser,
 		"--backend-password-file", b.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
-		"--users", usersPath}
+		"--users", usersPath, "--admin", ""}
 	if o.mysql55 {
 		args = append(args, "--mysql55")
 	}
