@@ -381,7 +381,7 @@ func TestCloseStopsCallbacks(t *testing.T) {
 				}
 				// The socket buffer is full and the peer does not read: the
 				// send cannot complete.
-				ring.FillSendBuffer(t, a)
+				ring.FillSendBuffer(t, a, b)
 				big := make([]byte, 64<<20)
 				n, pending, err := d.Send(h, big)
 				if err != nil {
@@ -395,9 +395,26 @@ func TestCloseStopsCallbacks(t *testing.T) {
 						t.Errorf("wait writable: %v", err)
 					}
 				}
-				pollFor(t, d, 20*time.Millisecond)
-				if r.sent != 0 || r.writable != 0 {
-					t.Errorf("send completed (%d) or socket writable (%d) with an undrained peer", r.sent, r.writable)
+				// Without MSG_WAITALL a send may complete with what the
+				// kernel took while buffers settled: keep one outstanding
+				// until the socket stays full, so Close has a send to cancel.
+				for settled := false; !settled; {
+					sent, writable := r.sent, r.writable
+					pollFor(t, d, 20*time.Millisecond)
+					settled = r.sent == sent && r.writable == writable
+					if settled {
+						break
+					}
+					if sent > 50 || writable > 50 {
+						t.Fatalf("the socket never filled (%d sends, %d writable)", r.sent, r.writable)
+					}
+					if _, pending, err := d.Send(h, big); err != nil {
+						t.Fatalf("send: %v", err)
+					} else if !pending {
+						if err := d.WaitWritable(h); err != nil {
+							t.Fatalf("wait writable: %v", err)
+						}
+					}
 				}
 				writeAll(t, b, []byte("in flight"))
 				if err := d.Close(h); err != nil {

@@ -187,7 +187,7 @@ func TestCloseKeepsSendBuffer(t *testing.T) {
 			t.Errorf("register: %v", err)
 			return
 		}
-		fillSendBuffer(t, a)
+		fillSendBuffer(t, a, peer)
 		buf := make([]byte, 16<<20)
 		if _, pending, err := d.Send(h, buf); err != nil || !pending {
 			t.Errorf("send: pending %v, %v", pending, err)
