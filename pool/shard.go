@@ -31,6 +31,9 @@ type shard struct {
 	// stealsInFlight counts steal requests posted and not yet answered.
 	stealsInFlight int
 	stealCursor    int
+	// fairTurn alternates which side gets a freed backend when another
+	// loop's queue is no longer than this one's (see backloggedPeer).
+	fairTurn bool
 	// stealRetry re-runs seekSteal while waiters remain unserved: hints
 	// are read without synchronisation, so a loop that releases a backend
 	// just as this one starts waiting can miss it.
@@ -204,6 +207,14 @@ func (sh *shard) release(b *backend) {
 	b.owner = nil
 	b.resumeIfPaused()
 	if s := sh.waitHead; s != nil {
+		// Fairness across loops: once backends have migrated to a busy
+		// loop, a loop that reuses every backend it frees for its own
+		// waiters starves the others' until their queue deadline. So a
+		// freed backend goes to a more backlogged loop, and every other
+		// one to an equally or less backlogged loop that has waiters.
+		if other := sh.backloggedPeer(); other != nil && sh.sendBackend(b, other, false) {
+			return
+		}
 		sh.dequeue(s)
 		s.attach(b)
 		return
@@ -244,6 +255,23 @@ func (sh *shard) removeIdle(b *backend) {
 }
 
 // donate hands b to another loop that has waiters, when this one has none.
+// backloggedPeer picks a loop with waiters that should get the next freed
+// backend instead of this loop's own waiters (see release), or nil.
+func (sh *shard) backloggedPeer() *shard {
+	shards := sh.p.shards
+	if len(shards) == 1 {
+		return nil
+	}
+	sh.fairTurn = !sh.fairTurn
+	for i := 1; i < len(shards); i++ {
+		other := shards[(sh.id+i)%len(shards)]
+		if w := int(other.waitHint.Load()); w > sh.nWaiting || (w > 0 && sh.fairTurn) {
+			return other
+		}
+	}
+	return nil
+}
+
 func (sh *shard) donate(b *backend) bool {
 	shards := sh.p.shards
 	if len(shards) == 1 {
