@@ -255,28 +255,16 @@ func benchmark(w io.Writer, s *settings) error {
 	}
 	started := time.Now()
 	loadStart := runner.LoadAvg()
-	runs := map[string][]run{}
-	broken := map[string]string{}
-	order := append([]string{}, s.servers...)
-	for round := 0; round < s.rounds; round++ {
-		for _, name := range order {
-			if broken[name] != "" {
-				continue
-			}
-			log.Printf("round %d: %s", round+1, all[name].name)
-			r, err := loadRun(s, all[name])
-			if err != nil {
-				log.Printf("  %v", err)
-				broken[name] = err.Error()
-				continue
-			}
-			log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
-			r.Round = round
-			runs[name] = append(runs[name], r)
+	runs, broken := runner.Interleave(s.servers, s.rounds, func(name string, round int) (run, error) {
+		log.Printf("round %d: %s", round+1, all[name].name)
+		r, err := loadRun(s, all[name])
+		if err != nil {
+			return run{}, err
 		}
-		// Rotate so no contender always runs first or last.
-		order = append(order[1:], order[0])
-	}
+		log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
+		r.Round = round
+		return r, nil
+	})
 	mems := map[string]memory{}
 	memBroken := map[string]string{}
 	if s.memConns > 0 {
