@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,7 +137,12 @@ type Proxy struct {
 	backends []*backend
 	ln       *conn.Listener
 	stopping atomic.Bool
-	version  atomic.Pointer[string]
+	// closed is closed by Close; a drain in progress stops waiting.
+	closed    chan struct{}
+	closeOnce sync.Once
+	drainOnce sync.Once
+	drained   chan struct{} // closed when Drain has finished
+	version   atomic.Pointer[string]
 	// Settings that Reload changes while the loops run: the loops read
 	// them with atomic loads.
 	users        atomic.Pointer[Users]
@@ -156,7 +162,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45}
+	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{})}
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps
@@ -256,10 +262,12 @@ func (p *Proxy) Ready() error {
 // Addr returns the listening address.
 func (p *Proxy) Addr() conn.Addr { return p.ln.Addr() }
 
-// Close stops accepting clients (when Start opened the listener) and keeps
-// backends from reconnecting; the engine's Stop closes what remains.
+// Close stops accepting clients (when Start opened the listener), keeps
+// backends from reconnecting and ends a Drain's waiting; the engine's Stop
+// closes what remains.
 func (p *Proxy) Close() error {
 	p.stopping.Store(true)
+	p.closeOnce.Do(func() { close(p.closed) })
 	if p.ln != nil {
 		return p.ln.Close()
 	}

@@ -101,10 +101,13 @@ type session struct {
 }
 
 func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
+	sh := p.shardOf(c.Loop())
+	if sh.closing {
+		return shutdownRefusal{}
+	}
 	if p.clientsOverLimit() {
 		return p.refuse(c)
 	}
-	sh := p.shardOf(c.Loop())
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
 	s.joiner.MaxPayload = maxClientPayload
 	s.timer.Func = sessionTimerFired
@@ -876,6 +879,12 @@ func (s *session) finishCommand() {
 			s.b = nil
 			s.sh.release(b)
 		}
+	}
+	if s.sh.closing {
+		// Draining past its deadline: that was the session's last
+		// command (a pinned backend is reset by OnClose).
+		s.shutDown()
+		return
 	}
 	s.c.ResumeRead()
 	if s.heldInput {

@@ -48,6 +48,12 @@ type shard struct {
 	sessions   map[uint32]*session
 	nextSessID uint32
 
+	// closing: the drain deadline has passed; each session ends at its
+	// next idle point. quitting: no session is left; a backend that
+	// becomes free is closed instead of going idle (see drain.go).
+	closing  bool
+	quitting bool
+
 	// prepCache maps schema, then SQL text, to a cached PREPARE response
 	// (two levels so a lookup by the client's bytes allocates nothing).
 	prepCache map[string]map[string]*prepMeta
@@ -222,6 +228,10 @@ func (sh *shard) release(b *backend) {
 	if sh.donate(b) {
 		return
 	}
+	if sh.quitting {
+		b.quit()
+		return
+	}
 	b.idleSince = sh.loop.Now()
 	sh.idle = append(sh.idle, b)
 	sh.setHints()
@@ -234,6 +244,10 @@ func (sh *shard) giveAdopted(b *backend) {
 	if s := sh.waitHead; s != nil {
 		sh.dequeue(s)
 		s.attach(b)
+		return
+	}
+	if sh.quitting {
+		b.quit()
 		return
 	}
 	b.idleSince = sh.loop.Now()
