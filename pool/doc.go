@@ -93,6 +93,11 @@
 //     backend broke before any of the response was relayed (otherwise, or
 //     when the session was pinned, the client is disconnected).
 //   - 9005 (0A000): a KILL form the proxy does not support.
+//   - 1053 (08S01) "Server shutdown in progress": Drain's deadline has
+//     passed; sent to a session at its next idle point (as the answer to
+//     its next command, sequence id 1) before it is closed, to a command
+//     still waiting for a backend, and as the first packet to a client
+//     accepted after the deadline.
 //   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
 //     1094 as a server would send them.
 //
@@ -114,6 +119,21 @@
 // multi-primary cluster); the N connections are split between them by
 // weight, and any connection serves any session. Read-only targets are
 // recorded but get no connections: there is no read/write splitting yet.
+//
+// Proxy.Drain shuts down gracefully, for a restart or a hand-over of the
+// listening sockets to a new process. Accepting stops at once. For a grace
+// period sessions are served as usual (clients that connect, run a few
+// statements and leave never notice). At its deadline each session is
+// closed at its next idle point with ERR 1053: an idle one at once, pinned
+// or not (an open transaction is rolled back when its backend is reset),
+// one with a statement on a backend as soon as the response has been
+// relayed in full; a command still queued for a backend is answered ERR
+// 1053. DrainHardCut (1 s) after the deadline whatever still runs is cut
+// off, and the backends those sessions held are closed because their state
+// is unknown. Once no session is left, reconnecting stops and each backend
+// is closed with COM_QUIT as soon as it is free (never under a session).
+// The work is done by the loops, each asked through its control inbox;
+// a coordinator goroutine only reads their gauges.
 //
 // SetUsers, SetMaxClients and SetQueueTimeout change those settings while
 // the proxy runs (atomics read by the loops): new logins, new clients and

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +24,10 @@ import (
 // and reads the engine's plain counters only when scraped, so metrics cost
 // the data path neither a lock nor an allocation.
 type adminServer struct {
-	srv *http.Server
-	ln  net.Listener
+	srv       *http.Server
+	ln        net.Listener
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type adminConfig struct {
@@ -103,10 +106,15 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 
 func (s *adminServer) Addr() string { return s.ln.Addr().String() }
 
+// Close stops the endpoint (at most 2 s for requests in progress); later
+// calls return the first one's result.
 func (s *adminServer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return s.srv.Shutdown(ctx)
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s.closeErr = s.srv.Shutdown(ctx)
+	})
+	return s.closeErr
 }
 
 // newRegistry returns a registry with the Go runtime and process collectors.

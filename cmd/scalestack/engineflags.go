@@ -52,7 +52,7 @@ func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.configFile, "config", "", "TOML configuration file whose keys are these flags' names; flags on the command line override it")
 	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM or hand-over, how long in-flight work may take before remaining clients are closed")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT or hand-over, how long clients are still served after accepting stopped; then they are closed (mysqlproxy: idle sessions get ERR 1053 at once, a statement still running gets up to 1s more, see its --help)")
 }
 
 // startOps applies the log level and starts the admin endpoint when asked,

@@ -48,11 +48,21 @@ Errors the proxy sends itself:
   9003 HY000  the backend server cannot be reached (every connection is down
               and reconnecting fails); sent at once instead of waiting
   9004 08S01  the backend broke during the command
+  1053 08S01  shutting down (see below)
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, --log-level, --max-clients and
 --queue-timeout take effect without dropping a client. Other changed settings
 are reported as needing a restart.
+
+Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
+accepting stops at once, and sessions are served as usual for
+--shutdown-timeout or until every client has left. Then each session is
+closed at its next idle point with ERR 1053 "Server shutdown in progress":
+an idle one at once (an open transaction is rolled back), one running a
+statement as soon as its result has been sent; a statement still running 1s
+after the timeout is cut off. Backend connections are closed with COM_QUIT
+once no session uses them, and the process exits.
 
 Flags:
 `)
@@ -115,6 +125,7 @@ Flags:
 			},
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
+			drain:     p.Drain,
 			liveFlags: []string{"users", "max-clients", "queue-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)

@@ -27,9 +27,10 @@ type module struct {
 	start func(e *reactor.Engine) error
 	stop  func()
 	// drain asks the module to finish in-flight work and close its clients
-	// (called after accepting stopped); nil leaves clients to close on their
-	// own until the shutdown timeout.
-	drain func()
+	// within the shutdown timeout (it is called after accepting stopped);
+	// the channel it returns is closed once that is done. nil leaves
+	// clients to close on their own until the shutdown timeout.
+	drain func(timeout time.Duration) <-chan struct{}
 	// liveFlags are the module's flags that reload applies while it runs
 	// (--log-level is handled for every module); reload applies them from
 	// a freshly parsed flag set. Both nil: only the log level reloads.
@@ -68,15 +69,9 @@ func (f *engineFlags) serve(e *reactor.Engine, m module, stdout io.Writer) error
 			return err
 		}
 	}
-	var upg *upgradeServer
-	if f.upgradeSocket != "" {
-		upg, err = serveUpgrades(f.upgradeSocket, ln.Files, func() { _ = ln.Handoff() })
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer upg.Close()
-	}
+	// The admin endpoint starts before upgrades are served: a successor
+	// binds the same address once this process has handed over, and the
+	// hand-over gives the address up first (see handoff below).
 	admin, err := f.startOps(e, ln, m)
 	if err != nil {
 		ln.Close()
@@ -85,6 +80,23 @@ func (f *engineFlags) serve(e *reactor.Engine, m module, stdout io.Writer) error
 	if admin != nil {
 		defer admin.Close()
 		logger.Info("admin endpoint", "addr", admin.Addr())
+	}
+	var upg *upgradeServer
+	if f.upgradeSocket != "" {
+		handoff := func() {
+			_ = ln.Handoff()
+			if admin != nil {
+				// Before the successor is told to go on, which it does by
+				// starting its own admin endpoint on this address.
+				_ = admin.Close()
+			}
+		}
+		upg, err = serveUpgrades(f.upgradeSocket, ln.Files, handoff)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer upg.Close()
 	}
 	fmt.Fprintf(stdout, "%s listening on %s (%d loops, %s)\n", m.name, ln.Addr().Address, len(e.Loops()), f.io)
 
@@ -106,14 +118,26 @@ wait:
 		}
 	}
 	if m.drain != nil {
-		m.drain()
-	}
-	deadline := time.Now().Add(f.shutdownTimeout)
-	for ln.OpenConns() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+		logger.Info("draining", "timeout", f.shutdownTimeout.String())
+		select {
+		case <-m.drain(f.shutdownTimeout):
+		case <-time.After(f.shutdownTimeout + drainOverrun):
+			logger.Warn("drain did not finish in time")
+		}
+	} else {
+		deadline := time.Now().Add(f.shutdownTimeout)
+		for ln.OpenConns() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if n := ln.OpenConns(); n > 0 {
 		logger.Warn("shutdown timeout: closing remaining clients", "clients", n)
 	}
 	return nil
 }
+
+// drainOverrun is how much longer than --shutdown-timeout serve waits for
+// a module's drain, which may cut off statements still running at the
+// timeout only a little later (pool.DrainHardCut) and then closes its
+// backend connections.
+const drainOverrun = 3 * time.Second
