@@ -132,6 +132,7 @@
 // off, and the backends those sessions held are closed because their state
 // is unknown. Once no session is left, reconnecting stops and each backend
 // is closed with COM_QUIT as soon as it is free (never under a session).
+// Proxy.Ready fails from the moment Drain is called.
 // The work is done by the loops, each asked through its control inbox;
 // a coordinator goroutine only reads their gauges.
 //

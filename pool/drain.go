@@ -55,6 +55,7 @@ const shutdownMessage = "Server shutdown in progress"
 // later calls return the first call's channel.
 func (p *Proxy) Drain(grace time.Duration) <-chan struct{} {
 	p.drainOnce.Do(func() {
+		p.draining.Store(true)
 		p.drained = make(chan struct{})
 		if p.ln != nil {
 			_ = p.ln.Close()

@@ -78,7 +78,13 @@ func TestDrainStages(t *testing.T) {
 	}()
 	waitFor(t, func() bool { return tp.p.Stats().BackendsIdle <= 1 })
 
+	if err := tp.p.Ready(); err != nil {
+		t.Fatalf("not ready before Drain: %v", err)
+	}
 	drained := tp.p.Drain(drainGrace)
+	if tp.p.Ready() == nil {
+		t.Error("still ready once Drain started")
+	}
 
 	// Grace: nobody new, everyone already here served.
 	if c, err := net.DialTimeout("tcp", tp.addr, time.Second); err == nil {

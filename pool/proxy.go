@@ -141,6 +141,7 @@ type Proxy struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	drainOnce sync.Once
+	draining  atomic.Bool
 	drained   chan struct{} // closed when Drain has finished
 	version   atomic.Pointer[string]
 	// Settings that Reload changes while the loops run: the loops read
@@ -251,8 +252,12 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 }
 
 // Ready reports an error while fewer than BackendConns backend
-// connections are logged in.
+// connections are logged in, and once Drain has been called (so a load
+// balancer stops sending clients).
 func (p *Proxy) Ready() error {
+	if p.draining.Load() {
+		return errors.New("draining: the proxy is shutting down")
+	}
 	if n := p.backendsConnected(); n < int64(p.cfg.BackendConns) {
 		return fmt.Errorf("%d of %d backend connections are logged in", n, p.cfg.BackendConns)
 	}

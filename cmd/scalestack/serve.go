@@ -119,8 +119,10 @@ wait:
 	}
 	if m.drain != nil {
 		logger.Info("draining", "timeout", f.shutdownTimeout.String())
+		started := time.Now()
 		select {
 		case <-m.drain(f.shutdownTimeout):
+			logger.Info("drained", "took", time.Since(started).Round(time.Millisecond).String())
 		case <-time.After(f.shutdownTimeout + drainOverrun):
 			logger.Warn("drain did not finish in time")
 		}
