@@ -20,6 +20,10 @@ type sysbenchResult struct {
 	LatAvgMS      float64
 	LatP95MS      float64
 	TotalTimeS    float64
+	// Histogram is the --histogram=on table of the measured window's latencies; nil when sysbench
+	// printed none (runs made before the sweep asked for it).
+	Histogram   []histBucket
+	inHistogram bool
 	// Fatal holds sysbench's FATAL lines: a run that has them aborted early and its numbers are not a
 	// measurement.
 	Fatal []string
@@ -89,8 +93,12 @@ func parseSysbenchLine(r *sysbenchResult, line string) error {
 	if strings.HasPrefix(strings.TrimSpace(line), "SQL statistics:") {
 		// A new statistics block (a checkpoint's or the final one): only the last one describes the
 		// measured window. Fatal errors stay whichever block they came in.
-		*r = sysbenchResult{Fatal: r.Fatal, Intervals: r.Intervals}
+		// The histogram is printed just before the final block, never with a checkpoint's, so it stays.
+		*r = sysbenchResult{Fatal: r.Fatal, Intervals: r.Intervals, Histogram: r.Histogram}
 		return nil
+	}
+	if inHist, err := parseHistogramLine(r, line); inHist || err != nil {
+		return err
 	}
 	if m := reInterval.FindStringSubmatch(line); m != nil {
 		at, err1 := strconv.Atoi(m[1])
@@ -185,7 +193,8 @@ func sysbenchArgs(test string, threads int, p pointTiming, db dbLogin, tables, t
 		"--rand-type=uniform",
 		"--db-ps-mode=auto",
 		"--percentile=95",
-		"--histogram=off",
+		// The histogram gives the other percentiles (p99) that sysbench 1.0 does not print itself.
+		"--histogram=on",
 		"run",
 	)
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+// scrapeInterval is how often the sweep scrapes a scraped target's /metrics: once a second, far more
+// often than a Prometheus server usually does (15 s to 1 min), so the measured cost is an upper bound.
+const scrapeInterval = time.Second
+
+// scrapeTimeout bounds one scrape; one that takes longer counts as failed.
+const scrapeTimeout = 5 * time.Second
+
+// metricMarker must appear in a good /metrics answer: every Scale Stack service exports metrics
+// under this prefix, so a 200 without it is not the proxy's metrics.
+var metricMarker = []byte("scalestack_")
+
+// metricsScraper GETs one target's /metrics at a fixed interval, as a monitoring system would, and
+// keeps a line per scrape in its log for when a point needs explaining.
+type metricsScraper struct {
+	url      string
+	interval time.Duration
+	client   *http.Client
+	logPath  string
+}
+
+// scrapeStats is what one window's scraping did.
+type scrapeStats struct {
+	Scrapes      int
+	Failures     int
+	FirstFailure string
+	MaxMS        float64 // the slowest scrape, in milliseconds
+	Bytes        int     // size of the last good answer
+}
+
+func newMetricsScraper(adminPort int, logPath string) *metricsScraper {
+	return &metricsScraper{
+		url:      "http://127.0.0.1:" + strconv.Itoa(adminPort) + "/metrics",
+		interval: scrapeInterval,
+		// Keep-alive, as Prometheus does: the cost measured is the scrape's, not a TCP handshake's.
+		client:  &http.Client{Timeout: scrapeTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: 1}},
+		logPath: logPath,
+	}
+}
+
+// run scrapes at once and then every interval until ctx ends. A scrape already started when ctx ends
+// finishes (within scrapeTimeout) and counts, so stopping never turns a good scrape into a failure.
+func (s *metricsScraper) run(ctx context.Context) scrapeStats {
+	var st scrapeStats
+	var log io.Writer = io.Discard
+	if s.logPath != "" {
+		if f, err := os.Create(s.logPath); err == nil {
+			defer f.Close()
+			log = f
+		}
+	}
+	defer s.client.CloseIdleConnections()
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		began := time.Now()
+		n, err := s.scrapeOnce()
+		ms := float64(time.Since(began).Microseconds()) / 1000
+		st.Scrapes++
+		st.MaxMS = max(st.MaxMS, ms)
+		if err != nil {
+			st.Failures++
+			if st.FirstFailure == "" {
+				st.FirstFailure = err.Error()
+			}
+			fmt.Fprintf(log, "%s %.1fms FAILED %v\n", began.UTC().Format("15:04:05.000"), ms, err)
+		} else {
+			st.Bytes = n
+			fmt.Fprintf(log, "%s %.1fms ok %d bytes\n", began.UTC().Format("15:04:05.000"), ms, n)
+		}
+		select {
+		case <-ctx.Done():
+			return st
+		case <-tick.C:
+		}
+	}
+}
+
+// scrapeOnce does one GET and checks that the answer is the service's metrics; it returns the
+// answer's size.
+func (s *metricsScraper) scrapeOnce() (int, error) {
+	resp, err := s.client.Get(s.url)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", s.url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", s.url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return len(body), fmt.Errorf("GET %s: %s", s.url, resp.Status)
+	}
+	if !bytes.Contains(body, metricMarker) {
+		return len(body), fmt.Errorf("GET %s: %d bytes without any %s metric", s.url, len(body), metricMarker)
+	}
+	return len(body), nil
+}
