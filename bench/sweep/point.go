@@ -252,15 +252,16 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 				logf("sampling at window start: %v", err)
 				r.s0 = sample{}
 			}
-			stopScraping := func() {}
+			stopScraping, scrapingDone := func() {}, func() {}
 			if scraper != nil {
 				scrapeCtx, cancel := context.WithCancel(ctx)
 				done := make(chan struct{})
 				go func() { r.scrapes = scraper.run(scrapeCtx); close(done) }()
-				stopScraping = func() { cancel(); <-done }
+				stopScraping, scrapingDone = cancel, func() { <-done }
 			}
 			windowDone := waitUntil(ctx, windowEnd, exited)
-			// Stopped before the last sample, so the window's scrapes are all inside it.
+			// No scrape starts after the window; one still in flight may finish after the last sample,
+			// which must not wait for it (sysbench ends moments after the window).
 			stopScraping()
 			if windowDone {
 				if r.s1, err = takeSample(targetPID, dbPID, cmd.Process.Pid); err != nil {
@@ -273,6 +274,7 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 					}
 				}
 			}
+			scrapingDone()
 		}
 	}
 	select {
