@@ -30,7 +30,7 @@ What to run
                           (about 1 minute per target; explicit options below still win)
   --metrics-cost          what metrics cost (issue #6): proxy-epoll (admin endpoint off) against
                           proxy-epoll-scraped (admin on, /metrics scraped every second), oltp_point_select
-                          and oltp_read_only at 256 threads, 6 rounds of 3 + 10 s (about 7 minutes);
+                          and oltp_read_only at 256 threads, 7 rounds of 3 + 10 s (about 7 minutes);
                           explicit options win, and with --quick only the targets and tests are its
   --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
   --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]

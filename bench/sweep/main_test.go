@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 			wantTime: 15, wantWarmup: 5, wantReps: 3, wantTargets: []string{"direct", "proxy-epoll", "proxy-uring", "haproxy"}},
 		{name: "quick", args: []string{"--quick"}, wantThreads: []int{16, 256}, wantTime: 5, wantWarmup: 2, wantReps: 1,
 			wantTargets: []string{"direct", "proxy-epoll", "proxy-uring", "haproxy"}},
-		{name: "metrics cost", args: []string{"--metrics-cost"}, wantThreads: []int{256}, wantTime: 10, wantWarmup: 3, wantReps: 6,
+		{name: "metrics cost", args: []string{"--metrics-cost"}, wantThreads: []int{256}, wantTime: 10, wantWarmup: 3, wantReps: 7,
 			wantTargets: []string{"proxy-epoll", "proxy-epoll-scraped"}, wantTests: []string{"oltp_point_select", "oltp_read_only"}},
 		{name: "quick metrics cost keeps quick's points", args: []string{"--metrics-cost", "--quick"}, wantThreads: []int{16, 256},
 			wantTime: 5, wantWarmup: 2, wantReps: 1, wantTargets: []string{"proxy-epoll", "proxy-epoll-scraped"}},

@@ -12,6 +12,7 @@ import (
 
 // sysbenchResult is what one `sysbench ... run` reported at its end.
 type sysbenchResult struct {
+	Transactions  int64
 	Queries       int64
 	QPS           float64
 	TPS           float64
@@ -126,7 +127,7 @@ func parseSysbenchLine(r *sysbenchResult, line string) error {
 		}
 		switch m[1] {
 		case "transactions":
-			r.TPS = rate
+			r.Transactions, r.TPS = n, rate
 		case "queries":
 			r.Queries, r.QPS = n, rate
 		case "ignored errors":
