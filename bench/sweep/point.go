@@ -70,7 +70,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
 		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
 		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), LatP99MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
-		OtherCPUPct: math.NaN(), Scrapes: -1, ScrapeMaxMS: math.NaN()}
+		OtherCPUPct: math.NaN(), Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
 
 	if idle, err := waitDBIdle(ctx, sess, idleConns, 2*time.Minute); err != nil {
@@ -119,6 +119,12 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 	}
 	if ctx.Err() != nil {
 		return p, ctx.Err()
+	}
+	if scraper != nil && runErr == nil {
+		// While the proxy still runs, now idle: what one scrape costs it, free of the host's noise.
+		if p.ScrapeCPUMS, err = scraper.idleCPUPerScrape(tg.PID, calibrationScrapes); err != nil {
+			logf("measuring the CPU per scrape: %v", err)
+		}
 	}
 
 	stopTarget()

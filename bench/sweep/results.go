@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -51,13 +52,16 @@ type point struct {
 	Scrapes        int
 	ScrapeFailures int
 	ScrapeMaxMS    float64
+	// ScrapeCPUMS is the target's CPU-milliseconds per scrape, measured idle after the window; NaN
+	// when not measured.
+	ScrapeCPUMS float64
 }
 
 var csvHeader = []string{
 	"test", "threads", "target", "rep", "start_utc",
 	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "lat_p99_ms", "errors", "reconnects", "status",
 	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max", "other_cpu_pct",
-	"scrapes", "scrape_failures", "scrape_max_ms",
+	"scrapes", "scrape_failures", "scrape_max_ms", "scrape_cpu_ms",
 }
 
 func fmtFloat(v float64, prec int) string {
@@ -82,7 +86,7 @@ func (p point) csvRecord() []string {
 		strconv.FormatInt(p.Errors, 10), strconv.FormatInt(p.Reconnects, 10), p.Status,
 		fmtFloat(p.ConnectS, 2), fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
 		strconv.FormatInt(p.BackendConnsMax, 10), fmtFloat(p.OtherCPUPct, 1),
-		scrapes, scrapeFailures, fmtFloat(p.ScrapeMaxMS, 1),
+		scrapes, scrapeFailures, fmtFloat(p.ScrapeMaxMS, 1), fmtFloat(p.ScrapeCPUMS, 3),
 	}
 }
 
@@ -381,6 +385,8 @@ type metricsCostRow struct {
 	OffSpread               float64
 	Scrapes, ScrapeFailures int
 	ScrapeMaxMS             float64
+	// ScrapeCPUMS is the median over the scraped runs of the proxy's CPU-milliseconds per scrape.
+	ScrapeCPUMS float64
 }
 
 // Within says whether the medians meet the acceptance limit.
@@ -408,6 +414,7 @@ func metricsCostRows(points []point, tests []string, threads []int) []metricsCos
 		for _, th := range threads {
 			row := metricsCostRow{Test: test, Threads: th, ScrapeMaxMS: math.NaN()}
 			var reps []int
+			var scrapeCPU []float64
 			for k := range off {
 				if k.test == test && k.threads == th {
 					reps = append(reps, k.rep)
@@ -420,6 +427,7 @@ func metricsCostRows(points []point, tests []string, threads []int) []metricsCos
 				if _, ok := off[k]; !ok {
 					reps = append(reps, k.rep)
 				}
+				scrapeCPU = append(scrapeCPU, p.ScrapeCPUMS)
 				row.Scrapes += max(0, p.Scrapes)
 				row.ScrapeFailures += p.ScrapeFailures
 				if !math.IsNaN(p.ScrapeMaxMS) && (math.IsNaN(row.ScrapeMaxMS) || p.ScrapeMaxMS > row.ScrapeMaxMS) {
@@ -446,6 +454,7 @@ func metricsCostRows(points []point, tests []string, threads []int) []metricsCos
 				}
 			}
 			row.OffQPS, row.ScrapedQPS = median(offQPS), median(scrapedQPS)
+			row.ScrapeCPUMS = median(scrapeCPU)
 			row.Ratio = math.NaN()
 			if row.OffQPS > 0 {
 				row.Ratio = row.ScrapedQPS / row.OffQPS
@@ -474,10 +483,13 @@ func writeMetricsCost(b *strings.Builder, points []point, tests []string, thread
 		"scraped QPS within %[4]d %% of the QPS with metrics off.\n\n"+
 		"`scraped/off` is median over median; `per-round` gives the median and the range of the ratios of the "+
 		"two runs of each round; `off spread` is (max − min) / median of the off runs alone, the round-to-round "+
-		"noise of one configuration.\n\n",
-		targetProxyEpoll, targetProxyEpollScraped, scrapeInterval, int(metricsCostLimit*100))
-	b.WriteString("| test | threads | rounds paired | off QPS | scraped QPS | scraped/off | per-round median [min, max] | off spread | scrapes (failed) | slowest scrape ms | within 3 % |\n")
-	b.WriteString("|:---|---:|---:|---:|---:|---:|:---:|---:|---:|---:|:---:|\n")
+		"noise of one configuration. `CPU ms/scrape` is the proxy's CPU per scrape, measured after each scraped "+
+		"run while the proxy is idle (%[5]d scrapes back to back, less its idle CPU; median over the runs); "+
+		"`est. cost` is that CPU per second of scraping as a share of the host's %[6]d CPUs, what scraping takes "+
+		"from a saturated host whatever the noise.\n\n",
+		targetProxyEpoll, targetProxyEpollScraped, scrapeInterval, int(metricsCostLimit*100), calibrationScrapes, runtime.NumCPU())
+	b.WriteString("| test | threads | rounds paired | off QPS | scraped QPS | scraped/off | per-round median [min, max] | off spread | scrapes (failed) | slowest scrape ms | CPU ms/scrape | est. cost | within 3 % |\n")
+	b.WriteString("|:---|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|:---:|\n")
 	outside := 0
 	for _, r := range rows {
 		within := "–"
@@ -491,9 +503,12 @@ func writeMetricsCost(b *strings.Builder, points []point, tests []string, thread
 		if len(r.Paired) > 0 {
 			spread = fmt.Sprintf("%s [%s, %s]", mdNum(median(r.Paired), 3, false), mdNum(slices.Min(r.Paired), 3, false), mdNum(slices.Max(r.Paired), 3, false))
 		}
-		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s | %d (%d) | %s | %s |\n",
+		// CPU-ms per scrape, scrapes per second, over the host's CPU-ms per second.
+		cost := r.ScrapeCPUMS * (float64(time.Second) / float64(scrapeInterval)) / (1000 * float64(runtime.NumCPU()))
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s | %d (%d) | %s | %s | %s | %s |\n",
 			r.Test, r.Threads, len(r.Paired), mdNum(r.OffQPS, 0, true), mdNum(r.ScrapedQPS, 0, true), mdNum(r.Ratio, 3, false),
-			spread, pctNum(r.OffSpread), r.Scrapes, r.ScrapeFailures, mdNum(r.ScrapeMaxMS, 1, false), within)
+			spread, pctNum(r.OffSpread), r.Scrapes, r.ScrapeFailures, mdNum(r.ScrapeMaxMS, 1, false),
+			mdNum(r.ScrapeCPUMS, 2, false), pctNum2(cost), within)
 	}
 	switch {
 	case len(rows) == 0:
@@ -504,6 +519,14 @@ func writeMetricsCost(b *strings.Builder, points []point, tests []string, thread
 		fmt.Fprintf(b, "\n**%d of %d rows are outside %d %%.** Compare with `off spread` and the per-round range: a "+
 			"difference inside the noise of one configuration is not a cost of metrics.\n", outside, len(rows), int(metricsCostLimit*100))
 	}
+}
+
+// pctNum2 formats a small fraction as a percentage with two decimals; NaN prints as a dash.
+func pctNum2(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v*100, 'f', 2, 64) + " %"
 }
 
 // pctNum formats a fraction as a percentage with one decimal; NaN prints as a dash.

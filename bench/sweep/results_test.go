@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func okPoint(target string, threads int, qps float64) point {
 	return point{Test: "oltp_read_only", Threads: threads, Target: target, Rep: 1, Status: "ok", QPS: qps,
 		TPS: qps / 16, LatAvgMS: 1, LatP95MS: 2, LatP99MS: 3.5, TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: 0.05, TargetRSSKB: -1,
 		BackendConnsMax: int64(threads), ConnectS: 0.1, WindowS: 15, SysbenchQPS: qps, OtherCPUPct: 3,
-		Scrapes: -1, ScrapeMaxMS: math.NaN()}
+		Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 }
 
 func TestSummarizeSkipsFailedRunsButCountsTheirErrors(t *testing.T) {
@@ -108,7 +109,7 @@ func TestCSVSinkRoundTrip(t *testing.T) {
 		col[h] = recs[1][i]
 	}
 	if col["threads"] != "8192" || col["qps"] != "22052.50" || col["status"] != p.Status || col["lat_p99_ms"] != "3.50" ||
-		col["target_cpu_s_per_kq"] != "" || col["target_rss_mb"] != "" || col["scrapes"] != "" || col["scrape_max_ms"] != "" {
+		col["target_cpu_s_per_kq"] != "" || col["target_rss_mb"] != "" || col["scrapes"] != "" || col["scrape_max_ms"] != "" || col["scrape_cpu_ms"] != "" {
 		t.Errorf("row = %v", col)
 	}
 }
@@ -147,7 +148,7 @@ func TestDisturbedWarning(t *testing.T) {
 
 func scrapedPoint(test string, threads, rep int, qps float64, scrapes int) point {
 	p := okPoint(targetProxyEpollScraped, threads, qps)
-	p.Test, p.Rep, p.Scrapes, p.ScrapeMaxMS = test, rep, scrapes, 4+float64(rep)
+	p.Test, p.Rep, p.Scrapes, p.ScrapeMaxMS, p.ScrapeCPUMS = test, rep, scrapes, 4+float64(rep), float64(rep)
 	return p
 }
 
@@ -184,10 +185,11 @@ func TestMetricsCostRows(t *testing.T) {
 		spread            float64
 		scrapes, failures int
 		maxMS             float64
+		cpuMS             float64
 		within            bool
 	}{
-		{rows[0], 1000, 1000, []float64{0.99, 1, 0.99}, 0.1, 29, 0, 7, true},
-		{rows[1], 510, 459, []float64{0.9, 0.9}, 20.0 / 510, 30, 1, 7, false},
+		{rows[0], 1000, 1000, []float64{0.99, 1, 0.99}, 0.1, 29, 0, 7, 2, true},
+		{rows[1], 510, 459, []float64{0.9, 0.9}, 20.0 / 510, 30, 1, 7, 2, false},
 	}
 	for _, tc := range tests {
 		r := tc.row
@@ -203,7 +205,7 @@ func TestMetricsCostRows(t *testing.T) {
 			}
 		}
 		if math.Abs(r.OffSpread-tc.spread) > 1e-12 || r.Scrapes != tc.scrapes || r.ScrapeFailures != tc.failures ||
-			r.ScrapeMaxMS != tc.maxMS || r.Within() != tc.within {
+			r.ScrapeMaxMS != tc.maxMS || r.ScrapeCPUMS != tc.cpuMS || r.Within() != tc.within {
 			t.Errorf("%s: spread %v scrapes %d failed %d max %v within %v; want %v %d %d %v %v", r.Test,
 				r.OffSpread, r.Scrapes, r.ScrapeFailures, r.ScrapeMaxMS, r.Within(), tc.spread, tc.scrapes, tc.failures, tc.maxMS, tc.within)
 		}
@@ -223,8 +225,9 @@ func TestWriteMarkdownMetricsCost(t *testing.T) {
 	for _, want := range []string{
 		"## Metrics cost",
 		"bench/run.sh --metrics-cost",
-		// medians 1000 and 985: ratio 0.985; rounds 0.96 and 1.01.
-		"| oltp_point_select | 256 | 2 | 1,000 | 985 | 0.985 | 0.985 [0.960, 1.010] | 0.0 % | 20 (0) | 6.0 | yes |",
+		// medians 1000 and 985: ratio 0.985; rounds 0.96 and 1.01; 1.5 CPU-ms per scrape, one a second.
+		"| oltp_point_select | 256 | 2 | 1,000 | 985 | 0.985 | 0.985 [0.960, 1.010] | 0.0 % | 20 (0) | 6.0 | 1.50 | " +
+			pctNum2(1.5/(1000*float64(runtime.NumCPU()))) + " | yes |",
 		"Every compared row is within 3 %.",
 	} {
 		if !strings.Contains(md, want) {

@@ -85,3 +85,29 @@ func TestMetricsScraperNoEndpoint(t *testing.T) {
 		t.Errorf("stats %+v; want every scrape failed with the URL in the reason", st)
 	}
 }
+
+// The CPU per scrape is measured on the process serving the scrapes (here the test itself): it must
+// be positive for a real endpoint, and a failing endpoint must be an error, not a number. About 3 s.
+func TestIdleCPUPerScrape(t *testing.T) {
+	body := strings.Repeat("scalestack_loop_events_total{loop=\"0\"} 12345\n", 500)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	s := newMetricsScraper(srv.Listener.Addr().(*net.TCPAddr).Port, "")
+	ms, err := s.idleCPUPerScrape(os.Getpid(), 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Serving and reading 24 KB costs well under 50 ms of CPU, and 300 of them more than one tick.
+	if !(ms > 0) || ms > 50 {
+		t.Errorf("CPU per scrape %v ms; want a small positive number", ms)
+	}
+
+	broken := httptest.NewServer(http.NotFoundHandler())
+	defer broken.Close()
+	s = newMetricsScraper(broken.Listener.Addr().(*net.TCPAddr).Port, "")
+	if ms, err := s.idleCPUPerScrape(os.Getpid(), 10); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("failing endpoint gave %v ms, err %v; want a 404 error", ms, err)
+	}
+}
