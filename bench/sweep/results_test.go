@@ -243,3 +243,21 @@ func TestWriteMarkdownMetricsCost(t *testing.T) {
 		t.Errorf("a 4.5 %% cost is not called out:\n%s", md)
 	}
 }
+
+func TestMetricsCostVerdict(t *testing.T) {
+	tests := []struct {
+		name   string
+		row    metricsCostRow
+		want   float64
+		within bool
+	}{
+		{"rounds decide over medians", metricsCostRow{Ratio: 0.9, Paired: []float64{0.99, 1.02, 0.98}}, 0.99, true},
+		{"a cost beyond 3 % in the rounds", metricsCostRow{Ratio: 1, Paired: []float64{0.95, 0.96}}, 0.955, false},
+		{"no complete round: the medians", metricsCostRow{Ratio: 0.96}, 0.96, false},
+	}
+	for _, tc := range tests {
+		if got := tc.row.Verdict(); math.Abs(got-tc.want) > 1e-12 || tc.row.Within() != tc.within {
+			t.Errorf("%s: verdict %v within %v; want %v %v", tc.name, got, tc.row.Within(), tc.want, tc.within)
+		}
+	}
+}
