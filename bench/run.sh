@@ -32,6 +32,8 @@ What to run
                           proxy-epoll-scraped (admin on, /metrics scraped every second), oltp_point_select
                           and oltp_read_only at 256 threads, 7 rounds of 3 + 10 s (about 7 minutes);
                           explicit options win, and with --quick only the targets and tests are its
+  --profile-scraped       also take a CPU profile of proxy-epoll-scraped over each measured window
+                          (.tmp/bench/NAME/logs/*-cpu.pprof); profiling costs CPU itself
   --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
   --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]
   --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four], and
@@ -135,7 +137,7 @@ main() {
 		esac
 		case $1 in
 		--no-install) no_install=1 ;;
-		--quick | --keep-db | --metrics-cost | --*=*) forward+=("$1") ;;
+		--quick | --keep-db | --metrics-cost | --profile-scraped | --*=*) forward+=("$1") ;;
 		--*)
 			[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
 			forward+=("$1" "$2")

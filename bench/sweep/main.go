@@ -54,6 +54,7 @@ type config struct {
 	KeepDB         bool
 	Quick          bool
 	MetricsCost    bool
+	ProfileScraped bool
 	Command        string
 }
 
@@ -102,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.MariaDBScript, "mariadb-script", "auto", "scripts/mariadb.sh to start MariaDB with: auto (use it if present), none (built-in starter), or a path")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "leave MariaDB's data directory behind")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: threads "+quickThreads+", 5 s per point, 2 s warm-up, 1 repetition (explicit flags still win)")
+	fs.BoolVar(&c.ProfileScraped, "profile-scraped", false, "take a CPU profile of "+targetProxyEpollScraped+" over each measured window (its /debug/pprof/profile) into the work dir's logs; profiling costs CPU, so not for the acceptance numbers")
 	fs.BoolVar(&c.MetricsCost, "metrics-cost", false, fmt.Sprintf("metrics cost: targets %s, tests %s, threads %s, %d reps, %d s per point after %d s warm-up (explicit flags and --quick win)",
 		metricsCostTargets, metricsCostTests, metricsCostThreads, metricsCostReps, metricsCostTimeS, metricsCostWarmupS))
 	if err := fs.Parse(args); err != nil {

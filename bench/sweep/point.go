@@ -107,6 +107,9 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 	var scraper *metricsScraper
 	if tg.AdminPort > 0 {
 		scraper = newMetricsScraper(tg.AdminPort, filepath.Join(logDir, stem+"-scrapes.log"))
+		if cfg.ProfileScraped {
+			scraper.profilePath = filepath.Join(logDir, stem+"-cpu.pprof")
+		}
 	}
 	sr, runErr := runSysbench(ctx, argv, tg.PID, dbPID, timing, scraper, filepath.Join(logDir, stem+"-sysbench.log"))
 	res, s0, s1 := sr.res, sr.s0, sr.s1
@@ -263,7 +266,19 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 				scrapeCtx, cancel := context.WithCancel(ctx)
 				done := make(chan struct{})
 				go func() { r.scrapes = scraper.run(scrapeCtx); close(done) }()
-				stopScraping, scrapingDone = cancel, func() { <-done }
+				profiled := make(chan struct{})
+				if scraper.profilePath != "" {
+					// A second less than the window, so the profile ends inside it.
+					go func() {
+						if err := scraper.profileCPU(ctx, max(1, t.MeasureS-1)); err != nil {
+							logf("CPU profile: %v", err)
+						}
+						close(profiled)
+					}()
+				} else {
+					close(profiled)
+				}
+				stopScraping, scrapingDone = cancel, func() { <-done; <-profiled }
 			}
 			windowDone := waitUntil(ctx, windowEnd, exited)
 			// No scrape starts after the window; one still in flight may finish after the last sample,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,9 @@ type metricsScraper struct {
 	interval time.Duration
 	client   *http.Client
 	logPath  string
+	// profilePath, when set, receives a CPU profile of the target taken over the measured window
+	// through its /debug/pprof/profile, to see where the scrapes' CPU goes under load.
+	profilePath string
 }
 
 // scrapeStats is what one window's scraping did.
@@ -87,6 +91,33 @@ func (s *metricsScraper) run(ctx context.Context) scrapeStats {
 		case <-tick.C:
 		}
 	}
+}
+
+// profileCPU fetches a CPU profile of the target over the next seconds into profilePath.
+func (s *metricsScraper) profileCPU(ctx context.Context, seconds int) error {
+	url := strings.TrimSuffix(s.url, "/metrics") + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("profile request: %w", err)
+	}
+	// Not s.client: its timeout is a scrape's, far shorter than the profile.
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(s.profilePath)
+	if err != nil {
+		return fmt.Errorf("creating profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", s.profilePath, err)
+	}
+	return f.Close()
 }
 
 // scrapeOnce does one GET and checks that the answer is the service's metrics; it returns the

@@ -111,3 +111,26 @@ func TestIdleCPUPerScrape(t *testing.T) {
 		t.Errorf("failing endpoint gave %v ms, err %v; want a 404 error", ms, err)
 	}
 }
+
+func TestProfileCPU(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/debug/pprof/profile" || r.URL.Query().Get("seconds") != "4" {
+			http.Error(w, "unexpected "+r.URL.String(), http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte("profile bytes"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	s := newMetricsScraper(srv.Listener.Addr().(*net.TCPAddr).Port, "")
+	s.profilePath = filepath.Join(dir, "cpu.pprof")
+	if err := s.profileCPU(context.Background(), 4); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(s.profilePath); err != nil || string(b) != "profile bytes" {
+		t.Errorf("profile file %q, %v", b, err)
+	}
+	if err := s.profileCPU(context.Background(), 5); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("a refused profile gave %v; want the status", err)
+	}
+}
