@@ -660,7 +660,7 @@ func (p *progress) end(pt point) {
 		cpu = fmt.Sprintf(" mid-cpu=%.4fs/kq rss=%.1fMB", pt.TargetCPUPerKQ, float64(pt.TargetRSSKB)/1024)
 	}
 	if pt.Scrapes >= 0 {
-		cpu += fmt.Sprintf(" scrapes=%d failed=%d max=%.1fms", pt.Scrapes, pt.ScrapeFailures, pt.ScrapeMaxMS)
+		cpu += fmt.Sprintf(" scrapes=%d failed=%d max=%.1fms cpu/scrape=%.2fms", pt.Scrapes, pt.ScrapeFailures, pt.ScrapeMaxMS, pt.ScrapeCPUMS)
 	}
 	logf("      %s: qps=%.0f avg=%.2fms p95=%.2fms p99=%.2fms errors=%d reconnects=%d backend=%d%s (took %s)",
 		pt.Status, pt.QPS, pt.LatAvgMS, pt.LatP95MS, pt.LatP99MS, pt.Errors, pt.Reconnects, pt.BackendConnsMax, cpu, took.Round(time.Second))
