@@ -268,9 +268,10 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 				go func() { r.scrapes = scraper.run(scrapeCtx); close(done) }()
 				profiled := make(chan struct{})
 				if scraper.profilePath != "" {
-					// A second less than the window, so the profile ends inside it.
+					// A second less than the window, so the profile ends inside it; cut short with the
+					// scraping if sysbench ends early.
 					go func() {
-						if err := scraper.profileCPU(ctx, max(1, t.MeasureS-1)); err != nil {
+						if err := scraper.profileCPU(scrapeCtx, max(1, t.MeasureS-1)); err != nil {
 							logf("CPU profile: %v", err)
 						}
 						close(profiled)
