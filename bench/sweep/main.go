@@ -1,7 +1,8 @@
 // Command sweep runs the sysbench sweep behind Scale Stack's headline graph: sysbench oltp_read_only
 // and oltp_point_select at 1 to 8192 client threads, against MariaDB directly, through the Scale Stack
 // MySQL proxy (epoll and io_uring) and through HAProxy in TCP mode, and writes CSV, a markdown summary
-// and (through bench/plot) a PNG graph into bench/results/.
+// and (through bench/plot) a PNG graph into bench/results/. With --metrics-cost it compares the proxy
+// with metrics off against the same proxy whose /metrics it scrapes every second.
 //
 // It starts and stops everything it measures: a throwaway MariaDB (never the system service, never port
 // 3306) and each target, fresh for every point. It must never leave a server running after it exits
