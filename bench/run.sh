@@ -28,9 +28,16 @@ Usage: bench/run.sh [--quick] [options]
 What to run
   --quick                 smoke run: threads 16,256, 5 s per point, 2 s warm-up, 1 repetition
                           (about 1 minute per target; explicit options below still win)
+  --metrics-cost          what metrics cost (issue #6): proxy-epoll (admin endpoint off) against
+                          proxy-epoll-scraped (admin on, /metrics scraped every second), oltp_point_select
+                          and oltp_read_only at 256 threads, 7 rounds of 3 + 10 s (about 7 minutes);
+                          explicit options win, and with --quick only the targets and tests are its
+  --profile-scraped       also take a CPU profile of proxy-epoll-scraped over each measured window
+                          (.tmp/bench/NAME/logs/*-cpu.pprof); profiling costs CPU itself
   --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
   --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]
-  --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [all four]
+  --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four], and
+                          proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second)
   --time S                measured seconds per point [15]
   --warmup S              warm-up seconds per point, not measured [5]
   --reps N                repetitions; each round runs every target back to back per thread count [3]
@@ -51,7 +58,8 @@ Environment
   --proxy-bin PATH        scalestack binary [bin/scalestack, built by this script]
   --out DIR               where results go [bench/results]
   --work DIR              scratch: MariaDB data, configs, per-point logs [.tmp/bench]
-  --name STEM             results file stem [sweep-YYYYMMDD-HHMM, or sweep-quick-... with --quick]
+  --name STEM             results file stem [sweep-YYYYMMDD-HHMM, sweep-quick-... with --quick,
+                          metrics-cost-... with --metrics-cost]
   --keep-db               leave the MariaDB data directory behind
   --no-install            do not apt-get missing packages; fail instead
   -h, --help              this text
@@ -61,6 +69,7 @@ STEM.png (QPS against threads on a log2 axis, one line per target). See bench/RE
 
 Examples
   bench/run.sh --quick --targets direct,haproxy
+  bench/run.sh --metrics-cost
   bench/run.sh --threads 1,16,256,1024,4096,8192 --reps 1 --targets direct,haproxy
   bench/run.sh --proxy-cpus 0-3 --mariadb-cpus 4-11 --sysbench-cpus 12-15
 EOF
@@ -111,7 +120,7 @@ shell_word() {
 }
 
 main() {
-	local no_install=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
+	local no_install=0 targets_given=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
 	local -a forward=() original=("$@")
 	while [[ $# -gt 0 ]]; do
 		case $1 in
@@ -120,14 +129,15 @@ main() {
 			return 0
 			;;
 		--no-install) ;;
-		--targets) targets=${2:?--targets needs a value} ;;
-		--targets=*) targets=${1#*=} ;;
+		--metrics-cost) [[ ${targets_given} -eq 1 ]] || targets="proxy-epoll,proxy-epoll-scraped" ;;
+		--targets) targets=${2:?--targets needs a value} targets_given=1 ;;
+		--targets=*) targets=${1#*=} targets_given=1 ;;
 		--proxy-bin) proxy_bin=${2:?--proxy-bin needs a value} ;;
 		--proxy-bin=*) proxy_bin=${1#*=} ;;
 		esac
 		case $1 in
 		--no-install) no_install=1 ;;
-		--quick | --keep-db | --*=*) forward+=("$1") ;;
+		--quick | --keep-db | --metrics-cost | --profile-scraped | --*=*) forward+=("$1") ;;
 		--*)
 			[[ $# -ge 2 ]] || die "$1 needs a value (see --help)"
 			forward+=("$1" "$2")

@@ -1,7 +1,8 @@
 // Command sweep runs the sysbench sweep behind Scale Stack's headline graph: sysbench oltp_read_only
 // and oltp_point_select at 1 to 8192 client threads, against MariaDB directly, through the Scale Stack
 // MySQL proxy (epoll and io_uring) and through HAProxy in TCP mode, and writes CSV, a markdown summary
-// and (through bench/plot) a PNG graph into bench/results/.
+// and (through bench/plot) a PNG graph into bench/results/. With --metrics-cost it compares the proxy
+// with metrics off against the same proxy whose /metrics it scrapes every second.
 //
 // It starts and stops everything it measures: a throwaway MariaDB (never the system service, never port
 // 3306) and each target, fresh for every point. It must never leave a server running after it exits
@@ -53,6 +54,8 @@ type config struct {
 	MariaDBScript  string
 	KeepDB         bool
 	Quick          bool
+	MetricsCost    bool
+	ProfileScraped bool
 	Command        string
 }
 
@@ -61,6 +64,17 @@ const (
 	defaultThreads = "1,4,16,64,256,1024,2048,4096,8192"
 	defaultTargets = "direct,proxy-epoll,proxy-uring,haproxy"
 	quickThreads   = "16,256"
+
+	// The --metrics-cost preset: the proxy with metrics off against the same proxy scraped every
+	// second, interleaved in rounds. 256 threads keep the 2-core development host saturated (the proxy
+	// multiplexes them onto 128 backend connections), where any CPU the scrapes take shows in QPS;
+	// 28 points of 3 + 10 s take about 7 minutes there.
+	metricsCostTests   = "oltp_point_select,oltp_read_only"
+	metricsCostThreads = "256"
+	metricsCostTargets = targetProxyEpoll + "," + targetProxyEpollScraped
+	metricsCostReps    = 7
+	metricsCostTimeS   = 10
+	metricsCostWarmupS = 3
 )
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -90,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.MariaDBScript, "mariadb-script", "auto", "scripts/mariadb.sh to start MariaDB with: auto (use it if present), none (built-in starter), or a path")
 	fs.BoolVar(&c.KeepDB, "keep-db", false, "leave MariaDB's data directory behind")
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: threads "+quickThreads+", 5 s per point, 2 s warm-up, 1 repetition (explicit flags still win)")
+	fs.BoolVar(&c.ProfileScraped, "profile-scraped", false, "take a CPU profile of "+targetProxyEpollScraped+" over each measured window (its /debug/pprof/profile) into the work dir's logs; profiling costs CPU, so not for the acceptance numbers")
+	fs.BoolVar(&c.MetricsCost, "metrics-cost", false, fmt.Sprintf("metrics cost: targets %s, tests %s, threads %s, %d reps, %d s per point after %d s warm-up (explicit flags and --quick win)",
+		metricsCostTargets, metricsCostTests, metricsCostThreads, metricsCostReps, metricsCostTimeS, metricsCostWarmupS))
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -110,6 +127,27 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		if !set["reps"] {
 			c.Reps = 1
+		}
+	}
+	if c.MetricsCost {
+		// With --quick it picks only what to compare; --quick keeps its short points.
+		if !set["tests"] {
+			*tests = metricsCostTests
+		}
+		if !set["targets"] {
+			*targets = metricsCostTargets
+		}
+		if !set["threads"] && !c.Quick {
+			*threads = metricsCostThreads
+		}
+		if !set["reps"] && !c.Quick {
+			c.Reps = metricsCostReps
+		}
+		if !set["time"] && !c.Quick {
+			c.TimeS = metricsCostTimeS
+		}
+		if !set["warmup"] && !c.Quick {
+			c.WarmupS = metricsCostWarmupS
 		}
 	}
 	c.ProxyExtra = strings.Fields(*proxyExtra)
@@ -221,10 +259,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	stamp := started.UTC().Format("20060102-1504")
 	if cfg.Name == "" {
-		cfg.Name = "sweep-" + stamp
-		if cfg.Quick {
-			cfg.Name = "sweep-quick-" + stamp
-		}
+		cfg.Name = pick(cfg.MetricsCost, "metrics-cost-", "sweep-") + pick(cfg.Quick, "quick-", "") + stamp
 	}
 	workDir, err := filepath.Abs(filepath.Join(cfg.WorkDir, cfg.Name))
 	if err != nil {
@@ -539,6 +574,11 @@ func settingLines(cfg config) []string {
 		}
 		return s
 	}
+	admin := `Proxy admin endpoint (metrics) off: --admin ""`
+	if slices.ContainsFunc(cfg.Targets, isScrapedTarget) {
+		admin = fmt.Sprintf(`Proxy admin endpoint (metrics) off (--admin "") except on %s: --admin 127.0.0.1:PORT, its /metrics scraped by the sweep every %s during the measured window (a failed scrape fails the point)`,
+			targetProxyEpollScraped, scrapeInterval)
+	}
 	return []string{
 		fmt.Sprintf("Tests %s; threads %s; targets %s", strings.Join(cfg.Tests, ", "), joinInts(cfg.Threads), strings.Join(cfg.Targets, ", ")),
 		fmt.Sprintf("%d s measured after %d s warm-up per point, %d repetition(s); rounds alternate targets per thread count", cfg.TimeS, cfg.WarmupS, cfg.Reps),
@@ -548,6 +588,7 @@ func settingLines(cfg config) []string {
 			pick(len(cfg.ProxyExtra) > 0, ", extra flags: "+strings.Join(cfg.ProxyExtra, " "), ""),
 			cpus(cfg.ProxyCPUs), cpus(cfg.MariaDBCPUs), cpus(cfg.SysbenchCPUs)),
 		fmt.Sprintf("MariaDB: thread-per-connection, max_connections %d, max_prepared_stmt_count 1048576", cfg.MaxConnections),
+		admin,
 	}
 }
 
@@ -619,6 +660,9 @@ func (p *progress) end(pt point) {
 	if !math.IsNaN(pt.TargetCPUPerKQ) {
 		cpu = fmt.Sprintf(" mid-cpu=%.4fs/kq rss=%.1fMB", pt.TargetCPUPerKQ, float64(pt.TargetRSSKB)/1024)
 	}
-	logf("      %s: qps=%.0f avg=%.2fms p95=%.2fms errors=%d reconnects=%d backend=%d%s (took %s)",
-		pt.Status, pt.QPS, pt.LatAvgMS, pt.LatP95MS, pt.Errors, pt.Reconnects, pt.BackendConnsMax, cpu, took.Round(time.Second))
+	if pt.Scrapes >= 0 {
+		cpu += fmt.Sprintf(" scrapes=%d failed=%d max=%.1fms cpu/scrape=%.2fms", pt.Scrapes, pt.ScrapeFailures, pt.ScrapeMaxMS, pt.ScrapeCPUMS)
+	}
+	logf("      %s: qps=%.0f avg=%.2fms p95=%.2fms p99=%.2fms errors=%d reconnects=%d backend=%d%s (took %s)",
+		pt.Status, pt.QPS, pt.LatAvgMS, pt.LatP95MS, pt.LatP99MS, pt.Errors, pt.Reconnects, pt.BackendConnsMax, cpu, took.Round(time.Second))
 }

@@ -21,12 +21,20 @@ func TestParseFlags(t *testing.T) {
 		wantWarmup  int
 		wantReps    int
 		wantTargets []string
+		wantTests   []string
 		wantErr     string
 	}{
 		{name: "defaults", args: nil, wantThreads: []int{1, 4, 16, 64, 256, 1024, 2048, 4096, 8192},
-			wantTime: 15, wantWarmup: 5, wantReps: 3, wantTargets: knownTargets},
+			wantTime: 15, wantWarmup: 5, wantReps: 3, wantTargets: []string{"direct", "proxy-epoll", "proxy-uring", "haproxy"}},
 		{name: "quick", args: []string{"--quick"}, wantThreads: []int{16, 256}, wantTime: 5, wantWarmup: 2, wantReps: 1,
-			wantTargets: knownTargets},
+			wantTargets: []string{"direct", "proxy-epoll", "proxy-uring", "haproxy"}},
+		{name: "metrics cost", args: []string{"--metrics-cost"}, wantThreads: []int{256}, wantTime: 10, wantWarmup: 3, wantReps: 7,
+			wantTargets: []string{"proxy-epoll", "proxy-epoll-scraped"}, wantTests: []string{"oltp_point_select", "oltp_read_only"}},
+		{name: "quick metrics cost keeps quick's points", args: []string{"--metrics-cost", "--quick"}, wantThreads: []int{16, 256},
+			wantTime: 5, wantWarmup: 2, wantReps: 1, wantTargets: []string{"proxy-epoll", "proxy-epoll-scraped"}},
+		{name: "explicit flags beat metrics cost", args: []string{"--metrics-cost", "--threads", "64", "--reps", "8", "--tests", "oltp_read_only"},
+			wantThreads: []int{64}, wantTime: 10, wantWarmup: 3, wantReps: 8, wantTargets: []string{"proxy-epoll", "proxy-epoll-scraped"},
+			wantTests: []string{"oltp_read_only"}},
 		{name: "explicit flags beat quick", args: []string{"--quick", "--time", "9", "--threads=1,8", "--targets", "direct,haproxy"},
 			wantThreads: []int{1, 8}, wantTime: 9, wantWarmup: 2, wantReps: 1, wantTargets: []string{"direct", "haproxy"}},
 		{name: "unknown target", args: []string{"--targets", "direct,proxysql"}, wantErr: "unknown target"},
@@ -50,6 +58,9 @@ func TestParseFlags(t *testing.T) {
 			if !reflect.DeepEqual(c.Threads, tc.wantThreads) || c.TimeS != tc.wantTime || c.WarmupS != tc.wantWarmup ||
 				c.Reps != tc.wantReps || !reflect.DeepEqual(c.Targets, tc.wantTargets) {
 				t.Errorf("got threads %v time %d warmup %d reps %d targets %v", c.Threads, c.TimeS, c.WarmupS, c.Reps, c.Targets)
+			}
+			if tc.wantTests != nil && !reflect.DeepEqual(c.Tests, tc.wantTests) {
+				t.Errorf("got tests %v, want %v", c.Tests, tc.wantTests)
 			}
 		})
 	}

@@ -69,8 +69,8 @@ func otherCPUPercent(s0, s1 sample, ncpu int) float64 {
 func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
 		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
-		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
-		OtherCPUPct: math.NaN()}
+		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), LatP99MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
+		OtherCPUPct: math.NaN(), Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
 
 	if idle, err := waitDBIdle(ctx, sess, idleConns, 2*time.Minute); err != nil {
@@ -104,11 +104,30 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
 	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)...)...)
-	sr, runErr := runSysbench(ctx, argv, tg.PID, dbPID, timing, filepath.Join(logDir, stem+"-sysbench.log"))
+	var scraper *metricsScraper
+	if tg.AdminPort > 0 {
+		scraper = newMetricsScraper(tg.AdminPort, filepath.Join(logDir, stem+"-scrapes.log"))
+		if cfg.ProfileScraped {
+			scraper.profilePath = filepath.Join(logDir, stem+"-cpu.pprof")
+		}
+	}
+	sr, runErr := runSysbench(ctx, argv, tg.PID, dbPID, timing, scraper, filepath.Join(logDir, stem+"-sysbench.log"))
 	res, s0, s1 := sr.res, sr.s0, sr.s1
 	p.ConnectS = sr.connectS
+	if scraper != nil {
+		p.Scrapes, p.ScrapeFailures = sr.scrapes.Scrapes, sr.scrapes.Failures
+		if p.Scrapes > 0 {
+			p.ScrapeMaxMS = sr.scrapes.MaxMS
+		}
+	}
 	if ctx.Err() != nil {
 		return p, ctx.Err()
+	}
+	if scraper != nil && runErr == nil {
+		// While the proxy still runs, now idle: what one scrape costs it, free of the host's noise.
+		if p.ScrapeCPUMS, err = scraper.idleCPUPerScrape(tg.PID, calibrationScrapes); err != nil {
+			logf("measuring the CPU per scrape: %v", err)
+		}
 	}
 
 	stopTarget()
@@ -125,6 +144,10 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 		p.Status = "failed: " + firstLine(runErr.Error())
 	case !res.Complete:
 		p.Status = "failed: sysbench printed no final statistics"
+	case scraper != nil && sr.scrapes.Failures > 0:
+		p.Status = fmt.Sprintf("failed: %d of %d metrics scrapes failed, first: %s", sr.scrapes.Failures, sr.scrapes.Scrapes, sr.scrapes.FirstFailure)
+	case scraper != nil && sr.scrapes.Scrapes == 0:
+		p.Status = "failed: no metrics scrape happened during the measured window"
 	default:
 		p.Status = "ok"
 	}
@@ -137,6 +160,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 		return p, nil
 	}
 	p.QPS, p.TPS, p.LatAvgMS, p.LatP95MS = qps, tps, res.LatAvgMS, res.LatP95MS
+	p.LatP99MS = histogramPercentile(res.Histogram, 99)
 	p.SysbenchQPS = res.QPS
 	if !s0.at.IsZero() && !s1.at.IsZero() {
 		p.WindowS = s1.at.Sub(s0.at).Seconds()
@@ -159,12 +183,13 @@ type sysbenchRun struct {
 	s0, s1   sample
 	rssKB    int64   // the target's VmRSS at the end of the window; -1 if none
 	connectS float64 // NaN when the threads never all started
+	scrapes  scrapeStats
 }
 
 // runSysbench runs one sysbench, copying its output to logPath, and samples the target and the
 // database at the start and the end of sysbench's measured window (after "Threads started!" plus the
-// warm-up).
-func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, logPath string) (sysbenchRun, error) {
+// warm-up). A non-nil scraper scrapes the target's metrics from the window's start to its end.
+func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, scraper *metricsScraper, logPath string) (sysbenchRun, error) {
 	r := sysbenchRun{rssKB: -1, connectS: math.NaN()}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -236,7 +261,31 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 				logf("sampling at window start: %v", err)
 				r.s0 = sample{}
 			}
-			if waitUntil(ctx, windowEnd, exited) {
+			stopScraping, scrapingDone := func() {}, func() {}
+			if scraper != nil {
+				scrapeCtx, cancel := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() { r.scrapes = scraper.run(scrapeCtx); close(done) }()
+				profiled := make(chan struct{})
+				if scraper.profilePath != "" {
+					// A second less than the window, so the profile ends inside it; cut short with the
+					// scraping if sysbench ends early.
+					go func() {
+						if err := scraper.profileCPU(scrapeCtx, max(1, t.MeasureS-1)); err != nil {
+							logf("CPU profile: %v", err)
+						}
+						close(profiled)
+					}()
+				} else {
+					close(profiled)
+				}
+				stopScraping, scrapingDone = cancel, func() { <-done; <-profiled }
+			}
+			windowDone := waitUntil(ctx, windowEnd, exited)
+			// No scrape starts after the window; one still in flight may finish after the last sample,
+			// which must not wait for it (sysbench ends moments after the window).
+			stopScraping()
+			if windowDone {
 				if r.s1, err = takeSample(targetPID, dbPID, cmd.Process.Pid); err != nil {
 					logf("sampling at window end: %v", err)
 					r.s1 = sample{}
@@ -247,6 +296,7 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 					}
 				}
 			}
+			scrapingDone()
 		}
 	}
 	select {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,9 +26,11 @@ type point struct {
 	QPS         float64
 	TPS         float64
 	SysbenchQPS float64
-	// LatAvgMS and LatP95MS are sysbench's, over every transaction that completed after the warm-up.
+	// LatAvgMS and LatP95MS are sysbench's, over every transaction that completed after the warm-up;
+	// LatP99MS is read from sysbench's latency histogram of the same transactions.
 	LatAvgMS   float64
 	LatP95MS   float64
+	LatP99MS   float64
 	Errors     int64
 	Reconnects int64
 	// Status is "ok" or a short reason the point is not a measurement.
@@ -43,12 +46,22 @@ type point struct {
 	BackendConnsMax int64
 	// OtherCPUPct is how busy the host was with anything else during the window, in % of all CPUs.
 	OtherCPUPct float64
+
+	// Scrapes and ScrapeFailures count the sweep's GETs of the proxy's /metrics during the window
+	// (scraped targets only; -1 for the others); ScrapeMaxMS is the slowest one.
+	Scrapes        int
+	ScrapeFailures int
+	ScrapeMaxMS    float64
+	// ScrapeCPUMS is the target's CPU-milliseconds per scrape, measured idle after the window; NaN
+	// when not measured.
+	ScrapeCPUMS float64
 }
 
 var csvHeader = []string{
 	"test", "threads", "target", "rep", "start_utc",
-	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "errors", "reconnects", "status",
+	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "lat_p99_ms", "errors", "reconnects", "status",
 	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max", "other_cpu_pct",
+	"scrapes", "scrape_failures", "scrape_max_ms", "scrape_cpu_ms",
 }
 
 func fmtFloat(v float64, prec int) string {
@@ -63,12 +76,17 @@ func (p point) csvRecord() []string {
 	if p.TargetRSSKB >= 0 {
 		rss = fmtFloat(float64(p.TargetRSSKB)/1024, 1)
 	}
+	scrapes, scrapeFailures := "", ""
+	if p.Scrapes >= 0 {
+		scrapes, scrapeFailures = strconv.Itoa(p.Scrapes), strconv.Itoa(p.ScrapeFailures)
+	}
 	return []string{
 		p.Test, strconv.Itoa(p.Threads), p.Target, strconv.Itoa(p.Rep), p.Start.UTC().Format(time.RFC3339),
-		fmtFloat(p.QPS, 2), fmtFloat(p.TPS, 2), fmtFloat(p.SysbenchQPS, 2), fmtFloat(p.LatAvgMS, 2), fmtFloat(p.LatP95MS, 2),
+		fmtFloat(p.QPS, 2), fmtFloat(p.TPS, 2), fmtFloat(p.SysbenchQPS, 2), fmtFloat(p.LatAvgMS, 2), fmtFloat(p.LatP95MS, 2), fmtFloat(p.LatP99MS, 2),
 		strconv.FormatInt(p.Errors, 10), strconv.FormatInt(p.Reconnects, 10), p.Status,
 		fmtFloat(p.ConnectS, 2), fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
 		strconv.FormatInt(p.BackendConnsMax, 10), fmtFloat(p.OtherCPUPct, 1),
+		scrapes, scrapeFailures, fmtFloat(p.ScrapeMaxMS, 1), fmtFloat(p.ScrapeCPUMS, 3),
 	}
 }
 
@@ -118,6 +136,7 @@ type cell struct {
 	QPS             float64
 	LatAvgMS        float64
 	LatP95MS        float64
+	LatP99MS        float64
 	Errors          int64 // summed over all runs, failed ones included
 	Reconnects      int64
 	TargetCPUPerKQ  float64
@@ -138,7 +157,7 @@ type cellKey struct {
 // errors and reasons, because a run that aborted has no meaningful rate.
 func summarize(points []point) map[cellKey]*cell {
 	type acc struct {
-		qps, avg, p95, tcpu, rss, dbcpu, other []float64
+		qps, avg, p95, p99, tcpu, rss, dbcpu, other []float64
 	}
 	cells := map[cellKey]*cell{}
 	accs := map[cellKey]*acc{}
@@ -161,6 +180,7 @@ func summarize(points []point) map[cellKey]*cell {
 		a.qps = append(a.qps, p.QPS)
 		a.avg = append(a.avg, p.LatAvgMS)
 		a.p95 = append(a.p95, p.LatP95MS)
+		a.p99 = append(a.p99, p.LatP99MS)
 		a.tcpu = append(a.tcpu, p.TargetCPUPerKQ)
 		rss := math.NaN()
 		if p.TargetRSSKB >= 0 {
@@ -172,7 +192,7 @@ func summarize(points []point) map[cellKey]*cell {
 	}
 	for k, c := range cells {
 		a := accs[k]
-		c.QPS, c.LatAvgMS, c.LatP95MS = median(a.qps), median(a.avg), median(a.p95)
+		c.QPS, c.LatAvgMS, c.LatP95MS, c.LatP99MS = median(a.qps), median(a.avg), median(a.p95), median(a.p99)
 		c.TargetCPUPerKQ, c.TargetRSSMB, c.DBCPUPerKQ = median(a.tcpu), median(a.rss), median(a.dbcpu)
 		c.OtherCPUPct = median(a.other)
 	}
@@ -221,25 +241,27 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 	}
 	b.WriteString("\nValues are medians over the repetitions that succeeded (`ok/runs`). QPS is the mean of sysbench's " +
 		"per-second rates over the measured window (after the warm-up, before the drain in which threads finish " +
-		"transactions already started); latencies are sysbench's over every transaction finished after the warm-up. " +
+		"transactions already started); latencies are sysbench's over every transaction finished after the warm-up " +
+		"(p99 read from sysbench's latency histogram the way sysbench computes its p95). " +
 		"CPU columns are CPU-seconds " +
 		"(user+system, from /proc/PID/stat) per 1000 queries over the measured window: `mid` is the process " +
 		"between sysbench and MariaDB (empty for direct), `db` is MariaDB. `rss` is the middle process's VmRSS at " +
 		"the end of the window. `backend` is the most connections MariaDB had open at once during the point " +
 		"(Max_used_connections after FLUSH STATUS, less connections open before the point). `other %` is the share " +
 		"of all CPUs that other processes on the host used during the window: a point with a large one was disturbed.\n")
+	writeMetricsCost(&b, points, tests, threads, targets)
 	for _, test := range tests {
 		fmt.Fprintf(&b, "\n## %s\n\n", test)
-		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | mid RSS MB | backend | other % |\n")
-		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | p99 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | mid RSS MB | backend | other % |\n")
+		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, th := range threads {
 			for _, tg := range targets {
 				c := cells[cellKey{test, th, tg}]
 				if c == nil {
 					continue
 				}
-				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %d | %d | %s | %s | %s | %d | %s |\n",
-					th, tg, c.OK, c.Runs, mdNum(c.QPS, 0, true), mdNum(c.LatAvgMS, 2, false), mdNum(c.LatP95MS, 2, false),
+				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %s | %d | %d | %s | %s | %s | %d | %s |\n",
+					th, tg, c.OK, c.Runs, mdNum(c.QPS, 0, true), mdNum(c.LatAvgMS, 2, false), mdNum(c.LatP95MS, 2, false), mdNum(c.LatP99MS, 2, false),
 					c.Errors, c.Reconnects, mdNum(c.TargetCPUPerKQ, 4, false), mdNum(c.DBCPUPerKQ, 4, false),
 					mdNum(c.TargetRSSMB, 1, false), c.BackendConnsMax, mdNum(c.OtherCPUPct, 0, false))
 			}
@@ -341,4 +363,188 @@ func mdNum(v float64, prec int, thousands bool) string {
 		r += "." + frac
 	}
 	return r
+}
+
+// metricsCostLimit is issue #6's acceptance: QPS with metrics scraped within 3 % of QPS without.
+const metricsCostLimit = 0.03
+
+// metricsCostRow compares, for one test and thread count, the proxy with metrics off and the same
+// proxy scraped every second.
+type metricsCostRow struct {
+	Test    string
+	Threads int
+	// OffQPS and ScrapedQPS are medians over the successful runs of each target.
+	OffQPS, ScrapedQPS float64
+	// Ratio is ScrapedQPS / OffQPS.
+	Ratio float64
+	// Paired are the per-round ratios scraped/off, from the two runs a round made back to back (both
+	// successful); the spread of these is the measurement's noise.
+	Paired []float64
+	// OffSpread is (max − min) / median of the off runs' QPS: how much the same configuration varies
+	// from round to round.
+	OffSpread               float64
+	Scrapes, ScrapeFailures int
+	ScrapeMaxMS             float64
+	// ScrapeCPUMS is the median over the scraped runs of the proxy's CPU-milliseconds per scrape.
+	ScrapeCPUMS float64
+}
+
+// Verdict is the ratio the acceptance is judged on: the median of the per-round ratios. The two runs
+// of a round are seconds apart, so the host's drift over the run (easily 20–30 % on a shared host)
+// cancels in their ratio, while a median over all rounds of each target mixes runs minutes apart.
+// Without a complete round it falls back to the ratio of the medians.
+func (r metricsCostRow) Verdict() float64 {
+	if len(r.Paired) > 0 {
+		return median(r.Paired)
+	}
+	return r.Ratio
+}
+
+// Within says whether the verdict ratio meets the acceptance limit.
+func (r metricsCostRow) Within() bool { return math.Abs(r.Verdict()-1) <= metricsCostLimit }
+
+// metricsCostRows pairs proxy-epoll with proxy-epoll-scraped for every test and thread count that
+// has both.
+func metricsCostRows(points []point, tests []string, threads []int) []metricsCostRow {
+	type key struct {
+		test    string
+		threads int
+		rep     int
+	}
+	off, scraped := map[key]point{}, map[key]point{}
+	for _, p := range points {
+		switch p.Target {
+		case targetProxyEpoll:
+			off[key{p.Test, p.Threads, p.Rep}] = p
+		case targetProxyEpollScraped:
+			scraped[key{p.Test, p.Threads, p.Rep}] = p
+		}
+	}
+	var rows []metricsCostRow
+	for _, test := range tests {
+		for _, th := range threads {
+			row := metricsCostRow{Test: test, Threads: th, ScrapeMaxMS: math.NaN()}
+			var reps []int
+			var scrapeCPU []float64
+			for k := range off {
+				if k.test == test && k.threads == th {
+					reps = append(reps, k.rep)
+				}
+			}
+			for k, p := range scraped {
+				if k.test != test || k.threads != th {
+					continue
+				}
+				if _, ok := off[k]; !ok {
+					reps = append(reps, k.rep)
+				}
+				scrapeCPU = append(scrapeCPU, p.ScrapeCPUMS)
+				row.Scrapes += max(0, p.Scrapes)
+				row.ScrapeFailures += p.ScrapeFailures
+				if !math.IsNaN(p.ScrapeMaxMS) && (math.IsNaN(row.ScrapeMaxMS) || p.ScrapeMaxMS > row.ScrapeMaxMS) {
+					row.ScrapeMaxMS = p.ScrapeMaxMS
+				}
+			}
+			if len(reps) == 0 {
+				continue // neither target ran here
+			}
+			slices.Sort(reps)
+			var offQPS, scrapedQPS []float64
+			for _, rep := range reps {
+				o, haveOff := off[key{test, th, rep}]
+				s, haveScraped := scraped[key{test, th, rep}]
+				offOK, scrapedOK := haveOff && o.Status == "ok", haveScraped && s.Status == "ok"
+				if offOK {
+					offQPS = append(offQPS, o.QPS)
+				}
+				if scrapedOK {
+					scrapedQPS = append(scrapedQPS, s.QPS)
+				}
+				if offOK && scrapedOK && o.QPS > 0 {
+					row.Paired = append(row.Paired, s.QPS/o.QPS)
+				}
+			}
+			row.OffQPS, row.ScrapedQPS = median(offQPS), median(scrapedQPS)
+			row.ScrapeCPUMS = median(scrapeCPU)
+			row.Ratio = math.NaN()
+			if row.OffQPS > 0 {
+				row.Ratio = row.ScrapedQPS / row.OffQPS
+			}
+			row.OffSpread = math.NaN()
+			if len(offQPS) > 1 && row.OffQPS > 0 {
+				row.OffSpread = (slices.Max(offQPS) - slices.Min(offQPS)) / row.OffQPS
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+// writeMetricsCost writes the "Metrics cost" section when the run has both proxy-epoll and
+// proxy-epoll-scraped; nothing otherwise.
+func writeMetricsCost(b *strings.Builder, points []point, tests []string, threads []int, targets []string) {
+	if !slices.Contains(targets, targetProxyEpoll) || !slices.Contains(targets, targetProxyEpollScraped) {
+		return
+	}
+	rows := metricsCostRows(points, tests, threads)
+	fmt.Fprintf(b, "\n## Metrics cost\n\n"+
+		"`%[1]s` runs the proxy with its admin endpoint off (`--admin \"\"`); `%[2]s` runs the same proxy with "+
+		"`--admin 127.0.0.1:PORT` while the sweep GETs its `/metrics` every %[3]s during the measured window "+
+		"(a failed scrape fails the point). Both run back to back in every round. Acceptance (issue #6): the "+
+		"scraped QPS within %[4]d %% of the QPS with metrics off.\n\n"+
+		"`scraped/off` is median over median; `per-round` gives the median and the range of the ratios of the "+
+		"two runs of each round, seconds apart, so the host's drift over the run cancels in them: `within 3 %%` "+
+		"judges their median. `off spread` is (max − min) / median of the off runs alone, the round-to-round "+
+		"noise of one configuration. `CPU ms/scrape` is the proxy's CPU per scrape, measured after each scraped "+
+		"run while the proxy is idle (%[5]d scrapes back to back, less its idle CPU; median over the runs); "+
+		"`est. cost` is that CPU per second of scraping as a share of the host's %[6]d CPUs, what scraping takes "+
+		"from a saturated host whatever the noise.\n\n",
+		targetProxyEpoll, targetProxyEpollScraped, scrapeInterval, int(metricsCostLimit*100), calibrationScrapes, runtime.NumCPU())
+	b.WriteString("| test | threads | rounds paired | off QPS | scraped QPS | scraped/off | per-round median [min, max] | off spread | scrapes (failed) | slowest scrape ms | CPU ms/scrape | est. cost | within 3 % |\n")
+	b.WriteString("|:---|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|:---:|\n")
+	outside := 0
+	for _, r := range rows {
+		within := "–"
+		if !math.IsNaN(r.Verdict()) {
+			within = pick(r.Within(), "yes", "**no**")
+			if !r.Within() {
+				outside++
+			}
+		}
+		spread := "–"
+		if len(r.Paired) > 0 {
+			spread = fmt.Sprintf("%s [%s, %s]", mdNum(median(r.Paired), 3, false), mdNum(slices.Min(r.Paired), 3, false), mdNum(slices.Max(r.Paired), 3, false))
+		}
+		// CPU-ms per scrape, scrapes per second, over the host's CPU-ms per second.
+		cost := r.ScrapeCPUMS * (float64(time.Second) / float64(scrapeInterval)) / (1000 * float64(runtime.NumCPU()))
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s | %d (%d) | %s | %s | %s | %s |\n",
+			r.Test, r.Threads, len(r.Paired), mdNum(r.OffQPS, 0, true), mdNum(r.ScrapedQPS, 0, true), mdNum(r.Ratio, 3, false),
+			spread, pctNum(r.OffSpread), r.Scrapes, r.ScrapeFailures, mdNum(r.ScrapeMaxMS, 1, false),
+			mdNum(r.ScrapeCPUMS, 2, false), pctNum2(cost), within)
+	}
+	switch {
+	case len(rows) == 0:
+		b.WriteString("\nNo point ran both targets.\n")
+	case outside == 0:
+		fmt.Fprintf(b, "\nEvery compared row is within %d %%.\n", int(metricsCostLimit*100))
+	default:
+		fmt.Fprintf(b, "\n**%d of %d rows are outside %d %%.** Compare with `off spread` and the per-round range: a "+
+			"difference inside the noise of one configuration is not a cost of metrics.\n", outside, len(rows), int(metricsCostLimit*100))
+	}
+}
+
+// pctNum2 formats a small fraction as a percentage with two decimals; NaN prints as a dash.
+func pctNum2(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v*100, 'f', 2, 64) + " %"
+}
+
+// pctNum formats a fraction as a percentage with one decimal; NaN prints as a dash.
+func pctNum(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v*100, 'f', 1, 64) + " %"
 }

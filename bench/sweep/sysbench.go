@@ -12,6 +12,7 @@ import (
 
 // sysbenchResult is what one `sysbench ... run` reported at its end.
 type sysbenchResult struct {
+	Transactions  int64
 	Queries       int64
 	QPS           float64
 	TPS           float64
@@ -20,6 +21,10 @@ type sysbenchResult struct {
 	LatAvgMS      float64
 	LatP95MS      float64
 	TotalTimeS    float64
+	// Histogram is the --histogram=on table of the measured window's latencies; nil when sysbench
+	// printed none (runs made before the sweep asked for it).
+	Histogram   []histBucket
+	inHistogram bool
 	// Fatal holds sysbench's FATAL lines: a run that has them aborted early and its numbers are not a
 	// measurement.
 	Fatal []string
@@ -89,8 +94,12 @@ func parseSysbenchLine(r *sysbenchResult, line string) error {
 	if strings.HasPrefix(strings.TrimSpace(line), "SQL statistics:") {
 		// A new statistics block (a checkpoint's or the final one): only the last one describes the
 		// measured window. Fatal errors stay whichever block they came in.
-		*r = sysbenchResult{Fatal: r.Fatal, Intervals: r.Intervals}
+		// The histogram is printed just before the final block, never with a checkpoint's, so it stays.
+		*r = sysbenchResult{Fatal: r.Fatal, Intervals: r.Intervals, Histogram: r.Histogram}
 		return nil
+	}
+	if inHist, err := parseHistogramLine(r, line); inHist || err != nil {
+		return err
 	}
 	if m := reInterval.FindStringSubmatch(line); m != nil {
 		at, err1 := strconv.Atoi(m[1])
@@ -118,7 +127,7 @@ func parseSysbenchLine(r *sysbenchResult, line string) error {
 		}
 		switch m[1] {
 		case "transactions":
-			r.TPS = rate
+			r.Transactions, r.TPS = n, rate
 		case "queries":
 			r.Queries, r.QPS = n, rate
 		case "ignored errors":
@@ -185,7 +194,8 @@ func sysbenchArgs(test string, threads int, p pointTiming, db dbLogin, tables, t
 		"--rand-type=uniform",
 		"--db-ps-mode=auto",
 		"--percentile=95",
-		"--histogram=off",
+		// The histogram gives the other percentiles (p99) that sysbench 1.0 does not print itself.
+		"--histogram=on",
 		"run",
 	)
 }

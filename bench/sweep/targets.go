@@ -19,11 +19,19 @@ const (
 	targetProxyEpoll = "proxy-epoll"
 	targetProxyUring = "proxy-uring"
 	targetHAProxy    = "haproxy"
+	// targetProxyEpollScraped is proxy-epoll with its admin endpoint on and the sweep scraping its
+	// /metrics every second during the measured window: beside proxy-epoll it measures what metrics cost.
+	targetProxyEpollScraped = "proxy-epoll-scraped"
 )
 
-var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy}
+var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped}
 
-func isProxyTarget(t string) bool { return t == targetProxyEpoll || t == targetProxyUring }
+func isProxyTarget(t string) bool {
+	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped
+}
+
+// isScrapedTarget says whether the target runs with its admin endpoint on and is scraped.
+func isScrapedTarget(t string) bool { return t == targetProxyEpollScraped }
 
 // targetEnv is what every target needs to know to be started.
 type targetEnv struct {
@@ -46,8 +54,10 @@ type runningTarget struct {
 	Name string
 	Port int
 	PID  int
-	Argv []string
-	stop func() error
+	// AdminPort is the proxy's admin endpoint (/metrics) for a scraped target; 0 when it is off.
+	AdminPort int
+	Argv      []string
+	stop      func() error
 }
 
 // startTarget starts the named target, fresh for each point, so that its CPU, memory and backend
@@ -62,6 +72,7 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 		return nil, err
 	}
 	var argv []string
+	adminPort := 0
 	switch name {
 	case targetHAProxy:
 		cfgPath := filepath.Join(env.WorkDir, "haproxy.cfg")
@@ -71,7 +82,12 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 		// -db: stay in the foreground, so the pid we hold is the one process doing the work.
 		argv = withCPUs(env.ProxyCPUs, "haproxy", "-db", "-f", cfgPath)
 	case targetProxyEpoll, targetProxyUring:
-		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, env)...)
+		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, 0, env)...)
+	case targetProxyEpollScraped:
+		if adminPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, adminPort, env)...)
 	default:
 		return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(knownTargets, ", "))
 	}
@@ -90,7 +106,7 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); logf.Close(); close(exited) }()
-	t := &runningTarget{Name: name, Port: port, PID: cmd.Process.Pid, Argv: argv}
+	t := &runningTarget{Name: name, Port: port, PID: cmd.Process.Pid, Argv: argv, AdminPort: adminPort}
 	t.stop = func() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -102,7 +118,11 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 			return fmt.Errorf("%s (pid %d) ignored SIGTERM for 15s; killed", name, t.PID)
 		}
 	}
-	if err := waitListening(ctx, port, exited, 20*time.Second); err != nil {
+	err = waitListening(ctx, port, exited, 20*time.Second)
+	if err == nil && adminPort > 0 {
+		err = waitListening(ctx, adminPort, exited, 20*time.Second)
+	}
+	if err != nil {
 		_ = t.stop()
 		b, _ := os.ReadFile(logPath)
 		tail := strings.TrimSpace(lastLines(string(b), 15))
@@ -119,11 +139,16 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 	return t, nil
 }
 
-// proxyArgv is the command line of the Scale Stack proxy for one target.
-func proxyArgv(name string, port int, env targetEnv) []string {
+// proxyArgv is the command line of the Scale Stack proxy for one target; adminPort 0 turns its
+// admin endpoint (metrics) off.
+func proxyArgv(name string, port, adminPort int, env targetEnv) []string {
 	io := "epoll"
 	if name == targetProxyUring {
 		io = "uring"
+	}
+	admin := "" // metrics off unless asked: the sweep measures the data path
+	if adminPort > 0 {
+		admin = "127.0.0.1:" + strconv.Itoa(adminPort)
 	}
 	argv := []string{env.ProxyBin, "mysqlproxy",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
@@ -133,7 +158,7 @@ func proxyArgv(name string, port int, env targetEnv) []string {
 		"--backend-conns", strconv.Itoa(env.BackendConns),
 		"--users", env.UsersFile,
 		"--io", io,
-		"--admin", "", // metrics off unless asked: the sweep measures the data path
+		"--admin", admin,
 	}
 	if env.ProxyLoops > 0 {
 		argv = append(argv, "--loops", strconv.Itoa(env.ProxyLoops))

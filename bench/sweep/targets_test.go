@@ -33,7 +33,7 @@ func TestProxyArgv(t *testing.T) {
 			if tc.cpus != "" {
 				e.ProxyExtra = []string{"--queue-timeout", "60s"}
 			}
-			argv := proxyArgv(tc.target, 7000, e)
+			argv := proxyArgv(tc.target, 7000, 0, e)
 			if argv[0] != "bin/scalestack" || argv[1] != "mysqlproxy" {
 				t.Fatalf("argv = %v", argv)
 			}
@@ -47,6 +47,32 @@ func TestProxyArgv(t *testing.T) {
 				if slices.Contains(argv, a) {
 					t.Errorf("%q has %q", line, a)
 				}
+			}
+		})
+	}
+}
+
+// Only the scraped target turns the admin endpoint on; the others must keep metrics off, or the
+// comparison between them measures nothing.
+func TestProxyArgvAdmin(t *testing.T) {
+	env := targetEnv{DBPort: 3400, ProxyBin: "bin/scalestack", BackendConns: 8}
+	tests := []struct {
+		name      string
+		adminPort int
+		want      string
+	}{
+		{"off", 0, ""},
+		{"scraped", 7100, "127.0.0.1:7100"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := proxyArgv(targetProxyEpollScraped, 7000, tc.adminPort, env)
+			i := slices.Index(argv, "--admin")
+			if i < 0 || i+1 >= len(argv) || argv[i+1] != tc.want {
+				t.Errorf("argv %q: want --admin %q", argv, tc.want)
+			}
+			if !slices.Contains(argv, "epoll") {
+				t.Errorf("argv %q: the scraped target must run the epoll driver", argv)
 			}
 		})
 	}
