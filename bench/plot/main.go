@@ -181,6 +181,10 @@ func targetStyle(target string) (color.Color, draw.GlyphDrawer) {
 		return color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, draw.TriangleGlyph{}
 	case "haproxy":
 		return color.RGBA{R: 0xd6, G: 0x60, B: 0x10, A: 0xff}, draw.PyramidGlyph{}
+	case "proxy-epoll-scraped":
+		// The same proxy as proxy-epoll with /metrics scraped every second: a lighter
+		// shade of its colour, so the metrics-cost graph reads as one proxy twice.
+		return color.RGBA{R: 0x8f, G: 0xbb, B: 0xe0, A: 0xff}, draw.SquareGlyph{}
 	}
 	return color.Gray{Y: 0x80}, draw.RingGlyph{}
 }
