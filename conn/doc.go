@@ -14,6 +14,22 @@
 // below the low-water mark, so a peer that stops reading cannot make memory
 // grow without bound.
 //
+// Accepting on several loops: by default each loop has its own SO_REUSEPORT
+// listening socket and the kernel spreads incoming connections over them by
+// a hash of the 4-tuple; ListenConfig.Spread instead accepts everything on
+// loop 0 and posts each descriptor to the loops in turn. Both were measured
+// side by side (bench/results/echo.md, "Accepting", 2 loops, connections
+// opened and reset continuously, both loops on one CPU and the generator on
+// the other): the same accept rate, which the generator limits on that
+// machine, and about 15% more server CPU per connection when spreading
+// (60 µs against 52 µs), which is the cross-loop post, the wakeup of the receiving
+// loop and the single acceptor doing every accept4. SO_REUSEPORT stays the
+// default because it costs less and no loop depends on another to get its
+// connections. Spread remains for what the hash cannot give: an exact
+// round-robin when a few long-lived connections would otherwise land
+// unevenly (the imbalance that made Seastar turn SO_REUSEPORT off), and
+// Unix sockets, which have no port to share.
+//
 // This package never blocks a loop, never hands the kernel a Go pointer that
 // the driver does not keep alive, and imports only the standard library,
 // golang.org/x/sys and this module's reactor and buffer packages.

@@ -805,3 +805,42 @@ func TestStopClosesWhatShutdownTracks(t *testing.T) {
 		}
 	}
 }
+
+// spin re-posts itself to its own loop until its flag is cleared, keeping the
+// loop busy without ever letting it sleep.
+func spin(l *Loop, arg any, _ uint64) {
+	if arg.(*atomic.Bool).Load() {
+		l.Post(l, Task{Fn: spin, Arg: arg})
+	}
+}
+
+// TestBusyLoopYields checks that a loop that never runs out of work still
+// passes through the Go scheduler every yieldEvery (otherwise sysmon
+// force-preempts it and polls every 20 µs on its CPU), and that an idle
+// loop does not yield on its own.
+func TestBusyLoopYields(t *testing.T) {
+	checkLeaks(t)
+	e := startEngine(t, Config{Loops: 1})
+	l := e.Loop(0)
+	loopThreads(t, e)
+	idleBefore := l.Stats.Yields.Load()
+	time.Sleep(10 * yieldEvery)
+	if got := l.Stats.Yields.Load() - idleBefore; got > 1 {
+		t.Errorf("idle loop yielded %d times in %v", got, 10*yieldEvery)
+	}
+
+	var running atomic.Bool
+	running.Store(true)
+	before := l.Stats.Yields.Load()
+	if err := l.Exec(func(l *Loop) { l.Post(l, Task{Fn: spin, Arg: &running}) }); err != nil {
+		t.Fatal(err)
+	}
+	const busy = 20 * yieldEvery
+	time.Sleep(busy)
+	running.Store(false)
+	loopThreads(t, e) // the loop still answers
+	// At least a quarter of the ideal count, for a loaded test machine.
+	if got, want := l.Stats.Yields.Load()-before, uint64(busy/yieldEvery/4); got < want {
+		t.Errorf("busy loop yielded %d times in %v, want at least %d", got, busy, want)
+	}
+}

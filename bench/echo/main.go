@@ -48,6 +48,9 @@ type settings struct {
 	bin            string
 	commandLine    string
 	memHoldTimeout time.Duration
+	churnRounds    int
+	churnLoops     int
+	churnWorkers   int
 }
 
 // server is one contender.
@@ -82,6 +85,9 @@ func main() {
 	flag.IntVar(&s.memProcs, "mem-procs", 2, "generator processes holding the idle connections")
 	flag.StringVar(&memServers, "mem-servers", "epoll,uring,go,gnet", "servers whose memory is measured")
 	flag.DurationVar(&s.memHoldTimeout, "mem-timeout", 3*time.Minute, "how long opening the idle connections may take")
+	flag.IntVar(&s.churnRounds, "churn-rounds", 5, "interleaved rounds of the accept comparison (0: skip)")
+	flag.IntVar(&s.churnLoops, "churn-loops", 2, "event loops of the servers in the accept comparison")
+	flag.IntVar(&s.churnWorkers, "churn-workers", 64, "generator goroutines opening connections in the accept comparison")
 	flag.StringVar(&s.out, "out", "results/echo.md", "Markdown result file (empty: stdout)")
 	flag.StringVar(&s.root, "root", "..", "the Scale Stack repository root")
 	flag.IntVar(&s.portBase, "port", 17000, "first loopback port; each run uses a fresh one")
@@ -160,6 +166,36 @@ func contenders(s *settings) map[string]server {
 		"go":    {"Go net (goroutine per conn)", other("go")},
 		"gnet":  {"gnet v2", other("gnet")},
 	}
+}
+
+// acceptors are the two ways Scale Stack accepts on several loops.
+func acceptors(s *settings) map[string]server {
+	bin := filepath.Join(s.bin, "scalestack")
+	argv := func(extra ...string) func(string) []string {
+		return func(addr string) []string {
+			return append([]string{bin, "echo", "--listen", addr, "--loops", strconv.Itoa(s.churnLoops), "--io", "epoll", "--log-level", "warn"}, extra...)
+		}
+	}
+	return map[string]server{
+		"reuseport": {"SO_REUSEPORT socket per loop", argv()},
+		"spread":    {"one acceptor spreading (--spread)", argv("--spread")},
+	}
+}
+
+func churnRun(s *settings, srv server) (run, error) {
+	p, addr, err := startServer(s, srv, s.serverCPUs)
+	if err != nil {
+		return run{}, err
+	}
+	defer p.Stop()
+	rep, cpu, err := runner.RunLoad(filepath.Join(s.bin, "echoload"), s.loadCPUs, []string{
+		"-churn", "-addr", addr, "-conns", strconv.Itoa(s.churnWorkers), "-size", strconv.Itoa(s.size),
+		"-warmup", s.warmup.String(), "-duration", s.duration.String(),
+	}, s.warmup+s.duration+time.Minute, p.Pid())
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w", srv.name, err)
+	}
+	return run{LoadReport: rep, CPUSeconds: cpu[0], Load: runner.LoadAvg()}, nil
 }
 
 func (s *settings) nextAddr() string {
@@ -265,6 +301,21 @@ func benchmark(w io.Writer, s *settings) error {
 		r.Round = round
 		return r, nil
 	})
+	var churnRuns map[string][]run
+	var churnBroken map[string]string
+	if s.churnRounds > 0 {
+		acc := acceptors(s)
+		churnRuns, churnBroken = runner.Interleave([]string{"reuseport", "spread"}, s.churnRounds, func(name string, round int) (run, error) {
+			log.Printf("accept round %d: %s", round+1, acc[name].name)
+			r, err := churnRun(s, acc[name])
+			if err != nil {
+				return run{}, err
+			}
+			log.Printf("  %.0f conns/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds)
+			r.Round = round
+			return r, nil
+		})
+	}
 	mems := map[string]memory{}
 	memBroken := map[string]string{}
 	if s.memConns > 0 {
@@ -281,7 +332,53 @@ func benchmark(w io.Writer, s *settings) error {
 		}
 	}
 	report(w, s, all, runs, broken, mems, memBroken, started, loadStart)
+	if s.churnRounds > 0 {
+		reportChurn(w, s, acceptors(s), churnRuns, churnBroken)
+	}
 	return nil
+}
+
+func reportChurn(w io.Writer, s *settings, acc map[string]server, runs map[string][]run, broken map[string]string) {
+	fmt.Fprintf(w, "\n## Accepting: SO_REUSEPORT per loop vs one spreading acceptor\n\n")
+	fmt.Fprintf(w, "`scalestack echo --loops %d` (epoll), pinned like the servers above, with and without `--spread`. The generator (`echoload -churn`) runs %d goroutines that each connect, echo one %d-byte message, reset the connection and start over, so every message is a new connection; %v warm-up then %v measured, %d interleaved rounds, medians. Server CPU is per connection (accept, register, one read and one send, close).\n\n",
+		s.churnLoops, s.churnWorkers, s.size, s.warmup, s.duration, s.churnRounds)
+	fmt.Fprintf(w, "| accepting | conns/s (median) | p50 µs | p99 µs | server CPU µs/conn | runs, conns/s |\n|---|---:|---:|---:|---:|---|\n")
+	for _, name := range []string{"reuseport", "spread"} {
+		rs := runs[name]
+		if len(rs) == 0 {
+			fmt.Fprintf(w, "| %s | — | — | — | — | failed: %s |\n", acc[name].name, oneLine(broken[name]))
+			continue
+		}
+		var rate, p50, p99, cpu []float64
+		var each []string
+		for _, r := range rs {
+			rate = append(rate, r.MsgsPerSec)
+			p50 = append(p50, r.P50Micros)
+			p99 = append(p99, r.P99Micros)
+			if r.Msgs > 0 {
+				cpu = append(cpu, r.CPUSeconds*1e6/float64(r.Msgs))
+			}
+			each = append(each, fmt.Sprintf("%.0f", r.MsgsPerSec))
+		}
+		note := strings.Join(each, ", ")
+		if broken[name] != "" {
+			note += "; then failed: " + oneLine(broken[name])
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", acc[name].name, runner.Median(rate), runner.Median(p50), runner.Median(p99), runner.Median(cpu), note)
+	}
+	var per []float64
+	var each []string
+	for _, a := range runs["spread"] {
+		for _, b := range runs["reuseport"] {
+			if a.Round == b.Round && b.MsgsPerSec > 0 {
+				per = append(per, a.MsgsPerSec/b.MsgsPerSec)
+				each = append(each, fmt.Sprintf("%.2f", a.MsgsPerSec/b.MsgsPerSec))
+			}
+		}
+	}
+	if len(per) > 0 {
+		fmt.Fprintf(w, "\nspread / reuseport, conns/s: **%.2f×** (median of per-round ratios: %s).\n", runner.Median(per), strings.Join(each, ", "))
+	}
 }
 
 func report(w io.Writer, s *settings, all map[string]server, runs map[string][]run, broken map[string]string,

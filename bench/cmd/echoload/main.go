@@ -1,6 +1,8 @@
 // Command echoload drives echo load at a loopback server, prints "window
 // open" and "window closed" as the measured window starts and ends (for an
-// observer sampling the server), then one JSON line of results; or, with -hold, opens connections and keeps them idle
+// observer sampling the server), then one JSON line of results. With -churn
+// it opens connections continuously instead (connect, one echo, reset), to
+// measure accepting; with -hold it opens connections and keeps them idle
 // (for memory figures; run several processes to pass the per-process
 // descriptor limit). Benchmark use only.
 package main
@@ -38,6 +40,7 @@ func main() {
 	size := flag.Int("size", 64, "message size in bytes")
 	warmup := flag.Duration("warmup", time.Second, "traffic before measuring")
 	duration := flag.Duration("duration", 5*time.Second, "measured time (at most 10m)")
+	churnMode := flag.Bool("churn", false, "instead of steady load: -conns workers each connect, echo one message, reset the connection and start over; msgs counts connections completed")
 	hold := flag.Duration("hold", 0, "instead of load: open -conns connections, exchange one byte on each, print \"holding N\", and keep them idle this long (or until SIGTERM)")
 	flag.Parse()
 
@@ -67,16 +70,40 @@ func main() {
 		return
 	}
 
+	onWindow := func(open bool) {
+		if open {
+			fmt.Println("window open")
+		} else {
+			fmt.Println("window closed")
+		}
+	}
+	if *churnMode {
+		res, err := churn(ctx, churnConfig{Network: network, Addr: address, Workers: *conns, Size: *size,
+			Warmup: *warmup, Duration: *duration, OnWindow: onWindow})
+		if err != nil {
+			log.Fatal(err)
+		}
+		r := Report{
+			Msgs:       res.Conns,
+			Seconds:    res.Elapsed.Seconds(),
+			MsgsPerSec: float64(res.Conns) / res.Elapsed.Seconds(),
+			P50Micros:  float64(res.Latency.Quantile(0.50)) / 1e3,
+			P99Micros:  float64(res.Latency.Quantile(0.99)) / 1e3,
+			Failures:   res.Failures,
+		}
+		if res.FirstErr != nil {
+			r.FirstError = res.FirstErr.Error()
+		}
+		if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+
 	res, err := loadgen.Run(ctx, loadgen.Config{
 		Network: network, Addr: address, Conns: *conns, InFlight: *inFlight, Size: *size,
 		Warmup: *warmup, Duration: *duration,
-		OnWindow: func(open bool) {
-			if open {
-				fmt.Println("window open")
-			} else {
-				fmt.Println("window closed")
-			}
-		},
+		OnWindow: onWindow,
 	})
 	if err != nil {
 		log.Fatal(err)

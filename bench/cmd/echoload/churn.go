@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scalestack/scalestack/bench/loadgen"
+)
+
+// churnConfig describes a run that opens connections continuously: each of
+// Workers goroutines connects, exchanges one Size-byte message, closes and
+// starts over. It measures how fast a server accepts and serves new
+// connections rather than how fast it moves bytes on established ones.
+type churnConfig struct {
+	Network, Addr string
+	Workers       int
+	Size          int
+	Warmup        time.Duration
+	Duration      time.Duration
+	OnWindow      func(open bool)
+}
+
+// churnResult counts the connections completed in the measured window.
+type churnResult struct {
+	Conns    uint64 // connect, echo and close cycles completed
+	Elapsed  time.Duration
+	Latency  loadgen.Histogram // of whole cycles
+	Failures int
+	FirstErr error
+}
+
+// churn runs the connection churn. Sockets are closed with SO_LINGER 0 (a
+// reset): a graceful close would leave every client port in TIME_WAIT and
+// exhaust the loopback port range within seconds at these rates.
+func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
+	if cfg.Workers <= 0 || cfg.Size <= 0 {
+		return nil, errors.New("churn: workers and size must be positive")
+	}
+	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
+		return nil, errors.New("churn: duration must be between 0 and 10 minutes")
+	}
+	if err := checkLoopback(cfg.Network, cfg.Addr); err != nil {
+		return nil, err
+	}
+	var measuring, stopping atomic.Bool
+	type worker struct {
+		conns uint64
+		hist  loadgen.Histogram
+		fails int
+		err   error
+	}
+	workers := make([]worker, cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &workers[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := make([]byte, cfg.Size)
+			for j := range msg {
+				msg[j] = byte('a' + j%26)
+			}
+			reply := make([]byte, cfg.Size)
+			var d net.Dialer
+			for !stopping.Load() && ctx.Err() == nil {
+				start := time.Now()
+				err := cycle(&d, cfg.Network, cfg.Addr, msg, reply)
+				if stopping.Load() {
+					return
+				}
+				if err != nil {
+					// A refused or reset connection under a storm is a
+					// result, not a reason to stop the run.
+					w.fails++
+					if w.err == nil {
+						w.err = err
+					}
+					continue
+				}
+				if measuring.Load() {
+					w.conns++
+					w.hist.Record(time.Since(start))
+				}
+			}
+		}()
+	}
+	wait := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	wait(cfg.Warmup)
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(true)
+	}
+	measuring.Store(true)
+	start := time.Now()
+	wait(cfg.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	if cfg.OnWindow != nil {
+		cfg.OnWindow(false)
+	}
+	stopping.Store(true)
+	wg.Wait()
+	res := &churnResult{Elapsed: elapsed}
+	for i := range workers {
+		w := &workers[i]
+		res.Conns += w.conns
+		res.Latency.Merge(&w.hist)
+		res.Failures += w.fails
+		if res.FirstErr == nil {
+			res.FirstErr = w.err
+		}
+	}
+	return res, ctx.Err()
+}
+
+// cycle connects, sends msg, reads the echo into reply and resets the
+// connection.
+func cycle(d *net.Dialer, network, addr string, msg, reply []byte) error {
+	c, err := d.Dial(network, addr)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := io.ReadFull(c, reply); err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	return nil
+}
+
+// checkLoopback refuses anything but a Unix socket or a loopback address.
+func checkLoopback(network, addr string) error {
+	switch network {
+	case "unix":
+		return nil
+	case "tcp", "tcp4":
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("churn: address %q: %w", addr, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("churn: %q is not a loopback address", addr)
+		}
+		return nil
+	}
+	return fmt.Errorf("churn: unsupported network %q", network)
+}
