@@ -224,6 +224,10 @@ func (b *backend) OnData(c *conn.Conn, data []byte) int {
 	sh := b.sh // a packet may send the backend to another loop
 	n := b.onData(c, data)
 	sh.stats.BackendBytesIn.Add(uint64(n))
+	if sh.relayedOut != 0 {
+		sh.stats.ClientBytesOut.Add(sh.relayedOut)
+		sh.relayedOut = 0
+	}
 	return n
 }
 

@@ -689,7 +689,7 @@ func renumber(pkts []byte, seq uint8) uint8 {
 func (s *session) relay(raw []byte) []byte {
 	dst := s.c.Reserve(len(raw))
 	copy(dst, raw)
-	s.sh.stats.ClientBytesOut.Add(uint64(len(raw)))
+	s.sh.relayedOut += uint64(len(raw)) // published once per backend read (backend.OnData)
 	dst[3] = s.respSeq
 	s.respSeq++
 	s.relayed++

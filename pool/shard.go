@@ -44,6 +44,13 @@ type shard struct {
 	// donation.
 	idleHint atomic32
 	waitHint atomic32
+	// shownIdle, shownHeld and shownWaiting are the values last
+	// published by setHints.
+	shownIdle, shownHeld, shownWaiting int
+	// relayedOut counts response bytes relayed to clients during one
+	// backend read, added to stats.ClientBytesOut once at its end rather
+	// than once per row packet.
+	relayedOut uint64
 
 	sessions   map[uint32]*session
 	nextSessID uint32
@@ -101,11 +108,20 @@ func (sh *shard) newSessionID() uint32 {
 	return sh.nextSessID*uint32(len(sh.p.shards)) + uint32(sh.id)
 }
 
+// setHints publishes the idle and waiting counts. An atomic store is a
+// full barrier on amd64 and this runs several times per statement, so a
+// value is stored only when it changed (the shadows are loop-local).
 func (sh *shard) setHints() {
-	sh.idleHint.Store(int32(len(sh.idle) + len(sh.held)))
-	sh.waitHint.Store(int32(sh.nWaiting))
-	sh.stats.BackendsIdle.Store(int64(len(sh.idle)))
-	sh.stats.QueueWaiting.Store(int64(sh.nWaiting))
+	if idle, held := len(sh.idle), len(sh.held); idle != sh.shownIdle || held != sh.shownHeld {
+		sh.shownIdle, sh.shownHeld = idle, held
+		sh.idleHint.Store(int32(idle + held))
+		sh.stats.BackendsIdle.Store(int64(idle))
+	}
+	if sh.nWaiting != sh.shownWaiting {
+		sh.shownWaiting = sh.nWaiting
+		sh.waitHint.Store(int32(sh.nWaiting))
+		sh.stats.QueueWaiting.Store(int64(sh.nWaiting))
+	}
 }
 
 // acquire gives s a backend now, or queues it until one frees up or its

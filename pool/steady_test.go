@@ -10,7 +10,7 @@ import (
 
 // leanRoundTrip sends one prebuilt request and reads packets until the
 // response completes, reusing buf, so the test client allocates nothing.
-func leanRoundTrip(t *testing.T, r *rawClient, req []byte, cmd mysqlwire.Command, buf []byte) {
+func leanRoundTrip(t testing.TB, r *rawClient, req []byte, cmd mysqlwire.Command, buf []byte) {
 	if _, err := r.c.Write(req); err != nil {
 		t.Fatal(err)
 	}
