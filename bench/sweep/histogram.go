@@ -34,7 +34,7 @@ var (
 
 // parseHistogramLine folds one line into r while a histogram is being read; it reports whether the
 // line belonged to the histogram. Rows must come in ascending order of value, as sysbench prints
-// them: anything else means the output was not what this parser understands, and the run's
+// them (rows printed with equal values are merged): anything else means the output was not what this parser understands, and the run's
 // percentiles would be wrong.
 func parseHistogramLine(r *sysbenchResult, line string) (bool, error) {
 	if reHistogramTitle.MatchString(line) {
@@ -61,8 +61,18 @@ func parseHistogramLine(r *sysbenchResult, line string) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("sysbench histogram count %q: %w", m[2], err)
 	}
-	if k := len(r.Histogram); k > 0 && v <= r.Histogram[k-1].ValueMS {
-		return true, fmt.Errorf("sysbench histogram row %q is not above the previous value %.3f", line, r.Histogram[k-1].ValueMS)
+	if k := len(r.Histogram); k > 0 {
+		prev := &r.Histogram[k-1]
+		switch {
+		case v < prev.ValueMS:
+			return true, fmt.Errorf("sysbench histogram row %q is below the previous value %.3f", line, prev.ValueMS)
+		case v == prev.ValueMS:
+			// Below a millisecond neighbouring buckets differ by less than the three
+			// decimals sysbench prints, so two rows can show the same value: they are
+			// one bucket as far as any percentile of printed values goes.
+			prev.Count += n
+			return true, nil
+		}
 	}
 	r.Histogram = append(r.Histogram, histBucket{ValueMS: v, Count: n})
 	return true, nil

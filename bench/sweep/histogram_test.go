@@ -72,7 +72,16 @@ func TestParseHistogram(t *testing.T) {
 		{
 			name:    "descending rows are refused",
 			lines:   []string{title, head, "       0.300 |*                                        5", "       0.200 |*                                        5"},
-			wantErr: "not above the previous value",
+			wantErr: "below the previous value",
+		},
+		{
+			// Seen in real runs: sub-millisecond buckets print with equal values.
+			name: "rows printed with equal values are one bucket",
+			lines: []string{title, head,
+				"       0.031 |*                                        5",
+				"       0.031 |**                                       9",
+				"       0.032 |*                                        4", " "},
+			want: []histBucket{{0.031, 14}, {0.032, 4}},
 		},
 		{
 			name:    "a count too large",
