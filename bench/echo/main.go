@@ -51,6 +51,8 @@ type settings struct {
 	churnRounds    int
 	churnLoops     int
 	churnWorkers   int
+	engine         string
+	loadWorkers    int
 }
 
 // server is one contender.
@@ -76,6 +78,8 @@ func main() {
 	flag.IntVar(&s.inFlight, "inflight", 1, "messages in flight per connection")
 	flag.DurationVar(&s.warmup, "warmup", time.Second, "warm-up before each measured window")
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "measured window per run")
+	flag.StringVar(&s.engine, "engine", "epoll", "load generator engine: epoll (locked threads with an epoll instance each) or net (Go net, one goroutine per connection)")
+	flag.IntVar(&s.loadWorkers, "load-workers", 0, "epoll generator threads (0: one per CPU in -load-cpus)")
 	flag.StringVar(&s.serverCPUs, "server-cpus", "1", "taskset CPU list for servers (empty: no pinning)")
 	flag.StringVar(&s.loadCPUs, "load-cpus", "0", "taskset CPU list for the load generator (empty: no pinning)")
 	flag.IntVar(&s.loops, "loops", 1, "event loops (GOMAXPROCS for the Go server) per server")
@@ -226,6 +230,7 @@ func loadRun(s *settings, srv server) (run, error) {
 	rep, cpu, err := runner.RunLoad(filepath.Join(s.bin, "echoload"), s.loadCPUs, []string{
 		"-addr", addr, "-conns", strconv.Itoa(s.conns), "-size", strconv.Itoa(s.size),
 		"-inflight", strconv.Itoa(s.inFlight), "-warmup", s.warmup.String(), "-duration", s.duration.String(),
+		"-engine", s.engine, "-workers", strconv.Itoa(s.loadWorkers),
 	}, s.warmup+s.duration+time.Minute, p.Pid())
 	if err != nil {
 		return run{}, fmt.Errorf("%s: %w", srv.name, err)
@@ -297,7 +302,7 @@ func benchmark(w io.Writer, s *settings) error {
 		if err != nil {
 			return run{}, err
 		}
-		log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.Load)
+		log.Printf("  %.0f msgs/s, p50 %.0f µs, p99 %.0f µs, server CPU %.2f s, generator CPU %.2f s, load %s", r.MsgsPerSec, r.P50Micros, r.P99Micros, r.CPUSeconds, r.GeneratorCPUSeconds, r.Load)
 		r.Round = round
 		return r, nil
 	})
@@ -396,18 +401,18 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 		}
 		return "pinned to CPU " + cpus
 	}
-	fmt.Fprintf(w, "Load: %d connections, %d-byte messages, %d in flight per connection, %v warm-up then %v measured, %d interleaved rounds (order rotated each round); medians below. Servers %s with %d event loop(s) each; the generator (`bench/cmd/echoload`, Go net, one goroutine per connection) %s. Server CPU is user+system time from /proc/PID/stat over the measured window.\n\n",
-		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, pin(s.serverCPUs), s.loops, pin(s.loadCPUs))
+	fmt.Fprintf(w, "Load: %d connections, %d-byte messages, %d in flight per connection, %v warm-up then %v measured, %d interleaved rounds (order rotated each round); medians below. Servers %s with %d event loop(s) each; the generator (`bench/cmd/echoload -engine %s`: %s) %s. Server CPU is user+system time from /proc/PID/stat over the measured window; generator CPU is echoload's own (getrusage) over the same window, as a share of one CPU: near 100%% would mean the generator, not the server, set the rate.\n\n",
+		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, pin(s.serverCPUs), s.loops, s.engine, engineWords(s), pin(s.loadCPUs))
 
-	fmt.Fprintf(w, "| server | msgs/s (median) | p50 µs | p99 µs | server CPU µs/msg | runs, msgs/s |\n|---|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(w, "| server | msgs/s (median) | p50 µs | p99 µs | server CPU µs/msg | generator CPU %% | generator CPU µs/msg | runs, msgs/s |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 	median := map[string]float64{}
 	for _, name := range s.servers {
 		rs := runs[name]
 		if len(rs) == 0 {
-			fmt.Fprintf(w, "| %s | — | — | — | — | failed: %s |\n", all[name].name, oneLine(broken[name]))
+			fmt.Fprintf(w, "| %s | — | — | — | — | — | — | failed: %s |\n", all[name].name, oneLine(broken[name]))
 			continue
 		}
-		var rate, p50, p99, cpu []float64
+		var rate, p50, p99, cpu, genShare, genCPU []float64
 		var each []string
 		for _, r := range rs {
 			rate = append(rate, r.MsgsPerSec)
@@ -415,6 +420,10 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 			p99 = append(p99, r.P99Micros)
 			if r.Msgs > 0 {
 				cpu = append(cpu, r.CPUSeconds*1e6/float64(r.Msgs))
+				genCPU = append(genCPU, r.GeneratorCPUSeconds*1e6/float64(r.Msgs))
+			}
+			if r.Seconds > 0 {
+				genShare = append(genShare, 100*r.GeneratorCPUSeconds/r.Seconds)
 			}
 			each = append(each, fmt.Sprintf("%.0f", r.MsgsPerSec))
 		}
@@ -423,7 +432,7 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 		if broken[name] != "" {
 			note += "; then failed: " + oneLine(broken[name])
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %s |\n", all[name].name, median[name], runner.Median(p50), runner.Median(p99), runner.Median(cpu), note)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f | %.0f | %.2f | %s |\n", all[name].name, median[name], runner.Median(p50), runner.Median(p99), runner.Median(cpu), runner.Median(genShare), runner.Median(genCPU), note)
 	}
 	fmt.Fprintf(w, "\nRatios of msgs/s: of the medians above, and the median of the per-round ratios (contenders of one round ran back to back, so a per-round ratio cancels most of the background drift):\n\n")
 	fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | target |\n|---|---:|---:|---|---|\n")
@@ -462,6 +471,18 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 			fmt.Fprintf(w, "| %s | %d | %d | %d | %.2f |\n", all[name].name, m.rssBefore, m.rssAfter, m.fds, float64(m.rssAfter-m.rssBefore)/float64(s.memConns))
 		}
 	}
+}
+
+// engineWords says how the generator drives its connections.
+func engineWords(s *settings) string {
+	if s.engine != "epoll" {
+		return "Go net, one goroutine per connection"
+	}
+	threads := "one per CPU it may run on"
+	if s.loadWorkers > 0 {
+		threads = strconv.Itoa(s.loadWorkers)
+	}
+	return "locked threads (" + threads + "), each with its own epoll instance and non-blocking sockets, one clock read per epoll_wait batch"
 }
 
 func oneLine(s string) string {

@@ -8,7 +8,15 @@
 // server). Each connection keeps InFlight messages outstanding: it writes
 // that many, then for every complete reply it reads, records the reply's
 // latency and writes one more. Replies are matched to send times in order,
-// which is what an echo over a byte stream guarantees.
+// which is what an echo over a byte stream guarantees, and every echoed
+// byte is checked against what was sent (each message carries its sequence
+// number), so a server that returns wrong bytes fails the run.
+//
+// Two engines drive the connections: EngineNet, a goroutine per connection
+// on Go's net package, and EngineEpoll, a few locked threads with an epoll
+// instance each, which costs less CPU per message so that a server, not the
+// generator, is what a run measures. Neither shares code with the servers
+// the benchmarks compare.
 package loadgen
 
 import (
@@ -20,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +39,8 @@ type Config struct {
 	Conns    int           // concurrent connections
 	InFlight int           // messages outstanding per connection (default 1)
 	Size     int           // message size in bytes (default 64)
+	Engine   string        // EngineNet or EngineEpoll (default EngineNet)
+	Workers  int           // epoll engine: event-loop threads (default: one per CPU this process may run on)
 	Warmup   time.Duration // traffic before measuring starts
 	Duration time.Duration // measured time, after the warm-up (required)
 	// OnWindow, when set, is called as the measured window opens (true)
@@ -43,6 +54,7 @@ type Result struct {
 	Msgs     uint64        // replies received
 	Elapsed  time.Duration // measured window
 	Latency  Histogram     // send-to-reply time of each counted message
+	CPU      time.Duration // this process's user+system CPU time over the measured window
 	Failures int           // connections that failed mid-run
 	FirstErr error
 }
@@ -61,6 +73,16 @@ func (c *Config) check() error {
 	}
 	if c.Size <= 0 {
 		c.Size = 64
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = EngineNet
+	case EngineNet, EngineEpoll:
+	default:
+		return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", c.Engine, EngineNet, EngineEpoll)
+	}
+	if c.Workers < 0 {
+		return errors.New("loadgen: Workers must not be negative")
 	}
 	if c.Conns <= 0 {
 		return errors.New("loadgen: Conns must be positive")
@@ -138,8 +160,17 @@ func CloseAll(conns []net.Conn) {
 	}
 }
 
+// Engines a Config may name. EngineNet drives every connection from its
+// own goroutine through Go's net package; EngineEpoll drives them from a
+// few goroutines, each on a locked OS thread with its own epoll instance, so
+// that the generator costs less CPU per message than the servers it loads.
+const (
+	EngineNet   = "net"
+	EngineEpoll = "epoll"
+)
+
 // Run opens cfg.Conns connections, drives them for cfg.Warmup plus
-// cfg.Duration, and returns the measured window's figures.
+// cfg.Duration with cfg.Engine, and returns the measured window's figures.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -150,52 +181,55 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer CloseAll(conns)
 
-	var measuring, stopping atomic.Bool
-	workers := make([]worker, len(conns))
-	var wg sync.WaitGroup
-	for i, c := range conns {
-		workers[i] = worker{conn: c, cfg: &cfg, measuring: &measuring, stopping: &stopping}
-		wg.Add(1)
-		go func(w *worker) {
-			defer wg.Done()
-			w.run()
-		}(&workers[i])
+	var eng engine
+	switch cfg.Engine {
+	case EngineNet:
+		eng = newNetEngine(conns, &cfg)
+	case EngineEpoll:
+		if eng, err = newEpollEngine(conns, &cfg); err != nil {
+			return nil, err
+		}
 	}
+	eng.start()
 	sleep(ctx, cfg.Warmup)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(true)
 	}
-	measuring.Store(true)
+	cpuBefore := selfCPU()
+	eng.measure(true)
 	start := time.Now()
 	sleep(ctx, cfg.Duration)
-	measuring.Store(false)
+	eng.measure(false)
 	elapsed := time.Since(start)
+	cpu := selfCPU() - cpuBefore
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(false)
 	}
-	stopping.Store(true)
-	// Unblock reads and writes so every worker returns promptly.
-	for _, c := range conns {
-		c.SetDeadline(time.Now())
-	}
-	wg.Wait()
-
-	res := &Result{Elapsed: elapsed}
-	for i := range workers {
-		w := &workers[i]
-		res.Msgs += w.msgs
-		res.Latency.Merge(&w.hist)
-		if w.err != nil {
-			res.Failures++
-			if res.FirstErr == nil {
-				res.FirstErr = w.err
-			}
-		}
-	}
+	res := &Result{Elapsed: elapsed, CPU: cpu}
+	eng.stop(res)
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// engine is one way of driving the connections of a run.
+type engine interface {
+	start()
+	measure(on bool)
+	// stop ends the traffic, waits for every worker and adds their
+	// counts, latencies and failures to res.
+	stop(res *Result)
+}
+
+// selfCPU is this process's user plus system CPU time so far; zero if the
+// kernel will not say.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -210,7 +244,56 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// worker drives one connection.
+// netEngine runs one goroutine per connection on Go's net package.
+type netEngine struct {
+	conns     []net.Conn
+	workers   []worker
+	measuring atomic.Bool
+	stopping  atomic.Bool
+	wg        sync.WaitGroup
+}
+
+func newNetEngine(conns []net.Conn, cfg *Config) *netEngine {
+	e := &netEngine{conns: conns, workers: make([]worker, len(conns))}
+	for i, c := range conns {
+		e.workers[i] = worker{conn: c, cfg: cfg, measuring: &e.measuring, stopping: &e.stopping}
+	}
+	return e
+}
+
+func (e *netEngine) start() {
+	for i := range e.workers {
+		e.wg.Add(1)
+		go func(w *worker) {
+			defer e.wg.Done()
+			w.run()
+		}(&e.workers[i])
+	}
+}
+
+func (e *netEngine) measure(on bool) { e.measuring.Store(on) }
+
+func (e *netEngine) stop(res *Result) {
+	e.stopping.Store(true)
+	// Unblock reads and writes so every worker returns promptly.
+	for _, c := range e.conns {
+		c.SetDeadline(time.Now())
+	}
+	e.wg.Wait()
+	for i := range e.workers {
+		w := &e.workers[i]
+		res.Msgs += w.msgs
+		res.Latency.Merge(&w.hist)
+		if w.err != nil {
+			res.Failures++
+			if res.FirstErr == nil {
+				res.FirstErr = w.err
+			}
+		}
+	}
+}
+
+// worker drives one connection for the net engine.
 type worker struct {
 	conn      net.Conn
 	cfg       *Config
@@ -225,9 +308,8 @@ type worker struct {
 func (w *worker) run() {
 	size, inFlight := w.cfg.Size, w.cfg.InFlight
 	msg := make([]byte, size*inFlight)
-	for i := range msg {
-		msg[i] = byte('a' + i%26)
-	}
+	var stream echoStream
+	stream.init(size)
 	// Send times of outstanding messages, oldest first, in a ring.
 	sent := make([]time.Time, inFlight)
 	head, outstanding := 0, 0
@@ -236,6 +318,7 @@ func (w *worker) run() {
 		for i := 0; i < n; i++ {
 			sent[(head+outstanding)%inFlight] = now
 			outstanding++
+			stream.fill(msg[i*size : (i+1)*size])
 		}
 		_, err := w.conn.Write(msg[:n*size])
 		return err
@@ -245,16 +328,17 @@ func (w *worker) run() {
 		return
 	}
 	buf := make([]byte, max(size*inFlight, 4096))
-	partial := 0 // bytes of the next reply already read
 	for {
 		n, err := w.conn.Read(buf)
 		if err != nil {
 			w.fail(err)
 			return
 		}
-		partial += n
-		done := partial / size
-		partial %= size
+		done, err := stream.check(buf[:n])
+		if err != nil {
+			w.fail(err)
+			return
+		}
 		if done == 0 {
 			continue
 		}
@@ -276,13 +360,18 @@ func (w *worker) run() {
 }
 
 func (w *worker) fail(err error) {
-	if w.stopping.Load() {
+	if w.stopping.Load() && !errors.Is(err, errCorrupt) {
 		return // our own deadline ended the run
 	}
+	w.err = describe(err)
+}
+
+// describe gives a server's close a message that says so.
+func describe(err error) error {
 	if errors.Is(err, io.EOF) || strings.Contains(err.Error(), "reset") {
-		err = fmt.Errorf("loadgen: server closed the connection: %w", err)
+		return fmt.Errorf("loadgen: server closed the connection: %w", err)
 	}
-	w.err = err
+	return err
 }
 
 // Hold opens n connections, proves each one is served with a single

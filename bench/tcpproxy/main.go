@@ -41,6 +41,8 @@ type settings struct {
 	port        int
 	bin         string
 	commandLine string
+	engine      string
+	loadWorkers int
 }
 
 type proxy struct {
@@ -67,6 +69,8 @@ func main() {
 	flag.IntVar(&s.inFlight, "inflight", 1, "messages in flight per connection")
 	flag.DurationVar(&s.warmup, "warmup", time.Second, "warm-up before each measured window")
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "measured window per run")
+	flag.StringVar(&s.engine, "engine", "epoll", "load generator engine: epoll (locked threads with an epoll instance each) or net (Go net, one goroutine per connection)")
+	flag.IntVar(&s.loadWorkers, "load-workers", 0, "epoll generator threads (0: one per CPU in -other-cpus)")
 	flag.StringVar(&s.proxyCPUs, "proxy-cpus", "1", "taskset CPU list for the proxy (empty: no pinning)")
 	flag.StringVar(&s.otherCPUs, "other-cpus", "0", "taskset CPU list for the echo backend and the load generator (empty: no pinning)")
 	flag.IntVar(&s.loops, "loops", 1, "proxy event loops (HAProxy nbthread)")
@@ -195,6 +199,7 @@ func loadRun(s *settings, p proxy) (run, error) {
 	rep, cpu, err := runner.RunLoad(filepath.Join(s.bin, "echoload"), s.otherCPUs, []string{
 		"-addr", listen, "-conns", strconv.Itoa(s.conns), "-size", strconv.Itoa(s.size),
 		"-inflight", strconv.Itoa(s.inFlight), "-warmup", s.warmup.String(), "-duration", s.duration.String(),
+		"-engine", s.engine, "-workers", strconv.Itoa(s.loadWorkers),
 	}, s.warmup+s.duration+time.Minute, px.Pid())
 	if err != nil {
 		return run{}, fmt.Errorf("%s: %w", p.name, err)
@@ -229,19 +234,19 @@ func benchmark(w io.Writer, s *settings) error {
 	if runner.Nice != 0 {
 		fmt.Fprintf(w, "Every server, proxy and generator process ran at niceness %d, to win the CPU against that other work more often (the same for every contender).\n\n", runner.Nice)
 	}
-	fmt.Fprintf(w, "Load: %d client connections through the proxy, each forwarded to its own connection to a `scalestack echo` backend (epoll, 1 loop); %d-byte messages, %d in flight per connection; %v warm-up then %v measured; %d interleaved rounds (order rotated), medians below. The proxy runs with %d loop(s)/thread(s), %s; the backend and the generator (`bench/cmd/echoload`) %s. Proxy CPU is user+system time from /proc/PID/stat over the measured window.\n\n",
-		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, s.loops, pinned(s.proxyCPUs), pinned(s.otherCPUs))
+	fmt.Fprintf(w, "Load: %d client connections through the proxy, each forwarded to its own connection to a `scalestack echo` backend (epoll, 1 loop); %d-byte messages, %d in flight per connection; %v warm-up then %v measured; %d interleaved rounds (order rotated), medians below. The proxy runs with %d loop(s)/thread(s), %s; the backend and the generator (`bench/cmd/echoload -engine %s`) %s. Proxy CPU is user+system time from /proc/PID/stat over the measured window; generator CPU is echoload's own (getrusage) over the same window, as a share of one CPU (it shares its CPU with the backend).\n\n",
+		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, s.loops, pinned(s.proxyCPUs), s.engine, pinned(s.otherCPUs))
 	fmt.Fprintf(w, "HAProxy configuration (generated per run): `nbthread %d`, `maxconn 8000`, `mode tcp`, one frontend bound to the loopback port, one backend server, no logging.\n\n", s.loops)
-	fmt.Fprintf(w, "| proxy | msgs/s (median) | p50 µs | p99 µs | proxy CPU s per million msgs | runs: msgs/s (CPU s/M msgs) |\n|---|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(w, "| proxy | msgs/s (median) | p50 µs | p99 µs | proxy CPU s per million msgs | generator CPU %% | runs: msgs/s (CPU s/M msgs) |\n|---|---:|---:|---:|---:|---:|---|\n")
 	cpuMedian := map[string]float64{}
 	rateMedian := map[string]float64{}
 	for _, name := range s.proxies {
 		rs := runs[name]
 		if len(rs) == 0 {
-			fmt.Fprintf(w, "| %s | — | — | — | — | failed: %s |\n", all[name].name, oneLine(broken[name]))
+			fmt.Fprintf(w, "| %s | — | — | — | — | — | failed: %s |\n", all[name].name, oneLine(broken[name]))
 			continue
 		}
-		var rate, p50, p99, cpu []float64
+		var rate, p50, p99, cpu, genShare []float64
 		var each []string
 		for _, r := range rs {
 			rate = append(rate, r.MsgsPerSec)
@@ -249,6 +254,9 @@ func benchmark(w io.Writer, s *settings) error {
 			p99 = append(p99, r.P99Micros)
 			perM := r.cpuPerMillion()
 			cpu = append(cpu, perM)
+			if r.Seconds > 0 {
+				genShare = append(genShare, 100*r.GeneratorCPUSeconds/r.Seconds)
+			}
 			each = append(each, fmt.Sprintf("%.0f (%.1f)", r.MsgsPerSec, perM))
 		}
 		cpuMedian[name], rateMedian[name] = runner.Median(cpu), runner.Median(rate)
@@ -256,7 +264,7 @@ func benchmark(w io.Writer, s *settings) error {
 		if broken[name] != "" {
 			note += "; then failed: " + oneLine(broken[name])
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.1f | %s |\n", all[name].name, rateMedian[name], runner.Median(p50), runner.Median(p99), cpuMedian[name], note)
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.1f | %.0f | %s |\n", all[name].name, rateMedian[name], runner.Median(p50), runner.Median(p99), cpuMedian[name], runner.Median(genShare), note)
 	}
 	if cpuMedian["scalestack"] > 0 && cpuMedian["haproxy"] > 0 {
 		var cpuPer, ratePer []float64

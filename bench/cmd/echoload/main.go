@@ -30,7 +30,12 @@ type Report struct {
 	P50Micros  float64 `json:"p50_us"`
 	P99Micros  float64 `json:"p99_us"`
 	Failures   int     `json:"failures"`
-	FirstError string  `json:"first_error,omitempty"`
+	// GeneratorCPUSeconds is echoload's own user+system CPU time over the
+	// measured window: near Seconds means the generator, not the server,
+	// was the limit.
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
+	Engine              string  `json:"engine,omitempty"`
+	FirstError          string  `json:"first_error,omitempty"`
 }
 
 func main() {
@@ -38,6 +43,8 @@ func main() {
 	conns := flag.Int("conns", 1000, "concurrent connections")
 	inFlight := flag.Int("inflight", 1, "messages outstanding per connection")
 	size := flag.Int("size", 64, "message size in bytes")
+	engine := flag.String("engine", loadgen.EngineEpoll, "how to drive the connections: epoll (a few locked threads, each with its own epoll instance; cheap per message) or net (Go net, one goroutine per connection)")
+	workers := flag.Int("workers", 0, "epoll engine: event-loop threads (0: one per CPU this process may run on)")
 	warmup := flag.Duration("warmup", time.Second, "traffic before measuring")
 	duration := flag.Duration("duration", 5*time.Second, "measured time (at most 10m)")
 	churnMode := flag.Bool("churn", false, "instead of steady load: -conns workers each connect, echo one message, reset the connection and start over; msgs counts connections completed")
@@ -102,6 +109,7 @@ func main() {
 
 	res, err := loadgen.Run(ctx, loadgen.Config{
 		Network: network, Addr: address, Conns: *conns, InFlight: *inFlight, Size: *size,
+		Engine: *engine, Workers: *workers,
 		Warmup: *warmup, Duration: *duration,
 		OnWindow: onWindow,
 	})
@@ -115,6 +123,9 @@ func main() {
 		P50Micros:  float64(res.Latency.Quantile(0.50)) / 1e3,
 		P99Micros:  float64(res.Latency.Quantile(0.99)) / 1e3,
 		Failures:   res.Failures,
+
+		GeneratorCPUSeconds: res.CPU.Seconds(),
+		Engine:              *engine,
 	}
 	if res.FirstErr != nil {
 		r.FirstError = res.FirstErr.Error()

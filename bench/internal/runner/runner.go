@@ -292,6 +292,8 @@ type LoadReport struct {
 	P99Micros  float64 `json:"p99_us"`
 	Failures   int     `json:"failures"`
 	FirstError string  `json:"first_error,omitempty"`
+	// GeneratorCPUSeconds is the generator's own CPU time over the window.
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
 }
 
 // RunLoad runs the echoload binary with args, pinned to cpus, and returns
