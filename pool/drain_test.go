@@ -143,6 +143,15 @@ func TestDrainStages(t *testing.T) {
 		t.Fatalf("Drain not done 3 s after the hard cut: %+v", tp.p.Stats())
 	}
 	st := tp.p.Stats()
+	// The idle session, the transaction and the queued or cut commands were
+	// told why: operators see drain closes as errors with code 1053.
+	slot := errorSlot(mysqlwire.ErServerShutdown)
+	if name := ErrorSlotName(slot); name != "1053" {
+		t.Errorf("ERR 1053 is counted under %q, want its own label", name)
+	}
+	if n := st.Errors[slot]; n < 1 {
+		t.Errorf("ERR 1053 counted %d times after the drain, want at least the idle session's", n)
+	}
 	if st.ClientsConnected != 0 || st.BackendsConnected != 0 {
 		t.Errorf("after Drain: %d clients, %d backend connections; want none", st.ClientsConnected, st.BackendsConnected)
 	}

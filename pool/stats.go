@@ -139,6 +139,8 @@ var ErrorCodes = [...]mysqlwire.ErrCode{
 	1047, // unknown command
 	1049, // unknown database
 	1054, // unknown column
+	// 1053: server shutdown in progress, what a drain tells the sessions it closes.
+	mysqlwire.ErServerShutdown,
 	1062, // duplicate entry
 	1064, // syntax error
 	1146, // table does not exist
