@@ -15,20 +15,8 @@ import (
 //
 //	go test ./pool -run '^$' -bench StatementRoundTrip -benchmem
 func BenchmarkStatementRoundTrip(b *testing.B) {
-	tp := startProxy(b, 1, 1, nil)
-	r := dialRaw(b, tp.addr)
-	if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
-		b.Fatalf("login: %x", p)
-	}
-	resp := r.command(append([]byte{byte(mysqlwire.ComStmtPrepare)}, "SELECT ? + 1"...))
-	id := getUint32(resp[0][1:])
-	first := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 8, 0, 41, 0, 0, 0, 0, 0, 0, 0}
-	putUint32(first[1:], id)
-	later := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 41, 0, 0, 0, 0, 0, 0, 0}
-	putUint32(later[1:], id)
-	firstPkt, _ := mysqlwire.AppendPacket(nil, 0, first)
+	r, later := preparedSession(b)
 	buf := make([]byte, 1<<16)
-	leanRoundTrip(b, r, firstPkt, mysqlwire.ComStmtExecute, buf)
 
 	cases := []struct {
 		name string

@@ -41,24 +41,10 @@ func leanRoundTrip(t testing.TB, r *rawClient, req []byte, cmd mysqlwire.Command
 // prepared-statement executions allocates nothing per statement in the
 // whole process (proxy and test client together).
 func TestSteadyStateAllocations(t *testing.T) {
-	tp := startProxy(t, 1, 1, nil)
-	r := dialRaw(t, tp.addr)
-	if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
-		t.Fatalf("login: %x", p)
-	}
-	resp := r.command(append([]byte{byte(mysqlwire.ComStmtPrepare)}, "SELECT ? + 1"...))
-	id := getUint32(resp[0][1:])
-	// EXECUTE with one LONGLONG parameter, types bound only the first
-	// time (as libmysqlclient does).
-	first := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 8, 0, 41, 0, 0, 0, 0, 0, 0, 0}
-	putUint32(first[1:], id)
-	later := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 41, 0, 0, 0, 0, 0, 0, 0}
-	putUint32(later[1:], id)
-	firstPkt, _ := mysqlwire.AppendPacket(nil, 0, first)
-	laterPkt, _ := mysqlwire.AppendPacket(nil, 0, later)
+	r, laterExec := preparedSession(t)
+	laterPkt, _ := mysqlwire.AppendPacket(nil, 0, laterExec)
 	queryPkt, _ := mysqlwire.AppendPacket(nil, 0, append([]byte{byte(mysqlwire.ComQuery)}, "SELECT 1"...))
 	buf := make([]byte, 1<<16)
-	leanRoundTrip(t, r, firstPkt, mysqlwire.ComStmtExecute, buf)
 	for i := 0; i < 200; i++ { // warm pools and maps
 		leanRoundTrip(t, r, laterPkt, mysqlwire.ComStmtExecute, buf)
 		leanRoundTrip(t, r, queryPkt, mysqlwire.ComQuery, buf)
@@ -83,4 +69,27 @@ func TestSteadyStateAllocations(t *testing.T) {
 	if perStmt > limit {
 		t.Fatalf("%.3f allocations per statement in steady state, want none", perStmt)
 	}
+}
+
+// preparedSession logs a raw client in through a fresh one-loop,
+// one-backend proxy, prepares "SELECT ? + 1" and executes it once with its
+// parameter types bound, as libmysqlclient does the first time. It returns
+// the client and an EXECUTE of that statement for later rounds (types not
+// bound again, parameter 41).
+func preparedSession(tb testing.TB) (*rawClient, []byte) {
+	tb.Helper()
+	tp := startProxy(tb, 1, 1, nil)
+	r := dialRaw(tb, tp.addr)
+	if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
+		tb.Fatalf("login: %x", p)
+	}
+	resp := r.command(append([]byte{byte(mysqlwire.ComStmtPrepare)}, "SELECT ? + 1"...))
+	id := getUint32(resp[0][1:])
+	first := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 8, 0, 41, 0, 0, 0, 0, 0, 0, 0}
+	putUint32(first[1:], id)
+	later := []byte{byte(mysqlwire.ComStmtExecute), 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 41, 0, 0, 0, 0, 0, 0, 0}
+	putUint32(later[1:], id)
+	firstPkt, _ := mysqlwire.AppendPacket(nil, 0, first)
+	leanRoundTrip(tb, r, firstPkt, mysqlwire.ComStmtExecute, make([]byte, 1<<16))
+	return r, later
 }
