@@ -128,6 +128,19 @@ func (lx *lexer) skipQuoted(q byte) {
 	lx.pos = len(s)
 }
 
+// unquote is the text between the quotes of a string or quoted-identifier
+// token. ok is false for an unterminated one (the lexer ran to the end of
+// the input) and for an introducer or hex literal such as _utf8'x', whose
+// text does not start with its quote: the caller leaves such statements to
+// the server, which reports the error.
+func (lx *lexer) unquote(t token) (inner []byte, ok bool) {
+	q := lx.text(t)
+	if lx.bad || len(q) < 2 || (q[0] != '\'' && q[0] != '"' && q[0] != '`') || q[len(q)-1] != q[0] {
+		return nil, false
+	}
+	return q[1 : len(q)-1], true
+}
+
 // next returns the next token.
 func (lx *lexer) next() token {
 	lx.skipSpace()
@@ -295,8 +308,11 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		case tokWord:
 			qi.arg = lx2.text(t)
 		case tokQuoted, tokString:
-			qi.arg = lx2.text(t)
-			qi.arg = qi.arg[1 : len(qi.arg)-1]
+			if inner, ok := lx2.unquote(t); ok {
+				qi.arg = inner
+			} else {
+				qi.kind = stmtOther
+			}
 		default:
 			qi.kind = stmtOther
 		}
@@ -462,8 +478,11 @@ func matchSelectFunc(lx *lexer) (stmtKind, []byte) {
 		name = lx.text(t)
 		t = lx.next()
 	case tokQuoted, tokString:
-		name = lx.text(t)
-		name = name[1 : len(name)-1]
+		inner, ok := lx.unquote(t)
+		if !ok {
+			return stmtOther, nil
+		}
+		name = inner
 		t = lx.next()
 	}
 	if lx.isPunct(t, ';') {

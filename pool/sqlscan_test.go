@@ -25,6 +25,14 @@ func TestScanQuery(t *testing.T) {
 		{"USE scalestack_test", stmtUse, 0, "scalestack_test", ""},
 		{"use `odd``name`;", stmtUse, 0, "odd``name", ""},
 		{"USE a b", stmtOther, 0, "a", ""},
+		// Unterminated or introducer-quoted names: left to the server (a
+		// fuzzer found the unterminated alias panicking the scanner).
+		{`SELECT CONNECTION_ID() AS "cid"`, stmtConnectionID, 0, "", "cid"},
+		{`seleCt ConneCtion_id()"`, stmtSelect, featBad, "", ""},
+		{"SELECT LAST_INSERT_ID() `x", stmtSelect, featBad, "", ""},
+		{`USE "`, stmtOther, featBad, "", ""},
+		{"USE 'db'", stmtUse, 0, "db", ""},
+		{"USE _utf8'db'", stmtOther, 0, "", ""},
 		{"KILL 12", stmtKill, 0, "12", ""},
 		{"kill query 7", stmtKill, 0, "7", ""},
 		{"KILL CONNECTION 9;", stmtKill, 0, "9", ""},
