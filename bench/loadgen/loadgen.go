@@ -90,12 +90,12 @@ func (c *Config) check() error {
 	if c.Duration <= 0 || c.Duration > 10*time.Minute {
 		return errors.New("loadgen: Duration must be between 0 and 10 minutes")
 	}
-	return checkLoopback(c.Network, c.Addr)
+	return CheckLoopback(c.Network, c.Addr)
 }
 
-// checkLoopback refuses anything that is not a Unix socket or a literal
+// CheckLoopback refuses anything that is not a Unix socket or a literal
 // loopback address: this tool must never load another machine.
-func checkLoopback(network, addr string) error {
+func CheckLoopback(network, addr string) error {
 	switch network {
 	case "unix":
 		return nil
@@ -116,7 +116,7 @@ func checkLoopback(network, addr string) error {
 // Dial opens n connections, several at a time, and closes them all again if
 // one fails.
 func Dial(ctx context.Context, network, addr string, n int) ([]net.Conn, error) {
-	if err := checkLoopback(network, addr); err != nil {
+	if err := CheckLoopback(network, addr); err != nil {
 		return nil, err
 	}
 	conns := make([]net.Conn, n)

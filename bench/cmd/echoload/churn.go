@@ -45,7 +45,7 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
 		return nil, errors.New("churn: duration must be between 0 and 10 minutes")
 	}
-	if err := checkLoopback(cfg.Network, cfg.Addr); err != nil {
+	if err := loadgen.CheckLoopback(cfg.Network, cfg.Addr); err != nil {
 		return nil, err
 	}
 	var measuring, stopping atomic.Bool
@@ -142,22 +142,4 @@ func cycle(d *net.Dialer, network, addr string, msg, reply []byte) error {
 		return fmt.Errorf("read echo: %w", err)
 	}
 	return nil
-}
-
-// checkLoopback refuses anything but a Unix socket or a loopback address.
-func checkLoopback(network, addr string) error {
-	switch network {
-	case "unix":
-		return nil
-	case "tcp", "tcp4":
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("churn: address %q: %w", addr, err)
-		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("churn: %q is not a loopback address", addr)
-		}
-		return nil
-	}
-	return fmt.Errorf("churn: unsupported network %q", network)
 }
