@@ -47,10 +47,10 @@ const shutdownMessage = "Server shutdown in progress"
 
 // Drain shuts the proxy down gracefully: it stops accepting clients before
 // it returns (when Start opened the listener; a caller that opened it
-// through ListenConfig closes it first), serves sessions as usual for grace, then closes each
-// at its next idle point with ERR 1053, cuts off what still runs
-// DrainHardCut later, and closes the backend connections once no session
-// uses them. The returned channel is closed when that is done, or when
+// through ListenConfig closes it first), serves sessions as usual for
+// grace, then closes each at its next idle point with ERR 1053, cuts off
+// what still runs DrainHardCut later, and closes the backend connections
+// once no session uses them. The returned channel is closed when that is done, or when
 // Close is called. Drain may be called from any goroutine except a loop's;
 // later calls return the first call's channel.
 func (p *Proxy) Drain(grace time.Duration) <-chan struct{} {
@@ -87,7 +87,6 @@ func (p *Proxy) drain(grace time.Duration) {
 // that has stopped has closed its connections already.
 func (p *Proxy) onEachLoop(fn func(*shard)) {
 	for _, sh := range p.shards {
-		sh := sh
 		_ = sh.loop.Exec(func(*reactor.Loop) { fn(sh) })
 	}
 }
