@@ -50,9 +50,9 @@ const shutdownMessage = "Server shutdown in progress"
 // through ListenConfig closes it first), serves sessions as usual for
 // grace, then closes each at its next idle point with ERR 1053, cuts off
 // what still runs DrainHardCut later, and closes the backend connections
-// once no session uses them. The returned channel is closed when that is done, or when
-// Close is called. Drain may be called from any goroutine except a loop's;
-// later calls return the first call's channel.
+// once no session uses them. The returned channel is closed when that is
+// done, or when Close is called. Drain may be called from any goroutine
+// except a loop's; later calls return the first call's channel.
 func (p *Proxy) Drain(grace time.Duration) <-chan struct{} {
 	p.drainOnce.Do(func() {
 		p.draining.Store(true)
