@@ -77,37 +77,6 @@ EOF
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
 
-run_as_root() {
-	if [[ ${EUID} -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		die "installing packages needs root: $*"
-	fi
-}
-
-# apt_install installs Debian packages without prompts. Installing mariadb-server would start the
-# system service on port 3306; a temporary policy-rc.d (Debian's switch for this) keeps it stopped.
-apt_install() {
-	command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install these packages by hand: $*"
-	log "installing: $*"
-	local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
-	if [[ ! -e ${policy} ]]; then
-		run_as_root sh -c "printf '#!/bin/sh\nexit 101\n' > ${policy} && chmod 755 ${policy}"
-		made_policy=1
-	fi
-	local -a apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-	if ! run_as_root "${apt[@]}" install "$@"; then
-		log "install failed; running apt-get update and retrying"
-		run_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update || true
-		run_as_root "${apt[@]}" install "$@" || rc=$?
-	fi
-	[[ ${made_policy} -eq 0 ]] || run_as_root rm -f "${policy}"
-	[[ ${rc} -eq 0 ]] || die "apt-get install $* failed (exit ${rc})"
-}
-
 # shell_word quotes an argument for the command line recorded in the results, leaving plain words
 # (thread lists, paths, flags) as the user typed them.
 shell_word() {
@@ -163,7 +132,7 @@ main() {
 	have taskset || missing+=(util-linux)
 	if [[ ${#missing[@]} -gt 0 ]]; then
 		[[ ${no_install} -eq 0 ]] || die "missing packages (and --no-install given): ${missing[*]}"
-		apt_install "${missing[@]}"
+		"${REPO_ROOT}/scripts/apt-install.sh" "${missing[@]}" || die "installing ${missing[*]} failed"
 	fi
 	command -v go >/dev/null 2>&1 || die "go is not on PATH; the sweep driver and the graph are Go programs"
 

@@ -93,39 +93,11 @@ EOF
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
 
-run_as_root() {
-	if [[ ${EUID} -eq 0 ]]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-		sudo -n "$@"
-	else
-		die "installing packages needs root; run as root: $*"
-	fi
-}
-
-# apt_install installs Debian packages without prompts. Installing mariadb-server would normally start
-# the system service on port 3306; a temporary policy-rc.d (Debian's documented switch) prevents that.
+# apt_install installs Debian packages without prompts and without starting the system service
+# (scripts/apt-install.sh, shared with bench/run.sh).
 apt_install() {
 	[[ $# -gt 0 ]] || return 0
-	command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install these packages by hand: $*"
-	log "installing: $* (apt-get, no recommends)"
-	local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
-	if [[ ! -e ${policy} ]]; then
-		run_as_root sh -c "printf '#!/bin/sh\nexit 101\n' > ${policy} && chmod 755 ${policy}"
-		made_policy=1
-	fi
-	local -a apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q --no-install-recommends
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-	if ! run_as_root "${apt[@]}" install "$@"; then
-		log "install failed; running apt-get update and retrying"
-		run_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update || true
-		run_as_root "${apt[@]}" install "$@" || rc=$?
-	fi
-	if [[ ${made_policy} -eq 1 ]]; then
-		run_as_root rm -f "${policy}"
-	fi
-	[[ ${rc} -eq 0 ]] || die "apt-get install $* failed (exit ${rc})"
-	log "installed: $*"
+	"${REPO_ROOT}/scripts/apt-install.sh" "$@"
 }
 
 cmd_deps() {
