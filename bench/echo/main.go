@@ -53,6 +53,8 @@ type settings struct {
 	churnWorkers   int
 	engine         string
 	loadWorkers    int
+	serverQuota    float64
+	quota          *runner.CPUQuota // set when serverQuota > 0
 }
 
 // server is one contender.
@@ -81,6 +83,7 @@ func main() {
 	flag.StringVar(&s.engine, "engine", "epoll", "load generator engine: epoll (locked threads with an epoll instance each) or net (Go net, one goroutine per connection)")
 	flag.IntVar(&s.loadWorkers, "load-workers", 0, "epoll generator threads (0: one per CPU in -load-cpus)")
 	flag.StringVar(&s.serverCPUs, "server-cpus", "1", "taskset CPU list for servers (empty: no pinning)")
+	flag.Float64Var(&s.serverQuota, "server-cpu-quota", 0, "cap each server in the msgs/s runs at this share of one CPU with a cgroup CPU quota (e.g. 0.5; needs root), so that the server, not the generator, sets the rate on a small machine (0: no cap)")
 	flag.StringVar(&s.loadCPUs, "load-cpus", "0", "taskset CPU list for the load generator (empty: no pinning)")
 	flag.IntVar(&s.loops, "loops", 1, "event loops (GOMAXPROCS for the Go server) per server")
 	flag.StringVar(&servers, "servers", "epoll,uring,go,gnet", "contenders, in first-round order")
@@ -101,27 +104,44 @@ func main() {
 	s.memServers = splitList(memServers)
 	s.commandLine = "go run ./echo " + strings.Join(os.Args[1:], " ")
 
+	if err := prepareAndRun(&s); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// prepareAndRun builds the contenders, runs the benchmark and writes the
+// report; what it sets up (a build directory, a cgroup) is removed on
+// every return.
+func prepareAndRun(s *settings) error {
 	dir, err := os.MkdirTemp("", "echobench")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer os.RemoveAll(dir)
 	s.bin = dir
-	if err := buildAll(&s); err != nil {
-		log.Fatal(err)
+	if err := buildAll(s); err != nil {
+		return err
+	}
+	if s.serverQuota > 0 {
+		if s.quota, err = runner.NewCPUQuota(s.serverQuota); err != nil {
+			return err
+		}
+		defer func() {
+			if err := s.quota.Remove(); err != nil {
+				log.Print(err)
+			}
+		}()
 	}
 	var w io.Writer = os.Stdout
 	if s.out != "" {
 		f, err := os.Create(s.out)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		defer f.Close()
 		w = f
 	}
-	if err := benchmark(w, &s); err != nil {
-		log.Fatal(err)
-	}
+	return benchmark(w, s)
 }
 
 func splitList(s string) []string {
@@ -187,7 +207,7 @@ func acceptors(s *settings) map[string]server {
 }
 
 func churnRun(s *settings, srv server) (run, error) {
-	p, addr, err := startServer(s, srv, s.serverCPUs)
+	p, addr, err := startServer(s, srv, s.serverCPUs, nil)
 	if err != nil {
 		return run{}, err
 	}
@@ -207,10 +227,15 @@ func (s *settings) nextAddr() string {
 	return fmt.Sprintf("127.0.0.1:%d", s.portBase)
 }
 
-// startServer starts a contender and waits until it accepts.
-func startServer(s *settings, srv server, cpus string) (*runner.Proc, string, error) {
+// startServer starts a contender and waits until it accepts; under quota
+// unless that is nil.
+func startServer(s *settings, srv server, cpus string, quota *runner.CPUQuota) (*runner.Proc, string, error) {
 	addr := s.nextAddr()
-	p, err := runner.Start(srv.name, cpus, srv.argv(addr)...)
+	argv := srv.argv(addr)
+	if quota != nil {
+		argv = quota.Wrap(argv)
+	}
+	p, err := runner.Start(srv.name, cpus, argv...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -222,7 +247,7 @@ func startServer(s *settings, srv server, cpus string) (*runner.Proc, string, er
 }
 
 func loadRun(s *settings, srv server) (run, error) {
-	p, addr, err := startServer(s, srv, s.serverCPUs)
+	p, addr, err := startServer(s, srv, s.serverCPUs, s.quota)
 	if err != nil {
 		return run{}, err
 	}
@@ -244,7 +269,7 @@ type memory struct {
 }
 
 func memoryRun(s *settings, srv server) (memory, error) {
-	p, addr, err := startServer(s, srv, "")
+	p, addr, err := startServer(s, srv, "", nil)
 	if err != nil {
 		return memory{}, err
 	}
@@ -403,6 +428,9 @@ func report(w io.Writer, s *settings, all map[string]server, runs map[string][]r
 	}
 	fmt.Fprintf(w, "Load: %d connections, %d-byte messages, %d in flight per connection, %v warm-up then %v measured, %d interleaved rounds (order rotated each round); medians below. Servers %s with %d event loop(s) each; the generator (`bench/cmd/echoload -engine %s`: %s) %s. Server CPU is user+system time from /proc/PID/stat over the measured window; generator CPU is echoload's own (getrusage) over the same window, as a share of one CPU: near 100%% would mean the generator, not the server, set the rate.\n\n",
 		s.conns, s.size, s.inFlight, s.warmup, s.duration, s.rounds, pin(s.serverCPUs), s.loops, s.engine, engineWords(s), pin(s.loadCPUs))
+	if s.quota != nil {
+		fmt.Fprintf(w, "**Server-bound:** each server ran under a CPU quota of %.2f of one CPU (a cgroup with CFS bandwidth control, `-server-cpu-quota`), so the server, not the generator, set the rate: msgs/s here is how many messages a server handles per %.2f CPU-second, as on a host where the generator has cores to spare. Generator CPU well below 100%% confirms it.\n\n", s.quota.Share, s.quota.Share)
+	}
 
 	fmt.Fprintf(w, "| server | msgs/s (median) | p50 µs | p99 µs | server CPU µs/msg | generator CPU %% | generator CPU µs/msg | runs, msgs/s |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 	median := map[string]float64{}

@@ -1,0 +1,118 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CPUQuota is a cgroup whose processes together get at most a fixed share
+// of one CPU (the kernel's CFS bandwidth control). A benchmark puts the
+// server under test in one so that the server, not a load generator that
+// costs as much per message as the server does, sets the rate on a small
+// machine: msgs/s then measures how much work the server does per CPU
+// second, as it would on a host where the generator has cores to spare.
+//
+// It needs root and a writable cgroup file system: the cpu controller of
+// cgroup v1 (/sys/fs/cgroup/cpu) or cgroup v2 (/sys/fs/cgroup with cpu in
+// its controllers).
+type CPUQuota struct {
+	dir   string
+	Share float64 // of one CPU, e.g. 0.5
+}
+
+// cpuQuotaPeriod is short so that a capped server is throttled in slices
+// of a few milliseconds, not stopped for a long stretch of each second.
+const cpuQuotaPeriod = 10 * time.Millisecond
+
+// NewCPUQuota creates the cgroup, capped at share of one CPU.
+func NewCPUQuota(share float64) (*CPUQuota, error) {
+	if share <= 0 || share > 64 {
+		return nil, fmt.Errorf("CPU quota %v: want a share of one CPU in (0, 64]", share)
+	}
+	period := cpuQuotaPeriod.Microseconds()
+	quota := int64(share * float64(period))
+	name := "scalestack-bench-" + strconv.Itoa(os.Getpid())
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		// cgroup v2: the parent must hand the cpu controller down.
+		root := "/sys/fs/cgroup"
+		_ = os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpu"), 0)
+		dir := filepath.Join(root, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("CPU quota: creating cgroup (needs root and cgroup v2 write access): %w", err)
+		}
+		q := &CPUQuota{dir: dir, Share: share}
+		if err := os.WriteFile(filepath.Join(dir, "cpu.max"), fmt.Appendf(nil, "%d %d", quota, period), 0); err != nil {
+			q.Remove()
+			return nil, fmt.Errorf("CPU quota: setting %s/cpu.max (is the cpu controller enabled?): %w", dir, err)
+		}
+		return q, nil
+	}
+	dir := filepath.Join("/sys/fs/cgroup/cpu", name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("CPU quota: creating cgroup (needs root and the cgroup v1 cpu controller at /sys/fs/cgroup/cpu): %w", err)
+	}
+	q := &CPUQuota{dir: dir, Share: share}
+	for _, f := range []struct {
+		file string
+		v    int64
+	}{{"cpu.cfs_period_us", period}, {"cpu.cfs_quota_us", quota}} {
+		if err := os.WriteFile(filepath.Join(dir, f.file), []byte(strconv.FormatInt(f.v, 10)), 0); err != nil {
+			q.Remove()
+			return nil, fmt.Errorf("CPU quota: writing %s/%s: %w", dir, f.file, err)
+		}
+	}
+	return q, nil
+}
+
+// Wrap returns argv run inside the cgroup: a shell moves itself into it
+// and then execs argv, so the program (and every thread it starts) is
+// capped from its first instruction and keeps the shell's process id.
+func (q *CPUQuota) Wrap(argv []string) []string {
+	script := `echo $$ > "$0/cgroup.procs" && exec "$@"`
+	return append([]string{"sh", "-c", script, q.dir}, argv...)
+}
+
+// Throttled reports how often and for how long the kernel has held the
+// cgroup's processes back so far (the cgroup's cpu.stat).
+func (q *CPUQuota) Throttled() (periods int64, total time.Duration, err error) {
+	stat, err := os.ReadFile(filepath.Join(q.dir, "cpu.stat"))
+	if err != nil {
+		return 0, 0, err
+	}
+	fields := parseKeyValues(string(stat))
+	periods = fields["nr_throttled"]
+	if us, ok := fields["throttled_usec"]; ok { // v2
+		return periods, time.Duration(us) * time.Microsecond, nil
+	}
+	return periods, time.Duration(fields["throttled_time"]), nil // v1: nanoseconds
+}
+
+// Remove deletes the cgroup; it fails while a process is still in it.
+func (q *CPUQuota) Remove() error {
+	var err error
+	for range 50 { // a process just killed leaves the cgroup a moment later
+		if err = os.Remove(q.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("removing cgroup %s: %w", q.dir, err)
+}
+
+// parseKeyValues reads "key value" lines (cgroup stat files).
+func parseKeyValues(s string) map[string]int64 {
+	out := map[string]int64{}
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package runner
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestParseKeyValues(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     map[string]int64
+	}{
+		{"v1", "nr_periods 10\nnr_throttled 4\nthrottled_time 123456\n", map[string]int64{"nr_periods": 10, "nr_throttled": 4, "throttled_time": 123456}},
+		{"v2", "usage_usec 5\nnr_throttled 2\nthrottled_usec 70", map[string]int64{"usage_usec": 5, "nr_throttled": 2, "throttled_usec": 70}},
+		{"junk skipped", "a b\nc\n\nd 7 8\ne 9", map[string]int64{"e": 9}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseKeyValues(tc.in)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %d, want %d", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestCPUQuotaCapsABusyProcess runs a CPU-bound shell loop under a quota
+// of a fifth of a CPU and checks the kernel held it to about that. It
+// needs root and a writable cgroup file system, and skips without them.
+func TestCPUQuotaCapsABusyProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a cgroup")
+	}
+	q, err := NewCPUQuota(0.2)
+	if err != nil {
+		t.Skipf("no cgroup CPU quota here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := q.Remove(); err != nil {
+			t.Error(err)
+		}
+	})
+	argv := q.Wrap([]string{"sh", "-c", "while :; do :; done"})
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const window = time.Second
+	time.Sleep(100 * time.Millisecond) // in the cgroup and spinning
+	before, err := CPUSeconds(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window)
+	after, err := CPUSeconds(cmd.Process.Pid)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Capped at 0.2 CPU; uncapped it would take up to a whole one. The
+	// upper bound leaves room for tick-granular accounting.
+	t.Logf("used %.2f CPU-seconds", after-before)
+	if used := after - before; used > 0.35 || used < 0.05 {
+		t.Errorf("spinning process under a 0.2 CPU quota used %.2f CPU-seconds in %v", used, window)
+	}
+	periods, throttled, err := q.Throttled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if periods == 0 || throttled <= 0 {
+		t.Errorf("cgroup reports no throttling (periods %d, %v): the quota was not applied", periods, throttled)
+	}
+}
