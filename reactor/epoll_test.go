@@ -53,6 +53,48 @@ func closeOnCleanup(t *testing.T, fd *int) {
 	})
 }
 
+// registeredPair is one end of a socket pair registered with an epoll
+// driver, the recorder that gets its callbacks, and the other end, which the
+// test drives as the remote peer.
+type registeredPair struct {
+	d    *epollDriver
+	fd   int // the registered end
+	h    Handle
+	r    *recorder
+	peer int // closed when the test ends unless the test set it to -1
+}
+
+// registerPair registers one end of a new socket pair with d under a fresh
+// recorder. When the test ends the handle is closed, unless the test closed
+// or detached it itself, and so is the peer.
+func registerPair(t *testing.T, d *epollDriver) *registeredPair {
+	t.Helper()
+	local, peer := socketPair(t)
+	p := &registeredPair{d: d, fd: local, r: &recorder{}, peer: peer}
+	closeOnCleanup(t, &p.peer)
+	h, err := d.Register(local, p.r)
+	if err != nil {
+		unix.Close(local)
+		t.Fatalf("Register: %v", err)
+	}
+	p.h = h
+	t.Cleanup(func() {
+		if _, err := d.lookup(h); err != nil {
+			return // already closed or detached by the test
+		}
+		if err := d.Close(h); err != nil {
+			t.Errorf("Close at cleanup: %v", err)
+		}
+	})
+	return p
+}
+
+// closePeer closes the peer end, as a remote side hanging up.
+func (p *registeredPair) closePeer() {
+	unix.Close(p.peer)
+	p.peer = -1
+}
+
 // recorder is an IOHandler that records every callback.
 type recorder struct {
 	data     []byte
@@ -134,17 +176,10 @@ func TestEpollEcho(t *testing.T) {
 	for _, size := range []int{1, 1000, readBufferSize, 3*readBufferSize + 17} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			d := newTestEpoll(t)
-			local, peer := socketPair(t)
-			closeOnCleanup(t, &peer)
-			r := &recorder{}
-			h, err := d.Register(local, r)
-			if err != nil {
-				unix.Close(local)
-				t.Fatalf("Register: %v", err)
-			}
-			defer d.Close(h)
+			p := registerPair(t, d)
+			r, peer := p.r, p.peer
 			r.onRecv = func(b []byte) {
-				n, pending, err := d.Send(h, b)
+				n, pending, err := d.Send(p.h, b)
 				if err != nil || pending || n != len(b) {
 					t.Errorf("echo Send(%d bytes) = %d, %v, %v", len(b), n, pending, err)
 				}
@@ -182,14 +217,8 @@ func TestEpollEcho(t *testing.T) {
 func TestEpollPauseResume(t *testing.T) {
 	checkLeaks(t)
 	d := newTestEpoll(t)
-	local, peer := socketPair(t)
-	closeOnCleanup(t, &peer)
-	r := &recorder{}
-	h, err := d.Register(local, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(h)
+	p := registerPair(t, d)
+	h, r := p.h, p.r
 	if err := d.SetRecv(h, false); err != nil {
 		t.Fatalf("SetRecv(false): %v", err)
 	}
@@ -197,7 +226,7 @@ func TestEpollPauseResume(t *testing.T) {
 		t.Fatalf("second SetRecv(false): %v", err)
 	}
 	want := pattern(100 << 10) // more than one read buffer
-	startWriter(t, peer, want)
+	startWriter(t, p.peer, want)
 	if n := pollFor(t, d, 100*time.Millisecond); n > 2 || len(r.data) != 0 {
 		t.Fatalf("paused socket: %d events, %d bytes delivered", n, len(r.data))
 	}
@@ -250,20 +279,14 @@ func TestEpollPeerClose(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newTestEpoll(t)
-			local, peer := socketPair(t)
-			closeOnCleanup(t, &peer)
-			r := &recorder{}
-			h, err := d.Register(local, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close(h)
-			writeAll(t, peer, []byte("last words"))
-			if err := tc.hang(peer); err != nil {
+			p := registerPair(t, d)
+			r := p.r
+			writeAll(t, p.peer, []byte("last words"))
+			if err := tc.hang(p.peer); err != nil {
 				t.Fatal(err)
 			}
 			if tc.name == "close" {
-				peer = -1
+				p.peer = -1
 			}
 			pollUntil(t, d, "end of stream", func() bool { return len(r.ends) > 0 })
 			if n := pollFor(t, d, 100*time.Millisecond); n > 2 {
@@ -284,20 +307,15 @@ func TestEpollPausedHangupDoesNotSpin(t *testing.T) {
 	for _, unread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("unread data %v", unread), func(t *testing.T) {
 			d := newTestEpoll(t)
-			local, peer := socketPair(t)
-			r := &recorder{}
-			h, err := d.Register(local, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close(h)
+			p := registerPair(t, d)
+			h, r := p.h, p.r
 			if err := d.SetRecv(h, false); err != nil {
 				t.Fatal(err)
 			}
 			if unread {
-				writeAll(t, peer, []byte("unread"))
+				writeAll(t, p.peer, []byte("unread"))
 			}
-			unix.Close(peer)
+			p.closePeer()
 			if n := pollFor(t, d, 100*time.Millisecond); n > 2 {
 				t.Errorf("%d events in 100ms on a paused socket whose peer hung up", n)
 			}
@@ -319,27 +337,16 @@ func TestEpollPausedHangupDoesNotSpin(t *testing.T) {
 func TestEpollStaleHandle(t *testing.T) {
 	checkLeaks(t)
 	d := newTestEpoll(t)
-	local, peer := socketPair(t)
-	closeOnCleanup(t, &peer)
-	r := &recorder{}
-	h, err := d.Register(local, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeAll(t, peer, []byte("queued before close"))
+	old := registerPair(t, d)
+	h, r := old.h, old.r
+	writeAll(t, old.peer, []byte("queued before close"))
 	if err := d.Close(h); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	// The slot is reused by the next registration; the old handle must not
 	// reach it.
-	local2, peer2 := socketPair(t)
-	closeOnCleanup(t, &peer2)
-	r2 := &recorder{}
-	h2, err := d.Register(local2, r2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(h2)
+	cur := registerPair(t, d)
+	h2, r2 := cur.h, cur.r
 	if h2.Slot() != h.Slot() || h2 == h {
 		t.Fatalf("expected slot %d reused with a new generation, got %#x after %#x", h.Slot(), uint64(h2), uint64(h))
 	}
@@ -358,7 +365,7 @@ func TestEpollStaleHandle(t *testing.T) {
 			t.Errorf("%s on a stale handle succeeded", c.name)
 		}
 	}
-	writeAll(t, peer2, []byte("for the new one"))
+	writeAll(t, cur.peer, []byte("for the new one"))
 	pollUntil(t, d, "data on the new registration", func() bool { return len(r2.data) == len("for the new one") })
 	pollFor(t, d, 20*time.Millisecond)
 	if r.callbacks() != 0 {
@@ -374,20 +381,16 @@ func TestEpollStaleHandle(t *testing.T) {
 func TestEpollCloseInCallback(t *testing.T) {
 	checkLeaks(t)
 	d := newTestEpoll(t)
-	local, peer := socketPair(t)
-	closeOnCleanup(t, &peer)
-	r := &recorder{}
-	var h Handle
+	p := registerPair(t, d)
+	r := p.r
+	// Nothing is delivered before the first Poll, so setting the callback
+	// after Register is in time.
 	r.onRecv = func([]byte) {
-		if err := d.Close(h); err != nil {
+		if err := d.Close(p.h); err != nil {
 			t.Errorf("Close in OnRecv: %v", err)
 		}
 	}
-	h, err := d.Register(local, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startWriter(t, peer, pattern(4*readBufferSize))
+	startWriter(t, p.peer, pattern(4*readBufferSize))
 	pollUntil(t, d, "first data", func() bool { return len(r.data) > 0 })
 	pollFor(t, d, 30*time.Millisecond)
 	if len(r.data) > readBufferSize || len(r.ends) != 0 {
@@ -398,14 +401,8 @@ func TestEpollCloseInCallback(t *testing.T) {
 func TestEpollShortSendAndWritable(t *testing.T) {
 	checkLeaks(t)
 	d := newTestEpoll(t)
-	local, peer := socketPair(t)
-	closeOnCleanup(t, &peer)
-	r := &recorder{}
-	h, err := d.Register(local, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(h)
+	p := registerPair(t, d)
+	h, r, peer := p.h, p.r, p.peer
 	if err := d.SetRecv(h, false); err != nil { // only the write side matters here
 		t.Fatal(err)
 	}
@@ -465,14 +462,9 @@ func TestEpollShortSendAndWritable(t *testing.T) {
 func TestEpollSendToClosedPeer(t *testing.T) {
 	checkLeaks(t)
 	d := newTestEpoll(t)
-	local, peer := socketPair(t)
-	r := &recorder{}
-	h, err := d.Register(local, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close(h)
-	unix.Close(peer)
+	p := registerPair(t, d)
+	h := p.h
+	p.closePeer()
 	// MSG_NOSIGNAL: an EPIPE error, not a SIGPIPE that would kill the test.
 	if _, _, err := d.Send(h, []byte("anyone?")); !errors.Is(err, unix.EPIPE) {
 		t.Errorf("Send to a closed peer: %v, want EPIPE", err)
@@ -705,13 +697,9 @@ func TestEpollDetach(t *testing.T) {
 	checkLeaks(t)
 	from := newTestEpoll(t)
 	to := newTestEpoll(t)
-	local, peer := socketPair(t)
-	closeOnCleanup(t, &peer)
-	var before, after recorder
-	h, err := from.Register(local, &before)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := registerPair(t, from)
+	h, before, local, peer := p.h, p.r, p.fd, p.peer
+	var after recorder
 	writeAll(t, peer, []byte("first"))
 	pollUntil(t, from, "data before detach", func() bool { return len(before.data) == len("first") })
 	fd, err := from.Detach(h)
