@@ -60,10 +60,8 @@ func TestEcho(t *testing.T) {
 					fd, peer := tr.pair(t)
 					defer peer.Close()
 					c := &echoConn{d: d}
-					h, err := d.Register(fd, c)
-					if err != nil {
-						t.Errorf("register: %v", err)
-						unix.Close(fd)
+					h, ok := ring.RegisterOrReport(t, d, fd, c)
+					if !ok {
 						return
 					}
 					c.h = h
@@ -161,86 +159,79 @@ func (p *pausingReader) OnSent(n int, err error) {}
 // the peer keeps writing; everything must arrive once, in order, and never
 // while paused.
 func TestPauseResume(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				a, b := tcpPair(t)
-				p := &pausingReader{d: d, rng: rand.New(rand.NewPCG(3, 4))}
-				h, err := d.Register(a, p)
-				if err != nil {
-					t.Errorf("register: %v", err)
-					unix.Close(b)
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a, b := tcpPair(t)
+		p := &pausingReader{d: d, rng: rand.New(rand.NewPCG(3, 4))}
+		h, ok := ring.RegisterOrReport(t, d, a, p)
+		if !ok {
+			unix.Close(b)
+			return
+		}
+		p.h = h
+		var sent []byte
+		for round := range 40 {
+			sent = append(sent, pattern(round, 1+p.rng.IntN(200<<10))...)
+		}
+		go func() {
+			defer unix.Close(b)
+			if err := unix.SetNonblock(b, false); err != nil {
+				t.Errorf("set blocking: %v", err)
+				return
+			}
+			rest := sent
+			for len(rest) > 0 {
+				n := min(len(rest), 1+rand.IntN(300<<10))
+				if _, err := unix.Write(b, rest[:n]); err != nil {
+					t.Errorf("peer write: %v", err)
 					return
 				}
-				p.h = h
-				var sent []byte
-				for round := range 40 {
-					sent = append(sent, pattern(round, 1+p.rng.IntN(200<<10))...)
+				rest = rest[n:]
+				time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+			}
+		}()
+		pausedPolls := 0
+		pollUntil(t, d, 20*time.Second, "all data through pauses", func() bool {
+			switch {
+			case p.paused && pausedPolls >= 1+p.rng.IntN(4):
+				p.paused, pausedPolls = false, 0
+				if err := d.SetRecv(h, true); err != nil {
+					t.Errorf("resume: %v", err)
 				}
-				go func() {
-					defer unix.Close(b)
-					if err := unix.SetNonblock(b, false); err != nil {
-						t.Errorf("set blocking: %v", err)
-						return
-					}
-					rest := sent
-					for len(rest) > 0 {
-						n := min(len(rest), 1+rand.IntN(300<<10))
-						if _, err := unix.Write(b, rest[:n]); err != nil {
-							t.Errorf("peer write: %v", err)
-							return
-						}
-						rest = rest[n:]
-						time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
-					}
-				}()
-				pausedPolls := 0
-				pollUntil(t, d, 20*time.Second, "all data through pauses", func() bool {
-					switch {
-					case p.paused && pausedPolls >= 1+p.rng.IntN(4):
-						p.paused, pausedPolls = false, 0
-						if err := d.SetRecv(h, true); err != nil {
-							t.Errorf("resume: %v", err)
-						}
-					case p.paused:
-						pausedPolls++
-					case p.rng.IntN(8) == 0:
-						// Pause from outside, with data possibly in flight.
-						if err := d.SetRecv(h, false); err != nil {
-							t.Errorf("pause: %v", err)
-						}
-						p.paused = true
-						p.pauses++
-					}
-					return len(p.got) >= len(sent) || p.ended
-				})
-				pollUntil(t, d, 5*time.Second, "end of stream", func() bool {
-					if p.paused {
-						p.paused = false
-						if err := d.SetRecv(h, true); err != nil {
-							t.Errorf("resume: %v", err)
-						}
-					}
-					return p.ended
-				})
-				if p.violation > 0 {
-					t.Errorf("%d deliveries while paused", p.violation)
+			case p.paused:
+				pausedPolls++
+			case p.rng.IntN(8) == 0:
+				// Pause from outside, with data possibly in flight.
+				if err := d.SetRecv(h, false); err != nil {
+					t.Errorf("pause: %v", err)
 				}
-				if p.endEarly || p.endErr != nil {
-					t.Errorf("stream end while paused %v, error %v", p.endEarly, p.endErr)
-				}
-				if p.pauses < 3 {
-					t.Errorf("only %d pauses; the test exercised too little", p.pauses)
-				}
-				if !bytes.Equal(p.got, sent) {
-					t.Errorf("received %d bytes that differ from the %d sent", len(p.got), len(sent))
-				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
+				p.paused = true
+				p.pauses++
+			}
+			return len(p.got) >= len(sent) || p.ended
 		})
-	}
+		pollUntil(t, d, 5*time.Second, "end of stream", func() bool {
+			if p.paused {
+				p.paused = false
+				if err := d.SetRecv(h, true); err != nil {
+					t.Errorf("resume: %v", err)
+				}
+			}
+			return p.ended
+		})
+		if p.violation > 0 {
+			t.Errorf("%d deliveries while paused", p.violation)
+		}
+		if p.endEarly || p.endErr != nil {
+			t.Errorf("stream end while paused %v, error %v", p.endEarly, p.endErr)
+		}
+		if p.pauses < 3 {
+			t.Errorf("only %d pauses; the test exercised too little", p.pauses)
+		}
+		if !bytes.Equal(p.got, sent) {
+			t.Errorf("received %d bytes that differ from the %d sent", len(p.got), len(sent))
+		}
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // writeAll writes a small message to a non-blocking socket that has room.
@@ -270,9 +261,8 @@ func TestPeerClose(t *testing.T) {
 				onLoop(t, drv.new, func(d reactor.Driver) {
 					fd, peer := socketPair(t)
 					r := &recorder{}
-					h, err := d.Register(fd, r)
-					if err != nil {
-						t.Errorf("register: %v", err)
+					h, ok := ring.RegisterOrReport(t, d, fd, r)
+					if !ok {
 						return
 					}
 					if paused {
@@ -304,9 +294,7 @@ func TestPeerClose(t *testing.T) {
 					if r.dataAfterEnd {
 						t.Error("data delivered after OnRecvEnd")
 					}
-					if err := d.Close(h); err != nil {
-						t.Errorf("close: %v", err)
-					}
+					ring.CloseOrReport(t, d, h)
 				})
 			})
 		}
@@ -315,30 +303,23 @@ func TestPeerClose(t *testing.T) {
 
 // TestPeerReset checks that an abortive close reaches OnRecvEnd as an error.
 func TestPeerReset(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				a, b := tcpPair(t)
-				r := &recorder{}
-				h, err := d.Register(a, r)
-				if err != nil {
-					t.Errorf("register: %v", err)
-					return
-				}
-				if err := unix.SetsockoptLinger(b, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
-					t.Errorf("SO_LINGER: %v", err)
-				}
-				unix.Close(b)
-				pollUntil(t, d, 5*time.Second, "reset", func() bool { return r.ends > 0 })
-				if !errors.Is(r.endErr, unix.ECONNRESET) {
-					t.Errorf("OnRecvEnd(%v), want ECONNRESET", r.endErr)
-				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-		})
-	}
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a, b := tcpPair(t)
+		r := &recorder{}
+		h, ok := ring.RegisterOrReport(t, d, a, r)
+		if !ok {
+			return
+		}
+		if err := unix.SetsockoptLinger(b, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+			t.Errorf("SO_LINGER: %v", err)
+		}
+		unix.Close(b)
+		pollUntil(t, d, 5*time.Second, "reset", func() bool { return r.ends > 0 })
+		if !errors.Is(r.endErr, unix.ECONNRESET) {
+			t.Errorf("OnRecvEnd(%v), want ECONNRESET", r.endErr)
+		}
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // recorder notes every callback.
@@ -368,93 +349,86 @@ func (r *recorder) calls() int              { return len(r.data) + r.ends + r.wr
 // drains; no callback may follow Close, and the peer must see the socket go
 // away.
 func TestCloseStopsCallbacks(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				a, b := tcpPair(t)
-				defer unix.Close(b)
-				r := &recorder{}
-				h, err := d.Register(a, r)
-				if err != nil {
-					t.Errorf("register: %v", err)
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a, b := tcpPair(t)
+		defer unix.Close(b)
+		r := &recorder{}
+		h, ok := ring.RegisterOrReport(t, d, a, r)
+		if !ok {
+			return
+		}
+		// The socket buffer is full and the peer does not read: the
+		// send cannot complete.
+		ring.FillSendBuffer(t, a, b)
+		big := make([]byte, 64<<20)
+		n, pending, err := d.Send(h, big)
+		if err != nil {
+			t.Errorf("send: %v", err)
+		}
+		if d.Name() == "uring" && !pending {
+			t.Errorf("io_uring Send returned pending false (n %d)", n)
+		}
+		if !pending {
+			if err := d.WaitWritable(h); err != nil {
+				t.Errorf("wait writable: %v", err)
+			}
+		}
+		// Without MSG_WAITALL a send may complete with what the
+		// kernel took while buffers settled: keep one outstanding
+		// until the socket stays full, so Close has a send to cancel.
+		for settled := false; !settled; {
+			sent, writable := r.sent, r.writable
+			pollFor(t, d, 20*time.Millisecond)
+			settled = r.sent == sent && r.writable == writable
+			if settled {
+				break
+			}
+			if sent > 50 || writable > 50 {
+				t.Fatalf("the socket never filled (%d sends, %d writable)", r.sent, r.writable)
+			}
+			if _, pending, err := d.Send(h, big); err != nil {
+				t.Fatalf("send: %v", err)
+			} else if !pending {
+				if err := d.WaitWritable(h); err != nil {
+					t.Fatalf("wait writable: %v", err)
+				}
+			}
+		}
+		writeAll(t, b, []byte("in flight"))
+		ring.CloseOrReport(t, d, h)
+		before := r.calls()
+		pollFor(t, d, 50*time.Millisecond)
+		if after := r.calls(); after != before {
+			t.Errorf("%d callbacks after Close", after-before)
+		}
+		if err := d.SetRecv(h, true); err == nil {
+			t.Error("SetRecv on a closed handle succeeded")
+		}
+		if _, _, err := d.Send(h, []byte("x")); err == nil {
+			t.Error("Send on a closed handle succeeded")
+		}
+		// The peer drains what was sent and then sees the end.
+		if err := unix.SetNonblock(b, false); err != nil {
+			t.Errorf("set blocking: %v", err)
+		}
+		tv := unix.NsecToTimeval(int64(5 * time.Second))
+		_ = unix.SetsockoptTimeval(b, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		buf := make([]byte, 1<<20)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				n, err := unix.Read(b, buf)
+				if n == 0 || err != nil {
+					done <- err
 					return
 				}
-				// The socket buffer is full and the peer does not read: the
-				// send cannot complete.
-				ring.FillSendBuffer(t, a, b)
-				big := make([]byte, 64<<20)
-				n, pending, err := d.Send(h, big)
-				if err != nil {
-					t.Errorf("send: %v", err)
-				}
-				if d.Name() == "uring" && !pending {
-					t.Errorf("io_uring Send returned pending false (n %d)", n)
-				}
-				if !pending {
-					if err := d.WaitWritable(h); err != nil {
-						t.Errorf("wait writable: %v", err)
-					}
-				}
-				// Without MSG_WAITALL a send may complete with what the
-				// kernel took while buffers settled: keep one outstanding
-				// until the socket stays full, so Close has a send to cancel.
-				for settled := false; !settled; {
-					sent, writable := r.sent, r.writable
-					pollFor(t, d, 20*time.Millisecond)
-					settled = r.sent == sent && r.writable == writable
-					if settled {
-						break
-					}
-					if sent > 50 || writable > 50 {
-						t.Fatalf("the socket never filled (%d sends, %d writable)", r.sent, r.writable)
-					}
-					if _, pending, err := d.Send(h, big); err != nil {
-						t.Fatalf("send: %v", err)
-					} else if !pending {
-						if err := d.WaitWritable(h); err != nil {
-							t.Fatalf("wait writable: %v", err)
-						}
-					}
-				}
-				writeAll(t, b, []byte("in flight"))
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
-				before := r.calls()
-				pollFor(t, d, 50*time.Millisecond)
-				if after := r.calls(); after != before {
-					t.Errorf("%d callbacks after Close", after-before)
-				}
-				if err := d.SetRecv(h, true); err == nil {
-					t.Error("SetRecv on a closed handle succeeded")
-				}
-				if _, _, err := d.Send(h, []byte("x")); err == nil {
-					t.Error("Send on a closed handle succeeded")
-				}
-				// The peer drains what was sent and then sees the end.
-				if err := unix.SetNonblock(b, false); err != nil {
-					t.Errorf("set blocking: %v", err)
-				}
-				tv := unix.NsecToTimeval(int64(5 * time.Second))
-				_ = unix.SetsockoptTimeval(b, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-				buf := make([]byte, 1<<20)
-				done := make(chan error, 1)
-				go func() {
-					for {
-						n, err := unix.Read(b, buf)
-						if n == 0 || err != nil {
-							done <- err
-							return
-						}
-					}
-				}()
-				pollUntil(t, d, 10*time.Second, "peer sees close", func() bool { return len(done) > 0 })
-				if err := <-done; err != nil && err != unix.ECONNRESET {
-					t.Errorf("peer read ended with %v, want EOF or reset", err)
-				}
-			})
-		})
-	}
+			}
+		}()
+		pollUntil(t, d, 10*time.Second, "peer sees close", func() bool { return len(done) > 0 })
+		if err := <-done; err != nil && err != unix.ECONNRESET {
+			t.Errorf("peer read ended with %v, want EOF or reset", err)
+		}
+	})
 }
 
 // acceptCounter closes what it accepts and counts it.
@@ -472,146 +446,122 @@ func (a *acceptCounter) OnAcceptError(err error) { a.errs = append(a.errs, err) 
 // TestAcceptStorm accepts 500 connections dialled concurrently.
 func TestAcceptStorm(t *testing.T) {
 	const conns = 500
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				lfd, addr := tcpListener(t)
-				a := &acceptCounter{}
-				h, err := d.Listen(lfd, a)
-				if err != nil {
-					t.Errorf("listen: %v", err)
-					return
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a := &acceptCounter{}
+		h, addr, ok := listenOnLoopback(t, d, a)
+		if !ok {
+			return
+		}
+		clients := make(chan net.Conn, conns)
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range conns / 10 {
+					if c := dial(t, addr); c != nil {
+						clients <- c
+					}
 				}
-				clients := make(chan net.Conn, conns)
-				var wg sync.WaitGroup
-				for range 10 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range conns / 10 {
-							if c := dial(t, addr); c != nil {
-								clients <- c
-							}
-						}
-					}()
-				}
-				pollUntil(t, d, 20*time.Second, "accept storm", func() bool { return a.n >= conns })
-				wg.Wait()
-				close(clients)
-				for c := range clients {
-					c.Close()
-				}
-				if len(a.errs) > 0 {
-					t.Errorf("accept errors: %v", a.errs)
-				}
-				if a.n != conns {
-					t.Errorf("accepted %d, want %d", a.n, conns)
-				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close listener: %v", err)
-				}
-			})
-		})
-	}
+			}()
+		}
+		pollUntil(t, d, 20*time.Second, "accept storm", func() bool { return a.n >= conns })
+		wg.Wait()
+		close(clients)
+		for c := range clients {
+			c.Close()
+		}
+		if len(a.errs) > 0 {
+			t.Errorf("accept errors: %v", a.errs)
+		}
+		if a.n != conns {
+			t.Errorf("accepted %d, want %d", a.n, conns)
+		}
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // TestAcceptPause checks that a paused listener delivers nothing and that
 // every connection that arrived meanwhile is delivered after resuming.
 func TestAcceptPause(t *testing.T) {
 	const conns = 20
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				lfd, addr := tcpListener(t)
-				a := &acceptCounter{}
-				h, err := d.Listen(lfd, a)
-				if err != nil {
-					t.Errorf("listen: %v", err)
-					return
-				}
-				var clients []net.Conn
-				defer func() {
-					for _, c := range clients {
-						c.Close()
-					}
-				}()
-				if c := dial(t, addr); c != nil {
-					clients = append(clients, c)
-				}
-				pollUntil(t, d, 5*time.Second, "first accept", func() bool { return a.n == 1 })
-				if err := d.SetRecv(h, false); err != nil {
-					t.Errorf("pause: %v", err)
-				}
-				for range conns {
-					if c := dial(t, addr); c != nil {
-						clients = append(clients, c)
-					}
-				}
-				pollFor(t, d, 30*time.Millisecond)
-				if a.n != 1 {
-					t.Errorf("%d accepts while paused", a.n-1)
-				}
-				if err := d.SetRecv(h, true); err != nil {
-					t.Errorf("resume: %v", err)
-				}
-				pollUntil(t, d, 5*time.Second, "accepts after resume", func() bool { return a.n == conns+1 })
-				if err := d.Close(h); err != nil {
-					t.Errorf("close listener: %v", err)
-				}
-			})
-		})
-	}
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a := &acceptCounter{}
+		h, addr, ok := listenOnLoopback(t, d, a)
+		if !ok {
+			return
+		}
+		var clients []net.Conn
+		defer func() {
+			for _, c := range clients {
+				c.Close()
+			}
+		}()
+		if c := dial(t, addr); c != nil {
+			clients = append(clients, c)
+		}
+		pollUntil(t, d, 5*time.Second, "first accept", func() bool { return a.n == 1 })
+		if err := d.SetRecv(h, false); err != nil {
+			t.Errorf("pause: %v", err)
+		}
+		for range conns {
+			if c := dial(t, addr); c != nil {
+				clients = append(clients, c)
+			}
+		}
+		pollFor(t, d, 30*time.Millisecond)
+		if a.n != 1 {
+			t.Errorf("%d accepts while paused", a.n-1)
+		}
+		if err := d.SetRecv(h, true); err != nil {
+			t.Errorf("resume: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "accepts after resume", func() bool { return a.n == conns+1 })
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // TestAcceptEMFILE runs out of descriptors: the listener must report it,
 // and accept again once the owner resumes with descriptors to spare.
 func TestAcceptEMFILE(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				lfd, addr := tcpListener(t)
-				a := &pausingAcceptor{d: d}
-				h, err := d.Listen(lfd, a)
-				if err != nil {
-					t.Errorf("listen: %v", err)
-					return
-				}
-				a.h = h
-				var old unix.Rlimit
-				if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-					t.Errorf("getrlimit: %v", err)
-					return
-				}
-				// Leave no descriptor free for the accept; the client below
-				// is dialled first so that it has its own.
-				c := dial(t, addr)
-				if c == nil {
-					return
-				}
-				defer c.Close()
-				tight := old
-				tight.Cur = uint64(lowestFreeFD(t))
-				if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
-					t.Errorf("setrlimit: %v", err)
-					return
-				}
-				pollUntil(t, d, 5*time.Second, "EMFILE reported", func() bool { return len(a.errs) > 0 })
-				if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-					t.Errorf("restore rlimit: %v", err)
-				}
-				if len(a.errs) > 0 && !errors.Is(a.errs[0], unix.EMFILE) {
-					t.Errorf("accept error %v, want EMFILE", a.errs[0])
-				}
-				if err := d.SetRecv(h, true); err != nil {
-					t.Errorf("resume: %v", err)
-				}
-				pollUntil(t, d, 5*time.Second, "accept after EMFILE", func() bool { return a.n == 1 })
-				if err := d.Close(h); err != nil {
-					t.Errorf("close listener: %v", err)
-				}
-			})
-		})
-	}
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		a := &pausingAcceptor{d: d}
+		h, addr, ok := listenOnLoopback(t, d, a)
+		if !ok {
+			return
+		}
+		a.h = h
+		var old unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+			t.Errorf("getrlimit: %v", err)
+			return
+		}
+		// Leave no descriptor free for the accept; the client below
+		// is dialled first so that it has its own.
+		c := dial(t, addr)
+		if c == nil {
+			return
+		}
+		defer c.Close()
+		tight := old
+		tight.Cur = uint64(lowestFreeFD(t))
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
+			t.Errorf("setrlimit: %v", err)
+			return
+		}
+		pollUntil(t, d, 5*time.Second, "EMFILE reported", func() bool { return len(a.errs) > 0 })
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+			t.Errorf("restore rlimit: %v", err)
+		}
+		if len(a.errs) > 0 && !errors.Is(a.errs[0], unix.EMFILE) {
+			t.Errorf("accept error %v, want EMFILE", a.errs[0])
+		}
+		if err := d.SetRecv(h, true); err != nil {
+			t.Errorf("resume: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "accept after EMFILE", func() bool { return a.n == 1 })
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // pausingAcceptor pauses its listener on an error, as the contract asks.
@@ -642,150 +592,132 @@ func lowestFreeFD(t *testing.T) int {
 // driver: OnWritable reports completion, and a refused connect ends the
 // stream with an error.
 func TestConnectWaitWritable(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				lfd, _ := tcpListener(t)
-				defer unix.Close(lfd)
-				sa, _ := unix.Getsockname(lfd)
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					t.Errorf("socket: %v", err)
-					return
-				}
-				if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
-					t.Errorf("connect: %v", err)
-				}
-				r := &recorder{}
-				h, err := d.Register(fd, r)
-				if err != nil {
-					t.Errorf("register: %v", err)
-					return
-				}
-				if err := d.WaitWritable(h); err != nil {
-					t.Errorf("wait writable: %v", err)
-				}
-				pollUntil(t, d, 5*time.Second, "connected", func() bool { return r.writable > 0 })
-				if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soerr != 0 {
-					t.Errorf("SO_ERROR %d, %v after connect", soerr, err)
-				}
-				if r.ends != 0 {
-					t.Errorf("stream ended (%v) on a connected socket", r.endErr)
-				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		lfd, _ := tcpListener(t)
+		defer unix.Close(lfd)
+		sa, _ := unix.Getsockname(lfd)
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("socket: %v", err)
+			return
+		}
+		if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+			t.Errorf("connect: %v", err)
+		}
+		r := &recorder{}
+		h, ok := ring.RegisterOrReport(t, d, fd, r)
+		if !ok {
+			return
+		}
+		if err := d.WaitWritable(h); err != nil {
+			t.Errorf("wait writable: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "connected", func() bool { return r.writable > 0 })
+		if soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soerr != 0 {
+			t.Errorf("SO_ERROR %d, %v after connect", soerr, err)
+		}
+		if r.ends != 0 {
+			t.Errorf("stream ended (%v) on a connected socket", r.endErr)
+		}
+		ring.CloseOrReport(t, d, h)
 
-				// Now a port nobody listens on.
-				closedFd, _ := tcpListener(t)
-				closedSa, _ := unix.Getsockname(closedFd)
-				unix.Close(closedFd)
-				fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-				if err != nil {
-					t.Errorf("socket: %v", err)
-					return
-				}
-				if err := unix.Connect(fd, closedSa); err != nil && err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
-					t.Errorf("connect: %v", err)
-				}
-				r = &recorder{}
-				h, err = d.Register(fd, r)
-				if err != nil {
-					t.Errorf("register: %v", err)
-					return
-				}
-				if err := d.WaitWritable(h); err != nil {
-					t.Errorf("wait writable: %v", err)
-				}
-				pollUntil(t, d, 5*time.Second, "refused", func() bool { return r.writable > 0 && r.ends > 0 })
-				if !errors.Is(r.endErr, unix.ECONNREFUSED) {
-					t.Errorf("refused connect ended with %v, want ECONNREFUSED", r.endErr)
-				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-		})
-	}
+		// Now a port nobody listens on.
+		closedFd, _ := tcpListener(t)
+		closedSa, _ := unix.Getsockname(closedFd)
+		unix.Close(closedFd)
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("socket: %v", err)
+			return
+		}
+		if err := unix.Connect(fd, closedSa); err != nil && err != unix.EINPROGRESS && err != unix.ECONNREFUSED {
+			t.Errorf("connect: %v", err)
+		}
+		r = &recorder{}
+		h, ok = ring.RegisterOrReport(t, d, fd, r)
+		if !ok {
+			return
+		}
+		if err := d.WaitWritable(h); err != nil {
+			t.Errorf("wait writable: %v", err)
+		}
+		pollUntil(t, d, 5*time.Second, "refused", func() bool { return r.writable > 0 && r.ends > 0 })
+		if !errors.Is(r.endErr, unix.ECONNREFUSED) {
+			t.Errorf("refused connect ended with %v, want ECONNREFUSED", r.endErr)
+		}
+		ring.CloseOrReport(t, d, h)
+	})
 }
 
 // TestWake checks that Wake from another goroutine ends an unbounded Poll,
 // and that many concurrent wakes leave the driver healthy.
 func TestWake(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				for range 20 {
-					// Each round's waker has finished before the next Poll,
-					// so only this round's Wake can end it.
-					woke := make(chan struct{})
-					go func() {
-						defer close(woke)
-						time.Sleep(2 * time.Millisecond)
-						if err := d.Wake(); err != nil {
-							t.Errorf("wake: %v", err)
-						}
-					}()
-					start := time.Now()
-					if _, err := d.Poll(-1); err != nil {
-						t.Errorf("poll: %v", err)
-					}
-					if time.Since(start) > 5*time.Second {
-						t.Errorf("Poll(-1) returned only after %v", time.Since(start))
-					}
-					<-woke
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		for range 20 {
+			// Each round's waker has finished before the next Poll,
+			// so only this round's Wake can end it.
+			woke := make(chan struct{})
+			go func() {
+				defer close(woke)
+				time.Sleep(2 * time.Millisecond)
+				if err := d.Wake(); err != nil {
+					t.Errorf("wake: %v", err)
 				}
-				var wg sync.WaitGroup
-				for range 8 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range 500 {
-							if err := d.Wake(); err != nil {
-								t.Errorf("wake: %v", err)
-								return
-							}
-						}
-					}()
-				}
-				stopped := make(chan struct{})
-				go func() { wg.Wait(); close(stopped) }()
-				pollUntil(t, d, 10*time.Second, "concurrent wakes", func() bool {
-					select {
-					case <-stopped:
-						return true
-					default:
-						return false
+			}()
+			start := time.Now()
+			if _, err := d.Poll(-1); err != nil {
+				t.Errorf("poll: %v", err)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Errorf("Poll(-1) returned only after %v", time.Since(start))
+			}
+			<-woke
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 500 {
+					if err := d.Wake(); err != nil {
+						t.Errorf("wake: %v", err)
+						return
 					}
-				})
-			})
+				}
+			}()
+		}
+		stopped := make(chan struct{})
+		go func() { wg.Wait(); close(stopped) }()
+		pollUntil(t, d, 10*time.Second, "concurrent wakes", func() bool {
+			select {
+			case <-stopped:
+				return true
+			default:
+				return false
+			}
 		})
-	}
+	})
 }
 
 // TestPollTimeout checks that a bounded Poll with nothing to do waits about
 // as long as asked.
 func TestPollTimeout(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				start := time.Now()
-				if _, err := d.Poll(20 * time.Millisecond); err != nil {
-					t.Errorf("poll: %v", err)
-				}
-				if el := time.Since(start); el < 15*time.Millisecond || el > 2*time.Second {
-					t.Errorf("Poll(20ms) took %v", el)
-				}
-				start = time.Now()
-				if _, err := d.Poll(0); err != nil {
-					t.Errorf("poll: %v", err)
-				}
-				if el := time.Since(start); el > 100*time.Millisecond {
-					t.Errorf("Poll(0) took %v", el)
-				}
-			})
-		})
-	}
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		start := time.Now()
+		if _, err := d.Poll(20 * time.Millisecond); err != nil {
+			t.Errorf("poll: %v", err)
+		}
+		if el := time.Since(start); el < 15*time.Millisecond || el > 2*time.Second {
+			t.Errorf("Poll(20ms) took %v", el)
+		}
+		start = time.Now()
+		if _, err := d.Poll(0); err != nil {
+			t.Errorf("poll: %v", err)
+		}
+		if el := time.Since(start); el > 100*time.Millisecond {
+			t.Errorf("Poll(0) took %v", el)
+		}
+	})
 }
 
 // TestManyConnections registers more sockets in one iteration than the
@@ -794,77 +726,71 @@ func TestPollTimeout(t *testing.T) {
 // its bytes, and a reply must reach every peer.
 func TestManyConnections(t *testing.T) {
 	const conns = 2500
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				peers := make([]int, 0, conns)
-				echoes := make([]*echoConn, 0, conns)
-				defer func() {
-					for _, fd := range peers {
-						unix.Close(fd)
-					}
-				}()
-				msg := pattern(9, 3000)
-				for range conns {
-					fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-					if err != nil {
-						t.Errorf("socketpair: %v", err)
-						return
-					}
-					peers = append(peers, fds[1])
-					writeAll(t, fds[1], msg)
-					c := &echoConn{d: d}
-					h, err := d.Register(fds[0], c)
-					if err != nil {
-						t.Errorf("register: %v", err)
-						unix.Close(fds[0])
-						return
-					}
-					c.h = h
-					echoes = append(echoes, c)
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		peers := make([]int, 0, conns)
+		echoes := make([]*echoConn, 0, conns)
+		defer func() {
+			for _, fd := range peers {
+				unix.Close(fd)
+			}
+		}()
+		msg := pattern(9, 3000)
+		for range conns {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Errorf("socketpair: %v", err)
+				return
+			}
+			peers = append(peers, fds[1])
+			writeAll(t, fds[1], msg)
+			c := &echoConn{d: d}
+			h, ok := ring.RegisterOrReport(t, d, fds[0], c)
+			if !ok {
+				return
+			}
+			c.h = h
+			echoes = append(echoes, c)
+		}
+		got := make([]int, conns)
+		buf := make([]byte, len(msg))
+		remaining := conns
+		pollUntil(t, d, 20*time.Second, "all echoes", func() bool {
+			for i, fd := range peers {
+				if got[i] == len(msg) {
+					continue
 				}
-				got := make([]int, conns)
-				buf := make([]byte, len(msg))
-				remaining := conns
-				pollUntil(t, d, 20*time.Second, "all echoes", func() bool {
-					for i, fd := range peers {
-						if got[i] == len(msg) {
-							continue
-						}
-						n, err := unix.Read(fd, buf[:len(msg)-got[i]])
-						if err == unix.EAGAIN {
-							continue
-						}
-						if err != nil || n == 0 {
-							t.Errorf("peer %d read: %d, %v", i, n, err)
-							got[i] = len(msg)
-							remaining--
-							continue
-						}
-						if !bytes.Equal(buf[:n], msg[got[i]:got[i]+n]) {
-							t.Errorf("peer %d: echoed bytes differ", i)
-						}
-						got[i] += n
-						if got[i] == len(msg) {
-							remaining--
-						}
-					}
-					return remaining == 0
-				})
-				for _, c := range echoes {
-					if c.err != nil || c.ended {
-						t.Errorf("echo conn failed: %v, ended %v (%v)", c.err, c.ended, c.endErr)
-						break
-					}
+				n, err := unix.Read(fd, buf[:len(msg)-got[i]])
+				if err == unix.EAGAIN {
+					continue
 				}
-				for _, c := range echoes {
-					if err := c.close(); err != nil {
-						t.Errorf("close: %v", err)
-					}
+				if err != nil || n == 0 {
+					t.Errorf("peer %d read: %d, %v", i, n, err)
+					got[i] = len(msg)
+					remaining--
+					continue
 				}
-			})
+				if !bytes.Equal(buf[:n], msg[got[i]:got[i]+n]) {
+					t.Errorf("peer %d: echoed bytes differ", i)
+				}
+				got[i] += n
+				if got[i] == len(msg) {
+					remaining--
+				}
+			}
+			return remaining == 0
 		})
-	}
+		for _, c := range echoes {
+			if c.err != nil || c.ended {
+				t.Errorf("echo conn failed: %v, ended %v (%v)", c.err, c.ended, c.endErr)
+				break
+			}
+		}
+		for _, c := range echoes {
+			if err := c.close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+	})
 }
 
 // selfPausingAcceptor pauses its listener from inside OnAccept, so further
@@ -902,11 +828,9 @@ func TestAcceptPauseInsideCallback(t *testing.T) {
 	for _, drv := range drivers[1:] {
 		t.Run(drv.name, func(t *testing.T) {
 			onLoop(t, drv.new, func(d reactor.Driver) {
-				lfd, addr := tcpListener(t)
 				a := &selfPausingAcceptor{d: d}
-				h, err := d.Listen(lfd, a)
-				if err != nil {
-					t.Errorf("listen: %v", err)
+				h, addr, ok := listenOnLoopback(t, d, a)
+				if !ok {
 					return
 				}
 				a.h = h
@@ -937,9 +861,7 @@ func TestAcceptPauseInsideCallback(t *testing.T) {
 				if a.n != len(clients) {
 					t.Errorf("accepted %d of %d", a.n, len(clients))
 				}
-				if err := d.Close(h); err != nil {
-					t.Errorf("close listener: %v", err)
-				}
+				ring.CloseOrReport(t, d, h)
 			})
 		})
 	}
@@ -967,11 +889,9 @@ func TestDetachAdopt(t *testing.T) {
 					}
 				}()
 				fd, peer := socketPair(t)
-				defer peer.Close()
 				first := &recorder{}
-				h, err := d.Register(fd, first)
-				if err != nil {
-					t.Errorf("register: %v", err)
+				h, ok := ring.RegisterOrReport(t, d, fd, first)
+				if !ok {
 					return
 				}
 				if _, err := peer.Write([]byte("before")); err != nil {
@@ -994,10 +914,8 @@ func TestDetachAdopt(t *testing.T) {
 					t.Error("SetRecv on a detached handle succeeded")
 				}
 				second := &recorder{}
-				h2, err := other.Register(got, second)
-				if err != nil {
-					t.Errorf("adopt: %v", err)
-					unix.Close(got)
+				h2, ok := ring.RegisterOrReport(t, other, got, second)
+				if !ok {
 					return
 				}
 				for round := range 20 {
@@ -1017,9 +935,7 @@ func TestDetachAdopt(t *testing.T) {
 				if first.calls() != 7 {
 					t.Errorf("old owner saw %d callbacks after detach", first.calls()-7)
 				}
-				if err := other.Close(h2); err != nil {
-					t.Errorf("close: %v", err)
-				}
+				ring.CloseOrReport(t, other, h2)
 				pollFor(t, other, 5*time.Millisecond)
 			})
 		})
@@ -1052,11 +968,9 @@ func (r *detachInRecv) OnSent(int, error) {}
 func TestDetachRefusedWithInputQueued(t *testing.T) {
 	onLoop(t, ring.New, func(d reactor.Driver) {
 		fd, peer := socketPair(t)
-		defer peer.Close()
 		r := &detachInRecv{d: d}
-		h, err := d.Register(fd, r)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		h, ok := ring.RegisterOrReport(t, d, fd, r)
+		if !ok {
 			return
 		}
 		r.h = h
@@ -1079,9 +993,7 @@ func TestDetachRefusedWithInputQueued(t *testing.T) {
 			t.Errorf("write: %v", err)
 		}
 		pollUntil(t, d, 5*time.Second, "input after a refused detach", func() bool { return len(r.got) >= len(sent)+len(more) })
-		if err := d.Close(h); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		ring.CloseOrReport(t, d, h)
 	})
 }
 
@@ -1089,12 +1001,10 @@ func TestDetachRefusedWithInputQueued(t *testing.T) {
 // the kernel cannot be handed over.
 func TestDetachRefusedWithSendPending(t *testing.T) {
 	onLoop(t, ring.New, func(d reactor.Driver) {
-		fd, peer := socketPair(t)
-		defer peer.Close()
+		fd, _ := socketPair(t) // the peer never reads
 		r := &recorder{}
-		h, err := d.Register(fd, r)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		h, ok := ring.RegisterOrReport(t, d, fd, r)
+		if !ok {
 			return
 		}
 		if _, pending, err := d.Send(h, make([]byte, 8<<20)); err != nil || !pending {
@@ -1103,9 +1013,7 @@ func TestDetachRefusedWithSendPending(t *testing.T) {
 		if _, err := d.Detach(h); err == nil {
 			t.Error("Detach succeeded with a send pending")
 		}
-		if err := d.Close(h); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		ring.CloseOrReport(t, d, h)
 	})
 }
 
@@ -1113,32 +1021,28 @@ func TestDetachRefusedWithSendPending(t *testing.T) {
 // without a limit: Poll must come back, without an error, as epoll_wait and
 // io_uring_enter both return EINTR.
 func TestPollInterruptedBySignal(t *testing.T) {
-	for _, drv := range drivers {
-		t.Run(drv.name, func(t *testing.T) {
-			onLoop(t, drv.new, func(d reactor.Driver) {
-				tid := unix.Gettid()
-				done := make(chan struct{})
-				defer close(done)
-				go func() {
-					// SIGURG is the runtime's own preemption signal: Go
-					// handles it, so it interrupts without side effects.
-					for {
-						select {
-						case <-done:
-							return
-						case <-time.After(5 * time.Millisecond):
-							_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
-						}
-					}
-				}()
-				start := time.Now()
-				if _, err := d.Poll(-1); err != nil {
-					t.Errorf("Poll interrupted by a signal returned %v", err)
+	forEachDriver(t, func(t *testing.T, d reactor.Driver) {
+		tid := unix.Gettid()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			// SIGURG is the runtime's own preemption signal: Go
+			// handles it, so it interrupts without side effects.
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(5 * time.Millisecond):
+					_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
 				}
-				if el := time.Since(start); el > 5*time.Second {
-					t.Errorf("Poll(-1) returned after %v", el)
-				}
-			})
-		})
-	}
+			}
+		}()
+		start := time.Now()
+		if _, err := d.Poll(-1); err != nil {
+			t.Errorf("Poll interrupted by a signal returned %v", err)
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("Poll(-1) returned after %v", el)
+		}
+	})
 }

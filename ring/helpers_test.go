@@ -87,17 +87,21 @@ func pollFor(t *testing.T, d reactor.Driver, span time.Duration) {
 }
 
 // socketPair returns a non-blocking end for the driver and a blocking
-// *os.File for the test's side.
+// *os.File for the test's side, which is closed when the test ends (closing
+// it earlier as well is harmless).
 func socketPair(t *testing.T) (int, *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("socketpair: %v", err)
 	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	t.Cleanup(func() { peer.Close() })
 	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
 		t.Fatalf("set non-blocking: %v", err)
 	}
-	return fds[0], os.NewFile(uintptr(fds[1]), "peer")
+	return fds[0], peer
 }
 
 // tcpListener returns a non-blocking listening socket on 127.0.0.1 and its
@@ -276,4 +280,31 @@ func (c *echoConn) flush() {
 func (c *echoConn) close() error {
 	c.closed = true
 	return c.d.Close(c.h)
+}
+
+// forEachDriver runs fn as a subtest for each of the drivers, on a loop
+// thread of its own (see onLoop).
+func forEachDriver(t *testing.T, fn func(t *testing.T, d reactor.Driver)) {
+	t.Helper()
+	for _, drv := range drivers {
+		t.Run(drv.name, func(t *testing.T) {
+			onLoop(t, drv.new, func(d reactor.Driver) { fn(t, d) })
+		})
+	}
+}
+
+// listenOnLoopback registers a new listening socket on 127.0.0.1 with d
+// under handler and returns its handle and address. Like
+// ring.RegisterOrReport it reports a failure without stopping the test and
+// returns ok false, and the caller returns.
+func listenOnLoopback(t *testing.T, d reactor.Driver, handler reactor.AcceptHandler) (h reactor.Handle, addr string, ok bool) {
+	t.Helper()
+	lfd, addr := tcpListener(t)
+	h, err := d.Listen(lfd, handler)
+	if err != nil {
+		t.Errorf("listen on %s: %v", addr, err)
+		unix.Close(lfd)
+		return 0, "", false
+	}
+	return h, addr, true
 }

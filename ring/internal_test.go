@@ -63,12 +63,15 @@ func (c *counting) total() int          { return c.recv + c.ends + c.writable + 
 func (c *counting) OnAccept(fd int)     { c.recv++; unix.Close(fd) }
 func (c *counting) OnAcceptError(error) { c.ends++ }
 
-func pair(t *testing.T) (int, int) {
+// pair returns two connected non-blocking stream sockets: one for the driver,
+// and the peer, the test's end, which is closed when the test ends.
+func pair(t *testing.T) (fd, peer int) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("socketpair: %v", err)
 	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
 	return fds[0], fds[1]
 }
 
@@ -103,25 +106,19 @@ func TestUserDataRoundTrip(t *testing.T) {
 // its state.
 func TestStaleCompletionAfterReuse(t *testing.T) {
 	onThread(t, func(d *Driver) {
-		a, aPeer := pair(t)
-		defer unix.Close(aPeer)
+		a, _ := pair(t) // the peer stays quiet
 		old := &counting{}
-		ha, err := d.Register(a, old)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		ha, ok := registerOrReport(t, d, a, old)
+		if !ok {
 			return
 		}
-		if err := d.Close(ha); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		closeOrReport(t, d, ha)
 		pollWhile(t, d, "slot freed", func() bool { return len(d.free) == 0 })
 
 		b, bPeer := pair(t)
-		defer unix.Close(bPeer)
 		cur := &counting{}
-		hb, err := d.Register(b, cur)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		hb, ok := registerOrReport(t, d, b, cur)
+		if !ok {
 			return
 		}
 		if hb.Slot() != ha.Slot() || hb.Gen() == ha.Gen() {
@@ -168,9 +165,7 @@ func TestStaleCompletionAfterReuse(t *testing.T) {
 			t.Errorf("write: %v", err)
 		}
 		pollWhile(t, d, "data for the new owner", func() bool { return cur.recv == 0 })
-		if err := d.Close(hb); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		closeOrReport(t, d, hb)
 	})
 }
 
@@ -180,11 +175,9 @@ func TestStaleCompletionAfterReuse(t *testing.T) {
 func TestCloseKeepsSendBuffer(t *testing.T) {
 	onThread(t, func(d *Driver) {
 		a, peer := pair(t)
-		defer unix.Close(peer)
 		c := &counting{}
-		h, err := d.Register(a, c)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		h, ok := registerOrReport(t, d, a, c)
+		if !ok {
 			return
 		}
 		fillSendBuffer(t, a, peer)
@@ -200,9 +193,7 @@ func TestCloseKeepsSendBuffer(t *testing.T) {
 				t.Errorf("poll: %v", err)
 			}
 		}
-		if err := d.Close(h); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		closeOrReport(t, d, h)
 		s := &d.slots[h.Slot()]
 		if !s.sendArmed || len(s.sendBuf) != len(buf) || len(d.free) != 0 {
 			t.Errorf("after Close the pending send's buffer is not held: armed %v, len %d, free %v", s.sendArmed, len(s.sendBuf), d.free)
@@ -223,11 +214,9 @@ func TestCloseKeepsSendBuffer(t *testing.T) {
 func TestPauseHoldsBatchedInput(t *testing.T) {
 	onThread(t, func(d *Driver) {
 		a, peer := pair(t)
-		defer unix.Close(peer)
 		r := &pauseOnFirst{d: d}
-		h, err := d.Register(a, r)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		h, ok := registerOrReport(t, d, a, r)
+		if !ok {
 			return
 		}
 		r.h = h
@@ -267,9 +256,7 @@ func TestPauseHoldsBatchedInput(t *testing.T) {
 		if string(r.got) != string(sent) {
 			t.Errorf("got %d bytes that differ from the %d sent", len(r.got), len(sent))
 		}
-		if err := d.Close(h); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		closeOrReport(t, d, h)
 	})
 }
 
@@ -303,20 +290,16 @@ func TestSetupFallsBack(t *testing.T) {
 			t.Errorf("setup flags %#x, want the second attempt %#x", d.flags, saved[1])
 		}
 		a, peer := pair(t)
-		defer unix.Close(peer)
 		c := &counting{}
-		h, err := d.Register(a, c)
-		if err != nil {
-			t.Errorf("register: %v", err)
+		h, ok := registerOrReport(t, d, a, c)
+		if !ok {
 			return
 		}
 		if _, err := unix.Write(peer, []byte("x")); err != nil {
 			t.Errorf("write: %v", err)
 		}
 		pollWhile(t, d, "data on the fallback ring", func() bool { return c.recv == 0 })
-		if err := d.Close(h); err != nil {
-			t.Errorf("close: %v", err)
-		}
+		closeOrReport(t, d, h)
 	})
 }
 
@@ -335,11 +318,9 @@ func TestEverySetupWorks(t *testing.T) {
 					t.Fatalf("setup flags %#x, want %#x", d.flags, flags)
 				}
 				a, peer := pair(t)
-				defer unix.Close(peer)
 				r := &pauseOnFirst{d: d}
-				h, err := d.Register(a, r)
-				if err != nil {
-					t.Errorf("register: %v", err)
+				h, ok := registerOrReport(t, d, a, r)
+				if !ok {
 					return
 				}
 				r.h = h
@@ -371,9 +352,7 @@ func TestEverySetupWorks(t *testing.T) {
 					n, _ := unix.Read(peer, reply)
 					return n != 5
 				})
-				if err := d.Close(h); err != nil {
-					t.Errorf("close: %v", err)
-				}
+				closeOrReport(t, d, h)
 			})
 		})
 	}
