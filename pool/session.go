@@ -559,23 +559,10 @@ func (s *session) onQuery(raw, payload []byte) {
 		s.pin(PinTempTable)
 	}
 	f := qi.feats
-	if f&featUserVar != 0 {
-		s.pin(PinUserVariable)
-	}
-	if f&featGetLock != 0 {
-		s.pin(PinGetLock)
-	}
-	if f&featCalcFoundRows != 0 {
-		s.pin(PinCalcFoundRows)
-	}
-	if f&featTempTable != 0 {
-		s.pin(PinTempTable)
-	}
-	if f&featLockTables != 0 {
-		s.pin(PinLockTables)
-	}
-	if f&featPrepare != 0 {
-		s.pin(PinTextPrepare)
+	for _, fp := range featurePins {
+		if f&fp.feature != 0 {
+			s.pin(fp.reason)
+		}
 	}
 	if f&featMulti != 0 && (f&(featSet|featUse) != 0 || qi.kind == stmtSet || qi.kind == stmtUse) {
 		// State changed inside a batch is not tracked.

@@ -244,13 +244,7 @@ func (sh *shard) release(b *backend) {
 	if sh.donate(b) {
 		return
 	}
-	if sh.quitting {
-		b.quit()
-		return
-	}
-	b.idleSince = sh.loop.Now()
-	sh.idle = append(sh.idle, b)
-	sh.setHints()
+	sh.park(b)
 }
 
 // giveAdopted places a backend that arrived from another loop (or just
@@ -262,6 +256,12 @@ func (sh *shard) giveAdopted(b *backend) {
 		s.attach(b)
 		return
 	}
+	sh.park(b)
+}
+
+// park puts a backend that no session waits for on the idle list, or
+// closes it once the proxy is draining and no session is left.
+func (sh *shard) park(b *backend) {
 	if sh.quitting {
 		b.quit()
 		return

@@ -265,6 +265,21 @@ const (
 	featUse                       // USE in a later statement
 )
 
+// featurePins are the features that, found anywhere in a statement's text,
+// leave state on the backend that the proxy does not replay, so the session
+// keeps its backend.
+var featurePins = [...]struct {
+	feature uint32
+	reason  PinReason
+}{
+	{featUserVar, PinUserVariable},
+	{featGetLock, PinGetLock},
+	{featCalcFoundRows, PinCalcFoundRows},
+	{featTempTable, PinTempTable},
+	{featLockTables, PinLockTables},
+	{featPrepare, PinTextPrepare},
+}
+
 // queryInfo is what scanQuery learns about a COM_QUERY.
 type queryInfo struct {
 	kind  stmtKind
