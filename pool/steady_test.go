@@ -4,6 +4,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/scalestack/scalestack/mysqlwire"
 )
@@ -11,6 +12,11 @@ import (
 // leanRoundTrip sends one prebuilt request and reads packets until the
 // response completes, reusing buf, so the test client allocates nothing.
 func leanRoundTrip(t testing.TB, r *rawClient, req []byte, cmd mysqlwire.Command, buf []byte) {
+	// Per round trip, not per session: a long benchmark run must not
+	// outlive one deadline set at its start.
+	if err := r.c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := r.c.Write(req); err != nil {
 		t.Fatal(err)
 	}
