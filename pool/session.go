@@ -67,9 +67,11 @@ type session struct {
 	respSeq uint8 // next sequence id towards the client
 	bSeq    uint8 // next sequence id towards the backend (LOCAL INFILE)
 	qi      queryInfo
-	set     setPlan
-	setRes  setResult
-	infile  bool
+	// setRes is what the SET being served does. Its plan is not kept: it
+	// is a kilobyte every idle session would carry, so mainDone parses the
+	// statement again once the server has accepted it.
+	setRes setResult
+	infile bool
 	// diag: the command left warnings or failed; held: the session keeps
 	// its backend until its next command (or a waiter needs it) so that
 	// SHOW WARNINGS and friends see them.
@@ -544,7 +546,8 @@ func (s *session) onQuery(raw, payload []byte) {
 		s.kill(qi.killID)
 		return
 	case stmtSet:
-		s.setRes = parseSET(sql, s.noBackslash, &s.set)
+		var plan setPlan
+		s.setRes = parseSET(sql, s.noBackslash, &plan)
 		switch s.setRes {
 		case setUserVar:
 			s.pin(PinUserVariable)
@@ -768,7 +771,7 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 		b.state.schema = s.stmt.key.schema
 	case stepSyncVars:
 		b.state.names = s.st.names
-		b.state.vars = s.st.vars
+		b.state.copyVarsFrom(&s.st)
 	case stepSyncOption:
 		b.state.multiStmts = s.st.multiStmts
 	case stepPrepare:
@@ -778,6 +781,18 @@ func (s *session) onSyncPacket(b *backend, raw, payload []byte, prog mysqlwire.P
 	}
 	b.step = stepNone
 	s.proceed()
+}
+
+// applySet records the SET the server just accepted in the session's and
+// the backend's state. The statement is still in s.payload; parsing it
+// again (it allocates nothing) gives the same plan as when it arrived.
+func (s *session) applySet(b *backend, noBackslash bool) {
+	var plan setPlan
+	if parseSET(s.payload[1:], noBackslash, &plan) != setTracked {
+		return // cannot differ from the first parse: same text, same mode
+	}
+	plan.apply(&s.st)
+	plan.apply(&b.state)
 }
 
 // mainDone runs when the response to the client's command is complete: it
@@ -790,6 +805,7 @@ func (s *session) mainDone(b *backend) {
 	if failed {
 		s.sh.stats.Errors[errorSlot(code)].Add(1)
 	}
+	parsedNoBackslash := s.noBackslash // the mode the statement was scanned in
 	if seen {
 		s.noBackslash = status&mysqlwire.StatusNoBackslashEscapes != 0
 	}
@@ -804,9 +820,8 @@ func (s *session) mainDone(b *backend) {
 				}
 			case stmtSet:
 				if s.setRes == setTracked {
-					s.set.apply(&s.st)
-					s.set.apply(&b.state)
-					if autocommitOff(s.st.vars[varAutocommit]) {
+					s.applySet(b, parsedNoBackslash)
+					if autocommitOff(s.st.varValue(varAutocommit)) {
 						s.pin(PinAutocommitOff)
 					} else {
 						s.unpin(PinAutocommitOff)
@@ -937,7 +952,7 @@ func (s *session) unpin(r PinReason) {
 
 func (s *session) status() mysqlwire.StatusFlags {
 	var st mysqlwire.StatusFlags
-	if !autocommitOff(s.st.vars[varAutocommit]) {
+	if !autocommitOff(s.st.varValue(varAutocommit)) {
 		st |= mysqlwire.StatusAutocommit
 	}
 	if s.pins&(1<<PinTransaction) != 0 {

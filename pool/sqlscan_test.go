@@ -169,16 +169,16 @@ func TestReplaySET(t *testing.T) {
 		want    string
 	}{
 		{"same", func(*sessionState) {}, func(*sessionState) {}, ""},
-		{"one var", func(s *sessionState) { s.vars[varTimeZone] = "'UTC'" }, func(*sessionState) {},
+		{"one var", func(s *sessionState) { s.setVar(varTimeZone, "'UTC'") }, func(*sessionState) {},
 			"SET @@session.time_zone='UTC'"},
-		{"back to default", func(*sessionState) {}, func(b *sessionState) { b.vars[varSQLMode] = "''" },
+		{"back to default", func(*sessionState) {}, func(b *sessionState) { b.setVar(varSQLMode, "''") },
 			"SET @@session.sql_mode=DEFAULT"},
-		{"isolation per flavor", func(s *sessionState) { s.vars[varTxIsolation] = "'SERIALIZABLE'" }, func(*sessionState) {},
+		{"isolation per flavor", func(s *sessionState) { s.setVar(varTxIsolation, "'SERIALIZABLE'") }, func(*sessionState) {},
 			"SET @@session.tx_isolation='SERIALIZABLE'"},
 		{"charset group first", func(s *sessionState) {
 			s.names = "NAMES latin1"
-			s.vars[varCharsetResults] = "NULL"
-			s.vars[varAutocommit] = "1"
+			s.setVar(varCharsetResults, "NULL")
+			s.setVar(varAutocommit, "1")
 		}, func(*sessionState) {}, "SET NAMES latin1, @@session.character_set_results=NULL, @@session.autocommit=1"},
 		{"unknown backend charset", func(*sessionState) {}, func(b *sessionState) { b.names = namesUnknown },
 			"SET NAMES utf8mb4 COLLATE utf8mb4_general_ci"},
@@ -204,21 +204,21 @@ func TestReplaySET(t *testing.T) {
 
 func TestSetPlanApply(t *testing.T) {
 	st := sessionState{names: "NAMES utf8mb4"}
-	st.vars[varCharsetClient] = "latin1"
+	st.setVar(varCharsetClient, "latin1")
 	var p setPlan
 	if parseSET([]byte("SET NAMES latin1, time_zone = '+01:00'"), false, &p) != setTracked {
 		t.Fatal("not tracked")
 	}
 	p.apply(&st)
-	if st.names != "NAMES latin1" || st.vars[varCharsetClient] != "" || st.vars[varTimeZone] != "'+01:00'" {
+	if st.names != "NAMES latin1" || st.varValue(varCharsetClient) != "" || st.varValue(varTimeZone) != "'+01:00'" {
 		t.Fatalf("state %+v", st)
 	}
 	if parseSET([]byte("SET time_zone = DEFAULT"), false, &p) != setTracked {
 		t.Fatal("not tracked")
 	}
 	p.apply(&st)
-	if st.vars[varTimeZone] != "" {
-		t.Fatalf("DEFAULT kept %q", st.vars[varTimeZone])
+	if st.varValue(varTimeZone) != "" {
+		t.Fatalf("DEFAULT kept %q", st.varValue(varTimeZone))
 	}
 	for _, v := range []string{"0", "OFF", "'off'", "false"} {
 		if !autocommitOff(v) {
@@ -253,4 +253,58 @@ func FuzzScanQuery(f *testing.F) {
 			appendReplaySET(nil, &st, &sessionState{}, &fl)
 		}
 	})
+}
+
+// TestVarValues checks the lazily allocated variable values: nil reads as
+// every default, comparisons treat nil and an all-default array alike, and
+// a copy never shares the source's array (a backend's later SET must not
+// change the session it was synced from).
+func TestVarValues(t *testing.T) {
+	withTZ := func(tz string) sessionState {
+		var s sessionState
+		s.setVar(varTimeZone, tz)
+		return s
+	}
+	cases := []struct {
+		name string
+		a, b sessionState
+		same bool
+	}{
+		{"both nil", sessionState{}, sessionState{}, true},
+		{"nil vs set", sessionState{}, withTZ("'UTC'"), false},
+		{"set vs nil", withTZ("'UTC'"), sessionState{}, false},
+		{"nil vs back to default", sessionState{}, withTZ(""), true},
+		{"equal values", withTZ("'UTC'"), withTZ("'UTC'"), true},
+		{"different values", withTZ("'UTC'"), withTZ("'+01:00'"), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.a.sameVars(&c.b); got != c.same {
+				t.Errorf("sameVars = %v, want %v", got, c.same)
+			}
+			if got := c.b.sameVars(&c.a); got != c.same {
+				t.Errorf("sameVars (reversed) = %v, want %v", got, c.same)
+			}
+			var fresh, used sessionState
+			used.setVar(varSQLMode, "'ANSI'") // a value the copy must clear
+			for _, dst := range []*sessionState{&fresh, &used} {
+				dst.copyVarsFrom(&c.a)
+				if !dst.sameVars(&c.a) {
+					t.Fatalf("copy differs from its source")
+				}
+				if c.a.vars != nil && dst.vars == c.a.vars {
+					t.Fatal("copy shares the source's array")
+				}
+				dst.setVar(varTimeZone, "'changed'")
+				if c.a.varValue(varTimeZone) == "'changed'" {
+					t.Fatal("a write to the copy reached the source")
+				}
+			}
+		})
+	}
+	var fresh sessionState
+	fresh.setVar(varTimeZone, "")
+	if fresh.vars != nil {
+		t.Error("setting a default allocated the values")
+	}
 }

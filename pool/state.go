@@ -150,15 +150,67 @@ type sessionState struct {
 	// 'utf8mb4' COLLATE 'utf8mb4_general_ci'" or "CHARACTER SET latin1");
 	// namesUnknown on a backend whose charset is not known.
 	names string
-	// vars holds each variable's value as SQL text; "" is the server's
-	// default.
-	vars [numVars]string
+	// vars is nil while every variable is at the server's default, which
+	// is where almost every client session stays: the values take 0.7 KiB,
+	// so a session allocates them only when it first sets one. Read and
+	// write them through varValue and setVar.
+	vars *varValues
 	// multiStmts is 1 when multi-statements are on, 0 when off,
 	// multiStmtUnknown when not known (backends only).
 	multiStmts int8
 }
 
+// varValues holds each tracked variable's value as SQL text; "" is the
+// server's default.
+type varValues [numVars]string
+
 const namesUnknown = "?"
+
+func (s *sessionState) varValue(v varID) string {
+	if s.vars == nil {
+		return ""
+	}
+	return s.vars[v]
+}
+
+func (s *sessionState) setVar(v varID, value string) {
+	if s.vars == nil {
+		if value == "" {
+			return
+		}
+		s.vars = new(varValues)
+	}
+	s.vars[v] = value
+}
+
+// sameVars reports whether s and b have every variable at the same value.
+func (s *sessionState) sameVars(b *sessionState) bool {
+	switch {
+	case s.vars == b.vars:
+		return true
+	case s.vars == nil:
+		return *b.vars == varValues{}
+	case b.vars == nil:
+		return *s.vars == varValues{}
+	}
+	return *s.vars == *b.vars
+}
+
+// copyVarsFrom gives s the variable values of from, reusing the array s
+// has (a backend keeps one for its lifetime) and never sharing from's.
+func (s *sessionState) copyVarsFrom(from *sessionState) {
+	switch {
+	case from.vars == nil:
+		if s.vars != nil {
+			*s.vars = varValues{}
+		}
+	case s.vars == nil:
+		v := *from.vars
+		s.vars = &v
+	default:
+		*s.vars = *from.vars
+	}
+}
 
 // charsetDiffers reports whether the charset group must be replayed.
 func (s *sessionState) charsetDiffers(b *sessionState) bool {
@@ -166,7 +218,7 @@ func (s *sessionState) charsetDiffers(b *sessionState) bool {
 		return true
 	}
 	for v := varCharsetClient; v <= varCollationConnection; v++ {
-		if s.vars[v] != b.vars[v] {
+		if s.varValue(v) != b.varValue(v) {
 			return true
 		}
 	}
@@ -175,7 +227,7 @@ func (s *sessionState) charsetDiffers(b *sessionState) bool {
 
 // varsDiffer reports whether any SET is needed to bring b to s.
 func (s *sessionState) varsDiffer(b *sessionState) bool {
-	return s.names != b.names || s.vars != b.vars
+	return s.names != b.names || !s.sameVars(b)
 }
 
 // backendFlavor says how a backend spells the version-dependent variables.
@@ -222,14 +274,14 @@ func appendReplaySET(dst []byte, s, b *sessionState, fl *backendFlavor) ([]byte,
 			dst = append(dst, s.names...)
 		}
 		for v := varCharsetClient; v <= varCollationConnection; v++ {
-			if s.vars[v] != "" {
+			if value := s.varValue(v); value != "" {
 				sep()
-				dst = appendAssign(dst, varNames[v], s.vars[v])
+				dst = appendAssign(dst, varNames[v], value)
 			}
 		}
 	}
 	for v := varID(0); v < numVars; v++ {
-		if isCharsetVar(v) || s.vars[v] == b.vars[v] {
+		if isCharsetVar(v) || s.varValue(v) == b.varValue(v) {
 			continue
 		}
 		name := varNames[v]
@@ -240,7 +292,7 @@ func appendReplaySET(dst []byte, s, b *sessionState, fl *backendFlavor) ([]byte,
 			name = fl.txReadOnly
 		}
 		sep()
-		dst = appendAssign(dst, name, s.vars[v])
+		dst = appendAssign(dst, name, s.varValue(v))
 	}
 	if n == 0 {
 		return dst[:start], false
@@ -551,20 +603,20 @@ func (p *setPlan) apply(st *sessionState) {
 	if p.names != nil {
 		st.names = string(p.names)
 		for v := varCharsetClient; v <= varCollationConnection; v++ {
-			st.vars[v] = ""
+			st.setVar(v, "")
 		}
 	} else if p.namesDef {
 		st.names = "NAMES DEFAULT"
 		for v := varCharsetClient; v <= varCollationConnection; v++ {
-			st.vars[v] = ""
+			st.setVar(v, "")
 		}
 	}
 	for i := 0; i < p.n; i++ {
 		a := p.assigns[i]
 		if a.value == nil {
-			st.vars[a.v] = ""
-		} else if st.vars[a.v] != string(a.value) {
-			st.vars[a.v] = string(a.value)
+			st.setVar(a.v, "")
+		} else if st.varValue(a.v) != string(a.value) {
+			st.setVar(a.v, string(a.value))
 		}
 	}
 }
