@@ -37,7 +37,7 @@ What to run
   --idle-clients N        idle clients (issue #5): hold N clients (bench/cmd/mysqlload) on each proxy
                           target, report its RSS per client and open files, then the latency of
                           --idle-active of them for --time seconds; targets proxy-epoll,proxy-uring only
-                          (about 1 minute per target and repetition at N=16000 on 2 cores)
+                          (about 22 s per target and repetition at N=16000 and --time 10 on 2 cores)
   --idle-active K         with --idle-clients: how many clients run SELECT 1 back to back [100]
   --profile-scraped       also take a CPU profile of proxy-epoll-scraped over each measured window
                           (.tmp/bench/NAME/logs/*-cpu.pprof); profiling costs CPU itself
@@ -72,7 +72,8 @@ Environment
   -h, --help              this text
 
 Outputs (in --out): STEM.csv (one row per run), STEM.md (medians, ratios, the exact command) and
-STEM.png (QPS against threads on a log2 axis, one line per target). See bench/README.md.
+STEM.png (QPS against threads on a log2 axis, one line per target); with --idle-clients only STEM.md.
+See bench/README.md.
 
 Examples
   bench/run.sh --quick --targets direct,haproxy

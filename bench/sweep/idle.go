@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,7 +182,7 @@ func runIdle(ctx context.Context, cfg config, db *mariaDB, env targetEnv, logDir
 		Command:  cfg.Command,
 		Started:  started,
 		Finished: time.Now(),
-		Host:     hostLines(db),
+		Host:     idleHostLines(hostLines(db)),
 		Settings: idleSettingLines(cfg, shares),
 	}
 	if runErr != nil {
@@ -425,6 +426,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// idleHostLines drops what the sweep's host lines say about tools this mode does not run and adds
+// the toolchain that built the proxy and mysqlload (bench/run.sh builds them with this sweep).
+func idleHostLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "HAProxy") {
+			out = append(out, strings.TrimSuffix(l, ", "+firstLineOf("sysbench", "--version")))
+		}
+	}
+	return append(out, runtime.Version()+" (the sweep; bench/run.sh builds the proxy and mysqlload with the same toolchain)")
+}
+
 func idleSettingLines(cfg config, shares []int) []string {
 	return []string{
 		fmt.Sprintf("%s idle clients (go-sql-driver/mysql through bench/cmd/mysqlload, user %s, each proven with SELECT 1) held by %d mysqlload process(es) of %s clients; targets %s",
@@ -435,6 +448,7 @@ func idleSettingLines(cfg config, shares []int) []string {
 			cfg.BackendConns, pick(cfg.ProxyLoops > 0, strconv.Itoa(cfg.ProxyLoops), "default"), cfg.IdleClients+1000,
 			pick(len(cfg.ProxyExtra) > 0, ", extra flags: "+strings.Join(cfg.ProxyExtra, " "), ""),
 			pick(cfg.ProxyCPUs != "", cfg.ProxyCPUs, "any"), pick(cfg.MariaDBCPUs != "", cfg.MariaDBCPUs, "any")),
+		"mysqlload runs unpinned beside the proxy and MariaDB: on a small host the active clients' latencies include the load generator's own share of the CPUs",
 	}
 }
 
