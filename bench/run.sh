@@ -4,6 +4,8 @@
 # Installs what is missing (Debian packages), builds the sweep driver, the graph drawer and, when a proxy
 # target is asked for, bin/scalestack; then runs bench/sweep, which starts a throwaway MariaDB, measures
 # every point and writes bench/results/sweep-DATE.{csv,md,png}. `make bench` calls this script.
+# With --idle-clients N it builds bench/cmd/mysqlload instead of needing sysbench and measures the
+# proxy's memory with N idle clients (bench/results/idle-DATE.md).
 # Run `bench/run.sh --help` for the options.
 set -euo pipefail
 
@@ -32,13 +34,18 @@ What to run
                           proxy-epoll-scraped (admin on, /metrics scraped every second), oltp_point_select
                           and oltp_read_only at 256 threads, 7 rounds of 3 + 10 s (about 7 minutes);
                           explicit options win, and with --quick only the targets and tests are its
+  --idle-clients N        idle clients (issue #5): hold N clients (bench/cmd/mysqlload) on each proxy
+                          target, report its RSS per client and open files, then the latency of
+                          --idle-active of them for --time seconds; targets proxy-epoll,proxy-uring only
+                          (about 22 s per target and repetition at N=16000 and --time 10 on 2 cores)
+  --idle-active K         with --idle-clients: how many clients run SELECT 1 back to back [100]
   --profile-scraped       also take a CPU profile of proxy-epoll-scraped over each measured window
                           (.tmp/bench/NAME/logs/*-cpu.pprof); profiling costs CPU itself
   --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
   --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]
   --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four], and
                           proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second)
-  --time S                measured seconds per point [15]
+  --time S                measured seconds per point, or the active phase with --idle-clients [15]
   --warmup S              warm-up seconds per point, not measured [5]
   --reps N                repetitions; each round runs every target back to back per thread count [3]
   --tables N              sysbench tables [1]
@@ -59,17 +66,19 @@ Environment
   --out DIR               where results go [bench/results]
   --work DIR              scratch: MariaDB data, configs, per-point logs [.tmp/bench]
   --name STEM             results file stem [sweep-YYYYMMDD-HHMM, sweep-quick-... with --quick,
-                          metrics-cost-... with --metrics-cost]
+                          metrics-cost-... with --metrics-cost, idle-... with --idle-clients]
   --keep-db               leave the MariaDB data directory behind
   --no-install            do not apt-get missing packages; fail instead
   -h, --help              this text
 
 Outputs (in --out): STEM.csv (one row per run), STEM.md (medians, ratios, the exact command) and
-STEM.png (QPS against threads on a log2 axis, one line per target). See bench/README.md.
+STEM.png (QPS against threads on a log2 axis, one line per target); with --idle-clients only STEM.md.
+See bench/README.md.
 
 Examples
   bench/run.sh --quick --targets direct,haproxy
   bench/run.sh --metrics-cost
+  bench/run.sh --idle-clients 16000 --idle-active 100 --time 10 --reps 1 --proxy-loops 1 --backend-conns 16
   bench/run.sh --threads 1,16,256,1024,4096,8192 --reps 1 --targets direct,haproxy
   bench/run.sh --proxy-cpus 0-3 --mariadb-cpus 4-11 --sysbench-cpus 12-15
 EOF
@@ -90,6 +99,7 @@ shell_word() {
 
 main() {
 	local no_install=0 targets_given=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
+	local idle=0
 	local -a forward=() original=("$@")
 	while [[ $# -gt 0 ]]; do
 		case $1 in
@@ -99,6 +109,10 @@ main() {
 			;;
 		--no-install) ;;
 		--metrics-cost) [[ ${targets_given} -eq 1 ]] || targets="proxy-epoll,proxy-epoll-scraped" ;;
+		--idle-clients | --idle-clients=*)
+			idle=1
+			[[ ${targets_given} -eq 1 ]] || targets="proxy-epoll,proxy-uring"
+			;;
 		--targets) targets=${2:?--targets needs a value} targets_given=1 ;;
 		--targets=*) targets=${1#*=} targets_given=1 ;;
 		--proxy-bin) proxy_bin=${2:?--proxy-bin needs a value} ;;
@@ -122,7 +136,8 @@ main() {
 	[[ ",${targets}," != *",proxy-"* ]] || want_proxy=1
 
 	local -a missing=()
-	have sysbench || missing+=(sysbench)
+	# The idle-clients mode drives the proxy with bench/cmd/mysqlload, not sysbench.
+	[[ ${idle} -eq 1 ]] || have sysbench || missing+=(sysbench)
 	if ! have mariadbd && ! have mysqld; then missing+=(mariadb-server); fi
 	if ! have mariadb-install-db && ! have mysql_install_db; then
 		[[ " ${missing[*]-} " == *" mariadb-server "* ]] || missing+=(mariadb-server)
@@ -139,9 +154,10 @@ main() {
 	# giouring (in bin/scalestack) links only with -checklinkname=0; the bench tools do not mind it.
 	export GOFLAGS="${GOFLAGS:--ldflags=-checklinkname=0 -buildvcs=false}"
 	mkdir -p "${TOOLS_DIR}"
-	log "building the sweep driver and the graph drawer"
-	(cd bench && go build -o "${TOOLS_DIR}/sweep" ./sweep && go build -o "${TOOLS_DIR}/plot" ./plot) ||
-		die "building bench/sweep and bench/plot failed"
+	log "building the sweep driver, the graph drawer and the idle-clients load generator"
+	(cd bench && go build -o "${TOOLS_DIR}/sweep" ./sweep && go build -o "${TOOLS_DIR}/plot" ./plot &&
+		go build -o "${TOOLS_DIR}/mysqlload" ./cmd/mysqlload) ||
+		die "building bench/sweep, bench/plot and bench/cmd/mysqlload failed"
 	if [[ ${want_proxy} -eq 1 && ${proxy_bin} == "bin/scalestack" ]]; then
 		log "building bin/scalestack"
 		go build -o bin/scalestack ./cmd/scalestack ||
@@ -155,7 +171,7 @@ main() {
 	local cmdline="bench/run.sh"
 	local a
 	for a in "${original[@]}"; do cmdline+=" $(shell_word "${a}")"; done
-	SWEEP_COMMAND="${cmdline}" exec "${TOOLS_DIR}/sweep" --plot-bin "${TOOLS_DIR}/plot" "${forward[@]}"
+	SWEEP_COMMAND="${cmdline}" exec "${TOOLS_DIR}/sweep" --plot-bin "${TOOLS_DIR}/plot" --mysqlload "${TOOLS_DIR}/mysqlload" "${forward[@]}"
 }
 
 main "$@"

@@ -57,6 +57,10 @@ type config struct {
 	MetricsCost    bool
 	ProfileScraped bool
 	Command        string
+	// IdleClients > 0 selects the idle-clients mode (idle.go) instead of the sysbench sweep.
+	IdleClients  int
+	IdleActive   int
+	MysqlloadBin string
 }
 
 const (
@@ -107,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.ProfileScraped, "profile-scraped", false, "take a CPU profile of "+targetProxyEpollScraped+" over each measured window (its /debug/pprof/profile) into the work dir's logs; profiling costs CPU, so not for the acceptance numbers")
 	fs.BoolVar(&c.MetricsCost, "metrics-cost", false, fmt.Sprintf("metrics cost: targets %s, tests %s, threads %s, %d reps, %d s per point after %d s warm-up (explicit flags and --quick win)",
 		metricsCostTargets, metricsCostTests, metricsCostThreads, metricsCostReps, metricsCostTimeS, metricsCostWarmupS))
+	fs.IntVar(&c.IdleClients, "idle-clients", 0, "idle-clients mode (issue #5): hold this many idle clients on each proxy target through bench/cmd/mysqlload and report the proxy's memory per client, then the latency of --idle-active of them (0: the sysbench sweep)")
+	fs.IntVar(&c.IdleActive, "idle-active", defaultIdleActive, "idle-clients mode: how many of the clients run SELECT 1 back to back for --time seconds")
+	fs.StringVar(&c.MysqlloadBin, "mysqlload", "", "the bench/cmd/mysqlload binary, for --idle-clients (bench/run.sh builds it)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -150,12 +157,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			c.WarmupS = metricsCostWarmupS
 		}
 	}
+	if c.IdleClients != 0 && !set["targets"] {
+		*targets = idleTargets
+	}
 	c.ProxyExtra = strings.Fields(*proxyExtra)
 	c.Tests = splitList(*tests)
 	c.Targets = splitList(*targets)
 	var err error
 	if c.Threads, err = parseInts(*threads); err != nil {
 		return c, fmt.Errorf("--threads: %w", err)
+	}
+	if c.IdleClients != 0 || set["idle-active"] {
+		return c, c.validateIdle(set)
 	}
 	return c, c.validate()
 }
@@ -260,6 +273,9 @@ func run(ctx context.Context, cfg config) error {
 	stamp := started.UTC().Format("20060102-1504")
 	if cfg.Name == "" {
 		cfg.Name = pick(cfg.MetricsCost, "metrics-cost-", "sweep-") + pick(cfg.Quick, "quick-", "") + stamp
+		if cfg.IdleClients > 0 {
+			cfg.Name = "idle-" + stamp
+		}
 	}
 	workDir, err := filepath.Abs(filepath.Join(cfg.WorkDir, cfg.Name))
 	if err != nil {
@@ -305,6 +321,11 @@ func run(ctx context.Context, cfg config) error {
 		if err := writeProxyCredentials(ctx, cfg.ProxyBin, env); err != nil {
 			return err
 		}
+	}
+	if cfg.IdleClients > 0 {
+		// Room above the measured clients, so the proxy's own limit never refuses one of them.
+		env.ProxyMaxClients = cfg.IdleClients + 1000
+		return runIdle(ctx, cfg, db, env, logDir, started)
 	}
 
 	csvPath := filepath.Join(cfg.OutDir, cfg.Name+".csv")
@@ -399,6 +420,12 @@ func logf(format string, args ...any) {
 
 func checkTools(cfg config) error {
 	need := []string{"sysbench"}
+	if cfg.IdleClients > 0 {
+		need = nil // mysqlload replaces sysbench
+		if !isExecutable(cfg.MysqlloadBin) {
+			return fmt.Errorf("--mysqlload %q is not an executable file (bench/run.sh builds bench/cmd/mysqlload)", cfg.MysqlloadBin)
+		}
+	}
 	if cfg.SysbenchCPUs != "" || cfg.ProxyCPUs != "" || cfg.MariaDBCPUs != "" {
 		need = append(need, "taskset")
 	}
@@ -433,6 +460,10 @@ func raiseFileLimit(cfg config) error {
 		return fmt.Errorf("raising the open-file limit to %d: %w", lim.Max, err)
 	}
 	need := neededFiles(cfg)
+	if cfg.IdleClients > 0 && lim.Max < need {
+		return fmt.Errorf("the hard open-file limit is %d but the proxy needs about %d for %d idle clients (ulimit -Hn, /etc/security/limits.conf); or lower --idle-clients",
+			lim.Max, need, cfg.IdleClients)
+	}
 	if lim.Max < need {
 		return fmt.Errorf("the hard open-file limit is %d but %d threads need about %d (ulimit -Hn, /etc/security/limits.conf); or lower --threads",
 			lim.Max, slices.Max(cfg.Threads), need)
@@ -442,6 +473,10 @@ func raiseFileLimit(cfg config) error {
 
 // neededFiles is the largest number of files one process of the sweep opens at its biggest point.
 func neededFiles(cfg config) uint64 {
+	if cfg.IdleClients > 0 {
+		// The proxy holds every client; each mysqlload process holds at most loadProcessClients.
+		return uint64(cfg.IdleClients+cfg.BackendConns) + 200
+	}
 	threads := uint64(slices.Max(cfg.Threads))
 	need := threads + 100 // sysbench, and MariaDB directly
 	if slices.Contains(cfg.Targets, targetHAProxy) {
@@ -475,6 +510,9 @@ func prepareDatabase(ctx context.Context, cfg config, db *mariaDB, workDir strin
 		"GRANT ALL PRIVILEGES ON %[1]s.* TO '%[2]s'@'%%'", benchDatabase, benchUser, benchPassword)
 	if _, err := db.sql(ctx, q); err != nil {
 		return err
+	}
+	if cfg.IdleClients > 0 {
+		return nil // the idle clients run SELECT 1: no tables to load
 	}
 	login := dbLogin{Host: "127.0.0.1", Port: db.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	for i := 1; i <= cfg.Tables; i++ {

@@ -45,7 +45,10 @@ type targetEnv struct {
 	PasswordFile string // the backend user's password, for --backend-password-file
 	UsersFile    string // the proxy's client users
 	MaxClients   int    // the largest thread count of the sweep, to size HAProxy
-	ProxyExtra   []string
+	// ProxyMaxClients is the proxy's --max-clients; 0 leaves the proxy's default. The idle-clients
+	// mode sets it above its client count, which exceeds that default.
+	ProxyMaxClients int
+	ProxyExtra      []string
 }
 
 // runningTarget is one started target: where sysbench connects and, for a process in front of the
@@ -166,6 +169,10 @@ func proxyArgv(name string, port, adminPort int, env targetEnv) []string {
 	if env.ProxyCPUs != "" {
 		argv = append(argv, "--cpus", env.ProxyCPUs)
 	}
+	if env.ProxyMaxClients > 0 {
+		argv = append(argv, "--max-clients", strconv.Itoa(env.ProxyMaxClients))
+	}
+	// Last, so that a flag given with --proxy-extra wins over the sweep's own.
 	return append(argv, env.ProxyExtra...)
 }
 

@@ -78,6 +78,36 @@ func TestProxyArgvAdmin(t *testing.T) {
 	}
 }
 
+// The idle-clients mode raises the proxy's client limit; the sweep leaves the proxy's default; a
+// --max-clients given with --proxy-extra comes later on the command line, so it wins.
+func TestProxyArgvMaxClients(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxClients int
+		extra      []string
+		want       []string // every --max-clients value, in order
+	}{
+		{"sweep leaves the default", 0, nil, nil},
+		{"idle mode", 17000, nil, []string{"17000"}},
+		{"proxy-extra wins", 17000, []string{"--max-clients", "20000"}, []string{"17000", "20000"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := targetEnv{DBPort: 3400, ProxyBin: "bin/scalestack", BackendConns: 8, ProxyMaxClients: tc.maxClients, ProxyExtra: tc.extra}
+			argv := proxyArgv(targetProxyEpoll, 7000, 0, env)
+			var got []string
+			for i, a := range argv {
+				if a == "--max-clients" && i+1 < len(argv) {
+					got = append(got, argv[i+1])
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("argv %q: --max-clients values %v, want %v", argv, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestWithCPUs(t *testing.T) {
 	if got := withCPUs("", "sysbench", "run"); !slices.Equal(got, []string{"sysbench", "run"}) {
 		t.Errorf("no CPUs: %v", got)
