@@ -62,7 +62,8 @@ type Driver interface {
 	// have been closed first.
 	Shutdown() error
 
-	// Register adds a connected stream socket and starts receiving.
+	// Register adds a connected, non-blocking stream socket and starts
+	// receiving. A blocking one would stall the whole loop.
 	Register(fd int, h IOHandler) (Handle, error)
 	// Listen adds a listening socket and starts accepting.
 	Listen(fd int, h AcceptHandler) (Handle, error)
