@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/scalestack/scalestack/bench/internal/runner"
 )
 
 const (
@@ -269,8 +271,8 @@ func measureIdle(ctx context.Context, cfg config, env targetEnv, pp plannedPoint
 	if r.RSSIdleKB, err = rssKB(target.PID); err != nil {
 		return err
 	}
-	if r.FDs, err = openFDs(target.PID); err != nil {
-		return err
+	if r.FDs, err = runner.OpenFDs(target.PID); err != nil {
+		return fmt.Errorf("counting open files of pid %d: %w", target.PID, err)
 	}
 	line, err := active.waitLine(ctx, "{", activeSettle+activeDuration+2*time.Minute)
 	if err != nil {
@@ -406,15 +408,6 @@ func (p *loadProcess) stop() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
 	}
-}
-
-// openFDs counts the open descriptors of pid.
-func openFDs(pid int) (int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return 0, fmt.Errorf("counting open files of pid %d: %w", pid, err)
-	}
-	return len(ents), nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -142,7 +143,7 @@ func run(c config) (Report, error) {
 		P999Micros: micros(stats.hist.Quantile(0.999)),
 		MaxMicros:  micros(stats.max),
 		Errors:     stats.errors.Load(),
-		Buckets:    powerOfTwoBuckets(stats.samples),
+		Buckets:    stats.pow2.labelled(),
 	}
 	if rep.Seconds > 0 {
 		rep.PerSec = float64(rep.Statements) / rep.Seconds
@@ -196,7 +197,7 @@ func connectAll(ctx context.Context, db *sql.DB, c config) ([]*sql.Conn, error) 
 
 type phaseStats struct {
 	hist     loadgen.Histogram
-	samples  []time.Duration // for the power-of-two buckets
+	pow2     pow2Counts
 	max      time.Duration
 	elapsed  time.Duration
 	errors   atomic.Uint64
@@ -219,7 +220,7 @@ func activePhase(active []*sql.Conn, query string, d time.Duration) *phaseStats 
 	for _, cn := range active {
 		wg.Go(func() {
 			var h loadgen.Histogram
-			var local []time.Duration
+			var pow2 pow2Counts
 			var max time.Duration
 			var sink any
 			for time.Now().Before(deadline) {
@@ -234,12 +235,12 @@ func activePhase(active []*sql.Conn, query string, d time.Duration) *phaseStats 
 					continue
 				}
 				h.Record(took)
-				local = append(local, took)
+				pow2.record(took)
 				max = maxDuration(max, took)
 			}
 			mu.Lock()
 			st.hist.Merge(&h)
-			st.samples = append(st.samples, local...)
+			st.pow2.merge(&pow2)
 			st.max = maxDuration(st.max, max)
 			mu.Unlock()
 		})
@@ -258,16 +259,32 @@ func maxDuration(a, b time.Duration) time.Duration {
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// powerOfTwoBuckets counts samples by the power of two of microseconds at
-// or above them, keyed by that bound ("≤64", "≤128", ...).
-func powerOfTwoBuckets(samples []time.Duration) map[string]uint64 {
+// pow2Counts counts statements by the power of two of microseconds at or
+// above their latency: index e holds those in (2^(e-1), 2^e] µs.
+type pow2Counts [64]uint64
+
+func (c *pow2Counts) record(d time.Duration) {
+	us := d.Microseconds()
+	if us <= 1 {
+		c[0]++
+		return
+	}
+	c[bits.Len64(uint64(us-1))]++
+}
+
+func (c *pow2Counts) merge(o *pow2Counts) {
+	for i, n := range o {
+		c[i] += n
+	}
+}
+
+// labelled keys the non-empty buckets by their bound ("≤64", "≤128", ...).
+func (c *pow2Counts) labelled() map[string]uint64 {
 	out := map[string]uint64{}
-	for _, s := range samples {
-		bound := int64(1)
-		for bound < s.Microseconds() {
-			bound <<= 1
+	for e, n := range c {
+		if n > 0 {
+			out[fmt.Sprintf("≤%d", uint64(1)<<e)] = n
 		}
-		out[fmt.Sprintf("≤%d", bound)]++
 	}
 	return out
 }
