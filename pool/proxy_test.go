@@ -5,11 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/mysqlwire"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -358,8 +361,15 @@ func TestBackendCountNeverExceedsN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
+	// The server is shared with test packages running beside this one, so
+	// only service connections from this process's own sockets count
+	// (the processlist's HOST ends in the client's port).
 	threads := func() map[int64]bool {
-		rows, err := direct.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", env.user)
+		own, err := testutil.OwnTCPLocalPorts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := direct.Query("SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE USER = ?", env.user)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,14 +377,18 @@ func TestBackendCountNeverExceedsN(t *testing.T) {
 		ids := map[int64]bool{}
 		for rows.Next() {
 			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var host string
+			if err := rows.Scan(&id, &host); err != nil {
 				t.Fatal(err)
 			}
-			ids[id] = true
+			_, port, _ := strings.Cut(host, ":")
+			if p, err := strconv.Atoi(port); err == nil && own[p] {
+				ids[id] = true
+			}
 		}
 		return ids
 	}
-	// Service connections that existed before this proxy (other tests'
+	// Service connections that existed before this proxy (earlier tests'
 	// proxies winding down) are not its own.
 	before := threads()
 	tp := startProxy(t, n, 2, nil)
