@@ -29,18 +29,31 @@ type epollSlot struct {
 	ended    bool // OnRecvEnd delivered: the stream is over for good
 	wantOut  bool
 	used     bool
+	readMore bool // on readMore: the read budget ran out with data left
 }
 
-// epollDriver is the level-triggered epoll implementation of Driver. Level
-// triggering lets a handler stop reading mid-stream (backpressure) without
-// losing the readiness edge, at the cost of one epoll_ctl when it pauses.
+// epollDriver is the epoll implementation of Driver.
+//
+// Stream sockets are edge-triggered while they receive: a level-triggered
+// socket that was reported is put back on epoll's ready list and polled
+// again by the next epoll_wait only to be dropped, a cost paid per message
+// (echo server-bound, edge vs level: see bench/results/echo-server-bound.md).
+// Edges are safe here because a read that returns less than the buffer has
+// drained the socket at that moment, and any later data raises a new edge;
+// a socket whose read budget ran out with data left goes on readMore, which
+// the next Poll reads without waiting. Pausing and resuming use
+// EPOLL_CTL_MOD, which reports a socket that is already readable, so no
+// edge is lost across backpressure. Listening sockets stay level-triggered:
+// accepting stops early on EMFILE and must see the backlog again.
 type epollDriver struct {
-	epfd    int
-	eventfd int
-	events  []unix.EpollEvent
-	slots   []epollSlot
-	free    []uint32
-	readBuf []byte
+	epfd     int
+	eventfd  int
+	events   []unix.EpollEvent
+	slots    []epollSlot
+	free     []uint32
+	readBuf  []byte
+	readMore []Handle
+	spare    []Handle
 }
 
 // NewEpoll returns an epoll driver; it is the default NewDriverFunc.
@@ -143,6 +156,9 @@ func interestFor(s *epollSlot) uint32 {
 	var m uint32
 	if s.recvOn {
 		m |= unix.EPOLLIN | unix.EPOLLRDHUP
+		if s.io != nil {
+			m |= unix.EPOLLET
+		}
 	}
 	if s.wantOut {
 		m |= unix.EPOLLOUT
@@ -304,6 +320,9 @@ func (d *epollDriver) Poll(timeout time.Duration) (int, error) {
 	if timeout >= 0 {
 		msec = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
+	if len(d.readMore) > 0 {
+		msec = 0 // sockets with data left send no new edge: read them now
+	}
 	n, err := unix.EpollWait(d.epfd, d.events, msec)
 	if err != nil {
 		if err == unix.EINTR {
@@ -311,6 +330,7 @@ func (d *epollDriver) Poll(timeout time.Duration) (int, error) {
 		}
 		return 0, fmt.Errorf("epoll_wait: %w", err)
 	}
+	leftovers := d.readLeftovers()
 	for k := 0; k < n; k++ {
 		ev := &d.events[k]
 		slot, gen := uint32(ev.Fd), uint32(ev.Pad)
@@ -325,7 +345,33 @@ func (d *epollDriver) Poll(timeout time.Duration) (int, error) {
 	if n == len(d.events) && n < 1<<16 {
 		d.events = make([]unix.EpollEvent, 2*n)
 	}
-	return n, nil
+	return n + leftovers, nil
+}
+
+// readLeftovers reads the sockets whose read budget ran out in an earlier
+// Poll; one that runs out again goes back on the list once.
+func (d *epollDriver) readLeftovers() int {
+	if len(d.readMore) == 0 {
+		return 0
+	}
+	batch := d.readMore
+	d.readMore = d.spare[:0]
+	count := 0
+	for _, h := range batch {
+		slot, gen := h.Slot(), h.Gen()
+		if int(slot) >= len(d.slots) || !d.alive(slot, gen) || !d.slots[slot].readMore {
+			continue
+		}
+		d.slots[slot].readMore = false
+		if d.slots[slot].recvOn {
+			// Its event may have reported the end already: read to it.
+			d.read(slot, gen, unix.EPOLLRDHUP)
+			count++
+		}
+	}
+	clear(batch)
+	d.spare = batch[:0]
+	return count
 }
 
 func (d *epollDriver) alive(slot, gen uint32) bool {
@@ -355,6 +401,19 @@ func (d *epollDriver) dispatch(slot, gen uint32, events uint32) {
 	if !s.recvOn || events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
+	d.read(slot, gen, events)
+}
+
+// read delivers what a readable socket holds, up to maxReadsPerEvent full
+// buffers; if the budget runs out first, the socket goes on readMore.
+//
+// A short read ends it: the socket was drained at that moment, and later
+// data raises a new edge. Not so when the event already reported the
+// peer's end (RDHUP, HUP or ERR): no edge will follow, so reading goes on
+// until the end is read.
+func (d *epollDriver) read(slot, gen uint32, events uint32) {
+	s := &d.slots[slot]
+	untilEnd := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 	for i := 0; i < maxReadsPerEvent; i++ {
 		n, err := recvNoAddr(s.fd, d.readBuf)
 		if err == unix.EINTR {
@@ -374,9 +433,13 @@ func (d *epollDriver) dispatch(slot, gen uint32, events uint32) {
 			return
 		}
 		s = &d.slots[slot]
-		if !s.recvOn || n < len(d.readBuf) {
+		if !s.recvOn || (n < len(d.readBuf) && !untilEnd) {
 			return
 		}
+	}
+	if !s.readMore { // else it is on the list already
+		s.readMore = true
+		d.readMore = append(d.readMore, MakeHandle(slot, gen))
 	}
 }
 

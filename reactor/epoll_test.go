@@ -727,3 +727,41 @@ func TestEpollDetach(t *testing.T) {
 		t.Errorf("adopting driver got %q", after.data)
 	}
 }
+
+// TestEpollReadBudgetLeftovers fills a socket with far more than one event's
+// read budget and sends nothing after: under edge triggering no new event
+// comes, so what the budget left must still be read by later Polls, and a
+// hang-up queued behind the data must still be reported.
+func TestEpollReadBudgetLeftovers(t *testing.T) {
+	checkLeaks(t)
+	for _, hangUp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hang-up %v", hangUp), func(t *testing.T) {
+			d := newTestEpoll(t)
+			d.readBuf = make([]byte, 512) // budget: maxReadsPerEvent × 512 bytes
+			p := registerPair(t, d)
+			payload := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB, many budgets
+			writeAll(t, p.peer, payload)
+			if hangUp {
+				p.closePeer()
+			}
+			pollUntil(t, d, "all data", func() bool { return len(p.r.data) == len(payload) })
+			if !bytes.Equal(p.r.data, payload) {
+				t.Fatal("data differs from what was sent")
+			}
+			if hangUp {
+				pollUntil(t, d, "the end after the data", func() bool { return len(p.r.ends) > 0 })
+				if len(p.r.ends) != 1 || p.r.ends[0] != nil {
+					t.Fatalf("ends %v, want one nil", p.r.ends)
+				}
+			}
+			// The last full budget could not know the socket was empty:
+			// one more Poll finds out and forgets it.
+			if _, err := d.Poll(0); err != nil {
+				t.Fatal(err)
+			}
+			if len(d.readMore) != 0 {
+				t.Fatalf("%d sockets still queued for reading after a drain", len(d.readMore))
+			}
+		})
+	}
+}
