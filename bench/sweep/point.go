@@ -68,7 +68,7 @@ func otherCPUPercent(s0, s1 sample, ncpu int) float64 {
 // on; a point that merely failed (sysbench errors, a target that died) is returned with its status.
 func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
-		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
+		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), ClientCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
 		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), LatP99MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
 		OtherCPUPct: math.NaN(), Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
@@ -171,6 +171,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 				p.TargetRSSKB = sr.rssKB
 			}
 			p.DBCPUPerKQ = float64(s1.dbCPU-s0.dbCPU) / clockTicksPerSecond / kq
+			p.ClientCPUPerKQ = float64(s1.sysbenchCPU-s0.sysbenchCPU) / clockTicksPerSecond / kq
 		}
 		p.OtherCPUPct = otherCPUPercent(s0, s1, runtime.NumCPU())
 	}
