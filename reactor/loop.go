@@ -63,6 +63,9 @@ type Loop struct {
 	sleeping atomic.Int32
 	// lastYield is when the loop last passed through the Go scheduler.
 	lastYield time.Time
+	// awakeSince is when the driver's last wait returned: the loop has been
+	// busy since then, until its next wait.
+	awakeSince time.Time
 	// spaceWanted is raised while this loop holds tasks that found a
 	// destination queue full; a consumer that frees slots in one of this
 	// loop's queues lowers it and wakes this loop to push the rest.
@@ -259,6 +262,7 @@ func (l *Loop) run(ready chan<- error) {
 	}
 	l.drv = drv
 	l.now = time.Now()
+	l.awakeSince = l.now
 	l.timers.init(l.now)
 	ready <- nil
 
@@ -277,27 +281,32 @@ func (l *Loop) run(ready chan<- error) {
 // One voluntary yield every few milliseconds costs far less.
 const yieldEvery = 5 * time.Millisecond
 
+// iterate runs one pass: inbound work, flushes, the driver's wait and what
+// it dispatched. It reads the clock twice, just before and just after the
+// wait: the first pass over inbound work uses the time the previous wait
+// returned, a few microseconds old, which is well inside a timer tick.
 func (l *Loop) iterate() {
-	start := time.Now()
-	if start.Sub(l.lastYield) >= yieldEvery {
+	if l.now.Sub(l.lastYield) >= yieldEvery {
+		yielded := time.Now()
 		runtime.Gosched()
-		start = time.Now()
-		l.lastYield = start
+		l.now = time.Now()
+		l.awakeSince = l.awakeSince.Add(l.now.Sub(yielded)) // others ran meanwhile
+		l.lastYield = l.now
 		l.Stats.Yields.Add(1)
 	}
-	l.now = start
 	l.timers.advance(l.now)
 	tasks := l.drainInbound()
 	l.runDeferred()
 	l.publish()
 
-	timeout := l.timers.untilNext(l.now)
+	beforeWait := time.Now()
+	busy := beforeWait.Sub(l.awakeSince)
+	timeout := l.timers.untilNext(beforeWait)
 	if len(l.outDirty) > 0 || len(l.deferred) > 0 {
 		// A destination queue was full. Its consumer wakes us when it
 		// frees slots (spaceWanted); the bounded sleep is only a backstop.
 		timeout = TimerTick
 	}
-	busy := time.Since(start)
 	l.sleeping.Store(1)
 	if l.hasInbound() || l.stopReq.Load() {
 		l.sleeping.Store(0)
@@ -306,19 +315,20 @@ func (l *Loop) iterate() {
 	// Callbacks run inside Poll, after a sleep of any length: the first one
 	// that asks for the time reads the clock again, so a deadline armed
 	// there is measured from now, not from before the sleep.
-	l.nowStale = true
+	l.now, l.nowStale = beforeWait, true
 	n, err := l.drv.Poll(timeout)
 	l.nowStale = false
 	l.sleeping.Store(0)
 	if err != nil {
 		l.eng.reportError(fmt.Errorf("loop %d: %w", l.id, err))
 	}
-	afterPoll := time.Now()
-	l.now = afterPoll
+	l.now = time.Now()
+	l.awakeSince = l.now
 	l.runDeferred()
 	l.publish()
-	busy += time.Since(afterPoll)
 
+	// busy covers the previous pass's flushes after its wait and this
+	// pass's work before the wait: over time, every moment outside a wait.
 	l.Stats.Iterations.Add(1)
 	if n > 0 {
 		l.Stats.Events.Add(uint64(n))
