@@ -26,10 +26,10 @@
 // 31.5 against 31.3 in another): the cross-loop post, the wakeup of the
 // receiving loop and the single acceptor doing every accept4. SO_REUSEPORT
 // stays the default because it never costs more and no loop depends on
-// another to get its connections. Spread remains for what the hash cannot give: an exact
-// round-robin when a few long-lived connections would otherwise land
-// unevenly (the imbalance that made Seastar turn SO_REUSEPORT off), and
-// Unix sockets, which have no port to share.
+// another to get its connections. Spread remains for what the hash cannot
+// give: an exact round-robin when a few long-lived connections would
+// otherwise land unevenly (the imbalance that made Seastar turn
+// SO_REUSEPORT off), and Unix sockets, which have no port to share.
 //
 // This package never blocks a loop, never hands the kernel a Go pointer that
 // the driver does not keep alive, and imports only the standard library,
