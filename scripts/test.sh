@@ -10,6 +10,7 @@
 #   PKGS='./conn/... ./pool/...'   packages (default ./...)
 #   TESTFLAGS='-run TestX -v'      extra `go test` flags
 #   FUZZTIME=5s                    time per fuzz target; FUZZTIME=0 skips fuzzing
+#   FUZZ_ONLY=1                    only the fuzz targets (`make fuzz`): some need the database too
 #   SCALESTACK_TEST_DB_DIR=DIR     where the throwaway server lives
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,15 +83,17 @@ source "${DB_DIR}/env"
 set +a
 echo "MariaDB $(mariadb --defaults-file="${DB_DIR}/root.cnf" -N -e 'SELECT VERSION()') at ${SCALESTACK_MYSQL_ADDR}"
 
-section "go vet"
-run_step go vet "${pkg_args[@]}" || failures+=("go vet")
+if [[ ${FUZZ_ONLY:-0} == 0 ]]; then
+	section "go vet"
+	run_step go vet "${pkg_args[@]}" || failures+=("go vet")
 
-section "go test -race"
-run_step go test -race -count=1 -timeout 25m "${test_flags[@]}" "${pkg_args[@]}" || failures+=("go test")
+	section "go test -race"
+	run_step go test -race -count=1 -timeout 25m "${test_flags[@]}" "${pkg_args[@]}" || failures+=("go test")
 
-section "go test -race (bench module)"
-# bench/ is its own Go module (its heavy dependencies stay out of the engine's go.mod).
-(cd bench && go test -race -count=1 -timeout 10m ./...) || failures+=("bench tests")
+	section "go test -race (bench module)"
+	# bench/ is its own Go module (its heavy dependencies stay out of the engine's go.mod).
+	(cd bench && go test -race -count=1 -timeout 10m ./...) || failures+=("bench tests")
+fi
 
 if [[ ${FUZZTIME} != 0 ]]; then
 	section "fuzz (${FUZZTIME} per target)"
