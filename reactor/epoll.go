@@ -359,7 +359,7 @@ func (d *epollDriver) readLeftovers() int {
 	count := 0
 	for _, h := range batch {
 		slot, gen := h.Slot(), h.Gen()
-		if int(slot) >= len(d.slots) || !d.alive(slot, gen) || !d.slots[slot].readMore {
+		if !d.alive(slot, gen) || !d.slots[slot].readMore { // closed or read since
 			continue
 		}
 		d.slots[slot].readMore = false

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -14,15 +13,7 @@ import (
 // client's port) uses it to tell its own connections from those of test packages running beside it.
 func OwnTCPLocalPorts() (map[int]bool, error) {
 	inodes := map[string]bool{}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, fmt.Errorf("list own descriptors: %w", err)
-	}
-	for _, e := range entries {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil {
-			continue // closed since ReadDir
-		}
+	for _, target := range openFDs() {
 		if ino, ok := strings.CutPrefix(target, "socket:["); ok {
 			inodes[strings.TrimSuffix(ino, "]")] = true
 		}
