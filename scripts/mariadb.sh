@@ -269,6 +269,8 @@ bind-address = 127.0.0.1
 skip-name-resolve
 max_connections = ${max_conns}
 max_prepared_stmt_count = 1048576
+# Room for the tests' 16-40 MiB packets (split over several wire packets).
+max_allowed_packet = 64M
 innodb_buffer_pool_size = ${bp}
 local_infile = 1
 thread_handling = one-thread-per-connection

@@ -28,6 +28,10 @@ import (
 const (
 	clientUser     = "e2e_client"
 	clientPassword = "e2e-client-secret"
+	// otherUser is a second account of the users file, for tests where
+	// what one account does must not reach another.
+	otherUser     = "e2e_other"
+	otherPassword = "e2e-other-secret"
 )
 
 // Schemas the tests create on the server; the service account gets every
@@ -140,14 +144,23 @@ func setUp() error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/scalestack in %s: %w\n%s", src, err, out)
 	}
-	passwd := exec.Command(binaryPath, "passwd", clientUser)
-	passwd.Stdin = strings.NewReader(clientPassword + "\n")
-	line, err := passwd.Output()
-	if err != nil {
-		return fmt.Errorf("scalestack passwd: %w", err)
+	var users []byte
+	for _, acct := range []struct{ name, password, fields string }{
+		{clientUser, clientPassword, ""},
+		{otherUser, otherPassword, ""},
+	} {
+		passwd := exec.Command(binaryPath, "passwd", acct.name)
+		passwd.Stdin = strings.NewReader(acct.password + "\n")
+		line, err := passwd.Output()
+		if err != nil {
+			return fmt.Errorf("scalestack passwd %s: %w", acct.name, err)
+		}
+		users = append(users, bytes.TrimRight(line, "\n")...)
+		users = append(users, acct.fields...)
+		users = append(users, '\n')
 	}
 	usersPath = filepath.Join(workDir, "users")
-	if err := os.WriteFile(usersPath, line, 0o600); err != nil {
+	if err := os.WriteFile(usersPath, users, 0o600); err != nil {
 		return err
 	}
 	if err := srv.openRoot(); err != nil {
@@ -229,6 +242,7 @@ type proxyOptions struct {
 	maxClients   int
 	loops        int
 	io           string // --io: epoll (default) or uring
+	extraArgs    []string
 }
 
 // proxyProcess is one running `scalestack mysqlproxy`.
@@ -271,6 +285,7 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	if o.io != "" {
 		args = append(args, "--io", o.io)
 	}
+	args = append(args, o.extraArgs...)
 	logFile, err := os.CreateTemp(workDir, "proxy-*.log")
 	if err != nil {
 		t.Fatal(err)
