@@ -340,3 +340,59 @@ func FuzzResponseTracker(f *testing.F) {
 		}
 	})
 }
+
+// framingScratch is shared by FuzzFraming's iterations: payloads around
+// 2^24 bytes are too large to allocate afresh for each input.
+var framingScratch []byte
+
+// FuzzFraming frames payloads whose length lies within a few hundred bytes
+// of a multiple of MaxPacketPayload (where a writer that puts one 3-byte
+// header on a long payload lets its tail run as further packets: request
+// smuggling) and checks that every packet but the last is full, the
+// sequence ids run on, the size is FramedLen's, and a Joiner gives the same
+// payload back.
+func FuzzFraming(f *testing.F) {
+	for _, d := range []int16{-7, -1, 0, 1, 7, 300} {
+		f.Add(uint8(1), d, uint8(0), byte('x'))
+		f.Add(uint8(0), d, uint8(255), byte(0x03))
+	}
+	f.Fuzz(func(t *testing.T, chunks uint8, delta int16, seq uint8, fill byte) {
+		n := int(chunks%3)*MaxPacketPayload + int(delta)%512
+		if n < 0 {
+			n = -n
+		}
+		if cap(framingScratch) < n {
+			framingScratch = make([]byte, 2*MaxPacketPayload+512)
+		}
+		payload := framingScratch[:n]
+		for i := range payload {
+			payload[i] = fill + byte(i)
+		}
+		wire, next := AppendPacket(nil, seq, payload)
+		if len(wire) != FramedLen(n) {
+			t.Fatalf("payload %d: framed to %d bytes, FramedLen says %d", n, len(wire), FramedLen(n))
+		}
+		packets := 0
+		for off := 0; off < len(wire); packets++ {
+			size, s, ok := PeekHeader(wire[off:])
+			if !ok || off+HeaderSize+size > len(wire) {
+				t.Fatalf("payload %d: packet %d at %d does not fit", n, packets, off)
+			}
+			if s != seq+uint8(packets) {
+				t.Fatalf("payload %d: packet %d has sequence id %d, want %d", n, packets, s, seq+uint8(packets))
+			}
+			off += HeaderSize + size
+			if (off == len(wire)) != (size < MaxPacketPayload) {
+				t.Fatalf("payload %d: packet %d of %d bytes ends at %d of %d", n, packets, size, off, len(wire))
+			}
+		}
+		if next != seq+uint8(packets) {
+			t.Fatalf("payload %d: next sequence id %d after %d packets from %d", n, next, packets, seq)
+		}
+		var j Joiner
+		got, _, size, ok, err := j.Next(wire)
+		if err != nil || !ok || size != len(wire) || !bytes.Equal(got, payload) {
+			t.Fatalf("payload %d: joiner gave %d bytes, ok %v, err %v, consumed %d of %d", n, len(got), ok, err, size, len(wire))
+		}
+	})
+}

@@ -105,6 +105,14 @@ func AppendPacket(dst []byte, seq uint8, payload []byte) ([]byte, uint8) {
 	}
 }
 
+// FramedLen is the number of wire bytes a logical payload of n bytes takes
+// once framed by AppendPacket: one header per MaxPacketPayload-byte chunk and
+// one for the final, shorter (possibly empty) packet. A writer that reserves
+// output space first (conn.Reserve) sizes it with this, so that no payload of
+// 16 MiB or more can be written behind a single header whose 3-byte length
+// dropped its high bits.
+func FramedLen(n int) int { return n + HeaderSize*(n/MaxPacketPayload+1) }
+
 // AppendHeader reserves a header at the end of dst for a payload the caller
 // appends afterwards, and returns the offset to hand to FinishPacket. This
 // lets builders write a payload straight into the output buffer.

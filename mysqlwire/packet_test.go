@@ -203,3 +203,18 @@ func TestReaderStickyError(t *testing.T) {
 		t.Fatal("reads after an error must return zero values")
 	}
 }
+
+func TestFramedLen(t *testing.T) {
+	for _, tc := range []struct{ payload, want int }{
+		{0, 4},
+		{1, 5},
+		{MaxPacketPayload - 1, MaxPacketPayload + 3},
+		{MaxPacketPayload, MaxPacketPayload + 8},      // a full packet and an empty one
+		{MaxPacketPayload + 7, MaxPacketPayload + 15}, // the smuggling length of the hotfix issue
+		{2 * MaxPacketPayload, 2*MaxPacketPayload + 12},
+	} {
+		if got := FramedLen(tc.payload); got != tc.want {
+			t.Errorf("FramedLen(%d) = %d, want %d", tc.payload, got, tc.want)
+		}
+	}
+}

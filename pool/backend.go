@@ -417,12 +417,14 @@ func (b *backend) send(step backendStep, payload []byte) {
 	b.writePacket(payload)
 }
 
-// writePacket frames a command payload (shorter than 16 MiB, sequence id
-// 0) straight into the backend's output.
+// writePacket frames a command payload (sequence id 0) straight into the
+// backend's output. A payload of 16 MiB or more is split by
+// mysqlwire.AppendPacket: one header holding only the low 24 bits of its
+// length would let the payload's tail run on the server as commands of the
+// client's choosing.
 func (b *backend) writePacket(payload []byte) {
-	dst := b.c.Reserve(mysqlwire.HeaderSize + len(payload))
-	mysqlwire.PutHeader(dst, len(payload), 0)
-	copy(dst[mysqlwire.HeaderSize:], payload)
+	dst := b.c.Reserve(mysqlwire.FramedLen(len(payload)))
+	mysqlwire.AppendPacket(dst[:0], 0, payload) // fills dst exactly, in place
 	b.sh.stats.BackendBytesOut.Add(uint64(len(dst)))
 }
 

@@ -72,7 +72,13 @@
 // COM_STMT_CLOSE). EXECUTE prepares lazily on the backend that runs it (in
 // the statement's schema), rewrites the statement id in place, adds the
 // parameter types when the client relies on types that backend's statement
-// has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first. An
+// has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first (a
+// session may hold at most 64 MiB of long data until its EXECUTE runs;
+// beyond that the EXECUTE gets 1105 (HY000), as MariaDB answers long data
+// over max_allowed_packet). Every packet the proxy writes, replayed ones
+// included, is framed by mysqlwire: a payload of 16 MiB or more goes as
+// 0xFFFFFF-byte packets and a shorter last one, so no part of a client's
+// data can reach the server as a command of its own. An
 // EXECUTE that opens a cursor pins the session until the cursor is
 // exhausted, reset or closed.
 //

@@ -95,9 +95,12 @@ type session struct {
 
 	lastInsertID uint64
 	stmts        map[uint32]*sessStmt
-	nextStmtID   uint32
-	lastStmtID   uint32
-	openCursors  int
+	// longDataBytes is the COM_STMT_SEND_LONG_DATA held for stmts
+	// (bounded by maxSessionLongData).
+	longDataBytes int
+	nextStmtID    uint32
+	lastStmtID    uint32
+	openCursors   int
 
 	scratch []byte
 }
@@ -882,6 +885,7 @@ func (s *session) finishCommand() {
 			s.sh.release(b)
 		}
 	}
+	s.shrinkBuffers()
 	if s.sh.closing {
 		// Draining past its deadline: that was the session's last
 		// command (a pinned backend is reset by OnClose).
@@ -894,6 +898,25 @@ func (s *session) finishCommand() {
 		s.heldInput = false
 		s.c.PauseRead()
 		s.c.ResumeRead()
+	}
+}
+
+// keptBufferCap is the largest request or scratch buffer an idle session
+// keeps for its next command.
+const keptBufferCap = 64 << 10
+
+// shrinkBuffers lets go of the buffers a long statement or long data grew
+// (up to 64 MiB each): a session that sent one must not hold that memory
+// while idle.
+func (s *session) shrinkBuffers() {
+	if cap(s.req) > keptBufferCap {
+		s.req, s.payload = nil, nil
+	}
+	if cap(s.big) > keptBufferCap {
+		s.big, s.payload = nil, nil
+	}
+	if cap(s.scratch) > keptBufferCap {
+		s.scratch = nil
 	}
 }
 
@@ -1015,6 +1038,7 @@ func (s *session) resetSession(schema, names string) {
 	}
 	s.lastInsertID = 0
 	clear(s.stmts)
+	s.longDataBytes = 0
 	s.openCursors = 0
 	if s.pins != 0 {
 		s.pins = 0

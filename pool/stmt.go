@@ -24,6 +24,16 @@ const maxSessionStmts = 16382
 // emptied (entries are cheap to rebuild: one PREPARE on a backend).
 const maxPrepCache = 4096
 
+// maxSessionLongData bounds the COM_STMT_SEND_LONG_DATA bytes one session
+// may have buffered, over all its statements, until they are executed: the
+// proxy holds them until a backend runs the EXECUTE, and a client must not
+// make it hold more than one maximal packet.
+const maxSessionLongData = maxClientPayload
+
+// errLongDataTooBig is what MariaDB answers an EXECUTE whose long data
+// passed its bound (ER_UNKNOWN_ERROR with this text).
+const errLongDataTooBig = "Parameter of prepared statement which is set through mysql_send_long_data() is longer than 'max_allowed_packet' bytes"
+
 // errStmtNoCursor is ER_STMT_HAS_NO_OPEN_CURSOR.
 const errStmtNoCursor mysqlwire.ErrCode = 1421
 
@@ -54,8 +64,11 @@ type sessStmt struct {
 	numParams int
 	// types are the parameter types the client sent last (2 bytes each):
 	// libmysqlclient sends them only with the first EXECUTE.
-	types      []byte
-	long       []longData
+	types []byte
+	long  []longData
+	// longTooBig: long data beyond the session's bound arrived and was
+	// dropped; the next EXECUTE fails as the server's would.
+	longTooBig bool
 	cursor     bool
 	wantCursor bool
 }
@@ -191,6 +204,12 @@ func (s *session) onExecute(raw, payload []byte) {
 		}
 		st.types = append(st.types[:0], payload[at+1:end]...)
 	}
+	if st.longTooBig {
+		st.longTooBig = false
+		s.local()
+		s.writeERR(mysqlwire.ErUnknownError, "HY000", errLongDataTooBig)
+		return
+	}
 	st.wantCursor = payload[5]&0x07 != 0
 	s.stmt = st
 	s.forward(raw, payload)
@@ -213,9 +232,9 @@ func (s *session) executeOnBackend(b *backend) {
 		putUint32(p[1:], bs.id)
 		p = append(p, ld.data...)
 		s.scratch = p[:0]
-		b.writePacket(p)
+		b.writePacket(p) // split at 16 MiB like any other payload
 	}
-	st.long = st.long[:0]
+	s.dropLongData(st)
 	_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
 	payload := s.payload
 	at := executeBoundAt(payload, st.numParams)
@@ -300,10 +319,26 @@ func (s *session) onLongData(payload []byte) {
 		return // no response is defined; the EXECUTE will fail
 	}
 	st, _ := s.lookupStmt(payload)
-	if st == nil {
+	if st == nil || st.longTooBig {
 		return
 	}
-	st.long = append(st.long, longData{param: uint16(payload[5]) | uint16(payload[6])<<8, data: append([]byte(nil), payload[7:]...)})
+	data := payload[7:]
+	if s.longDataBytes+len(data) > maxSessionLongData {
+		s.dropLongData(st)
+		st.longTooBig = true
+		return
+	}
+	s.longDataBytes += len(data)
+	st.long = append(st.long, longData{param: uint16(payload[5]) | uint16(payload[6])<<8, data: append([]byte(nil), data...)})
+}
+
+// dropLongData forgets st's buffered long data (sent, reset or closed).
+func (s *session) dropLongData(st *sessStmt) {
+	for _, ld := range st.long {
+		s.longDataBytes -= len(ld.data)
+	}
+	clear(st.long) // let the data go even though the slice is reused
+	st.long = st.long[:0]
 }
 
 func (s *session) onStmtReset(raw, payload []byte) {
@@ -316,7 +351,8 @@ func (s *session) onStmtReset(raw, payload []byte) {
 		s.unknownStmt(id, "mysqld_stmt_reset")
 		return
 	}
-	st.long = nil
+	s.dropLongData(st)
+	st.longTooBig = false
 	if st.cursor && s.b != nil {
 		// The cursor lives on the pinned backend: reset it there.
 		s.stmt = st
@@ -346,5 +382,6 @@ func (s *session) onStmtClose(payload []byte) {
 		}
 		s.closeCursor(st)
 	}
+	s.dropLongData(st)
 	delete(s.stmts, id)
 }
