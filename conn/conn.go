@@ -238,10 +238,17 @@ func (c *Conn) ResumeRead() {
 	if c.userPaused {
 		c.userPaused = false
 		c.updateRecv()
-		// Input held back while paused is presented again.
-		if c.in != nil && len(c.in.B) > 0 && c.state == stateOpen {
-			c.scheduleFlush()
-		}
+		c.Redeliver() // input held back while paused is presented again
+	}
+}
+
+// Redeliver presents input the handler left unconsumed again at the end of
+// this loop iteration, without waiting for new bytes: a handler that keeps
+// reading (so a hang-up is noticed) but leaves input in place while it is
+// busy calls it once it can take more. It costs no system call.
+func (c *Conn) Redeliver() {
+	if c.in != nil && len(c.in.B) > 0 && c.state == stateOpen {
+		c.scheduleFlush()
 	}
 }
 

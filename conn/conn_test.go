@@ -641,3 +641,50 @@ func TestConnectTimeoutCountsFromTheDial(t *testing.T) {
 		}
 	})
 }
+
+// TestRedeliverPresentsUnconsumedInput: a handler that leaves input in
+// place while busy (without pausing) gets it again after Redeliver, with no
+// new bytes arriving, and no receive-interest change is needed for it.
+func TestRedeliverPresentsUnconsumedInput(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		e := startEngine(t, 1, newDriver)
+		calls := make(chan string, 16)
+		conns := make(chan *conn.Conn, 1)
+		busy := true
+		ln := listen(t, e, conn.ListenConfig{NewHandler: func(*conn.Conn) conn.Handler {
+			return &funcHandler{
+				onOpen: func(c *conn.Conn) { conns <- c },
+				onData: func(c *conn.Conn, data []byte) int {
+					calls <- string(data)
+					if busy {
+						return 1 // take one byte, hold the rest
+					}
+					return len(data)
+				},
+			}
+		}})
+		c := dial(t, ln.Addr())
+		server := <-conns
+		c.Write([]byte("abc"))
+		if got := <-calls; got != "abc" {
+			t.Fatalf("first delivery %q, want abc", got)
+		}
+		select {
+		case got := <-calls:
+			t.Fatalf("held input %q delivered again before Redeliver", got)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := server.Loop().Exec(func(*reactor.Loop) { busy = false; server.Redeliver() }); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-calls:
+			if got != "bc" {
+				t.Fatalf("after Redeliver got %q, want the held bc", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Redeliver did not present the held input")
+		}
+	})
+}

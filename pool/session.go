@@ -896,8 +896,7 @@ func (s *session) finishCommand() {
 	if s.heldInput {
 		// Present what the client sent meanwhile (pipelined commands).
 		s.heldInput = false
-		s.c.PauseRead()
-		s.c.ResumeRead()
+		s.c.Redeliver()
 	}
 }
 
