@@ -484,8 +484,19 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	case mysqlwire.ComStmtFetch:
 		s.onFetch(raw, payload)
 		return
+	case mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		// COM_REFRESH is FLUSH (server-wide, RELOAD); COM_DEBUG writes
+		// to the server's log (SUPER).
+		if !s.user.Admin {
+			if cmd == mysqlwire.ComRefresh {
+				s.refuse(privReload)
+			} else {
+				s.refuse(privSuper)
+			}
+			return
+		}
 	case mysqlwire.ComStatistics, mysqlwire.ComFieldList, mysqlwire.ComProcessInfo,
-		mysqlwire.ComCreateDB, mysqlwire.ComDropDB, mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		mysqlwire.ComCreateDB, mysqlwire.ComDropDB:
 		// Served by any backend.
 	default:
 		s.local()
@@ -496,6 +507,14 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 }
 
 func (s *session) local() { s.sh.stats.LocalAnswers.Add(1) }
+
+// refuse answers ERR 1227 to a statement that needs a privilege the
+// account lacks (it has no users-file field admin). The statement never
+// reaches a backend; the session stays usable.
+func (s *session) refuse(p privilege) {
+	s.local()
+	s.writeERR(mysqlwire.ErSpecificAccessDenied, "42000", privilegeMessages[p])
+}
 
 // keep copies the request so it outlives the input buffer while it waits
 // for a backend.
@@ -524,6 +543,10 @@ func (s *session) onQuery(raw, payload []byte) {
 	sql := payload[1:]
 	s.qi = scanQuery(sql, s.noBackslash)
 	qi := &s.qi
+	if qi.priv != privNone && !s.user.Admin {
+		s.refuse(qi.priv)
+		return
+	}
 	switch qi.kind {
 	case stmtEmpty:
 		s.local()
