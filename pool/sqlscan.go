@@ -248,6 +248,7 @@ const (
 	stmtCreateTemp   // CREATE TEMPORARY TABLE
 	stmtConnectionID // SELECT CONNECTION_ID()
 	stmtLastInsertID // SELECT LAST_INSERT_ID()
+	stmtReadSysVars  // SELECT @@wait_timeout, ... (only variables with a floor, see varFloors)
 )
 
 // Statement feature flags found anywhere in the text.
@@ -315,6 +316,10 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		lx2 := lx
 		if k, name := matchSelectFunc(&lx2); k != stmtOther {
 			qi.kind, qi.colName = k, name
+			return qi
+		}
+		if lx2 = lx; matchSelectSysVars(&lx2) {
+			qi.kind = stmtReadSysVars
 			return qi
 		}
 	case lx.is(first, "SET"):
@@ -467,6 +472,75 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		qi.feats |= featBad
 	}
 	return qi
+}
+
+// maxSysVarColumns bounds the columns of a SELECT @@var, ... the proxy
+// answers itself.
+const maxSysVarColumns = 8
+
+// matchSelectSysVars recognises SELECT @@[session.|local.]var [AS alias],
+// ... where every var has a floor (varFloors): the proxy answers such reads
+// from the session's own values, which the backend may not hold. lx is
+// positioned after SELECT.
+func matchSelectSysVars(lx *lexer) bool {
+	for i := 0; i < maxSysVarColumns; i++ {
+		_, _, more, ok := readSysVarColumn(lx)
+		if !ok {
+			return false
+		}
+		if !more {
+			return true
+		}
+	}
+	return false
+}
+
+// readSysVarColumn reads one column of such a SELECT: the variable, the
+// column name the server would report (the alias, or the expression as
+// written) and whether a comma follows. A bare word after the variable
+// (FROM, an alias without AS) is not recognised: the server answers those.
+func readSysVarColumn(lx *lexer) (v varID, name []byte, more, ok bool) {
+	t := lx.next()
+	if t.kind != tokSysVar {
+		return 0, nil, false, false
+	}
+	name = lx.text(t)
+	ref := name[2:]
+	switch {
+	case len(ref) > 8 && equalFoldLower(ref[:8], "session."):
+		ref = ref[8:]
+	case len(ref) > 6 && equalFoldLower(ref[:6], "local."):
+		ref = ref[6:]
+	}
+	v, known := lookupVar(ref)
+	if !known || varFloors[v].min == 0 {
+		return 0, nil, false, false
+	}
+	t = lx.next()
+	if lx.is(t, "AS") {
+		t = lx.next()
+		if t.kind == tokWord {
+			name = lx.text(t)
+			t = lx.next()
+		} else if t.kind != tokQuoted && t.kind != tokString {
+			return 0, nil, false, false
+		}
+	}
+	if t.kind == tokQuoted || t.kind == tokString {
+		inner, ok := lx.unquote(t)
+		if !ok || len(inner) != len(unescapeString(inner, lx.src[t.start], lx.noBackslash)) {
+			return 0, nil, false, false // escapes in the alias: left to the server
+		}
+		name = inner
+		t = lx.next()
+	}
+	switch {
+	case lx.isPunct(t, ','):
+		return v, name, true, true
+	case lx.isPunct(t, ';'):
+		t = lx.next()
+	}
+	return v, name, false, t.kind == tokEnd
 }
 
 // matchSelectFunc recognises SELECT CONNECTION_ID() and SELECT

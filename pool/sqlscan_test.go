@@ -474,3 +474,85 @@ func TestUnescapeString(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutFloors checks that a client's SET and the replay never give a
+// backend a timeout below its floor, and that the session keeps the
+// client's value for its own reads.
+func TestTimeoutFloors(t *testing.T) {
+	cases := []struct{ sql, sent string }{
+		{"SET SESSION wait_timeout=1", "SET SESSION wait_timeout=3600"},
+		{"SET @@session.wait_timeout = -5, net_read_timeout=2 /* c */", "SET @@session.wait_timeout = 3600, net_read_timeout=30 /* c */"},
+		{"SET NAMES utf8, interactive_timeout = 0x10, net_write_timeout=59", "SET NAMES utf8, interactive_timeout = 3600, net_write_timeout=60"},
+		{"SET wait_timeout=7200, net_write_timeout=DEFAULT, sql_mode=''", ""},
+		{"SET wait_timeout=3600", ""},
+		{"/*!40101 SET wait_timeout=5 */", "/*!40101 SET wait_timeout=3600 */"},
+	}
+	for _, c := range cases {
+		var plan setPlan
+		if r := parseSET([]byte(c.sql), false, &plan); r != setTracked {
+			t.Fatalf("%q: parseSET %d", c.sql, r)
+		}
+		got, changed := flooredSET(nil, []byte(c.sql), &plan)
+		if changed != (c.sent != "") || (changed && string(got) != c.sent) {
+			t.Errorf("%q: sent %q (changed %v), want %q", c.sql, got, changed, c.sent)
+		}
+	}
+	var plan setPlan
+	parseSET([]byte("SET wait_timeout=1, net_read_timeout=40, sql_select_limit=1"), false, &plan)
+	var st sessionState
+	plan.apply(&st)
+	if st.varValue(varWaitTimeout) != "1" {
+		t.Fatalf("session value %q, want the client's 1", st.varValue(varWaitTimeout))
+	}
+	fl := flavorFor("10.11")
+	replay, _ := appendReplaySET(nil, &st, &sessionState{}, &fl)
+	want := "SET @@session.wait_timeout=3600, @@session.net_read_timeout=40, @@session.sql_select_limit=1"
+	if string(replay) != want {
+		t.Fatalf("replay %q, want %q", replay, want)
+	}
+	for v, want := range map[string]uint64{"1": 1, "0": 1, "-3": 1, "+7": 7, "99999999999": 31536000} {
+		if got, ok := sessionTimeout(v); !ok || got != want {
+			t.Errorf("sessionTimeout(%q) = %d %v, want %d", v, got, ok, want)
+		}
+	}
+	for _, v := range []string{"", "0x10", "'1'", "1.5"} {
+		if _, ok := sessionTimeout(v); ok {
+			t.Errorf("sessionTimeout(%q) ok", v)
+		}
+	}
+}
+
+func TestSelectSysVars(t *testing.T) {
+	cases := []struct {
+		sql   string
+		match bool
+		names []string
+	}{
+		{"SELECT @@wait_timeout", true, []string{"@@wait_timeout"}},
+		{"select @@session.wait_timeout, @@LOCAL.net_read_timeout;", true, []string{"@@session.wait_timeout", "@@LOCAL.net_read_timeout"}},
+		{"SELECT @@wait_timeout AS w, @@interactive_timeout `i`", true, []string{"w", "i"}},
+		{"SELECT @@global.wait_timeout", false, nil},
+		{"SELECT @@wait_timeout FROM dual", false, nil},
+		{"SELECT @@wait_timeout, @@autocommit", false, nil},
+		{"SELECT @@wait_timeout + 1", false, nil},
+		{"SELECT @@wait_timeout; SELECT 1", false, nil},
+	}
+	for _, c := range cases {
+		qi := scanQuery([]byte(c.sql), false)
+		if (qi.kind == stmtReadSysVars) != c.match {
+			t.Errorf("%q: kind %d, match %v", c.sql, qi.kind, c.match)
+			continue
+		}
+		if !c.match {
+			continue
+		}
+		lx := lexer{src: []byte(c.sql)}
+		lx.next()
+		for i, want := range c.names {
+			_, name, more, ok := readSysVarColumn(&lx)
+			if !ok || string(name) != want || more != (i < len(c.names)-1) {
+				t.Errorf("%q column %d: %q %v %v, want %q", c.sql, i, name, more, ok, want)
+			}
+		}
+	}
+}
