@@ -487,8 +487,19 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	case mysqlwire.ComStmtFetch:
 		s.onFetch(raw, payload)
 		return
+	case mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		// COM_REFRESH is FLUSH (server-wide, RELOAD); COM_DEBUG writes
+		// to the server's log (SUPER).
+		if !s.user.Admin {
+			if cmd == mysqlwire.ComRefresh {
+				s.refuse(privReload)
+			} else {
+				s.refuse(privSuper)
+			}
+			return
+		}
 	case mysqlwire.ComStatistics, mysqlwire.ComFieldList, mysqlwire.ComProcessInfo,
-		mysqlwire.ComCreateDB, mysqlwire.ComDropDB, mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		mysqlwire.ComCreateDB, mysqlwire.ComDropDB:
 		// Served by any backend.
 	default:
 		s.local()
@@ -499,6 +510,14 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 }
 
 func (s *session) local() { s.sh.stats.LocalAnswers.Add(1) }
+
+// refuse answers ERR 1227 to a statement that needs a privilege the
+// account lacks (it has no users-file field admin). The statement never
+// reaches a backend; the session stays usable.
+func (s *session) refuse(p privilege) {
+	s.local()
+	s.writeERR(mysqlwire.ErSpecificAccessDenied, "42000", privilegeMessages[p])
+}
 
 // keep copies the request so it outlives the input buffer while it waits
 // for a backend.
@@ -527,6 +546,10 @@ func (s *session) onQuery(raw, payload []byte) {
 	sql := payload[1:]
 	s.qi = scanQuery(sql, s.noBackslash)
 	qi := &s.qi
+	if qi.priv != privNone && !s.user.Admin {
+		s.refuse(qi.priv)
+		return
+	}
 	switch qi.kind {
 	case stmtEmpty:
 		s.local()
@@ -548,10 +571,16 @@ func (s *session) onQuery(raw, payload []byte) {
 		}
 		s.kill(qi.killID)
 		return
+	case stmtReadSysVars:
+		if s.answerSysVars(sql) {
+			return
+		}
 	case stmtSet:
 		var plan setPlan
 		s.setRes = parseSET(sql, s.noBackslash, &plan)
 		switch s.setRes {
+		case setTracked:
+			s.floorSET(sql, &plan)
 		case setUserVar:
 			s.pin(PinUserVariable)
 		case setUnknown:
@@ -575,6 +604,89 @@ func (s *session) onQuery(raw, payload []byte) {
 		s.pin(PinUnknownSet)
 	}
 	s.forward(raw, payload)
+}
+
+// floorSET replaces the request by the client's SET with every timeout
+// below its floor raised to the floor (see varFloors). s.payload keeps the
+// client's text: mainDone parses it again and records the client's values
+// in the session (what SELECT @@wait_timeout answers) and, in the same
+// terms, in the backend's state. Only such SETs allocate here.
+func (s *session) floorSET(sql []byte, plan *setPlan) {
+	payload, changed := flooredSET([]byte{byte(mysqlwire.ComQuery)}, sql, plan)
+	if !changed {
+		return
+	}
+	if len(payload) >= mysqlwire.MaxPacketPayload {
+		// Not worth splitting: the session keeps its backend, whose
+		// state is reset before another session gets it.
+		s.setRes = setUnknown
+		s.pin(PinUnknownSet)
+		return
+	}
+	s.req, _ = mysqlwire.AppendPacket(make([]byte, 0, mysqlwire.HeaderSize+len(payload)), 0, payload)
+}
+
+// answerSysVars answers SELECT @@wait_timeout, ... (stmtReadSysVars) from
+// the values the session set, which a backend may hold only raised to
+// their floors. It reports false, leaving the statement to the backend,
+// when the session did not set one of the variables (the backend has the
+// server's value then) or set it in a form it does not evaluate.
+func (s *session) answerSysVars(sql []byte) bool {
+	var names [maxSysVarColumns][]byte
+	var vals [maxSysVarColumns]uint64
+	n := 0
+	lx := lexer{src: sql, noBackslash: s.noBackslash}
+	lx.next() // SELECT
+	for more := true; more && n < maxSysVarColumns; n++ {
+		var v varID
+		var ok bool
+		v, names[n], more, ok = readSysVarColumn(&lx)
+		if !ok {
+			return false
+		}
+		if vals[n], ok = sessionTimeout(s.st.varValue(v)); !ok {
+			return false
+		}
+	}
+	s.local()
+	s.writeUintRow(names[:n], vals[:n])
+	return true
+}
+
+// sessionTimeout is the value the server reports for a timeout set to the
+// SQL text value: decimal integers clamped to the range the server allows
+// (1 to 31536000 seconds). ok is false for "" (not set) and other forms.
+func sessionTimeout(value string) (uint64, bool) {
+	neg := false
+	switch {
+	case value == "":
+		return 0, false
+	case value[0] == '-':
+		neg, value = true, value[1:]
+	case value[0] == '+':
+		value = value[1:]
+	}
+	if value == "" {
+		return 0, false
+	}
+	const maxTimeout = 31536000
+	var v uint64
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !isDigit(c) {
+			return 0, false
+		}
+		if v <= maxTimeout {
+			v = v*10 + uint64(c-'0')
+		}
+	}
+	switch {
+	case neg || v < 1:
+		v = 1
+	case v > maxTimeout:
+		v = maxTimeout
+	}
+	return v, true
 }
 
 // attach gives the session a backend for the command it is serving.
@@ -1027,6 +1139,35 @@ func (s *session) writeIntResult(name []byte, v uint64) {
 	s.scratch = out[:0]
 }
 
+// writeUintRow answers a one-row result set of BIGINT UNSIGNED columns, as
+// the server describes SELECT @@wait_timeout.
+func (s *session) writeUintRow(names [][]byte, vals []uint64) {
+	out := s.scratch[:0]
+	seq := s.respSeq
+	out, seq = mysqlwire.AppendPacket(out, seq, []byte{byte(len(names))})
+	for _, name := range names {
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
+			Name: name, CharacterSet: 63, ColumnLength: 20, Type: mysqlwire.FieldType(8),
+			Flags: mysqlwire.ColumnFlags(0x0020 | 0x0080 | 0x8000), // UNSIGNED, BINARY, NUM
+		})
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	out, at := mysqlwire.AppendHeader(out)
+	var num [20]byte
+	for _, v := range vals {
+		out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
+	}
+	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	s.respSeq = seq
+	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
 // resetSession forgets the session's state (COM_RESET_CONNECTION,
 // COM_CHANGE_USER): prepared statements, variables, pins; a pinned backend
 // is reset before it goes back.
@@ -1052,6 +1193,26 @@ func (s *session) resetSession(schema, names string) {
 
 // ---- KILL ----
 
+// mayKill reports whether a session of account may close t: its own
+// account's sessions only, unless it is an admin. Any other id is answered
+// like one that does not exist, so ids reveal nothing about other
+// accounts' sessions.
+func mayKill(t *session, account string, admin bool) bool {
+	return admin || (t.user != nil && t.phase >= sReady && t.user.Name == account)
+}
+
+// killRequest carries what the target's loop needs to decide a KILL from
+// another loop: a copy of the requester's account, never the requester's
+// mutable fields.
+type killRequest struct {
+	from    *session // touched only by its own loop (killAnswered)
+	p       *Proxy
+	id      uint32
+	account string
+	admin   bool
+	found   bool
+}
+
 // kill closes the session with the given id, which may live on another
 // loop; the answer comes back through the loops' mailboxes.
 func (s *session) kill(id uint64) {
@@ -1064,7 +1225,7 @@ func (s *session) kill(id uint64) {
 	if target == s.sh {
 		t := s.sh.sessions[uint32(id)]
 		switch {
-		case t == nil:
+		case t == nil || !mayKill(t, s.user.Name, s.user.Admin):
 			s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
 		case t == s:
 			s.sh.stats.Kills.Add(1)
@@ -1078,28 +1239,30 @@ func (s *session) kill(id uint64) {
 	}
 	s.phase = sBusy
 	s.qi.killID = id
-	s.sh.loop.Post(target.loop, reactor.Task{Fn: killOnLoop, Arg: s, N: id | uint64(s.sh.id)<<32})
+	req := &killRequest{from: s, p: s.p, id: uint32(id), account: s.user.Name, admin: s.user.Admin}
+	s.sh.loop.Post(target.loop, reactor.Task{Fn: killOnLoop, Arg: req, N: uint64(s.sh.id)})
 }
 
-// killOnLoop runs on the target's loop; it must not touch the requester.
-func killOnLoop(l *reactor.Loop, arg any, n uint64) {
-	sh := arg.(*session).p.shardOf(l)
-	found := uint64(0)
-	if t := sh.sessions[uint32(n)]; t != nil {
+// killOnLoop runs on the target's loop; it reads only the request, never
+// the requester.
+func killOnLoop(l *reactor.Loop, arg any, from uint64) {
+	req := arg.(*killRequest)
+	sh := req.p.shardOf(l)
+	if t := sh.sessions[req.id]; t != nil && mayKill(t, req.account, req.admin) {
 		sh.stats.Kills.Add(1)
 		t.c.Abort(errKilled)
-		found = 1
+		req.found = true
 	}
-	from := sh.p.shards[n>>32]
-	l.Post(from.loop, reactor.Task{Fn: killAnswered, Arg: arg, N: found})
+	l.Post(sh.p.shards[from].loop, reactor.Task{Fn: killAnswered, Arg: req})
 }
 
-func killAnswered(_ *reactor.Loop, arg any, found uint64) {
-	s := arg.(*session)
+func killAnswered(_ *reactor.Loop, arg any, _ uint64) {
+	req := arg.(*killRequest)
+	s := req.from
 	if s.phase == sClosed {
 		return
 	}
-	if found == 1 {
+	if req.found {
 		s.writeOK(0, 0)
 	} else {
 		s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", s.qi.killID))

@@ -248,6 +248,7 @@ const (
 	stmtCreateTemp   // CREATE TEMPORARY TABLE
 	stmtConnectionID // SELECT CONNECTION_ID()
 	stmtLastInsertID // SELECT LAST_INSERT_ID()
+	stmtReadSysVars  // SELECT @@wait_timeout, ... (only variables with a floor, see varFloors)
 )
 
 // Statement feature flags found anywhere in the text.
@@ -291,6 +292,10 @@ type queryInfo struct {
 	// For stmtConnectionID/stmtLastInsertID: the column name the server
 	// would report (the expression text or the alias).
 	colName []byte
+	// priv is the privilege the first statement of the text that needs
+	// one needs (privNone for almost every statement): accounts without
+	// admin are refused such statements.
+	priv privilege
 }
 
 // scanQuery classifies sql. It allocates nothing.
@@ -311,6 +316,10 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		lx2 := lx
 		if k, name := matchSelectFunc(&lx2); k != stmtOther {
 			qi.kind, qi.colName = k, name
+			return qi
+		}
+		if lx2 = lx; matchSelectSysVars(&lx2) {
+			qi.kind = stmtReadSysVars
 			return qi
 		}
 	case lx.is(first, "SET"):
@@ -411,6 +420,9 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 	stmtStart := true
 	var prev token
 	for t := first; t.kind != tokEnd; t = lx.next() {
+		if stmtStart && qi.priv == privNone {
+			qi.priv = stmtPrivilege(lx, t, 0)
+		}
 		switch t.kind {
 		case tokUserVar:
 			qi.feats |= featUserVar
@@ -462,6 +474,75 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 	return qi
 }
 
+// maxSysVarColumns bounds the columns of a SELECT @@var, ... the proxy
+// answers itself.
+const maxSysVarColumns = 8
+
+// matchSelectSysVars recognises SELECT @@[session.|local.]var [AS alias],
+// ... where every var has a floor (varFloors): the proxy answers such reads
+// from the session's own values, which the backend may not hold. lx is
+// positioned after SELECT.
+func matchSelectSysVars(lx *lexer) bool {
+	for i := 0; i < maxSysVarColumns; i++ {
+		_, _, more, ok := readSysVarColumn(lx)
+		if !ok {
+			return false
+		}
+		if !more {
+			return true
+		}
+	}
+	return false
+}
+
+// readSysVarColumn reads one column of such a SELECT: the variable, the
+// column name the server would report (the alias, or the expression as
+// written) and whether a comma follows. A bare word after the variable
+// (FROM, an alias without AS) is not recognised: the server answers those.
+func readSysVarColumn(lx *lexer) (v varID, name []byte, more, ok bool) {
+	t := lx.next()
+	if t.kind != tokSysVar {
+		return 0, nil, false, false
+	}
+	name = lx.text(t)
+	ref := name[2:]
+	switch {
+	case len(ref) > 8 && equalFoldLower(ref[:8], "session."):
+		ref = ref[8:]
+	case len(ref) > 6 && equalFoldLower(ref[:6], "local."):
+		ref = ref[6:]
+	}
+	v, known := lookupVar(ref)
+	if !known || varFloors[v].min == 0 {
+		return 0, nil, false, false
+	}
+	t = lx.next()
+	if lx.is(t, "AS") {
+		t = lx.next()
+		if t.kind == tokWord {
+			name = lx.text(t)
+			t = lx.next()
+		} else if t.kind != tokQuoted && t.kind != tokString {
+			return 0, nil, false, false
+		}
+	}
+	if t.kind == tokQuoted || t.kind == tokString {
+		inner, ok := lx.unquote(t)
+		if !ok || len(inner) != len(unescapeString(inner, lx.src[t.start], lx.noBackslash)) {
+			return 0, nil, false, false // escapes in the alias: left to the server
+		}
+		name = inner
+		t = lx.next()
+	}
+	switch {
+	case lx.isPunct(t, ','):
+		return v, name, true, true
+	case lx.isPunct(t, ';'):
+		t = lx.next()
+	}
+	return v, name, false, t.kind == tokEnd
+}
+
 // matchSelectFunc recognises SELECT CONNECTION_ID() and SELECT
 // LAST_INSERT_ID() (optionally with an alias), the connection-scoped
 // functions the proxy answers itself. lx is positioned after SELECT.
@@ -507,4 +588,322 @@ func matchSelectFunc(lx *lexer) (stmtKind, []byte) {
 		return stmtOther, nil
 	}
 	return kind, name
+}
+
+// ---- statements only an admin account may run ----
+
+// privilege is what the server would require of a statement that acts on
+// the whole server or on the service account every client shares. The
+// proxy refuses such statements to accounts without the users-file field
+// admin: on a direct connection each client has its own account and the
+// server checks its privileges, but through the proxy every statement runs
+// as the service account.
+type privilege uint8
+
+const (
+	privNone privilege = iota
+	privCreateUser
+	privGrantOption
+	privSuper
+	privReload
+	privShutdown
+	// privDynamicSQL: PREPARE ... FROM or EXECUTE IMMEDIATE with a text
+	// the proxy cannot see (a variable, an expression): it might be any of
+	// the above, so only an admin may run it.
+	privDynamicSQL
+)
+
+// privilegeNames are the names the server gives in ERR 1227.
+var privilegeNames = [...]string{
+	privNone:        "",
+	privCreateUser:  "CREATE USER",
+	privGrantOption: "GRANT OPTION",
+	privSuper:       "SUPER",
+	privReload:      "RELOAD",
+	privShutdown:    "SHUTDOWN",
+	privDynamicSQL:  "SUPER",
+}
+
+// privilegeMessages are the texts of the ERR 1227 the proxy sends, built
+// once so that a refusal allocates nothing.
+var privilegeMessages = func() (m [len(privilegeNames)]string) {
+	for p, name := range privilegeNames {
+		m[p] = "Access denied; you need (at least one of) the " + name + " privilege(s) for this operation"
+	}
+	m[privDynamicSQL] += " (through the proxy, PREPARE ... FROM and EXECUTE IMMEDIATE run other text than a " +
+		"string literal only for accounts with the users-file field admin: the proxy cannot check what it would run)"
+	return m
+}()
+
+// adminStatements maps a statement's first word, and its second where it
+// matters ("" matches any), to the privilege it needs. SET, CREATE ...
+// FUNCTION ... SONAME, PREPARE and EXECUTE IMMEDIATE are handled in
+// stmtPrivilege because their shape matters beyond two words.
+var adminStatements = [...]struct {
+	first, second string
+	priv          privilege
+}{
+	{"GRANT", "", privGrantOption},
+	{"REVOKE", "", privGrantOption},
+	{"CREATE", "USER", privCreateUser},
+	{"CREATE", "ROLE", privCreateUser},
+	{"ALTER", "USER", privCreateUser},
+	{"DROP", "USER", privCreateUser},
+	{"DROP", "ROLE", privCreateUser},
+	{"RENAME", "USER", privCreateUser},
+	{"CREATE", "SERVER", privSuper},
+	{"ALTER", "SERVER", privSuper},
+	{"DROP", "SERVER", privSuper},
+	{"ALTER", "INSTANCE", privSuper},
+	{"SHUTDOWN", "", privShutdown},
+	{"RESTART", "", privShutdown},
+	{"INSTALL", "", privSuper},   // PLUGIN, SONAME, COMPONENT
+	{"UNINSTALL", "", privSuper}, // PLUGIN, SONAME, COMPONENT
+	// Every FLUSH needs RELOAD and acts server-wide (FLUSH TABLES WITH
+	// READ LOCK blocks every client); so does every RESET (MASTER, SLAVE,
+	// REPLICA, QUERY CACHE, PERSIST).
+	{"FLUSH", "", privReload},
+	{"RESET", "", privReload},
+	{"BACKUP", "", privReload}, // BACKUP STAGE, BACKUP LOCK
+	{"CHANGE", "", privSuper},  // CHANGE MASTER / REPLICATION SOURCE / REPLICATION FILTER
+	{"START", "SLAVE", privSuper},
+	{"START", "REPLICA", privSuper},
+	{"START", "ALL", privSuper}, // START ALL SLAVES
+	{"START", "GROUP_REPLICATION", privSuper},
+	{"STOP", "", privSuper},  // SLAVE, REPLICA, ALL SLAVES, GROUP_REPLICATION
+	{"PURGE", "", privSuper}, // BINARY LOGS, MASTER LOGS
+	{"BINLOG", "", privSuper},
+	{"CLONE", "", privSuper},
+}
+
+// maxDynamicDepth bounds how deep string literals of PREPARE and EXECUTE
+// IMMEDIATE are scanned for the statements they hold (the server itself
+// refuses to nest them).
+const maxDynamicDepth = 2
+
+// privilegeOf returns the privilege the first statement of sql (any
+// statement of a batch) that needs one needs, or privNone.
+func privilegeOf(sql []byte, noBackslash bool, depth int) privilege {
+	if depth > maxDynamicDepth {
+		return privDynamicSQL
+	}
+	lx := lexer{src: sql, noBackslash: noBackslash}
+	start := true
+	for t := lx.next(); t.kind != tokEnd; t = lx.next() {
+		if lx.isPunct(t, ';') {
+			start = true
+			continue
+		}
+		if start {
+			if p := stmtPrivilege(lx, t, depth); p != privNone {
+				return p
+			}
+		}
+		start = false
+	}
+	return privNone
+}
+
+// stmtPrivilege classifies the statement whose first token is t; lx (a
+// copy, so the caller's position is kept) is positioned after t.
+func stmtPrivilege(lx lexer, t token, depth int) privilege {
+	if t.kind != tokWord {
+		return privNone
+	}
+	switch {
+	case lx.is(t, "SET"):
+		return setPrivilege(lx, depth)
+	case lx.is(t, "PREPARE"):
+		// PREPARE name FROM 'text'
+		if n := lx.next(); n.kind != tokWord && n.kind != tokQuoted {
+			return privNone // a syntax error the server reports
+		}
+		if !lx.is(lx.next(), "FROM") {
+			return privNone
+		}
+		return literalPrivilege(&lx, depth, false)
+	case lx.is(t, "EXECUTE"):
+		// EXECUTE IMMEDIATE 'text' [USING ...]; a plain EXECUTE runs a
+		// statement whose text was checked when it was prepared.
+		if !lx.is(lx.next(), "IMMEDIATE") {
+			return privNone
+		}
+		return literalPrivilege(&lx, depth, true)
+	case lx.is(t, "CREATE"):
+		save := lx
+		second := lx.next()
+		if lx.is(second, "OR") { // OR REPLACE
+			lx.next()
+			second = lx.next()
+		}
+		if lx.is(second, "AGGREGATE") || lx.is(second, "FUNCTION") {
+			// A loadable function (CREATE FUNCTION f RETURNS INTEGER
+			// SONAME 'lib.so') runs a shared library in the server.
+			for u := lx.next(); u.kind != tokEnd && !lx.isPunct(u, ';'); u = lx.next() {
+				if lx.is(u, "SONAME") {
+					return privSuper
+				}
+			}
+			return privNone
+		}
+		lx = save
+		if lx.is(second, "USER") || lx.is(second, "ROLE") {
+			return privCreateUser
+		}
+		if lx.is(second, "SERVER") {
+			return privSuper
+		}
+		return privNone
+	}
+	var second token
+	haveSecond := false
+	for _, a := range adminStatements {
+		if !lx.is(t, a.first) {
+			continue
+		}
+		if a.second == "" {
+			return a.priv
+		}
+		if !haveSecond {
+			second, haveSecond = lx.next(), true
+		}
+		if lx.is(second, a.second) {
+			return a.priv
+		}
+	}
+	return privNone
+}
+
+// setPrivilege classifies a SET statement; lx is positioned after SET.
+// SET PASSWORD, SET DEFAULT ROLE and any global or persistent assignment
+// (SET GLOBAL, SET PERSIST[_ONLY], @@global.x and @@persist.x targets,
+// anywhere in the list, and SET GLOBAL TRANSACTION) need a privilege.
+func setPrivilege(lx lexer, depth int) privilege {
+	t := lx.next()
+	switch {
+	case lx.is(t, "PASSWORD"):
+		return privCreateUser
+	case lx.is(t, "DEFAULT"):
+		save := lx
+		if lx.is(lx.next(), "ROLE") {
+			return privCreateUser
+		}
+		lx = save
+	case lx.is(t, "STATEMENT"):
+		// SET STATEMENT var=value[, ...] FOR statement: the assignments
+		// are session-scoped; the statement after FOR is what runs.
+		parens := 0
+		for u := lx.next(); u.kind != tokEnd && !lx.isPunct(u, ';'); u = lx.next() {
+			switch {
+			case lx.isPunct(u, '('):
+				parens++
+			case lx.isPunct(u, ')'):
+				parens--
+			case parens == 0 && lx.is(u, "FOR"):
+				return stmtPrivilege(lx, lx.next(), depth)
+			}
+		}
+		return privNone
+	}
+	parens := 0
+	target := true // t is where an assignment's scope or name may stand
+	for ; t.kind != tokEnd && !lx.isPunct(t, ';'); t = lx.next() {
+		if target {
+			if lx.is(t, "GLOBAL") || lx.is(t, "PERSIST") || lx.is(t, "PERSIST_ONLY") {
+				return privSuper
+			}
+			if t.kind == tokSysVar && globalSysVar(lx.text(t)[2:]) {
+				return privSuper
+			}
+			target = false
+		}
+		switch {
+		case lx.isPunct(t, '('):
+			parens++
+		case lx.isPunct(t, ')'):
+			parens--
+		case parens == 0 && lx.isPunct(t, ','):
+			target = true
+		}
+	}
+	return privNone
+}
+
+// globalSysVar reports whether a system variable reference (without its
+// @@) names the global or persisted value.
+func globalSysVar(name []byte) bool {
+	for _, scope := range [...]string{"global.", "persist.", "persist_only."} {
+		if len(name) > len(scope) && equalFoldLower(name[:len(scope)], scope) {
+			return true
+		}
+	}
+	return false
+}
+
+// literalPrivilege looks at the text PREPARE ... FROM or EXECUTE IMMEDIATE
+// runs: a lone string literal is scanned like a statement of its own; any
+// other expression (a variable, CONCAT(...), adjacent literals, an
+// introducer) hides its text from the proxy and needs privDynamicSQL.
+func literalPrivilege(lx *lexer, depth int, using bool) privilege {
+	lit := lx.next()
+	if lit.kind != tokString {
+		return privDynamicSQL
+	}
+	inner, ok := lx.unquote(lit)
+	if !ok {
+		return privDynamicSQL
+	}
+	end := lx.next()
+	if !(end.kind == tokEnd || lx.isPunct(end, ';') || (using && lx.is(end, "USING"))) {
+		return privDynamicSQL
+	}
+	return privilegeOf(unescapeString(inner, lx.src[lit.start], lx.noBackslash), lx.noBackslash, depth+1)
+}
+
+// unescapeString undoes a string literal's escapes (doubled quotes and,
+// unless NO_BACKSLASH_ESCAPES, backslash sequences) so that its text can be
+// scanned as the server will parse it. It returns inner itself, allocating
+// nothing, when there is nothing to undo.
+func unescapeString(inner []byte, quote byte, noBackslash bool) []byte {
+	plain := true
+	for _, c := range inner {
+		if c == quote || (c == '\\' && !noBackslash) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return inner
+	}
+	out := make([]byte, 0, len(inner))
+	for i := 0; i < len(inner); i++ {
+		c := inner[i]
+		switch {
+		case c == '\\' && !noBackslash && i+1 < len(inner):
+			i++
+			switch e := inner[i]; e {
+			case 'n':
+				c = '\n'
+			case 't':
+				c = '\t'
+			case 'r':
+				c = '\r'
+			case 'b':
+				c = '\b'
+			case '0':
+				c = 0
+			case 'Z':
+				c = 26
+			case '%', '_':
+				out = append(out, '\\')
+				c = e
+			default:
+				c = e
+			}
+		case c == quote && i+1 < len(inner) && inner[i+1] == quote:
+			i++
+		}
+		out = append(out, c)
+	}
+	return out
 }

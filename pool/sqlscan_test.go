@@ -237,6 +237,10 @@ func FuzzScanQuery(f *testing.F) {
 		"SELECT 1", "SET @x := 'a''b'; USE `x`", "/*!40101 SET NAMES utf8 */", "KILL QUERY 5",
 		"select connection_id() as `a`", "SELECT 'x\\", "-- \n#\n/* */", "LOAD DATA LOCAL INFILE",
 		"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "SET NAMES 'a' COLLATE 'b', @@x = -1",
+		`PREPARE s FROM 'SET PASSWORD = \'x\''`, "EXECUTE IMMEDIATE 'GRANT ALL ON *.* TO x' USING @a",
+		"SET a = 1, @@global.b = (SELECT 1, 2)", "SET STATEMENT x=1 FOR FLUSH TABLES",
+		"CREATE OR REPLACE FUNCTION f RETURNS INT SONAME 'x'", "SELECT 1; SET DEFAULT ROLE r",
+		"EXECUTE IMMEDIATE 'EXECUTE IMMEDIATE ''EXECUTE IMMEDIATE SHUTDOWN '' '",
 	} {
 		f.Add([]byte(s), false)
 	}
@@ -244,6 +248,10 @@ func FuzzScanQuery(f *testing.F) {
 		qi := scanQuery(sql, noBackslash)
 		if qi.kind == stmtUse && len(qi.arg) > len(sql) {
 			t.Fatal("argument longer than the query")
+		}
+		// What COM_STMT_PREPARE refuses, COM_QUERY refuses too.
+		if p := privilegeOf(sql, noBackslash, 0); p != privNone && qi.priv == privNone {
+			t.Fatalf("privilegeOf %d but scanQuery none", p)
 		}
 		var p setPlan
 		if parseSET(sql, noBackslash, &p) == setTracked {
@@ -306,5 +314,245 @@ func TestVarValues(t *testing.T) {
 	fresh.setVar(varTimeZone, "")
 	if fresh.vars != nil {
 		t.Error("setting a default allocated the values")
+	}
+}
+
+// TestStatementPrivilege checks which statements only an admin account may
+// run through the proxy, wherever they hide in a COM_QUERY's text.
+func TestStatementPrivilege(t *testing.T) {
+	cases := []struct {
+		sql  string
+		want privilege
+	}{
+		// Ordinary statements, including look-alikes.
+		{"SELECT 1", privNone},
+		{"SELECT 'GRANT ALL ON *.* TO x'", privNone},
+		{"SELECT * FROM t WHERE `grant` = 1", privNone},
+		{"SELECT @@global.wait_timeout", privNone},
+		{"INSERT INTO t (password) VALUES ('x')", privNone},
+		{"SET NAMES utf8mb4", privNone},
+		{"SET SESSION wait_timeout = 1", privNone},
+		{"SET @@session.sql_mode = '', @@local.autocommit = 1", privNone},
+		{"SET sql_mode = CONCAT(@@global.sql_mode, ',X')", privNone},
+		{"SET @a = (SELECT @@global.x, 1)", privNone},
+		{"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", privNone},
+		{"SET ROLE r", privNone},
+		{"SET STATEMENT max_statement_time=1 FOR SELECT 1", privNone},
+		{"START TRANSACTION", privNone},
+		{"start transaction read only", privNone},
+		{"CREATE TABLE user (a int)", privNone},
+		{"CREATE FUNCTION f() RETURNS INT RETURN 1", privNone},
+		{"CREATE OR REPLACE TABLE t (a int)", privNone},
+		{"DROP TABLE user", privNone},
+		{"ALTER TABLE t CHANGE a b int", privNone},
+		{"PREPARE s FROM 'SELECT 1'", privNone},
+		{"PREPARE s FROM 'SELECT ''GRANT'''", privNone},
+		{`PREPARE s FROM 'SELECT \'GRANT\''`, privNone},
+		{"EXECUTE s", privNone},
+		{"EXECUTE s USING @a", privNone},
+		{"EXECUTE IMMEDIATE 'SELECT ?' USING 1", privNone},
+		{"LOCK TABLES t READ", privNone},
+		{"/* GRANT */ SELECT 1 -- ; GRANT", privNone},
+		{"KILL 5", privNone}, // the proxy answers KILL itself
+
+		// Accounts and grants.
+		{"SET PASSWORD = PASSWORD('x')", privCreateUser},
+		{"set password for 'svc'@'%' = 'x'", privCreateUser},
+		{"SET password='x'", privCreateUser},
+		{"SET DEFAULT ROLE r FOR svc", privCreateUser},
+		{"CREATE USER x", privCreateUser},
+		{"CREATE OR REPLACE USER x", privCreateUser},
+		{"CREATE ROLE r", privCreateUser},
+		{"ALTER USER CURRENT_USER() IDENTIFIED BY 'x'", privCreateUser},
+		{"DROP USER IF EXISTS x", privCreateUser},
+		{"DROP ROLE r", privCreateUser},
+		{"RENAME USER a TO b", privCreateUser},
+		{"GRANT ALL ON *.* TO x", privGrantOption},
+		{"revoke all on *.* from x", privGrantOption},
+
+		// Server-wide statements.
+		{"SET GLOBAL max_connections = 1", privSuper},
+		{"SET @@global.max_connections = 1", privSuper},
+		{"SET @@GLOBAL.max_connections := 1", privSuper},
+		{"SET PERSIST max_connections = 1", privSuper},
+		{"SET PERSIST_ONLY max_connections = 1", privSuper},
+		{"SET @@persist.max_connections = 1", privSuper},
+		{"SET sql_mode = '', GLOBAL max_connections = 1", privSuper},
+		{"SET sql_mode = (SELECT 1), @@global.max_connections = 1", privSuper},
+		{"SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE", privSuper},
+		{"SET STATEMENT sql_mode='' FOR SET GLOBAL x = 1", privSuper},
+		{"/*!40101 SET GLOBAL x = 1 */", privSuper},
+		{"SHUTDOWN", privShutdown},
+		{"RESTART", privShutdown},
+		{"INSTALL PLUGIN x SONAME 'x.so'", privSuper},
+		{"INSTALL SONAME 'x'", privSuper},
+		{"UNINSTALL PLUGIN x", privSuper},
+		{"FLUSH TABLES", privReload},
+		{"FLUSH TABLES WITH READ LOCK", privReload},
+		{"flush privileges", privReload},
+		{"RESET MASTER", privReload},
+		{"RESET QUERY CACHE", privReload},
+		{"CHANGE MASTER TO MASTER_HOST='x'", privSuper},
+		{"START SLAVE", privSuper},
+		{"START REPLICA", privSuper},
+		{"START ALL SLAVES", privSuper},
+		{"STOP SLAVE", privSuper},
+		{"PURGE BINARY LOGS BEFORE NOW()", privSuper},
+		{"CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')", privSuper},
+		{"ALTER SERVER s OPTIONS (HOST 'y')", privSuper},
+		{"DROP SERVER s", privSuper},
+		{"BACKUP STAGE START", privReload},
+		{"BACKUP LOCK t", privReload},
+		{"CREATE FUNCTION f RETURNS INTEGER SONAME 'udf.so'", privSuper},
+		{"CREATE OR REPLACE AGGREGATE FUNCTION f RETURNS REAL SONAME 'udf.so'", privSuper},
+		{"BINLOG 'abc'", privSuper},
+
+		// Anywhere in a batch, in executable comments, in literals.
+		{"SELECT 1; GRANT ALL ON *.* TO x", privGrantOption},
+		{"SELECT 1;SET GLOBAL x=1", privSuper},
+		{"SELECT 'a;b'; /* c */ SHUTDOWN", privShutdown},
+		{"PREPARE s FROM 'SET PASSWORD = ''x'''", privCreateUser},
+		{`PREPARE s FROM "GRANT ALL ON *.* TO x"`, privGrantOption},
+		{"PREPARE s FROM 'SELECT 1; SET GLOBAL x = 1'", privSuper},
+		{`PREPARE s FROM 'SELECT \'a\'; FLUSH TABLES'`, privReload},
+		{"EXECUTE IMMEDIATE 'SET GLOBAL x = 1'", privSuper},
+		{"EXECUTE IMMEDIATE 'GRANT ALL ON *.* TO x' USING 1", privGrantOption},
+		{"SELECT 1; EXECUTE IMMEDIATE 'SHUTDOWN'", privShutdown},
+
+		// Dynamic SQL whose text the proxy cannot see.
+		{"PREPARE s FROM @q", privDynamicSQL},
+		{"PREPARE s FROM CONCAT('GRA', 'NT ALL ON *.* TO x')", privDynamicSQL},
+		{"PREPARE s FROM 'SELECT 1' 'x'", privDynamicSQL},
+		{"PREPARE s FROM _utf8'GRANT ALL ON *.* TO x'", privDynamicSQL},
+		{"PREPARE s FROM x'4752414e54'", privDynamicSQL},
+		{"EXECUTE IMMEDIATE @q", privDynamicSQL},
+		{"EXECUTE IMMEDIATE CONCAT('SHUT', 'DOWN')", privDynamicSQL},
+		{"EXECUTE IMMEDIATE 'EXECUTE IMMEDIATE @q'", privDynamicSQL},
+		{"PREPARE s FROM 'unterminated", privDynamicSQL},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			if got := scanQuery([]byte(c.sql), false).priv; got != c.want {
+				t.Errorf("scanQuery: privilege %d (%s), want %d (%s)", got, privilegeNames[got], c.want, privilegeNames[c.want])
+			}
+			if got := privilegeOf([]byte(c.sql), false, 0); got != c.want {
+				t.Errorf("privilegeOf: privilege %d, want %d", got, c.want)
+			}
+		})
+	}
+	// The same literal reads differently with and without
+	// NO_BACKSLASH_ESCAPES: without it \' is a quote and the literal is one
+	// SELECT; with it the backslash is plain and SHUTDOWN is a statement.
+	const lit = `EXECUTE IMMEDIATE 'SELECT ''\''; SHUTDOWN'`
+	if got := privilegeOf([]byte(lit), true, 0); got != privShutdown {
+		t.Errorf("no-backslash literal: privilege %d, want SHUTDOWN", got)
+	}
+	if got := scanQuery([]byte(lit), true).priv; got != privShutdown {
+		t.Errorf("no-backslash literal (scanQuery): privilege %d, want SHUTDOWN", got)
+	}
+}
+
+func TestUnescapeString(t *testing.T) {
+	cases := []struct {
+		in          string
+		quote       byte
+		noBackslash bool
+		want        string
+	}{
+		{"plain", '\'', false, "plain"},
+		{"it''s", '\'', false, "it's"},
+		{`a\'b`, '\'', false, "a'b"},
+		{`a\\b`, '\'', false, `a\b`},
+		{`a\nb\%`, '\'', false, "a\nb\\%"},
+		{`a\'b`, '\'', true, `a\'b`},
+		{`say ""hi""`, '"', false, `say "hi"`},
+		{`trailing\`, '\'', false, `trailing\`},
+	}
+	for _, c := range cases {
+		if got := string(unescapeString([]byte(c.in), c.quote, c.noBackslash)); got != c.want {
+			t.Errorf("unescapeString(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestTimeoutFloors checks that a client's SET and the replay never give a
+// backend a timeout below its floor, and that the session keeps the
+// client's value for its own reads.
+func TestTimeoutFloors(t *testing.T) {
+	cases := []struct{ sql, sent string }{
+		{"SET SESSION wait_timeout=1", "SET SESSION wait_timeout=3600"},
+		{"SET @@session.wait_timeout = -5, net_read_timeout=2 /* c */", "SET @@session.wait_timeout = 3600, net_read_timeout=30 /* c */"},
+		{"SET NAMES utf8, interactive_timeout = 0x10, net_write_timeout=59", "SET NAMES utf8, interactive_timeout = 3600, net_write_timeout=60"},
+		{"SET wait_timeout=7200, net_write_timeout=DEFAULT, sql_mode=''", ""},
+		{"SET wait_timeout=3600", ""},
+		{"/*!40101 SET wait_timeout=5 */", "/*!40101 SET wait_timeout=3600 */"},
+	}
+	for _, c := range cases {
+		var plan setPlan
+		if r := parseSET([]byte(c.sql), false, &plan); r != setTracked {
+			t.Fatalf("%q: parseSET %d", c.sql, r)
+		}
+		got, changed := flooredSET(nil, []byte(c.sql), &plan)
+		if changed != (c.sent != "") || (changed && string(got) != c.sent) {
+			t.Errorf("%q: sent %q (changed %v), want %q", c.sql, got, changed, c.sent)
+		}
+	}
+	var plan setPlan
+	parseSET([]byte("SET wait_timeout=1, net_read_timeout=40, sql_select_limit=1"), false, &plan)
+	var st sessionState
+	plan.apply(&st)
+	if st.varValue(varWaitTimeout) != "1" {
+		t.Fatalf("session value %q, want the client's 1", st.varValue(varWaitTimeout))
+	}
+	fl := flavorFor("10.11")
+	replay, _ := appendReplaySET(nil, &st, &sessionState{}, &fl)
+	want := "SET @@session.wait_timeout=3600, @@session.net_read_timeout=40, @@session.sql_select_limit=1"
+	if string(replay) != want {
+		t.Fatalf("replay %q, want %q", replay, want)
+	}
+	for v, want := range map[string]uint64{"1": 1, "0": 1, "-3": 1, "+7": 7, "99999999999": 31536000} {
+		if got, ok := sessionTimeout(v); !ok || got != want {
+			t.Errorf("sessionTimeout(%q) = %d %v, want %d", v, got, ok, want)
+		}
+	}
+	for _, v := range []string{"", "0x10", "'1'", "1.5"} {
+		if _, ok := sessionTimeout(v); ok {
+			t.Errorf("sessionTimeout(%q) ok", v)
+		}
+	}
+}
+
+func TestSelectSysVars(t *testing.T) {
+	cases := []struct {
+		sql   string
+		match bool
+		names []string
+	}{
+		{"SELECT @@wait_timeout", true, []string{"@@wait_timeout"}},
+		{"select @@session.wait_timeout, @@LOCAL.net_read_timeout;", true, []string{"@@session.wait_timeout", "@@LOCAL.net_read_timeout"}},
+		{"SELECT @@wait_timeout AS w, @@interactive_timeout `i`", true, []string{"w", "i"}},
+		{"SELECT @@global.wait_timeout", false, nil},
+		{"SELECT @@wait_timeout FROM dual", false, nil},
+		{"SELECT @@wait_timeout, @@autocommit", false, nil},
+		{"SELECT @@wait_timeout + 1", false, nil},
+		{"SELECT @@wait_timeout; SELECT 1", false, nil},
+	}
+	for _, c := range cases {
+		qi := scanQuery([]byte(c.sql), false)
+		if (qi.kind == stmtReadSysVars) != c.match {
+			t.Errorf("%q: kind %d, match %v", c.sql, qi.kind, c.match)
+			continue
+		}
+		if !c.match {
+			continue
+		}
+		lx := lexer{src: []byte(c.sql)}
+		lx.next()
+		for i, want := range c.names {
+			_, name, more, ok := readSysVarColumn(&lx)
+			if !ok || string(name) != want || more != (i < len(c.names)-1) {
+				t.Errorf("%q column %d: %q %v %v, want %q", c.sql, i, name, more, ok, want)
+			}
+		}
 	}
 }

@@ -292,7 +292,7 @@ func appendReplaySET(dst []byte, s, b *sessionState, fl *backendFlavor) ([]byte,
 			name = fl.txReadOnly
 		}
 		sep()
-		dst = appendAssign(dst, name, s.varValue(v))
+		dst = appendAssign(dst, name, flooredValue(v, s.varValue(v)))
 	}
 	if n == 0 {
 		return dst[:start], false
@@ -308,6 +308,91 @@ func appendAssign(dst []byte, name, value string) []byte {
 		return append(dst, "DEFAULT"...)
 	}
 	return append(dst, value...)
+}
+
+// Floors of the timeouts that could make the server drop a pooled
+// connection: a client may set any value for its session (and reads it back,
+// see session.answerSysVars), but a backend never gets less. An idle pooled
+// backend is pinged every Config.HealthInterval (2 s by default) and one a
+// session holds for its diagnostics may sit idle as long as that client
+// does, so wait_timeout and interactive_timeout get an hour; net_read_timeout
+// and net_write_timeout get the server's defaults (30 and 60 s), below which
+// a slow client or a LOAD DATA LOCAL transfer would break the backend.
+var varFloors = [numVars]struct {
+	min  uint64
+	text string
+}{
+	varWaitTimeout:        {3600, "3600"},
+	varInteractiveTimeout: {3600, "3600"},
+	varNetReadTimeout:     {30, "30"},
+	varNetWriteTimeout:    {60, "60"},
+}
+
+// belowFloor reports whether value (SQL text, "" for DEFAULT), set on
+// variable v, would give a backend less than v's floor. Decimal integers
+// are compared (a negative one is clamped by the server to its minimum, 1);
+// hexadecimal and bit literals count as below; strings, decimals with a
+// fraction and words are left alone, since the server rejects them for
+// these variables.
+func belowFloor(v varID, value string) bool {
+	floor := varFloors[v].min
+	if floor == 0 || value == "" {
+		return false
+	}
+	if value[0] == '-' {
+		return true
+	}
+	if value[0] == '+' {
+		value = value[1:]
+	}
+	if len(value) > 1 && value[0] == '0' && (value[1] == 'x' || value[1] == 'X' || value[1] == 'b' || value[1] == 'B') {
+		return true
+	}
+	if len(value) > 1 && value[1] == '\'' && (value[0]|0x20 == 'x' || value[0]|0x20 == 'b') {
+		return true
+	}
+	var n uint64
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !isDigit(c) {
+			return false
+		}
+		if i >= 18 {
+			return false // far above any floor
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n < floor
+}
+
+// flooredValue is the value a backend is given for v: value, or v's floor
+// when value is below it.
+func flooredValue(v varID, value string) string {
+	if belowFloor(v, value) {
+		return varFloors[v].text
+	}
+	return value
+}
+
+// flooredSET returns the client's SET statement with every value below its
+// variable's floor replaced by the floor, and whether anything was
+// replaced. The plan's assignments index sql; the rest of the text
+// (comments, SET NAMES, the order) is kept, so the server runs the same
+// statement apart from those values.
+func flooredSET(dst, sql []byte, plan *setPlan) ([]byte, bool) {
+	from := 0
+	changed := false
+	for i := 0; i < plan.n; i++ {
+		a := &plan.assigns[i]
+		if a.value == nil || varFloors[a.v].min == 0 || !belowFloor(a.v, string(a.value)) {
+			continue
+		}
+		dst = append(dst, sql[from:a.at]...)
+		dst = append(dst, varFloors[a.v].text...)
+		from = a.at + len(a.value)
+		changed = true
+	}
+	return append(dst, sql[from:]...), changed
 }
 
 // autocommitOff reports whether a tracked autocommit value turns it off.
@@ -330,6 +415,7 @@ const maxSetAssigns = 32
 type setAssign struct {
 	v     varID
 	value []byte // SQL text; nil for DEFAULT
+	at    int    // offset of value in the statement (assignments of parseSET)
 }
 
 // setPlan holds a parsed SET; its slices alias the query text and are
@@ -424,7 +510,7 @@ func parseSET(sql []byte, noBackslash bool, plan *setPlan) setResult {
 			if !known || plan.n == maxSetAssigns {
 				return setUnknown
 			}
-			plan.assigns[plan.n] = setAssign{v: v, value: val}
+			plan.assigns[plan.n] = setAssign{v: v, value: val, at: lx.pos - len(val)}
 			plan.n++
 		}
 	next:

@@ -112,6 +112,12 @@ func (s *session) lookupStmt(payload []byte) (*sessStmt, uint32) {
 
 // onPrepare answers from the loop's cache or prepares on a backend.
 func (s *session) onPrepare(raw, payload []byte) {
+	if !s.user.Admin {
+		if p := privilegeOf(payload[1:], s.noBackslash, 0); p != privNone {
+			s.refuse(p)
+			return
+		}
+	}
 	if len(s.stmts) >= maxSessionStmts {
 		s.local()
 		s.writeERR(mysqlwire.ErMaxPreparedStmtCount, "42000",

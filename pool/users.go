@@ -24,6 +24,13 @@ type User struct {
 	SHA2 []byte
 	// NoPassword is set for accounts with an empty password.
 	NoPassword bool
+	// Admin is set by the field `admin`: the account may run statements
+	// that act on the whole server or on the shared service account (SET
+	// PASSWORD, GRANT, SET GLOBAL, FLUSH, SHUTDOWN...) and KILL sessions
+	// of other accounts. Without it the proxy refuses them (see
+	// adminStatements), because every client shares the same backend
+	// connections and service account.
+	Admin bool
 
 	// stats are the account's counters, kept across reloads of the users
 	// file (set when the proxy adopts the Users).
@@ -78,9 +85,24 @@ func ParseUsers(r io.Reader) (Users, error) {
 		}
 		u := &User{Name: name}
 		sawNative := false
+		// A field given twice is an error, not "the last one wins": a
+		// stray "native=" after the hash would silently make the account
+		// passwordless.
+		seen := make(map[string]bool, len(fields))
 		for _, f := range fields[1:] {
-			key, val, ok := strings.Cut(f, "=")
-			if !ok {
+			key, val, hasValue := strings.Cut(f, "=")
+			if seen[key] {
+				return nil, fmt.Errorf("line %d: field %q given twice", lineNo, key)
+			}
+			seen[key] = true
+			if key == "admin" {
+				if hasValue {
+					return nil, fmt.Errorf("line %d: field admin takes no value (write \"admin\", not %q)", lineNo, f)
+				}
+				u.Admin = true
+				continue
+			}
+			if !hasValue {
 				return nil, fmt.Errorf("line %d: field %q is not key=value", lineNo, f)
 			}
 			switch key {
@@ -111,7 +133,7 @@ func ParseUsers(r io.Reader) (Users, error) {
 				}
 				u.SHA2 = b
 			default:
-				return nil, fmt.Errorf("line %d: unknown field %q", lineNo, key)
+				return nil, fmt.Errorf("line %d: unknown field %q (known: native, sha2, admin)", lineNo, key)
 			}
 		}
 		if !sawNative {

@@ -24,6 +24,18 @@ func TestParseUsers(t *testing.T) {
 	if err := mysqlwire.VerifyCachingSHA2(users["alice"].SHA2, nonce, mysqlwire.CachingSHA2Scramble([]byte("pw"), nonce)); err != nil {
 		t.Fatalf("sha2 hash does not verify: %v", err)
 	}
+	for _, u := range users {
+		if u.Admin {
+			t.Fatalf("%s is admin without the field", u.Name)
+		}
+	}
+	admins, err := ParseUsers(strings.NewReader(UserLine("ops", []byte("pw")) + ":admin\nroot2:admin:native=\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !admins["ops"].Admin || !admins["root2"].Admin || !admins["root2"].NoPassword || admins["ops"].Native == nil {
+		t.Fatalf("admin accounts %+v %+v", admins["ops"], admins["root2"])
+	}
 	if strings.Contains(UserLine("alice", []byte("pw")), "pw:") {
 		t.Fatal("the line contains the password")
 	}
@@ -37,6 +49,18 @@ func TestParseUsers(t *testing.T) {
 		"alice:native=" + strings.Repeat("a", 40) + ":other=1",
 		":native=",
 		UserLine("dup", nil) + "\n" + UserLine("dup", nil),
+		// A repeated field must not let the last one win: this line
+		// once made the account passwordless.
+		"dup:native=" + strings.Repeat("a", 40) + ":native=",
+		"dup:native=:native=" + strings.Repeat("a", 40),
+		"dup:native=" + strings.Repeat("a", 40) + ":sha2=:sha2=",
+		"dup:native=:admin:admin",
+		"alice:native=:admin=1",   // admin takes no value
+		"alice:native=:admin=",    // not even an empty one
+		"alice:native=:superuser", // unknown field without a value
+		"alice:native=:",          // empty field
+		"alice:native=::admin",
+		"alice:native=:Admin", // fields are case sensitive
 	}
 	for _, b := range bad {
 		if _, err := ParseUsers(strings.NewReader(b)); err == nil {

@@ -21,7 +21,7 @@ func passwd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage: scalestack passwd NAME < password
+		fmt.Fprintf(stderr, `Usage: scalestack passwd [--admin] NAME < password
 
 Reads a password (its first line) on standard input and prints the line to
 add to the mysqlproxy users file:
@@ -30,8 +30,13 @@ add to the mysqlproxy users file:
 
 Only these hashes are stored, never the password. An empty password gives
 'NAME:native=:sha2=' (an account without a password).
+
+--admin appends the field 'admin': the account may then run statements that
+act on the whole server or the shared service account (SET PASSWORD, GRANT,
+SET GLOBAL, FLUSH, SHUTDOWN...) and KILL other accounts' sessions.
 `)
 	}
+	admin := fs.Bool("admin", false, "append the field 'admin' (server-wide statements, KILL of any session)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +49,10 @@ Only these hashes are stored, never the password. An empty password gives
 		return fmt.Errorf("read password: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")
-	fmt.Fprintln(stdout, pool.UserLine(fs.Arg(0), []byte(line)))
+	out := pool.UserLine(fs.Arg(0), []byte(line))
+	if *admin {
+		out += ":admin"
+	}
+	fmt.Fprintln(stdout, out)
 	return nil
 }

@@ -15,12 +15,14 @@ func TestPasswd(t *testing.T) {
 		args    []string
 		stdin   string
 		wantErr bool
+		admin   bool
 	}{
-		{[]string{"alice"}, "s3cret\n", false},
-		{[]string{"bob"}, "", false},
-		{[]string{}, "x\n", true},
-		{[]string{"a:b"}, "x\n", true},
-		{[]string{"a", "b"}, "x\n", true},
+		{[]string{"alice"}, "s3cret\n", false, false},
+		{[]string{"bob"}, "", false, false},
+		{[]string{"--admin", "ops"}, "s3cret\n", false, true},
+		{[]string{}, "x\n", true, false},
+		{[]string{"a:b"}, "x\n", true, false},
+		{[]string{"a", "b"}, "x\n", true, false},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer
@@ -39,8 +41,8 @@ func TestPasswd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q does not parse: %v", line, err)
 		}
-		u := users[c.args[0]]
-		if u == nil || u.NoPassword != (c.stdin == "") {
+		u := users[c.args[len(c.args)-1]]
+		if u == nil || u.NoPassword != (c.stdin == "") || u.Admin != c.admin {
 			t.Fatalf("%q: %+v", line, u)
 		}
 	}

@@ -32,6 +32,10 @@ const (
 	// what one account does must not reach another.
 	otherUser     = "e2e_other"
 	otherPassword = "e2e-other-secret"
+	// adminUser has the users-file field admin: the proxy lets it run
+	// server-wide statements and KILL any session.
+	adminUser     = "e2e_admin"
+	adminPassword = "e2e-admin-secret"
 )
 
 // Schemas the tests create on the server; the service account gets every
@@ -148,6 +152,7 @@ func setUp() error {
 	for _, acct := range []struct{ name, password, fields string }{
 		{clientUser, clientPassword, ""},
 		{otherUser, otherPassword, ""},
+		{adminUser, adminPassword, ":admin"},
 	} {
 		passwd := exec.Command(binaryPath, "passwd", acct.name)
 		passwd.Stdin = strings.NewReader(acct.password + "\n")
