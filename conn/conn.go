@@ -111,6 +111,8 @@ type Conn struct {
 	notified     bool
 
 	counted      *Listener // decremented on close; nil for outbound and refused
+	budget       *InputBudget
+	charged      int64 // bytes of budget charged for c.in
 	trackToken   int
 	connectTimer reactor.Timer
 	network      string
@@ -326,6 +328,7 @@ func (c *Conn) teardown() {
 		c.in.Release()
 		c.in = nil
 	}
+	c.releaseBudget()
 	if c.out != nil {
 		c.out.Release()
 		c.out = nil
@@ -469,6 +472,7 @@ func (c *Conn) deliver(b []byte) {
 			c.in = buffer.Append(nil, b[n:])
 		}
 		c.checkInput()
+		c.chargeInput()
 		return
 	}
 	if len(b) > 0 {
@@ -476,6 +480,7 @@ func (c *Conn) deliver(b []byte) {
 	}
 	if c.in == nil || !c.readingWanted() {
 		c.checkInput()
+		c.chargeInput()
 		return
 	}
 	c.inRecv = true
@@ -487,6 +492,7 @@ func (c *Conn) deliver(b []byte) {
 	if n >= len(c.in.B) {
 		c.in.Release()
 		c.in = nil
+		c.chargeInput()
 		return
 	}
 	if n > 0 {
@@ -496,6 +502,7 @@ func (c *Conn) deliver(b []byte) {
 		c.in.B = c.in.B[:rest]
 	}
 	c.checkInput()
+	c.chargeInput()
 }
 
 func (c *Conn) checkInput() {
@@ -676,6 +683,7 @@ func (c *Conn) Detach() (int, error) {
 		c.in.Release()
 		c.in = nil
 	}
+	c.releaseBudget()
 	if c.counted != nil {
 		c.counted.open.n.Add(-1)
 		c.counted = nil
