@@ -156,4 +156,3 @@ func TestLoginPacketLimit(t *testing.T) {
 		t.Fatalf("login budget holds %d bytes with no client logging in", n)
 	}
 }
-
