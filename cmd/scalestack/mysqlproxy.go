@@ -45,6 +45,8 @@ No TLS towards clients.
 Errors the proxy sends itself:
   1040 08004  more than --max-clients clients
   1045 28000  unknown user or wrong password
+  1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
+              connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
   9003 HY000  the backend server cannot be reached (every connection is down
               and reconnecting fails); sent at once instead of waiting
