@@ -111,6 +111,8 @@ type Conn struct {
 	notified     bool
 
 	counted      *Listener // decremented on close; nil for outbound and refused
+	budget       *InputBudget
+	charged      int64 // bytes of budget charged for c.in
 	trackToken   int
 	connectTimer reactor.Timer
 	network      string
@@ -333,6 +335,7 @@ func (c *Conn) teardown() {
 		c.in.Release()
 		c.in = nil
 	}
+	c.releaseBudget()
 	if c.out != nil {
 		c.out.Release()
 		c.out = nil
@@ -476,6 +479,7 @@ func (c *Conn) deliver(b []byte) {
 			c.in = buffer.Append(nil, b[n:])
 		}
 		c.checkInput()
+		c.chargeInput()
 		return
 	}
 	if len(b) > 0 {
@@ -483,6 +487,7 @@ func (c *Conn) deliver(b []byte) {
 	}
 	if c.in == nil || !c.readingWanted() {
 		c.checkInput()
+		c.chargeInput()
 		return
 	}
 	c.inRecv = true
@@ -494,6 +499,7 @@ func (c *Conn) deliver(b []byte) {
 	if n >= len(c.in.B) {
 		c.in.Release()
 		c.in = nil
+		c.chargeInput()
 		return
 	}
 	if n > 0 {
@@ -503,6 +509,7 @@ func (c *Conn) deliver(b []byte) {
 		c.in.B = c.in.B[:rest]
 	}
 	c.checkInput()
+	c.chargeInput()
 }
 
 func (c *Conn) checkInput() {
@@ -683,6 +690,7 @@ func (c *Conn) Detach() (int, error) {
 		c.in.Release()
 		c.in = nil
 	}
+	c.releaseBudget()
 	if c.counted != nil {
 		c.counted.open.n.Add(-1)
 		c.counted = nil

@@ -70,9 +70,18 @@ func FuzzJoiner(f *testing.F) {
 	for _, b := range goldenFiles(f) {
 		f.Add(b, 1<<20)
 	}
+	f.Add([]byte{0xFF, 0xFF, 0x00, 1, 'x'}, 1<<10) // announces 64 KiB-1 under a 1 KiB limit
+	f.Add([]byte{0xFF, 0xFF, 0xFF, 0}, MaxPacketPayload-1)
 	f.Fuzz(func(t *testing.T, buf []byte, limit int) {
 		j := Joiner{MaxPayload: limit}
 		payload, _, size, ok, err := j.Next(buf)
+		if err == nil && !ok {
+			// Asking for more input is a promise that the caller will not
+			// buffer past the limit: the headers seen so far fit in it.
+			if announced := announcedPayload(buf); announced > effectiveLimit(limit) {
+				t.Fatalf("need-more with %d bytes announced over limit %d", announced, limit)
+			}
+		}
 		if err != nil || !ok {
 			return
 		}
@@ -80,6 +89,30 @@ func FuzzJoiner(f *testing.F) {
 			t.Fatalf("size %d payload %d buf %d", size, len(payload), len(buf))
 		}
 	})
+}
+
+// announcedPayload sums the payload lengths announced by the chain of
+// headers visible at the start of buf, the way a Joiner walks them.
+func announcedPayload(buf []byte) int {
+	total := 0
+	for off := 0; ; {
+		n, _, ok := PeekHeader(buf[off:])
+		if !ok {
+			return total
+		}
+		total += n
+		if n < MaxPacketPayload || len(buf) < off+HeaderSize+n {
+			return total
+		}
+		off += HeaderSize + n
+	}
+}
+
+func effectiveLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultMaxPayload
+	}
+	return limit
 }
 
 func FuzzLenEnc(f *testing.F) {

@@ -164,25 +164,33 @@ type Joiner struct {
 // the chunks are copied into the Joiner's buffer. size is the number of bytes
 // of in that were consumed; ok == false with a nil error means more input is
 // needed. lastSeq is the sequence id of the final packet. Sequence ids of the
-// chunks must be consecutive.
+// chunks must be consecutive. A payload over MaxPayload is an error as soon
+// as the header that takes it over is visible, so a caller that buffers
+// until Next succeeds never holds more than MaxPayload plus the headers.
 func (j *Joiner) Next(in []byte) (payload []byte, lastSeq uint8, size int, ok bool, err error) {
 	limit := j.MaxPayload
 	if limit <= 0 {
 		limit = DefaultMaxPayload
 	}
-	first, ok, err := ReadPacket(in, 0)
-	if !ok || err != nil {
-		return nil, 0, 0, false, err
+	n, _, ok := PeekHeader(in)
+	if !ok {
+		return nil, 0, 0, false, nil
 	}
-	if len(first.Payload) < MaxPacketPayload {
-		if len(first.Payload) > limit {
+	if n < MaxPacketPayload {
+		// Checked before the payload arrives: a header announcing
+		// 16 MiB must not make the caller buffer 16 MiB first.
+		if n > limit {
 			return nil, 0, 0, false, ErrPacketTooLarge
+		}
+		first, ok, _ := ReadPacket(in, 0)
+		if !ok {
+			return nil, 0, 0, false, nil
 		}
 		return first.Payload, first.Seq, first.Size, true, nil
 	}
 	// Walk the headers first so nothing is copied until the whole logical
 	// payload is present and known to be within the limit.
-	total, off, seq := 0, 0, first.Seq
+	total, off, seq := 0, 0, uint8(0)
 	for {
 		n, s, ok := PeekHeader(in[off:])
 		if !ok {

@@ -138,6 +138,49 @@ func TestJoinerNeedsMoreAndLimits(t *testing.T) {
 	}
 }
 
+// TestJoinerLimitFromHeader checks that a payload over the limit is refused
+// as soon as the header announcing it is visible, whatever part of the data
+// has arrived: a caller buffers until Next succeeds, so waiting for the data
+// would let a peer make it hold the whole announced size.
+func TestJoinerLimitFromHeader(t *testing.T) {
+	const limit = 64 << 10
+	tests := []struct {
+		name     string
+		announce int // payload length in the first header
+		sent     int // payload bytes present after it
+		wantErr  error
+	}{
+		{"at the limit, complete", limit, limit, nil},
+		{"at the limit, partial", limit, 100, nil},
+		{"one over, header only", limit + 1, 0, ErrPacketTooLarge},
+		{"one over, 60 KiB sent", limit + 1, 60 << 10, ErrPacketTooLarge},
+		{"16 MiB-2 announced, 60 KiB sent", MaxPacketPayload - 1, 60 << 10, ErrPacketTooLarge},
+		{"split payload, 60 KiB of the first chunk", MaxPacketPayload, 60 << 10, ErrPacketTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := make([]byte, HeaderSize+tt.sent)
+			PutHeader(in, tt.announce, 1)
+			j := Joiner{MaxPayload: limit}
+			payload, seq, size, ok, err := j.Next(in)
+			switch {
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) || ok {
+					t.Fatalf("ok=%v err=%v, want %v", ok, err, tt.wantErr)
+				}
+			case tt.sent < tt.announce:
+				if ok || err != nil {
+					t.Fatalf("ok=%v err=%v, want need-more", ok, err)
+				}
+			default:
+				if !ok || err != nil || len(payload) != tt.announce || size != len(in) || seq != 1 {
+					t.Fatalf("ok=%v err=%v len=%d size=%d seq=%d", ok, err, len(payload), size, seq)
+				}
+			}
+		})
+	}
+}
+
 func TestLenEncInt(t *testing.T) {
 	values := []uint64{0, 1, 250, 251, 252, 0xFFFF, 0x10000, 0xFFFFFF, 0x1000000, 1<<64 - 1}
 	for _, v := range values {

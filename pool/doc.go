@@ -145,6 +145,11 @@
 //     its next command, sequence id 1) before it is closed, to a command
 //     still waiting for a backend, and as the first packet to a client
 //     accepted after the deadline.
+//   - 1153 (08S01) "Got a packet bigger than 'max_allowed_packet' bytes":
+//     a packet over 64 MiB, or, before login, a handshake response or auth
+//     switch answer over 64 KiB (also the auth answer of COM_CHANGE_USER);
+//     sent as soon as the header announcing it arrives, with the sequence
+//     id after the header's (as MariaDB does), and the connection closed.
 //   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
 //     1094 as a server would send them.
 //
@@ -190,6 +195,20 @@
 // Proxy.Ready fails from the moment Drain is called.
 // The work is done by the loops, each asked through its control inbox;
 // a coordinator goroutine only reads their gauges.
+//
+// Clients that have not logged in are strangers: each may have at most one
+// incomplete login packet of up to 64 KiB buffered, and all of them
+// together at most Config.LoginInputBudget (16 MiB by default; the buffers
+// are counted by the memory they occupy). A client whose buffer would take
+// the total over it is disconnected without a packet, so a storm of
+// sockets that send part of a handshake and stall cannot make the proxy
+// hold more than that, while real clients, whose handshake is consumed as
+// it arrives, are not affected. Once such a storm has gone (the budget was
+// at least a quarter full and is back under a sixteenth), a goroutine
+// outside the loops runs a garbage collection and debug.FreeOSMemory, at
+// most every 5 s: the buffers wait in the buffer pools for two collections,
+// and an idle Go program neither collects nor returns memory to the
+// operating system for minutes.
 //
 // SetUsers, SetMaxClients and SetQueueTimeout change those settings while
 // the proxy runs (atomics read by the loops): new logins, new clients and

@@ -42,6 +42,12 @@ type Config struct {
 	MySQL55 bool
 	// LoginTimeout bounds how long a client may take to log in (0: 10 s).
 	LoginTimeout time.Duration
+	// LoginInputBudget bounds, in bytes, the input that clients which have
+	// not logged in yet may leave buffered in the proxy, all together
+	// (0: DefaultLoginInputBudget). Each such client may hold at most one
+	// incomplete login packet of up to 64 KiB; a client whose buffer would
+	// take the total over this budget is disconnected.
+	LoginInputBudget int64
 	// ConnectTimeout bounds a backend connect plus handshake (0: 5 s).
 	ConnectTimeout time.Duration
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
@@ -78,6 +84,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 10 * time.Second
+	}
+	if cfg.LoginInputBudget <= 0 {
+		cfg.LoginInputBudget = DefaultLoginInputBudget
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 5 * time.Second
@@ -155,6 +164,10 @@ type Proxy struct {
 	backendCaps  mysqlwire.Capabilities
 	collation    uint8  // what backends are opened with
 	defaultNames string // the SET NAMES fragment equal to collation
+	// loginInput is shared by the connections of every loop whose client
+	// has not logged in yet (see Config.LoginInputBudget).
+	loginInput *conn.InputBudget
+	memReturn  memoryReturn
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -163,7 +176,8 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{})}
+	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{}),
+		loginInput: conn.NewInputBudget(c.LoginInputBudget)}
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps

@@ -27,6 +27,14 @@ const (
 // connection's input limit).
 const maxClientPayload = 64 << 20
 
+// maxLoginPayload bounds a packet of a client that has not logged in (the
+// handshake response, an auth switch answer) and the answer to
+// COM_CHANGE_USER's auth switch: no real one comes near it, and a larger one
+// is refused from its header with ERR 1153, as MariaDB refuses a handshake
+// packet over max_allowed_packet. The connection's input is bounded to one
+// such packet and its header until login.
+const maxLoginPayload = 64 << 10
+
 var (
 	errKilled       = errors.New("pool: session killed")
 	errLoginTimeout = errors.New("pool: client login timed out")
@@ -114,7 +122,6 @@ func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
 		return p.refuse(c)
 	}
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
-	s.joiner.MaxPayload = maxClientPayload
 	s.timer.Func = sessionTimerFired
 	s.timer.Arg = s
 	return s
@@ -125,6 +132,11 @@ func (s *session) OnOpen(c *conn.Conn) {
 	s.sh.sessions[s.id] = s
 	s.sh.stats.ClientsAccepted.Add(1)
 	s.sh.stats.ClientsConnected.Add(1)
+	// Until it logs in, the client is a stranger: one login packet at a
+	// time, and its buffer counts against the budget shared by all of
+	// them, so that many strangers cannot hold much memory either.
+	s.limitInput(true)
+	c.SetInputBudget(s.p.loginInput)
 	nonce, err := mysqlwire.NewScramble()
 	if err != nil {
 		c.Abort(err)
@@ -153,6 +165,10 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	}
 	if err != nil && s.phase < sReady {
 		s.p.logf("client %s: closed during login: %v", c.RemoteAddr(), err)
+	}
+	if s.phase == sHandshake || s.phase == sAuthSwitch {
+		// The connection gave its budget back when it closed.
+		s.p.loginInputReleased()
 	}
 	s.phase = sClosed
 	s.sh.dequeue(s)
@@ -237,7 +253,9 @@ func (s *session) onData(c *conn.Conn, data []byte) int {
 		}
 		payload, lastSeq, size, ok, err := s.joiner.Next(data[off:])
 		if err != nil {
-			s.respSeq = 1
+			// The header is visible: answer with the sequence id after
+			// it, as the server does (2 for a handshake response).
+			s.respSeq = data[off+3] + 1
 			if errors.Is(err, mysqlwire.ErrPacketTooLarge) {
 				s.writeERR(mysqlwire.ErNetPacketTooLarge, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
 			} else {
@@ -395,10 +413,26 @@ func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
 
 func (s *session) loginOK(seq uint8) {
 	s.sh.loop.Cancel(&s.timer)
+	s.limitInput(false)
+	s.c.SetInputBudget(nil)
+	s.p.loginInputReleased()
 	s.phase = sReady
 	s.respSeq = seq
 	s.setAccount(s.user)
 	s.writeOK(0, 0)
+}
+
+// limitInput bounds the client's packets and buffered input to one login
+// packet (maxLoginPayload) while it authenticates, and to maxClientPayload
+// (the connection's default bound) otherwise.
+func (s *session) limitInput(login bool) {
+	if login {
+		s.joiner.MaxPayload = maxLoginPayload
+		s.c.SetMaxInput(maxLoginPayload + mysqlwire.HeaderSize)
+		return
+	}
+	s.joiner.MaxPayload = maxClientPayload
+	s.c.SetMaxInput(0)
 }
 
 // ---- commands ----
@@ -1347,10 +1381,12 @@ func (s *session) onChangeUser(payload []byte) {
 	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.phase = sChangeUser
+	s.limitInput(true)
 }
 
 func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 	s.phase = sReady
+	s.limitInput(false)
 	s.respSeq = seq + 1
 	if !s.verifyNative(payload) {
 		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)

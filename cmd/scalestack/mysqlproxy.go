@@ -25,6 +25,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
+	loginInputMiB := fs.Int("login-input-mib", pool.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -44,6 +45,8 @@ No TLS towards clients.
 Errors the proxy sends itself:
   1040 08004  more than --max-clients clients
   1045 28000  unknown user or wrong password
+  1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
+              connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
   9003 HY000  the backend server cannot be reached (every connection is down
               and reconnecting fails); sent at once instead of waiting
@@ -71,6 +74,9 @@ Flags:
 	return fs, ef, func() (module, error) {
 		if *backend == "" || *backendUser == "" || *usersFile == "" {
 			return module{}, fmt.Errorf("--backend, --backend-user and --users are required")
+		}
+		if *loginInputMiB <= 0 {
+			return module{}, fmt.Errorf("--login-input-mib: want a positive number of MiB, got %d", *loginInputMiB)
 		}
 		var password []byte
 		if *backendPasswordFile != "" {
@@ -107,6 +113,7 @@ Flags:
 			QueueTimeout:       *queueTimeout,
 			MaxStmtsPerBackend: *maxStmts,
 			HealthInterval:     *healthInterval,
+			LoginInputBudget:   int64(*loginInputMiB) << 20,
 			MySQL55:            *mysql55,
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
