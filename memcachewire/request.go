@@ -515,14 +515,28 @@ func ParseRequest(in []byte, lim *Limits, r *Request) Status {
 		}
 		return OK
 	case CmdVersion, CmdQuit:
-		return OK
+		return OK // memcached ignores arguments to both
 	case CmdStats:
+		if nargs > 0 && string(arg(nargs-1)) == "noreply" {
+			return ErrUnknown
+		}
 		return OK
 	case CmdVerbosity:
 		if nargs < 1 || nargs > 2 {
 			return ErrUnknown
 		}
-		noreplyLast(1)
+		if string(arg(nargs-1)) == "noreply" {
+			r.Noreply = true
+			r.ReplyCut = e
+			if nargs == 2 {
+				r.ReplyCut = args[0][1]
+			}
+		}
+		if nargs == 2 || !r.Noreply {
+			if _, ok := parseUint(arg(0), 32); !ok {
+				return ErrBadFormat
+			}
+		}
 		return OK
 	case CmdFlushAll:
 		if nargs > 2 {

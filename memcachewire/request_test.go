@@ -103,6 +103,13 @@ func TestParseRequest(t *testing.T) {
 		{in: "verbosity 1\r\n", cmd: CmdVerbosity},
 		{in: "verbosity 1 noreply\r\n", cmd: CmdVerbosity, noreply: true, cut: "verbosity 1"},
 		{in: "verbosity\r\n", status: ErrUnknown, cmd: CmdVerbosity},
+		// As memcached 1.6.18 answers them:
+		{in: "verbosity noreply\r\n", cmd: CmdVerbosity, noreply: true, cut: "verbosity"},
+		{in: "verbosity foo\r\n", status: ErrBadFormat, cmd: CmdVerbosity},
+		{in: "verbosity foo bar my\r\n", status: ErrUnknown, cmd: CmdVerbosity},
+		{in: "version foo bar\r\n", cmd: CmdVersion},
+		{in: "quit noreply\r\n", cmd: CmdQuit},
+		{in: "stats noreply\r\n", status: ErrUnknown, cmd: CmdStats},
 		{in: "flush_all\r\n", cmd: CmdFlushAll},
 		{in: "flush_all 10\r\n", cmd: CmdFlushAll},
 		{in: "flush_all noreply\r\n", cmd: CmdFlushAll, noreply: true, cut: "flush_all"},

@@ -524,7 +524,6 @@ func (cl *mcClient) retrieval(req *memcachewire.Request, raw []byte) bool {
 			n++
 		}
 		c.Write(crlf)
-		r.parts++
 		be.push(r, i)
 	}
 	cl.queue = append(cl.queue, r)
@@ -554,7 +553,6 @@ func (cl *mcClient) broadcast(req *memcachewire.Request) bool {
 		}
 		be.c.Write(req.Line[:req.ReplyCut])
 		be.c.Write(crlf)
-		r.parts++
 		be.push(r, 0)
 	}
 	cl.queue = append(cl.queue, r)
@@ -758,7 +756,9 @@ func (be *mcBackend) dial() bool {
 
 func (be *mcBackend) pendingCount() int { return len(be.fifo) - be.head }
 
+// push records that r (its part) awaits this connection's next answer.
 func (be *mcBackend) push(r *mcRequest, part int) {
+	r.parts++
 	be.fifo = append(be.fifo, mcPending{req: r, part: part})
 	be.srv.st.requests.Add(1)
 	be.srv.st.pending.Add(1)
@@ -875,8 +875,13 @@ func (be *mcBackend) OnClose(c *conn.Conn, err error) {
 
 func (p *mcProxy) statsReply(req *memcachewire.Request) []byte {
 	if _, e := nextField(req.Line, 0); e != len(req.Line) {
-		// "stats <group>": the proxy keeps no per-group statistics.
-		return mcEND
+		// "stats <group>": the proxy keeps no per-group statistics; a
+		// group memcached knows answers an empty list, others ERROR.
+		switch string(bytes.TrimSpace(req.Line[e:])) {
+		case "settings", "items", "slabs", "sizes", "conns", "detail dump", "extstore":
+			return mcEND
+		}
+		return memcachewire.ErrUnknown.Reply()
 	}
 	now := time.Now()
 	b := make([]byte, 0, 256)
@@ -896,7 +901,8 @@ func (p *mcProxy) statsReply(req *memcachewire.Request) []byte {
 	return append(b, mcEND...)
 }
 
-// nextField skips the first space-separated field of line from i.
+// nextField returns where the space-separated field at i starts and where
+// the next one does.
 func nextField(line []byte, i int) (int, int) {
 	for i < len(line) && line[i] == ' ' {
 		i++
