@@ -7,7 +7,7 @@
 # collide), never on 3306, and it never touches the system's MariaDB service or /etc/mysql.
 #
 # Usage (run `scripts/mariadb.sh --help` for every option):
-#   scripts/mariadb.sh deps [--sysbench] [--bench] [--toolchain]   install missing OS packages
+#   scripts/mariadb.sh deps [--sysbench] [--bench] [--toolchain] [--memcached]   install missing OS packages
 #   scripts/mariadb.sh start [--dir DIR] [--port PORT] [--max-connections N] [--tuned-for-bench] [--reuse]
 #   source "$(scripts/mariadb.sh env --path)"                       or: eval "$(scripts/mariadb.sh env)"
 #   scripts/mariadb.sh status [--dir DIR]
@@ -45,10 +45,12 @@ usage() {
 scripts/mariadb.sh: throwaway MariaDB servers for Scale Stack's tests and benchmarks.
 
 Subcommands:
-  deps [--sysbench] [--bench] [--toolchain]
+  deps [--sysbench] [--bench] [--toolchain] [--memcached]
       Install what is missing with apt-get (Debian): mariadb-server and mariadb-client always;
       --sysbench adds sysbench; --bench adds sysbench and haproxy; --toolchain adds gcc and
-      libc6-dev (needed by `go test -race`). Needs root (or password-less sudo).
+      libc6-dev (needed by `go test -race`); --memcached adds memcached, nutcracker (twemproxy)
+      and libmemcached-tools (memccapable, memcaslap) for the memcache proxy's tests (their
+      services stay stopped; tests start their own servers). Needs root (or password-less sudo).
 
   start [--dir DIR] [--port PORT] [--max-connections N] [--tuned-for-bench] [--reuse]
       Start a private server in DIR (default: $SCALESTACK_MYSQL_DIR or <repo>/.tmp/mariadb), installing
@@ -101,12 +103,13 @@ apt_install() {
 }
 
 cmd_deps() {
-	local want_sysbench=0 want_haproxy=0 want_toolchain=0
+	local want_sysbench=0 want_haproxy=0 want_toolchain=0 want_memcached=0
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--sysbench) want_sysbench=1 ;;
 		--bench) want_sysbench=1 want_haproxy=1 ;;
 		--toolchain) want_toolchain=1 ;;
+		--memcached) want_memcached=1 ;;
 		-h | --help) usage; return 0 ;;
 		*) die "deps: unknown option $1" ;;
 		esac
@@ -123,6 +126,11 @@ cmd_deps() {
 	if [[ ${want_toolchain} -eq 1 ]]; then
 		have gcc || missing+=(gcc)
 		[[ -e /usr/include/stdlib.h ]] || missing+=(libc6-dev)
+	fi
+	if [[ ${want_memcached} -eq 1 ]]; then
+		have memcached || missing+=(memcached)
+		have nutcracker || [[ -x /usr/sbin/nutcracker ]] || missing+=(nutcracker)
+		have memccapable || missing+=(libmemcached-tools)
 	fi
 	if [[ ${#missing[@]} -eq 0 ]]; then
 		log "dependencies present"

@@ -25,6 +25,7 @@ func commands() []command {
 	return []command{
 		{name: "echo", summary: "echo every byte back to its sender", flags: echoFlags},
 		{name: "tcpproxy", summary: "forward each connection 1:1 to a backend (like HAProxy in TCP mode)", flags: tcpProxyFlags},
+		{name: "memcache", summary: "memcached proxy: keys spread over servers as twemproxy's ketama does, requests pipelined", flags: memcacheFlags},
 		{name: "mysqlproxy", summary: "multiplex MySQL clients onto a fixed pool of backend connections", flags: mysqlProxyFlags},
 		{name: "passwd", summary: "print a mysqlproxy users-file line for a password read on stdin", run: runPasswd},
 		{name: "check-config", summary: "validate a configuration file and explain its mistakes with their lines", run: runCheckConfig},
