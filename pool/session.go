@@ -93,12 +93,10 @@ type session struct {
 	cmdStart           time.Time
 	waitPrev, waitNext *session
 	timer              reactor.Timer
-	// writeTimer runs while the client's output is over the high-water
-	// mark; writeMark is conn.Delivered at its last check and writeQuiet counts
-	// the checks in a row that found no progress (clientWriteStalled).
-	writeTimer reactor.Timer
-	writeMark  uint64
-	writeQuiet uint8
+	// write watches for the client write timeout; allocated the first
+	// time the client's output goes over the high-water mark, since most
+	// sessions never do and an idle session must stay small.
+	write *writeWatch
 
 	lastInsertID uint64
 	stmts        map[uint32]*sessStmt
@@ -121,8 +119,6 @@ func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
 	s.joiner.MaxPayload = maxClientPayload
 	s.timer.Func = sessionTimerFired
 	s.timer.Arg = s
-	s.writeTimer.Func = clientWriteStalled
-	s.writeTimer.Arg = s
 	return s
 }
 
@@ -163,7 +159,9 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	s.phase = sClosed
 	s.sh.dequeue(s)
 	s.sh.loop.Cancel(&s.timer)
-	s.sh.loop.Cancel(&s.writeTimer)
+	if s.write != nil {
+		s.sh.loop.Cancel(&s.write.timer)
+	}
 	if s.sh.sessions[s.id] == s {
 		delete(s.sh.sessions, s.id)
 	}
@@ -200,14 +198,23 @@ func (s *session) OnHighWater(c *conn.Conn) {
 	if s.b != nil && s.b.step == stepMain {
 		s.b.pauseForClient()
 	}
-	s.writeMark = c.Delivered()
-	s.writeQuiet = 0
-	s.sh.schedule(&s.writeTimer, s.writeCheckInterval())
+	w := s.write
+	if w == nil {
+		w = &writeWatch{}
+		w.timer.Func = clientWriteStalled
+		w.timer.Arg = s
+		s.write = w
+	}
+	w.mark = c.Delivered()
+	w.quiet = 0
+	s.sh.schedule(&w.timer, s.writeCheckInterval())
 }
 
 // OnLowWater resumes it.
 func (s *session) OnLowWater(*conn.Conn) {
-	s.sh.loop.Cancel(&s.writeTimer)
+	if s.write != nil {
+		s.sh.loop.Cancel(&s.write.timer)
+	}
 	if s.b != nil {
 		s.b.resumeIfPaused()
 	}
@@ -221,6 +228,15 @@ func (s *session) OnLowWater(*conn.Conn) {
 // client holds its backend. With checks every 1/8 of the period a client
 // is cut off between 1 and 1 1/8 periods after the last byte it took.
 const writeChecks = 8
+
+// writeWatch is a session's client write timeout state: the timer that
+// checks it, conn.Delivered at the last check, and how many checks in a
+// row found no progress.
+type writeWatch struct {
+	timer reactor.Timer
+	mark  uint64
+	quiet uint8
+}
 
 func (s *session) writeCheckInterval() time.Duration {
 	return max(time.Duration(s.p.clientWriteTimeout.Load())/writeChecks, reactor.TimerTick)
@@ -238,15 +254,16 @@ func clientWriteStalled(arg any) {
 	if s.phase == sClosed || s.c.Closed() || !s.c.OverHighWater() {
 		return
 	}
-	if taken := s.c.Delivered(); taken != s.writeMark {
-		s.writeMark = taken
-		s.writeQuiet = 0
-	} else if s.writeQuiet++; s.writeQuiet >= writeChecks {
+	w := s.write
+	if taken := s.c.Delivered(); taken != w.mark {
+		w.mark = taken
+		w.quiet = 0
+	} else if w.quiet++; w.quiet >= writeChecks {
 		s.sh.stats.ClientWriteTimeouts.Add(1)
 		s.c.Reset(errClientWriteTimeout)
 		return
 	}
-	s.sh.schedule(&s.writeTimer, s.writeCheckInterval())
+	s.sh.schedule(&w.timer, s.writeCheckInterval())
 }
 
 func sessionTimerFired(arg any) {
