@@ -95,6 +95,9 @@ type Conn struct {
 	out     *buffer.Buf // output written since the last send started
 	sending *buffer.Buf // output handed to the driver
 	sentOff int
+	// sentTotal counts the output bytes the kernel has accepted, so an
+	// owner can tell a peer that drains slowly from one that never reads.
+	sentTotal uint64
 
 	state        connState
 	deferred     bool // queued for Flush at the end of the iteration
@@ -142,6 +145,32 @@ func (c *Conn) Buffered() int {
 	}
 	return n
 }
+
+// Sent returns the output bytes the kernel has accepted since the
+// connection opened.
+func (c *Conn) Sent() uint64 { return c.sentTotal }
+
+// Delivered returns the output bytes the peer has taken: Sent less what
+// the kernel still holds for it (SIOCOUTQ: unsent or unacknowledged on
+// TCP, unread on a Unix socket). Unlike Sent it moves as soon as a slow
+// peer reads a little, not only once the kernel's send buffer has room
+// for more (a third of it, which can be a megabyte). It costs a system
+// call: for occasional checks, not per write.
+func (c *Conn) Delivered() uint64 {
+	if c.state == stateClosed {
+		return c.sentTotal
+	}
+	queued, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil || queued < 0 || uint64(queued) > c.sentTotal {
+		return c.sentTotal
+	}
+	return c.sentTotal - uint64(queued)
+}
+
+// OverHighWater reports whether queued output went over the high-water mark
+// and has not yet drained to the low-water mark (between OnHighWater and
+// OnLowWater).
+func (c *Conn) OverHighWater() bool { return c.overHigh }
 
 // Closed reports whether Close or Abort was called or the connection ended.
 func (c *Conn) Closed() bool { return c.state >= stateClosing }
@@ -304,6 +333,18 @@ func (c *Conn) Abort(err error) {
 	c.fail(err)
 }
 
+// Reset is Abort for a peer that stopped reading: the socket is closed
+// with SO_LINGER 0, so what the kernel still holds for the peer (up to the
+// send buffer, megabytes) is dropped and the peer gets a reset now, instead
+// of the kernel keeping an orphaned socket to push the rest at the peer's
+// pace.
+func (c *Conn) Reset(err error) {
+	if c.state != stateClosed {
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	c.Abort(err)
+}
+
 // ForceClose implements reactor.Tracked: the engine is stopping.
 func (c *Conn) ForceClose() { c.fail(ErrAborted) }
 
@@ -437,6 +478,7 @@ func (c *Conn) send() {
 // finished.
 func (c *Conn) advance(n int) bool {
 	c.sentOff += n
+	c.sentTotal += uint64(n)
 	done := c.sentOff >= len(c.sending.B)
 	if done {
 		c.sending.Release()

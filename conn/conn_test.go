@@ -688,3 +688,43 @@ func TestRedeliverPresentsUnconsumedInput(t *testing.T) {
 		}
 	})
 }
+
+// TestPausedConnectionHearsAReset: a connection whose reading is paused
+// (a proxy pauses a server connection behind a client that stopped reading)
+// must still learn at once that the peer reset it, with input left unread,
+// rather than when it resumes, which may be never.
+//
+// epoll only: a paused io_uring socket has no request in the kernel that
+// could complete with the error (a known gap, see pool/doc.go).
+func TestPausedConnectionHearsAReset(t *testing.T) {
+	checkLeaks(t)
+	e := startEngine(t, 1, reactor.NewEpoll)
+	closed := make(chan error, 1)
+	paused := make(chan struct{})
+	ln := listen(t, e, conn.ListenConfig{NewHandler: func(*conn.Conn) conn.Handler {
+		return &funcHandler{
+			onOpen: func(c *conn.Conn) {
+				c.PauseRead()
+				close(paused)
+			},
+			onData:  func(*conn.Conn, []byte) int { t.Error("input delivered while paused"); return 0 },
+			onClose: func(_ *conn.Conn, err error) { closed <- err },
+		}
+	}})
+	peer := dial(t, ln.Addr())
+	<-paused
+	if _, err := peer.Write(bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the bytes sit unread in the paused socket
+	_ = peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, unix.ECONNRESET) {
+			t.Fatalf("OnClose got %v, want ECONNRESET", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a reset of a paused connection went unnoticed")
+	}
+}

@@ -160,8 +160,9 @@
 // histogram with fixed buckets (LatencyBuckets), ERR packets by code (a
 // fixed table, ErrorCodes, plus "other"), bytes to and from clients and
 // backends, prepared statements open on backends, pins by reason, health
-// checks and reconnects. Per-account counters (Proxy.UserStats) exist only
-// for accounts of the users file. An exporter reads them when scraped.
+// checks and reconnects, client write timeouts. Per-account counters
+// (Proxy.UserStats) exist only for accounts of the users file. An exporter
+// reads them when scraped.
 //
 // Sizing: a few backend connections per database core. More only add
 // server threads competing for the same cores: on a 2-core host shared with
@@ -170,6 +171,31 @@
 // (4 were too few: 4,000), and one loop beat two (7,800 with two loops and
 // 32 backends): cross-loop stealing and donation cost more there than a
 // second loop gains.
+//
+// Slow clients: a response is relayed into the client connection's output
+// buffer; once that holds more than its high-water mark (1 MiB) the backend
+// feeding it stops being read (the server then blocks in its own write)
+// until the client has taken it down to the low-water mark (256 KiB). A
+// client whose output stays over the high-water mark with none of it taken
+// (conn.Delivered: bytes sent less what the kernel still holds) for
+// Config.ClientWriteTimeout (30 s; checked every eighth of it, so the cut
+// comes 1 to 1 1/8 timeouts after the last byte taken) is cut off with a
+// TCP reset (Stats.ClientWriteTimeouts); the backend it held mid-response
+// is closed, its state being unknown, and reconnects, so the pool is back
+// to N within a reconnect. A client that reads at all, however slowly, is
+// not cut off, and holds its backend as long as its response lasts.
+//
+// While a backend is paused behind a slow client the proxy does not read
+// it, so what the server does meanwhile is seen only as TCP allows. With
+// epoll a reset (RST) from the server, or any socket error, is noticed at
+// once: the backend is dropped and reconnects, and the client is
+// disconnected (half its response was relayed). A FIN (the server closed,
+// for example after its net_write_timeout) queues behind the response data
+// the proxy has not read and is seen only once the client has drained
+// enough for reading to resume, or never if the client stops reading, in
+// which case the client write timeout frees the backend. With io_uring a
+// paused backend has no request in the kernel, so not even a reset is
+// noticed until reading resumes or the client write timeout fires.
 //
 // Idle backends are pinged every Config.HealthInterval; one that does not
 // answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
@@ -210,9 +236,10 @@
 // and an idle Go program neither collects nor returns memory to the
 // operating system for minutes.
 //
-// SetUsers, SetMaxClients and SetQueueTimeout change those settings while
-// the proxy runs (atomics read by the loops): new logins, new clients and
-// new waits see the new values; nothing already running is disturbed.
+// SetUsers, SetMaxClients, SetQueueTimeout and SetClientWriteTimeout change
+// those settings while the proxy runs (atomics read by the loops): new
+// logins, new clients, new waits and the next client write check see the
+// new values; nothing already running is disturbed.
 //
 // # Users file
 //

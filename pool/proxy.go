@@ -37,6 +37,12 @@ type Config struct {
 	// QueueTimeout bounds how long a command waits for a backend
 	// connection before the client gets ERR 9001 (0: 10 s).
 	QueueTimeout time.Duration
+	// ClientWriteTimeout cuts off a client whose output stays over the
+	// connection's high-water mark (1 MiB) without any of it being sent for
+	// this long (0: 30 s): a client that stops reading must not hold a
+	// backend, paused behind it, for ever. The backend it held mid-response
+	// is closed (its state is unknown) and reconnects.
+	ClientWriteTimeout time.Duration
 	// MySQL55 restricts capabilities to MySQL 5.5's and resets backends
 	// with COM_CHANGE_USER instead of COM_RESET_CONNECTION.
 	MySQL55 bool
@@ -81,6 +87,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.QueueTimeout <= 0 {
 		cfg.QueueTimeout = 10 * time.Second
+	}
+	if cfg.ClientWriteTimeout <= 0 {
+		cfg.ClientWriteTimeout = 30 * time.Second
 	}
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = 10 * time.Second
@@ -168,6 +177,8 @@ type Proxy struct {
 	// has not logged in yet (see Config.LoginInputBudget).
 	loginInput *conn.InputBudget
 	memReturn  memoryReturn
+
+	clientWriteTimeout atomic.Int64 // nanoseconds; read by the loops like queueTimeout
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -188,6 +199,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.version.Store(&v)
 	p.SetUsers(c.Users)
 	p.SetQueueTimeout(c.QueueTimeout)
+	p.SetClientWriteTimeout(c.ClientWriteTimeout)
 	p.SetMaxClients(c.MaxClients)
 	return p, nil
 }

@@ -13,6 +13,8 @@ import (
 //   - Users: logins (and COM_CHANGE_USER) from now on use the new list;
 //     sessions already logged in keep going.
 //   - QueueTimeout: commands that start waiting from now on.
+//   - ClientWriteTimeout: clients whose output goes over the high-water
+//     mark from now on, and the next check of those already over it.
 //   - MaxClients: clients accepted from now on; none is closed when the
 //     limit drops below the current count.
 
@@ -37,6 +39,21 @@ func (p *Proxy) SetQueueTimeout(d time.Duration) {
 
 // QueueTimeout returns the current queue timeout.
 func (p *Proxy) QueueTimeout() time.Duration { return time.Duration(p.queueTimeout.Load()) }
+
+// SetClientWriteTimeout changes how long a client's output may stay over
+// the high-water mark without progress before the client is cut off
+// (d <= 0: 30 s).
+func (p *Proxy) SetClientWriteTimeout(d time.Duration) {
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	p.clientWriteTimeout.Store(int64(d))
+}
+
+// ClientWriteTimeout returns the current client write timeout.
+func (p *Proxy) ClientWriteTimeout() time.Duration {
+	return time.Duration(p.clientWriteTimeout.Load())
+}
 
 // SetMaxClients changes the client limit (n <= 0: 10000).
 func (p *Proxy) SetMaxClients(n int) {

@@ -36,8 +36,9 @@ const maxClientPayload = 64 << 20
 const maxLoginPayload = 64 << 10
 
 var (
-	errKilled       = errors.New("pool: session killed")
-	errLoginTimeout = errors.New("pool: client login timed out")
+	errKilled             = errors.New("pool: session killed")
+	errLoginTimeout       = errors.New("pool: client login timed out")
+	errClientWriteTimeout = errors.New("pool: client stopped reading (client write timeout)")
 )
 
 // session is one client connection. It holds a backend only while a command
@@ -100,6 +101,10 @@ type session struct {
 	cmdStart           time.Time
 	waitPrev, waitNext *session
 	timer              reactor.Timer
+	// write watches for the client write timeout; allocated the first
+	// time the client's output goes over the high-water mark, since most
+	// sessions never do and an idle session must stay small.
+	write *writeWatch
 
 	lastInsertID uint64
 	stmts        map[uint32]*sessStmt
@@ -173,6 +178,9 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	s.phase = sClosed
 	s.sh.dequeue(s)
 	s.sh.loop.Cancel(&s.timer)
+	if s.write != nil {
+		s.sh.loop.Cancel(&s.write.timer)
+	}
 	if s.sh.sessions[s.id] == s {
 		delete(s.sh.sessions, s.id)
 	}
@@ -202,18 +210,79 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	}
 }
 
-// OnHighWater pauses the backend feeding this slow client.
-func (s *session) OnHighWater(*conn.Conn) {
+// OnHighWater pauses the backend feeding this slow client, and starts
+// watching for the client write timeout: a client that never reads would
+// otherwise hold that backend for ever.
+func (s *session) OnHighWater(c *conn.Conn) {
 	if s.b != nil && s.b.step == stepMain {
 		s.b.pauseForClient()
 	}
+	w := s.write
+	if w == nil {
+		w = &writeWatch{}
+		w.timer.Func = clientWriteStalled
+		w.timer.Arg = s
+		s.write = w
+	}
+	w.mark = c.Delivered()
+	w.quiet = 0
+	s.sh.schedule(&w.timer, s.writeCheckInterval())
 }
 
 // OnLowWater resumes it.
 func (s *session) OnLowWater(*conn.Conn) {
+	if s.write != nil {
+		s.sh.loop.Cancel(&s.write.timer)
+	}
 	if s.b != nil {
 		s.b.resumeIfPaused()
 	}
+}
+
+// writeChecks is how many checks a client write timeout is split into. A
+// single check at the end of the period would have to take the count of
+// delivered bytes at the moment of crossing the high-water mark as its
+// reference, and the client's kernel still takes some bytes just after
+// that, which would look like progress and double the time a stalled
+// client holds its backend. With checks every 1/8 of the period a client
+// is cut off between 1 and 1 1/8 periods after the last byte it took.
+const writeChecks = 8
+
+// writeWatch is a session's client write timeout state: the timer that
+// checks it, conn.Delivered at the last check, and how many checks in a
+// row found no progress.
+type writeWatch struct {
+	timer reactor.Timer
+	mark  uint64
+	quiet uint8
+}
+
+func (s *session) writeCheckInterval() time.Duration {
+	return max(time.Duration(s.p.clientWriteTimeout.Load())/writeChecks, reactor.TimerTick)
+}
+
+// clientWriteStalled runs while the client's output is over the high-water
+// mark. A client that took some of its output since the last check is slow,
+// not gone: the count starts again. One that took nothing for writeChecks
+// checks in a row (the client write timeout) is cut off with a reset, so
+// the kernel drops what it buffered for it too; if it was mid-response,
+// OnClose closes the backend it held, whose state is unknown, and the
+// backend reconnects.
+func clientWriteStalled(arg any) {
+	s := arg.(*session)
+	if s.phase == sClosed || s.c.Closed() || !s.c.OverHighWater() {
+		return
+	}
+	w := s.write
+	if taken := s.c.Delivered(); taken != w.mark {
+		w.mark = taken
+		w.quiet = 0
+	} else if w.quiet++; w.quiet >= writeChecks {
+		s.sh.stats.ClientWriteTimeouts.Add(1)
+		s.c.Reset(errClientWriteTimeout)
+		return
+	}
+	s.sh.schedule(&w.timer, s.writeCheckInterval())
 }
 
 func sessionTimerFired(arg any) {
@@ -801,6 +870,11 @@ func (s *session) proceed() {
 func (s *session) sendMain() {
 	b := s.b
 	b.step = stepMain
+	if s.c.OverHighWater() {
+		// The client has not taken the last response yet (it pipelined
+		// this command): no OnHighWater will come to pause this one.
+		b.pauseForClient()
+	}
 	if _, err := b.tracker.Start(s.cmd, b.caps); err != nil {
 		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
 		s.finishCommand()

@@ -58,6 +58,11 @@ type Stats struct {
 	QueueTimeouts atomic.Uint64 // waits that ended in ERR 9001
 	QueueWaitNs   atomic.Uint64 // total time spent waiting
 
+	// ClientWriteTimeouts counts clients cut off because their output
+	// stayed over the high-water mark without progress for
+	// Config.ClientWriteTimeout.
+	ClientWriteTimeouts atomic.Uint64
+
 	BackendsConnected   atomic.Int64  // gauge: authenticated backend connections on this loop
 	BackendsIdle        atomic.Int64  // gauge: of those, idle
 	BackendConnects     atomic.Uint64 // successful logins
@@ -267,6 +272,7 @@ type StatsSnapshot struct {
 	BackendStmtsOpen                                     int64
 	BackendReconnects, HealthChecks, HealthCheckFailures uint64
 	FastFails                                            uint64
+	ClientWriteTimeouts                                  uint64
 }
 
 func (s *Stats) addTo(o *StatsSnapshot) {
@@ -283,6 +289,7 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.QueueWaits += s.QueueWaits.Load()
 	o.QueueTimeouts += s.QueueTimeouts.Load()
 	o.QueueWaitNs += s.QueueWaitNs.Load()
+	o.ClientWriteTimeouts += s.ClientWriteTimeouts.Load()
 	o.BackendConnects += s.BackendConnects.Load()
 	o.BackendFailures += s.BackendFailures.Load()
 	o.BackendUnknownState += s.BackendUnknownState.Load()

@@ -398,10 +398,37 @@ func (d *epollDriver) dispatch(slot, gen uint32, events uint32) {
 		}
 		s = &d.slots[slot]
 	}
-	if !s.recvOn || events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+	if !s.recvOn {
+		if events&unix.EPOLLERR != 0 && !s.ended {
+			d.failPaused(slot, s)
+		}
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
 	d.read(slot, gen, events)
+}
+
+// failPaused ends the stream of a socket whose receiving is paused when it
+// fails (a reset from the peer, say): epoll reports EPOLLERR whatever the
+// interest, and the owner must hear of it now rather than when it resumes,
+// which may be never (a proxy pauses a server connection behind a client
+// that stopped reading). What the socket still held unread is lost with
+// it, as it would be for a reader: a reset stream has no orderly end. A
+// FIN or a hang-up without an error is left for the reads after a resume,
+// since the data before it is still good.
+func (d *epollDriver) failPaused(slot uint32, s *epollSlot) {
+	errno, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil {
+		if errno == 0 {
+			return // the error was already collected (by a send)
+		}
+		err = ErrnoErr(unix.Errno(errno))
+	}
+	s.ended = true
+	_ = d.ctl(unix.EPOLL_CTL_MOD, s, slot, interestFor(s))
+	s.io.OnRecvEnd(err)
 }
 
 // read delivers what a readable socket holds, up to maxReadsPerEvent full

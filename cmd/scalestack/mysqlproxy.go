@@ -23,6 +23,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME') (required)")
 	maxClients := fs.Int("max-clients", 10000, "clients beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
+	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", pool.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
@@ -53,10 +54,14 @@ Errors the proxy sends itself:
   9004 08S01  the backend broke during the command
   1053 08S01  shutting down (see below)
 
+A client that stops reading a result is disconnected once its unsent output
+has stayed over 1 MiB for --client-write-timeout with none of it taken; the
+backend it held is closed (its state is unknown) and reconnects.
+
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
-users file are read again; users, --log-level, --max-clients and
---queue-timeout take effect without dropping a client. Other changed settings
-are reported as needing a restart.
+users file are read again; users, --log-level, --max-clients,
+--queue-timeout and --client-write-timeout take effect without dropping a
+client. Other changed settings are reported as needing a restart.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
 accepting stops at once, and sessions are served as usual for
@@ -111,6 +116,7 @@ Flags:
 			Users:              users,
 			MaxClients:         *maxClients,
 			QueueTimeout:       *queueTimeout,
+			ClientWriteTimeout: *clientWriteTimeout,
 			MaxStmtsPerBackend: *maxStmts,
 			HealthInterval:     *healthInterval,
 			LoginInputBudget:   int64(*loginInputMiB) << 20,
@@ -133,7 +139,7 @@ Flags:
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "max-clients", "queue-timeout"},
+			liveFlags: []string{"users", "max-clients", "queue-timeout", "client-write-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)
 			},
@@ -158,9 +164,14 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	if err != nil || queueTimeout <= 0 {
 		return fmt.Errorf("--queue-timeout: want a positive duration, got %q", fs.Lookup("queue-timeout").Value.String())
 	}
+	clientWriteTimeout, err := time.ParseDuration(fs.Lookup("client-write-timeout").Value.String())
+	if err != nil || clientWriteTimeout <= 0 {
+		return fmt.Errorf("--client-write-timeout: want a positive duration, got %q", fs.Lookup("client-write-timeout").Value.String())
+	}
 	p.SetUsers(users)
 	p.SetMaxClients(maxClients)
 	p.SetQueueTimeout(queueTimeout)
+	p.SetClientWriteTimeout(clientWriteTimeout)
 	return nil
 }
 
@@ -195,6 +206,7 @@ var poolScalarDefs = []struct {
 	{"queue_waiting", "Commands waiting for a free backend connection now.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaiting) }},
 	{"queue_waits_total", "Commands that found no free backend connection and had to wait.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaits) }},
 	{"queue_timeouts_total", "Waits that ended in ERR 9001 after --queue-timeout.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueTimeouts) }},
+	{"client_write_timeouts_total", "Clients disconnected because their output stayed over the high-water mark without progress for --client-write-timeout (they stopped reading).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientWriteTimeouts) }},
 	{"backend_unavailable_errors_total", "Commands answered ERR 9003 at once because no backend connection could be logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.FastFails) }},
 	{"backends_connected", "Backend connections logged in (at most --backend-conns).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendsConnected) }},
 	{"backend_connects_total", "Successful backend logins, first ones and reconnects.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendConnects) }},
