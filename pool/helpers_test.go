@@ -14,6 +14,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/scalestack/scalestack/buffer"
 	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/mysqlwire"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -59,7 +60,21 @@ func init() { buffer.Debug = true }
 // startProxy runs a proxy in-process on a free port with n backends.
 func startProxy(t testing.TB, n, loops int, tweak func(*Config)) *testProxy {
 	t.Helper()
-	env := requireMySQL(t)
+	return startProxyAt(t, requireMySQL(t), n, loops, tweak)
+}
+
+// privateMySQL starts a MariaDB of the test's own: for server-wide figures
+// (such as Prepared_stmt_count) that the other packages' tests, running at
+// the same time against the shared server, would disturb.
+func privateMySQL(t testing.TB) mysqlEnv {
+	t.Helper()
+	e := testutil.PrivateMariaDB(t)
+	return mysqlEnv{addr: e.Addr, user: e.User, password: e.Password, testUser: e.TestUser, testPassword: e.TestPassword}
+}
+
+// startProxyAt is startProxy in front of the server env describes.
+func startProxyAt(t testing.TB, env mysqlEnv, n, loops int, tweak func(*Config)) *testProxy {
+	t.Helper()
 	users, err := ParseUsers(strings.NewReader(UserLine(testUser, []byte(testPassword)) + "\n" +
 		UserLine(testNoPWUser, nil) + "\n"))
 	if err != nil {

@@ -261,7 +261,9 @@ func TestPinReasons(t *testing.T) {
 }
 
 func TestPreparedStatementsAcrossBackends(t *testing.T) {
-	tp := startProxy(t, 2, 2, func(c *Config) { c.MaxStmtsPerBackend = 3 })
+	// Prepared_stmt_count is server-wide: on the shared server the other
+	// packages' tests move it too.
+	tp := startProxyAt(t, privateMySQL(t), 2, 2, func(c *Config) { c.MaxStmtsPerBackend = 3 })
 	serverStmts := func() int {
 		var n int
 		if err := tp.direct(t).QueryRow("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'").Scan(new(string), &n); err != nil {
