@@ -64,7 +64,7 @@ func TestHotPathZeroAlloc(t *testing.T) {
 			}
 		},
 		"AppendPacket into capacity": func() { out, _ = AppendPacket(out[:0], 0, []byte("hello")) },
-		"AppendERR into capacity":    func() { out, _ = AppendERR(out[:0], 1, ErProxyQueueTimeout, "", "queue timeout") },
+		"AppendERR into capacity":    func() { out, _ = AppendERR(out[:0], 1, ErServerShutdown, "", "shutting down") },
 	}
 	for name, fn := range cases {
 		if allocs := testing.AllocsPerRun(100, fn); allocs != 0 {

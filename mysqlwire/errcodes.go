@@ -64,17 +64,6 @@ const (
 	// Client library codes; proxies send them to mean the backend link broke.
 	CrServerGoneError ErrCode = 2006
 	CrServerLost      ErrCode = 2013
-
-	// Codes the proxy itself emits. They sit in a range no server uses so
-	// clients and logs can tell the proxy's refusals from the backend's.
-	ErProxyQueueTimeout       ErrCode = 9001 // waited too long for a backend connection
-	ErProxyQueueFull          ErrCode = 9002 // too many clients already waiting
-	ErProxyBackendUnavailable ErrCode = 9003 // no healthy backend to serve the request
-	ErProxyBackendLost        ErrCode = 9004 // backend connection broke mid-request
-	ErProxyUnsupported        ErrCode = 9005 // command or feature the proxy refuses
-	ErProxyShuttingDown       ErrCode = 9006 // the proxy is draining
-	ErProxyMalformedPacket    ErrCode = 9007 // client sent something unparseable
-	ErProxyPinLimit           ErrCode = 9008 // too many sessions pinned to backends
 )
 
 // errSQLStates maps codes to their SQLSTATE. Codes missing here use HY000,
@@ -137,14 +126,6 @@ var errSQLStates = map[ErrCode]string{
 	ErStatementTimeout:         "70100",
 	CrServerGoneError:          "HY000",
 	CrServerLost:               "HY000",
-	ErProxyQueueTimeout:        "HY000",
-	ErProxyQueueFull:           "08004",
-	ErProxyBackendUnavailable:  "08S01",
-	ErProxyBackendLost:         "08S01",
-	ErProxyUnsupported:         "0A000",
-	ErProxyShuttingDown:        "08S01",
-	ErProxyMalformedPacket:     "08S01",
-	ErProxyPinLimit:            "HY000",
 }
 
 // SQLState returns the SQLSTATE the server pairs with code, or "HY000" when

@@ -47,12 +47,13 @@ func ExampleResponseTracker() {
 	// Output: done: true rows: 1 keep pinned: true
 }
 
-// Answering a client with an error the proxy generates itself.
+// Answering a client with an error the server would send; an empty
+// SQLSTATE takes the server's for the code.
 func ExampleAppendERR() {
-	out, next := mysqlwire.AppendERR(nil, 1, mysqlwire.ErProxyQueueTimeout, "", "timed out waiting for a backend connection")
+	out, next := mysqlwire.AppendERR(nil, 1, mysqlwire.ErServerShutdown, "", "Server shutdown in progress")
 	e, _ := mysqlwire.ParseERR(out[mysqlwire.HeaderSize:])
 	fmt.Println(e.Code, string(e.SQLState), next)
-	// Output: 9001 HY000 2
+	// Output: 1053 08S01 2
 }
 
 // Mapping a client's statement id to the backend's in place.

@@ -145,7 +145,7 @@ func TestERR(t *testing.T) {
 		{"lookup unknown code", 4242, "", "?", "HY000"},
 		{"explicit state", ErUnknownError, "XY123", "custom", "XY123"},
 		{"invalid explicit state", ErUnknownError, "bad", "custom", "HY000"},
-		{"proxy queue timeout", ErProxyQueueTimeout, "", "queue timeout", "HY000"},
+		{"lookup server shutdown", ErServerShutdown, "", "shutting down", "08S01"},
 		{"net read", ErNetReadError, "", "", "08S01"},
 	}
 	for _, tt := range tests {

@@ -332,8 +332,8 @@ func TestBackendClientWrongServicePassword(t *testing.T) {
 	db := tp.open(t, "")
 	// No backend can log in: the command fails at once with 9003 rather
 	// than waiting out the queue timeout.
-	if err := db.QueryRow("SELECT 1").Scan(new(int)); mysqlErrCode(err) != uint16(mysqlwire.ErProxyBackendUnavailable) {
-		t.Fatalf("query without a backend: %v, want ERR %d", err, mysqlwire.ErProxyBackendUnavailable)
+	if err := db.QueryRow("SELECT 1").Scan(new(int)); mysqlErrCode(err) != uint16(ErBackendUnavailable) {
+		t.Fatalf("query without a backend: %v, want ERR %d", err, ErBackendUnavailable)
 	}
 	setPassword(good)
 	tp.waitBackends(t, 1)

@@ -43,8 +43,6 @@ const drainPoll = 10 * time.Millisecond
 
 var errShutdown = errors.New("pool: proxy shutting down")
 
-const shutdownMessage = "Server shutdown in progress"
-
 // Drain shuts the proxy down gracefully: it stops accepting clients before
 // it returns (when Start opened the listener; a caller that opened it
 // through ListenConfig closes it first), serves sessions as usual for
@@ -145,7 +143,7 @@ func (s *session) closeIfIdle() {
 		if s.queued {
 			// The command never reached a backend: answer it.
 			s.sh.dequeue(s)
-			s.writeERR(mysqlwire.ErServerShutdown, "08S01", shutdownMessage)
+			s.writeERR(errServerShutdown)
 			s.c.Close()
 		}
 	}
@@ -157,7 +155,7 @@ func (s *session) closeIfIdle() {
 // liveness check) sees unexpected data and reconnects.
 func (s *session) shutDown() {
 	s.respSeq = 1
-	s.writeERR(mysqlwire.ErServerShutdown, "08S01", shutdownMessage)
+	s.writeERR(errServerShutdown)
 	s.c.Close()
 }
 
@@ -201,7 +199,7 @@ func (b *backend) quit() {
 type shutdownRefusal struct{}
 
 func (shutdownRefusal) OnOpen(c *conn.Conn) {
-	pkt, _ := mysqlwire.AppendERR(nil, 0, mysqlwire.ErServerShutdown, "08S01", shutdownMessage)
+	pkt, _ := errServerShutdown.appendERR(nil, 0)
 	c.Write(pkt)
 	c.Close()
 }

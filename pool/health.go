@@ -52,7 +52,7 @@ func (sh *shard) noteBackendFailure() {
 	}
 	if !sh.p.health.unavailable.Swap(true) {
 		sh.p.logf("backend unavailable: no connection is logged in and reconnecting fails; commands fail with ERR %d until one logs in",
-			mysqlwire.ErProxyBackendUnavailable)
+			ErBackendUnavailable)
 	}
 	sh.failWaiters()
 }
@@ -71,8 +71,7 @@ func (sh *shard) failFast(s *session) bool {
 		return false
 	}
 	sh.stats.FastFails.Add(1)
-	s.writeERR(mysqlwire.ErProxyBackendUnavailable, "HY000",
-		"No backend connection is available: the database server cannot be reached; retry later")
+	s.writeERR(errBackendUnavailable)
 	s.finishCommand()
 	return true
 }

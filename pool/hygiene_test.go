@@ -72,7 +72,7 @@ func TestBackendsReconnect(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		if err := db.QueryRow("SELECT 1").Scan(new(int)); err != nil {
 			// A pooled go-sql-driver connection may see one 9004.
-			if mysqlErrCode(err) != uint16(mysqlwire.ErProxyBackendLost) {
+			if mysqlErrCode(err) != uint16(ErBackendLost) {
 				t.Fatalf("after reconnect: %v", err)
 			}
 		}

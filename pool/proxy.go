@@ -332,7 +332,7 @@ func (p *Proxy) refuse(c *conn.Conn) conn.Handler {
 }
 
 func (refusal) OnOpen(c *conn.Conn) {
-	pkt, _ := mysqlwire.AppendERR(nil, 0, mysqlwire.ErConCountError, "08004", "Too many connections")
+	pkt, _ := errTooManyConnections.appendERR(nil, 0)
 	c.Write(pkt)
 	c.Close()
 }

@@ -173,7 +173,7 @@ func TestTransactionPinsAndUnpins(t *testing.T) {
 	// connected.
 	var n int
 	err = b.QueryRowContext(ctx, "SELECT COUNT(*) FROM proxy_tx").Scan(&n)
-	if mysqlErrCode(err) != uint16(mysqlwire.ErProxyQueueTimeout) {
+	if mysqlErrCode(err) != uint16(ErQueueTimeout) {
 		t.Fatalf("while pinned: %v, want ERR 9001", err)
 	}
 	mustExec(t, a, "COMMIT")

@@ -296,8 +296,7 @@ func sessionTimerFired(arg any) {
 		if s.queued {
 			s.sh.dequeue(s)
 			s.sh.stats.QueueTimeouts.Add(1)
-			s.writeERR(mysqlwire.ErProxyQueueTimeout, "HY000",
-				"Timed out waiting for a backend connection (all are busy); retry later")
+			s.writeERR(errQueueTimeout)
 			s.finishCommand()
 		}
 	}
@@ -326,9 +325,9 @@ func (s *session) onData(c *conn.Conn, data []byte) int {
 			// it, as the server does (2 for a handshake response).
 			s.respSeq = data[off+3] + 1
 			if errors.Is(err, mysqlwire.ErrPacketTooLarge) {
-				s.writeERR(mysqlwire.ErNetPacketTooLarge, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
+				s.writeERR(errPacketTooLarge)
 			} else {
-				s.writeERR(mysqlwire.ErNetPacketsOutOfOrder, "08S01", "Got packets out of order")
+				s.writeERR(errPacketsOutOfOrder)
 			}
 			c.Close()
 			return len(data)
@@ -367,8 +366,7 @@ func (s *session) accessDenied(user []byte, withPassword bool, seq uint8) {
 		host = host[:i]
 	}
 	s.respSeq = seq
-	s.writeERR(mysqlwire.ErAccessDenied, "28000",
-		fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", user, host, using))
+	s.writeERR(errAccessDenied, user, host, using)
 	s.c.Close()
 }
 
@@ -385,7 +383,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	hr, err := mysqlwire.ParseHandshakeResponse(payload)
 	if err != nil || hr.SSLRequest {
 		s.respSeq = seq + 1
-		s.writeERR(mysqlwire.ErHandshakeError, "08S01", "Bad handshake")
+		s.writeERR(errBadHandshake)
 		s.c.Close()
 		return
 	}
@@ -515,7 +513,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	s.keep(raw, payload)
 	raw, payload = s.req, s.payload
 	if len(payload) == 0 {
-		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		s.writeERR(errUnknownCommand)
 		return
 	}
 	cmd := mysqlwire.Command(payload[0])
@@ -539,13 +537,13 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	case mysqlwire.ComInitDB:
 		if len(payload) < 2 {
 			s.local()
-			s.writeERR(mysqlwire.ErNoDBError, "3D000", "No database selected")
+			s.writeERR(errNoDatabase)
 			return
 		}
 	case mysqlwire.ComSetOption:
 		s.local()
 		if len(payload) != 3 || payload[1] > 1 || payload[2] != 0 {
-			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+			s.writeERR(errUnknownCommand)
 			return
 		}
 		s.st.multiStmts = int8(1 - payload[1])
@@ -567,7 +565,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	case mysqlwire.ComProcessKill:
 		s.local()
 		if len(payload) != 5 {
-			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+			s.writeERR(errUnknownCommand)
 			return
 		}
 		s.kill(uint64(getUint32(payload[1:])))
@@ -606,7 +604,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		// Served by any backend.
 	default:
 		s.local()
-		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		s.writeERR(errUnknownCommand)
 		return
 	}
 	s.forward(raw, payload)
@@ -619,7 +617,7 @@ func (s *session) local() { s.sh.stats.LocalAnswers.Add(1) }
 // reaches a backend; the session stays usable.
 func (s *session) refuse(p privilege) {
 	s.local()
-	s.writeERR(mysqlwire.ErSpecificAccessDenied, "42000", privilegeMessages[p])
+	s.writeERR(errPrivilegeNeeded, privilegeMessages[p])
 }
 
 // keep copies the request so it outlives the input buffer while it waits
@@ -656,7 +654,7 @@ func (s *session) onQuery(raw, payload []byte) {
 	switch qi.kind {
 	case stmtEmpty:
 		s.local()
-		s.writeERR(mysqlwire.ErEmptyQuery, "42000", "Query was empty")
+		s.writeERR(errEmptyQuery)
 		return
 	case stmtConnectionID:
 		s.local()
@@ -669,7 +667,7 @@ func (s *session) onQuery(raw, payload []byte) {
 	case stmtKill:
 		s.local()
 		if qi.arg == nil {
-			s.writeERR(mysqlwire.ErProxyUnsupported, "0A000", "This form of KILL is not supported by the proxy")
+			s.writeERR(errKillUnsupported)
 			return
 		}
 		s.kill(qi.killID)
@@ -856,7 +854,7 @@ func (s *session) proceed() {
 	case mysqlwire.ComStmtFetch, mysqlwire.ComStmtReset:
 		bs := b.stmtFor(s.stmt.key)
 		if bs == nil {
-			s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Unknown prepared statement handler given to the backend")
+			s.writeERR(errStatementVanished)
 			s.finishCommand()
 			return
 		}
@@ -876,7 +874,7 @@ func (s *session) sendMain() {
 		b.pauseForClient()
 	}
 	if _, err := b.tracker.Start(s.cmd, b.caps); err != nil {
-		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Unknown command")
+		s.writeERR(errUnknownCommand)
 		s.finishCommand()
 		return
 	}
@@ -1160,7 +1158,7 @@ func (s *session) backendLost(b *backend) {
 		return
 	}
 	if s.phase == sBusy {
-		s.writeERR(mysqlwire.ErProxyBackendLost, "08S01", "Lost connection to the backend server during query")
+		s.writeERR(errBackendLost)
 		s.finishCommand()
 	}
 }
@@ -1215,10 +1213,12 @@ func (s *session) writeOK(affected, insertID uint64) {
 	s.scratch = out[:0]
 }
 
-func (s *session) writeERR(code mysqlwire.ErrCode, state, msg string) {
-	out, next := mysqlwire.AppendERR(s.scratch[:0], s.respSeq, code, state, msg)
+// writeERR answers the current command with one of the proxy's own errors
+// (the table in errors.go).
+func (s *session) writeERR(e proxyErr, args ...any) {
+	out, next := e.appendERR(s.scratch[:0], s.respSeq, args...)
 	s.respSeq = next
-	s.sh.stats.Errors[errorSlot(code)].Add(1)
+	s.sh.stats.Errors[errorSlot(proxyErrors[e].code)].Add(1)
 	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
@@ -1326,7 +1326,7 @@ type killRequest struct {
 func (s *session) kill(id uint64) {
 	n := uint64(len(s.p.shards))
 	if id == 0 || id > 0xFFFFFFFF {
-		s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
+		s.writeERR(errNoSuchThread, id)
 		return
 	}
 	target := s.p.shards[id%n]
@@ -1334,7 +1334,7 @@ func (s *session) kill(id uint64) {
 		t := s.sh.sessions[uint32(id)]
 		switch {
 		case t == nil || !mayKill(t, s.user.Name, s.user.Admin):
-			s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id))
+			s.writeERR(errNoSuchThread, id)
 		case t == s:
 			s.sh.stats.Kills.Add(1)
 			s.c.Close()
@@ -1373,7 +1373,7 @@ func killAnswered(_ *reactor.Loop, arg any, _ uint64) {
 	if req.found {
 		s.writeOK(0, 0)
 	} else {
-		s.writeERR(mysqlwire.ErNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", s.qi.killID))
+		s.writeERR(errNoSuchThread, s.qi.killID)
 	}
 	s.finishCommand()
 }
@@ -1384,7 +1384,7 @@ func (s *session) onChangeUser(payload []byte) {
 	r := payload[1:]
 	user, n, err := mysqlwire.ReadNulString(r)
 	if err != nil {
-		s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+		s.writeERR(errMalformedPacket)
 		s.c.Close()
 		return
 	}
@@ -1392,7 +1392,7 @@ func (s *session) onChangeUser(payload []byte) {
 	var auth []byte
 	if s.caps&mysqlwire.ClientSecureConnection != 0 {
 		if len(r) < 1 || len(r) < 1+int(r[0]) {
-			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+			s.writeERR(errMalformedPacket)
 			s.c.Close()
 			return
 		}
@@ -1400,7 +1400,7 @@ func (s *session) onChangeUser(payload []byte) {
 	} else {
 		auth, n, err = mysqlwire.ReadNulString(r)
 		if err != nil {
-			s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed COM_CHANGE_USER")
+			s.writeERR(errMalformedPacket)
 			s.c.Close()
 			return
 		}

@@ -157,10 +157,10 @@ var ErrorCodes = [...]mysqlwire.ErrCode{
 	1452, // foreign key constraint fails
 	1969, // max_statement_time exceeded (MariaDB)
 	3024, // max_execution_time exceeded (MySQL)
-	mysqlwire.ErProxyQueueTimeout,
-	mysqlwire.ErProxyBackendUnavailable,
-	mysqlwire.ErProxyBackendLost,
-	mysqlwire.ErProxyUnsupported,
+	ErQueueTimeout,
+	ErBackendUnavailable,
+	ErBackendLost,
+	ErUnsupported,
 }
 
 // NumErrorSlots is the size of Stats.Errors: ErrorCodes plus "other".

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"bytes"
-	"fmt"
 
 	"github.com/scalestack/scalestack/mysqlwire"
 )
@@ -29,10 +28,6 @@ const maxPrepCache = 4096
 // proxy holds them until a backend runs the EXECUTE, and a client must not
 // make it hold more than one maximal packet.
 const maxSessionLongData = maxClientPayload
-
-// errLongDataTooBig is what MariaDB answers an EXECUTE whose long data
-// passed its bound (ER_UNKNOWN_ERROR with this text).
-const errLongDataTooBig = "Parameter of prepared statement which is set through mysql_send_long_data() is longer than 'max_allowed_packet' bytes"
 
 // errStmtNoCursor is ER_STMT_HAS_NO_OPEN_CURSOR.
 const errStmtNoCursor mysqlwire.ErrCode = 1421
@@ -93,13 +88,12 @@ func (s *session) allocStmtID() uint32 {
 
 func (s *session) malformed() {
 	s.local()
-	s.writeERR(mysqlwire.ErUnknownComError, "08S01", "Malformed packet")
+	s.writeERR(errMalformedPacket)
 }
 
 func (s *session) unknownStmt(id uint32, where string) {
 	s.local()
-	s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000",
-		fmt.Sprintf("Unknown prepared statement handler (%d) given to %s", id, where))
+	s.writeERR(errUnknownStatement, id, where)
 }
 
 func (s *session) lookupStmt(payload []byte) (*sessStmt, uint32) {
@@ -120,8 +114,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 	}
 	if len(s.stmts) >= maxSessionStmts {
 		s.local()
-		s.writeERR(mysqlwire.ErMaxPreparedStmtCount, "42000",
-			"Can't create more than max_prepared_stmt_count statements")
+		s.writeERR(errTooManyStatements)
 		return
 	}
 	if meta := s.sh.prepCache[s.st.schema][string(payload[1:])]; meta != nil {
@@ -213,7 +206,7 @@ func (s *session) onExecute(raw, payload []byte) {
 	if st.longTooBig {
 		st.longTooBig = false
 		s.local()
-		s.writeERR(mysqlwire.ErUnknownError, "HY000", errLongDataTooBig)
+		s.writeERR(errLongDataTooLarge)
 		return
 	}
 	st.wantCursor = payload[5]&0x07 != 0
@@ -229,7 +222,7 @@ func (s *session) executeOnBackend(b *backend) {
 	bs := b.stmtFor(st.key)
 	if bs == nil {
 		// proceed prepared it just before; only a protocol slip gets here.
-		s.writeERR(mysqlwire.ErUnknownStmtHandler, "HY000", "Prepared statement vanished from the backend")
+		s.writeERR(errStatementVanished)
 		s.finishCommand()
 		return
 	}
@@ -294,7 +287,7 @@ func (s *session) onFetch(raw, payload []byte) {
 	}
 	if !st.cursor || s.b == nil {
 		s.local()
-		s.writeERR(errStmtNoCursor, "HY000", fmt.Sprintf("The statement (%d) has no open cursor", id))
+		s.writeERR(errNoCursor, id)
 		return
 	}
 	s.stmt = st
