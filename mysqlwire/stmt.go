@@ -383,6 +383,14 @@ func AppendProcessKill(dst []byte, seq uint8, connID uint32) ([]byte, uint8) {
 	return appendUint32(dst, connID), seq + 1
 }
 
+// ParseProcessKill decodes COM_PROCESS_KILL and returns the connection id.
+func ParseProcessKill(payload []byte) (uint32, error) {
+	if len(payload) != 5 || Command(payload[0]) != ComProcessKill {
+		return 0, fmt.Errorf("%w: COM_PROCESS_KILL payload must be 5 bytes", ErrMalformed)
+	}
+	return binary.LittleEndian.Uint32(payload[1:]), nil
+}
+
 // ParseSetOption decodes COM_SET_OPTION and returns the option
 // (OptionMultiStatementsOn or OptionMultiStatementsOff).
 func ParseSetOption(payload []byte) (uint16, error) {
@@ -427,7 +435,11 @@ func ParseChangeUser(payload []byte, caps Capabilities) (ChangeUser, error) {
 	} else {
 		cu.AuthResponse = r.nulString()
 	}
-	cu.Database = r.nulString()
+	if r.remaining() > 0 {
+		// Clients end the schema with a NUL; a payload that stops right
+		// after it (or after the auth response) is accepted, as servers do.
+		cu.Database = r.nulStringOrRest()
+	}
 	if r.remaining() > 0 {
 		cu.CharacterSet = r.u16()
 		if caps&ClientPluginAuth != 0 && r.remaining() > 0 {

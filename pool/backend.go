@@ -428,6 +428,13 @@ func (b *backend) writePacket(payload []byte) {
 	b.sh.stats.BackendBytesOut.Add(uint64(len(dst)))
 }
 
+// writeFramed writes packets a mysqlwire builder framed (split at 16 MiB
+// like writePacket's).
+func (b *backend) writeFramed(pkts []byte) {
+	b.c.Write(pkts)
+	b.sh.stats.BackendBytesOut.Add(uint64(len(pkts)))
+}
+
 // forgetStmts drops the record of the backend's prepared statements (the
 // connection is gone or was reset).
 func (b *backend) forgetStmts() {
@@ -502,22 +509,18 @@ func (b *backend) onResetPacket(payload []byte) {
 // changeUser resets a 5.5 backend by logging in again as the service
 // account with COM_CHANGE_USER.
 func (b *backend) changeUser() {
-	p := append(b.scratch[:0], byte(mysqlwire.ComChangeUser))
-	p = append(append(p, b.p.cfg.User...), 0)
-	auth := mysqlwire.NativePasswordScramble(b.p.cfg.Password, b.nonce)
-	p = append(p, byte(len(auth)))
-	p = append(p, auth...)
-	p = append(p, 0) // no schema
-	p = append(p, b.p.collation, 0)
-	if b.caps&mysqlwire.ClientPluginAuth != 0 {
-		p = append(append(p, mysqlwire.AuthNativePassword...), 0)
-	}
-	b.scratch = p[:0]
+	pkt, _ := mysqlwire.AppendChangeUser(b.scratch[:0], 0, b.caps, mysqlwire.ChangeUser{
+		Username:     []byte(b.p.cfg.User),
+		AuthResponse: mysqlwire.NativePasswordScramble(b.p.cfg.Password, b.nonce),
+		CharacterSet: uint16(b.p.collation),
+		AuthPlugin:   []byte(mysqlwire.AuthNativePassword),
+	}) // no schema: the session's is replayed before its next command
+	b.scratch = pkt[:0]
 	b.step = stepReset
 	b.phase = bAuth
 	b.plugin = mysqlwire.AuthNativePassword
 	b.tracker.StartAuth(b.caps)
-	b.writePacket(p)
+	b.writeFramed(pkt)
 }
 
 // pauseForClient stops reading while the owner's client drains its output.
@@ -579,10 +582,9 @@ func (b *backend) addStmt(k stmtKey, id uint32) *backendStmt {
 
 // closeStmt sends COM_STMT_CLOSE (the server does not answer it).
 func (b *backend) closeStmt(id uint32) {
-	var p [5]byte
-	p[0] = byte(mysqlwire.ComStmtClose)
-	putUint32(p[1:], id)
-	b.writePacket(p[:])
+	var buf [mysqlwire.HeaderSize + 5]byte
+	pkt, _ := mysqlwire.AppendStmtClose(buf[:0], 0, id)
+	b.writeFramed(pkt)
 }
 
 func putUint32(b []byte, v uint32) {

@@ -542,11 +542,15 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		}
 	case mysqlwire.ComSetOption:
 		s.local()
-		if len(payload) != 3 || payload[1] > 1 || payload[2] != 0 {
+		opt, err := mysqlwire.ParseSetOption(payload)
+		if err != nil {
 			s.writeERR(errUnknownCommand)
 			return
 		}
-		s.st.multiStmts = int8(1 - payload[1])
+		s.st.multiStmts = 0
+		if opt == mysqlwire.OptionMultiStatementsOn {
+			s.st.multiStmts = 1
+		}
 		out, _ := mysqlwire.AppendEOF(s.scratch[:0], s.respSeq, 0, s.status())
 		s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
 		s.c.Write(out)
@@ -564,11 +568,12 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 		return
 	case mysqlwire.ComProcessKill:
 		s.local()
-		if len(payload) != 5 {
+		id, err := mysqlwire.ParseProcessKill(payload)
+		if err != nil {
 			s.writeERR(errUnknownCommand)
 			return
 		}
-		s.kill(uint64(getUint32(payload[1:])))
+		s.kill(uint64(id))
 		return
 	case mysqlwire.ComStmtPrepare:
 		s.onPrepare(raw, payload)
@@ -1381,51 +1386,17 @@ func killAnswered(_ *reactor.Loop, arg any, _ uint64) {
 // ---- COM_CHANGE_USER ----
 
 func (s *session) onChangeUser(payload []byte) {
-	r := payload[1:]
-	user, n, err := mysqlwire.ReadNulString(r)
+	cu, err := mysqlwire.ParseChangeUser(payload, s.caps)
 	if err != nil {
 		s.writeERR(errMalformedPacket)
 		s.c.Close()
 		return
 	}
-	r = r[n:]
-	var auth []byte
-	if s.caps&mysqlwire.ClientSecureConnection != 0 {
-		if len(r) < 1 || len(r) < 1+int(r[0]) {
-			s.writeERR(errMalformedPacket)
-			s.c.Close()
-			return
-		}
-		auth, r = r[1:1+int(r[0])], r[1+int(r[0]):]
-	} else {
-		auth, n, err = mysqlwire.ReadNulString(r)
-		if err != nil {
-			s.writeERR(errMalformedPacket)
-			s.c.Close()
-			return
-		}
-		r = r[n:]
-	}
-	var schema []byte
-	if len(r) > 0 {
-		schema, n, err = mysqlwire.ReadNulString(r)
-		if err != nil {
-			schema, n = r, len(r)
-		}
-		r = r[n:]
-	}
+	user, auth, schema, plugin := cu.Username, cu.AuthResponse, cu.Database, cu.AuthPlugin
 	names := s.p.defaultNames
-	if len(r) >= 2 {
-		if nm, ok := collationNames[r[0]]; ok {
+	if cu.CharacterSet != 0 && cu.CharacterSet < 256 {
+		if nm, ok := collationNames[uint8(cu.CharacterSet)]; ok {
 			names = nm
-		}
-		r = r[2:]
-	}
-	var plugin []byte
-	if s.caps&mysqlwire.ClientPluginAuth != 0 && len(r) > 0 {
-		plugin, _, err = mysqlwire.ReadNulString(r)
-		if err != nil {
-			plugin = r
 		}
 	}
 	u := (*s.p.users.Load())[string(user)]

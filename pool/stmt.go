@@ -96,8 +96,7 @@ func (s *session) unknownStmt(id uint32, where string) {
 	s.writeERR(errUnknownStatement, id, where)
 }
 
-func (s *session) lookupStmt(payload []byte) (*sessStmt, uint32) {
-	id := getUint32(payload[1:])
+func (s *session) lookupStmt(id uint32) (*sessStmt, uint32) {
 	if id == 0xFFFFFFFF { // MariaDB: the statement prepared last
 		id = s.lastStmtID
 	}
@@ -190,7 +189,7 @@ func (s *session) onExecute(raw, payload []byte) {
 		s.malformed()
 		return
 	}
-	st, id := s.lookupStmt(payload)
+	st, id := s.lookupStmt(getUint32(payload[1:])) // length checked above
 	if st == nil {
 		s.unknownStmt(id, "mysqld_stmt_execute")
 		return
@@ -227,11 +226,9 @@ func (s *session) executeOnBackend(b *backend) {
 		return
 	}
 	for _, ld := range st.long {
-		p := append(s.scratch[:0], byte(mysqlwire.ComStmtSendLongData), 0, 0, 0, 0, byte(ld.param), byte(ld.param>>8))
-		putUint32(p[1:], bs.id)
-		p = append(p, ld.data...)
-		s.scratch = p[:0]
-		b.writePacket(p) // split at 16 MiB like any other payload
+		pkt, _ := mysqlwire.AppendStmtSendLongData(s.scratch[:0], 0, bs.id, ld.param, ld.data) // split at 16 MiB
+		s.scratch = pkt[:0]
+		b.writeFramed(pkt)
 	}
 	s.dropLongData(st)
 	_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
@@ -276,11 +273,12 @@ func (s *session) onExecuteDone(b *backend) {
 }
 
 func (s *session) onFetch(raw, payload []byte) {
-	if len(payload) < 9 {
+	stmtID, _, err := mysqlwire.ParseStmtFetch(payload)
+	if err != nil {
 		s.malformed()
 		return
 	}
-	st, id := s.lookupStmt(payload)
+	st, id := s.lookupStmt(stmtID)
 	if st == nil {
 		s.unknownStmt(id, "mysqld_stmt_fetch")
 		return
@@ -314,21 +312,21 @@ func (s *session) closeCursor(st *sessStmt) {
 
 func (s *session) onLongData(payload []byte) {
 	s.local()
-	if len(payload) < 7 {
+	ld, err := mysqlwire.ParseStmtSendLongData(payload)
+	if err != nil {
 		return // no response is defined; the EXECUTE will fail
 	}
-	st, _ := s.lookupStmt(payload)
+	st, _ := s.lookupStmt(ld.StatementID)
 	if st == nil || st.longTooBig {
 		return
 	}
-	data := payload[7:]
-	if s.longDataBytes+len(data) > maxSessionLongData {
+	if s.longDataBytes+len(ld.Data) > maxSessionLongData {
 		s.dropLongData(st)
 		st.longTooBig = true
 		return
 	}
-	s.longDataBytes += len(data)
-	st.long = append(st.long, longData{param: uint16(payload[5]) | uint16(payload[6])<<8, data: append([]byte(nil), data...)})
+	s.longDataBytes += len(ld.Data)
+	st.long = append(st.long, longData{param: ld.ParamID, data: append([]byte(nil), ld.Data...)})
 }
 
 // dropLongData forgets st's buffered long data (sent, reset or closed).
@@ -341,11 +339,12 @@ func (s *session) dropLongData(st *sessStmt) {
 }
 
 func (s *session) onStmtReset(raw, payload []byte) {
-	if len(payload) < 5 {
+	stmtID, err := mysqlwire.ParseStmtReset(payload)
+	if err != nil {
 		s.malformed()
 		return
 	}
-	st, id := s.lookupStmt(payload)
+	st, id := s.lookupStmt(stmtID)
 	if st == nil {
 		s.unknownStmt(id, "mysqld_stmt_reset")
 		return
@@ -364,10 +363,11 @@ func (s *session) onStmtReset(raw, payload []byte) {
 
 func (s *session) onStmtClose(payload []byte) {
 	s.local()
-	if len(payload) < 5 {
-		return
+	stmtID, err := mysqlwire.ParseStmtClose(payload)
+	if err != nil {
+		return // no response is defined
 	}
-	st, id := s.lookupStmt(payload)
+	st, id := s.lookupStmt(stmtID)
 	if st == nil {
 		return
 	}
