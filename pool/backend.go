@@ -107,7 +107,7 @@ func (b *backend) connect() {
 		return
 	}
 	b.phase = bConnecting
-	c, err := conn.Dial(b.sh.loop, b.sh.backendAddrs[b.target], b.p.cfg.ConnectTimeout, b, conn.Options{})
+	c, err := conn.Dial(b.sh.loop, b.p.targetAddrs[b.target], b.p.cfg.ConnectTimeout, b, conn.Options{})
 	if err != nil {
 		b.p.logf("backend %d: %v", b.idx, err)
 		b.sh.stats.BackendFailures.Add(1)
@@ -131,7 +131,7 @@ func (b *backend) scheduleReconnect() {
 	// Jitter spreads reconnects so N backends do not storm a recovering
 	// server in lock step.
 	d := b.backoff/2 + time.Duration(rand.Int64N(int64(b.backoff)))
-	b.sh.schedule(&b.timer, d)
+	b.sh.loop.Schedule(&b.timer, d)
 }
 
 func backendTimerFired(arg any) {
@@ -155,7 +155,7 @@ func (b *backend) OnOpen(c *conn.Conn) {
 	b.c = c
 	if b.phase == bConnecting {
 		b.phase = bGreeting
-		b.sh.schedule(&b.timer, b.p.cfg.ConnectTimeout)
+		b.sh.loop.Schedule(&b.timer, b.p.cfg.ConnectTimeout)
 	}
 }
 

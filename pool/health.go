@@ -89,7 +89,7 @@ func (sh *shard) failWaiters() {
 func (sh *shard) startHealth() {
 	sh.healthTimer.Func = healthTick
 	sh.healthTimer.Arg = sh
-	sh.schedule(&sh.healthTimer, sh.p.cfg.HealthInterval)
+	sh.loop.Schedule(&sh.healthTimer, sh.p.cfg.HealthInterval)
 }
 
 func healthTick(arg any) {
@@ -101,7 +101,7 @@ func healthTick(arg any) {
 	if sh.nWaiting > 0 && sh.p.health.unavailable.Load() {
 		sh.failWaiters()
 	}
-	sh.schedule(&sh.healthTimer, sh.p.cfg.HealthInterval)
+	sh.loop.Schedule(&sh.healthTimer, sh.p.cfg.HealthInterval)
 }
 
 // pingIdle sends COM_PING on every backend idle for a health interval. A
@@ -125,7 +125,7 @@ func (sh *shard) pingIdle() {
 func (b *backend) ping() {
 	b.sh.stats.HealthChecks.Add(1)
 	b.send(stepPing, pingPayload)
-	b.sh.schedule(&b.timer, b.p.cfg.ConnectTimeout)
+	b.sh.loop.Schedule(&b.timer, b.p.cfg.ConnectTimeout)
 }
 
 // onPingPacket handles the answer to a health check: OK puts the backend

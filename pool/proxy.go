@@ -173,6 +173,8 @@ type Proxy struct {
 	backendCaps  mysqlwire.Capabilities
 	collation    uint8  // what backends are opened with
 	defaultNames string // the SET NAMES fragment equal to collation
+	// targetAddrs are Config.Targets' addresses, resolved by StartBackends.
+	targetAddrs []conn.Addr
 	// loginInput is shared by the connections of every loop whose client
 	// has not logged in yet (see Config.LoginInputBudget).
 	loginInput *conn.InputBudget
@@ -210,16 +212,17 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) StartBackends(e *reactor.Engine) error {
 	p.eng = e
 	loops := e.Loops()
-	for i, l := range loops {
-		sh := newShard(p, l, i)
-		for _, t := range p.cfg.Targets {
-			a, err := conn.ResolveAddr(t.Addr.Network, t.Addr.Address)
-			if err != nil {
-				return fmt.Errorf("pool: backend address %s: %w", t.Addr, err)
-			}
-			sh.backendAddrs = append(sh.backendAddrs, a)
+	// Resolved once: conn.Dial gives each connect its own copy of the
+	// address, so every loop can dial the same Addr.
+	for _, t := range p.cfg.Targets {
+		a, err := conn.ResolveAddr(t.Addr.Network, t.Addr.Address)
+		if err != nil {
+			return fmt.Errorf("pool: backend address %s: %w", t.Addr, err)
 		}
-		p.shards = append(p.shards, sh)
+		p.targetAddrs = append(p.targetAddrs, a)
+	}
+	for i, l := range loops {
+		p.shards = append(p.shards, newShard(p, l, i))
 	}
 	for i, target := range splitConns(p.cfg.BackendConns, p.cfg.Targets) {
 		sh := p.shards[i%len(p.shards)]
@@ -264,16 +267,6 @@ func (p *Proxy) Start(e *reactor.Engine, addr conn.Addr) error {
 		return fmt.Errorf("pool: %w", err)
 	}
 	p.ln = ln
-	// conn.Listen appends to its acceptor list after registering each
-	// acceptor on its loop, and OnAccept reads that list without
-	// synchronisation; a round trip through every loop's control inbox
-	// publishes the finished listener before any client is accepted by a
-	// caller that waits for Start (a fix belongs in package conn).
-	for _, l := range e.Loops() {
-		if err := l.Exec(func(*reactor.Loop) {}); err != nil {
-			return fmt.Errorf("pool: %w", err)
-		}
-	}
 	return nil
 }
 

@@ -160,7 +160,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
 	s.sh.stats.ClientBytesOut.Add(uint64(len(pkt)))
 	c.Write(pkt)
-	s.sh.schedule(&s.timer, s.p.cfg.LoginTimeout)
+	s.sh.loop.Schedule(&s.timer, s.p.cfg.LoginTimeout)
 }
 
 // OnClose releases what the session holds.
@@ -226,7 +226,7 @@ func (s *session) OnHighWater(c *conn.Conn) {
 	}
 	w.mark = c.Delivered()
 	w.quiet = 0
-	s.sh.schedule(&w.timer, s.writeCheckInterval())
+	s.sh.loop.Schedule(&w.timer, s.writeCheckInterval())
 }
 
 // OnLowWater resumes it.
@@ -282,7 +282,7 @@ func clientWriteStalled(arg any) {
 		s.c.Reset(errClientWriteTimeout)
 		return
 	}
-	s.sh.schedule(&w.timer, s.writeCheckInterval())
+	s.sh.loop.Schedule(&w.timer, s.writeCheckInterval())
 }
 
 func sessionTimerFired(arg any) {

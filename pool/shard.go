@@ -14,12 +14,6 @@ type shard struct {
 	p    *Proxy
 	loop *reactor.Loop
 	id   int
-	// backendAddrs are this loop's own copies of the targets' addresses
-	// (by Config.Targets index): unix.Connect writes into the sockaddr it
-	// is given, so loops must not share one (a fix belongs in package
-	// conn).
-	backendAddrs []conn.Addr
-
 	idle []*backend
 	// held are sessions keeping their backend after a statement with
 	// warnings or an error, so SHOW WARNINGS sees them; a waiter takes
@@ -77,15 +71,6 @@ func newShard(p *Proxy, l *reactor.Loop, id int) *shard {
 	sh.stealRetry.Func = retrySteal
 	sh.stealRetry.Arg = sh
 	return sh
-}
-
-// schedule arms t on the shard's loop d from now. Callbacks run inside the
-// driver's poll see the loop time cached before it went to sleep, which can
-// be minutes old on an idle loop; measuring from the real time keeps a
-// 10 s login deadline from firing at once (a fix belongs in package
-// reactor: refresh Loop.now before dispatching events).
-func (sh *shard) schedule(t *reactor.Timer, d time.Duration) {
-	sh.loop.Schedule(t, d+time.Since(sh.loop.Now()))
 }
 
 // stealRetryInterval is how soon a loop whose waiters found no idle backend
@@ -153,7 +138,7 @@ func (sh *shard) acquire(s *session) {
 	s.queued = true
 	s.queuedAt = time.Now()
 	s.timer.Func = sessionTimerFired
-	sh.schedule(&s.timer, time.Duration(sh.p.queueTimeout.Load()))
+	sh.loop.Schedule(&s.timer, time.Duration(sh.p.queueTimeout.Load()))
 	sh.stats.QueueWaits.Add(1)
 	sh.setHints()
 	sh.seekSteal()
@@ -335,7 +320,7 @@ func (sh *shard) seekSteal() {
 		}
 	}
 	if !sh.stealRetry.Armed() {
-		sh.schedule(&sh.stealRetry, stealRetryInterval)
+		sh.loop.Schedule(&sh.stealRetry, stealRetryInterval)
 	}
 }
 
