@@ -17,16 +17,13 @@
 // Accepting on several loops: by default each loop has its own SO_REUSEPORT
 // listening socket and the kernel spreads incoming connections over them by
 // a hash of the 4-tuple; ListenConfig.Spread instead accepts everything on
-// loop 0 and posts each descriptor to the loops in turn. Both were measured
-// side by side (bench/results/echo.md, "Accepting", 2 loops, connections
-// opened and reset continuously, both loops on one CPU and the generator on
-// the other): over three runs spreading accepted 1.00-1.10x as many
-// connections per second, a rate the generator limits on that machine, and
-// cost 0-15% more server CPU per connection (60 µs against 52 µs in one run,
-// 31.5 against 31.3 in another): the cross-loop post, the wakeup of the
-// receiving loop and the single acceptor doing every accept4. SO_REUSEPORT
-// stays the default because it never costs more and no loop depends on
-// another to get its connections. Spread remains for what the hash cannot
+// loop 0 and posts each descriptor to the loops in turn. Measured side by
+// side (bench/results/echo.md, "Accepting: SO_REUSEPORT per loop vs one
+// spreading acceptor"), spreading never cost less
+// server CPU per connection (the cross-loop post, the wakeup of the
+// receiving loop and the single acceptor doing every accept4), so
+// SO_REUSEPORT stays the default: it never costs more and no loop depends
+// on another to get its connections. Spread remains for what the hash cannot
 // give: an exact round-robin when a few long-lived connections would
 // otherwise land unevenly (the imbalance that made Seastar turn
 // SO_REUSEPORT off), and Unix sockets, which have no port to share.

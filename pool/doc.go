@@ -164,13 +164,11 @@
 // (Proxy.UserStats) exist only for accounts of the users file. An exporter
 // reads them when scraped.
 //
-// Sizing: a few backend connections per database core. More only add
-// server threads competing for the same cores: on a 2-core host shared with
-// MariaDB and sysbench, one series of oltp_read_only runs at 8192 clients
-// gave about 12,000 QPS with 16 backends, 10,400 with 32 and 7,300 with 128
-// (4 were too few: 4,000), and one loop beat two (7,800 with two loops and
-// 32 backends): cross-loop stealing and donation cost more there than a
-// second loop gains.
+// Sizing: a few backend connections per database core; more only add
+// server threads competing for the same cores. On a host the proxy shares
+// with the database, one loop rather than two: cross-loop stealing and
+// donation cost more there than a second loop gains. The runs behind both
+// are in bench/results/sweep-20261125-1758.md (its notes).
 //
 // Slow clients: a response is relayed into the client connection's output
 // buffer; once that holds more than its high-water mark (1 MiB) the backend
