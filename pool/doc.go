@@ -161,8 +161,8 @@
 // fixed table, ErrorCodes, plus "other"), bytes to and from clients and
 // backends, prepared statements open on backends, pins by reason, health
 // checks and reconnects, client write timeouts. Per-account counters
-// (Proxy.UserStats) exist only for accounts of the users file. An exporter
-// reads them when scraped.
+// (Proxy.UserStats, one set per loop, summed when read) exist only for
+// accounts of the users file. An exporter reads them when scraped.
 //
 // Sizing: a few backend connections per database core; more only add
 // server threads competing for the same cores. On a host the proxy shares

@@ -224,6 +224,7 @@ func (p *Proxy) StartBackends(e *reactor.Engine) error {
 	for i, l := range loops {
 		p.shards = append(p.shards, newShard(p, l, i))
 	}
+	p.userStats.setLoops(len(loops))
 	for i, target := range splitConns(p.cfg.BackendConns, p.cfg.Targets) {
 		sh := p.shards[i%len(p.shards)]
 		p.backends = append(p.backends, newBackend(p, sh, i, target))

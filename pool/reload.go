@@ -77,13 +77,39 @@ func (p *Proxy) clientsOverLimit() bool {
 	return n >= p.maxClients.Load()
 }
 
-// UserStats are one account's counters. They are shared by the loops (an
-// atomic add per command on a line other loops may also write), which is
-// why they exist only for the accounts in the users file.
+// UserStats are one account's counters, one set per loop, each written only
+// by its loop (a session never changes loops) and summed when scraped, so
+// that a busy account's sessions on several loops do not fight over one
+// cache line. They exist only for the accounts in the users file.
 type UserStats struct {
-	Connections atomic.Int64  // gauge: sessions logged in as the account
-	Logins      atomic.Uint64 // successful logins (and COM_CHANGE_USER)
-	Commands    atomic.Uint64 // commands the account's sessions sent
+	loops []userLoopStats
+}
+
+// userLoopStats are one loop's counters of an account, padded to a cache
+// line of its own.
+type userLoopStats struct {
+	connections atomic.Int64  // gauge: sessions logged in as the account
+	logins      atomic.Uint64 // successful logins (and COM_CHANGE_USER)
+	commands    atomic.Uint64 // commands the account's sessions sent
+	_           [64 - 24]byte
+}
+
+func newUserStats(loops int) *UserStats {
+	return &UserStats{loops: make([]userLoopStats, max(loops, 1))}
+}
+
+// on returns the counters loop id writes.
+func (u *UserStats) on(loop int) *userLoopStats { return &u.loops[loop] }
+
+func (u *UserStats) snapshot(name string) UserStatsSnapshot {
+	s := UserStatsSnapshot{User: name}
+	for i := range u.loops {
+		l := &u.loops[i]
+		s.Connections += l.connections.Load()
+		s.Logins += l.logins.Load()
+		s.Commands += l.commands.Load()
+	}
+	return s
 }
 
 // UserStatsSnapshot is one account's counters at one moment.
@@ -101,6 +127,17 @@ type userStatsRegistry struct {
 	mu      sync.Mutex
 	byName  map[string]*UserStats
 	current Users
+	loops   int // counter sets per account (setLoops)
+}
+
+// setLoops sizes every account's counters for n loops. StartBackends calls
+// it before any client is accepted, so no session holds the old ones.
+func (r *userStatsRegistry) setLoops(n int) {
+	r.mu.Lock()
+	r.loops = n
+	clear(r.byName)
+	r.mu.Unlock()
+	r.adopt(r.current)
 }
 
 func (r *userStatsRegistry) adopt(u Users) {
@@ -112,7 +149,7 @@ func (r *userStatsRegistry) adopt(u Users) {
 	for name, user := range u {
 		st := r.byName[name]
 		if st == nil {
-			st = &UserStats{}
+			st = newUserStats(r.loops)
 			r.byName[name] = st
 		}
 		user.stats = st
@@ -120,7 +157,7 @@ func (r *userStatsRegistry) adopt(u Users) {
 	// Accounts dropped from the file stop being exported once none of
 	// their sessions remains, which keeps the series bounded by the file.
 	for name, st := range r.byName {
-		if _, ok := u[name]; !ok && st.Connections.Load() == 0 {
+		if _, ok := u[name]; !ok && st.snapshot(name).Connections == 0 {
 			delete(r.byName, name)
 		}
 	}
@@ -135,8 +172,7 @@ func (p *Proxy) UserStats() []UserStatsSnapshot {
 	defer r.mu.Unlock()
 	out := make([]UserStatsSnapshot, 0, len(r.byName))
 	for name, st := range r.byName {
-		out = append(out, UserStatsSnapshot{User: name, Connections: st.Connections.Load(),
-			Logins: st.Logins.Load(), Commands: st.Commands.Load()})
+		out = append(out, st.snapshot(name))
 	}
 	return out
 }
@@ -145,12 +181,13 @@ func (p *Proxy) UserStats() []UserStatsSnapshot {
 // previous account (if any) to u.
 func (s *session) setAccount(u *User) {
 	if a := s.account; a != nil && a.stats != nil {
-		a.stats.Connections.Add(-1)
+		a.stats.on(s.sh.id).connections.Add(-1)
 	}
 	s.account = u
 	if u != nil && u.stats != nil {
-		u.stats.Connections.Add(1)
-		u.stats.Logins.Add(1)
+		l := u.stats.on(s.sh.id)
+		l.connections.Add(1)
+		l.logins.Add(1)
 	}
 }
 

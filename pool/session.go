@@ -521,7 +521,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	s.cmdStart = time.Now()
 	s.sh.stats.Commands[commandSlot(cmd)].Add(1)
 	if a := s.account; a != nil && a.stats != nil {
-		a.stats.Commands.Add(1)
+		a.stats.on(s.sh.id).commands.Add(1)
 	}
 	switch cmd {
 	case mysqlwire.ComQuit:

@@ -68,3 +68,35 @@ func TestParseUsers(t *testing.T) {
 		}
 	}
 }
+
+// TestUserStatsPerLoop: each loop writes its own counters of an account;
+// a scrape sums them, and a reload keeps them for names that stay.
+func TestUserStatsPerLoop(t *testing.T) {
+	var r userStatsRegistry
+	u, err := ParseUsers(strings.NewReader(UserLine("app", []byte("pw")) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.adopt(u)
+	r.setLoops(3)
+	st := u["app"].stats
+	if len(st.loops) != 3 {
+		t.Fatalf("%d counter sets after setLoops(3)", len(st.loops))
+	}
+	for loop, n := range []int{2, 0, 5} {
+		for i := 0; i < n; i++ {
+			st.on(loop).commands.Add(1)
+		}
+		st.on(loop).connections.Add(1)
+	}
+	st.on(1).connections.Add(-1)
+	got := st.snapshot("app")
+	if got.Commands != 7 || got.Connections != 2 {
+		t.Fatalf("snapshot %+v, want 7 commands and 2 connections", got)
+	}
+	again, _ := ParseUsers(strings.NewReader(UserLine("app", []byte("other")) + "\n"))
+	r.adopt(again)
+	if again["app"].stats != st {
+		t.Fatal("a reload lost the counters of an account it kept")
+	}
+}
