@@ -4,7 +4,7 @@
 # It feeds a fixed list of statements to `mariadb` on stdin, the way a person would type them, and
 # prints everything the client prints (results in table form, \G output, the ERROR line of a
 # statement that fails) on stdout. Run it once against MariaDB and once through `scalestack
-# mysqlproxy`: the two outputs must be the same apart from connection ids (pool/e2e's TestMariaDBCLI
+# mysqlproxy`: the two outputs must be the same apart from connection ids (internal/e2e's TestMariaDBCLI
 # does exactly that).
 #
 # Usage:

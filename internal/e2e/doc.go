@@ -19,6 +19,8 @@
 // The server-restart test uses a private MariaDB (internal/testutil), since
 // stopping the shared one would break the others.
 //
+// They live outside pool so that `go test ./pool/...` stays the unit layer.
+//
 // Tests and their bounds (about 3.5 minutes in all on 2 cores, under 5 with -race):
 //
 //   - TestSysbench1024Clients16Backends: oltp_point_select and oltp_read_only,
@@ -35,6 +37,14 @@
 //   - TestMariaDBCLI: the mariadb client's session through the proxy prints
 //     what it prints against MariaDB, apart from the connection id.
 //   - TestMySQL55Mode, below.
+//   - The hotfix's regressions, each failing on the code before it:
+//     TestLongPacketsThroughDriver, TestLongDataSmuggling and
+//     TestLongDataBound (payloads of 16 MiB and more, and long data that
+//     would run as commands); TestAdminStatementsRefused,
+//     TestKillOtherAccount and TestWaitTimeoutFloor (statements that act on
+//     the whole server or on other accounts); TestPreLoginMemoryStorm
+//     (1,000 sockets stalling mid-handshake); TestClientsThatNeverRead
+//     (--client-write-timeout frees their backends).
 //
 // SCALESTACK_E2E_SRC names another checkout to build the binary from (the
 // default is this module's root); E2E_SEED fixes the isolation test's seed.
