@@ -33,6 +33,7 @@ type lexer struct {
 	noBackslash bool
 	inExecCmt   bool // inside /*! ... */, whose body is code
 	bad         bool // an unterminated string or comment was seen
+	sawComment  bool // a comment was skipped (the text is not empty)
 }
 
 func isSpace(c byte) bool {
@@ -54,11 +55,14 @@ func (lx *lexer) skipSpace() {
 		case isSpace(c):
 			lx.pos++
 		case c == '#':
+			lx.sawComment = true
 			lx.skipLine()
 		case c == '-' && lx.pos+2 <= len(s) && lx.pos+1 < len(s) && s[lx.pos+1] == '-' &&
 			(lx.pos+2 == len(s) || isSpace(s[lx.pos+2]) || s[lx.pos+2] < 0x20):
+			lx.sawComment = true
 			lx.skipLine()
 		case c == '/' && lx.pos+1 < len(s) && s[lx.pos+1] == '*':
+			lx.sawComment = true
 			p := lx.pos + 2
 			// /*! and /*M! comments are executable: their body is code.
 			if p < len(s) && s[p] == 'M' && p+1 < len(s) && s[p+1] == '!' {
@@ -307,7 +311,14 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		first = lx.next()
 	}
 	if first.kind == tokEnd {
-		qi.kind = stmtEmpty
+		// White space alone is the empty query (ER_EMPTY_QUERY); text that
+		// is only comments is a statement the server answers with OK, so
+		// it goes to a backend like any other.
+		if !lx.sawComment {
+			qi.kind = stmtEmpty
+		} else {
+			qi.kind = stmtOther
+		}
 		return qi
 	}
 	switch {
