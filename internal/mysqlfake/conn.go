@@ -687,10 +687,13 @@ func (c *Conn) respond(r Response, binary bool) error {
 		}
 		// Read and discard until the peer or the test closes, so that a
 		// client giving up is seen (State().Closed) without buffering.
+		peerGone := make(chan struct{})
+		defer close(peerGone)
 		go func() {
 			select {
 			case <-c.killed:
 			case <-c.s.closed:
+			case <-peerGone:
 			}
 			c.nc.Close()
 		}()

@@ -349,7 +349,7 @@ func isQuoted(s string) bool {
 	return len(s) >= 2 && (s[0] == '\'' || s[0] == '"' || s[0] == '`') && s[len(s)-1] == s[0]
 }
 
-// unquote strips one level of quotes ('', "" or “) and undoes doubled
+// unquote strips one level of quotes (”, "" or “) and undoes doubled
 // quotes and backslash escapes inside.
 func unquote(s string) string {
 	if !isQuoted(s) {
