@@ -19,25 +19,22 @@
 //     create real sockets with unix.Socket/Connect/Listen (conn/conn.go,
 //     conn/listener.go) and only then call Driver.Register or Listen. An
 //     in-memory driver needs conn to ask the driver for a socket instead: a
-//     small optional interface, e.g.
-//
-//     type SocketMaker interface {
-//     Dial(addr conn.Addr) (fd int, inProgress bool, err error)
-//     Listen(addr conn.Addr, backlog int) (fd int, err error)
-//     }
-//
+//     small optional interface (say SocketMaker, with Dial(addr) (fd,
+//     inProgress, err) and Listen(addr, backlog) (fd, err))
 //     that conn uses when the loop's driver implements it (epoll and io_uring
 //     do not, so production paths stay as they are). The fake hands out
 //     fds from a private range (say from 1<<30 up) that it never passes to
 //     the kernel; Detach returns them for cross-loop adoption, so a fake
 //     "fd" must be adoptable by another loop's fake driver of the same
 //     Network (a shared, mutex-guarded table; the fake is test code).
+//
 //  2. Time. Loop.Now and the timer wheel use time.Now, which synctest
 //     fakes inside a bubble; but a loop blocks in Poll, and a goroutine
 //     blocked in epoll_wait is not "durably blocked" for synctest. The fake
 //     Poll(timeout) must therefore wait on a channel with time.After
 //     (durably blocking, so the bubble's clock jumps to the next timer) and
 //     Wake must send on that channel.
+//
 //  3. runtime.LockOSThread in Loop.run is allowed inside a synctest bubble,
 //     but the reactor's engine Start/Stop must be called from within the
 //     bubble (synctest.Test's function) so every loop goroutine belongs to it.
