@@ -134,3 +134,17 @@ func testThroughProxy(t *testing.T, flavor mysqlfake.Flavor) {
 		t.Errorf("%d logins, want at least %d", stats.LoggedIn, backends)
 	}
 }
+
+// TestProxyReconnects restarts the double on the same address: the proxy
+// logs its backends in again, as after a server restart.
+func TestProxyReconnects(t *testing.T) {
+	srv := start(t, nil)
+	p := startProxy(t, srv, 2, 1, nil)
+	addr := srv.Addr()
+	srv.Close()
+	waitFor(t, "the proxy to see its backends go", func() bool { return p.Stats().BackendsConnected == 0 })
+	again := start(t, func(c *mysqlfake.Config) { c.Addr = addr })
+	waitFor(t, "the proxy to log in again", func() bool {
+		return p.Stats().BackendsConnected == 2 && again.LoggedInConns() == 2
+	})
+}

@@ -83,6 +83,9 @@ type Config struct {
 	// the whole server (the oldest go first); LogPayload is how many bytes
 	// of each payload an entry keeps. Zero: 4096 and 256.
 	LogLimit, LogPayload int
+	// Addr is the TCP address to listen on; empty: a free loopback port.
+	// Reusing a closed double's Addr restarts "the server" in place.
+	Addr string
 	// Unix, when set, is a unix socket path the double also listens on.
 	Unix string
 	// Logf, when set, receives connection errors.
@@ -197,7 +200,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, closed: make(chan struct{}), conns: make(map[uint32]*Conn), nextID: 1,
 		stats: Stats{Commands: make(map[mysqlwire.Command]int64)}, log: ring{limit: cfg.LogLimit}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("mysqlfake: listen: %w", err)
 	}
