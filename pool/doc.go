@@ -34,8 +34,11 @@
 //
 // Instead of pinning, the proxy tracks and replays: the default schema
 // (USE, COM_INIT_DB, the handshake's database), the character set (the
-// handshake collation, SET NAMES, SET CHARACTER SET, character_set_client,
-// character_set_results, character_set_connection, collation_connection),
+// collation named in the handshake or in COM_CHANGE_USER, any of the
+// server's whose character set a client may use, listed in collations.go;
+// others fall back to the default, as on the server; SET NAMES, SET
+// CHARACTER SET, character_set_client, character_set_results,
+// character_set_connection, collation_connection),
 // multi-statements (the client's capability and COM_SET_OPTION), and these
 // session variables: autocommit, sql_mode, time_zone, the transaction
 // isolation level and read-only flag (tx_isolation/transaction_isolation,

@@ -196,7 +196,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.backendCaps &= mysqlwire.MySQL55Caps
 		p.collation = 33
 	}
-	p.defaultNames = collationNames[p.collation]
+	p.defaultNames = collationNames[uint16(p.collation)]
 	v := c.ServerVersion
 	p.version.Store(&v)
 	p.SetUsers(c.Users)

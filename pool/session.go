@@ -398,7 +398,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	// Session defaults from the handshake: charset, schema, and
 	// multi-statements as the client asked.
 	s.st = sessionState{names: s.p.defaultNames}
-	if n, ok := collationNames[hr.CharacterSet]; ok {
+	if n, ok := collationNames[uint16(hr.CharacterSet)]; ok {
 		s.st.names = n
 	}
 	s.loginNames = s.st.names
@@ -1394,10 +1394,8 @@ func (s *session) onChangeUser(payload []byte) {
 	}
 	user, auth, schema, plugin := cu.Username, cu.AuthResponse, cu.Database, cu.AuthPlugin
 	names := s.p.defaultNames
-	if cu.CharacterSet != 0 && cu.CharacterSet < 256 {
-		if nm, ok := collationNames[uint8(cu.CharacterSet)]; ok {
-			names = nm
-		}
+	if nm, ok := collationNames[cu.CharacterSet]; ok {
+		names = nm
 	}
 	u := (*s.p.users.Load())[string(user)]
 	if u == nil {

@@ -706,22 +706,3 @@ func (p *setPlan) apply(st *sessionState) {
 		}
 	}
 }
-
-// collationNames maps the collation ids clients send in their handshake to
-// the SET NAMES fragment that reproduces them; ids not listed fall back to
-// the backend's own default.
-var collationNames = map[uint8]string{
-	8:   "NAMES latin1 COLLATE latin1_swedish_ci",
-	11:  "NAMES ascii COLLATE ascii_general_ci",
-	28:  "NAMES gbk COLLATE gbk_chinese_ci",
-	33:  "NAMES utf8 COLLATE utf8_general_ci",
-	45:  "NAMES utf8mb4 COLLATE utf8mb4_general_ci",
-	46:  "NAMES utf8mb4 COLLATE utf8mb4_bin",
-	47:  "NAMES latin1 COLLATE latin1_bin",
-	63:  "NAMES binary",
-	83:  "NAMES utf8 COLLATE utf8_bin",
-	192: "NAMES utf8 COLLATE utf8_unicode_ci",
-	224: "NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
-	// MySQL 8's default; MariaDB 10.x does not know it, utf8mb4 is close.
-	255: "NAMES utf8mb4",
-}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,4 +34,55 @@ func errorCode(err error) int {
 		return int(me.Number)
 	}
 	return -1
+}
+
+// TestHandshakeCollations: a client that names a collation in its handshake
+// gets it through the proxy exactly as it would direct, whichever backend
+// serves it, for every collation a client may name; and the proxy's table
+// (pool/collations.go) lists each one the server knows.
+func TestHandshakeCollations(t *testing.T) {
+	p := startProxy(t, proxyOptions{backendConns: 2, loops: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rows, err := rootDB.QueryContext(ctx, "SELECT ID, COLLATION_NAME FROM information_schema.COLLATIONS "+
+		"WHERE ID IS NOT NULL AND ID < 256 AND CHARACTER_SET_NAME NOT IN ('ucs2','utf16','utf16le','utf32') ORDER BY ID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type collation struct {
+		id   int
+		name string
+	}
+	var all []collation
+	for rows.Next() {
+		var c collation
+		if err := rows.Scan(&c.id, &c.name); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, c)
+	}
+	rows.Close()
+	if len(all) < 100 {
+		t.Fatalf("the server lists only %d client collations", len(all))
+	}
+	// Three sessions per collation on two backends: each login replays the
+	// character set on whichever backend the previous one left in another.
+	for _, c := range all {
+		for i := 0; i < 3; i++ {
+			rc, err := dialRaw(p.addr, clientUser, clientPassword, rawOptions{collation: byte(c.id)})
+			if err != nil {
+				t.Fatalf("collation %d (%s): login: %v", c.id, c.name, err)
+			}
+			rc.setDeadline(10 * time.Second)
+			got, err := rc.scalar("SELECT @@collation_connection")
+			rc.Close()
+			if err != nil {
+				t.Fatalf("collation %d (%s): %v", c.id, c.name, err)
+			}
+			if got != c.name && got != strings.Replace(c.name, "utf8mb3", "utf8", 1) {
+				t.Fatalf("collation %d: the session got %s, want %s as a direct connection", c.id, got, c.name)
+			}
+		}
+	}
+	p.requireAlive(t)
 }

@@ -80,6 +80,7 @@ type rawOptions struct {
 	rcvBuf      int  // SO_RCVBUF of the client socket (0: default)
 	multiStmts  bool // ask for CLIENT_MULTI_STATEMENTS
 	noHandshake bool // stop after reading the greeting
+	collation   byte // the handshake's character set (0: rawClientCharset)
 }
 
 func dialRaw(addr, user, password string, o rawOptions) (*rawConn, error) {
@@ -198,7 +199,11 @@ func (c *rawConn) login(user, password string, o rawOptions) error {
 	var b []byte
 	b = binary.LittleEndian.AppendUint32(b, caps)
 	b = binary.LittleEndian.AppendUint32(b, rawClientMaxPacket)
-	b = append(b, rawClientCharset)
+	collation := byte(rawClientCharset)
+	if o.collation != 0 {
+		collation = o.collation
+	}
+	b = append(b, collation)
 	b = append(b, make([]byte, 23)...)
 	b = append(append(b, user...), 0)
 	b = append(append(b, byte(len(auth))), auth...)
