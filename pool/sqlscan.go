@@ -841,10 +841,20 @@ func setPrivilege(lx lexer, depth int) privilege {
 }
 
 // globalSysVar reports whether a system variable reference (without its
-// @@) names the global or persisted value.
+// @@) names the global or persisted value. The scope is what comes before
+// the first dot, or the whole token: MariaDB also reads @@global . x (space
+// or a comment before the dot) and @@global.`x` (quoted name), which the
+// lexer gives as the token @@global or @@global. followed by the rest.
 func globalSysVar(name []byte) bool {
-	for _, scope := range [...]string{"global.", "persist.", "persist_only."} {
-		if len(name) > len(scope) && equalFoldLower(name[:len(scope)], scope) {
+	scope := name
+	for i, c := range name {
+		if c == '.' {
+			scope = name[:i]
+			break
+		}
+	}
+	for _, s := range [...]string{"global", "persist", "persist_only"} {
+		if len(scope) == len(s) && equalFoldLower(scope, s) {
 			return true
 		}
 	}

@@ -377,6 +377,12 @@ func TestStatementPrivilege(t *testing.T) {
 		// Server-wide statements.
 		{"SET GLOBAL max_connections = 1", privSuper},
 		{"SET @@global.max_connections = 1", privSuper},
+		// MariaDB reads these as the global scope too (checked on 10.11).
+		{"SET @@global . max_connections = 1", privSuper},
+		{"SET @@global/**/.max_connections = 1", privSuper},
+		{"SET @@global.`max_connections` = 1", privSuper},
+		{"set @@GLOBAL .`max_connections`=1", privSuper},
+		{"SET @@persist . x = 1", privSuper},
 		{"SET @@GLOBAL.max_connections := 1", privSuper},
 		{"SET PERSIST max_connections = 1", privSuper},
 		{"SET PERSIST_ONLY max_connections = 1", privSuper},
