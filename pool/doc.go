@@ -119,10 +119,14 @@
 // literal of PREPARE ... FROM and EXECUTE IMMEDIATE. Unlike a direct
 // connection, dynamic SQL whose text the proxy cannot see (PREPARE s FROM
 // @v, EXECUTE IMMEDIATE with any expression but one string literal) is
-// refused too for accounts without admin. Known gap: stored programs (CALL
-// of a procedure, triggers, events) run with their definer's privileges,
-// which the proxy cannot see into; running clients under their own server
-// accounts (a later change) closes it and lifts the dynamic-SQL restriction.
+// refused too for accounts without admin. So is a CREATE or ALTER of a
+// stored program (procedure, function, trigger, event, package) with an
+// admin statement anywhere in its definition: its body runs later with the
+// definer's rights. Known gap: programs that already exist on the server
+// (CALL of a procedure, triggers, events) run with their definer's
+// privileges, which the proxy cannot see into; running clients under their
+// own server accounts (a later change) closes it and lifts the dynamic-SQL
+// restriction.
 //
 // # Errors the proxy sends
 //

@@ -740,24 +740,37 @@ func stmtPrivilege(lx lexer, t token, depth int) privilege {
 			return privNone
 		}
 		return literalPrivilege(&lx, depth, true)
-	case lx.is(t, "CREATE"):
+	case lx.is(t, "CREATE") || lx.is(t, "ALTER"):
 		save := lx
 		second := lx.next()
 		if lx.is(second, "OR") { // OR REPLACE
 			lx.next()
 			second = lx.next()
 		}
+		if lx.is(second, "DEFINER") { // DEFINER = account
+			for second = lx.next(); second.kind != tokEnd && !isStoredProgram(&lx, second); second = lx.next() {
+			}
+		}
 		if lx.is(second, "AGGREGATE") || lx.is(second, "FUNCTION") {
 			// A loadable function (CREATE FUNCTION f RETURNS INTEGER
 			// SONAME 'lib.so') runs a shared library in the server.
-			for u := lx.next(); u.kind != tokEnd && !lx.isPunct(u, ';'); u = lx.next() {
-				if lx.is(u, "SONAME") {
+			scan := lx
+			for u := scan.next(); u.kind != tokEnd && !scan.isPunct(u, ';'); u = scan.next() {
+				if scan.is(u, "SONAME") {
 					return privSuper
 				}
 			}
-			return privNone
+		}
+		if isStoredProgram(&lx, second) || lx.is(second, "AGGREGATE") {
+			// The body runs later with the definer's rights (the
+			// service account), out of the proxy's sight: any admin
+			// statement anywhere in it is refused now.
+			return bodyPrivilege(lx, depth)
 		}
 		lx = save
+		if lx.is(t, "ALTER") {
+			break
+		}
 		if lx.is(second, "USER") || lx.is(second, "ROLE") {
 			return privCreateUser
 		}
@@ -780,6 +793,30 @@ func stmtPrivilege(lx lexer, t token, depth int) privilege {
 		}
 		if lx.is(second, a.second) {
 			return a.priv
+		}
+	}
+	return privNone
+}
+
+// isStoredProgram reports whether t names a kind of stored program, whose
+// body the server runs later with its definer's rights.
+func isStoredProgram(lx *lexer, t token) bool {
+	return lx.is(t, "PROCEDURE") || lx.is(t, "FUNCTION") || lx.is(t, "TRIGGER") || lx.is(t, "EVENT") ||
+		lx.is(t, "PACKAGE")
+}
+
+// bodyPrivilege scans a stored program's definition: every word is taken
+// as a possible statement start (the body's statements may stand after
+// BEGIN, DO, THEN, a label... which a lexer does not tell apart), so an
+// admin statement anywhere in it is found; a column or label that happens
+// to be named like one (FLUSH, RESET...) is refused too, on the safe side.
+func bodyPrivilege(lx lexer, depth int) privilege {
+	for t := lx.next(); t.kind != tokEnd; t = lx.next() {
+		if t.kind != tokWord || lx.is(t, "CREATE") || lx.is(t, "ALTER") {
+			continue
+		}
+		if p := stmtPrivilege(lx, t, depth); p != privNone {
+			return p
 		}
 	}
 	return privNone
