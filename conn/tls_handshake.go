@@ -313,7 +313,9 @@ func (h *handshake) read(p []byte) (int, error) {
 		}
 		h.mu.Unlock()
 
-		wait := time.Until(h.deadline)
+		// The loop's timer closes the pipe at the deadline; this later one
+		// only frees the goroutine should that loop be stuck.
+		wait := time.Until(h.deadline) + handshakeDeadlineSlack
 		if wait <= 0 {
 			return 0, errHandshakeDeadline
 		}
@@ -332,6 +334,8 @@ func (h *handshake) read(p []byte) (int, error) {
 		}
 	}
 }
+
+const handshakeDeadlineSlack = time.Second
 
 // errHandshakeDeadline ends a handshake whose deadline passed while it
 // waited for the peer (the loop's timer normally closes it first).
