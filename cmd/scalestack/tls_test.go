@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/internal/testutil"
+)
+
+// tlsClientsEnv sets how many concurrent clients the TLS many-clients test
+// runs per case. The default keeps the whole matrix well under a minute
+// under -race on two cores; the 1,000 is
+// SCALESTACK_TLS_CLIENTS=1000 go test -race -run TestTLSManyClients ./cmd/scalestack/
+const tlsClientsEnv = "SCALESTACK_TLS_CLIENTS"
+
+func tlsClientCount(t *testing.T) int {
+	if v := os.Getenv(tlsClientsEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want a positive number", tlsClientsEnv, v)
+		}
+		return n
+	}
+	return 200
+}
+
+// testTLSFlags are the module flags a test would pass for TLS with the
+// given files.
+func testTLSFlags(cert, key, ca string) tlsFlags {
+	return tlsFlags{cert: cert, key: key, ca: ca, handshakeTimeout: 10 * time.Second, workers: 2,
+		maxHandshakes: conn.DefaultHandshakeMaxInFlight, queue: conn.DefaultHandshakeQueue}
+}
+
+// tlsTopology is one arrangement of the echo and tcpproxy modules.
+type tlsTopology struct {
+	name string
+	// clientTLS: clients speak TLS to the front; proxy: a tcpproxy in
+	// front of echo; backendTLS: the proxy speaks TLS to echo.
+	clientTLS, proxy, backendTLS bool
+}
+
+var tlsTopologies = []tlsTopology{
+	{"echo", true, false, false},
+	{"tcpproxy-terminates", true, true, false},
+	{"tcpproxy-originates", false, true, true},
+	{"tcpproxy-both", true, true, true},
+}
+
+// startTLSService starts the topology's modules, built from their flags,
+// on e and returns the address clients dial.
+func startTLSService(t *testing.T, e *testEngine, pki *testutil.PKI, server testutil.Issued, topo tlsTopology) (front conn.Addr, lns []*conn.Listener) {
+	t.Helper()
+	listen := func(m module) *conn.Listener {
+		ln, err := conn.Listen(e.Engine, m.listen)
+		if err != nil {
+			t.Fatalf("listen %s: %v", m.name, err)
+		}
+		closeListener(t, ln)
+		lns = append(lns, ln)
+		return ln
+	}
+	echoTLS := topo.backendTLS || (topo.clientTLS && !topo.proxy)
+	var ef tlsFlags
+	if echoTLS {
+		ef = testTLSFlags(server.CertFile, server.KeyFile, "")
+	} else {
+		ef = testTLSFlags("", "", "")
+	}
+	ets, err := ef.build(conn.Addr{})
+	if err != nil {
+		t.Fatalf("echo TLS flags: %v", err)
+	}
+	echoLn := listen(echoModule(testAddr(t, "tcp"), false, ets))
+	if !topo.proxy {
+		return echoLn.Addr(), lns
+	}
+	pf := testTLSFlags("", "", "")
+	if topo.clientTLS {
+		pf.cert, pf.key = server.CertFile, server.KeyFile
+	}
+	if topo.backendTLS {
+		pf.backendTLS, pf.backendCA = true, pki.CAFile
+	}
+	pts, err := pf.build(echoLn.Addr())
+	if err != nil {
+		t.Fatalf("tcpproxy TLS flags: %v", err)
+	}
+	proxyLn := listen(tcpProxyModule(testAddr(t, "tcp"), echoLn.Addr(), false, pts))
+	return proxyLn.Addr(), lns
+}
+
+// tlsEchoRoundTrip is echoRoundTrip over TLS when cfg is set.
+func tlsEchoRoundTrip(a conn.Addr, cfg *tls.Config, payload []byte, deadline time.Time) error {
+	raw, err := net.DialTimeout(a.Network, a.Address, time.Until(deadline))
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	var c net.Conn = raw
+	if cfg != nil {
+		c = tls.Client(raw, cfg)
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		werr <- err
+	}()
+	got := make([]byte, len(payload))
+	_, rerr := io.ReadFull(c, got)
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write %d bytes: %w", len(payload), err)
+	}
+	if rerr != nil {
+		return fmt.Errorf("read back %d bytes: %w", len(payload), rerr)
+	}
+	if !bytes.Equal(got, payload) {
+		return fmt.Errorf("echoed %d bytes differ from those sent", len(payload))
+	}
+	return nil
+}
+
+// TestTLSManyClientsEchoedExactly runs many concurrent clients with 1 B to
+// 1 MiB each through echo over TLS and through tcpproxy terminating TLS,
+// originating it, or both, on epoll and io_uring, TLS 1.2 and 1.3.
+func TestTLSManyClientsEchoedExactly(t *testing.T) {
+	pki := testutil.NewPKI(t, "scalestack-test")
+	server := pki.Server("server", "127.0.0.1", "localhost")
+	clients := tlsClientCount(t)
+	for _, topo := range tlsTopologies {
+		t.Run(topo.name, func(t *testing.T) {
+			for _, drv := range engineDrivers {
+				for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+					name := drv + "/tls12"
+					if ver == tls.VersionTLS13 {
+						name = drv + "/tls13"
+					}
+					t.Run(name, func(t *testing.T) {
+						checkLeaks(t)
+						e := startTestEngine(t, drv, 2)
+						front, lns := startTLSService(t, e, pki, server, topo)
+						var cfg *tls.Config
+						if topo.clientTLS {
+							cfg = &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: ver, MaxVersion: ver}
+						}
+						seed := uint64(time.Now().UnixNano())
+						rng := rand.New(rand.NewPCG(seed, seed>>1))
+						sizes := skewedSizes(rng, clients)
+						total := 0
+						payloads := make([][]byte, len(sizes))
+						for i, n := range sizes {
+							total += n
+							payloads[i] = make([]byte, n)
+							for j := range payloads[i] {
+								payloads[i][j] = byte(rng.Uint32())
+							}
+						}
+						start := time.Now()
+						deadline := start.Add(60 * time.Second)
+						var wg sync.WaitGroup
+						errs := make(chan error, len(payloads))
+						for _, p := range payloads {
+							wg.Add(1)
+							go func() {
+								defer wg.Done()
+								if err := tlsEchoRoundTrip(front, cfg, p, deadline); err != nil {
+									errs <- err
+								}
+							}()
+						}
+						wg.Wait()
+						close(errs)
+						failed := 0
+						for err := range errs {
+							if failed < 5 {
+								t.Errorf("client: %v", err)
+							}
+							failed++
+						}
+						if failed > 0 {
+							t.Fatalf("%d of %d clients failed (seed %d)", failed, len(payloads), seed)
+						}
+						t.Logf("%d clients, %d bytes each way, %v (seed %d)", len(payloads), total, time.Since(start).Round(time.Millisecond), seed)
+						waitOpenConns(t, 10*time.Second, lns...)
+					})
+				}
+			}
+		})
+	}
+}
