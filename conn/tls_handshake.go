@@ -56,7 +56,7 @@ type HandshakePool struct {
 type HandshakeStats struct {
 	Started   atomic.Int64 // handshakes a goroutine began
 	Succeeded atomic.Int64
-	Failed    atomic.Int64 // the handshake itself failed (bad client, EOF, timeout seen by the goroutine)
+	Failed    atomic.Int64 // the handshake itself failed (the peer's doing, or its certificate)
 	TimedOut  atomic.Int64 // closed by the loop at the handshake timeout
 	Refused   atomic.Int64 // the queue was full
 }
@@ -268,9 +268,12 @@ func (h *handshake) run(dequeued bool) {
 	// deadline is enforced by read, and the loop's timer closes the pipe.
 	err := h.s.tc.HandshakeContext(context.Background())
 	h.pool.release()
-	if err != nil {
+	h.mu.Lock()
+	closed = h.closed
+	h.mu.Unlock()
+	if err != nil && !closed { // a closed pipe: the loop counted why
 		h.pool.Stats.Failed.Add(1)
-	} else {
+	} else if err == nil {
 		h.pool.Stats.Succeeded.Add(1)
 	}
 	// Posted after every flight this goroutine wrote: Submit keeps order.

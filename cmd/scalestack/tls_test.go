@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,5 +198,161 @@ func TestTLSManyClientsEchoedExactly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTLSEchoBinaryClientCertsAndReload runs `scalestack echo` with
+// --tls-cert, --tls-key and --tls-ca: a client with a certificate from the
+// CA is served, one without is refused; after the certificate files are
+// replaced and SIGHUP sent, new connections get the new certificate while
+// an established one goes on.
+func TestTLSEchoBinaryClientCertsAndReload(t *testing.T) {
+	bin := buildBinary(t)
+	pki := testutil.NewPKI(t, "binary-test")
+	first, second := pki.Server("first", "127.0.0.1"), pki.Server("second", "127.0.0.1")
+	client := pki.Client("client", "alice")
+	dir := t.TempDir()
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	copyTestFile(t, first.CertFile, certFile)
+	copyTestFile(t, first.KeyFile, keyFile)
+	addr := "127.0.0.1:" + freePort(t)
+	cmd, logf := startProcess(t, bin, "echo", "--loops", "1", "--listen", addr,
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", pki.CAFile, "--tls-handshake-timeout", "5s")
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("echo log:\n%s", b)
+		}
+	})
+
+	cfg := func(withCert bool) *tls.Config {
+		c := &tls.Config{RootCAs: pki.Pool, ServerName: "127.0.0.1"}
+		if withCert {
+			c.Certificates = []tls.Certificate{client.Cert}
+		}
+		return c
+	}
+	dialTLS := func(withCert bool) (*tls.Conn, error) {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg(withCert))
+		if err != nil {
+			return nil, err
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		// The handshake's result for a client certificate arrives with
+		// the first read in TLS 1.3: exchange something.
+		if _, err := c.Write([]byte("ping")); err != nil {
+			c.Close()
+			return nil, err
+		}
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(c, b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
+
+	old, err := dialTLS(true)
+	if err != nil {
+		t.Fatalf("client with a certificate: %v", err)
+	}
+	defer old.Close()
+	if got, want := serial(old), first.Leaf.SerialNumber.String(); got != want {
+		t.Fatalf("serial %s, want %s", got, want)
+	}
+	if c, err := dialTLS(false); err == nil {
+		c.Close()
+		t.Fatalf("a client without a certificate was served")
+	}
+
+	copyTestFile(t, second.CertFile, certFile)
+	copyTestFile(t, second.KeyFile, keyFile)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var fresh *tls.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := dialTLS(true)
+		if err != nil {
+			t.Fatalf("client after reload: %v", err)
+		}
+		if serial(c) == second.Leaf.SerialNumber.String() {
+			fresh = c
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("still the old certificate 10 s after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer fresh.Close()
+	for _, c := range []*tls.Conn{old, fresh} {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("after")); err != nil {
+			t.Fatalf("write after reload: %v", err)
+		}
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "after" {
+			t.Fatalf("echo after reload: %q, %v", b, err)
+		}
+	}
+}
+
+func copyTestFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSFlagsValidation: combinations that cannot work are refused at
+// start with the flag named.
+func TestTLSFlagsValidation(t *testing.T) {
+	pki := testutil.NewPKI(t, "flags-test")
+	server := pki.Server("server", "127.0.0.1")
+	unixBackend, err := conn.ParseAddr("unix:/tmp/x.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpBackend, err := conn.ParseAddr("127.0.0.1:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		f       tlsFlags
+		backend conn.Addr
+		want    string // substring of the error; "" means valid
+	}{
+		{"no TLS", testTLSFlags("", "", ""), tcpBackend, ""},
+		{"server", testTLSFlags(server.CertFile, server.KeyFile, pki.CAFile), tcpBackend, ""},
+		{"cert without key", testTLSFlags(server.CertFile, "", ""), tcpBackend, "--tls-cert"},
+		{"CA without cert", testTLSFlags("", "", pki.CAFile), tcpBackend, "--tls-ca needs"},
+		{"key as CA", testTLSFlags(server.CertFile, server.KeyFile, server.KeyFile), tcpBackend, "--tls-ca"},
+		{"missing cert file", testTLSFlags(server.CertFile+".nope", server.KeyFile, ""), tcpBackend, "--tls-cert"},
+		{"backend CA without backend TLS", func() tlsFlags { f := testTLSFlags("", "", ""); f.backendCA = pki.CAFile; return f }(), tcpBackend, "need --backend-tls"},
+		{"backend TLS to a Unix socket without a name", func() tlsFlags { f := testTLSFlags("", "", ""); f.backendTLS = true; return f }(), unixBackend, "--backend-tls-server-name"},
+		{"backend TLS to a Unix socket with a name", func() tlsFlags {
+			f := testTLSFlags("", "", "")
+			f.backendTLS, f.backendServerName = true, "db.internal"
+			return f
+		}(), unixBackend, ""},
+		{"zero timeout", func() tlsFlags { f := testTLSFlags("", "", ""); f.handshakeTimeout = 0; return f }(), tcpBackend, "--tls-handshake-timeout"},
+	} {
+		_, err := tc.f.build(tc.backend)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
 	}
 }
