@@ -743,3 +743,74 @@ func TestParseCertPool(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSSilentReaderGetsBackpressure: a TLS client that sends without
+// reading makes the echo server stop consuming once its queued output
+// passes the high-water mark, as on a plain connection; when the client
+// reads, everything comes back.
+func TestTLSSilentReaderGetsBackpressure(t *testing.T) {
+	const (
+		sendLimit = 32 << 20
+		highWater = 1 << 20 // conn's default
+		overshoot = 256 << 10
+	)
+	f := newTLSFixture(t)
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		e := startEngine(t, 1, newDriver)
+		var received, maxQueued atomic.Int64
+		ln := listen(t, e, conn.ListenConfig{
+			Options: conn.Options{TLS: &conn.TLS{Config: f.serverCerts(t, false, nil).Config}},
+			NewHandler: func(*conn.Conn) conn.Handler {
+				return &funcHandler{onData: func(c *conn.Conn, data []byte) int {
+					c.Write(data)
+					received.Add(int64(len(data)))
+					maxQueued.Store(max(maxQueued.Load(), int64(c.Buffered())))
+					return len(data)
+				}}
+			},
+		})
+		c, err := tls.Dial("tcp", ln.Addr().Address, f.clientConfig(tls.VersionTLS13))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		chunk := bytes.Repeat([]byte("backpressure"), 64<<10/12)
+		written := 0
+		// Write until a write stalls and the server stopped consuming.
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			n, err := c.Write(chunk)
+			written += n
+			if err != nil {
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("write: %v", err)
+				}
+				before := received.Load()
+				time.Sleep(300 * time.Millisecond)
+				if received.Load() == before {
+					break
+				}
+			}
+			if written >= sendLimit {
+				t.Fatalf("the server took all %d bytes from a client that reads nothing", written)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server kept consuming for 30 s")
+			}
+		}
+		if q := maxQueued.Load(); q > highWater+overshoot {
+			t.Fatalf("the server queued up to %d bytes, want at most %d", q, highWater+overshoot)
+		}
+		t.Logf("stalled after %d bytes; the server consumed %d and queued at most %d", written, received.Load(), maxQueued.Load())
+		// A tls.Conn whose Write timed out is broken for writing, but what
+		// was consumed must come back in full.
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		want := received.Load()
+		n, err := io.CopyN(io.Discard, c, want)
+		if err != nil {
+			t.Fatalf("read back %d of %d bytes: %v", n, want, err)
+		}
+	})
+}
