@@ -40,8 +40,8 @@ const (
 // MaxInFlight are running, and runs queued handshakes one after another
 // until the queue is empty. It is safe for concurrent use.
 type HandshakePool struct {
-	cfg    HandshakePoolConfig
-	tokens chan struct{} // one per worker slot
+	cfg   HandshakePoolConfig
+	slots workerSlots
 
 	mu      sync.Mutex
 	running int          // goroutines
@@ -72,7 +72,7 @@ func NewHandshakePool(cfg HandshakePoolConfig) *HandshakePool {
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultHandshakeQueue
 	}
-	return &HandshakePool{cfg: cfg, tokens: make(chan struct{}, cfg.Workers)}
+	return &HandshakePool{cfg: cfg, slots: workerSlots{free: cfg.Workers}}
 }
 
 var (
@@ -168,8 +168,50 @@ func (p *HandshakePool) run(h *handshake, dequeued bool) {
 	}
 }
 
-func (p *HandshakePool) acquire() { p.tokens <- struct{}{} }
-func (p *HandshakePool) release() { <-p.tokens }
+// workerSlots is a counting semaphore with two classes of waiters: a
+// handshake resuming after its peer answered goes before one that has not
+// started. With one queue, a storm would interleave every handshake's steps
+// so that all of them finish late, together, past their deadlines; letting
+// started ones finish first makes them complete in arrival order, and under
+// overload only the latest arrivals time out.
+type workerSlots struct {
+	mu       sync.Mutex
+	free     int
+	resuming []chan struct{}
+	starting []chan struct{}
+}
+
+func (w *workerSlots) acquire(resuming bool) {
+	w.mu.Lock()
+	if w.free > 0 {
+		w.free--
+		w.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{}, 1)
+	if resuming {
+		w.resuming = append(w.resuming, ch)
+	} else {
+		w.starting = append(w.starting, ch)
+	}
+	w.mu.Unlock()
+	<-ch
+}
+
+func (w *workerSlots) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range []*[]chan struct{}{&w.resuming, &w.starting} {
+		if len(*q) > 0 {
+			ch := (*q)[0]
+			(*q)[0] = nil
+			*q = (*q)[1:]
+			ch <- struct{}{} // the slot passes straight to the waiter
+			return
+		}
+	}
+	w.free++
+}
 
 // handshakeInputCap is how much received handshake input may wait for the
 // goroutine before the loop stops receiving (a ClientHello is a few hundred
@@ -263,11 +305,11 @@ func (h *handshake) run(dequeued bool) {
 		// Receiving stayed off while the connection was queued.
 		_ = h.loop.Submit(func(*reactor.Loop) { h.s.handshakeStarted() })
 	}
-	h.pool.acquire()
+	h.pool.slots.acquire(false)
 	// No context: crypto/tls would watch it with an extra goroutine. The
 	// deadline is enforced by read, and the loop's timer closes the pipe.
 	err := h.s.tc.HandshakeContext(context.Background())
-	h.pool.release()
+	h.pool.slots.release()
 	h.mu.Lock()
 	closed = h.closed
 	h.mu.Unlock()
@@ -327,12 +369,12 @@ func (h *handshake) read(p []byte) (int, error) {
 		} else {
 			timer.Reset(wait)
 		}
-		h.pool.release()
+		h.pool.slots.release()
 		select {
 		case <-h.wake:
-			h.pool.acquire()
+			h.pool.slots.acquire(true)
 		case <-timer.C:
-			h.pool.acquire()
+			h.pool.slots.acquire(true)
 			return 0, errHandshakeDeadline
 		}
 	}

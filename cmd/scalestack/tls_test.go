@@ -60,7 +60,7 @@ var tlsTopologies = []tlsTopology{
 
 // startTLSService starts the topology's modules, built from their flags,
 // on e and returns the address clients dial.
-func startTLSService(t *testing.T, e *testEngine, pki *testutil.PKI, server testutil.Issued, topo tlsTopology) (front conn.Addr, lns []*conn.Listener) {
+func startTLSService(t *testing.T, e *testEngine, pki *testutil.PKI, server testutil.Issued, topo tlsTopology, handshakeTimeout time.Duration) (front conn.Addr, lns []*conn.Listener) {
 	t.Helper()
 	listen := func(m module) *conn.Listener {
 		ln, err := conn.Listen(e.Engine, m.listen)
@@ -78,6 +78,7 @@ func startTLSService(t *testing.T, e *testEngine, pki *testutil.PKI, server test
 	} else {
 		ef = testTLSFlags("", "", "")
 	}
+	ef.handshakeTimeout = handshakeTimeout
 	ets, err := ef.build(conn.Addr{})
 	if err != nil {
 		t.Fatalf("echo TLS flags: %v", err)
@@ -93,6 +94,7 @@ func startTLSService(t *testing.T, e *testEngine, pki *testutil.PKI, server test
 	if topo.backendTLS {
 		pf.backendTLS, pf.backendCA = true, pki.CAFile
 	}
+	pf.handshakeTimeout = handshakeTimeout
 	pts, err := pf.build(echoLn.Addr())
 	if err != nil {
 		t.Fatalf("tcpproxy TLS flags: %v", err)
@@ -150,7 +152,11 @@ func TestTLSManyClientsEchoedExactly(t *testing.T) {
 					t.Run(name, func(t *testing.T) {
 						checkLeaks(t)
 						e := startTestEngine(t, drv, 2)
-						front, lns := startTLSService(t, e, pki, server, topo)
+						// This test is about the bytes: with a thousand
+						// clients doing their own crypto in this process under
+						// -race, handshakes can take longer than the default
+						// timeout, which has tests of its own.
+						front, lns := startTLSService(t, e, pki, server, topo, time.Minute)
 						var cfg *tls.Config
 						if topo.clientTLS {
 							cfg = &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MinVersion: ver, MaxVersion: ver}
