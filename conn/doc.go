@@ -106,7 +106,9 @@
 // makes more); Workers of them computing at once (a handshake gives its slot
 // up while it waits for the peer, so clients that stall mid-handshake, a TLS
 // slowloris, hold parked goroutines, not workers, and new clients keep
-// getting through); and Queue connections waiting for a goroutine, which
+// getting through; a freed slot goes first to a handshake resuming after
+// its peer answered, so a storm completes handshakes in arrival order rather
+// than all of them late together); and Queue connections waiting for a goroutine, which
 // read nothing meanwhile (their bytes wait in the kernel). A connection
 // beyond the queue is closed at once. TLS.HandshakeTimeout (default 10 s)
 // runs from the moment the connection opened, queueing included: at that
