@@ -178,7 +178,9 @@ func (s *tlsState) handshakeOutput(b *buffer.Buf) {
 // record work.
 func (s *tlsState) handshakeDone(err error) {
 	c := s.c
-	if c.state == stateClosed {
+	if c.state != stateOpen {
+		// Closed, or closing (Close was called on a connection still
+		// handshaking): the handler was never opened and will not be.
 		return
 	}
 	c.loop.Cancel(&s.timer)

@@ -814,3 +814,98 @@ func TestTLSSilentReaderGetsBackpressure(t *testing.T) {
 		}
 	})
 }
+
+// TestTLSDialCloseAndTimeoutMidHandshake: a dialled connection whose
+// server never answers the ClientHello can be closed while it handshakes
+// (OnClose without OnOpen, the handshake goroutine gone) and otherwise
+// ends at the handshake timeout.
+func TestTLSDialCloseAndTimeoutMidHandshake(t *testing.T) {
+	f := newTLSFixture(t)
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		silent, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accepted sync.WaitGroup
+		defer func() { silent.Close(); accepted.Wait() }()
+		accepted.Add(1)
+		go func() {
+			defer accepted.Done()
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			for {
+				c, err := silent.Accept()
+				if err != nil {
+					return
+				}
+				held = append(held, c) // never answers
+			}
+		}()
+		e := startEngine(t, 1, newDriver)
+		addr, err := conn.ResolveAddr("tcp", silent.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs, err := conn.NewClientTLSCerts(conn.TLSFiles{CAFile: f.pki.CAFile}, &tls.Config{ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := conn.NewHandshakePool(conn.HandshakePoolConfig{})
+		for _, closeEarly := range []bool{true, false} {
+			closed := make(chan error, 1)
+			var opened atomic.Bool
+			h := &funcHandler{
+				onOpen:  func(*conn.Conn) { opened.Store(true) },
+				onClose: func(c *conn.Conn, err error) { closed <- err },
+			}
+			var dialled *conn.Conn
+			if err := e.Loops()[0].Exec(func(l *reactor.Loop) {
+				dialled, err = conn.Dial(l, addr, time.Second, h, conn.Options{TLS: &conn.TLS{Config: certs.Config, Pool: pool, HandshakeTimeout: 500 * time.Millisecond}})
+			}); err != nil || dialled == nil {
+				t.Fatalf("dial: %v", err)
+			}
+			start := time.Now()
+			if closeEarly {
+				// Once the handshake is under way, close it.
+				for deadline := time.Now().Add(5 * time.Second); pool.Stats.Started.Load() == 0; {
+					if time.Now().After(deadline) {
+						t.Fatal("the handshake never started")
+					}
+					time.Sleep(time.Millisecond)
+				}
+				e.Loops()[0].Exec(func(*reactor.Loop) { dialled.Close() })
+			}
+			var cerr error
+			select {
+			case cerr = <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("close early %v: no OnClose after 10 s", closeEarly)
+			}
+			if opened.Load() {
+				t.Fatalf("close early %v: OnOpen ran for a connection that never finished its handshake", closeEarly)
+			}
+			if !closeEarly {
+				if !errors.Is(cerr, conn.ErrTLSHandshakeTimeout) {
+					t.Fatalf("OnClose(%v), want the handshake timeout", cerr)
+				}
+				if took := time.Since(start); took < 400*time.Millisecond {
+					t.Fatalf("timed out after %v, before the 500 ms timeout", took)
+				}
+			}
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if running, _ := pool.InFlight(); running == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handshake goroutines still running after their connections closed")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
