@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,14 +175,13 @@ func countGoroutines(buf []byte, fn string) int {
 // queue), every client gets through, and an established connection on the
 // same loops keeps being served meanwhile.
 func TestTLSHandshakeStormBoundsGoroutines(t *testing.T) {
-	const (
-		clients     = 300
-		maxInFlight = 16
-		// The clients share this process's two CPUs with the server: at
-		// most this many handshake at once on the client side, still
-		// three times what the pool runs, so its queue fills.
-		clientConcurrency = 48
-	)
+	const maxInFlight = 16
+	// The clients share this process's CPUs with the server: at most
+	// clientConcurrency handshake at once on the client side, three times
+	// what the pool runs, so its queue fills. By hand, more:
+	// SCALESTACK_TLS_STORM=9000,1000 (clients,concurrency; the descriptor
+	// limit of 20,000 here holds both ends of 9,000 connections).
+	clients, clientConcurrency := envPair(t, "SCALESTACK_TLS_STORM", 300, 48)
 	f := newTLSFixture(t)
 	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
 		checkLeaks(t)
@@ -289,7 +289,7 @@ func TestTLSHandshakeStormBoundsGoroutines(t *testing.T) {
 		if r.n < 5 {
 			t.Fatalf("the established connection got only %d pings through during %v", r.n, took)
 		}
-		if got := pool.Stats.Succeeded.Load(); got != clients+1 {
+		if got := pool.Stats.Succeeded.Load(); got != int64(clients)+1 {
 			t.Fatalf("%d handshakes succeeded, want %d", got, clients+1)
 		}
 	})
@@ -315,15 +315,18 @@ func (c *stallAfterFirstWrite) Write(p []byte) (int, error) {
 // the stalled ones are closed at the handshake timeout.
 func TestTLSStalledHandshakesTimeOutWithoutBlockingOthers(t *testing.T) {
 	const (
-		stalled = 40 // half of each kind
-		timeout = 2 * time.Second
+		// Long enough that fresh clients finish well inside it on a
+		// loaded two-core machine under -race.
+		timeout = 4 * time.Second
 		fresh   = 20
 	)
+	// Half of each kind; by hand SCALESTACK_TLS_STALLED=1000,0.
+	stalled, _ := envPair(t, "SCALESTACK_TLS_STALLED", 40, 0)
 	f := newTLSFixture(t)
 	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
 		checkLeaks(t)
 		e := startEngine(t, 2, newDriver)
-		pool := conn.NewHandshakePool(conn.HandshakePoolConfig{Workers: 2, MaxInFlight: 64})
+		pool := conn.NewHandshakePool(conn.HandshakePoolConfig{Workers: 2, MaxInFlight: stalled + 64})
 		ln := tlsEchoServer(t, e, &conn.TLS{Config: f.serverCerts(t, false, nil).Config, Pool: pool, HandshakeTimeout: timeout}, nil)
 		addr := ln.Addr().Address
 
@@ -375,7 +378,7 @@ func TestTLSStalledHandshakesTimeOutWithoutBlockingOthers(t *testing.T) {
 				t.Fatalf("stalled client %d closed after %v, before the %v timeout", i, held, timeout)
 			}
 		}
-		if got := pool.Stats.TimedOut.Load(); got != stalled {
+		if got := pool.Stats.TimedOut.Load(); got != int64(stalled) {
 			t.Fatalf("%d handshakes timed out, want %d", got, stalled)
 		}
 		waitOpen(t, ln, 0)
@@ -908,4 +911,24 @@ func TestTLSDialCloseAndTimeoutMidHandshake(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
+}
+
+// envPair reads "A,B" from the environment variable name, for running a
+// test bigger by hand; the defaults are what CI runs.
+func envPair(t *testing.T, name string, a, b int) (int, int) {
+	v := os.Getenv(name)
+	if v == "" {
+		return a, b
+	}
+	x, y, _ := strings.Cut(v, ",")
+	var err error
+	if a, err = strconv.Atoi(x); err != nil || a <= 0 {
+		t.Fatalf("%s=%q: want N or N,M", name, v)
+	}
+	if y != "" {
+		if b, err = strconv.Atoi(y); err != nil || b < 0 {
+			t.Fatalf("%s=%q: want N or N,M", name, v)
+		}
+	}
+	return a, b
 }
