@@ -317,7 +317,7 @@ func TestTLSStalledHandshakesTimeOutWithoutBlockingOthers(t *testing.T) {
 	const (
 		// Long enough that fresh clients finish well inside it on a
 		// loaded two-core machine under -race.
-		timeout = 4 * time.Second
+		timeout = 5 * time.Second
 		fresh   = 20
 	)
 	// Half of each kind; by hand SCALESTACK_TLS_STALLED=1000,0.
