@@ -113,7 +113,9 @@ func (s *tlsState) start() {
 		pool = defaultHandshakePool()
 	}
 	s.hs = newHandshake(s, pool, time.Now().Add(timeout))
-	c.loop.Schedule(&s.timer, timeout)
+	// Loop.Now is when the iteration began, possibly well before this
+	// connection (a long batch of accepts): measure from now.
+	c.loop.Schedule(&s.timer, timeout+time.Since(c.loop.Now()))
 	running, ok := pool.submit(s.hs)
 	if !ok {
 		c.fail(fmt.Errorf("conn %s: %w", c.peer, ErrTLSHandshakeBusy))

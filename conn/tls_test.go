@@ -374,7 +374,9 @@ func TestTLSStalledHandshakesTimeOutWithoutBlockingOthers(t *testing.T) {
 			if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
 				t.Fatalf("stalled client %d: not closed by the server: %v", i, err)
 			}
-			if held := time.Since(s.opened); held < timeout-100*time.Millisecond {
+			// The client notes the time after its dial returned, which
+			// a loaded machine can delay past the server's accept.
+			if held := time.Since(s.opened); held < timeout-500*time.Millisecond {
 				t.Fatalf("stalled client %d closed after %v, before the %v timeout", i, held, timeout)
 			}
 		}
