@@ -144,7 +144,13 @@ func TestTLSManyClientsEchoedExactly(t *testing.T) {
 	for _, topo := range tlsTopologies {
 		t.Run(topo.name, func(t *testing.T) {
 			for _, drv := range engineDrivers {
-				for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+				versions := []uint16{tls.VersionTLS12, tls.VersionTLS13}
+				if !topo.clientTLS {
+					// Only the proxy's side to echo is TLS: it negotiates
+					// 1.3, whatever the client; one run suffices.
+					versions = versions[1:]
+				}
+				for _, ver := range versions {
 					name := drv + "/tls12"
 					if ver == tls.VersionTLS13 {
 						name = drv + "/tls13"
