@@ -81,7 +81,11 @@
 // bounds as for plain input. Renegotiation is refused by
 // crypto/tls's defaults on both sides, so the record layer never runs a
 // handshake. The uncontended mutexes crypto/tls takes inside Read and Write
-// are the only locks on a TLS connection's data path.
+// are the only locks on a TLS connection's data path. One cost cannot be
+// avoided without changing crypto/tls: a tls.Conn keeps its own input and
+// output buffers (a record's worth each, about 16 KiB) for as long as it
+// lives, so an idle TLS connection is not free of buffers the way a plain
+// one is.
 //
 // The handshake cannot run that way: within one call it reads several times,
 // and any error, temporary or not, becomes the handshake's permanent result
