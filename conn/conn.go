@@ -51,6 +51,10 @@ type Options struct {
 	// NoDelay sets TCP_NODELAY on TCP connections (default true; set
 	// Delay to keep Nagle).
 	Delay bool
+	// TLS, when set, runs the connection over TLS: as the server for
+	// accepted connections, as the client for dialled ones. OnOpen then
+	// follows the handshake; a failed handshake goes straight to OnClose.
+	TLS *TLS
 }
 
 func (o Options) withDefaults() Options {
@@ -120,6 +124,7 @@ type Conn struct {
 	connectTimer reactor.Timer
 	network      string
 	peer         string
+	tls          *tlsState // nil for a plain connection
 
 	// Context is free for the handler's use.
 	Context any
@@ -142,6 +147,9 @@ func (c *Conn) Buffered() int {
 	}
 	if c.sending != nil {
 		n += len(c.sending.B) - c.sentOff
+	}
+	if c.tls != nil {
+		n += c.tls.buffered()
 	}
 	return n
 }
@@ -284,7 +292,7 @@ func (c *Conn) Redeliver() {
 }
 
 func (c *Conn) readingWanted() bool {
-	return c.state == stateOpen && !c.userPaused && !c.autoPaused && !c.eof
+	return c.state == stateOpen && !c.userPaused && !c.autoPaused && !c.eof && (c.tls == nil || !c.tls.hold)
 }
 
 func (c *Conn) updateRecv() {
@@ -389,6 +397,9 @@ func (c *Conn) teardown() {
 		}
 		c.sending = nil
 	}
+	if c.tls != nil {
+		c.tls.teardown()
+	}
 	c.scheduleFlush() // OnClose runs from Flush, never re-entrantly
 }
 
@@ -424,6 +435,13 @@ func (c *Conn) Flush() {
 	if c.state == stateClosed {
 		return
 	}
+	if c.tls != nil && c.Buffered() == 0 && (c.wantShutWr && !c.shutWrDone || c.state == stateClosing) && c.tls.sayGoodbye() {
+		// TLS ends its stream with close_notify before the socket's.
+		c.send()
+		if c.state == stateClosed {
+			return
+		}
+	}
 	if c.Buffered() == 0 {
 		if c.wantShutWr && !c.shutWrDone {
 			c.shutWrDone = true
@@ -449,11 +467,8 @@ var ErrGraceful = errors.New("conn: closed")
 
 func (c *Conn) send() {
 	for !c.sendInFlight && !c.waitingOut {
-		if c.sending == nil {
-			if c.out == nil || len(c.out.B) == 0 {
-				return
-			}
-			c.sending, c.out, c.sentOff = c.out, nil, 0
+		if c.sending == nil && !c.takeOutput() {
+			return
 		}
 		n, pending, err := c.drv.Send(c.handle, c.sending.B[c.sentOff:])
 		if err != nil {
@@ -472,6 +487,35 @@ func (c *Conn) send() {
 			return
 		}
 	}
+}
+
+// takeOutput makes the queued output the buffer being sent; it reports
+// whether there was any.
+func (c *Conn) takeOutput() bool {
+	if c.tls == nil {
+		if c.out == nil || len(c.out.B) == 0 {
+			return false
+		}
+		c.sending, c.out, c.sentOff = c.out, nil, 0
+		return true
+	}
+	var plain *buffer.Buf
+	if c.tls.onLoop {
+		plain, c.out = c.out, nil
+	}
+	next, err := c.tls.output(plain)
+	if err != nil {
+		if next != nil {
+			next.Release()
+		}
+		c.fail(fmt.Errorf("conn %s: TLS write: %w", c.peer, err))
+		return false
+	}
+	if next == nil {
+		return false
+	}
+	c.sending, c.sentOff = next, 0
+	return true
 }
 
 // advance accounts n sent bytes and reports whether the in-flight buffer is
@@ -506,6 +550,10 @@ func (c *Conn) OnRecv(b []byte) {
 	}
 	if c.state == stateClosing {
 		return // input after Close is discarded
+	}
+	if c.tls != nil {
+		c.tls.recv(b)
+		return
 	}
 	c.deliver(b)
 }
@@ -577,7 +625,17 @@ func (c *Conn) OnRecvEnd(err error) {
 		c.fail(fmt.Errorf("conn %s: receive: %w", c.peer, err))
 		return
 	}
+	if c.tls != nil && c.state == stateOpen {
+		// TLS first decides whether the stream ended cleanly.
+		c.tls.peerStreamEnded()
+		return
+	}
 	c.eof = true
+	c.peerEOF()
+}
+
+// peerEOF tells the handler that the peer finished sending (c.eof is set).
+func (c *Conn) peerEOF() {
 	if c.state == stateClosing {
 		return
 	}
@@ -648,6 +706,14 @@ func (c *Conn) open() {
 	if c.network != "unix" && !c.opts.Delay {
 		_ = unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
+	if c.tls != nil {
+		// The handler opens once the handshake is done.
+		c.tls.start()
+		if c.state == stateOpen {
+			c.updateRecv()
+		}
+		return
+	}
 	c.handler.OnOpen(c)
 	if c.state == stateOpen {
 		c.updateRecv()
@@ -683,6 +749,9 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 	}
 	c := newConn(l, fd, addr.Network, h, opts)
 	c.peer = addr.String()
+	if opts.TLS != nil {
+		c.tls = newTLSState(c, opts.TLS, false)
+	}
 	err = unix.Connect(fd, addr.sockaddrForCall())
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
 		unix.Close(fd)
@@ -712,6 +781,10 @@ func Dial(l *reactor.Loop, addr Addr, timeout time.Duration, h Handler, opts Opt
 // flight in either direction.
 var ErrNotQuiet = errors.New("conn: connection has data in flight")
 
+// ErrTLSDetach is returned by Detach for a TLS connection, whose record
+// state lives in this process's memory, not in the socket.
+var ErrTLSDetach = errors.New("conn: a TLS connection cannot be detached")
+
 // Detach takes the connection off its loop and returns its descriptor, for
 // Adopt on another loop (a pooled backend moving to where it is needed). It
 // succeeds only for an open, quiet connection: nothing queued, buffered or
@@ -719,6 +792,9 @@ var ErrNotQuiet = errors.New("conn: connection has data in flight")
 // accepted connection leaves its listener's count (and MaxConns budget) here,
 // since no OnClose will ever give the slot back.
 func (c *Conn) Detach() (int, error) {
+	if c.tls != nil {
+		return -1, ErrTLSDetach
+	}
 	if c.state != stateOpen || c.Buffered() > 0 || c.sendInFlight || (c.in != nil && len(c.in.B) > 0) || c.eof {
 		return -1, ErrNotQuiet
 	}
@@ -745,6 +821,9 @@ func (c *Conn) Detach() (int, error) {
 // Adopt registers an open socket detached from another loop (or inherited
 // from elsewhere) on loop l and runs h.OnOpen. Loop goroutine only.
 func Adopt(l *reactor.Loop, fd int, network, peer string, h Handler, opts Options) (*Conn, error) {
+	if opts.TLS != nil {
+		return nil, fmt.Errorf("conn: adopt %s: Options.TLS is for accepted and dialled connections only", peer)
+	}
 	c := newConn(l, fd, network, h, opts)
 	c.peer = peer
 	if err := c.register(); err != nil {

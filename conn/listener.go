@@ -310,6 +310,9 @@ func adoptTask(l *reactor.Loop, arg any, n uint64) {
 func (ln *Listener) adopt(l *reactor.Loop, fd int) {
 	ln.Stats.Accepted.Add(1)
 	c := newConn(l, fd, ln.addr.Network, nil, ln.cfg.Options)
+	if ln.cfg.Options.TLS != nil {
+		c.tls = newTLSState(c, ln.cfg.Options.TLS, true)
+	}
 	if sa, err := unix.Getpeername(fd); err == nil {
 		c.peer = sockaddrString(sa)
 	}

@@ -19,11 +19,19 @@ type proxySide struct {
 	open   bool // connected
 	eof    bool
 	failed error // the backend dial failed before the client opened
+	// dial, on a client side over TLS, dials the backend once the client
+	// finished its handshake, so that clients stalling in it hold no
+	// backend connection.
+	dial func(client *conn.Conn)
 }
 
 func (s *proxySide) OnOpen(c *conn.Conn) {
 	s.c = c
 	s.open = true
+	if s.dial != nil {
+		s.dial(c)
+		s.dial = nil
+	}
 	if s.failed != nil {
 		c.Abort(s.failed)
 		return
@@ -86,27 +94,44 @@ func (s *proxySide) OnLowWater(*conn.Conn) {
 type tcpProxy struct {
 	backend        conn.Addr
 	connectTimeout time.Duration
+	// frontTLS is set when clients connect with TLS, backTLS when the
+	// backend is reached with it.
+	frontTLS, backTLS *conn.TLS
 }
 
 func (p *tcpProxy) newHandler(client *conn.Conn) conn.Handler {
 	front := &proxySide{}
 	back := &proxySide{}
 	front.peer, back.peer = back, front
-	bc, err := conn.Dial(client.Loop(), p.backend, p.connectTimeout, back, conn.Options{})
+	if p.frontTLS != nil {
+		front.dial = func(client *conn.Conn) { p.dialBackend(client, front, back) }
+		return front
+	}
+	p.dialBackend(client, front, back)
+	return front
+}
+
+func (p *tcpProxy) dialBackend(client *conn.Conn, front, back *proxySide) {
+	bc, err := conn.Dial(client.Loop(), p.backend, p.connectTimeout, back, conn.Options{TLS: p.backTLS})
 	if err != nil {
 		front.failed = err
 	}
 	back.c = bc
-	return front
 }
 
-func tcpProxyModule(listen, backend conn.Addr, spread bool) module {
+func tcpProxyModule(listen, backend conn.Addr, spread bool, ts *tlsSetup) module {
 	p := &tcpProxy{backend: backend, connectTimeout: 5 * time.Second}
-	return module{name: "tcpproxy", listen: conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler}}
+	m := module{name: "tcpproxy", listen: conn.ListenConfig{Addr: listen, Spread: spread, NewHandler: p.newHandler}}
+	if ts != nil {
+		p.frontTLS, p.backTLS = ts.front, ts.back
+		m.listen.Options.TLS = ts.front
+		ts.apply(&m)
+	}
+	return m
 }
 
 func startTCPProxy(e *reactor.Engine, listen, backend conn.Addr, spread bool) (*conn.Listener, error) {
-	return conn.Listen(e, tcpProxyModule(listen, backend, spread).listen)
+	return conn.Listen(e, tcpProxyModule(listen, backend, spread, nil).listen)
 }
 
 func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
@@ -114,8 +139,10 @@ func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 	listen := fs.String("listen", "127.0.0.1:7001", "address to listen on: host:port, or unix:/path")
 	backend := fs.String("backend", "", "backend address: host:port, or unix:/path (required)")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
+	var tf tlsFlags
+	tf.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: scalestack tcpproxy --backend ADDR [flags]\n\nForwards each client connection to its own backend connection.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: scalestack tcpproxy --backend ADDR [flags]\n\nForwards each client connection to its own backend connection. It terminates TLS\nwith --tls-cert and --tls-key, originates it towards the backend with --backend-tls,\nor both.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs, ef, func() (module, error) {
@@ -130,6 +157,10 @@ func tcpProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 		if err != nil {
 			return module{}, fmt.Errorf("--backend: %w", err)
 		}
-		return tcpProxyModule(laddr, baddr, *spread), nil
+		ts, err := tf.build(baddr)
+		if err != nil {
+			return module{}, err
+		}
+		return tcpProxyModule(laddr, baddr, *spread, ts), nil
 	}
 }
