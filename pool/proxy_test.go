@@ -672,7 +672,9 @@ func TestMalformedClientPackets(t *testing.T) {
 		{"fetch without cursor", []byte{byte(mysqlwire.ComStmtFetch), 9, 0, 0, 0, 1, 0, 0, 0}, mysqlwire.ErUnknownStmtHandler},
 		{"short set option", []byte{byte(mysqlwire.ComSetOption), 5}, mysqlwire.ErUnknownComError},
 		{"short kill", []byte{byte(mysqlwire.ComProcessKill), 1}, mysqlwire.ErUnknownComError},
-		{"empty query", []byte{byte(mysqlwire.ComQuery), ' ', '/', '*', 'x', '*', '/'}, mysqlwire.ErEmptyQuery},
+		// White space alone is the empty query; text that is only a comment
+		// is not (the server answers it with OK: internal/e2e compares).
+		{"empty query", []byte{byte(mysqlwire.ComQuery), ' ', '\t', '\n'}, mysqlwire.ErEmptyQuery},
 		{"unterminated string", append([]byte{byte(mysqlwire.ComQuery)}, "SELECT 'abc"...), mysqlwire.ErParseError},
 		{"stmt close unknown", []byte{byte(mysqlwire.ComStmtClose), 1, 2, 3, 4}, 0},
 		{"long data unknown", []byte{byte(mysqlwire.ComStmtSendLongData), 1, 2}, 0},
