@@ -162,11 +162,15 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 type listenerCollector struct {
 	ln                               *conn.Listener
 	current, accepted, refused, errs *prometheus.Desc
+	// moduleRefusals are the module's own refusals by reason (see
+	// module.refusals), added to the listener's.
+	moduleRefusals func() map[string]uint64
 }
 
-func newListenerCollector(ln *conn.Listener) *listenerCollector {
+func newListenerCollector(ln *conn.Listener, moduleRefusals func() map[string]uint64) *listenerCollector {
 	return &listenerCollector{
-		ln:       ln,
+		ln:             ln,
+		moduleRefusals: moduleRefusals,
 		current:  prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
 		accepted: prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
 		refused:  prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
@@ -184,7 +188,19 @@ func (c *listenerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *listenerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.current, prometheus.GaugeValue, float64(c.ln.OpenConns()))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(c.ln.Stats.Accepted.Load()))
-	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.ln.Stats.Refused.Load()), "max_clients")
+	// The listener refuses only over its own MaxConns; a module that
+	// enforces its limit itself (the MySQL proxy's --max-clients, which
+	// reload can change) counts its refusals, which belong in the same
+	// series.
+	refused := map[string]uint64{"max_clients": c.ln.Stats.Refused.Load()}
+	if c.moduleRefusals != nil {
+		for reason, n := range c.moduleRefusals() {
+			refused[reason] += n
+		}
+	}
+	for reason, n := range refused {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), reason)
+	}
 	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(c.ln.Stats.AcceptErrors.Load()))
 }
 

@@ -67,7 +67,7 @@ func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (
 		return nil, nil
 	}
 	reg := newRegistry()
-	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
+	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln, m.refusals))
 	for _, c := range m.collectors {
 		reg.MustRegister(c)
 	}

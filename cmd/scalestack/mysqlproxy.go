@@ -133,6 +133,9 @@ Flags:
 			listen:     p.ListenConfig(laddr),
 			collectors: []prometheus.Collector{newPoolCollector(p)},
 			ready:      p.Ready,
+			refusals: func() map[string]uint64 {
+				return map[string]uint64{"max_clients": p.Stats().ClientsRefused}
+			},
 			status: func() any {
 				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
 			},
