@@ -171,10 +171,10 @@ func newListenerCollector(ln *conn.Listener, moduleRefusals func() map[string]ui
 	return &listenerCollector{
 		ln:             ln,
 		moduleRefusals: moduleRefusals,
-		current:  prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
-		accepted: prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
-		refused:  prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
-		errs:     prometheus.NewDesc("scalestack_accept_errors_total", "accept(2) failures (out of descriptors and the like); each pauses accepting briefly.", nil, nil),
+		current:        prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
+		accepted:       prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
+		refused:        prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
+		errs:           prometheus.NewDesc("scalestack_accept_errors_total", "accept(2) failures (out of descriptors and the like); each pauses accepting briefly.", nil, nil),
 	}
 }
 
