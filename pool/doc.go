@@ -254,6 +254,14 @@
 // admin statements and KILL any session. `scalestack passwd [--admin] NAME`
 // prints a line. Plain passwords are never stored.
 //
+// LoadUsers and ReadPasswordFile refuse a file that its group or every
+// account may write (mode & 0022, checked on the open file, after
+// symlinks), with an error naming the file and its mode: whoever can
+// write the users file decides who logs in, whoever can write the
+// password file what the proxy logs in with. Group-readable is allowed.
+// A reload that meets such a users file fails and keeps the accounts it
+// had.
+//
 // # Limits
 //
 // No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/pool"
 )
 
 // dialGreeted opens a client connection to the proxy and reads its first
@@ -56,5 +62,46 @@ func TestMaxClientsRefusalsCounted(t *testing.T) {
 	}
 	if v := m.value("scalestack_mysqlproxy_clients_refused_total"); v != refused {
 		t.Errorf("scalestack_mysqlproxy_clients_refused_total = %v, want %d", v, refused)
+	}
+}
+
+// TestWritableSecretFilesRefused: a users file or --backend-password-file
+// that the group or everyone may write stops the proxy from starting, and
+// a reload that finds the users file so keeps the accounts it had.
+func TestWritableSecretFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	password := filepath.Join(dir, "password")
+	writeFile(t, users, pool.UserLine("alice", []byte("pw"))+"\n")
+	writeFile(t, password, "pw\n")
+	args := []string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", password}
+	for _, path := range []string{users, password} {
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		_, _, err := parseServerFlags(command{name: "mysqlproxy", flags: mysqlProxyFlags}, args, &stderr)
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "0666") {
+			t.Errorf("start with %s at mode 0666: %v, want an error naming the file and its mode", path, err)
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	op := startOpsProxy(t, nil)
+	writeFile(t, op.usersFile, pool.UserLine(opsUser, []byte(opsPassword))+"\n"+pool.UserLine("mallory", []byte("pw"))+"\n")
+	if err := os.Chmod(op.usersFile, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	rep := postReload(t, op, http.StatusUnprocessableEntity)
+	if !strings.Contains(rep.Error, op.usersFile) || !strings.Contains(rep.Error, "0666") {
+		t.Errorf("reload error %q, want one naming %s and mode 0666", rep.Error, op.usersFile)
+	}
+	if err := op.db(t, "mallory", "pw").Ping(); mysqlErrNumber(err) != 1045 {
+		t.Errorf("account added by a reload that failed: %v, want ERR 1045", err)
+	}
+	if err := op.db(t, opsUser, opsPassword).Ping(); err != nil {
+		t.Errorf("account kept by the failed reload: %v", err)
 	}
 }
