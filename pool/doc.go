@@ -234,6 +234,12 @@
 // and an idle Go program neither collects nor returns memory to the
 // operating system for minutes.
 //
+// Failed logins (ERR 1045) and clients whose connection failed during
+// login are logged through Config.Logf at most once a second each, as "N
+// failed logins in the last second, last: user 'x' from HOST" (and "N
+// clients closed during login ..."): the first event after a quiet second
+// at once, the rest of the second when it ends.
+//
 // SetUsers, SetMaxClients, SetQueueTimeout and SetClientWriteTimeout change
 // those settings while the proxy runs (atomics read by the loops): new
 // logins, new clients, new waits and the next client write check see the

@@ -181,6 +181,10 @@ type Proxy struct {
 	memReturn  memoryReturn
 
 	clientWriteTimeout atomic.Int64 // nanoseconds; read by the loops like queueTimeout
+
+	// failedLogins and loginCloses log failed logins and clients gone
+	// during login at most once a second each, with a count.
+	failedLogins, loginCloses logThrottle
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -197,6 +201,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.collation = 33
 	}
 	p.defaultNames = collationNames[p.collation]
+	p.failedLogins = logThrottle{p: p, what: "failed logins"}
+	p.loginCloses = logThrottle{p: p, what: "clients closed during login"}
 	v := c.ServerVersion
 	p.version.Store(&v)
 	p.SetUsers(c.Users)
@@ -292,7 +298,11 @@ func (p *Proxy) Addr() conn.Addr { return p.ln.Addr() }
 // closes what remains.
 func (p *Proxy) Close() error {
 	p.stopping.Store(true)
-	p.closeOnce.Do(func() { close(p.closed) })
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.failedLogins.stop()
+		p.loginCloses.stop()
+	})
 	if p.ln != nil {
 		return p.ln.Close()
 	}

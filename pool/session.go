@@ -61,6 +61,9 @@ type session struct {
 	// sha2Switch: the auth switch in flight asks for caching_sha2_password
 	// (otherwise mysql_native_password).
 	sha2Switch bool
+	// denied: the login was refused with ERR 1045 (and logged as a failed
+	// login, so its close is not logged again).
+	denied bool
 
 	st          sessionState
 	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
@@ -168,8 +171,8 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.phase == sClosed {
 		return
 	}
-	if err != nil && s.phase < sReady {
-		s.p.logf("client %s: closed during login: %v", c.RemoteAddr(), err)
+	if err != nil && s.phase < sReady && !s.denied {
+		s.p.loginCloses.note(c.RemoteAddr() + ": " + err.Error())
 	}
 	if s.phase == sHandshake || s.phase == sAuthSwitch {
 		// The connection gave its budget back when it closed.
@@ -367,7 +370,19 @@ func (s *session) accessDenied(user []byte, withPassword bool, seq uint8) {
 	}
 	s.respSeq = seq
 	s.writeERR(errAccessDenied, user, host, using)
+	s.denied = true
+	s.p.failedLogins.note("user '" + logSafeName(user) + "' from " + host)
 	s.c.Close()
+}
+
+// logSafeName bounds a user name a stranger sent (up to 64 KiB) for the
+// log; the logger escapes what it cannot print.
+func logSafeName(name []byte) string {
+	const most = 64
+	if len(name) > most {
+		return string(name[:most]) + "..."
+	}
+	return string(name)
 }
 
 func lastColon(s string) int {
