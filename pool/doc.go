@@ -124,7 +124,10 @@
 // # Errors the proxy sends
 //
 //   - 1040 (08004) "Too many connections": the first packet to a client
-//     beyond Config.MaxClients.
+//     when Config.MaxClients clients are logged in, or when
+//     Config.MaxPendingLogins clients are connected and not logged in yet;
+//     and the answer to a login that would take the logged-in clients over
+//     Config.MaxClients (others logged in first).
 //   - 1045 (28000) "Access denied for user ...": unknown user or wrong
 //     password.
 //   - 9001 (HY000) "Timed out waiting for a backend connection ...": the
@@ -240,8 +243,15 @@
 // clients closed during login ..."): the first event after a quiet second
 // at once, the rest of the second when it ends.
 //
-// SetUsers, SetMaxClients, SetQueueTimeout and SetClientWriteTimeout change
-// those settings while the proxy runs (atomics read by the loops): new
+// Clients still logging in do not count against Config.MaxClients but
+// against Config.MaxPendingLogins (1000 by default; one count shared by the
+// loops, updated once per client and login): sockets that connect and never
+// log in are bounded there, until the login timeout closes them, and cannot
+// lock logged-in clients out.
+//
+// SetUsers, SetMaxClients, SetMaxPendingLogins, SetQueueTimeout and
+// SetClientWriteTimeout change those settings while the proxy runs
+// (atomics read by the loops): new
 // logins, new clients, new waits and the next client write check see the
 // new values; nothing already running is disturbed.
 //

@@ -129,6 +129,9 @@ func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
 	if p.clientsOverLimit() {
 		return p.refuse(c)
 	}
+	if p.pendingLoginsFull() {
+		return p.refusePending(c)
+	}
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
 	s.timer.Func = sessionTimerFired
 	s.timer.Arg = s
@@ -140,6 +143,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 	s.sh.sessions[s.id] = s
 	s.sh.stats.ClientsAccepted.Add(1)
 	s.sh.stats.ClientsConnected.Add(1)
+	s.p.pendingLogins.Add(1)
 	// Until it logs in, the client is a stranger: one login packet at a
 	// time, and its buffer counts against the budget shared by all of
 	// them, so that many strangers cannot hold much memory either.
@@ -176,6 +180,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	}
 	if s.phase == sHandshake || s.phase == sAuthSwitch {
 		// The connection gave its budget back when it closed.
+		s.p.pendingLogins.Add(-1)
 		s.p.loginInputReleased()
 	}
 	s.phase = sClosed
@@ -494,6 +499,16 @@ func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
 }
 
 func (s *session) loginOK(seq uint8) {
+	if s.p.clientsOverLimit() {
+		// Others logged in while this client did: it would be one over
+		// --max-clients. (It still counts as logging in until it closes.)
+		s.respSeq = seq
+		s.writeERR(errTooManyConnections)
+		s.sh.stats.ClientsRefused.Add(1)
+		s.c.Close()
+		return
+	}
+	s.p.pendingLogins.Add(-1)
 	s.sh.loop.Cancel(&s.timer)
 	s.limitInput(false)
 	s.c.SetInputBudget(nil)

@@ -21,7 +21,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password); refused if group- or world-writable")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
 	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME'); refused if group- or world-writable (required)")
-	maxClients := fs.Int("max-clients", 10000, "clients beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet")
+	maxClients := fs.Int("max-clients", 10000, "logged-in clients beyond this many get ERR 1040 (08004) 'Too many connections' (as their first packet, or instead of the login's OK when others logged in first); clients still logging in count against --max-pending-logins instead")
+	maxPendingLogins := fs.Int("max-pending-logins", pool.DefaultMaxPendingLogins, "clients connected and not logged in yet beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet, so that sockets that never log in cannot lock real clients out of --max-clients")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
@@ -44,7 +45,8 @@ caching_sha2_password fast path); backends log in as the service account.
 No TLS towards clients.
 
 Errors the proxy sends itself:
-  1040 08004  more than --max-clients clients
+  1040 08004  more than --max-clients clients logged in, or more than
+              --max-pending-logins clients not logged in yet
   1045 28000  unknown user or wrong password
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
@@ -60,8 +62,8 @@ backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, --log-level, --max-clients,
---queue-timeout and --client-write-timeout take effect without dropping a
-client. Other changed settings are reported as needing a restart.
+--max-pending-logins, --queue-timeout and --client-write-timeout take
+effect without dropping a client. Other changed settings are reported as needing a restart.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
 accepting stops at once, and sessions are served as usual for
@@ -79,6 +81,9 @@ Flags:
 	return fs, ef, func() (module, error) {
 		if *backend == "" || *backendUser == "" || *usersFile == "" {
 			return module{}, fmt.Errorf("--backend, --backend-user and --users are required")
+		}
+		if *maxPendingLogins <= 0 {
+			return module{}, fmt.Errorf("--max-pending-logins: want a positive number, got %d", *maxPendingLogins)
 		}
 		if *loginInputMiB <= 0 {
 			return module{}, fmt.Errorf("--login-input-mib: want a positive number of MiB, got %d", *loginInputMiB)
@@ -115,6 +120,7 @@ Flags:
 			BackendConns:       *backendConns,
 			Users:              users,
 			MaxClients:         *maxClients,
+			MaxPendingLogins:   *maxPendingLogins,
 			QueueTimeout:       *queueTimeout,
 			ClientWriteTimeout: *clientWriteTimeout,
 			MaxStmtsPerBackend: *maxStmts,
@@ -134,7 +140,8 @@ Flags:
 			collectors: []prometheus.Collector{newPoolCollector(p)},
 			ready:      p.Ready,
 			refusals: func() map[string]uint64 {
-				return map[string]uint64{"max_clients": p.Stats().ClientsRefused}
+				s := p.Stats()
+				return map[string]uint64{"max_clients": s.ClientsRefused, "max_pending_logins": s.PendingLoginsRefused}
 			},
 			status: func() any {
 				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
@@ -142,7 +149,7 @@ Flags:
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "max-clients", "queue-timeout", "client-write-timeout"},
+			liveFlags: []string{"users", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)
 			},
@@ -163,6 +170,10 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	if err != nil || maxClients <= 0 {
 		return fmt.Errorf("--max-clients: want a positive number, got %q", fs.Lookup("max-clients").Value.String())
 	}
+	maxPendingLogins, err := strconv.Atoi(fs.Lookup("max-pending-logins").Value.String())
+	if err != nil || maxPendingLogins <= 0 {
+		return fmt.Errorf("--max-pending-logins: want a positive number, got %q", fs.Lookup("max-pending-logins").Value.String())
+	}
 	queueTimeout, err := time.ParseDuration(fs.Lookup("queue-timeout").Value.String())
 	if err != nil || queueTimeout <= 0 {
 		return fmt.Errorf("--queue-timeout: want a positive duration, got %q", fs.Lookup("queue-timeout").Value.String())
@@ -173,6 +184,7 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	}
 	p.SetUsers(users)
 	p.SetMaxClients(maxClients)
+	p.SetMaxPendingLogins(maxPendingLogins)
 	p.SetQueueTimeout(queueTimeout)
 	p.SetClientWriteTimeout(clientWriteTimeout)
 	return nil
@@ -202,7 +214,9 @@ var poolScalarDefs = []struct {
 }{
 	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
 	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
-	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were open.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
+	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLogins) }},
 	{"auth_failures_total", "Logins refused with ERR 1045 (unknown user or wrong password).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.AuthFailures) }},
 	{"questions_total", "Client commands sent to a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Questions) }},
 	{"local_answers_total", "Client commands the proxy answered itself (COM_PING, SELECT CONNECTION_ID(), cached PREPARE, ...).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.LocalAnswers) }},

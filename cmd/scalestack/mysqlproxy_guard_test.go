@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,9 +48,7 @@ func expectTooManyConnections(t *testing.T, p []byte) {
 func TestMaxClientsRefusalsCounted(t *testing.T) {
 	op := startOpsProxy(t, map[string]string{"max-clients": "2"})
 	for i := 0; i < 2; i++ {
-		if _, p := dialGreeted(t, op.addr); mysqlwire.IsERR(p) {
-			t.Fatalf("client %d refused under --max-clients: %x", i, p)
-		}
+		rawLogin(t, op.addr, op.env.Database)
 	}
 	const refused = 3
 	for i := 0; i < refused; i++ {
@@ -103,5 +102,41 @@ func TestWritableSecretFilesRefused(t *testing.T) {
 	}
 	if err := op.db(t, opsUser, opsPassword).Ping(); err != nil {
 		t.Errorf("account kept by the failed reload: %v", err)
+	}
+}
+
+// TestSilentSocketsDoNotLockOutClients: with --max-clients 500, 600
+// sockets that connect and never log in used to fill the limit, and real
+// clients were refused until the login timeout closed them. They count
+// against --max-pending-logins now: a real client logs in and runs a
+// statement, and beyond --max-pending-logins new sockets get ERR 1040,
+// counted as refused for reason max_pending_logins.
+func TestSilentSocketsDoNotLockOutClients(t *testing.T) {
+	const maxClients, silent, maxPending = 500, 600, 700
+	op := startOpsProxy(t, map[string]string{"max-clients": strconv.Itoa(maxClients),
+		"max-pending-logins": strconv.Itoa(maxPending), "loops": "2"})
+	for i := 0; i < silent; i++ {
+		dialGreeted(t, op.addr)
+	}
+	db := op.db(t, opsUser, opsPassword)
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("real client with %d silent sockets and --max-clients %d: %v", silent, maxClients, err)
+	}
+	db.Close()
+	for i := silent; i < maxPending; i++ {
+		dialGreeted(t, op.addr)
+	}
+	_, p := dialGreeted(t, op.addr)
+	expectTooManyConnections(t, p)
+	m := op.scrape(t)
+	if v := m.value("scalestack_client_connections_refused_total", "reason", "max_pending_logins"); v != 1 {
+		t.Errorf(`scalestack_client_connections_refused_total{reason="max_pending_logins"} = %v, want 1`, v)
+	}
+	if v := m.value("scalestack_mysqlproxy_pending_logins_refused_total"); v != 1 {
+		t.Errorf("scalestack_mysqlproxy_pending_logins_refused_total = %v, want 1", v)
+	}
+	if v := m.value("scalestack_mysqlproxy_clients_logging_in"); v != maxPending {
+		t.Errorf("scalestack_mysqlproxy_clients_logging_in = %v, want %d", v, maxPending)
 	}
 }
