@@ -129,7 +129,11 @@
 //     and the answer to a login that would take the logged-in clients over
 //     Config.MaxClients (others logged in first).
 //   - 1045 (28000) "Access denied for user ...": unknown user or wrong
-//     password.
+//     password. An unknown name goes through the same exchange as an
+//     account (with both hashes) and a wrong password: the same auth switch
+//     with the nonce where the client's plugin calls for one, the same hash
+//     work, the same ERR with the same sequence id, so the answers do not
+//     tell which accounts exist.
 //   - 9001 (HY000) "Timed out waiting for a backend connection ...": the
 //     command waited Config.QueueTimeout for a backend; the client stays
 //     connected and may retry.

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"regexp"
@@ -173,4 +174,95 @@ func TestPendingLoginsHaveTheirOwnLimit(t *testing.T) {
 	}
 	real.c.Close()
 	waitFor(t, func() bool { return tp.p.PendingLogins() == 0 && tp.p.Stats().ClientsConnected == 0 })
+}
+
+// loginTranscript logs in by hand as user with password, announcing
+// plugin and sending first as the first auth response ("scramble": the
+// plugin's scramble of password, "": none), answers an auth switch the
+// way the switch asks, and returns the packets the proxy sent after the
+// greeting, each as "seq:kind" with an ERR's code, state and message (the
+// user's name replaced by USER) and an auth switch's plugin.
+func loginTranscript(t *testing.T, addr, user, password, plugin, first string) []string {
+	t.Helper()
+	r := dialRaw(t, addr)
+	p, _ := r.mustRead()
+	hs, err := mysqlwire.ParseHandshake(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := append([]byte(nil), hs.AuthPluginData[:20]...)
+	scramble := func(plugin string, nonce []byte) []byte {
+		if plugin == mysqlwire.AuthCachingSHA2 {
+			return mysqlwire.CachingSHA2Scramble([]byte(password), nonce)
+		}
+		return mysqlwire.NativePasswordScramble([]byte(password), nonce)
+	}
+	var auth []byte
+	if first == "scramble" {
+		auth = scramble(plugin, nonce)
+	}
+	hr := mysqlwire.HandshakeResponse{Capabilities: hs.Capabilities, MaxPacketSize: 1 << 24, CharacterSet: 45,
+		Username: []byte(user), AuthResponse: auth, AuthPlugin: []byte(plugin)}
+	pkt, _ := mysqlwire.AppendHandshakeResponse(nil, 1, hr)
+	if _, err := r.c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for {
+		p, seq, err := r.read()
+		if err != nil {
+			out = append(out, "closed")
+			return out
+		}
+		switch {
+		case mysqlwire.IsERR(p):
+			e, _ := mysqlwire.ParseERR(p)
+			msg := strings.ReplaceAll(string(e.Message), "'"+user+"'", "'USER'")
+			out = append(out, fmt.Sprintf("%d:ERR %d %s %s", seq, e.Code, e.SQLState, msg))
+		case mysqlwire.IsOK(p):
+			out = append(out, fmt.Sprintf("%d:OK", seq))
+		case len(p) > 0 && p[0] == 0xFE:
+			// Auth switch: plugin name NUL, then the nonce.
+			name, data, _ := bytes.Cut(p[1:], []byte{0})
+			if !bytes.Equal(bytes.TrimRight(data, "\x00"), nonce) {
+				t.Errorf("%s: auth switch with another nonce", user)
+			}
+			out = append(out, fmt.Sprintf("%d:switch %s", seq, name))
+			r.write(seq+1, scramble(string(name), nonce))
+		default:
+			out = append(out, fmt.Sprintf("%d:%x", seq, p))
+		}
+	}
+}
+
+// TestUnknownUserLooksLikeWrongPassword: whatever the client's plugin and
+// first answer, the packets an unknown user gets are those a known user
+// with a wrong password gets (an auth switch where that one gets one, the
+// same ERR 1045 with the same sequence id), so a stranger cannot tell
+// which accounts exist.
+func TestUnknownUserLooksLikeWrongPassword(t *testing.T) {
+	tp := startProxy(t, 1, 1, nil)
+	for _, c := range []struct{ plugin, first string }{
+		{mysqlwire.AuthNativePassword, "scramble"},
+		{mysqlwire.AuthNativePassword, ""},
+		{mysqlwire.AuthCachingSHA2, "scramble"},
+		{mysqlwire.AuthCachingSHA2, ""},
+		{"mysql_clear_password", ""},
+		{"", "scramble"},
+	} {
+		known := loginTranscript(t, tp.addr, testUser, "wrong", c.plugin, c.first)
+		unknown := loginTranscript(t, tp.addr, "nobody", "wrong", c.plugin, c.first)
+		if fmt.Sprint(known) != fmt.Sprint(unknown) {
+			t.Errorf("plugin %q, first answer %q: known user with a wrong password got %q, unknown user %q",
+				c.plugin, c.first, known, unknown)
+		}
+		if !strings.Contains(fmt.Sprint(unknown), "ERR 1045 28000") {
+			t.Errorf("plugin %q: unknown user got %q, want ERR 1045", c.plugin, unknown)
+		}
+	}
+	// The right password still works after all that.
+	if p := dialRaw(t, tp.addr).login(testUser, testPassword, mysqlwire.AuthCachingSHA2, 0); !mysqlwire.IsOK(p) &&
+		(len(p) == 0 || p[0] != 0x01) {
+		t.Fatalf("login with the right password: %s", errText(p))
+	}
 }

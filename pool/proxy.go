@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -202,6 +203,11 @@ type Proxy struct {
 	// shared by the loops is fine); maxPendingLogins bounds it.
 	pendingLogins    atomic.Int64
 	maxPendingLogins atomic.Int64
+
+	// unknownUser stands in for a login name no account has: random
+	// hashes that no password matches (and a check that refuses it
+	// anyway), so that the exchange looks like a wrong password.
+	unknownUser *User
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -218,6 +224,13 @@ func New(cfg Config) (*Proxy, error) {
 		p.collation = 33
 	}
 	p.defaultNames = collationNames[p.collation]
+	p.unknownUser = &User{Name: "(unknown)", Native: make([]byte, 20), SHA2: make([]byte, 32)}
+	if _, err := rand.Read(p.unknownUser.Native); err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	if _, err := rand.Read(p.unknownUser.SHA2); err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
 	p.failedLogins = logThrottle{p: p, what: "failed logins"}
 	p.loginCloses = logThrottle{p: p, what: "clients closed during login"}
 	v := c.ServerVersion

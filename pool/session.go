@@ -64,6 +64,9 @@ type session struct {
 	// denied: the login was refused with ERR 1045 (and logged as a failed
 	// login, so its close is not logged again).
 	denied bool
+	// loginName is the name the client logged in with (s.user is
+	// Proxy.unknownUser when no account has it).
+	loginName string
 
 	st          sessionState
 	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
@@ -409,10 +412,14 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
 		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
-	u := (*s.p.users.Load())[string(hr.Username)]
+	s.loginName = string(hr.Username)
+	u := (*s.p.users.Load())[s.loginName]
 	if u == nil {
-		s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
-		return
+		// An unknown name goes through the same exchange as a known
+		// account with a wrong password (the same auth switch, with the
+		// nonce, the same hash work, then the same ERR 1045), so that
+		// the answers do not tell which accounts exist.
+		u = s.p.unknownUser
 	}
 	s.user = u
 	// Session defaults from the handshake: charset, schema, and
@@ -471,7 +478,7 @@ func (s *session) verifyNative(resp []byte) bool {
 }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
-	if !s.verifyNative(resp) {
+	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
@@ -479,7 +486,7 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 }
 
 func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
-	if !s.verifySHA2(resp) {
+	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
@@ -492,10 +499,10 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
 	if s.sha2Switch {
 		s.sha2Switch = false
-		s.finishSHA2Login([]byte(s.user.Name), payload, seq+1)
+		s.finishSHA2Login([]byte(s.loginName), payload, seq+1)
 		return
 	}
-	s.finishNativeLogin([]byte(s.user.Name), payload, seq+1)
+	s.finishNativeLogin([]byte(s.loginName), payload, seq+1)
 }
 
 func (s *session) loginOK(seq uint8) {
