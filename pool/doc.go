@@ -169,7 +169,9 @@
 // backends, prepared statements open on backends, pins by reason, health
 // checks and reconnects, client write timeouts. Per-account counters
 // (Proxy.UserStats, one set per loop, summed when read) exist only for
-// accounts of the users file. An exporter reads them when scraped.
+// accounts of the users file. An exporter reads them when scraped
+// (scalestack mysqlproxy exports the per-account ones only with
+// --per-user-metrics: their labels are account names).
 //
 // Sizing: a few backend connections per database core; more only add
 // server threads competing for the same cores. On a host the proxy shares

@@ -28,6 +28,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", pool.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
+	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -137,7 +138,7 @@ Flags:
 		return module{
 			name:       "mysqlproxy",
 			listen:     p.ListenConfig(laddr),
-			collectors: []prometheus.Collector{newPoolCollector(p)},
+			collectors: []prometheus.Collector{newPoolCollector(p, *perUserMetrics)},
 			ready:      p.Ready,
 			refusals: func() map[string]uint64 {
 				s := p.Stats()
@@ -194,7 +195,11 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 // loops at scrape time) to Prometheus. Everything here runs on the scrape
 // goroutine; the loops only ever do atomic adds.
 type poolCollector struct {
-	p       *pool.Proxy
+	p *pool.Proxy
+	// perUser exports the per-account series (--per-user-metrics): their
+	// labels are account names, which not everyone who can reach /metrics
+	// should learn.
+	perUser bool
 	scalars []poolScalar
 	descs   map[string]*prometheus.Desc
 }
@@ -261,13 +266,16 @@ var poolVectorDefs = []struct {
 	{"backend_connections", "Backend connections logged in, by state: idle, busy (serving a command, held for diagnostics or being health-checked) or pinned (held by a pinned session).", []string{"state"}},
 	{"backend_conns_configured", "The configured number of backend connections (--backend-conns).", nil},
 	{"backend_up", "1 while the backend server is reachable; 0 once every connection is down and reconnecting fails.", nil},
-	{"user_connections", "Sessions logged in, per account of the users file.", []string{"user"}},
-	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file.", []string{"user"}},
-	{"user_commands_total", "Commands sent, per account of the users file.", []string{"user"}},
+	{"user_connections", "Sessions logged in, per account of the users file (with --per-user-metrics).", []string{"user"}},
+	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file (with --per-user-metrics).", []string{"user"}},
+	{"user_commands_total", "Commands sent, per account of the users file (with --per-user-metrics).", []string{"user"}},
 }
 
-func newPoolCollector(p *pool.Proxy) *poolCollector {
-	c := &poolCollector{p: p, descs: map[string]*prometheus.Desc{}}
+// perUserSeries are the poolVectorDefs exported only with --per-user-metrics.
+var perUserSeries = map[string]bool{"user_connections": true, "user_logins_total": true, "user_commands_total": true}
+
+func newPoolCollector(p *pool.Proxy, perUser bool) *poolCollector {
+	c := &poolCollector{p: p, perUser: perUser, descs: map[string]*prometheus.Desc{}}
 	for _, d := range poolScalarDefs {
 		c.scalars = append(c.scalars, poolScalar{prometheus.NewDesc(poolPrefix+d.name, d.help, nil, nil), d.kind, d.value})
 	}
@@ -282,6 +290,9 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- s.desc
 	}
 	for _, d := range poolVectorDefs {
+		if perUserSeries[d.name] && !c.perUser {
+			continue
+		}
 		ch <- c.descs[d.name]
 	}
 }
@@ -318,6 +329,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs["backend_up"], prometheus.GaugeValue, up)
+	if !c.perUser {
+		return
+	}
 	for _, u := range c.p.UserStats() {
 		ch <- prometheus.MustNewConstMetric(c.descs["user_connections"], prometheus.GaugeValue, float64(u.Connections), u.User)
 		ch <- prometheus.MustNewConstMetric(c.descs["user_logins_total"], prometheus.CounterValue, float64(u.Logins), u.User)

@@ -140,3 +140,34 @@ func TestSilentSocketsDoNotLockOutClients(t *testing.T) {
 		t.Errorf("scalestack_mysqlproxy_clients_logging_in = %v, want %d", v, maxPending)
 	}
 }
+
+// TestPerUserMetricsOptIn: by default /metrics names no account (the
+// per-account series are opt-in, --per-user-metrics);
+// TestMetricsFollowTraffic checks them with the switch on.
+func TestPerUserMetricsOptIn(t *testing.T) {
+	op := startOpsProxy(t, nil)
+	db := op.db(t, opsUser, opsPassword)
+	if _, err := db.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := httpGet(t, "http://"+op.admin+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if strings.Contains(body, `user="`) || strings.Contains(body, "scalestack_mysqlproxy_user_") || strings.Contains(body, opsUser) {
+		t.Errorf("/metrics names accounts without --per-user-metrics:\n%s", grepLines(body, opsUser, "_user_"))
+	}
+}
+
+func grepLines(text string, subs ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, s := range subs {
+			if strings.Contains(line, s) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
