@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type adminConfig struct {
 }
 
 func startAdmin(cfg adminConfig) (*adminServer, error) {
+	// self are the addresses the endpoint answers on (the configured one
+	// and the bound one), set once listening; a POST whose Origin is
+	// anything else came from another site's page.
+	var self []string
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -77,6 +82,10 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
 			return
 		}
+		if why := crossOrigin(r, self); why != "" {
+			http.Error(w, "cross-origin request refused: "+why, http.StatusForbidden)
+			return
+		}
 		report, ok := cfg.reload()
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
@@ -95,6 +104,7 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.addr, err)
 	}
+	self = []string{cfg.addr, ln.Addr().String()}
 	s := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -105,6 +115,37 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 }
 
 func (s *adminServer) Addr() string { return s.ln.Addr().String() }
+
+// crossOrigin says why a state-changing request must be refused because a
+// browser sent it on behalf of another site's page (cross-site request
+// forgery: the admin endpoint has no credentials, so a page the operator
+// visits could otherwise POST to it), or returns "". Tools such as curl
+// send neither header and are let through. A browser sends
+// Sec-Fetch-Site: only "same-origin" (or "none", typed by the user) is
+// accepted; "same-site" is refused too, since every port of a host is the
+// same site. An Origin header must name the admin address itself, as
+// configured or as bound, not merely the Host the request names (which a
+// DNS-rebinding page controls).
+func crossOrigin(r *http.Request, self []string) string {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return "Sec-Fetch-Site: " + site
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		for _, a := range self {
+			if a != "" && u.Host == a {
+				return ""
+			}
+		}
+	}
+	return "Origin " + strconv.Quote(origin) + " is not the admin address"
+}
 
 // Close stops the endpoint (at most 2 s for requests in progress); later
 // calls return the first one's result.

@@ -64,7 +64,9 @@ backend it held is closed (its state is unknown) and reconnects.
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, --log-level, --max-clients,
 --max-pending-logins, --queue-timeout and --client-write-timeout take
-effect without dropping a client. Other changed settings are reported as needing a restart.
+effect without dropping a client. Other changed settings are reported as
+needing a restart. POST /reload is refused (403) when a browser sends it
+for a page of another origin than the admin address.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
 accepting stops at once, and sessions are served as usual for

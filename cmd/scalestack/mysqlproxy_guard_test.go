@@ -171,3 +171,57 @@ func grepLines(text string, subs ...string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestReloadRefusesCrossOrigin: POST /reload from another site's page (an
+// Origin that is not the admin address, or Sec-Fetch-Site other than
+// same-origin) gets 403 and reloads nothing; curl-like requests and the
+// admin address's own origin are served.
+func TestReloadRefusesCrossOrigin(t *testing.T) {
+	reloads := 0
+	admin, err := startAdmin(adminConfig{addr: "127.0.0.1:0", registry: newRegistry(),
+		reload: func() (any, bool) { reloads++; return map[string]string{}, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	self := "http://" + admin.Addr()
+	for _, c := range []struct {
+		origin, fetchSite string
+		want              int
+	}{
+		{"", "", http.StatusOK},
+		{self, "", http.StatusOK},
+		{self, "same-origin", http.StatusOK},
+		{"", "none", http.StatusOK},
+		{"http://evil.example", "", http.StatusForbidden},
+		{"http://evil.example", "cross-site", http.StatusForbidden},
+		{"", "cross-site", http.StatusForbidden},
+		{"", "same-site", http.StatusForbidden},
+		{"null", "", http.StatusForbidden},
+		{"http://localhost:1", "", http.StatusForbidden},
+		{"https://127.0.0.1:" + strings.Split(admin.Addr(), ":")[1] + ".evil.example", "", http.StatusForbidden},
+	} {
+		before := reloads
+		req, err := http.NewRequest(http.MethodPost, self+"/reload", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("Origin %q, Sec-Fetch-Site %q: status %d, want %d", c.origin, c.fetchSite, resp.StatusCode, c.want)
+		}
+		if ran := reloads > before; ran != (c.want == http.StatusOK) {
+			t.Errorf("Origin %q, Sec-Fetch-Site %q: reload ran: %v", c.origin, c.fetchSite, ran)
+		}
+	}
+}
