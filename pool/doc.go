@@ -131,9 +131,16 @@
 // # Errors the proxy sends
 //
 //   - 1040 (08004) "Too many connections": the first packet to a client
-//     beyond Config.MaxClients.
+//     when Config.MaxClients clients are logged in, or when
+//     Config.MaxPendingLogins clients are connected and not logged in yet;
+//     and the answer to a login that would take the logged-in clients over
+//     Config.MaxClients (others logged in first).
 //   - 1045 (28000) "Access denied for user ...": unknown user or wrong
-//     password.
+//     password. An unknown name goes through the same exchange as an
+//     account (with both hashes) and a wrong password: the same auth switch
+//     with the nonce where the client's plugin calls for one, the same hash
+//     work, the same ERR with the same sequence id, so the answers do not
+//     tell which accounts exist.
 //   - 9001 (HY000) "Timed out waiting for a backend connection ...": the
 //     command waited Config.QueueTimeout for a backend; the client stays
 //     connected and may retry.
@@ -169,7 +176,9 @@
 // backends, prepared statements open on backends, pins by reason, health
 // checks and reconnects, client write timeouts. Per-account counters
 // (Proxy.UserStats, one set per loop, summed when read) exist only for
-// accounts of the users file. An exporter reads them when scraped.
+// accounts of the users file. An exporter reads them when scraped
+// (scalestack mysqlproxy exports the per-account ones only with
+// --per-user-metrics: their labels are account names).
 //
 // Sizing: a few backend connections per database core; more only add
 // server threads competing for the same cores. On a host the proxy shares
@@ -241,8 +250,21 @@
 // and an idle Go program neither collects nor returns memory to the
 // operating system for minutes.
 //
-// SetUsers, SetMaxClients, SetQueueTimeout and SetClientWriteTimeout change
-// those settings while the proxy runs (atomics read by the loops): new
+// Failed logins (ERR 1045) and clients whose connection failed during
+// login are logged through Config.Logf at most once a second each, as "N
+// failed logins in the last second, last: user 'x' from HOST" (and "N
+// clients closed during login ..."): the first event after a quiet second
+// at once, the rest of the second when it ends.
+//
+// Clients still logging in do not count against Config.MaxClients but
+// against Config.MaxPendingLogins (1000 by default; one count shared by the
+// loops, updated once per client and login): sockets that connect and never
+// log in are bounded there, until the login timeout closes them, and cannot
+// lock logged-in clients out.
+//
+// SetUsers, SetMaxClients, SetMaxPendingLogins, SetQueueTimeout and
+// SetClientWriteTimeout change those settings while the proxy runs
+// (atomics read by the loops): new
 // logins, new clients, new waits and the next client write check see the
 // new values; nothing already running is disturbed.
 //
@@ -260,6 +282,14 @@
 // empty for an account without a password. admin lets the account run the
 // admin statements and KILL any session. `scalestack passwd [--admin] NAME`
 // prints a line. Plain passwords are never stored.
+//
+// LoadUsers and ReadPasswordFile refuse a file that its group or every
+// account may write (mode & 0022, checked on the open file, after
+// symlinks), with an error naming the file and its mode: whoever can
+// write the users file decides who logs in, whoever can write the
+// password file what the proxy logs in with. Group-readable is allowed.
+// A reload that meets such a users file fails and keeps the accounts it
+// had.
 //
 // # Limits
 //

@@ -109,7 +109,10 @@ func startProxyAt(t testing.TB, env mysqlEnv, n, loops int, tweak func(*Config))
 	}
 	tp := &testProxy{p: p, eng: e, addr: p.Addr().Address, env: env}
 	t.Cleanup(func() {
-		// Stop logging through t once the test is over.
+		// Stop logging through t once the test is over (the log
+		// throttles' timers first: they log from their own goroutines).
+		p.failedLogins.stop()
+		p.loginCloses.stop()
 		p.cfg.Logf = nil
 		p.Close()
 		e.Stop()

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,8 +33,16 @@ type Config struct {
 	BackendConns int
 	// Users are the client accounts.
 	Users Users
-	// MaxClients refuses clients beyond this many with ERR 1040 (0: 10000).
+	// MaxClients refuses clients beyond this many logged-in ones with ERR
+	// 1040 (0: 10000): as the first packet when they connect, or instead of
+	// the login's OK when others logged in first. Clients that have not
+	// logged in yet count against MaxPendingLogins instead, so that sockets
+	// which never log in cannot lock real clients out.
 	MaxClients int
+	// MaxPendingLogins refuses, with ERR 1040 as their first packet,
+	// clients beyond this many connected and not logged in yet, across
+	// the loops (0: 1000).
+	MaxPendingLogins int
 	// QueueTimeout bounds how long a command waits for a backend
 	// connection before the client gets ERR 9001 (0: 10 s).
 	QueueTimeout time.Duration
@@ -84,6 +93,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = 10000
+	}
+	if cfg.MaxPendingLogins <= 0 {
+		cfg.MaxPendingLogins = DefaultMaxPendingLogins
 	}
 	if cfg.QueueTimeout <= 0 {
 		cfg.QueueTimeout = 10 * time.Second
@@ -181,6 +193,21 @@ type Proxy struct {
 	memReturn  memoryReturn
 
 	clientWriteTimeout atomic.Int64 // nanoseconds; read by the loops like queueTimeout
+
+	// failedLogins and loginCloses log failed logins and clients gone
+	// during login at most once a second each, with a count.
+	failedLogins, loginCloses logThrottle
+
+	// pendingLogins counts clients of every loop that have a session and
+	// have not logged in yet (once per login, not per packet: one atomic
+	// shared by the loops is fine); maxPendingLogins bounds it.
+	pendingLogins    atomic.Int64
+	maxPendingLogins atomic.Int64
+
+	// unknownUser stands in for a login name no account has: random
+	// hashes that no password matches (and a check that refuses it
+	// anyway), so that the exchange looks like a wrong password.
+	unknownUser *User
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -197,12 +224,22 @@ func New(cfg Config) (*Proxy, error) {
 		p.collation = 33
 	}
 	p.defaultNames = collationNames[uint16(p.collation)]
+	p.unknownUser = &User{Name: "(unknown)", Native: make([]byte, 20), SHA2: make([]byte, 32)}
+	if _, err := rand.Read(p.unknownUser.Native); err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	if _, err := rand.Read(p.unknownUser.SHA2); err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	p.failedLogins = logThrottle{p: p, what: "failed logins"}
+	p.loginCloses = logThrottle{p: p, what: "clients closed during login"}
 	v := c.ServerVersion
 	p.version.Store(&v)
 	p.SetUsers(c.Users)
 	p.SetQueueTimeout(c.QueueTimeout)
 	p.SetClientWriteTimeout(c.ClientWriteTimeout)
 	p.SetMaxClients(c.MaxClients)
+	p.SetMaxPendingLogins(c.MaxPendingLogins)
 	return p, nil
 }
 
@@ -292,7 +329,11 @@ func (p *Proxy) Addr() conn.Addr { return p.ln.Addr() }
 // closes what remains.
 func (p *Proxy) Close() error {
 	p.stopping.Store(true)
-	p.closeOnce.Do(func() { close(p.closed) })
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.failedLogins.stop()
+		p.loginCloses.stop()
+	})
 	if p.ln != nil {
 		return p.ln.Close()
 	}
@@ -313,15 +354,25 @@ func (p *Proxy) Stats() StatsSnapshot {
 	for _, sh := range p.shards {
 		sh.stats.addTo(&s)
 	}
+	s.PendingLogins = p.pendingLogins.Load()
 	return s
 }
 
-// refusal answers a client over --max-clients with ER_CON_COUNT_ERROR as its
-// first packet, as MySQL does, then closes.
+// refusal answers a client over --max-clients (or --max-pending-logins)
+// with ER_CON_COUNT_ERROR as its first packet, as MySQL does, then closes.
 type refusal struct{}
 
 func (p *Proxy) refuse(c *conn.Conn) conn.Handler {
 	p.shardOf(c.Loop()).stats.ClientsRefused.Add(1)
+	return refusal{}
+}
+
+// refusePending refuses a client over --max-pending-logins the same way:
+// a client caught in a storm of strangers gets an error drivers know as
+// "retry later", rather than a close that looks like a network fault, for
+// the price of one small write.
+func (p *Proxy) refusePending(c *conn.Conn) conn.Handler {
+	p.shardOf(c.Loop()).stats.PendingLoginsRefused.Add(1)
 	return refusal{}
 }
 

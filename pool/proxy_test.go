@@ -593,9 +593,13 @@ func TestKillAcrossLoops(t *testing.T) {
 
 func TestMaxClients(t *testing.T) {
 	tp := startProxy(t, 1, 1, func(c *Config) { c.MaxClients = 2 })
-	a, b := dialRaw(t, tp.addr), dialRaw(t, tp.addr)
-	a.mustRead()
-	b.mustRead()
+	// MaxClients counts logged-in clients (those still logging in count
+	// against MaxPendingLogins).
+	for _, r := range []*rawClient{dialRaw(t, tp.addr), dialRaw(t, tp.addr)} {
+		if p := r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(p) {
+			t.Fatalf("login: %s", errText(p))
+		}
+	}
 	c := dialRaw(t, tp.addr)
 	p, seq := c.mustRead()
 	if !isERR(p, mysqlwire.ErConCountError) || seq != 0 {

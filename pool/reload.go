@@ -66,15 +66,42 @@ func (p *Proxy) SetMaxClients(n int) {
 // MaxClients returns the current client limit.
 func (p *Proxy) MaxClients() int { return int(p.maxClients.Load()) }
 
-// clientsOverLimit runs once per accepted connection (not per statement):
-// it sums the loops' client gauges. Accepts racing on several loops may
+// DefaultMaxPendingLogins is Config.MaxPendingLogins' default.
+const DefaultMaxPendingLogins = 1000
+
+// SetMaxPendingLogins changes the limit on clients not logged in yet
+// (n <= 0: DefaultMaxPendingLogins); clients already connected stay.
+func (p *Proxy) SetMaxPendingLogins(n int) {
+	if n <= 0 {
+		n = DefaultMaxPendingLogins
+	}
+	p.maxPendingLogins.Store(int64(n))
+}
+
+// MaxPendingLogins returns the current limit on clients not logged in yet.
+func (p *Proxy) MaxPendingLogins() int { return int(p.maxPendingLogins.Load()) }
+
+// PendingLogins returns the number of clients connected and not logged in
+// yet.
+func (p *Proxy) PendingLogins() int64 { return p.pendingLogins.Load() }
+
+// clientsOverLimit runs once per accepted connection and once per login
+// (not per statement): it sums the loops' client gauges and leaves out the
+// clients still logging in. Accepts and logins racing on several loops may
 // overshoot the limit by at most one client per loop.
 func (p *Proxy) clientsOverLimit() bool {
 	var n int64
 	for _, sh := range p.shards {
 		n += sh.stats.ClientsConnected.Load()
 	}
-	return n >= p.maxClients.Load()
+	return n-p.pendingLogins.Load() >= p.maxClients.Load()
+}
+
+// pendingLoginsFull reports whether a new client would go over
+// MaxPendingLogins (accepts racing on several loops may overshoot by at
+// most one client per loop).
+func (p *Proxy) pendingLoginsFull() bool {
+	return p.pendingLogins.Load() >= p.maxPendingLogins.Load()
 }
 
 // UserStats are one account's counters, one set per loop, each written only

@@ -61,6 +61,12 @@ type session struct {
 	// sha2Switch: the auth switch in flight asks for caching_sha2_password
 	// (otherwise mysql_native_password).
 	sha2Switch bool
+	// denied: the login was refused with ERR 1045 (and logged as a failed
+	// login, so its close is not logged again).
+	denied bool
+	// loginName is the name the client logged in with (s.user is
+	// Proxy.unknownUser when no account has it).
+	loginName string
 
 	st          sessionState
 	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
@@ -126,6 +132,9 @@ func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
 	if p.clientsOverLimit() {
 		return p.refuse(c)
 	}
+	if p.pendingLoginsFull() {
+		return p.refusePending(c)
+	}
 	s := &session{p: p, sh: sh, c: c, id: sh.newSessionID()}
 	s.timer.Func = sessionTimerFired
 	s.timer.Arg = s
@@ -137,6 +146,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 	s.sh.sessions[s.id] = s
 	s.sh.stats.ClientsAccepted.Add(1)
 	s.sh.stats.ClientsConnected.Add(1)
+	s.p.pendingLogins.Add(1)
 	// Until it logs in, the client is a stranger: one login packet at a
 	// time, and its buffer counts against the budget shared by all of
 	// them, so that many strangers cannot hold much memory either.
@@ -168,11 +178,12 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	if s.phase == sClosed {
 		return
 	}
-	if err != nil && s.phase < sReady {
-		s.p.logf("client %s: closed during login: %v", c.RemoteAddr(), err)
+	if err != nil && s.phase < sReady && !s.denied {
+		s.p.loginCloses.note(c.RemoteAddr() + ": " + err.Error())
 	}
 	if s.phase == sHandshake || s.phase == sAuthSwitch {
 		// The connection gave its budget back when it closed.
+		s.p.pendingLogins.Add(-1)
 		s.p.loginInputReleased()
 	}
 	s.phase = sClosed
@@ -367,7 +378,19 @@ func (s *session) accessDenied(user []byte, withPassword bool, seq uint8) {
 	}
 	s.respSeq = seq
 	s.writeERR(errAccessDenied, user, host, using)
+	s.denied = true
+	s.p.failedLogins.note("user '" + logSafeName(user) + "' from " + host)
 	s.c.Close()
+}
+
+// logSafeName bounds a user name a stranger sent (up to 64 KiB) for the
+// log; the logger escapes what it cannot print.
+func logSafeName(name []byte) string {
+	const most = 64
+	if len(name) > most {
+		return string(name[:most]) + "..."
+	}
+	return string(name)
 }
 
 func lastColon(s string) int {
@@ -389,10 +412,14 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
 		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
-	u := (*s.p.users.Load())[string(hr.Username)]
+	s.loginName = string(hr.Username)
+	u := (*s.p.users.Load())[s.loginName]
 	if u == nil {
-		s.accessDenied(hr.Username, len(hr.AuthResponse) > 0, seq+1)
-		return
+		// An unknown name goes through the same exchange as a known
+		// account with a wrong password (the same auth switch, with the
+		// nonce, the same hash work, then the same ERR 1045), so that
+		// the answers do not tell which accounts exist.
+		u = s.p.unknownUser
 	}
 	s.user = u
 	// Session defaults from the handshake: charset, schema, and
@@ -451,7 +478,7 @@ func (s *session) verifyNative(resp []byte) bool {
 }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
-	if !s.verifyNative(resp) {
+	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
@@ -459,7 +486,7 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 }
 
 func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
-	if !s.verifySHA2(resp) {
+	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
@@ -472,13 +499,23 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
 	if s.sha2Switch {
 		s.sha2Switch = false
-		s.finishSHA2Login([]byte(s.user.Name), payload, seq+1)
+		s.finishSHA2Login([]byte(s.loginName), payload, seq+1)
 		return
 	}
-	s.finishNativeLogin([]byte(s.user.Name), payload, seq+1)
+	s.finishNativeLogin([]byte(s.loginName), payload, seq+1)
 }
 
 func (s *session) loginOK(seq uint8) {
+	if s.p.clientsOverLimit() {
+		// Others logged in while this client did: it would be one over
+		// --max-clients. (It still counts as logging in until it closes.)
+		s.respSeq = seq
+		s.writeERR(errTooManyConnections)
+		s.sh.stats.ClientsRefused.Add(1)
+		s.c.Close()
+		return
+	}
+	s.p.pendingLogins.Add(-1)
 	s.sh.loop.Cancel(&s.timer)
 	s.limitInput(false)
 	s.c.SetInputBudget(nil)

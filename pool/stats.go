@@ -53,6 +53,10 @@ type Stats struct {
 	Questions        atomic.Uint64 // client commands run on a backend
 	LocalAnswers     atomic.Uint64 // client commands answered by the proxy itself
 
+	// PendingLoginsRefused counts clients refused (ERR 1040) because
+	// --max-pending-logins clients were connected and not logged in.
+	PendingLoginsRefused atomic.Uint64
+
 	QueueWaiting  atomic.Int64  // gauge: commands waiting for a backend
 	QueueWaits    atomic.Uint64 // commands that had to wait
 	QueueTimeouts atomic.Uint64 // waits that ended in ERR 9001
@@ -273,6 +277,10 @@ type StatsSnapshot struct {
 	BackendReconnects, HealthChecks, HealthCheckFailures uint64
 	FastFails                                            uint64
 	ClientWriteTimeouts                                  uint64
+	PendingLoginsRefused                                 uint64
+	// PendingLogins is the gauge of clients connected and not logged in
+	// yet (one proxy-wide count, not a per-loop sum).
+	PendingLogins int64
 }
 
 func (s *Stats) addTo(o *StatsSnapshot) {
@@ -283,6 +291,7 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.PinnedSessions += s.PinnedSessions.Load()
 	o.ClientsAccepted += s.ClientsAccepted.Load()
 	o.ClientsRefused += s.ClientsRefused.Load()
+	o.PendingLoginsRefused += s.PendingLoginsRefused.Load()
 	o.AuthFailures += s.AuthFailures.Load()
 	o.Questions += s.Questions.Load()
 	o.LocalAnswers += s.LocalAnswers.Load()

@@ -57,6 +57,9 @@ func LoadUsers(path string) (Users, error) {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
 	defer f.Close()
+	if err := checkSecretFile(f, "users file"); err != nil {
+		return nil, err
+	}
 	u, err := ParseUsers(f)
 	if err != nil {
 		return nil, fmt.Errorf("users file %s: %w", path, err)
@@ -153,12 +156,38 @@ func ParseUsers(r io.Reader) (Users, error) {
 // ReadPasswordFile returns a file's first line (a password), without the
 // line ending.
 func ReadPasswordFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("password file: %w", err)
+	}
+	defer f.Close()
+	if err := checkSecretFile(f, "password file"); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("password file %s: %w", path, err)
 	}
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
 		b = b[:i]
 	}
 	return bytes.TrimRight(b, "\r"), nil
+}
+
+// checkSecretFile refuses a secret file (the users file, a password file)
+// that accounts other than its owner may write: whoever can write the
+// users file decides who logs in, and whoever can write a password file
+// decides what the proxy logs in with. It checks the open file (after
+// symlinks), so the file read is the file checked. Readable by the group is
+// allowed (a deployment may share it with a group), writable is not.
+func checkSecretFile(f *os.File, what string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, f.Name(), err)
+	}
+	if mode := st.Mode().Perm(); mode&0o022 != 0 {
+		return fmt.Errorf("%s %s has mode %04o: it is group- or world-writable, so other accounts could rewrite it; refused (chmod go-w %s)",
+			what, f.Name(), mode, f.Name())
+	}
+	return nil
 }

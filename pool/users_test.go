@@ -1,6 +1,9 @@
 package pool
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,5 +101,48 @@ func TestUserStatsPerLoop(t *testing.T) {
 	r.adopt(again)
 	if again["app"].stats != st {
 		t.Fatal("a reload lost the counters of an account it kept")
+	}
+}
+
+// TestSecretFilesMustNotBeWritableByOthers: the users file and a password
+// file that the group or everyone may write are refused, with a message
+// naming the file and its mode; readable by the group is fine.
+func TestSecretFilesMustNotBeWritableByOthers(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	password := filepath.Join(dir, "password")
+	if err := os.WriteFile(users, []byte(UserLine("alice", []byte("pw"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(password, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	load := map[string]func() error{
+		users:    func() error { _, err := LoadUsers(users); return err },
+		password: func() error { _, err := ReadPasswordFile(password); return err },
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true}, {0o400, true}, {0o640, true}, {0o644, true},
+		{0o660, false}, {0o620, false}, {0o602, false}, {0o666, false}, {0o777, false},
+	} {
+		for path, fn := range load {
+			if err := os.Chmod(path, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := fn()
+			if c.ok {
+				if err != nil {
+					t.Errorf("%s with mode %04o: %v", path, c.mode, err)
+				}
+				continue
+			}
+			want := fmt.Sprintf("%04o", c.mode)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "writable") {
+				t.Errorf("%s with mode %04o: error %v, want one naming the file and mode %s", path, c.mode, err, want)
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +44,10 @@ type adminConfig struct {
 }
 
 func startAdmin(cfg adminConfig) (*adminServer, error) {
+	// self are the addresses the endpoint answers on (the configured one
+	// and the bound one), set once listening; a POST whose Origin is
+	// anything else came from another site's page.
+	var self []string
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -77,6 +82,10 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
 			return
 		}
+		if why := crossOrigin(r, self); why != "" {
+			http.Error(w, "cross-origin request refused: "+why, http.StatusForbidden)
+			return
+		}
 		report, ok := cfg.reload()
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
@@ -95,6 +104,7 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.addr, err)
 	}
+	self = []string{cfg.addr, ln.Addr().String()}
 	s := &adminServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -105,6 +115,37 @@ func startAdmin(cfg adminConfig) (*adminServer, error) {
 }
 
 func (s *adminServer) Addr() string { return s.ln.Addr().String() }
+
+// crossOrigin says why a state-changing request must be refused because a
+// browser sent it on behalf of another site's page (cross-site request
+// forgery: the admin endpoint has no credentials, so a page the operator
+// visits could otherwise POST to it), or returns "". Tools such as curl
+// send neither header and are let through. A browser sends
+// Sec-Fetch-Site: only "same-origin" (or "none", typed by the user) is
+// accepted; "same-site" is refused too, since every port of a host is the
+// same site. An Origin header must name the admin address itself, as
+// configured or as bound, not merely the Host the request names (which a
+// DNS-rebinding page controls).
+func crossOrigin(r *http.Request, self []string) string {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return "Sec-Fetch-Site: " + site
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		for _, a := range self {
+			if a != "" && u.Host == a {
+				return ""
+			}
+		}
+	}
+	return "Origin " + strconv.Quote(origin) + " is not the admin address"
+}
 
 // Close stops the endpoint (at most 2 s for requests in progress); later
 // calls return the first one's result.
@@ -162,15 +203,19 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 type listenerCollector struct {
 	ln                               *conn.Listener
 	current, accepted, refused, errs *prometheus.Desc
+	// moduleRefusals are the module's own refusals by reason (see
+	// module.refusals), added to the listener's.
+	moduleRefusals func() map[string]uint64
 }
 
-func newListenerCollector(ln *conn.Listener) *listenerCollector {
+func newListenerCollector(ln *conn.Listener, moduleRefusals func() map[string]uint64) *listenerCollector {
 	return &listenerCollector{
-		ln:       ln,
-		current:  prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
-		accepted: prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
-		refused:  prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
-		errs:     prometheus.NewDesc("scalestack_accept_errors_total", "accept(2) failures (out of descriptors and the like); each pauses accepting briefly.", nil, nil),
+		ln:             ln,
+		moduleRefusals: moduleRefusals,
+		current:        prometheus.NewDesc("scalestack_client_connections", "Client connections currently open.", nil, nil),
+		accepted:       prometheus.NewDesc("scalestack_client_connections_accepted_total", "Client connections accepted.", nil, nil),
+		refused:        prometheus.NewDesc("scalestack_client_connections_refused_total", "Client connections refused, by reason.", []string{"reason"}, nil),
+		errs:           prometheus.NewDesc("scalestack_accept_errors_total", "accept(2) failures (out of descriptors and the like); each pauses accepting briefly.", nil, nil),
 	}
 }
 
@@ -184,7 +229,19 @@ func (c *listenerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *listenerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.current, prometheus.GaugeValue, float64(c.ln.OpenConns()))
 	ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(c.ln.Stats.Accepted.Load()))
-	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.ln.Stats.Refused.Load()), "max_clients")
+	// The listener refuses only over its own MaxConns; a module that
+	// enforces its limit itself (the MySQL proxy's --max-clients, which
+	// reload can change) counts its refusals, which belong in the same
+	// series.
+	refused := map[string]uint64{"max_clients": c.ln.Stats.Refused.Load()}
+	if c.moduleRefusals != nil {
+		for reason, n := range c.moduleRefusals() {
+			refused[reason] += n
+		}
+	}
+	for reason, n := range refused {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), reason)
+	}
 	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(c.ln.Stats.AcceptErrors.Load()))
 }
 

@@ -48,7 +48,7 @@ func newServerFlags(name string, stderr io.Writer, adminDefault string) (*flag.F
 
 // registerOps adds --admin (default def; empty disables it) and --log-level.
 func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
-	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status and /debug/pprof (empty: off)")
+	fs.StringVar(&f.admin, "admin", def, "admin HTTP listener for /metrics, /healthz, /readyz, /status, POST /reload (refused with 403 from a browser page of another origin) and /debug/pprof (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.configFile, "config", "", "TOML configuration file whose keys are these flags' names; flags on the command line override it")
 	fs.StringVar(&f.upgradeSocket, "upgrade-socket", "", "Unix control socket for zero-downtime upgrades: a new process started with the same path takes over the listening sockets of the running one, which then drains and exits")
@@ -67,7 +67,7 @@ func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (
 		return nil, nil
 	}
 	reg := newRegistry()
-	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln))
+	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln, m.refusals))
 	for _, c := range m.collectors {
 		reg.MustRegister(c)
 	}

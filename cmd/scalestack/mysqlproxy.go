@@ -18,15 +18,17 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
 	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")
 	backendUser := fs.String("backend-user", "", "service account every backend connection logs in as (required)")
-	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password)")
+	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password); refused if group- or world-writable")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
-	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME') (required)")
-	maxClients := fs.Int("max-clients", 10000, "clients beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet")
+	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME'); refused if group- or world-writable (required)")
+	maxClients := fs.Int("max-clients", 10000, "logged-in clients beyond this many get ERR 1040 (08004) 'Too many connections' (as their first packet, or instead of the login's OK when others logged in first); clients still logging in count against --max-pending-logins instead")
+	maxPendingLogins := fs.Int("max-pending-logins", pool.DefaultMaxPendingLogins, "clients connected and not logged in yet beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet, so that sockets that never log in cannot lock real clients out of --max-clients")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", pool.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
+	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -44,7 +46,8 @@ caching_sha2_password fast path); backends log in as the service account.
 No TLS towards clients.
 
 Errors the proxy sends itself:
-  1040 08004  more than --max-clients clients
+  1040 08004  more than --max-clients clients logged in, or more than
+              --max-pending-logins clients not logged in yet
   1045 28000  unknown user or wrong password
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
@@ -60,8 +63,10 @@ backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, --log-level, --max-clients,
---queue-timeout and --client-write-timeout take effect without dropping a
-client. Other changed settings are reported as needing a restart.
+--max-pending-logins, --queue-timeout and --client-write-timeout take
+effect without dropping a client. Other changed settings are reported as
+needing a restart. POST /reload is refused (403) when a browser sends it
+for a page of another origin than the admin address.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
 accepting stops at once, and sessions are served as usual for
@@ -79,6 +84,9 @@ Flags:
 	return fs, ef, func() (module, error) {
 		if *backend == "" || *backendUser == "" || *usersFile == "" {
 			return module{}, fmt.Errorf("--backend, --backend-user and --users are required")
+		}
+		if *maxPendingLogins <= 0 {
+			return module{}, fmt.Errorf("--max-pending-logins: want a positive number, got %d", *maxPendingLogins)
 		}
 		if *loginInputMiB <= 0 {
 			return module{}, fmt.Errorf("--login-input-mib: want a positive number of MiB, got %d", *loginInputMiB)
@@ -115,6 +123,7 @@ Flags:
 			BackendConns:       *backendConns,
 			Users:              users,
 			MaxClients:         *maxClients,
+			MaxPendingLogins:   *maxPendingLogins,
 			QueueTimeout:       *queueTimeout,
 			ClientWriteTimeout: *clientWriteTimeout,
 			MaxStmtsPerBackend: *maxStmts,
@@ -131,15 +140,19 @@ Flags:
 		return module{
 			name:       "mysqlproxy",
 			listen:     p.ListenConfig(laddr),
-			collectors: []prometheus.Collector{newPoolCollector(p)},
+			collectors: []prometheus.Collector{newPoolCollector(p, *perUserMetrics)},
 			ready:      p.Ready,
+			refusals: func() map[string]uint64 {
+				s := p.Stats()
+				return map[string]uint64{"max_clients": s.ClientsRefused, "max_pending_logins": s.PendingLoginsRefused}
+			},
 			status: func() any {
 				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
 			},
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "max-clients", "queue-timeout", "client-write-timeout"},
+			liveFlags: []string{"users", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)
 			},
@@ -160,6 +173,10 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	if err != nil || maxClients <= 0 {
 		return fmt.Errorf("--max-clients: want a positive number, got %q", fs.Lookup("max-clients").Value.String())
 	}
+	maxPendingLogins, err := strconv.Atoi(fs.Lookup("max-pending-logins").Value.String())
+	if err != nil || maxPendingLogins <= 0 {
+		return fmt.Errorf("--max-pending-logins: want a positive number, got %q", fs.Lookup("max-pending-logins").Value.String())
+	}
 	queueTimeout, err := time.ParseDuration(fs.Lookup("queue-timeout").Value.String())
 	if err != nil || queueTimeout <= 0 {
 		return fmt.Errorf("--queue-timeout: want a positive duration, got %q", fs.Lookup("queue-timeout").Value.String())
@@ -170,6 +187,7 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	}
 	p.SetUsers(users)
 	p.SetMaxClients(maxClients)
+	p.SetMaxPendingLogins(maxPendingLogins)
 	p.SetQueueTimeout(queueTimeout)
 	p.SetClientWriteTimeout(clientWriteTimeout)
 	return nil
@@ -179,7 +197,11 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 // loops at scrape time) to Prometheus. Everything here runs on the scrape
 // goroutine; the loops only ever do atomic adds.
 type poolCollector struct {
-	p       *pool.Proxy
+	p *pool.Proxy
+	// perUser exports the per-account series (--per-user-metrics): their
+	// labels are account names, which not everyone who can reach /metrics
+	// should learn.
+	perUser bool
 	scalars []poolScalar
 	descs   map[string]*prometheus.Desc
 }
@@ -199,7 +221,9 @@ var poolScalarDefs = []struct {
 }{
 	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
 	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
-	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were open.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
+	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLogins) }},
 	{"auth_failures_total", "Logins refused with ERR 1045 (unknown user or wrong password).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.AuthFailures) }},
 	{"questions_total", "Client commands sent to a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Questions) }},
 	{"local_answers_total", "Client commands the proxy answered itself (COM_PING, SELECT CONNECTION_ID(), cached PREPARE, ...).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.LocalAnswers) }},
@@ -244,13 +268,16 @@ var poolVectorDefs = []struct {
 	{"backend_connections", "Backend connections logged in, by state: idle, busy (serving a command, held for diagnostics or being health-checked) or pinned (held by a pinned session).", []string{"state"}},
 	{"backend_conns_configured", "The configured number of backend connections (--backend-conns).", nil},
 	{"backend_up", "1 while the backend server is reachable; 0 once every connection is down and reconnecting fails.", nil},
-	{"user_connections", "Sessions logged in, per account of the users file.", []string{"user"}},
-	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file.", []string{"user"}},
-	{"user_commands_total", "Commands sent, per account of the users file.", []string{"user"}},
+	{"user_connections", "Sessions logged in, per account of the users file (with --per-user-metrics).", []string{"user"}},
+	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file (with --per-user-metrics).", []string{"user"}},
+	{"user_commands_total", "Commands sent, per account of the users file (with --per-user-metrics).", []string{"user"}},
 }
 
-func newPoolCollector(p *pool.Proxy) *poolCollector {
-	c := &poolCollector{p: p, descs: map[string]*prometheus.Desc{}}
+// perUserSeries are the poolVectorDefs exported only with --per-user-metrics.
+var perUserSeries = map[string]bool{"user_connections": true, "user_logins_total": true, "user_commands_total": true}
+
+func newPoolCollector(p *pool.Proxy, perUser bool) *poolCollector {
+	c := &poolCollector{p: p, perUser: perUser, descs: map[string]*prometheus.Desc{}}
 	for _, d := range poolScalarDefs {
 		c.scalars = append(c.scalars, poolScalar{prometheus.NewDesc(poolPrefix+d.name, d.help, nil, nil), d.kind, d.value})
 	}
@@ -265,6 +292,9 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- s.desc
 	}
 	for _, d := range poolVectorDefs {
+		if perUserSeries[d.name] && !c.perUser {
+			continue
+		}
 		ch <- c.descs[d.name]
 	}
 }
@@ -301,6 +331,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs["backend_up"], prometheus.GaugeValue, up)
+	if !c.perUser {
+		return
+	}
 	for _, u := range c.p.UserStats() {
 		ch <- prometheus.MustNewConstMetric(c.descs["user_connections"], prometheus.GaugeValue, float64(u.Connections), u.User)
 		ch <- prometheus.MustNewConstMetric(c.descs["user_logins_total"], prometheus.CounterValue, float64(u.Logins), u.User)

@@ -213,7 +213,8 @@ next:
 // connection and checks, from /metrics scraped while and after it runs,
 // that the counters move as the traffic implies.
 func TestMetricsFollowTraffic(t *testing.T) {
-	op := startOpsProxy(t, map[string]string{"backend-conns": "1", "queue-timeout": `"10s"`, "health-interval": `"100ms"`})
+	op := startOpsProxy(t, map[string]string{"backend-conns": "1", "queue-timeout": `"10s"`, "health-interval": `"100ms"`,
+		"per-user-metrics": "true"})
 	before := op.scrape(t)
 
 	const clients, perClient = 6, 15

@@ -18,6 +18,10 @@ type module struct {
 	listen conn.ListenConfig
 	// collectors are extra metrics for the admin endpoint.
 	collectors []prometheus.Collector
+	// refusals, when set, returns the clients the module refused itself,
+	// by reason (a metric label such as "max_clients"), for
+	// scalestack_client_connections_refused_total.
+	refusals func() map[string]uint64
 	// ready reports whether the module can take traffic (/readyz).
 	ready func() error
 	// status adds module details to /status.
