@@ -23,7 +23,15 @@ const (
 	timerIdle timerKind = iota
 	timerHead
 	timerBody
+	timerLinger
 )
+
+// lingerTime bounds how long a connection the server ends keeps reading,
+// and dropping, what the client still sends. Closing a socket with unread
+// input makes the kernel send a reset, which can destroy the response
+// still in flight to the client (RFC 9112 section 9.6): the server shuts
+// its sending side down first and closes once the client has too.
+const lingerTime = 2 * time.Second
 
 // connState is the conn.Handler of one HTTP connection; every field is
 // touched only by the connection's loop.
@@ -45,6 +53,7 @@ type connState struct {
 	paused     bool // reading paused by us
 	pumpQueued bool // Flush should pull from the response's BodySource
 	closed     bool
+	lingering  bool // our side is shut down; input is dropped until EOF
 	inData     bool // inside OnData
 
 	timer     reactor.Timer
@@ -92,6 +101,9 @@ func (st *connState) OnClose(c *conn.Conn, err error) {
 // progress, then parses and dispatches the next requests for as long as
 // no response is in progress and output has room.
 func (st *connState) OnData(c *conn.Conn, data []byte) int {
+	if st.lingering {
+		return len(data)
+	}
 	st.inData = true
 	defer func() { st.inData = false }()
 	lim := st.srv.cfg.Limits
@@ -193,7 +205,7 @@ func (st *connState) responseEnded() {
 		st.closeAfter = true
 	}
 	if st.closeAfter {
-		st.c.Close()
+		st.finish()
 		return
 	}
 	if !st.bodyActive {
@@ -201,11 +213,40 @@ func (st *connState) responseEnded() {
 	}
 }
 
+// finish ends the connection after its queued output: it shuts the
+// sending side down and closes once the client has sent its end of stream,
+// or after lingerTime.
+func (st *connState) finish() {
+	if st.closed || st.lingering {
+		return
+	}
+	st.lingering = true
+	st.bodyActive = false
+	st.c.CloseWrite()
+	st.arm(timerLinger, lingerTime)
+	if st.paused {
+		st.paused = false
+		st.c.ResumeRead() // read, to see the end of stream
+	}
+}
+
+// OnEOF implements conn.EOFHandler: the client finished sending. A
+// response in progress is completed first; requests it pipelined behind
+// it and the server had not read yet are not answered.
+func (st *connState) OnEOF(c *conn.Conn) {
+	if st.lingering || (!st.responding && !st.bodyActive) {
+		c.Close()
+		return
+	}
+	st.closeAfter = true
+	st.bodyActive = false
+}
+
 // exchangeDone readies the connection for its next request.
 func (st *connState) exchangeDone() {
 	st.phase = phaseIdle
 	if st.srv.draining.Load() {
-		st.c.Close()
+		st.finish()
 		return
 	}
 	st.arm(timerIdle, st.srv.cfg.IdleTimeout)
@@ -267,7 +308,7 @@ func (st *connState) refuse(err error) {
 	st.closeAfter = true
 	st.scratch = httpwire.AppendError(st.scratch[:0], status, st.ls.dateValue(st.c.Loop().Now()))
 	st.c.Write(st.scratch)
-	st.c.Close()
+	st.finish()
 }
 
 func (st *connState) arm(k timerKind, d time.Duration) {
@@ -280,11 +321,12 @@ func connTimedOut(arg any) {
 	if st.closed {
 		return
 	}
-	st.srv.Stats.Timeouts.Add(1)
 	switch st.kind {
 	case timerIdle:
+		st.srv.Stats.Timeouts.Add(1)
 		st.c.Close() // RFC 9112 section 9.8: an idle connection may just close
 	case timerHead, timerBody:
+		st.srv.Stats.Timeouts.Add(1)
 		if st.resp.started {
 			st.c.Abort(errTimeout)
 			return
@@ -293,6 +335,8 @@ func connTimedOut(arg any) {
 		st.bodyActive = false
 		st.scratch = httpwire.AppendError(st.scratch[:0], 408, st.ls.dateValue(st.c.Loop().Now()))
 		st.c.Write(st.scratch)
+		st.finish()
+	case timerLinger:
 		st.c.Close()
 	}
 }

@@ -542,3 +542,57 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRefusalSurvivesUnreadInput refuses a body over the limit and then
+// the client sends more before it reads: the client must still get the
+// 413, not a reset caused by the server closing with input unread.
+func TestRefusalSurvivesUnreadInput(t *testing.T) {
+	s := startServer(t, reactor.NewEpoll, httpd.Config{Limits: httpwire.Limits{MaxBody: 1000}})
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	chunk := fmt.Sprintf("%x\r\n%s\r\n", 2000, bytes.Repeat([]byte("x"), 2000))
+	if _, err := c.Write([]byte("POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // refused and answered by now
+	_, _ = c.Write([]byte(chunk))      // the client goes on sending
+	time.Sleep(100 * time.Millisecond)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 413 {
+		t.Fatalf("%v %v, want 413", err, resp)
+	}
+}
+
+// TestHalfCloseGetsWholeResponse sends a request and half-closes at once
+// (printf ... | nc): the response in progress is still sent whole.
+func TestHalfCloseGetsWholeResponse(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, nd reactor.NewDriverFunc) {
+		s := startServer(t, nd, httpd.Config{})
+		for _, path := range []string{"/big.bin", "/slow"} {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			resps := readResponses(t, bufio.NewReader(c), 2)
+			c.Close()
+			want := "hello world"
+			if path == "/big.bin" {
+				want = string(bigBody())
+			}
+			if len(resps) != 1 || bodyOf(resps[0]) != want {
+				t.Errorf("%s after half-close: %d responses", path, len(resps))
+			}
+		}
+	})
+}
