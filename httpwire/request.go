@@ -327,12 +327,16 @@ func parseRequestLine(line []byte, req *Request) error {
 		return ErrBadRequestLine
 	}
 	target, version := rest[:sp], rest[sp+1:]
-	for _, c := range target {
+	for i, c := range target {
 		if charClass[c]&isTarget == 0 {
 			if c == '\r' {
 				return ErrBareCR
 			}
 			return ErrBadRequestLine
+		}
+		// pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 section 2.1)
+		if c == '%' && (i+2 >= len(target) || charClass[target[i+1]]&isHex == 0 || charClass[target[i+2]]&isHex == 0) {
+			return ErrBadTarget
 		}
 	}
 	if len(version) != len("HTTP/1.1") || string(version[:5]) != "HTTP/" || version[6] != '.' ||

@@ -107,6 +107,8 @@ func TestParseRequestRefuses(t *testing.T) {
 		{"bad method char", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadRequestLine},
 		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadRequestLine},
 		{"raw UTF-8 in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadRequestLine},
+		{"bad escape in target", "GET /a%0X HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
+		{"cut escape in target", "GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"relative target", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", Limits{}, ErrVersion},
