@@ -301,11 +301,17 @@ func (st *connState) refuse(err error) {
 		status = he.Status
 	}
 	st.bodyActive = false
-	if st.resp.started {
+	st.closeAfter = true
+	switch {
+	case st.responding && st.resp.started:
 		st.c.Abort(err) // a response is half sent: nothing sane can follow
 		return
+	case st.phase == phaseActive && !st.responding:
+		// The body of a request already answered: a status now would
+		// read as the answer to a request the client sends next.
+		st.finish()
+		return
 	}
-	st.closeAfter = true
 	st.scratch = httpwire.AppendError(st.scratch[:0], status, st.ls.dateValue(st.c.Loop().Now()))
 	st.c.Write(st.scratch)
 	st.finish()
@@ -327,12 +333,14 @@ func connTimedOut(arg any) {
 		st.c.Close() // RFC 9112 section 9.8: an idle connection may just close
 	case timerHead, timerBody:
 		st.srv.Stats.Timeouts.Add(1)
-		if st.resp.started {
+		st.closeAfter = true
+		st.bodyActive = false
+		if st.kind == timerBody && (st.resp.started || !st.responding) {
+			// The response began, or was even complete: no status can
+			// follow it.
 			st.c.Abort(errTimeout)
 			return
 		}
-		st.closeAfter = true
-		st.bodyActive = false
 		st.scratch = httpwire.AppendError(st.scratch[:0], 408, st.ls.dateValue(st.c.Loop().Now()))
 		st.c.Write(st.scratch)
 		st.finish()

@@ -144,6 +144,12 @@ func TestLimitsGiveTheirStatus(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, code, tc.code)
 		}
 	}
+	// A refusal after an answered request on the same connection still
+	// gets its status.
+	resps := rawExchange(t, s.addr, "GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost : a\r\n\r\n", 3)
+	if len(resps) != 2 || resps[0].StatusCode != 200 || resps[1].StatusCode != 400 || !resps[1].Close {
+		t.Errorf("refusal of a second request: %d responses", len(resps))
+	}
 	for _, tc := range []struct {
 		name, req string
 		code      int
@@ -320,6 +326,13 @@ func TestSlowClientsCutOff(t *testing.T) {
 		t.Errorf("stalled body to echo: %q", out)
 	}
 	within("stalled body to echo", took)
+
+	// The second request on a keep-alive connection trickles in: 408 too.
+	out, took = measure("slow second head", []string{"GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\n"}, 0)
+	if !strings.Contains(out, "/echo/1") || !strings.Contains(out, "HTTP/1.1 408 ") {
+		t.Errorf("slow second head: %q", out)
+	}
+	within("slow second head", took)
 
 	out, took = measure("idle", []string{"GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\n"}, 0)
 	if !strings.HasSuffix(out, "/echo/1") {
