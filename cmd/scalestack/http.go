@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/httpd"
 	"github.com/scalestack/scalestack/httpwire"
@@ -76,9 +77,10 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			}
 		}
 		return module{
-			name:   "http",
-			listen: srv.ListenConfig(addr, *spread),
-			status: func() any { return srv.Snapshot() },
+			name:       "http",
+			listen:     srv.ListenConfig(addr, *spread),
+			status:     func() any { return srv.Snapshot() },
+			collectors: []prometheus.Collector{newHTTPCollector(srv)},
 			start: func(e *reactor.Engine) error {
 				srv.Attach(e)
 				return nil
@@ -91,4 +93,35 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			drain: srv.Drain,
 		}, nil
 	}
+}
+
+// httpCollector exports the HTTP server's counters.
+type httpCollector struct {
+	srv                                   *httpd.Server
+	requests, refusals, timeouts, refused *prometheus.Desc
+}
+
+func newHTTPCollector(srv *httpd.Server) *httpCollector {
+	return &httpCollector{
+		srv:      srv,
+		requests: prometheus.NewDesc("scalestack_http_requests_total", "HTTP requests dispatched to a handler.", nil, nil),
+		refusals: prometheus.NewDesc("scalestack_http_refused_requests_total", "HTTP requests refused by the parser (400, 413, 414, 417, 431, 501, 505), each followed by a close.", nil, nil),
+		timeouts: prometheus.NewDesc("scalestack_http_timeouts_total", "HTTP connections cut off by a timeout (header, body, idle or send).", nil, nil),
+		refused:  prometheus.NewDesc("scalestack_http_connections_refused_total", "HTTP connections over --max-conns, answered with 503.", nil, nil),
+	}
+}
+
+func (c *httpCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.refusals
+	ch <- c.timeouts
+	ch <- c.refused
+}
+
+func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.srv.Snapshot()
+	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.Requests))
+	ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(s.Refusals))
+	ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refused))
 }
