@@ -94,9 +94,11 @@ var rootPath = []byte("/")
 // Loop is the connection's loop, for handlers that finish later.
 func (w *Response) Loop() *reactor.Loop { return w.st.c.Loop() }
 
-// Closed reports whether the connection is gone; a late handler checks it
-// and drops its work.
-func (w *Response) Closed() bool { return w.st.closed }
+// Closed reports whether the connection is gone or going (a refused body,
+// a timeout, the client left): nothing written reaches the client any more,
+// so a late handler checks it and drops its work. A BodyHandler whose body
+// is refused is not called again.
+func (w *Response) Closed() bool { return w.st.closed || w.st.lingering }
 
 // Started reports whether WriteHeader ran.
 func (w *Response) Started() bool { return w.started }
