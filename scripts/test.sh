@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite against a real, throwaway MariaDB; `make test` and CI run this.
 #
-# Steps: install missing OS packages (MariaDB, sysbench, gcc for -race, memcached/nutcracker/memccapable), start a private MariaDB in
+# Steps: install missing OS packages (MariaDB, sysbench, gcc for -race; memcached, nutcracker and
+# memccapable for the memcached module's tests; curl, wrk and nginx for the HTTP module's), start a
+# private MariaDB in
 # .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race, then every fuzz
 # target briefly. The database is stopped and removed on every exit path. Every step runs even if an
 # earlier one failed, so one CI log shows all failures; the exit status is non-zero if any failed.
@@ -47,6 +49,7 @@ stop_db() {
 
 section "OS dependencies"
 scripts/mariadb.sh deps --sysbench --toolchain --memcached
+scripts/http-tools.sh
 
 # run_step runs a long step in its own process group and waits for it. Bash defers a trap until a
 # foreground command ends and then skips it when that command exited normally, as go test does on

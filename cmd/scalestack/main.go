@@ -1,5 +1,5 @@
 // Command scalestack runs Scale Stack's network modules: an echo server, a
-// plain TCP proxy and the MySQL connection-concentrating proxy, each on the
+// plain TCP proxy, an HTTP/1.1 server and the MySQL connection-concentrating proxy, each on the
 // per-core reactor engine. Run `scalestack help` for the list and
 // `scalestack COMMAND --help` for each command's flags.
 package main
@@ -26,6 +26,7 @@ func commands() []command {
 		{name: "echo", summary: "echo every byte back to its sender", flags: echoFlags},
 		{name: "tcpproxy", summary: "forward each connection 1:1 to a backend (like HAProxy in TCP mode)", flags: tcpProxyFlags},
 		{name: "memcache", summary: "memcached proxy: keys spread over servers as twemproxy's ketama does, requests pipelined", flags: memcacheFlags},
+		{name: "http", summary: "serve HTTP/1.1: static files and handlers mounted on path prefixes", flags: httpFlags},
 		{name: "mysqlproxy", summary: "multiplex MySQL clients onto a fixed pool of backend connections", flags: mysqlProxyFlags},
 		{name: "passwd", summary: "print a mysqlproxy users-file line for a password read on stdin", run: runPasswd},
 		{name: "check-config", summary: "validate a configuration file and explain its mistakes with their lines", run: runCheckConfig},

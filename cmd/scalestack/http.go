@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/httpd"
+	"github.com/scalestack/scalestack/httpwire"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
+	fs, ef := newServerFlags("http", stderr, "")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on: host:port, or unix:/path")
+	root := fs.String("root", "", "directory whose files are served at / (empty: no static files)")
+	health := fs.String("health", "/healthz", "path of the health handler: JSON state, 503 once draining (empty: none)")
+	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
+	maxConns := fs.Int("max-conns", 10000, "open client connections at most; more get 503 and a close (0: no bound)")
+	headerTimeout := fs.Duration("header-timeout", 10*time.Second, "a request head must arrive within this of its first byte (else 408 and close)")
+	bodyTimeout := fs.Duration("body-timeout", 10*time.Second, "longest wait between two reads of a request body (else 408 and close)")
+	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "a connection waiting for its next request (or its first) is closed after this")
+	sendTimeout := fs.Duration("send-timeout", 60*time.Second, "a client that reads none of its pending response for this long is cut off")
+	d := httpwire.DefaultLimits
+	maxLine := fs.Int("max-request-line", d.MaxRequestLine, "longest request line in bytes (414 beyond)")
+	maxHeaderBytes := fs.Int("max-header-bytes", d.MaxHeaderBytes, "largest header section in bytes (431 beyond)")
+	maxHeaders := fs.Int("max-headers", d.MaxHeaders, "most header fields in a request (431 beyond)")
+	maxBody := fs.Int64("max-body", d.MaxBody, "largest request body in bytes (413 beyond)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: scalestack http [--root DIR] [flags]\n\n"+
+			"Serves HTTP/1.1 on the reactor: the files under --root at /, and a health handler at --health.\n"+
+			"On SIGTERM it stops accepting, closes idle keep-alive connections, lets responses in progress\n"+
+			"finish for up to --shutdown-timeout, then exits.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs, ef, func() (module, error) {
+		addr, err := conn.ParseAddr(*listen)
+		if err != nil {
+			return module{}, fmt.Errorf("--listen: %w", err)
+		}
+		for name, v := range map[string]time.Duration{"header-timeout": *headerTimeout, "body-timeout": *bodyTimeout,
+			"idle-timeout": *idleTimeout, "send-timeout": *sendTimeout} {
+			if v <= 0 {
+				return module{}, fmt.Errorf("--%s must be positive", name)
+			}
+		}
+		if *maxLine <= 0 || *maxHeaderBytes <= 0 || *maxHeaders <= 0 || *maxBody <= 0 || *maxConns < 0 {
+			return module{}, errors.New("--max-request-line, --max-header-bytes, --max-headers and --max-body must be positive, --max-conns not negative")
+		}
+		router := httpd.NewRouter()
+		srv := httpd.New(httpd.Config{
+			Router:        router,
+			Limits:        httpwire.Limits{MaxRequestLine: *maxLine, MaxHeaderBytes: *maxHeaderBytes, MaxHeaders: *maxHeaders, MaxBody: *maxBody},
+			HeaderTimeout: *headerTimeout,
+			BodyTimeout:   *bodyTimeout,
+			IdleTimeout:   *idleTimeout,
+			SendTimeout:   *sendTimeout,
+			MaxConns:      *maxConns,
+		})
+		if *health != "" {
+			if err := router.Handle(*health, httpd.Health{Server: srv}); err != nil {
+				return module{}, fmt.Errorf("--health: %w", err)
+			}
+		}
+		var static *httpd.Static
+		if *root != "" {
+			if static, err = httpd.NewStatic(*root); err != nil {
+				return module{}, fmt.Errorf("--root: %w", err)
+			}
+			if err := router.Handle("/", static); err != nil {
+				static.Close()
+				return module{}, err
+			}
+		}
+		return module{
+			name:       "http",
+			listen:     srv.ListenConfig(addr, *spread),
+			status:     func() any { return srv.Snapshot() },
+			collectors: []prometheus.Collector{newHTTPCollector(srv)},
+			start: func(e *reactor.Engine) error {
+				srv.Attach(e)
+				return nil
+			},
+			stop: func() {
+				if static != nil {
+					_ = static.Close()
+				}
+			},
+			drain: srv.Drain,
+		}, nil
+	}
+}
+
+// httpCollector exports the HTTP server's counters.
+type httpCollector struct {
+	srv                                   *httpd.Server
+	requests, refusals, timeouts, refused *prometheus.Desc
+}
+
+func newHTTPCollector(srv *httpd.Server) *httpCollector {
+	return &httpCollector{
+		srv:      srv,
+		requests: prometheus.NewDesc("scalestack_http_requests_total", "HTTP requests dispatched to a handler.", nil, nil),
+		refusals: prometheus.NewDesc("scalestack_http_refused_requests_total", "HTTP requests refused by the parser (400, 413, 414, 417, 431, 501, 505), each followed by a close.", nil, nil),
+		timeouts: prometheus.NewDesc("scalestack_http_timeouts_total", "HTTP connections cut off by a timeout (header, body, idle or send).", nil, nil),
+		refused:  prometheus.NewDesc("scalestack_http_connections_refused_total", "HTTP connections over --max-conns, answered with 503.", nil, nil),
+	}
+}
+
+func (c *httpCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.refusals
+	ch <- c.timeouts
+	ch <- c.refused
+}
+
+func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.srv.Snapshot()
+	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.Requests))
+	ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(s.Refusals))
+	ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refused))
+}
