@@ -46,11 +46,7 @@ func startPrivateProxy(t *testing.T, n int) (*Proxy, testutil.Env, *sql.DB) {
 		e.Stop()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		p.cfg.Logf = nil
-		p.Close()
-		e.Stop()
-	})
+	t.Cleanup(func() { stopProxy(p, e) })
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = testUser, testPassword, "tcp", p.Addr().Address, env.Database
 	cfg.Timeout = 5 * time.Second

@@ -108,17 +108,22 @@ func startProxyAt(t testing.TB, env mysqlEnv, n, loops int, tweak func(*Config))
 		t.Fatal(err)
 	}
 	tp := &testProxy{p: p, eng: e, addr: p.Addr().Address, env: env}
-	t.Cleanup(func() {
-		// Stop logging through t once the test is over (the log
-		// throttles' timers first: they log from their own goroutines).
-		p.failedLogins.stop()
-		p.loginCloses.stop()
-		p.cfg.Logf = nil
-		p.Close()
-		e.Stop()
-	})
+	t.Cleanup(func() { stopProxy(p, e) })
 	tp.waitBackends(t, n)
 	return tp
+}
+
+// stopProxy stops p and its engine at a test's end. Nothing may log
+// through the test after it: the log throttles' timers (their own
+// goroutines) are stopped first, then the loops; only once the loops have
+// stopped is Logf cleared, since a loop reads it whenever it logs (clearing
+// it earlier raced with sessions logging as they closed).
+func stopProxy(p *Proxy, e *reactor.Engine) {
+	p.failedLogins.stop()
+	p.loginCloses.stop()
+	p.Close()
+	e.Stop()
+	p.cfg.Logf = nil
 }
 
 // waitBackends waits until n backends are logged in.
