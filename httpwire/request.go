@@ -338,6 +338,11 @@ func parseRequestLine(line []byte, req *Request) error {
 		if c == '%' && (i+2 >= len(target) || charClass[target[i+1]]&isHex == 0 || charClass[target[i+2]]&isHex == 0) {
 			return ErrBadTarget
 		}
+		// A fragment is never part of a request-target (RFC 9112
+		// section 3.2): a client must not send one.
+		if c == '#' {
+			return ErrBadTarget
+		}
 	}
 	if len(version) != len("HTTP/1.1") || string(version[:5]) != "HTTP/" || version[6] != '.' ||
 		!isDigit(version[5]) || !isDigit(version[7]) {
@@ -385,6 +390,16 @@ func splitTarget(req *Request) error {
 		}
 		rest := t[i+3:]
 		j := bytes.IndexAny(rest, "/?")
+		authority := rest
+		if j >= 0 {
+			authority = rest[:j]
+		}
+		if at := bytes.LastIndexByte(authority, '@'); at >= 0 {
+			authority = authority[at+1:] // userinfo@host
+		}
+		if !validHost(authority) {
+			return ErrBadTarget
+		}
 		if j < 0 {
 			req.Path = slashPath
 			return nil

@@ -110,6 +110,9 @@ func TestParseRequestRefuses(t *testing.T) {
 		{"bad escape in target", "GET /a%0X HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"cut escape in target", "GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"relative target", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
+		// Found by FuzzParseRequest's comparison with net/http.
+		{"fragment in target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
+		{"bad authority", "GET http://a{b/ HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, ErrBadTarget},
 		{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", Limits{}, ErrVersion},
 		{"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", Limits{}, ErrVersion},
