@@ -128,7 +128,7 @@ fetch_debs() {
 	local -a all=() todo=()
 	mapfile -t all < <(dependency_closure "$@")
 	[[ ${#all[@]} -gt 0 ]] || die "apt-cache found no packages for $* (apt-get update?)"
-	local p
+	local p f
 	for p in "${all[@]}"; do
 		compgen -G "${dir}/${p}_*.deb" >/dev/null || todo+=("${p}")
 	done
@@ -149,8 +149,12 @@ fetch_debs() {
 		echo "# from: $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"'), $(uname -m)"
 		echo "# glibc of the fetching machine (the host's must be at least this): $(getconf GNU_LIBC_VERSION 2>/dev/null || echo unknown)"
 		echo "# tools: $*"
+		# name_version_arch.deb, the epoch's colon written %3a
 		for p in "${all[@]}"; do
-			printf '%s %s\n' "${p}" "$(dpkg-deb -f "$(compgen -G "${dir}/${p}_*.deb" | head -n 1)" Version 2>/dev/null || echo '?')"
+			f=$(compgen -G "${dir}/${p}_*.deb" | head -n 1)
+			f=${f##*/}
+			f=${f#*_}
+			printf '%s %s\n' "${p}" "${f%_*}" | sed 's/%3a/:/'
 		done
 	} >"${dir}/MANIFEST"
 	log "fetched: $(du -sh "${dir}" | cut -f1) in ${dir} (list in ${dir}/MANIFEST)"
@@ -426,8 +430,9 @@ main() {
 		table_size=10000
 		PREFIX="${ci_dir}/prefix"
 		# CI proves the carried-packages path: fetch (kept between runs: only new names download),
-		# unpack, run through the wrappers.
+		# unpack afresh every time, run through the wrappers.
 		[[ -d ${debs} ]] || debs="${ci_dir}/debs"
+		rm -rf "${PREFIX}"
 	fi
 
 	step "1/5 checks"

@@ -2,7 +2,8 @@
 # test.sh: the whole test suite against a real, throwaway MariaDB; `make test` and CI run this.
 #
 # Steps: install missing OS packages (MariaDB, sysbench, gcc for -race, memcached/nutcracker/memccapable), start a private MariaDB in
-# .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race, then every fuzz
+# .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race, bench/bighost.sh at
+# reduced size (scripts/bighost-check.sh: it fetches its .debs with apt-get download), then every fuzz
 # target briefly. The database is stopped and removed on every exit path. Every step runs even if an
 # earlier one failed, so one CI log shows all failures; the exit status is non-zero if any failed.
 #
@@ -93,6 +94,9 @@ if [[ ${FUZZ_ONLY:-0} == 0 ]]; then
 	section "go test -race (bench module)"
 	# bench/ is its own Go module (its heavy dependencies stay out of the engine's go.mod).
 	(cd bench && go test -race -count=1 -timeout 10m ./...) || failures+=("bench tests")
+
+	section "bench/bighost.sh (refusals, placement, reduced run)"
+	run_step scripts/bighost-check.sh || failures+=("bench/bighost.sh")
 fi
 
 if [[ ${FUZZTIME} != 0 ]]; then
