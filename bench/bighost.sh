@@ -414,8 +414,10 @@ main() {
 		esac
 		shift
 	done
-	mkdir -p "$(dirname "${PREFIX}")"
-	PREFIX=$(cd "$(dirname "${PREFIX}")" && pwd)/$(basename "${PREFIX}")
+	# Absolute: the unpacking and the wrappers change directory.
+	PREFIX=$(realpath -m "${PREFIX}")
+	PKGS_DIR=$(realpath -m "${PKGS_DIR}")
+	[[ -z ${fetch_dir} ]] || fetch_dir=$(realpath -m "${fetch_dir}")
 	if [[ ${mode} == fetch ]]; then
 		cmd_fetch "${fetch_dir:-${PKGS_DIR}}"
 		return
