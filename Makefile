@@ -42,7 +42,7 @@ lint:
 		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
 	fi
 	'$(GOBIN_DIR)/staticcheck' $(PKGS)
-	@if command -v shellcheck >/dev/null; then echo '== shellcheck'; shellcheck scripts/*.sh .ci/run; \
+	@if command -v shellcheck >/dev/null; then echo '== shellcheck'; shellcheck scripts/*.sh .ci/run bench/bighost.sh; \
 	else echo '== shellcheck not installed (apt-get install shellcheck); skipped'; fi
 
 # Fuzzing runs under the same throwaway MariaDB as the tests: pool's client-packet target needs one.

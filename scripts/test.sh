@@ -3,8 +3,9 @@
 #
 # Steps: install missing OS packages (MariaDB, sysbench, gcc for -race; memcached, nutcracker and
 # memccapable for the memcached module's tests; curl, wrk and nginx for the HTTP module's), start a
-# private MariaDB in
-# .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race, then every fuzz
+# private MariaDB in .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race,
+# bench/bighost.sh at reduced size (scripts/bighost-check.sh: it fetches its .debs with apt-get
+# download), then every fuzz
 # target briefly. The database is stopped and removed on every exit path. Every step runs even if an
 # earlier one failed, so one CI log shows all failures; the exit status is non-zero if any failed.
 #
@@ -96,6 +97,9 @@ if [[ ${FUZZ_ONLY:-0} == 0 ]]; then
 	section "go test -race (bench module)"
 	# bench/ is its own Go module (its heavy dependencies stay out of the engine's go.mod).
 	(cd bench && go test -race -count=1 -timeout 10m ./...) || failures+=("bench tests")
+
+	section "bench/bighost.sh (refusals, placement, reduced run)"
+	run_step scripts/bighost-check.sh || failures+=("bench/bighost.sh")
 fi
 
 if [[ ${FUZZTIME} != 0 ]]; then
