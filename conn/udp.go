@@ -234,7 +234,23 @@ func (pc *PacketConn) Loop() *reactor.Loop { return pc.loop }
 // queue is full (counted in QueueDrops) or to cannot be reached from this
 // socket's address family (counted in SendErrors).
 func (pc *PacketConn) WriteTo(data []byte, to netip.AddrPort) bool {
-	if pc.closed || pc.qLen == len(pc.q) {
+	if pc.closed {
+		pc.queueDrops.Add(1)
+		return false
+	}
+	if !pc.enqueue(data, to) {
+		return false
+	}
+	if !pc.deferred {
+		pc.deferred = true
+		pc.loop.Defer(pc)
+	}
+	return true
+}
+
+// enqueue copies data into the output queue, counting a drop.
+func (pc *PacketConn) enqueue(data []byte, to netip.AddrPort) bool {
+	if pc.qLen == len(pc.q) {
 		pc.queueDrops.Add(1)
 		return false
 	}
@@ -257,10 +273,6 @@ func (pc *PacketConn) WriteTo(data []byte, to netip.AddrPort) bool {
 	pc.offs[idx] = off
 	pc.aTail = end
 	pc.qLen++
-	if !pc.deferred {
-		pc.deferred = true
-		pc.loop.Defer(pc)
-	}
 	return true
 }
 
