@@ -64,3 +64,21 @@ func TestUDPQueueArenaWraps(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPQueueNoAllocs: decoding a sender, queueing a reply and dequeuing
+// it allocate nothing.
+func TestUDPQueueNoAllocs(t *testing.T) {
+	pc := &PacketConn{family: unix.AF_INET6, q: make([]reactor.Packet, 8), offs: make([]int, 8), arena: make([]byte, 4096)}
+	data := make([]byte, 64)
+	var from reactor.PacketAddr
+	from.SetAddrPort(netip.MustParseAddrPort("[2001:db8::1]:5353"), unix.AF_INET6)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if !pc.enqueue(data, from.AddrPort()) {
+			t.Fatal("queue refused")
+		}
+		pc.dequeue(1, 0)
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per datagram queued", allocs)
+	}
+}

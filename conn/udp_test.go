@@ -363,6 +363,47 @@ func TestUDPListenCloseReleases(t *testing.T) {
 	})
 }
 
+// TestUDPEchoIPv6 echoes over IPv6 and, on a dual-stack wildcard socket,
+// to an IPv4 sender, whose address travels v4-mapped.
+func TestUDPEchoIPv6(t *testing.T) {
+	for _, tc := range []struct{ listen, dialHost string }{
+		{"[::1]:0", "::1"},
+		{"[::]:0", "127.0.0.1"},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			forEachDriver(t, func(t *testing.T, nd reactor.NewDriverFunc) {
+				checkLeaks(t)
+				e := startEngine(t, 1, nd)
+				var mu sync.Mutex
+				var from netip.AddrPort
+				ln := listenUDP(t, e, conn.UDPConfig{Addr: mustResolve(t, tc.listen), OnDatagram: func(pc *conn.PacketConn, f netip.AddrPort, data []byte) {
+					mu.Lock()
+					from = f
+					mu.Unlock()
+					pc.WriteTo(data, f)
+				}})
+				port := netip.MustParseAddrPort(ln.Addr().Address).Port()
+				c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(tc.dialHost), port)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write([]byte("v6?"))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				in := make([]byte, 8)
+				if n, err := c.Read(in); err != nil || string(in[:n]) != "v6?" {
+					t.Fatalf("%s from %s: %q, %v", tc.listen, tc.dialHost, in[:n], err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if want := c.LocalAddr().(*net.UDPAddr).AddrPort(); from != want {
+					t.Errorf("sender seen as %s, want %s", from, want)
+				}
+			})
+		})
+	}
+}
+
 // TestUDPListenErrors: a Unix address and a taken port are refused.
 func TestUDPListenErrors(t *testing.T) {
 	e := startEngine(t, 2, reactor.NewEpoll)
