@@ -211,7 +211,8 @@ func (ln *UDPListener) Stats() UDPStats {
 }
 
 // Close closes every loop's socket; datagrams still queued are dropped
-// and counted in QueueDrops.
+// and counted in QueueDrops. Call it from outside the loops, like
+// Listener.Close: it waits for each loop to run the close.
 func (ln *UDPListener) Close() error {
 	ln.mu.Lock()
 	if ln.closed {
