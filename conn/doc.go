@@ -28,6 +28,17 @@
 // otherwise land unevenly (the imbalance that made Seastar turn
 // SO_REUSEPORT off), and Unix sockets, which have no port to share.
 //
+// # UDP
+//
+// ListenUDP serves datagrams with one SO_REUSEPORT socket per loop; each
+// loop's PacketConn hands OnDatagram whole datagrams with the sender's
+// address, and WriteTo copies a reply into a bounded output queue (4096
+// datagrams and 4 MiB by default) that is sent in batches at the end of the
+// loop's iteration. A full queue drops and counts, as UDP servers do, and a
+// datagram over MaxDatagram is counted and dropped on receipt, never
+// delivered cut short; UDPListener.Stats sums the loops' counts. See udp.go
+// for why it lives here.
+//
 // # TLS
 //
 // Options.TLS runs a connection over TLS 1.2 or 1.3 with the standard

@@ -18,4 +18,12 @@
 // hold for long, no blocking system calls. The kernel is handed slot indices
 // with a generation, never Go pointers. This package imports only the standard
 // library and golang.org/x/sys.
+//
+// Datagram sockets (ListenPacket, SendPackets, PacketHandler) are owned by a
+// loop like stream ones, but deliver whole datagrams with the sender's
+// address in kernel form (PacketAddr), never one cut short: a datagram over
+// the socket's size limit is reported to OnPacketTruncated instead. The
+// epoll driver batches with recvmmsg(2) and sendmmsg(2), up to 64 datagrams
+// per call, from buffers the loop shares (at most 1 MiB) and lends the kernel
+// for the call only; see epoll_packet.go.
 package reactor

@@ -81,8 +81,43 @@ type Driver interface {
 	Close(h Handle) error
 	// Detach stops every callback for h and returns its descriptor open, so
 	// that another loop can adopt the connection. Only for a quiet socket:
-	// no Send pending and nothing expected to arrive.
+	// no Send pending and nothing expected to arrive. Datagram sockets
+	// cannot be detached.
 	Detach(h Handle) (fd int, err error)
+
+	// ListenPacket adds a bound, non-blocking datagram socket and starts
+	// receiving datagrams of up to maxSize bytes; a larger one is reported
+	// to OnPacketTruncated and dropped, never delivered cut short. Close,
+	// WaitWritable and SendPackets apply to its handle; SetRecv and Detach
+	// do not (a datagram socket's backpressure is the kernel dropping what
+	// its receive buffer cannot hold).
+	ListenPacket(fd int, h PacketHandler, maxSize int) (Handle, error)
+	// SendPackets sends datagrams, in a batch, to their addresses. Either
+	// it completes at once (pending false): the first consumed datagrams
+	// were handled, failed of them refused by the kernel (EMSGSIZE, an
+	// unreachable network) and the rest sent; consumed < len(pkts) with no
+	// error means the socket's buffer is full, and WaitWritable says when
+	// to go on. Or it takes pkts, with their Data, until OnPacketsSent
+	// (pending true); a second SendPackets on the handle must wait for it.
+	SendPackets(h Handle, pkts []Packet) (consumed, failed int, pending bool, err error)
+}
+
+// PacketHandler receives the events of one registered datagram socket.
+// Every call happens on the owning loop's goroutine; b and from belong to
+// the driver and are valid only during the call.
+type PacketHandler interface {
+	// OnPacket delivers one whole datagram and its sender's address.
+	OnPacket(b []byte, from *PacketAddr)
+	// OnPacketTruncated reports a datagram of size bytes, more than the
+	// socket's maxSize: it was dropped.
+	OnPacketTruncated(size int, from *PacketAddr)
+	// OnPacketError reports a failure that stopped receiving for good.
+	OnPacketError(err error)
+	// OnPacketsSent completes a SendPackets that returned pending, with
+	// the same meaning of consumed and failed.
+	OnPacketsSent(consumed, failed int)
+	// OnWritable reports that a WaitWritable request is satisfied.
+	OnWritable()
 }
 
 // NewDriverFunc builds one driver per loop. It runs on the loop goroutine.

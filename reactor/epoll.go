@@ -24,6 +24,8 @@ type epollSlot struct {
 	gen      uint32
 	io       IOHandler
 	acceptor AcceptHandler
+	pkt      PacketHandler // a datagram socket (epoll_packet.go)
+	maxPkt   int
 	interest uint32
 	recvOn   bool
 	ended    bool // OnRecvEnd delivered: the stream is over for good
@@ -54,6 +56,7 @@ type epollDriver struct {
 	readBuf  []byte
 	readMore []Handle
 	spare    []Handle
+	pktIO    packetIO // datagram batches, shared by the loop's datagram sockets
 }
 
 // NewEpoll returns an epoll driver; it is the default NewDriverFunc.
@@ -203,6 +206,9 @@ func (d *epollDriver) SetRecv(h Handle, on bool) error {
 	if err != nil {
 		return err
 	}
+	if s.pkt != nil {
+		return errPacketRecv
+	}
 	if s.recvOn == on || (on && s.ended) {
 		return nil
 	}
@@ -307,6 +313,9 @@ func (d *epollDriver) Detach(h Handle) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	if s.pkt != nil {
+		return -1, errPacketDetach
+	}
 	fd := s.fd
 	if err := unix.EpollCtl(d.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
 		return -1, fmt.Errorf("epoll_ctl del fd %d: %w", fd, err)
@@ -384,6 +393,10 @@ func (d *epollDriver) dispatch(slot, gen uint32, events uint32) {
 		if s.recvOn {
 			d.accept(slot, gen)
 		}
+		return
+	}
+	if s.pkt != nil {
+		d.dispatchPacket(slot, gen, events)
 		return
 	}
 	if s.wantOut && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {

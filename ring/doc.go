@@ -22,6 +22,17 @@
 //     buffer. The ring and its buffers are one unix.Mmap mapping, off the Go
 //     heap; a buffer goes back to the kernel as soon as OnRecv returns.
 //     ENOBUFS and a missing CQE_F_MORE simply re-arm.
+//   - Multishot recvmsg (6.0, like multishot recv, so no fallback is
+//     needed) for datagram sockets, each with a provided-buffer ring of its
+//     own (group 1 and up), since a buffer must hold the recvmsg header,
+//     the sender's address and the largest datagram the socket takes (up
+//     to 64 KiB, which the loop's 16 KiB buffers cannot). MSG_TRUNC makes
+//     the header carry a datagram's real length, so one over the limit is
+//     dropped and reported, never delivered short. Sends are one OP_SENDMSG
+//     per datagram, a batch of up to 64 queued together and submitted by
+//     the loop's next io_uring_enter, completing as one OnPacketsSent; the
+//     headers live in the socket's packetRing and are kept, with the
+//     caller's Packets, until the last completion. See packet.go.
 //   - Multishot accept (5.19) for listeners; one-shot POLL_ADD for
 //     WaitWritable; OP_SEND with MSG_NOSIGNAL for sends (short
 //     sends complete and the caller sends the rest).

@@ -54,13 +54,15 @@ const (
 type op uint8
 
 const (
-	opWake   op = iota + 1 // multishot poll on the wake eventfd
-	opRecv                 // multishot recv into provided buffers
-	opAccept               // multishot accept
-	opSend                 // one send of a caller's buffer
-	opPoll                 // one-shot POLLOUT for WaitWritable
-	opClose                // asynchronous close of a released descriptor
-	opCancel               // cancel requests; only failures complete
+	opWake    op = iota + 1 // multishot poll on the wake eventfd
+	opRecv                  // multishot recv into provided buffers
+	opAccept                // multishot accept
+	opSend                  // one send of a caller's buffer
+	opPoll                  // one-shot POLLOUT for WaitWritable
+	opClose                 // asynchronous close of a released descriptor
+	opCancel                // cancel requests; only failures complete
+	opRecvMsg               // multishot recvmsg on a datagram socket (packet.go)
+	opSendMsg               // one sendmsg of a datagram batch
 )
 
 func userData(o op, seq uint8, gen, slot uint32) uint64 {
@@ -79,6 +81,8 @@ type slot struct {
 	gen      uint32
 	io       reactor.IOHandler
 	acceptor reactor.AcceptHandler
+	pkt      reactor.PacketHandler // a datagram socket
+	pr       *packetRing           // its buffers and send headers
 
 	// Input that completed after the owner paused receiving (the cancel of
 	// the multishot request was still on its way) is kept here, in order,
@@ -127,6 +131,9 @@ type Driver struct {
 	free  []uint32
 	ready []reactor.Handle // resumed slots with held input to deliver
 
+	nextGroup  uint16   // last provided-buffer group id given to a datagram socket
+	freeGroups []uint16 // group ids of closed datagram sockets
+
 	cqes      []*giouring.CompletionQueueEvent
 	peek      []*giouring.CompletionQueueEvent // Detach's look at the queue, apart from the batch in dispatch
 	reaping   bool                             // reap is dispatching cqes
@@ -168,7 +175,7 @@ func (d *Driver) Features() string {
 		{giouring.SetupCoopTaskrun, "COOP_TASKRUN"},
 		{giouring.SetupSubmitAll, "SUBMIT_ALL"},
 	}
-	s := "multishot recv+accept, provided-buffer ring"
+	s := "multishot recv+accept+recvmsg, provided-buffer rings"
 	for _, n := range names {
 		if d.flags&n.flag != 0 {
 			s += ", " + n.name
@@ -383,6 +390,9 @@ func (d *Driver) maybeFree(i uint32) {
 	if !s.closing || s.recvArmed || s.sendArmed || s.pollArmed {
 		return
 	}
+	if s.pr != nil {
+		d.freePacketRing(s.pr)
+	}
 	*s = slot{gen: s.gen}
 	d.free = append(d.free, i)
 }
@@ -470,6 +480,9 @@ func (d *Driver) cancel(target uint64) error {
 }
 
 func (s *slot) recvOp() op {
+	if s.pkt != nil {
+		return opRecvMsg
+	}
 	if s.acceptor != nil {
 		return opAccept
 	}
@@ -483,6 +496,9 @@ func (d *Driver) SetRecv(h reactor.Handle, on bool) error {
 	s, err := d.lookup(h)
 	if err != nil {
 		return err
+	}
+	if s.pkt != nil {
+		return reactor.ErrPacketSocket
 	}
 	if s.recvOn == on {
 		return nil
@@ -573,7 +589,7 @@ func (d *Driver) Close(h reactor.Handle) error {
 	op := s.recvOp()
 	s.gen++
 	s.closing = true
-	s.io, s.acceptor = nil, nil
+	s.io, s.acceptor, s.pkt = nil, nil, nil
 	s.held, s.heldEnd = nil, nil
 	for _, fd := range s.heldFds {
 		_ = unix.Close(fd)
@@ -589,7 +605,9 @@ func (d *Driver) Close(h reactor.Handle) error {
 		s.cancelled = true
 		note(d.cancel(userData(op, s.recvSeq, gen, i)))
 	}
-	if s.sendArmed {
+	if s.sendArmed && s.pr != nil {
+		note(d.cancelAll(userData(opSendMsg, 0, gen, i)))
+	} else if s.sendArmed {
 		note(d.cancel(userData(opSend, 0, gen, i)))
 	}
 	if s.pollArmed {
@@ -626,6 +644,9 @@ func (d *Driver) Detach(h reactor.Handle) (int, error) {
 	s, err := d.lookup(h)
 	if err != nil {
 		return -1, err
+	}
+	if s.pkt != nil {
+		return -1, reactor.ErrPacketSocket
 	}
 	if s.sendArmed || s.hasHeld() {
 		return -1, fmt.Errorf("%w: send pending %v, undelivered input %v", errNotQuiet, s.sendArmed, s.hasHeld())
@@ -752,7 +773,9 @@ func (d *Driver) complete(ud uint64, res int32, flags uint32) {
 		return
 	}
 	if int(i) >= len(d.slots) {
-		d.dropBuffer(res, flags)
+		if o != opRecvMsg { // a datagram socket's buffers are its own
+			d.dropBuffer(res, flags)
+		}
 		return
 	}
 	s := &d.slots[i]
@@ -762,13 +785,19 @@ func (d *Driver) complete(ud uint64, res int32, flags uint32) {
 		// A completion for an owner the slot no longer has. Requests are
 		// tracked until their final completion, so this cannot come from
 		// the kernel; it is dropped without touching the current owner.
-		d.dropBuffer(res, flags)
+		if o != opRecvMsg {
+			d.dropBuffer(res, flags)
+		}
 		if o == opAccept && res >= 0 {
 			_ = unix.Close(int(res))
 		}
 		return
 	}
 	switch o {
+	case opRecvMsg:
+		d.completeRecvMsg(i, gen, live, res, flags)
+	case opSendMsg:
+		d.completeSendMsg(i, live, res)
 	case opRecv:
 		d.completeRecv(i, gen, live, res, flags)
 	case opAccept:

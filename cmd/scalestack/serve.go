@@ -16,6 +16,9 @@ type module struct {
 	name string
 	// listen describes the client listener; serve fills in Inherited.
 	listen conn.ListenConfig
+	// udp, when set, makes the module a datagram one: serve opens it
+	// with conn.ListenUDP instead of listen.
+	udp *conn.UDPConfig
 	// collectors are extra metrics for the admin endpoint.
 	collectors []prometheus.Collector
 	// refusals, when set, returns the clients the module refused itself,
@@ -48,6 +51,9 @@ type module struct {
 // successor process takes over its listening sockets, then stops accepting
 // and drains for at most --shutdown-timeout.
 func (f *engineFlags) serve(e *reactor.Engine, m module, stdout io.Writer) error {
+	if m.udp != nil {
+		return f.serveUDP(e, m, stdout)
+	}
 	var finish func() error
 	if f.upgradeSocket != "" {
 		fds, fin, err := inheritListeners(f.upgradeSocket)
