@@ -1266,32 +1266,22 @@ func (s *session) writeERR(e proxyErr, args ...any) {
 	s.scratch = out[:0]
 }
 
-// writeIntResult answers a one-row, one-column BIGINT result set.
+// writeIntResult answers a one-row, one-column BIGINT result set, described
+// as the server describes CONNECTION_ID() and LAST_INSERT_ID().
 func (s *session) writeIntResult(name []byte, v uint64) {
-	out := s.scratch[:0]
-	seq := s.respSeq
-	out, seq = mysqlwire.AppendPacket(out, seq, []byte{1})
-	out, at := mysqlwire.AppendHeader(out)
-	out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
-		Name: name, CharacterSet: 63, ColumnLength: 21, Type: mysqlwire.FieldType(8),
-		Flags: mysqlwire.ColumnFlags(0x0001 | 0x0020 | 0x0080 | 0x8000), // NOT NULL, UNSIGNED, BINARY, NUM
-	})
-	out, seq = mysqlwire.FinishPacket(out, at, seq)
-	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
-	out, at = mysqlwire.AppendHeader(out)
-	var num [20]byte
-	out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
-	out, seq = mysqlwire.FinishPacket(out, at, seq)
-	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
-	s.respSeq = seq
-	s.sh.stats.ClientBytesOut.Add(uint64(len(out)))
-	s.c.Write(out)
-	s.scratch = out[:0]
+	s.writeUintResult([][]byte{name}, []uint64{v}, 21, 0x0001) // NOT NULL
 }
 
 // writeUintRow answers a one-row result set of BIGINT UNSIGNED columns, as
 // the server describes SELECT @@wait_timeout.
 func (s *session) writeUintRow(names [][]byte, vals []uint64) {
+	s.writeUintResult(names, vals, 20, 0)
+}
+
+// writeUintResult answers a one-row result set of unsigned integer columns
+// of the given display length and extra flags (beside UNSIGNED, BINARY and
+// NUM).
+func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, flags mysqlwire.ColumnFlags) {
 	out := s.scratch[:0]
 	seq := s.respSeq
 	out, seq = mysqlwire.AppendPacket(out, seq, []byte{byte(len(names))})
@@ -1299,8 +1289,8 @@ func (s *session) writeUintRow(names [][]byte, vals []uint64) {
 		var at int
 		out, at = mysqlwire.AppendHeader(out)
 		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
-			Name: name, CharacterSet: 63, ColumnLength: 20, Type: mysqlwire.FieldType(8),
-			Flags: mysqlwire.ColumnFlags(0x0020 | 0x0080 | 0x8000), // UNSIGNED, BINARY, NUM
+			Name: name, CharacterSet: 63, ColumnLength: length, Type: mysqlwire.FieldType(8),
+			Flags: flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
 		})
 		out, seq = mysqlwire.FinishPacket(out, at, seq)
 	}

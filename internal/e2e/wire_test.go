@@ -510,26 +510,14 @@ func (c *rawConn) exec(sql string) (result, error) {
 	return rs[0], nil
 }
 
-func (c *rawConn) ping() error {
-	if err := c.writeCommand(comPing, nil); err != nil {
-		return err
-	}
-	p, err := c.readPacket()
-	if err != nil {
-		return err
-	}
-	if p[0] == 0xff {
-		return parseErr(p)
-	}
-	if p[0] != 0x00 {
-		return fmt.Errorf("protocol: ping answered %x", p[:min(len(p), 16)])
-	}
-	return nil
-}
+func (c *rawConn) ping() error { return c.expectOK(comPing, "ping") }
 
 // resetConnection sends COM_RESET_CONNECTION.
-func (c *rawConn) resetConnection() error {
-	if err := c.writeCommand(comResetConnection, nil); err != nil {
+func (c *rawConn) resetConnection() error { return c.expectOK(comResetConnection, "reset") }
+
+// expectOK sends an argument-less command whose answer is OK or ERR.
+func (c *rawConn) expectOK(cmd byte, what string) error {
+	if err := c.writeCommand(cmd, nil); err != nil {
 		return err
 	}
 	p, err := c.readPacket()
@@ -540,7 +528,7 @@ func (c *rawConn) resetConnection() error {
 		return parseErr(p)
 	}
 	if p[0] != 0x00 {
-		return fmt.Errorf("protocol: reset answered %x", p[:min(len(p), 16)])
+		return fmt.Errorf("protocol: %s answered %x", what, p[:min(len(p), 16)])
 	}
 	return nil
 }
