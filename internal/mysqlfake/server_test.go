@@ -247,9 +247,6 @@ func TestPreparedStatements(t *testing.T) {
 // prepared statement's parameter (go-sql-driver sends it with
 // COM_STMT_SEND_LONG_DATA) and a result row.
 func TestLongPackets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("moves ~100 MiB")
-	}
 	srv := start(t, nil)
 	const size = 1<<24 + 1000
 	big := strings.Repeat("x", size)
