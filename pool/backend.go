@@ -35,6 +35,9 @@ const (
 	stepMain                   // the client's own command: relayed
 	stepReset                  // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
 	stepPing                   // COM_PING health check of an idle backend
+	// stepNoSchema: COM_CHANGE_USER without a schema, for a session that has
+	// none on a backend that has one (nothing else clears it).
+	stepNoSchema
 )
 
 var (
@@ -374,15 +377,23 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		b.c.Abort(fmt.Errorf("backend login as %q refused: %d %s", b.p.cfg.User, code, e.Message))
 		return
 	}
-	wasReset := b.step == stepReset
+	step := b.step
 	b.phase = bReady
 	b.step = stepNone
 	b.backoff = 0
 	b.sh.loop.Cancel(&b.timer)
 	b.freshState("")
-	if wasReset {
+	switch step {
+	case stepReset:
 		// 5.5-mode reset through COM_CHANGE_USER finished.
 		b.sh.release(b)
+		return
+	case stepNoSchema:
+		if s := b.owner; s != nil {
+			s.proceed() // on to the session's other state, then its command
+		} else {
+			b.sh.release(b)
+		}
 		return
 	}
 	b.loggedIn = true
@@ -476,7 +487,7 @@ func (b *backend) reset() {
 	b.resumeIfPaused()
 	b.sh.stats.BackendResets.Add(1)
 	if b.p.cfg.MySQL55 {
-		b.changeUser()
+		b.changeUser(stepReset)
 		return
 	}
 	b.send(stepReset, []byte{byte(mysqlwire.ComResetConnection)})
@@ -506,9 +517,10 @@ func (b *backend) onResetPacket(payload []byte) {
 	b.sh.release(b)
 }
 
-// changeUser resets a 5.5 backend by logging in again as the service
-// account with COM_CHANGE_USER.
-func (b *backend) changeUser() {
+// changeUser logs the backend in again as the service account with
+// COM_CHANGE_USER and no schema, for step: stepReset (a 5.5 backend's
+// reset) or stepNoSchema (the session that owns it has no schema).
+func (b *backend) changeUser(step backendStep) {
 	pkt, _ := mysqlwire.AppendChangeUser(b.scratch[:0], 0, b.caps, mysqlwire.ChangeUser{
 		Username:     []byte(b.p.cfg.User),
 		AuthResponse: mysqlwire.NativePasswordScramble(b.p.cfg.Password, b.nonce),
@@ -516,7 +528,7 @@ func (b *backend) changeUser() {
 		AuthPlugin:   []byte(mysqlwire.AuthNativePassword),
 	}) // no schema: the session's is replayed before its next command
 	b.scratch = pkt[:0]
-	b.step = stepReset
+	b.step = step
 	b.phase = bAuth
 	b.plugin = mysqlwire.AuthNativePassword
 	b.tracker.StartAuth(b.caps)

@@ -33,7 +33,9 @@
 // after a SET it cannot replay. Pins are counted by reason (Stats.Pins).
 //
 // Instead of pinning, the proxy tracks and replays: the default schema
-// (USE, COM_INIT_DB, the handshake's database), the character set (the
+// (USE, COM_INIT_DB, the handshake's database; a session with none gets a
+// backend with none, cleared by COM_CHANGE_USER as nothing cheaper clears
+// it), the character set (the
 // collation named in the handshake or in COM_CHANGE_USER, any of the
 // server's whose character set a client may use, listed in collations.go;
 // others fall back to the default, as on the server; SET NAMES, SET

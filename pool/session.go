@@ -844,6 +844,16 @@ func (s *session) attach(b *backend) {
 // never lets the command run in the wrong context.
 func (s *session) proceed() {
 	b := s.b
+	if s.st.schema == "" && b.state.schema != "" {
+		// A session without a default schema must not run in the one
+		// another session left: unqualified names would reach that
+		// schema's tables. Only a new login clears it (COM_RESET_CONNECTION
+		// keeps it). A session with no schema holds only statements
+		// prepared with none, so the lazy prepare below cannot set one.
+		s.sh.stats.StateReplays.Add(1)
+		b.changeUser(stepNoSchema)
+		return
+	}
 	if s.cmd == mysqlwire.ComStmtExecute && b.stmtFor(s.stmt.key) == nil {
 		// Prepare lazily, in the schema the client prepared it in (table
 		// names resolve at prepare time); the schema is put back after.

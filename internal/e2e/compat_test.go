@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +88,45 @@ func TestHandshakeCollations(t *testing.T) {
 		}
 	}
 	p.requireAlive(t)
+}
+
+// TestSessionWithoutSchema: a client that named no schema runs with none,
+// as a direct connection does (DATABASE() is NULL, an unqualified table is
+// 1046), even on the backend another client's schema was left on; and the
+// other client keeps its own. In 5.5 mode too.
+func TestSessionWithoutSchema(t *testing.T) {
+	var direct sql.NullString
+	if err := rootDB.QueryRow("SELECT DATABASE()").Scan(&direct); err != nil || direct.Valid {
+		t.Fatalf("direct without a schema: DATABASE() = %v, %v (want NULL)", direct, err)
+	}
+	for _, mysql55 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mysql55=%v", mysql55), func(t *testing.T) {
+			p := startProxy(t, proxyOptions{backendConns: 1, loops: 1, mysql55: mysql55})
+			withSchema, err := dialRaw(p.addr, clientUser, clientPassword, rawOptions{db: dataSchema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			without, err := dialRaw(p.addr, otherUser, otherPassword, rawOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 3; round++ {
+				if got, err := withSchema.scalar("SELECT DATABASE()"); err != nil || got != dataSchema {
+					t.Fatalf("mysql55=%v round %d: the session with a schema sees %q, %v", mysql55, round, got, err)
+				}
+				if got, err := without.scalar("SELECT DATABASE()"); err != nil || got != "NULL" {
+					t.Fatalf("mysql55=%v round %d: the session without a schema sees DATABASE() = %q, %v (direct: NULL)",
+						mysql55, round, got, err)
+				}
+				_, err := without.query("SELECT COUNT(*) FROM big")
+				var se *serverError
+				if !errors.As(err, &se) || se.Code != 1046 {
+					t.Fatalf("mysql55=%v round %d: an unqualified table without a schema: %v, want ERROR 1046", mysql55, round, err)
+				}
+			}
+			withSchema.Close()
+			without.Close()
+			p.requireAlive(t)
+		})
+	}
 }
