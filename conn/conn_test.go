@@ -226,23 +226,7 @@ func TestUnconsumedInputOverMaxInputCloses(t *testing.T) {
 				if _, err := c.Write(make([]byte, tc.send)); err != nil {
 					t.Fatal(err)
 				}
-				if tc.wantErr == nil {
-					select {
-					case err := <-closed:
-						t.Fatalf("closed with %v after %d bytes", err, tc.send)
-					case <-time.After(200 * time.Millisecond):
-					}
-					return
-				}
-				select {
-				case err := <-closed:
-					if !errors.Is(err, tc.wantErr) {
-						t.Fatalf("OnClose(%v), want %v", err, tc.wantErr)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("not closed")
-				}
-				expectEOFOrReset(t, c)
+				expectClosedWith(t, closed, c, tc.wantErr, tc.send)
 			})
 		}
 	})

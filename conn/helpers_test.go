@@ -1,6 +1,7 @@
 package conn_test
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -112,15 +113,45 @@ func startEngine(t *testing.T, loops int, newDriver reactor.NewDriverFunc) *reac
 	return e
 }
 
+// expectClosedWith checks how the server side of c ended after sent bytes:
+// still open (wantErr nil), or closed with wantErr and the peer seeing the
+// end of the stream.
+func expectClosedWith(t *testing.T, closed <-chan error, c net.Conn, wantErr error, sent int) {
+	t.Helper()
+	if wantErr == nil {
+		select {
+		case err := <-closed:
+			t.Fatalf("closed with %v after %d bytes", err, sent)
+		case <-time.After(200 * time.Millisecond):
+		}
+		return
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("OnClose(%v), want %v", err, wantErr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not closed")
+	}
+	expectEOFOrReset(t, c)
+}
+
+// loopbackAddr is 127.0.0.1 with a port the kernel picks, for listeners.
+func loopbackAddr(t *testing.T) conn.Addr {
+	t.Helper()
+	a, err := conn.ResolveAddr("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // listen starts a listener on a loopback TCP port and closes it at the end.
 func listen(t *testing.T, e *reactor.Engine, cfg conn.ListenConfig) *conn.Listener {
 	t.Helper()
 	if cfg.Addr.Network == "" {
-		a, err := conn.ResolveAddr("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Addr = a
+		cfg.Addr = loopbackAddr(t)
 	}
 	ln, err := conn.Listen(e, cfg)
 	if err != nil {

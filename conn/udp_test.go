@@ -20,11 +20,7 @@ import (
 func listenUDP(t *testing.T, e *reactor.Engine, cfg conn.UDPConfig) *conn.UDPListener {
 	t.Helper()
 	if cfg.Addr.Network == "" {
-		a, err := conn.ResolveAddr("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Addr = a
+		cfg.Addr = loopbackAddr(t)
 	}
 	ln, err := conn.ListenUDP(e, cfg)
 	if err != nil {

@@ -561,22 +561,30 @@ func ParseRequest(in []byte, lim *Limits, r *Request) Status {
 
 // data takes the data block of l bytes that follows the command line.
 func (r *Request) data(in []byte, l int, lim *Limits) Status {
-	maxValue := lim.MaxValue
+	return dataBlock(in, l, lim.MaxValue, ErrBadChunk, &r.Size, &r.Data)
+}
+
+// dataBlock takes the data block of l bytes (and its CRLF) that follows a
+// command or response line of *size bytes: it sets *size to the line and
+// block together and *data to the block, refusing a block over maxValue
+// (<= 0: DefaultMaxValue) before any of it is needed, and one whose CRLF is
+// missing with bad.
+func dataBlock(in []byte, l, maxValue int, bad Status, size *int, data *[]byte) Status {
 	if maxValue <= 0 {
 		maxValue = DefaultMaxValue
 	}
-	line := r.Size
-	r.Size = line + l + 2
+	line := *size
+	*size = line + l + 2
 	if l > maxValue {
 		return ErrTooLarge
 	}
-	if len(in) < r.Size {
+	if len(in) < *size {
 		return Incomplete
 	}
 	if in[line+l] != '\r' || in[line+l+1] != '\n' {
-		return ErrBadChunk
+		return bad
 	}
-	r.Data = in[line : line+l]
+	*data = in[line : line+l]
 	return OK
 }
 

@@ -165,22 +165,7 @@ func ParseResponse(in []byte, maxValue int, r *Response) Status {
 }
 
 func (r *Response) data(in []byte, l, maxValue int) Status {
-	if maxValue <= 0 {
-		maxValue = DefaultMaxValue
-	}
-	line := r.Size
-	r.Size = line + l + 2
-	if l > maxValue {
-		return ErrTooLarge
-	}
-	if len(in) < r.Size {
-		return Incomplete
-	}
-	if in[line+l] != '\r' || in[line+l+1] != '\n' {
-		return ErrBadResponse
-	}
-	r.Data = in[line : line+l]
-	return OK
+	return dataBlock(in, l, maxValue, ErrBadResponse, &r.Size, &r.Data)
 }
 
 // Ends reports whether element k completes the response to cmd: retrievals

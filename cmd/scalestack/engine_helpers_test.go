@@ -219,6 +219,11 @@ func echoRoundTrip(a conn.Addr, payload []byte, deadline time.Time) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer c.Close()
+	return roundTripOn(c, payload, deadline)
+}
+
+// roundTripOn is echoRoundTrip's exchange on a connection already open.
+func roundTripOn(c net.Conn, payload []byte, deadline time.Time) error {
 	if err := c.SetDeadline(deadline); err != nil {
 		return fmt.Errorf("set deadline: %w", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -114,24 +113,7 @@ func tlsEchoRoundTrip(a conn.Addr, cfg *tls.Config, payload []byte, deadline tim
 		c = tls.Client(raw, cfg)
 	}
 	defer c.Close()
-	c.SetDeadline(deadline)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(payload)
-		werr <- err
-	}()
-	got := make([]byte, len(payload))
-	_, rerr := io.ReadFull(c, got)
-	if err := <-werr; err != nil {
-		return fmt.Errorf("write %d bytes: %w", len(payload), err)
-	}
-	if rerr != nil {
-		return fmt.Errorf("read back %d bytes: %w", len(payload), rerr)
-	}
-	if !bytes.Equal(got, payload) {
-		return fmt.Errorf("echoed %d bytes differ from those sent", len(payload))
-	}
-	return nil
+	return roundTripOn(c, payload, deadline)
 }
 
 // TestTLSManyClientsEchoedExactly runs many concurrent clients with 1 B to
