@@ -354,7 +354,9 @@ func TestDriverCompat(t *testing.T) {
 			o := base
 			o.interpolateParams, o.maxAllowedPacket = interpolate, 40<<20
 			compareDriver(t, p, o, func(ctx context.Context, c *sql.Conn) []string {
-				out := []string{queryAnswer(ctx, c, "SELECT LENGTH(s), MD5(s) = ? FROM (SELECT ? AS s) AS arg", want, big)}
+				// One copy of the argument, and no derived table (the server would
+				// write a 16 MiB one to its tmpdir).
+				out := []string{queryAnswer(ctx, c, "SELECT MD5(?) = ?", big, want)}
 				if !interpolate { // the result's way does not depend on the option
 					var r []byte
 					err := c.QueryRowContext(ctx, "SELECT REPEAT('y', ?)", size).Scan(&r)
