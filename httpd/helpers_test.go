@@ -45,15 +45,23 @@ func forEachDriver(t *testing.T, fn func(t *testing.T, newDriver reactor.NewDriv
 // testServer is a server on its own engine, stopped when the test ends.
 type testServer struct {
 	*httpd.Server
-	addr string // host:port
-	url  string // http://host:port
-	root string
+	addr   string // host:port
+	url    string // http://host:port
+	root   string
+	static *httpd.Static
 }
 
 // startServer serves a fresh copy of the test tree (see makeTree) with the
 // static handler at /, the health handler at /healthz and the test
 // handlers at /echo (request path back), /body (request body back).
 func startServer(t *testing.T, newDriver reactor.NewDriverFunc, cfg httpd.Config) *testServer {
+	t.Helper()
+	return startCachingServer(t, newDriver, cfg, httpd.FileCacheConfig{})
+}
+
+// startCachingServer is startServer with the static handler's file cache
+// sized by cache.
+func startCachingServer(t *testing.T, newDriver reactor.NewDriverFunc, cfg httpd.Config, cache httpd.FileCacheConfig) *testServer {
 	t.Helper()
 	root := makeTree(t)
 	router := httpd.NewRouter()
@@ -63,6 +71,7 @@ func startServer(t *testing.T, newDriver reactor.NewDriverFunc, cfg httpd.Config
 	if err != nil {
 		t.Fatal(err)
 	}
+	static.Cache = cache
 	t.Cleanup(func() { static.Close() })
 	mustHandle(t, router, "/", static)
 	mustHandle(t, router, "/healthz", httpd.Health{Server: srv})
@@ -92,7 +101,7 @@ func startServer(t *testing.T, newDriver reactor.NewDriverFunc, cfg httpd.Config
 	}
 	t.Cleanup(func() { ln.Close() })
 	a := ln.Addr().Address
-	return &testServer{Server: srv, addr: a, url: "http://" + a, root: root}
+	return &testServer{Server: srv, addr: a, url: "http://" + a, root: root, static: static}
 }
 
 func mustHandle(t *testing.T, r *httpd.Router, prefix string, h httpd.Handler) {

@@ -401,8 +401,20 @@ func runWrk(t *testing.T, args ...string) string {
 // the module over the same directory and compares what matters: status,
 // body, and the entity fields.
 func TestSameAnswersAsNginx(t *testing.T) {
-	s := startServer(t, reactor.NewEpoll, httpd.Config{})
+	t.Run("uncached", func(t *testing.T) { sameAnswersAsNginx(t, httpd.FileCacheConfig{}) })
+	// From the file cache: every request is sent twice and the second
+	// answer, a hit, compared.
+	t.Run("cached", func(t *testing.T) {
+		sameAnswersAsNginx(t, httpd.FileCacheConfig{Entries: 64, Bytes: 1 << 20, Valid: time.Hour})
+	})
+}
+
+func sameAnswersAsNginx(t *testing.T, cache httpd.FileCacheConfig) {
+	s := startCachingServer(t, reactor.NewEpoll, httpd.Config{}, cache)
 	ng := nginx(t, s.root)
+	if cache.Entries > 0 {
+		time.Sleep(1100 * time.Millisecond) // files are cached once settled for a second
+	}
 	for _, tc := range []struct {
 		name string
 		req  string
@@ -429,6 +441,9 @@ func TestSameAnswersAsNginx(t *testing.T) {
 		{"1.0", "GET /hello.txt HTTP/1.0\r\n\r\n"},
 	} {
 		ours := rawExchange(t, s.addr, tc.req, 1)
+		if cache.Entries > 0 {
+			ours = rawExchange(t, s.addr, tc.req, 1)
+		}
 		theirs := rawExchange(t, ng, tc.req, 1)
 		if len(ours) != 1 || len(theirs) != 1 {
 			t.Errorf("%s: %d and %d responses", tc.name, len(ours), len(theirs))
@@ -461,6 +476,9 @@ func TestSameAnswersAsNginx(t *testing.T) {
 	again := rawExchange(t, s.addr, "GET /hello.txt HTTP/1.1\r\nHost: a\r\nIf-None-Match: "+first.Header.Get("ETag")+"\r\n\r\n", 1)
 	if len(again) != 1 || again[0].StatusCode != 304 {
 		t.Errorf("nginx's ETag did not give 304 here")
+	}
+	if st := s.static.CacheStats(); cache.Entries > 0 && (st.Hits == 0 || st.Misses == 0) {
+		t.Errorf("cache stats %+v: want hits and misses", st)
 	}
 }
 
@@ -616,7 +634,17 @@ func TestHalfCloseGetsWholeResponse(t *testing.T) {
 // server's): a static file from a keep-alive connection allocates nothing
 // in steady state.
 func TestStaticAllocs(t *testing.T) {
-	s := startServer(t, reactor.NewEpoll, httpd.Config{})
+	t.Run("uncached", func(t *testing.T) { staticAllocs(t, httpd.FileCacheConfig{}) })
+	t.Run("cached", func(t *testing.T) {
+		staticAllocs(t, httpd.FileCacheConfig{Entries: 64, Bytes: 1 << 20, Valid: time.Hour})
+	})
+}
+
+func staticAllocs(t *testing.T, cache httpd.FileCacheConfig) {
+	s := startCachingServer(t, reactor.NewEpoll, httpd.Config{}, cache)
+	if cache.Entries > 0 {
+		time.Sleep(1100 * time.Millisecond) // settled: cached from the first request
+	}
 	runWrk(t, "-t1", "-c4", "-d1s", s.url+"/hello.txt") // warm the pools
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -639,5 +667,8 @@ func TestStaticAllocs(t *testing.T) {
 	}
 	if per > limit {
 		t.Errorf("%.3f heap allocations per static request, want none", per)
+	}
+	if st := s.static.CacheStats(); cache.Entries > 0 && st.Hits < uint64(n) {
+		t.Errorf("cache stats %+v over %v requests: want every measured one a hit", st, n)
 	}
 }

@@ -142,8 +142,11 @@ func (s *settings) argv(name, addr string) ([]string, error) {
 	case "scalestack-uring":
 		return []string{filepath.Join(s.bin, "scalestack"), "http", "--listen", addr, "--root", s.www,
 			"--loops", "1", "--admin", "", "--health", "", "--io", "uring"}, nil
-	case "nginx":
-		conf, err := s.nginxConf(addr)
+	case "scalestack-nocache":
+		return []string{filepath.Join(s.bin, "scalestack"), "http", "--listen", addr, "--root", s.www,
+			"--loops", "1", "--admin", "", "--health", "", "--file-cache", "0"}, nil
+	case "nginx", "nginx-cache":
+		conf, err := s.nginxConf(addr, name == "nginx-cache")
 		if err != nil {
 			return nil, err
 		}
@@ -161,11 +164,17 @@ func (s *settings) argv(name, addr string) ([]string, error) {
 }
 
 // nginxConf writes a configuration for one worker in the foreground, access
-// log off, nginx's compiled-in defaults otherwise (sendfile off).
-func (s *settings) nginxConf(addr string) (string, error) {
+// log off, nginx's compiled-in defaults otherwise (sendfile off); with
+// cache, open_file_cache keeps descriptors and metadata (revalidated every
+// second, as scalestack's --file-cache-valid default).
+func (s *settings) nginxConf(addr string, cache bool) (string, error) {
 	dir, err := os.MkdirTemp(s.bin, "nginx")
 	if err != nil {
 		return "", err
+	}
+	openFileCache := ""
+	if cache {
+		openFileCache = "open_file_cache max=1024 inactive=60s;\n    open_file_cache_valid 1s;\n    open_file_cache_min_uses 1;"
 	}
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -181,12 +190,13 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
+    %[4]s
     server {
         listen %[2]s;
         root %[3]s;
     }
 }
-`, dir, addr, s.www)
+`, dir, addr, s.www, openFileCache)
 	p := filepath.Join(dir, "nginx.conf")
 	return p, os.WriteFile(p, []byte(conf), 0o644)
 }
@@ -301,7 +311,7 @@ func bench(s *settings, w io.Writer) error {
 		fmt.Fprintf(w, " and capped at %.2f of one CPU (a cgroup with CFS bandwidth control)", s.cg.Share)
 	}
 	fmt.Fprintf(w, ", wrk pinned to CPU %s. Server CPU is user+system time from /proc/PID/stat over the measured run.\n\n", s.loadCPUs)
-	fmt.Fprintf(w, "Contenders: **scalestack** `scalestack http --loops 1 --root DIR` (the static handler: openat2, fstat, pread into the output, close per request); **nginx** %s, one worker, `master_process off`, access log off, compiled-in defaults otherwise (sendfile off, no open_file_cache); **go-fixed** a minimal net/http handler writing the same 11 bytes from memory (GOMAXPROCS 1; the 2026-12-06 anchor's \"minimal Go net/http server\"); **go-file** net/http's http.FileServer over the same directory (GOMAXPROCS 1).\n\n", nginxVersion())
+	fmt.Fprintf(w, "Contenders: **scalestack** `scalestack http --loops 1 --root DIR` (the static handler with its default per-loop file cache: a hit makes no system call; the file is checked again every second); **scalestack-nocache** the same with `--file-cache 0` (openat2, fstat, pread into the output, close per request); **scalestack-uring** the default with `--io uring`; **nginx** %s, one worker, `master_process off`, access log off, compiled-in defaults otherwise (sendfile off, no open_file_cache); **nginx-cache** the same with `open_file_cache max=1024 inactive=60s; open_file_cache_valid 1s` (descriptors and metadata kept: read per request, no open, fstat or close); **go-fixed** a minimal net/http handler writing the same 11 bytes from memory (GOMAXPROCS 1; the 2026-12-06 anchor's \"minimal Go net/http server\"); **go-file** net/http's http.FileServer over the same directory (GOMAXPROCS 1).\n\n", nginxVersion())
 
 	fmt.Fprintf(w, "| server | req/s (median) | CPU µs/req (median) | req per CPU-second | p50 | p99 | runs, req/s | runs, CPU µs/req | errors |\n|---|---:|---:|---:|---:|---:|---|---|---|\n")
 	cpuPer := map[string]float64{}
@@ -343,7 +353,7 @@ func bench(s *settings, w io.Writer) error {
 			}
 			target := ""
 			switch name {
-			case "nginx":
+			case "nginx", "nginx-cache":
 				target = "≥ 1.0×"
 			case "go-fixed":
 				target = "≥ 1.2×"

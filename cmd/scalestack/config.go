@@ -48,18 +48,46 @@ func (es configErrors) Error() string {
 // applyConfigFile sets every flag of fs named in the file at path that the
 // command line did not set.
 func applyConfigFile(fs *flag.FlagSet, path string) error {
+	cf, err := readConfigFile(path)
+	if err != nil {
+		return err
+	}
+	return cf.apply(fs, nil, cf.values, nil)
+}
+
+// configFile is a decoded configuration file, kept with its text so that
+// mistakes can be pointed at their line.
+type configFile struct {
+	path   string
+	text   []byte
+	values map[string]any
+}
+
+func readConfigFile(path string) (*configFile, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	var values map[string]any
 	if _, err := toml.Decode(string(text), &values); err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return &configError{file: path, line: perr.Position.Line, msg: perr.Message}
+			return nil, &configError{file: path, line: perr.Position.Line, msg: perr.Message}
 		}
-		return &configError{file: path, msg: err.Error()}
+		return nil, &configError{file: path, msg: err.Error()}
 	}
+	return &configFile{path: path, text: text, values: values}, nil
+}
+
+// errAt is a configError at the line that sets key in table.
+func (cf *configFile) errAt(table []string, key, msg string) error {
+	return &configError{file: cf.path, line: keyLine(cf.text, table, key), msg: msg}
+}
+
+// apply sets every flag of fs named in values, the keys of table (nil: the
+// top level), that the command line did not set. refuse, when set, names
+// the keys a table may not hold and says why.
+func (cf *configFile) apply(fs *flag.FlagSet, table []string, values map[string]any, refuse func(key string) string) error {
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 
@@ -67,29 +95,34 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	for k := range values {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keyLine(text, keys[i]) < keyLine(text, keys[j]) })
+	sort.Slice(keys, func(i, j int) bool { return keyLine(cf.text, table, keys[i]) < keyLine(cf.text, table, keys[j]) })
 	var errs configErrors
 	for _, key := range keys {
-		line := keyLine(text, key)
 		if _, isTable := values[key].(map[string]any); isTable {
-			errs = append(errs, &configError{file: path, line: line, msg: fmt.Sprintf("[%s]: tables are not settings; write the keys at the top level", key)})
+			errs = append(errs, cf.errAt(table, key, fmt.Sprintf("[%s]: tables are not settings; write the keys at the top level", strings.Join(append(append([]string(nil), table...), key), "."))))
 			continue
+		}
+		if refuse != nil {
+			if why := refuse(key); why != "" {
+				errs = append(errs, cf.errAt(table, key, fmt.Sprintf("%q: %s", key, why)))
+				continue
+			}
 		}
 		f := fs.Lookup(key)
 		if f == nil || key == "config" {
-			errs = append(errs, &configError{file: path, line: line, msg: fmt.Sprintf("unknown setting %q%s", key, suggest(fs, key))})
+			errs = append(errs, cf.errAt(table, key, fmt.Sprintf("unknown setting %q%s", key, suggest(fs, key))))
 			continue
 		}
 		val, err := configValue(values[key])
 		if err != nil {
-			errs = append(errs, &configError{file: path, line: line, msg: fmt.Sprintf("%s: %v", key, err)})
+			errs = append(errs, cf.errAt(table, key, fmt.Sprintf("%s: %v", key, err)))
 			continue
 		}
 		if onCommandLine[key] {
 			continue
 		}
 		if err := fs.Set(key, val); err != nil {
-			errs = append(errs, &configError{file: path, line: line, msg: fmt.Sprintf("%s = %q: %v", key, val, err)})
+			errs = append(errs, cf.errAt(table, key, fmt.Sprintf("%s = %q: %v", key, val, err)))
 		}
 	}
 	if len(errs) > 0 {
@@ -125,16 +158,42 @@ func configValue(v any) (string, error) {
 	return "", fmt.Errorf("unsupported value type %T", v)
 }
 
-// keyLine finds the line that sets key at the top level (0 if not found).
-func keyLine(text []byte, key string) int {
-	re := regexp.MustCompile(`^\s*("?` + regexp.QuoteMeta(key) + `"?\s*=|\[\s*` + regexp.QuoteMeta(key) + `\s*\])`)
+// tableHeader matches a table header line, [name] or [a.b], and captures
+// the name.
+var tableHeader = regexp.MustCompile(`^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$`)
+
+// keyLine finds the line that sets key directly in table (nil: the top
+// level, before any header), or the header of the table key itself; 0 if
+// not found.
+func keyLine(text []byte, table []string, key string) int {
+	set := regexp.MustCompile(`^\s*("?` + regexp.QuoteMeta(key) + `"?\s*=)`)
+	want := strings.Join(table, ".")
+	sub := strings.Join(append(append([]string(nil), table...), key), ".")
+	current := ""
 	sc := bufio.NewScanner(strings.NewReader(string(text)))
 	for n := 1; sc.Scan(); n++ {
-		if re.MatchString(sc.Text()) {
+		line := sc.Text()
+		if m := tableHeader.FindStringSubmatch(line); m != nil {
+			current = normalizeTableName(m[1])
+			if current == sub || strings.HasPrefix(current, sub+".") {
+				return n
+			}
+			continue
+		}
+		if current == want && set.MatchString(line) {
 			return n
 		}
 	}
 	return 0
+}
+
+// normalizeTableName turns a header's name (`a . "b"`) into its dotted form.
+func normalizeTableName(s string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, ".")
 }
 
 // suggest proposes the flag name closest to a misspelt key.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/scalestack/scalestack/conn"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalestack/scalestack/reactor"
 )
 
@@ -56,8 +57,9 @@ func (f *engineFlags) registerOps(fs *flag.FlagSet, def string) {
 }
 
 // startOps applies the log level and starts the admin endpoint when asked,
-// exporting the engine's and the listener's counters.
-func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (*adminServer, error) {
+// exporting the engine's counters and each module's: its listener's and its
+// own collectors, labelled module="NAME" when the process runs several.
+func (f *engineFlags) startOps(e *reactor.Engine, running []*serving, p process) (*adminServer, error) {
 	lvl, err := parseLogLevel(f.logLevel)
 	if err != nil {
 		return nil, err
@@ -67,24 +69,83 @@ func (f *engineFlags) startOps(e *reactor.Engine, ln *conn.Listener, m module) (
 		return nil, nil
 	}
 	reg := newRegistry()
-	reg.MustRegister(newEngineCollector(e), newListenerCollector(ln, m.refusals))
-	for _, c := range m.collectors {
-		reg.MustRegister(c)
+	reg.MustRegister(newEngineCollector(e))
+	for _, s := range running {
+		var r prometheus.Registerer = reg
+		if p.several {
+			r = prometheus.WrapRegistererWith(prometheus.Labels{"module": s.m.label()}, reg)
+		}
+		if s.udp != nil {
+			r.MustRegister(newUDPCollector(s.udp))
+		} else {
+			r.MustRegister(newListenerCollector(s.ln, s.m.refusals))
+		}
+		for _, c := range s.m.collectors {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("metrics of %s: %w", s.m.label(), err)
+			}
+		}
 	}
 	var reload func() (any, bool)
-	if m.reloader != nil {
+	if p.reload != nil {
 		reload = func() (any, bool) {
-			r := m.reloader.reload("POST /reload")
+			r := p.reload("POST /reload")
 			return r, r.Error == ""
 		}
 	}
-	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: m.ready, reload: reload, status: func() any {
-		st := map[string]any{"module": m.name, "loops": engineStatus(e), "client_connections": ln.OpenConns()}
-		if m.status != nil {
-			st["details"] = m.status()
+	return startAdmin(adminConfig{addr: f.admin, registry: reg, ready: readiness(running, p.several), reload: reload, status: func() any {
+		if !p.several {
+			return moduleStatus(e, running[0], true)
 		}
-		return st
+		mods := make([]map[string]any, len(running))
+		for i, s := range running {
+			mods[i] = moduleStatus(e, s, false)
+		}
+		return map[string]any{"loops": engineStatus(e), "modules": mods}
 	}})
+}
+
+// moduleStatus is a module's part of /status; withLoops adds the engine's
+// loops (a process of one module shows them beside it).
+func moduleStatus(e *reactor.Engine, s *serving, withLoops bool) map[string]any {
+	st := map[string]any{"module": s.m.label()}
+	if withLoops {
+		st["loops"] = engineStatus(e)
+	}
+	if s.udp != nil {
+		st["udp"] = s.udp.Stats()
+	} else {
+		st["client_connections"] = s.ln.OpenConns()
+	}
+	if s.m.instance != "" {
+		st["kind"] = s.m.name
+	}
+	if s.m.status != nil {
+		st["details"] = s.m.status()
+	}
+	return st
+}
+
+// readiness is ready while every module is (nil when none says).
+func readiness(running []*serving, several bool) func() error {
+	var checks []*serving
+	for _, s := range running {
+		if s.m.ready != nil {
+			checks = append(checks, s)
+		}
+	}
+	if len(checks) == 0 {
+		return nil
+	}
+	return func() error {
+		var errs []error
+		for _, s := range checks {
+			if err := s.m.ready(); err != nil {
+				errs = append(errs, moduleErr(s.m, several, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // parseCPUList parses "0-3,8,10-11".

@@ -25,6 +25,9 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 	bodyTimeout := fs.Duration("body-timeout", 10*time.Second, "longest wait between two reads of a request body (else 408 and close)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "a connection waiting for its next request (or its first) is closed after this")
 	sendTimeout := fs.Duration("send-timeout", 60*time.Second, "a client that reads none of its pending response for this long is cut off")
+	fileCache := fs.Int("file-cache", 1024, "small files (up to 64 KiB) each loop keeps in memory with their metadata, so that serving one makes no system call (0: off)")
+	fileCacheMiB := fs.Int("file-cache-mib", 16, "MiB of file content each loop keeps at most; the least recently used files go first")
+	fileCacheValid := fs.Duration("file-cache-valid", time.Second, "a cached file is served this long without looking at it; then it is checked (same file, unchanged) or read again, so edits show within this; a file is cached only once unchanged for this long")
 	d := httpwire.DefaultLimits
 	maxLine := fs.Int("max-request-line", d.MaxRequestLine, "longest request line in bytes (414 beyond)")
 	maxHeaderBytes := fs.Int("max-header-bytes", d.MaxHeaderBytes, "largest header section in bytes (431 beyond)")
@@ -47,6 +50,9 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			if v <= 0 {
 				return module{}, fmt.Errorf("--%s must be positive", name)
 			}
+		}
+		if *fileCache < 0 || *fileCacheMiB < 0 || *fileCacheValid <= 0 {
+			return module{}, errors.New("--file-cache and --file-cache-mib must not be negative, --file-cache-valid must be positive")
 		}
 		if *maxLine <= 0 || *maxHeaderBytes <= 0 || *maxHeaders <= 0 || *maxBody <= 0 || *maxConns < 0 {
 			return module{}, errors.New("--max-request-line, --max-header-bytes, --max-headers and --max-body must be positive, --max-conns not negative")
@@ -71,6 +77,7 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			if static, err = httpd.NewStatic(*root); err != nil {
 				return module{}, fmt.Errorf("--root: %w", err)
 			}
+			static.Cache = httpd.FileCacheConfig{Entries: *fileCache, Bytes: int64(*fileCacheMiB) << 20, Valid: *fileCacheValid}
 			if err := router.Handle("/", static); err != nil {
 				static.Close()
 				return module{}, err
@@ -80,7 +87,7 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			name:       "http",
 			listen:     srv.ListenConfig(addr, *spread),
 			status:     func() any { return srv.Snapshot() },
-			collectors: []prometheus.Collector{newHTTPCollector(srv)},
+			collectors: []prometheus.Collector{newHTTPCollector(srv, static)},
 			start: func(e *reactor.Engine) error {
 				srv.Attach(e)
 				return nil
@@ -95,19 +102,24 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 	}
 }
 
-// httpCollector exports the HTTP server's counters.
+// httpCollector exports the HTTP server's counters, and the static
+// handler's cache ones when it serves files.
 type httpCollector struct {
 	srv                                   *httpd.Server
+	static                                *httpd.Static
 	requests, refusals, timeouts, refused *prometheus.Desc
+	fileCache                             *prometheus.Desc
 }
 
-func newHTTPCollector(srv *httpd.Server) *httpCollector {
+func newHTTPCollector(srv *httpd.Server, static *httpd.Static) *httpCollector {
 	return &httpCollector{
-		srv:      srv,
-		requests: prometheus.NewDesc("scalestack_http_requests_total", "HTTP requests dispatched to a handler.", nil, nil),
-		refusals: prometheus.NewDesc("scalestack_http_refused_requests_total", "HTTP requests refused by the parser (400, 413, 414, 417, 431, 501, 505), each followed by a close.", nil, nil),
-		timeouts: prometheus.NewDesc("scalestack_http_timeouts_total", "HTTP connections cut off by a timeout (header, body, idle or send).", nil, nil),
-		refused:  prometheus.NewDesc("scalestack_http_connections_refused_total", "HTTP connections over --max-conns, answered with 503.", nil, nil),
+		srv:       srv,
+		static:    static,
+		fileCache: prometheus.NewDesc("scalestack_http_file_cache_total", "Static file cache outcomes: hit (served from memory; revalidated ones included), revalidation (checked against the file after --file-cache-valid and kept), miss (read from the file and cached), eviction (dropped for room or because the file changed).", []string{"result"}, nil),
+		requests:  prometheus.NewDesc("scalestack_http_requests_total", "HTTP requests dispatched to a handler.", nil, nil),
+		refusals:  prometheus.NewDesc("scalestack_http_refused_requests_total", "HTTP requests refused by the parser (400, 413, 414, 417, 431, 501, 505), each followed by a close.", nil, nil),
+		timeouts:  prometheus.NewDesc("scalestack_http_timeouts_total", "HTTP connections cut off by a timeout (header, body, idle or send).", nil, nil),
+		refused:   prometheus.NewDesc("scalestack_http_connections_refused_total", "HTTP connections over --max-conns, answered with 503.", nil, nil),
 	}
 }
 
@@ -116,6 +128,9 @@ func (c *httpCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.refusals
 	ch <- c.timeouts
 	ch <- c.refused
+	if c.static != nil {
+		ch <- c.fileCache
+	}
 }
 
 func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
@@ -124,4 +139,13 @@ func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(s.Refusals))
 	ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.Refused))
+	if c.static != nil {
+		fc := c.static.CacheStats()
+		for _, o := range []struct {
+			name string
+			n    uint64
+		}{{"hit", fc.Hits}, {"revalidation", fc.Revalidations}, {"miss", fc.Misses}, {"eviction", fc.Evictions}} {
+			ch <- prometheus.MustNewConstMetric(c.fileCache, prometheus.CounterValue, float64(o.n), o.name)
+		}
+	}
 }

@@ -28,6 +28,7 @@ func commands() []command {
 		{name: "memcache", summary: "memcached proxy: keys spread over servers as twemproxy's ketama does, requests pipelined", flags: memcacheFlags},
 		{name: "http", summary: "serve HTTP/1.1: static files and handlers mounted on path prefixes", flags: httpFlags},
 		{name: "mysqlproxy", summary: "multiplex MySQL clients onto a fixed pool of backend connections", flags: mysqlProxyFlags},
+		{name: "serve", summary: "run several modules in one process: one section of the --config file each", run: runServe},
 		{name: "passwd", summary: "print a mysqlproxy users-file line for a password read on stdin", run: runPasswd},
 		{name: "check-config", summary: "validate a configuration file and explain its mistakes with their lines", run: runCheckConfig},
 	}

@@ -77,37 +77,52 @@ func (r *reloader) apply(trigger string) reloadReport {
 		rep.Error = fmt.Sprintf("--log-level: %v", err)
 		return rep
 	}
-	live := map[string]bool{"log-level": true}
-	for _, n := range r.m.liveFlags {
+	if err := reloadModule(r.m, fs, r.inEffect, "", map[string]bool{"log-level": true}, &rep); err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	logLevel.Set(lvl)
+	return rep
+}
+
+// reloadModule applies a module's live settings from its freshly parsed
+// flag set fs (the module's reload, which applies nothing unless all are
+// valid), then reports each flag whose value differs from inEffect: as
+// applied when it is live (a module's liveFlags, or named in alsoLive),
+// else as needing a restart. Names in the report start with prefix.
+func reloadModule(m module, fs *flag.FlagSet, inEffect map[string]string, prefix string, alsoLive map[string]bool, rep *reloadReport) error {
+	if m.reload != nil {
+		if err := m.reload(fs); err != nil {
+			return err
+		}
+	}
+	live := map[string]bool{}
+	for n := range alsoLive {
+		live[n] = true
+	}
+	for _, n := range m.liveFlags {
 		live[n] = true
 	}
 	now := flagValues(fs)
 	var changed []string
 	for name, v := range now {
-		if v != r.inEffect[name] {
+		if v != inEffect[name] {
 			changed = append(changed, name)
 		}
 	}
 	sort.Strings(changed)
-	if r.m.reload != nil {
-		if err := r.m.reload(fs); err != nil {
-			rep.Error = err.Error()
-			return rep
-		}
-	}
-	logLevel.Set(lvl)
 	for _, name := range changed {
 		if live[name] {
-			rep.Applied = append(rep.Applied, name)
-			r.inEffect[name] = now[name]
+			rep.Applied = append(rep.Applied, prefix+name)
+			inEffect[name] = now[name]
 		} else {
-			rep.RestartRequired = append(rep.RestartRequired, fmt.Sprintf("%s (running with %q, file says %q)", name, r.inEffect[name], now[name]))
+			rep.RestartRequired = append(rep.RestartRequired, fmt.Sprintf("%s%s (running with %q, file says %q)", prefix, name, inEffect[name], now[name]))
 		}
 	}
-	if live["users"] && !contains(rep.Applied, "users") {
-		rep.Applied = append(rep.Applied, "users")
+	if live["users"] && !contains(rep.Applied, prefix+"users") {
+		rep.Applied = append(rep.Applied, prefix+"users")
 	}
-	return rep
+	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -72,7 +72,7 @@ func runServer(c command, args []string, stdout, stderr io.Writer) error {
 func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	name := fs.String("command", "mysqlproxy", "the command whose settings the file holds")
+	name := fs.String("command", "mysqlproxy", "the command whose settings the file holds (serve: a file of module sections)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: scalestack check-config [--command NAME] FILE\n\nValidates a TOML configuration file: every key must be one of the command's flags\n(see 'scalestack NAME --help'); mistakes are reported with their line.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -83,6 +83,23 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return fmt.Errorf("want exactly one FILE")
+	}
+	if *name == "serve" {
+		sc, err := parseServeConfig([]string{"--config", fs.Arg(0)}, stderr)
+		if err != nil {
+			return err
+		}
+		mods, err := sc.prepareModules()
+		if err != nil {
+			return err
+		}
+		for _, m := range mods {
+			if m.stop != nil {
+				m.stop()
+			}
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d modules)\n", fs.Arg(0), len(mods))
+		return nil
 	}
 	for _, c := range commands() {
 		if c.name == *name && c.flags != nil {
