@@ -1,0 +1,5 @@
+//go:build !race
+
+package mysqlproxy
+
+const raceEnabled = false
