@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/scalestack/scalestack/buffer"
 	"github.com/scalestack/scalestack/conn"
-	"github.com/scalestack/scalestack/internal/testutil"
+	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -27,25 +26,9 @@ const (
 	testDB       = "scalestack_test"
 )
 
-// mysqlEnv is what scripts/mariadb.sh writes for tests.
+// mysqlEnv is where the proxy's backends log in.
 type mysqlEnv struct {
-	addr, user, password, testUser, testPassword string
-}
-
-func requireMySQL(t testing.TB) mysqlEnv {
-	t.Helper()
-	e := mysqlEnv{
-		addr:         os.Getenv("SCALESTACK_MYSQL_ADDR"),
-		user:         os.Getenv("SCALESTACK_MYSQL_USER"),
-		password:     os.Getenv("SCALESTACK_MYSQL_PASSWORD"),
-		testUser:     os.Getenv("SCALESTACK_MYSQL_TEST_USER"),
-		testPassword: os.Getenv("SCALESTACK_MYSQL_TEST_PASSWORD"),
-	}
-	if e.addr == "" || e.user == "" || e.testUser == "" {
-		t.Fatalf("pool tests need a MariaDB/MySQL server: run `scripts/mariadb.sh start && source .tmp/mariadb/env` " +
-			"(it exports SCALESTACK_MYSQL_ADDR, _USER, _PASSWORD, _TEST_USER, _TEST_PASSWORD), then rerun go test")
-	}
-	return e
+	addr, user, password string
 }
 
 type testProxy struct {
@@ -53,23 +36,40 @@ type testProxy struct {
 	eng  *reactor.Engine
 	addr string
 	env  mysqlEnv
+	// fake is the MySQL double in front of which startProxy runs the
+	// proxy (nil for startProxyAt).
+	fake *mysqlfake.Server
 }
 
 func init() { buffer.Debug = true }
 
-// startProxy runs a proxy in-process on a free port with n backends.
+// The service account of the in-process MySQL double.
+const (
+	fakeUser     = "svc"
+	fakePassword = "svc-secret"
+)
+
+// startProxy runs a proxy in-process on a free port with n backends, in
+// front of an in-process MySQL double (internal/mysqlfake), so that the
+// package's tests need no database; tp.fake is the double. In MySQL 5.5
+// mode (the tweak sets Config.MySQL55) the double is a 5.5 server.
 func startProxy(t testing.TB, n, loops int, tweak func(*Config)) *testProxy {
 	t.Helper()
-	return startProxyAt(t, requireMySQL(t), n, loops, tweak)
-}
-
-// privateMySQL starts a MariaDB of the test's own: for server-wide figures
-// (such as Prepared_stmt_count) that the other packages' tests, running at
-// the same time against the shared server, would disturb.
-func privateMySQL(t testing.TB) mysqlEnv {
-	t.Helper()
-	e := testutil.PrivateMariaDB(t)
-	return mysqlEnv{addr: e.Addr, user: e.User, password: e.Password, testUser: e.TestUser, testPassword: e.TestPassword}
+	probe := Config{Users: Users{}}
+	if tweak != nil {
+		tweak(&probe)
+	}
+	fc := mysqlfake.Config{
+		Accounts: []mysqlfake.Account{{User: fakeUser, Password: fakePassword}},
+		Schemas:  []string{testDB},
+	}
+	if probe.MySQL55 {
+		fc.Flavor = mysqlfake.MySQL55
+	}
+	srv := mysqlfake.Start(t, fc)
+	tp := startProxyAt(t, mysqlEnv{addr: srv.Addr(), user: fakeUser, password: fakePassword}, n, loops, tweak)
+	tp.fake = srv
+	return tp
 }
 
 // startProxyAt is startProxy in front of the server env describes.
@@ -157,19 +157,6 @@ func (tp *testProxy) dsn(user, password, db, params string) string {
 func (tp *testProxy) open(t testing.TB, params string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", tp.dsn(testUser, testPassword, testDB, params))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// direct opens a connection straight to the server as the test user.
-func (tp *testProxy) direct(t testing.TB) *sql.DB {
-	t.Helper()
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = tp.env.testUser, tp.env.testPassword, "tcp", tp.env.addr, testDB
-	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
 )
 
@@ -104,7 +106,13 @@ func TestLoginPacketLimit(t *testing.T) {
 		if p, _ := r.mustRead(); !mysqlwire.IsOK(p) {
 			t.Fatalf("login: %s", errText(p))
 		}
-		// Logged in: a 1 MiB statement is within the session's bound.
+		// Logged in: a 1 MiB statement is within the session's bound;
+		// the double answers with the length of the literal it received.
+		tp.fake.OnFunc(func(sql string) bool { return strings.HasPrefix(sql, "SELECT LENGTH('") },
+			func(q mysqlfake.Query) mysqlfake.Response {
+				lit := strings.TrimSuffix(strings.TrimPrefix(q.SQL, "SELECT LENGTH('"), "')")
+				return mysqlfake.Rows([]string{"LENGTH"}, []any{int64(len(lit))})
+			})
 		long := append([]byte{byte(mysqlwire.ComQuery)}, "SELECT LENGTH('"...)
 		long = append(long, bytes.Repeat([]byte{'y'}, 1<<20)...)
 		long = append(long, "')"...)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
 )
 
@@ -31,7 +32,7 @@ const (
 
 func startAuthProxy(t *testing.T) *testProxy {
 	t.Helper()
-	return startProxy(t, 1, 1, func(c *Config) {
+	tp := startProxy(t, 1, 1, func(c *Config) {
 		c.Users[nativeOnlyUser] = &User{Name: nativeOnlyUser,
 			Native: mysqlwire.NativePasswordHash([]byte(testPassword)),
 			SHA2:   mysqlwire.CachingSHA2Hash([]byte(otherPassword))}
@@ -40,6 +41,9 @@ func startAuthProxy(t *testing.T) *testProxy {
 			SHA2:   mysqlwire.CachingSHA2Hash([]byte(testPassword))}
 		c.Users[legacyUser] = &User{Name: legacyUser, Native: mysqlwire.NativePasswordHash([]byte(testPassword))}
 	})
+	// The statement the command-line client runs once logged in.
+	tp.fake.On("SELECT CONCAT('answer ', 6 * 7)", mysqlfake.Rows([]string{"CONCAT('answer ', 6 * 7)"}, []any{"answer 42"}))
+	return tp
 }
 
 // mariadbCLI runs the mariadb command-line client against the proxy and

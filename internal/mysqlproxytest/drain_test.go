@@ -1,4 +1,4 @@
-package mysqlproxy
+package mysqlproxytest
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // drainGrace is the grace period of the drain tests: long enough for the
@@ -133,7 +134,7 @@ func TestDrainStages(t *testing.T) {
 	if r.err == nil {
 		t.Fatalf("statement outlasting the hard cut returned %d", r.v)
 	}
-	if cut := drainGrace + DrainHardCut; r.at < cut || r.at > cut+time.Second {
+	if cut := drainGrace + mysqlproxy.DrainHardCut; r.at < cut || r.at > cut+time.Second {
 		t.Errorf("statement outlasting the hard cut failed after %v, want about %v", r.at, cut)
 	}
 
@@ -146,7 +147,7 @@ func TestDrainStages(t *testing.T) {
 	// The idle session, the transaction and the queued or cut commands were
 	// told why: operators see drain closes as errors with code 1053.
 	slot := errorSlot(mysqlwire.ErServerShutdown)
-	if name := ErrorSlotName(slot); name != "1053" {
+	if name := mysqlproxy.ErrorSlotName(slot); name != "1053" {
 		t.Errorf("ERR 1053 is counted under %q, want its own label", name)
 	}
 	if n := st.Errors[slot]; n < 1 {
@@ -172,7 +173,7 @@ func TestDrainStages(t *testing.T) {
 // holding the only backend completes. Takes about 1.5 s.
 func TestDrainAnswersQueuedCommands(t *testing.T) {
 	testutil.CheckLeaks(t)
-	tp := startProxy(t, 1, 1, func(c *Config) { c.QueueTimeout = 10 * time.Second })
+	tp := startProxy(t, 1, 1, func(c *mysqlproxy.Config) { c.QueueTimeout = 10 * time.Second })
 	ctx := context.Background()
 	db := tp.open(t, "")
 	busy, err := db.Conn(ctx)

@@ -1,8 +1,9 @@
-package mysqlproxy
+package mysqlproxytest
 
 import (
 	"database/sql"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -10,15 +11,16 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/internal/testutil"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 	"github.com/scalestack/scalestack/reactor"
 )
 
 // startPrivateProxy runs a proxy with n backends in front of a MariaDB of
 // the test's own, which the test may stop, freeze and restart.
-func startPrivateProxy(t *testing.T, n int) (*Proxy, testutil.Env, *sql.DB) {
+func startPrivateProxy(t *testing.T, n int) (*mysqlproxy.Proxy, testutil.Env, *sql.DB) {
 	t.Helper()
 	env := testutil.PrivateMariaDB(t)
-	users, err := ParseUsers(strings.NewReader(UserLine(testUser, []byte(testPassword)) + "\n"))
+	users, err := mysqlproxy.ParseUsers(strings.NewReader(mysqlproxy.UserLine(testUser, []byte(testPassword)) + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,10 +28,15 @@ func startPrivateProxy(t *testing.T, n int) (*Proxy, testutil.Env, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{
+	var quiet atomic.Bool
+	p, err := mysqlproxy.New(mysqlproxy.Config{
 		Backend: baddr, User: env.User, Password: []byte(env.Password), BackendConns: n, Users: users,
 		QueueTimeout: 10 * time.Second, ConnectTimeout: time.Second, HealthInterval: 100 * time.Millisecond,
-		Logf: func(format string, args ...any) { t.Logf("proxy: "+format, args...) },
+		Logf: func(format string, args ...any) {
+			if !quiet.Load() {
+				t.Logf("proxy: "+format, args...)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,7 @@ func startPrivateProxy(t *testing.T, n int) (*Proxy, testutil.Env, *sql.DB) {
 		e.Stop()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stopProxy(p, e) })
+	t.Cleanup(func() { stopProxy(p, e, &quiet) })
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = testUser, testPassword, "tcp", p.Addr().Address, env.Database
 	cfg.Timeout = 5 * time.Second

@@ -1,5 +1,5 @@
 //go:build !race
 
-package mysqlproxy
+package mysqlproxytest
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package mysqlproxy
+package mysqlproxytest
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // bigResultQuery returns about 10 MB: several times the client connection's
@@ -38,7 +39,7 @@ func dialSlowClient(t *testing.T, tp *testProxy, rcvBuf int) *rawClient {
 // not zero) has passed, and returns the rows it read.
 func (r *rawClient) readResult(until time.Time) (rows int, err error) {
 	var tr mysqlwire.ResponseTracker
-	if _, err := tr.Start(mysqlwire.ComQuery, r.hs.Capabilities&clientCaps); err != nil {
+	if _, err := tr.Start(mysqlwire.ComQuery, r.hs.Capabilities); err != nil {
 		return 0, err
 	}
 	columnsDone := false
@@ -72,7 +73,7 @@ func (r *rawClient) readResult(until time.Time) (rows int, err error) {
 // is left alone.
 func TestClientWriteTimeout(t *testing.T) {
 	const timeout = time.Second
-	tp := startProxy(t, 1, 1, func(c *Config) { c.ClientWriteTimeout = timeout })
+	tp := startProxy(t, 1, 1, func(c *mysqlproxy.Config) { c.ClientWriteTimeout = timeout })
 	query := append([]byte{byte(mysqlwire.ComQuery)}, bigResultQuery...)
 
 	t.Run("no progress aborts", func(t *testing.T) {

@@ -1,6 +1,6 @@
 //go:build race
 
-package mysqlproxy
+package mysqlproxytest
 
 // raceEnabled: the race detector makes sync.Pool drop items on purpose, so
 // pooled buffers are re-allocated and allocation counts mean nothing.
