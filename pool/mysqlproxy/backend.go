@@ -108,7 +108,9 @@ func (b *backend) Down(error) {
 // Quit implements pool.Server: COM_QUIT, so the server does not count an
 // aborted connection.
 func (b *backend) Quit() {
-	b.writePacket([]byte{byte(mysqlwire.ComQuit)})
+	pkt, _ := mysqlwire.AppendCommand(b.scratch[:0], 0, mysqlwire.ComQuit, nil)
+	b.scratch = pkt[:0]
+	b.writeFramed(pkt)
 }
 
 // abandon closes a backend whose state can no longer be trusted.
@@ -326,7 +328,8 @@ func (b *backend) sendSetOption(ex *exchange, on bool) {
 	if on {
 		opt = mysqlwire.OptionMultiStatementsOn
 	}
-	b.send(dutyExchange, ex, []byte{byte(mysqlwire.ComSetOption), byte(opt), byte(opt >> 8)})
+	pkt, _ := mysqlwire.AppendSetOption(b.scratch[:0], 0, opt)
+	b.sendFramed(dutyExchange, ex, mysqlwire.ComSetOption, pkt)
 }
 
 // sendReplaySET sends one SET bringing the backend's variables to st's,
@@ -348,6 +351,25 @@ func (b *backend) sendReplaySET(ex *exchange, st *sessionState) bool {
 func (b *backend) sendLongData(stmtID uint32, param uint16, data []byte) {
 	pkt, _ := mysqlwire.AppendStmtSendLongData(b.scratch[:0], 0, stmtID, param, data) // split at 16 MiB
 	b.scratch = pkt[:0]
+	b.writeFramed(pkt)
+}
+
+// sendCommand writes an argument-less command (COM_PING,
+// COM_RESET_CONNECTION) and starts tracking its response for duty.
+func (b *backend) sendCommand(duty backendDuty, cmd mysqlwire.Command) {
+	pkt, _ := mysqlwire.AppendCommand(b.scratch[:0], 0, cmd, nil)
+	b.sendFramed(duty, nil, cmd, pkt)
+}
+
+// sendFramed writes cmd's packet, framed by a mysqlwire builder in
+// b.scratch, and starts tracking its response for duty.
+func (b *backend) sendFramed(duty backendDuty, ex *exchange, cmd mysqlwire.Command, pkt []byte) {
+	b.scratch = pkt[:0]
+	b.duty, b.ex = duty, ex
+	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
+		b.abandon(err)
+		return
+	}
 	b.writeFramed(pkt)
 }
 
@@ -417,7 +439,7 @@ func (b *backend) Reset() {
 		b.changeUser(dutyReset, nil)
 		return
 	}
-	b.send(dutyReset, nil, []byte{byte(mysqlwire.ComResetConnection)})
+	b.sendCommand(dutyReset, mysqlwire.ComResetConnection)
 }
 
 func (b *backend) onResetPacket(payload []byte) {

@@ -11,16 +11,13 @@ import (
 // the last login failed, refuses waiting and new commands with
 // pool.ErrUnavailable, answered ERR 9003.
 
-// pingPayload is the health check, shared so a check allocates nothing.
-var pingPayload = []byte{byte(mysqlwire.ComPing)}
-
 // Available reports whether the proxy believes the backend server can be
 // reached (false once every connection is down and reconnecting fails).
 func (p *Proxy) Available() bool { return p.pool.Available() }
 
 // Ping implements pool.Server: COM_PING on an idle backend.
 func (b *backend) Ping() {
-	b.send(dutyPing, nil, pingPayload)
+	b.sendCommand(dutyPing, mysqlwire.ComPing)
 }
 
 // onPingPacket handles the answer to a health check: OK puts the backend
