@@ -594,3 +594,28 @@ func (b *backend) noteVars(st *sessionState) {
 	b.state.names = st.names
 	b.state.copyVarsFrom(st)
 }
+
+// Ping implements pool.Server: COM_PING on an idle backend.
+func (b *backend) Ping() {
+	b.sendCommand(dutyPing, mysqlwire.ComPing)
+}
+
+// onPingPacket handles the answer to a health check: OK puts the backend
+// back, anything else drops the connection (it reconnects).
+func (b *backend) onPingPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err == nil && prog != mysqlwire.Complete {
+		err = errBackendProtocol
+	}
+	if err == nil {
+		if code, _, failed := b.tracker.Err(); failed {
+			err = fmt.Errorf("mysqlproxy: health check answered ERR %d", code)
+		}
+	}
+	if err != nil {
+		b.pb.Abort(err)
+		return
+	}
+	b.duty = dutyNone
+	b.pb.Pinged()
+}

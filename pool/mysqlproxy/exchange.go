@@ -238,7 +238,12 @@ func renumber(pkts []byte, seq uint8) uint8 {
 	return seq
 }
 
-// relay copies one backend packet to the client with the client's sequence.
+// relay copies one backend packet to the client with the client's
+// sequence. Every packet of every response passes here and nowhere else,
+// which makes it the seam for rewriting packets on their way to the
+// client (OK's affected rows under CLIENT_FOUND_ROWS, EOF for a client
+// with CLIENT_DEPRECATE_EOF): the tracker has classified the packet
+// (tracker.LastKind) by the time it arrives.
 func (ex *exchange) relay(raw []byte) []byte {
 	s := ex.s
 	dst := s.c.Reserve(len(raw))
