@@ -1,12 +1,16 @@
 package mysqlproxy
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
 )
 
@@ -343,5 +347,38 @@ func TestQueuedClientLeaves(t *testing.T) {
 		if string(row[1:]) != fmt.Sprint(i) {
 			t.Fatalf("pipelined answer %d: row %q", i, row)
 		}
+	}
+}
+
+func TestQueueTimeoutKeepsClient(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) { c.QueueTimeout = 200 * time.Millisecond })
+	tp.fake.On("SELECT SLEEP(0.6)", mysqlfake.OK().After(600*time.Millisecond))
+	busy := tp.open(t, "")
+	done := make(chan error)
+	go func() {
+		_, err := busy.Exec("SELECT SLEEP(0.6)")
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	db := tp.open(t, "")
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	err = c.QueryRowContext(context.Background(), "SELECT 1").Scan(new(int))
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 9001 || string(me.SQLState[:]) != "HY000" {
+		t.Fatalf("got %v, want ERR 9001 (HY000)", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond || waited > 2*time.Second {
+		t.Fatalf("waited %v", waited)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.QueryRowContext(context.Background(), "SELECT 1").Scan(new(int)); err != nil {
+		t.Fatalf("same client after the timeout: %v", err)
 	}
 }

@@ -1,12 +1,13 @@
-package mysqlproxytest
+package mysqlproxy
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
-	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // bigResultQuery returns about 10 MB: several times the client connection's
@@ -73,7 +74,8 @@ func (r *rawClient) readResult(until time.Time) (rows int, err error) {
 // is left alone.
 func TestClientWriteTimeout(t *testing.T) {
 	const timeout = time.Second
-	tp := startProxy(t, 1, 1, func(c *mysqlproxy.Config) { c.ClientWriteTimeout = timeout })
+	tp := startProxy(t, 1, 1, func(c *Config) { c.ClientWriteTimeout = timeout })
+	tp.fake.On(bigResultQuery, bigResult())
 	query := append([]byte{byte(mysqlwire.ComQuery)}, bigResultQuery...)
 
 	t.Run("no progress aborts", func(t *testing.T) {
@@ -142,4 +144,18 @@ func TestClientWriteTimeout(t *testing.T) {
 			t.Fatalf("%d client write timeouts for a client that drained its output", n)
 		}
 	})
+}
+
+// bigResult is what bigResultQuery returns on a server: 10,000 rows of
+// about 1 KB, 10 MB in all, far over the client connection's high-water
+// mark.
+func bigResult() mysqlfake.Response {
+	x := strings.Repeat("x", 1000)
+	rows := make([][]any, 0, 10000)
+	for a := int64(1); a <= 100; a++ {
+		for b := int64(1); b <= 100; b++ {
+			rows = append(rows, []any{a, b, x})
+		}
+	}
+	return mysqlfake.Rows([]string{"n", "n", "REPEAT('x', 1000)"}, rows...)
 }
