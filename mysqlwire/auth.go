@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Authentication plugin names.
@@ -76,12 +75,6 @@ func NativePasswordHash(password []byte) []byte {
 	s1 := sha1.Sum(password)
 	s2 := sha1.Sum(s1[:])
 	return s2[:]
-}
-
-// NativePasswordHashText formats a stored hash as mysql.user shows it:
-// '*' followed by 40 upper-case hex digits.
-func NativePasswordHashText(hash []byte) string {
-	return "*" + strings.ToUpper(hex.EncodeToString(hash))
 }
 
 // ParseNativePasswordHashText decodes the '*'+hex form.
@@ -177,6 +170,8 @@ func VerifyCachingSHA2(stored, nonce, response []byte) error {
 // VerifyCachingSHA2Password checks a password received in full
 // authentication (cleartext over TLS, or decrypted with
 // DecryptCachingSHA2Password) against the stored SHA256(SHA256(pw)).
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func VerifyCachingSHA2Password(stored, password []byte) error {
 	if subtle.ConstantTimeCompare(CachingSHA2Hash(password), stored) != 1 {
 		return ErrAuthFailed
@@ -223,6 +218,8 @@ func EncryptCachingSHA2Password(password, nonce, publicKeyPEM []byte) ([]byte, e
 // DecryptCachingSHA2Password is the server side of full authentication
 // without TLS: it decrypts the client's RSA-OAEP payload and removes the
 // nonce mask and the trailing NUL, returning the password.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func DecryptCachingSHA2Password(ciphertext, nonce []byte, key *rsa.PrivateKey) ([]byte, error) {
 	if len(nonce) == 0 {
 		return nil, fmt.Errorf("%w: empty nonce", ErrMalformed)
@@ -267,6 +264,8 @@ func ParseRSAPublicKeyPEM(data []byte) (*rsa.PublicKey, error) {
 
 // MarshalRSAPublicKeyPEM encodes a public key as the PKIX PEM block a server
 // sends in reply to CachingSHA2RequestPublicKey.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func MarshalRSAPublicKeyPEM(pub *rsa.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {

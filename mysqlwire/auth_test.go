@@ -22,10 +22,7 @@ func TestNativePassword(t *testing.T) {
 	if !bytes.Equal(NativePasswordHash([]byte("secret")), s2[:]) {
 		t.Fatal("NativePasswordHash is not SHA1(SHA1(pw))")
 	}
-	text := NativePasswordHashText(s2[:])
-	if text != "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7" {
-		t.Fatalf("hash text %s", text)
-	}
+	const text = "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7" // mysql.user's form of PASSWORD('secret')
 	back, err := ParseNativePasswordHashText(text)
 	if err != nil || !bytes.Equal(back, s2[:]) {
 		t.Fatalf("parse hash text: %v", err)

@@ -60,6 +60,8 @@ func fixedBinarySize(t FieldType) int {
 
 // DecodeBinaryValue decodes one non-NULL value of type t at the start of b
 // and returns it with the number of bytes it occupied.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func DecodeBinaryValue(b []byte, t FieldType, unsigned bool) (Value, int, error) {
 	v := Value{Type: t, Unsigned: unsigned}
 	if size := fixedBinarySize(t); size > 0 {
@@ -164,6 +166,9 @@ func decodeDuration(b []byte, d *Duration) (int, error) {
 // AppendBinaryValue appends v in the binary protocol encoding of v.Type
 // (nothing for a NULL value: NULLs live in the bitmap). Dates and times use
 // the shortest form that holds the value.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendBinaryValue(dst []byte, v Value) []byte {
 	if v.Null || v.Type == TypeNull {
 		return dst
@@ -258,6 +263,9 @@ const (
 
 // NullBitmapSize is the size of the NULL bitmap for n columns with the given
 // bit offset (2 for result rows, 0 for COM_STMT_EXECUTE parameters).
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func NullBitmapSize(n, offset int) int { return (n + offset + 7) / 8 }
 
 func isNullBit(bitmap []byte, i, offset int) bool {
@@ -276,6 +284,8 @@ type BinaryRowReader struct {
 
 // NewBinaryRowReader checks the row header and NULL bitmap of a binary row
 // with numColumns columns.
+//
+// Kept although the proxy does not call it: tests decode with it what the proxy relays undecoded.
 func NewBinaryRowReader(payload []byte, numColumns int) (BinaryRowReader, error) {
 	if numColumns < 0 {
 		return BinaryRowReader{}, fmt.Errorf("%w: negative column count", ErrMalformed)
@@ -319,6 +329,8 @@ func (br *BinaryRowReader) Remaining() int { return br.r.remaining() }
 
 // AppendBinaryRow appends the payload (no packet header) of a binary result
 // row holding values.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendBinaryRow(dst []byte, values []Value) []byte {
 	dst = append(dst, HeaderOK)
 	bitmapAt := len(dst)

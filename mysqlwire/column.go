@@ -86,6 +86,8 @@ const columnFixedLength = 0x0C
 
 // ParseColumnDefinition decodes a column (or parameter) definition. caps
 // decide whether MariaDB's extended metadata is present.
+//
+// Kept although the proxy does not call it: tests decode with it what the proxy relays undecoded.
 func ParseColumnDefinition(payload []byte, caps Capabilities) (ColumnDefinition, error) {
 	var c ColumnDefinition
 	r := reader{b: payload}

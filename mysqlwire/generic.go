@@ -25,6 +25,8 @@ func IsERR(payload []byte) bool { return len(payload) > 0 && payload[0] == Heade
 
 // IsOK reports whether payload is an OK packet with the 0x00 header. Note
 // that a binary result row also starts with 0x00; context decides.
+//
+// Kept although the proxy does not call it: tests decode with it what the proxy relays undecoded.
 func IsOK(payload []byte) bool { return len(payload) >= 7 && payload[0] == HeaderOK }
 
 // IsEOF reports whether payload is a classic EOF packet (0xFE, shorter than
@@ -172,6 +174,8 @@ func AppendEOF(dst []byte, seq uint8, warnings uint16, status StatusFlags) ([]by
 // AppendResultSetEnd appends what terminates the rows of a result set in the
 // mode the client uses: an EOF packet, or under CLIENT_DEPRECATE_EOF an OK
 // packet with a 0xFE header. Use it when converting between the two modes.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendResultSetEnd(dst []byte, seq uint8, caps Capabilities, warnings uint16, status StatusFlags) ([]byte, uint8) {
 	if caps&ClientDeprecateEOF != 0 {
 		return AppendOK(dst, seq, caps, OK{Header: HeaderEOF, Status: status, Warnings: warnings})
@@ -242,11 +246,6 @@ func AppendERR(dst []byte, seq uint8, code ErrCode, sqlState, msg string) ([]byt
 	return FinishPacket(dst, at, seq)
 }
 
-// AppendERRf is AppendERR with a formatted message (allocates).
-func AppendERRf(dst []byte, seq uint8, code ErrCode, format string, args ...any) ([]byte, uint8) {
-	return AppendERR(dst, seq, code, "", fmt.Sprintf(format, args...))
-}
-
 // Session state change types (the first byte of each entry).
 const (
 	SessionTrackSystemVariables            = 0x00
@@ -300,6 +299,8 @@ type SessionStateIter struct {
 }
 
 // NewSessionStateIter returns an iterator over raw session state entries.
+//
+// Kept although the proxy does not call it: tests decode with it what the proxy relays undecoded.
 func NewSessionStateIter(state []byte) SessionStateIter {
 	return SessionStateIter{r: reader{b: state}}
 }
@@ -323,6 +324,8 @@ func (it *SessionStateIter) Err() error { return it.r.err }
 
 // AppendSessionStateEntry appends one entry (type byte and length-encoded
 // data) to a session state block being built for AppendOK.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendSessionStateEntry(dst []byte, typ uint8, data []byte) []byte {
 	return AppendLenEncString(append(dst, typ), data)
 }

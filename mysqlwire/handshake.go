@@ -126,6 +126,9 @@ const sslRequestLength = 32
 
 // IsSSLRequest reports whether a client's first reply is an SSLRequest (the
 // client wants to upgrade to TLS before sending its real handshake response).
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func IsSSLRequest(payload []byte) bool {
 	if len(payload) != sslRequestLength {
 		return false
@@ -293,6 +296,9 @@ func (it *AttrIter) Next() (key, value []byte, ok bool) {
 func (it *AttrIter) Err() error { return it.r.err }
 
 // AppendAttr appends one connect attribute to a raw attribute block.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendAttr(dst []byte, key, value string) []byte {
 	return AppendLenEncStr(AppendLenEncStr(dst, key), value)
 }
@@ -357,6 +363,9 @@ func AppendAuthSwitchResponse(dst []byte, seq uint8, data []byte) ([]byte, uint8
 func IsAuthMoreData(payload []byte) bool { return len(payload) > 0 && payload[0] == HeaderAuthMore }
 
 // AuthMoreData returns the data of an AuthMoreData packet.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AuthMoreData(payload []byte) ([]byte, error) {
 	if !IsAuthMoreData(payload) {
 		return nil, fmt.Errorf("%w: not an auth more data packet", ErrMalformed)

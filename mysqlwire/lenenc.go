@@ -43,6 +43,9 @@ func ReadLenEncInt(b []byte) (v uint64, isNull bool, n int, err error) {
 }
 
 // LenEncIntSize is the number of bytes AppendLenEncInt writes for v.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func LenEncIntSize(v uint64) int {
 	switch {
 	case v < lenEncNull:
@@ -92,6 +95,8 @@ func AppendLenEncString(dst, s []byte) []byte {
 }
 
 // AppendLenEncStr is AppendLenEncString for a Go string.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendLenEncStr(dst []byte, s string) []byte {
 	return append(AppendLenEncInt(dst, uint64(len(s))), s...)
 }

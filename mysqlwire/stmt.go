@@ -61,6 +61,9 @@ type PrepareOK struct {
 
 // ParsePrepareOK decodes a COM_STMT_PREPARE_OK packet. The 3 trailing bytes
 // (filler and warning count) are optional, as in old servers.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func ParsePrepareOK(payload []byte) (PrepareOK, error) {
 	r := reader{b: payload}
 	if h := r.u8(); r.err == nil && h != HeaderOK {
@@ -80,6 +83,8 @@ func ParsePrepareOK(payload []byte) (PrepareOK, error) {
 // AppendPrepareOK appends a COM_STMT_PREPARE_OK packet. The caller follows it
 // with NumParams parameter definitions and NumColumns column definitions,
 // each block closed by an EOF unless the client uses CLIENT_DEPRECATE_EOF.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendPrepareOK(dst []byte, seq uint8, p PrepareOK) ([]byte, uint8) {
 	dst = append(dst, 12, 0, 0, seq, HeaderOK)
 	dst = appendUint32(dst, p.StatementID)
@@ -115,6 +120,8 @@ type StmtExecute struct {
 // used when this one does not rebind (NewParamsBound false); with neither,
 // the values cannot be delimited and Values is the rest of the payload. When
 // types are known every value is checked to lie within the payload.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func ParseStmtExecute(payload []byte, numParams int, prevTypes []byte, caps Capabilities) (StmtExecute, error) {
 	var e StmtExecute
 	e.caps = caps
@@ -259,6 +266,9 @@ func (it *ParamIter) Err() error { return it.err }
 // AppendStmtExecute appends a COM_STMT_EXECUTE request binding params (their
 // types are always sent) and returns the next sequence id. It is meant for a
 // client that uses neither CLIENT_QUERY_ATTRIBUTES nor MariaDB bulk mode.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendStmtExecute(dst []byte, seq uint8, stmtID uint32, flags uint8, params []Value) ([]byte, uint8) {
 	dst, at := AppendHeader(dst)
 	dst = append(dst, byte(ComStmtExecute))
@@ -350,6 +360,9 @@ func AppendStmtClose(dst []byte, seq uint8, stmtID uint32) ([]byte, uint8) {
 }
 
 // AppendStmtReset appends COM_STMT_RESET.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendStmtReset(dst []byte, seq uint8, stmtID uint32) ([]byte, uint8) {
 	return appendStmtIDCommand(dst, seq, ComStmtReset, stmtID)
 }
@@ -360,6 +373,9 @@ func appendStmtIDCommand(dst []byte, seq uint8, cmd Command, stmtID uint32) ([]b
 }
 
 // AppendStmtFetch appends COM_STMT_FETCH.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendStmtFetch(dst []byte, seq uint8, stmtID, numRows uint32) ([]byte, uint8) {
 	dst = append(dst, 9, 0, 0, seq, byte(ComStmtFetch))
 	dst = appendUint32(dst, stmtID)
@@ -378,6 +394,9 @@ func AppendCommand(dst []byte, seq uint8, cmd Command, arg []byte) ([]byte, uint
 }
 
 // AppendProcessKill appends COM_PROCESS_KILL for a connection id.
+//
+// Kept although the proxy does not call it: the other side of a message the proxy
+// parses or builds; tests and fuzz targets round-trip through it.
 func AppendProcessKill(dst []byte, seq uint8, connID uint32) ([]byte, uint8) {
 	dst = append(dst, 5, 0, 0, seq, byte(ComProcessKill))
 	return appendUint32(dst, connID), seq + 1
@@ -484,6 +503,8 @@ func AppendChangeUser(dst []byte, seq uint8, caps Capabilities, cu ChangeUser) (
 // With CLIENT_QUERY_ATTRIBUTES (MySQL 8.0.23+) the text follows a block of
 // typed, named attributes, which is walked and skipped; a proxy that does
 // not want to deal with attributes should not advertise that capability.
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func QueryText(payload []byte, caps Capabilities) ([]byte, error) {
 	r := reader{b: payload}
 	if c := r.u8(); r.err == nil && Command(c) != ComQuery {

@@ -4,6 +4,8 @@ package mysqlwire
 // row. A nil field is SQL NULL; an empty non-nil field is the empty string.
 // A proxy uses it to answer statements itself (CONNECTION_ID(),
 // @@max_allowed_packet and the like).
+//
+// Kept although the proxy does not call it: the server side, for internal/mysqlfake (the test double).
 func AppendTextRow(dst []byte, fields [][]byte) []byte {
 	for _, f := range fields {
 		if f == nil {
@@ -19,6 +21,8 @@ func AppendTextRow(dst []byte, fields [][]byte) []byte {
 type TextRowIter struct{ r reader }
 
 // NewTextRowIter returns an iterator over the fields of a text row payload.
+//
+// Kept although the proxy does not call it: tests decode with it what the proxy relays undecoded.
 func NewTextRowIter(payload []byte) TextRowIter { return TextRowIter{r: reader{b: payload}} }
 
 // Next returns the next field; isNull reports SQL NULL. ok is false at the

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, error)) {
@@ -22,12 +23,12 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
 	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME'); refused if group- or world-writable (required)")
 	maxClients := fs.Int("max-clients", 10000, "logged-in clients beyond this many get ERR 1040 (08004) 'Too many connections' (as their first packet, or instead of the login's OK when others logged in first); clients still logging in count against --max-pending-logins instead")
-	maxPendingLogins := fs.Int("max-pending-logins", pool.DefaultMaxPendingLogins, "clients connected and not logged in yet beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet, so that sockets that never log in cannot lock real clients out of --max-clients")
+	maxPendingLogins := fs.Int("max-pending-logins", mysqlproxy.DefaultMaxPendingLogins, "clients connected and not logged in yet beyond this many get ERR 1040 (08004) 'Too many connections' as their first packet, so that sockets that never log in cannot lock real clients out of --max-clients")
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
-	loginInputMiB := fs.Int("login-input-mib", pool.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
+	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
@@ -93,13 +94,13 @@ Flags:
 		}
 		var password []byte
 		if *backendPasswordFile != "" {
-			pw, err := pool.ReadPasswordFile(*backendPasswordFile)
+			pw, err := mysqlproxy.ReadPasswordFile(*backendPasswordFile)
 			if err != nil {
 				return module{}, fmt.Errorf("--backend-password-file: %w", err)
 			}
 			password = pw
 		}
-		users, err := pool.LoadUsers(*usersFile)
+		users, err := mysqlproxy.LoadUsers(*usersFile)
 		if err != nil {
 			return module{}, fmt.Errorf("--users: %w", err)
 		}
@@ -116,7 +117,7 @@ Flags:
 				logger.Warn("read-only backend recorded but unused: read/write splitting is not implemented", "backend", t.Addr.String())
 			}
 		}
-		p, err := pool.New(pool.Config{
+		p, err := mysqlproxy.New(mysqlproxy.Config{
 			Targets:            targets,
 			User:               *backendUser,
 			Password:           password,
@@ -163,9 +164,9 @@ Flags:
 // reloadMySQLProxy applies the settings that can change while the proxy
 // runs, from a freshly parsed flag set. Nothing is applied unless all of
 // them are valid.
-func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
+func reloadMySQLProxy(p *mysqlproxy.Proxy, fs *flag.FlagSet) error {
 	usersFile := fs.Lookup("users").Value.String()
-	users, err := pool.LoadUsers(usersFile)
+	users, err := mysqlproxy.LoadUsers(usersFile)
 	if err != nil {
 		return fmt.Errorf("--users: %w", err)
 	}
@@ -193,11 +194,11 @@ func reloadMySQLProxy(p *pool.Proxy, fs *flag.FlagSet) error {
 	return nil
 }
 
-// poolCollector exports the proxy's counters (pool.Stats, summed over the
+// poolCollector exports the proxy's counters (mysqlproxy.Stats and pool.Stats, summed over the
 // loops at scrape time) to Prometheus. Everything here runs on the scrape
 // goroutine; the loops only ever do atomic adds.
 type poolCollector struct {
-	p *pool.Proxy
+	p *mysqlproxy.Proxy
 	// perUser exports the per-account series (--per-user-metrics): their
 	// labels are account names, which not everyone who can reach /metrics
 	// should learn.
@@ -209,7 +210,7 @@ type poolCollector struct {
 type poolScalar struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(s *pool.StatsSnapshot) float64
+	value func(s *mysqlproxy.StatsSnapshot) float64
 }
 
 const poolPrefix = "scalestack_mysqlproxy_"
@@ -217,42 +218,42 @@ const poolPrefix = "scalestack_mysqlproxy_"
 var poolScalarDefs = []struct {
 	name, help string
 	kind       prometheus.ValueType
-	value      func(s *pool.StatsSnapshot) float64
+	value      func(s *mysqlproxy.StatsSnapshot) float64
 }{
-	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
-	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
-	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
-	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
-	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PendingLogins) }},
-	{"auth_failures_total", "Logins refused with ERR 1045 (unknown user or wrong password).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.AuthFailures) }},
-	{"questions_total", "Client commands sent to a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Questions) }},
-	{"local_answers_total", "Client commands the proxy answered itself (COM_PING, SELECT CONNECTION_ID(), cached PREPARE, ...).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.LocalAnswers) }},
-	{"queue_waiting", "Commands waiting for a free backend connection now.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaiting) }},
-	{"queue_waits_total", "Commands that found no free backend connection and had to wait.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueWaits) }},
-	{"queue_timeouts_total", "Waits that ended in ERR 9001 after --queue-timeout.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.QueueTimeouts) }},
-	{"client_write_timeouts_total", "Clients disconnected because their output stayed over the high-water mark without progress for --client-write-timeout (they stopped reading).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientWriteTimeouts) }},
-	{"backend_unavailable_errors_total", "Commands answered ERR 9003 at once because no backend connection could be logged in.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.FastFails) }},
-	{"backends_connected", "Backend connections logged in (at most --backend-conns).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendsConnected) }},
-	{"backend_connects_total", "Successful backend logins, first ones and reconnects.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendConnects) }},
-	{"backend_reconnects_total", "Backend logins of a connection that had been logged in before and was lost.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendReconnects) }},
-	{"backend_failures_total", "Backend connects or logins that failed (each is retried with exponential backoff and jitter).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendFailures) }},
-	{"backend_health_checks_total", "COM_PING health checks sent to backends idle for --health-interval.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.HealthChecks) }},
-	{"backend_health_check_failures_total", "Health checks that failed or timed out; the connection was dropped and reconnects.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.HealthCheckFailures) }},
-	{"backend_unknown_state_total", "Backend connections closed because their session state could no longer be known.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendUnknownState) }},
-	{"backend_resets_total", "COM_RESET_CONNECTION (or COM_CHANGE_USER in 5.5 mode) sent after a pinned client left.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendResets) }},
-	{"backends_adopted_total", "Backend connections moved to another loop that had waiting commands.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendsAdopted) }},
-	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.StateReplays) }},
-	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
-	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},
-	{"prepare_cache_hits_total", "COM_STMT_PREPARE answered from the loop's cache without a backend.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.PrepareCacheHits) }},
-	{"backend_prepares_total", "COM_STMT_PREPARE sent to a backend (by a client or lazily before an EXECUTE).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendPrepares) }},
-	{"backend_stmt_evictions_total", "Prepared statements closed on a backend to stay under --backend-max-stmts.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendStmtEvictions) }},
-	{"backend_prepared_statements", "Server-side prepared statements open on all backend connections together.", prometheus.GaugeValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendStmtsOpen) }},
-	{"kills_total", "Sessions closed by KILL or COM_PROCESS_KILL.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.Kills) }},
-	{"client_received_bytes_total", "Bytes read from clients.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientBytesIn) }},
-	{"client_sent_bytes_total", "Bytes written to clients.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.ClientBytesOut) }},
-	{"backend_received_bytes_total", "Bytes read from backend connections.", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendBytesIn) }},
-	{"backend_sent_bytes_total", "Bytes written to backend connections (commands, state replays, logins, health checks).", prometheus.CounterValue, func(s *pool.StatsSnapshot) float64 { return float64(s.BackendBytesOut) }},
+	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
+	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
+	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
+	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
+	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLogins) }},
+	{"auth_failures_total", "Logins refused with ERR 1045 (unknown user or wrong password).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.AuthFailures) }},
+	{"questions_total", "Client commands sent to a backend.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.Questions) }},
+	{"local_answers_total", "Client commands the proxy answered itself (COM_PING, SELECT CONNECTION_ID(), cached PREPARE, ...).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.LocalAnswers) }},
+	{"queue_waiting", "Commands waiting for a free backend connection now.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.QueueWaiting) }},
+	{"queue_waits_total", "Commands that found no free backend connection and had to wait.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.QueueWaits) }},
+	{"queue_timeouts_total", "Waits that ended in ERR 9001 after --queue-timeout.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.QueueTimeouts) }},
+	{"client_write_timeouts_total", "Clients disconnected because their output stayed over the high-water mark without progress for --client-write-timeout (they stopped reading).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientWriteTimeouts) }},
+	{"backend_unavailable_errors_total", "Commands answered ERR 9003 at once because no backend connection could be logged in.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.FastFails) }},
+	{"backends_connected", "Backend connections logged in (at most --backend-conns).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendsConnected) }},
+	{"backend_connects_total", "Successful backend logins, first ones and reconnects.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendConnects) }},
+	{"backend_reconnects_total", "Backend logins of a connection that had been logged in before and was lost.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendReconnects) }},
+	{"backend_failures_total", "Backend connects or logins that failed (each is retried with exponential backoff and jitter).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendFailures) }},
+	{"backend_health_checks_total", "COM_PING health checks sent to backends idle for --health-interval.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.HealthChecks) }},
+	{"backend_health_check_failures_total", "Health checks that failed or timed out; the connection was dropped and reconnects.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.HealthCheckFailures) }},
+	{"backend_unknown_state_total", "Backend connections closed because their session state could no longer be known.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendUnknownState) }},
+	{"backend_resets_total", "COM_RESET_CONNECTION (or COM_CHANGE_USER in 5.5 mode) sent after a pinned client left.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendResets) }},
+	{"backends_adopted_total", "Backend connections moved to another loop that had waiting commands.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendsAdopted) }},
+	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.StateReplays) }},
+	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
+	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},
+	{"prepare_cache_hits_total", "COM_STMT_PREPARE answered from the loop's cache without a backend.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PrepareCacheHits) }},
+	{"backend_prepares_total", "COM_STMT_PREPARE sent to a backend (by a client or lazily before an EXECUTE).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendPrepares) }},
+	{"backend_stmt_evictions_total", "Prepared statements closed on a backend to stay under --backend-max-stmts.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendStmtEvictions) }},
+	{"backend_prepared_statements", "Server-side prepared statements open on all backend connections together.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendStmtsOpen) }},
+	{"kills_total", "Sessions closed by KILL or COM_PROCESS_KILL.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.Kills) }},
+	{"client_received_bytes_total", "Bytes read from clients.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientBytesIn) }},
+	{"client_sent_bytes_total", "Bytes written to clients.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientBytesOut) }},
+	{"backend_received_bytes_total", "Bytes read from backend connections.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendBytesIn) }},
+	{"backend_sent_bytes_total", "Bytes written to backend connections (commands, state replays, logins, health checks).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendBytesOut) }},
 }
 
 // Descriptors of the labelled series and histograms, by short name.
@@ -276,7 +277,7 @@ var poolVectorDefs = []struct {
 // perUserSeries are the poolVectorDefs exported only with --per-user-metrics.
 var perUserSeries = map[string]bool{"user_connections": true, "user_logins_total": true, "user_commands_total": true}
 
-func newPoolCollector(p *pool.Proxy, perUser bool) *poolCollector {
+func newPoolCollector(p *mysqlproxy.Proxy, perUser bool) *poolCollector {
 	c := &poolCollector{p: p, perUser: perUser, descs: map[string]*prometheus.Desc{}}
 	for _, d := range poolScalarDefs {
 		c.scalars = append(c.scalars, poolScalar{prometheus.NewDesc(poolPrefix+d.name, d.help, nil, nil), d.kind, d.value})
@@ -306,16 +307,16 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for slot, n := range s.Commands {
 		if n > 0 {
-			ch <- prometheus.MustNewConstMetric(c.descs["commands_total"], prometheus.CounterValue, float64(n), pool.CommandSlotName(slot))
+			ch <- prometheus.MustNewConstMetric(c.descs["commands_total"], prometheus.CounterValue, float64(n), mysqlproxy.CommandSlotName(slot))
 		}
 	}
 	ch <- constHistogram(c.descs["command_duration_seconds"], &s.Latency)
 	ch <- constHistogram(c.descs["queue_wait_seconds"], &s.QueueWait)
 	for slot, n := range s.Errors {
-		ch <- prometheus.MustNewConstMetric(c.descs["errors_total"], prometheus.CounterValue, float64(n), pool.ErrorSlotName(slot))
+		ch <- prometheus.MustNewConstMetric(c.descs["errors_total"], prometheus.CounterValue, float64(n), mysqlproxy.ErrorSlotName(slot))
 	}
 	for r, n := range s.Pins {
-		ch <- prometheus.MustNewConstMetric(c.descs["pins_total"], prometheus.CounterValue, float64(n), pool.PinReason(r).String())
+		ch <- prometheus.MustNewConstMetric(c.descs["pins_total"], prometheus.CounterValue, float64(n), mysqlproxy.PinReason(r).String())
 	}
 	// The gauges are read from different loops at slightly different
 	// moments; clamp so the states never go negative.

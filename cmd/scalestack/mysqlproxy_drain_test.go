@@ -21,7 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/scalestack/scalestack/internal/testutil"
 	"github.com/scalestack/scalestack/mysqlwire"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // drainProxy describes a mysqlproxy command line in front of the shared
@@ -37,7 +37,7 @@ func newDrainProxy(t *testing.T, extra ...string) *drainProxy {
 	t.Helper()
 	env := testutil.MySQL(t)
 	users := filepath.Join(t.TempDir(), "users")
-	writeFile(t, users, pool.UserLine(opsUser, []byte(opsPassword))+"\n")
+	writeFile(t, users, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n")
 	dp := &drainProxy{env: env, bin: buildBinary(t), listen: "127.0.0.1:" + freePort(t)}
 	dp.args = append([]string{"mysqlproxy", "--listen", dp.listen, "--backend", env.Addr,
 		"--backend-user", env.User, "--backend-password-file", env.PasswordFile, "--users", users,
@@ -446,9 +446,9 @@ func TestMySQLProxySIGTERMDrain(t *testing.T) {
 	}
 	// The process exits once the statement's session is closed: after the
 	// timeout, within the hard cut.
-	exitAfter := time.Since(signalled) + pp.waitExit(t, shutdownTimeout+pool.DrainHardCut+time.Second)
-	if exitAfter > shutdownTimeout+pool.DrainHardCut+500*time.Millisecond {
-		t.Errorf("exited %v after SIGTERM, want within %v", exitAfter, shutdownTimeout+pool.DrainHardCut)
+	exitAfter := time.Since(signalled) + pp.waitExit(t, shutdownTimeout+mysqlproxy.DrainHardCut+time.Second)
+	if exitAfter > shutdownTimeout+mysqlproxy.DrainHardCut+500*time.Millisecond {
+		t.Errorf("exited %v after SIGTERM, want within %v", exitAfter, shutdownTimeout+mysqlproxy.DrainHardCut)
 	}
 	if _, err := txn.ExecContext(ctx, "INSERT INTO "+table+" (v) VALUES (2)"); err == nil {
 		t.Error("the session in a transaction was still open after the proxy exited")

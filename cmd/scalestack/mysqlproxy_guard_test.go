@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/mysqlwire"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // dialGreeted opens a client connection to the proxy and reads its first
@@ -71,7 +71,7 @@ func TestWritableSecretFilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
 	password := filepath.Join(dir, "password")
-	writeFile(t, users, pool.UserLine("alice", []byte("pw"))+"\n")
+	writeFile(t, users, mysqlproxy.UserLine("alice", []byte("pw"))+"\n")
 	writeFile(t, password, "pw\n")
 	args := []string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", password}
 	for _, path := range []string{users, password} {
@@ -89,7 +89,7 @@ func TestWritableSecretFilesRefused(t *testing.T) {
 	}
 
 	op := startOpsProxy(t, nil)
-	writeFile(t, op.usersFile, pool.UserLine(opsUser, []byte(opsPassword))+"\n"+pool.UserLine("mallory", []byte("pw"))+"\n")
+	writeFile(t, op.usersFile, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n"+mysqlproxy.UserLine("mallory", []byte("pw"))+"\n")
 	if err := os.Chmod(op.usersFile, 0o666); err != nil {
 		t.Fatal(err)
 	}

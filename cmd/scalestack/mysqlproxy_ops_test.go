@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/scalestack/scalestack/internal/testutil"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // opsProxy is a mysqlproxy subprocess with its admin endpoint, in front of
@@ -53,7 +53,7 @@ func startOpsProxy(t *testing.T, settings map[string]string) *opsProxy {
 		usersFile: filepath.Join(dir, "users"),
 		config:    filepath.Join(dir, "mysqlproxy.toml"),
 	}
-	writeFile(t, op.usersFile, pool.UserLine(opsUser, []byte(opsPassword))+"\n")
+	writeFile(t, op.usersFile, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n")
 	base := map[string]string{
 		"listen":                fmt.Sprintf("%q", op.addr),
 		"admin":                 fmt.Sprintf("%q", op.admin),

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // runPasswd prints the users-file line for an account, reading the password
@@ -49,7 +49,7 @@ SET GLOBAL, FLUSH, SHUTDOWN...) and KILL other accounts' sessions.
 		return fmt.Errorf("read password: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")
-	out := pool.UserLine(fs.Arg(0), []byte(line))
+	out := mysqlproxy.UserLine(fs.Arg(0), []byte(line))
 	if *admin {
 		out += ":admin"
 	}

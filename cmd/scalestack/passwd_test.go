@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 func TestPasswd(t *testing.T) {
@@ -37,7 +37,7 @@ func TestPasswd(t *testing.T) {
 		if strings.Contains(line, "s3cret") {
 			t.Fatalf("the line holds the password: %s", line)
 		}
-		users, err := pool.ParseUsers(strings.NewReader(line))
+		users, err := mysqlproxy.ParseUsers(strings.NewReader(line))
 		if err != nil {
 			t.Fatalf("%q does not parse: %v", line, err)
 		}
@@ -51,7 +51,7 @@ func TestPasswd(t *testing.T) {
 func TestMySQLProxyFlags(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte(pool.UserLine("alice", []byte("pw"))+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(users, []byte(mysqlproxy.UserLine("alice", []byte("pw"))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

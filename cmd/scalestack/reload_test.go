@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/internal/testutil"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 // opsDatabase holds the sysbench table of the reload test, apart from the
@@ -91,7 +91,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for i := 0; i < reloads; i++ {
 		time.Sleep(800 * time.Millisecond)
 		lastUser = fmt.Sprintf("bob%d", i)
-		writeFile(t, op.usersFile, pool.UserLine(opsUser, []byte(opsPassword))+"\n"+pool.UserLine(lastUser, []byte("pw"))+"\n")
+		writeFile(t, op.usersFile, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n"+mysqlproxy.UserLine(lastUser, []byte("pw"))+"\n")
 		level := []string{`"debug"`, `"info"`}[i%2]
 		op.writeConfig(t, full("log-level", level))
 		if err := op.cmd.Process.Signal(syscall.SIGHUP); err != nil {

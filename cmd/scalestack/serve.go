@@ -376,6 +376,6 @@ func (f *engineFlags) drainAll(running []*serving, several bool) {
 
 // drainOverrun is how much longer than --shutdown-timeout serve waits for
 // a module's drain, which may cut off statements still running at the
-// timeout only a little later (pool.DrainHardCut) and then closes its
+// timeout only a little later (mysqlproxy.DrainHardCut) and then closes its
 // backend connections.
 const drainOverrun = 3 * time.Second

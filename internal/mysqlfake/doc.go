@@ -7,7 +7,7 @@
 //
 // # What it is for
 //
-// Unit tests of the proxy (package pool and what grows out of it) that must
+// Unit tests of the proxy (package pool/mysqlproxy) that must
 // run under a plain `go test` with no database: logins of N backends, the
 // state replay the proxy sends (COM_INIT_DB, SET, COM_SET_OPTION, lazy
 // COM_STMT_PREPARE, COM_RESET_CONNECTION or COM_CHANGE_USER, COM_PING), and

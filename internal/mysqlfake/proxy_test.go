@@ -10,15 +10,15 @@ import (
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 	"github.com/scalestack/scalestack/reactor"
 )
 
 // startProxy runs the real proxy in-process, on reactor loops, in front of
 // the double: the shape pool's unit tests can take without a database.
-func startProxy(t *testing.T, srv *mysqlfake.Server, n, loops int, tweak func(*pool.Config)) *pool.Proxy {
+func startProxy(t *testing.T, srv *mysqlfake.Server, n, loops int, tweak func(*mysqlproxy.Config)) *mysqlproxy.Proxy {
 	t.Helper()
-	users, err := pool.ParseUsers(strings.NewReader(pool.UserLine("alice", []byte("secret")) + "\n"))
+	users, err := mysqlproxy.ParseUsers(strings.NewReader(mysqlproxy.UserLine("alice", []byte("secret")) + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +26,12 @@ func startProxy(t *testing.T, srv *mysqlfake.Server, n, loops int, tweak func(*p
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := pool.Config{Backend: baddr, User: appUser, Password: []byte(appPW), BackendConns: n, Users: users,
+	cfg := mysqlproxy.Config{Backend: baddr, User: appUser, Password: []byte(appPW), BackendConns: n, Users: users,
 		Logf: func(format string, args ...any) { t.Logf("proxy: "+format, args...) }}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	p, err := pool.New(cfg)
+	p, err := mysqlproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func testThroughProxy(t *testing.T, flavor mysqlfake.Flavor) {
 		Rows:    [][]any{{int64(7), "ada"}},
 	}})
 	srv.On("SELECT COUNT(*) FROM users", mysqlfake.Rows([]string{"COUNT(*)"}, []any{int64(2)}))
-	p := startProxy(t, srv, backends, 2, func(c *pool.Config) { c.MySQL55 = flavor == mysqlfake.MySQL55 })
+	p := startProxy(t, srv, backends, 2, func(c *mysqlproxy.Config) { c.MySQL55 = flavor == mysqlfake.MySQL55 })
 
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "alice", "secret", "tcp", p.Addr().Address, schema

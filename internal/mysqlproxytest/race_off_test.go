@@ -1,0 +1,5 @@
+//go:build !race
+
+package mysqlproxytest
+
+const raceEnabled = false

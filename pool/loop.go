@@ -1,0 +1,470 @@
+package pool
+
+import (
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+// LoopPool is one loop's part of the pool: the backends it currently owns,
+// the idle ones among them, the backends clients keep for a while, and the
+// requests waiting for one. (Not a "shard": nothing is partitioned by key;
+// any backend serves any client, and backends move between loops.)
+// Everything in it is touched only by its loop; other loops read the two
+// hints.
+type LoopPool struct {
+	p    *Pool
+	loop *reactor.Loop
+	id   int
+	idle []*Backend
+	// kept are backends whose client keeps them after an exchange (for
+	// MySQL: a statement's warnings, for SHOW WARNINGS); a waiter takes
+	// such a backend, oldest first, before it would wait.
+	kept     []*Backend
+	sched    Scheduler
+	nWaiting int
+	// stealsInFlight counts steal requests posted and not yet answered.
+	stealsInFlight int
+	stealCursor    int
+	// fairTurn alternates which side gets a freed backend when another
+	// loop's queue is no longer than this one's (see backloggedPeer).
+	fairTurn bool
+	// stealRetry re-runs seekSteal while waiters remain unserved: hints
+	// are read without synchronisation, so a loop that releases a backend
+	// just as this one starts waiting can miss it.
+	stealRetry reactor.Timer
+
+	// handOffs are backends freed while requests wait; they go to the
+	// waiters at the end of the loop's iteration (Flush), never from the
+	// stack of the client that released them.
+	handOffs      []*Backend
+	handOffQueued bool
+
+	// Hints for other loops: how many idle (and kept) backends and
+	// waiters this loop has. Stale values only cost a failed steal or a
+	// needless donation.
+	idleHint atomic32
+	waitHint atomic32
+	// shownIdle, shownKept and shownWaiting are the values last
+	// published by setHints.
+	shownIdle, shownKept, shownWaiting int
+
+	// quitting: no client is left (Quit); a backend that becomes free is
+	// closed instead of going idle.
+	quitting bool
+
+	// healthTimer pings idle backends every Config.HealthInterval.
+	healthTimer reactor.Timer
+
+	stats Stats
+}
+
+func newLoopPool(p *Pool, l *reactor.Loop, id int) *LoopPool {
+	lp := &LoopPool{p: p, loop: l, id: id, sched: p.cfg.NewScheduler()}
+	lp.stealRetry.Func = retrySteal
+	lp.stealRetry.Arg = lp
+	return lp
+}
+
+// ID is the loop's index (reactor.Loop.ID).
+func (lp *LoopPool) ID() int { return lp.id }
+
+// Loop is the reactor loop that owns this part.
+func (lp *LoopPool) Loop() *reactor.Loop { return lp.loop }
+
+// Pool is the whole pool.
+func (lp *LoopPool) Pool() *Pool { return lp.p }
+
+// Waiting is how many requests wait for a backend on this loop.
+func (lp *LoopPool) Waiting() int { return lp.nWaiting }
+
+// stealRetryInterval is how soon a loop whose waiters found no idle backend
+// anywhere looks again.
+const stealRetryInterval = 10 * time.Millisecond
+
+func retrySteal(arg any) {
+	lp := arg.(*LoopPool)
+	if lp.p.unavailable.Load() {
+		// Nothing will come: refuse the waiters now.
+		lp.failWaiters()
+		return
+	}
+	lp.seekSteal()
+}
+
+// setHints publishes the idle and waiting counts. An atomic store is a
+// full barrier on amd64 and this runs several times per exchange, so a
+// value is stored only when it changed (the shadows are loop-local).
+func (lp *LoopPool) setHints() {
+	if idle, kept := len(lp.idle), len(lp.kept); idle != lp.shownIdle || kept != lp.shownKept {
+		lp.shownIdle, lp.shownKept = idle, kept
+		lp.idleHint.Store(int32(idle + kept))
+		lp.stats.BackendsIdle.Store(int64(idle))
+	}
+	if lp.nWaiting != lp.shownWaiting {
+		lp.shownWaiting = lp.nWaiting
+		lp.waitHint.Store(int32(lp.nWaiting))
+		lp.stats.QueueWaiting.Store(int64(lp.nWaiting))
+	}
+}
+
+// Acquire gives w's client a backend: now (Client.Granted runs before
+// Acquire returns), or once one frees up, or never (Client.Refused: the
+// deadline passed, or no backend is available). w must not be queued.
+func (lp *LoopPool) Acquire(w *Waiter) {
+	if b := lp.takeIdle(w.Class); b != nil {
+		lp.grant(b, w)
+		return
+	}
+	if b := lp.reclaimKept(); b != nil {
+		lp.grant(b, w)
+		return
+	}
+	if lp.failFast(w) {
+		return
+	}
+	w.lp = lp
+	w.queuedAt = monoNow()
+	d := time.Duration(lp.p.queueTimeout.Load())
+	w.deadline = w.queuedAt + int64(d)
+	w.Timer.Func = waiterTimedOut
+	w.Timer.Arg = w
+	lp.sched.Push(w)
+	lp.nWaiting++
+	lp.loop.Schedule(&w.Timer, d)
+	lp.stats.QueueWaits.Add(1)
+	lp.setHints()
+	lp.seekSteal()
+}
+
+// takeIdle takes the most recently idle backend of class c, or any if
+// none is of that class (the protocol converts it), or nil.
+func (lp *LoopPool) takeIdle(c Class) *Backend {
+	n := len(lp.idle)
+	if n == 0 {
+		return nil
+	}
+	i := n - 1
+	for j := i; j >= 0; j-- {
+		if lp.idle[j].class == c {
+			i = j
+			break
+		}
+	}
+	b := lp.idle[i]
+	copy(lp.idle[i:], lp.idle[i+1:])
+	lp.idle[n-1] = nil
+	lp.idle = lp.idle[:n-1]
+	lp.setHints()
+	return b
+}
+
+// grant hands b to w's client.
+func (lp *LoopPool) grant(b *Backend, w *Waiter) {
+	b.owner = w.Client
+	w.Client.Granted(b)
+}
+
+func waiterTimedOut(arg any) {
+	w := arg.(*Waiter)
+	lp := w.lp
+	lp.Leave(w)
+	lp.stats.QueueTimeouts.Add(1)
+	w.Client.Refused(ErrQueueTimeout)
+}
+
+// Leave takes w out of the wait queue (its client gave up or is gone); a
+// waiter that is not queued is left alone.
+func (lp *LoopPool) Leave(w *Waiter) {
+	if w.lp == nil {
+		return
+	}
+	lp.sched.Remove(w)
+	w.lp = nil
+	lp.nWaiting--
+	lp.loop.Cancel(&w.Timer)
+	waited := time.Duration(monoNow() - w.queuedAt)
+	lp.stats.QueueWaitNs.Add(uint64(waited))
+	lp.stats.QueueWait.Observe(waited)
+	lp.setHints()
+}
+
+// Keep lets b's owner keep it after an exchange until it is released, or
+// until a waiter needs it (Client.Revoked). Keeping a kept backend does
+// nothing.
+func (lp *LoopPool) Keep(b *Backend) {
+	if b.kept {
+		return
+	}
+	b.kept = true
+	lp.kept = append(lp.kept, b)
+	lp.setHints()
+}
+
+// Unkeep takes b off the kept list; its owner keeps it.
+func (lp *LoopPool) Unkeep(b *Backend) {
+	if b.kept {
+		lp.unkeep(b)
+	}
+}
+
+func (lp *LoopPool) unkeep(b *Backend) {
+	b.kept = false
+	for i, x := range lp.kept {
+		if x == b {
+			copy(lp.kept[i:], lp.kept[i+1:])
+			lp.kept[len(lp.kept)-1] = nil
+			lp.kept = lp.kept[:len(lp.kept)-1]
+			break
+		}
+	}
+	lp.setHints()
+}
+
+// reclaimKept takes back the backend kept longest, or returns nil.
+func (lp *LoopPool) reclaimKept() *Backend {
+	if len(lp.kept) == 0 {
+		return nil
+	}
+	b := lp.kept[0]
+	lp.unkeep(b)
+	owner := b.owner
+	b.owner = nil
+	owner.Revoked(b)
+	return b
+}
+
+// Release takes back a backend whose owner is done with it: a loop that
+// is more backlogged gets it, else (at the end of this iteration) the
+// first waiter, else a loop with waiters, else the idle list.
+func (lp *LoopPool) Release(b *Backend) {
+	b.owner = nil
+	if b.kept {
+		lp.unkeep(b)
+	}
+	if lp.nWaiting > 0 {
+		// Fairness across loops: once backends have migrated to a busy
+		// loop, a loop that reuses every backend it frees for its own
+		// waiters starves the others' until their queue deadline. So a
+		// freed backend goes to a more backlogged loop, and every other
+		// one to an equally or less backlogged loop that has waiters.
+		if other := lp.backloggedPeer(); other != nil && lp.sendBackend(b, other, false) {
+			return
+		}
+		lp.handOff(b)
+		return
+	}
+	if lp.donate(b) {
+		return
+	}
+	lp.park(b)
+}
+
+// Reset takes back a backend whose owner left it in a state the next
+// owner must not see: the protocol resets it (Server.Reset) and it is
+// released once that is done.
+func (lp *LoopPool) Reset(b *Backend) {
+	b.owner = nil
+	if b.kept {
+		lp.unkeep(b)
+	}
+	lp.stats.BackendResets.Add(1)
+	b.duty = dutyReset
+	b.srv.Reset()
+}
+
+// handOff queues b for the next waiter at the end of the iteration: the
+// client that released it is still on the stack, and the next client's
+// exchange must not start inside it.
+func (lp *LoopPool) handOff(b *Backend) {
+	b.duty = dutyHandOff
+	lp.handOffs = append(lp.handOffs, b)
+	if !lp.handOffQueued {
+		lp.handOffQueued = true
+		lp.loop.Defer(lp)
+	}
+}
+
+// Flush implements reactor.Flusher: backends freed during the iteration go
+// to the waiters (or the idle list, if the waiters left meanwhile). A
+// grant that releases a backend again at once (an error answered locally)
+// appends to the list being walked.
+func (lp *LoopPool) Flush() {
+	for i := 0; i < len(lp.handOffs); i++ {
+		b := lp.handOffs[i]
+		lp.handOffs[i] = nil
+		if b.duty != dutyHandOff || b.phase != bReady || b.c == nil || b.c.Closed() {
+			continue // it broke meanwhile (down runs, or ran)
+		}
+		b.duty = dutyNone
+		lp.giveAdopted(b)
+	}
+	lp.handOffs = lp.handOffs[:0]
+	lp.handOffQueued = false
+}
+
+// giveAdopted places a free backend: the first waiter gets it, else the
+// idle list.
+func (lp *LoopPool) giveAdopted(b *Backend) {
+	b.owner = nil
+	if w := lp.sched.Peek(); w != nil {
+		lp.Leave(w)
+		lp.grant(b, w)
+		return
+	}
+	lp.park(b)
+}
+
+// park puts a backend that no request waits for on the idle list, or
+// closes it once the pool is quitting.
+func (lp *LoopPool) park(b *Backend) {
+	if lp.quitting {
+		b.quit()
+		return
+	}
+	b.idleSince = lp.loop.Now()
+	lp.idle = append(lp.idle, b)
+	lp.setHints()
+}
+
+// removeIdle drops a backend that closed while idle.
+func (lp *LoopPool) removeIdle(b *Backend) {
+	for i, x := range lp.idle {
+		if x == b {
+			copy(lp.idle[i:], lp.idle[i+1:])
+			lp.idle[len(lp.idle)-1] = nil
+			lp.idle = lp.idle[:len(lp.idle)-1]
+			lp.setHints()
+			return
+		}
+	}
+}
+
+// backloggedPeer picks a loop with waiters that should get the next freed
+// backend instead of this loop's own waiters (see Release), or nil.
+func (lp *LoopPool) backloggedPeer() *LoopPool {
+	loops := lp.p.loops
+	if len(loops) == 1 {
+		return nil
+	}
+	lp.fairTurn = !lp.fairTurn
+	for i := 1; i < len(loops); i++ {
+		other := loops[(lp.id+i)%len(loops)]
+		if w := int(other.waitHint.Load()); w > lp.nWaiting || (w > 0 && lp.fairTurn) {
+			return other
+		}
+	}
+	return nil
+}
+
+// donate hands b to another loop that has waiters, when this one has none.
+func (lp *LoopPool) donate(b *Backend) bool {
+	loops := lp.p.loops
+	if len(loops) == 1 {
+		return false
+	}
+	for i := 1; i < len(loops); i++ {
+		other := loops[(lp.id+i)%len(loops)]
+		if other.waitHint.Load() > 0 {
+			return lp.sendBackend(b, other, false)
+		}
+	}
+	return false
+}
+
+// seekSteal asks a loop that advertises idle backends for one, as long as
+// this loop has more waiters than requests in flight.
+func (lp *LoopPool) seekSteal() {
+	loops := lp.p.loops
+	n := len(loops)
+	if n == 1 || lp.stealsInFlight >= lp.nWaiting {
+		return
+	}
+	// Start at a rotating offset among the other loops so requests spread.
+	lp.stealCursor++
+	for i := 0; i < n-1; i++ {
+		other := loops[(lp.id+1+(lp.stealCursor+i)%(n-1))%n]
+		if other.idleHint.Load() > 0 {
+			lp.stealsInFlight++
+			lp.loop.Post(other.loop, reactor.Task{Fn: stealRequested, Arg: lp})
+			return
+		}
+	}
+	if !lp.stealRetry.Armed() {
+		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
+	}
+}
+
+// stealRequested runs on the donor loop.
+func stealRequested(l *reactor.Loop, arg any, _ uint64) {
+	req := arg.(*LoopPool)
+	d := req.p.Loop(l)
+	if n := len(d.idle); d.nWaiting == 0 && n > 0 {
+		b := d.idle[n-1]
+		d.idle[n-1] = nil
+		d.idle = d.idle[:n-1]
+		if d.sendBackend(b, req, true) {
+			d.setHints()
+			return
+		}
+		d.idle = append(d.idle, b)
+	} else if d.nWaiting == 0 {
+		if b := d.reclaimKept(); b != nil {
+			if d.sendBackend(b, req, true) {
+				return
+			}
+			d.idle = append(d.idle, b)
+			d.setHints()
+		}
+	}
+	l.Post(req.loop, reactor.Task{Fn: stealFailed, Arg: req})
+}
+
+func stealFailed(_ *reactor.Loop, arg any, _ uint64) {
+	lp := arg.(*LoopPool)
+	lp.stealsInFlight--
+	lp.seekSteal()
+}
+
+// solicitedBit marks a backend sent in answer to a steal request.
+const solicitedBit = 1 << 63
+
+// sendBackend detaches b's socket from this loop and posts it to dst. On
+// failure (data in flight) b stays here and the caller keeps it.
+func (lp *LoopPool) sendBackend(b *Backend, dst *LoopPool, solicited bool) bool {
+	fd, err := b.c.Detach()
+	if err != nil {
+		return false
+	}
+	b.c = nil
+	lp.stats.BackendsConnected.Add(-1)
+	n := uint64(fd)
+	if solicited {
+		n |= solicitedBit
+	}
+	lp.loop.Post(dst.loop, reactor.Task{Fn: backendArrived, Arg: b, N: n})
+	return true
+}
+
+// backendArrived runs on the receiving loop.
+func backendArrived(l *reactor.Loop, arg any, n uint64) {
+	b := arg.(*Backend)
+	lp := b.p.Loop(l)
+	if n&solicitedBit != 0 {
+		lp.stealsInFlight--
+	}
+	fd := int(n &^ solicitedBit)
+	b.lp = lp
+	c, err := conn.Adopt(l, fd, b.p.cfg.Targets[b.target].Addr.Network, b.peer, b, conn.Options{})
+	if err != nil {
+		b.p.logf("backend %d: adopt on loop %d: %v", b.idx, l.ID(), err)
+		b.c = nil
+		b.down(err)
+		return
+	}
+	b.c = c
+	lp.stats.BackendsConnected.Add(1)
+	lp.stats.BackendsAdopted.Add(1)
+	lp.giveAdopted(b)
+}

@@ -1,0 +1,621 @@
+package mysqlproxy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/pool"
+)
+
+type backendPhase uint8
+
+const (
+	bGreeting backendPhase = iota // waiting for the server's handshake
+	bAuth                         // authentication exchange (login, or COM_CHANGE_USER)
+	bReady                        // logged in
+)
+
+// backendDuty says what the response being read belongs to. Only the
+// backend's own methods write it (start, idle).
+type backendDuty uint8
+
+const (
+	dutyNone     backendDuty = iota
+	dutyLogin                // the login of a new connection
+	dutyExchange             // a client's exchange (b.ex): its sync steps and its command
+	dutyReset                // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
+	dutyPing                 // COM_PING health check of an idle backend
+)
+
+var (
+	errBackendProtocol = errors.New("pool: backend protocol error")
+	errUnknownState    = errors.New("pool: backend state unknown")
+)
+
+// backendStmt is a statement prepared on one backend connection.
+type backendStmt struct {
+	id uint32
+	// types are the parameter types the statement was last executed with;
+	// an EXECUTE that omits types relies on them.
+	types   []byte
+	lastUse uint64
+}
+
+// backend is the MySQL side of one of the pool's N backend connections
+// (pool.Backend keeps the connection, its reconnects and its place in the
+// pool): the login, what the server's session is known to be (state,
+// prepared statements), and the response being read. Its fields are
+// written only by its own methods.
+type backend struct {
+	p  *Proxy
+	pb *pool.Backend
+
+	phase   backendPhase
+	duty    backendDuty
+	ex      *exchange // the exchange in flight (dutyExchange)
+	caps    mysqlwire.Capabilities
+	nonce   []byte
+	plugin  string
+	flavor  backendFlavor
+	tracker mysqlwire.ResponseTracker
+	// pubKeyAsked: a caching_sha2 full authentication asked for the key.
+	pubKeyAsked bool
+
+	state sessionState
+	// pausedForClient: reading stopped because the exchange's client is
+	// slow.
+	pausedForClient bool
+
+	stmts     map[stmtKey]*backendStmt
+	stmtClock uint64
+
+	scratch []byte
+}
+
+// NewServer implements pool.Protocol.
+func (p *Proxy) NewServer(pb *pool.Backend) pool.Server {
+	b := &backend{p: p, pb: pb, stmts: map[stmtKey]*backendStmt{}}
+	if pb.Index() != len(p.backends) {
+		panic("mysqlproxy: pool created backends out of order")
+	}
+	p.backends = append(p.backends, b) // by pb.Index()
+	return b
+}
+
+// loop is the part of the proxy on the loop that owns the backend now.
+func (b *backend) loop() *proxyLoop { return b.p.loops[b.pb.Loop().ID()] }
+
+func (b *backend) c() *conn.Conn { return b.pb.Conn() }
+
+// Open implements pool.Server: a new connection waits for the greeting.
+func (b *backend) Open() {
+	b.phase = bGreeting
+	b.duty = dutyLogin
+}
+
+// Down implements pool.Server: the connection is gone.
+func (b *backend) Down(error) {
+	b.phase = bGreeting
+	b.duty = dutyNone
+	b.ex = nil
+	b.pausedForClient = false
+	b.forgetStmts()
+}
+
+// Quit implements pool.Server: COM_QUIT, so the server does not count an
+// aborted connection.
+func (b *backend) Quit() {
+	pkt, _ := mysqlwire.AppendCommand(b.scratch[:0], 0, mysqlwire.ComQuit, nil)
+	b.scratch = pkt[:0]
+	b.writeFramed(pkt)
+}
+
+// abandon closes a backend whose state can no longer be trusted.
+func (b *backend) abandon(reason error) { b.pb.Abandon(reason) }
+
+// Data implements pool.Server: it splits input into packets and
+// dispatches them.
+func (b *backend) Data(data []byte) int {
+	pl := b.loop() // a packet may send the backend to another loop
+	n := b.onData(b.c(), data)
+	if pl.relayedOut != 0 {
+		pl.stats.ClientBytesOut.Add(pl.relayedOut)
+		pl.relayedOut = 0
+	}
+	return n
+}
+
+func (b *backend) onData(c *conn.Conn, data []byte) int {
+	off := 0
+	for b.c() == c && !c.Closed() {
+		p, ok, err := mysqlwire.ReadPacket(data[off:], 0)
+		if err != nil {
+			b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
+			return len(data)
+		}
+		if !ok {
+			break
+		}
+		raw := data[off : off+p.Size]
+		off += p.Size
+		switch b.phase {
+		case bGreeting:
+			b.onGreeting(p.Payload)
+		case bAuth:
+			b.onAuthPacket(p.Payload, p.Seq)
+		case bReady:
+			b.onResponsePacket(raw, p.Payload)
+		default:
+			b.abandon(errBackendProtocol)
+		}
+		if b.pausedForClient {
+			break
+		}
+	}
+	return off
+}
+
+func (b *backend) onGreeting(payload []byte) {
+	if mysqlwire.IsERR(payload) {
+		e, _ := mysqlwire.ParseERR(payload)
+		b.pb.Abort(fmt.Errorf("server refused connection: %d %s", e.Code, e.Message))
+		return
+	}
+	h, err := mysqlwire.ParseHandshake(payload)
+	if err != nil {
+		b.pb.Abort(fmt.Errorf("backend greeting: %w", err))
+		return
+	}
+	if h.Capabilities&mysqlwire.ClientProtocol41 == 0 {
+		b.pb.Abort(errors.New("backend does not speak protocol 4.1"))
+		return
+	}
+	version := string(h.ServerVersion)
+	// In 5.5 mode a newer server must not show through: "5.5.5-10.11…"
+	// tells clients they may use what 5.5 lacks.
+	if !b.p.cfg.MySQL55 || (strings.HasPrefix(version, "5.5.") && !strings.HasPrefix(version, "5.5.5-")) {
+		b.p.version.Store(&version)
+	}
+	b.flavor = flavorFor(version)
+	b.caps = h.Capabilities & b.p.backendCaps
+	b.nonce = append(b.nonce[:0], h.AuthPluginData...)
+	b.plugin = string(h.AuthPluginName)
+	if b.plugin == "" {
+		b.plugin = mysqlwire.AuthNativePassword
+	}
+	hr := mysqlwire.HandshakeResponse{
+		Capabilities:  b.caps,
+		MaxPacketSize: 1 << 30,
+		CharacterSet:  b.p.collation,
+		Username:      []byte(b.p.cfg.User),
+		AuthResponse:  b.authResponse(b.plugin, b.nonce),
+	}
+	if b.caps&mysqlwire.ClientPluginAuth != 0 {
+		hr.AuthPlugin = []byte(b.plugin)
+	}
+	pkt, _ := mysqlwire.AppendHandshakeResponse(b.scratch[:0], 1, hr)
+	b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+	b.c().Write(pkt)
+	b.phase = bAuth
+	b.pubKeyAsked = false
+	b.tracker.StartAuth(b.caps)
+}
+
+func (b *backend) authResponse(plugin string, nonce []byte) []byte {
+	switch plugin {
+	case mysqlwire.AuthCachingSHA2:
+		return mysqlwire.CachingSHA2Scramble(b.p.cfg.Password, nonce)
+	default:
+		return mysqlwire.NativePasswordScramble(b.p.cfg.Password, nonce)
+	}
+}
+
+// onAuthPacket follows the login (and the COM_CHANGE_USER reset of 5.5
+// mode, which goes through the same exchange).
+func (b *backend) onAuthPacket(payload []byte, seq uint8) {
+	if b.pubKeyAsked && mysqlwire.IsAuthMoreData(payload) {
+		// The server's RSA public key for caching_sha2 full authentication.
+		b.pubKeyAsked = false
+		enc, err := mysqlwire.EncryptCachingSHA2Password(b.p.cfg.Password, b.nonce, payload[1:])
+		if err != nil {
+			b.pb.Abort(err)
+			return
+		}
+		pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, enc)
+		b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+		b.c().Write(pkt)
+		return
+	}
+	prog, err := b.tracker.Feed(payload)
+	if err != nil {
+		b.pb.Abort(fmt.Errorf("backend login: %w", err))
+		return
+	}
+	switch prog {
+	case mysqlwire.NeedMore:
+		return
+	case mysqlwire.ClientTurn:
+		switch b.tracker.LastKind() {
+		case mysqlwire.KindAuthSwitch:
+			sw, err := mysqlwire.ParseAuthSwitchRequest(payload)
+			if err != nil {
+				b.pb.Abort(err)
+				return
+			}
+			b.plugin = string(sw.PluginName)
+			if b.plugin != mysqlwire.AuthNativePassword && b.plugin != mysqlwire.AuthCachingSHA2 {
+				b.pb.Abort(fmt.Errorf("backend asks for unsupported auth plugin %q", b.plugin))
+				return
+			}
+			b.nonce = append(b.nonce[:0], sw.PluginData...)
+			pkt, _ := mysqlwire.AppendAuthSwitchResponse(b.scratch[:0], seq+1, b.authResponse(b.plugin, b.nonce))
+			b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+			b.c().Write(pkt)
+		case mysqlwire.KindAuthMoreData:
+			if len(payload) == 2 && payload[1] == mysqlwire.CachingSHA2PerformFullAuth {
+				b.pubKeyAsked = true
+				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey})
+				b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+				b.c().Write(pkt)
+				return
+			}
+			b.pb.Abort(errors.New("backend sent unexpected auth data"))
+		}
+		return
+	}
+	if code, _, failed := b.tracker.Err(); failed {
+		e, _ := mysqlwire.ParseERR(payload)
+		b.pb.Abort(fmt.Errorf("backend login as %q refused: %d %s", b.p.cfg.User, code, e.Message))
+		return
+	}
+	b.phase = bReady
+	b.freshState("")
+	switch b.duty {
+	case dutyReset:
+		// 5.5-mode reset through COM_CHANGE_USER finished.
+		b.duty = dutyNone
+		b.pb.ResetDone()
+	case dutyExchange:
+		// COM_CHANGE_USER without a schema, a step of the exchange.
+		b.ex.synced()
+	default:
+		b.duty = dutyNone
+		b.pb.LoggedIn()
+	}
+}
+
+// freshState records what a newly logged-in (or reset) connection is like.
+func (b *backend) freshState(schema string) {
+	b.state = sessionState{schema: schema, names: b.p.defaultNames, multiStmts: 1}
+	if b.caps&mysqlwire.ClientMultiStatements == 0 {
+		b.state.multiStmts = 0
+	}
+	b.forgetStmts()
+}
+
+// send writes one command packet (sequence id 0) and starts tracking its
+// response for duty (ex: the exchange it belongs to, for dutyExchange).
+func (b *backend) send(duty backendDuty, ex *exchange, payload []byte) {
+	b.duty, b.ex = duty, ex
+	cmd, _ := mysqlwire.CommandOf(payload)
+	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
+		b.abandon(err)
+		return
+	}
+	b.writePacket(payload)
+}
+
+// sendInitDB sends COM_INIT_DB for ex.
+func (b *backend) sendInitDB(ex *exchange, schema string) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComInitDB)), schema...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// sendPrepare sends COM_STMT_PREPARE for ex.
+func (b *backend) sendPrepare(ex *exchange, sql string) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComStmtPrepare)), sql...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// sendSetOption sends COM_SET_OPTION for ex.
+func (b *backend) sendSetOption(ex *exchange, on bool) {
+	opt := mysqlwire.OptionMultiStatementsOff
+	if on {
+		opt = mysqlwire.OptionMultiStatementsOn
+	}
+	pkt, _ := mysqlwire.AppendSetOption(b.scratch[:0], 0, opt)
+	b.sendFramed(dutyExchange, ex, mysqlwire.ComSetOption, pkt)
+}
+
+// sendReplaySET sends one SET bringing the backend's variables to st's,
+// for ex; false when none is needed (the character set alone may differ
+// in a form that needs no SET: it is noted as equal).
+func (b *backend) sendReplaySET(ex *exchange, st *sessionState) bool {
+	p, need := appendReplaySET(append(b.scratch[:0], byte(mysqlwire.ComQuery)), st, &b.state, &b.flavor)
+	b.scratch = p[:0]
+	if !need {
+		b.state.names = st.names
+		return false
+	}
+	b.send(dutyExchange, ex, p)
+	return true
+}
+
+// sendLongData replays one buffered COM_STMT_SEND_LONG_DATA (the server
+// does not answer it).
+func (b *backend) sendLongData(stmtID uint32, param uint16, data []byte) {
+	pkt, _ := mysqlwire.AppendStmtSendLongData(b.scratch[:0], 0, stmtID, param, data) // split at 16 MiB
+	b.scratch = pkt[:0]
+	b.writeFramed(pkt)
+}
+
+// sendCommand writes an argument-less command (COM_PING,
+// COM_RESET_CONNECTION) and starts tracking its response for duty.
+func (b *backend) sendCommand(duty backendDuty, cmd mysqlwire.Command) {
+	pkt, _ := mysqlwire.AppendCommand(b.scratch[:0], 0, cmd, nil)
+	b.sendFramed(duty, nil, cmd, pkt)
+}
+
+// sendFramed writes cmd's packet, framed by a mysqlwire builder in
+// b.scratch, and starts tracking its response for duty.
+func (b *backend) sendFramed(duty backendDuty, ex *exchange, cmd mysqlwire.Command, pkt []byte) {
+	b.scratch = pkt[:0]
+	b.duty, b.ex = duty, ex
+	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
+		b.abandon(err)
+		return
+	}
+	b.writeFramed(pkt)
+}
+
+// startMain starts tracking the response to the client's command cmd,
+// which the exchange writes itself (renumbered from the client's packets).
+func (b *backend) startMain(ex *exchange, cmd mysqlwire.Command) error {
+	b.duty, b.ex = dutyExchange, ex
+	_, err := b.tracker.Start(cmd, b.caps)
+	return err
+}
+
+// endExchange: the exchange is over (its response complete, or it failed).
+func (b *backend) endExchange() {
+	b.duty, b.ex = dutyNone, nil
+}
+
+// writePacket frames a command payload (sequence id 0) straight into the
+// backend's output. A payload of 16 MiB or more is split by
+// mysqlwire.AppendPacket: one header holding only the low 24 bits of its
+// length would let the payload's tail run on the server as commands of the
+// client's choosing.
+func (b *backend) writePacket(payload []byte) {
+	dst := b.c().Reserve(mysqlwire.FramedLen(len(payload)))
+	mysqlwire.AppendPacket(dst[:0], 0, payload) // fills dst exactly, in place
+	b.loop().stats.BackendBytesOut.Add(uint64(len(dst)))
+}
+
+// writeFramed writes packets a mysqlwire builder framed (split at 16 MiB
+// like writePacket's).
+func (b *backend) writeFramed(pkts []byte) {
+	b.c().Write(pkts)
+	b.loop().stats.BackendBytesOut.Add(uint64(len(pkts)))
+}
+
+// forgetStmts drops the record of the backend's prepared statements (the
+// connection is gone or was reset).
+func (b *backend) forgetStmts() {
+	b.loop().stats.BackendStmtsOpen.Add(-int64(len(b.stmts)))
+	clear(b.stmts)
+}
+
+func (b *backend) onResponsePacket(raw, payload []byte) {
+	switch b.duty {
+	case dutyExchange:
+		b.ex.onPacket(raw, payload)
+	case dutyReset:
+		b.onResetPacket(payload)
+	case dutyPing:
+		b.onPingPacket(payload)
+	default:
+		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
+	}
+}
+
+func first(p []byte) byte {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[0]
+}
+
+// Reset implements pool.Server: it returns a backend that a pinned client
+// left (pool.LoopPool.Reset) to a clean state, then to the pool.
+func (b *backend) Reset() {
+	b.resumeIfPaused()
+	if b.p.cfg.MySQL55 {
+		b.changeUser(dutyReset, nil)
+		return
+	}
+	b.sendCommand(dutyReset, mysqlwire.ComResetConnection)
+}
+
+func (b *backend) onResetPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil {
+		b.abandon(err)
+		return
+	}
+	if prog != mysqlwire.Complete {
+		b.abandon(errUnknownState)
+		return
+	}
+	if _, _, failed := b.tracker.Err(); failed {
+		b.abandon(errUnknownState)
+		return
+	}
+	schema := b.state.schema // COM_RESET_CONNECTION keeps the database
+	b.freshState(schema)
+	// Whether the reset restores the handshake charset differs between
+	// servers; replay it on next use to be sure.
+	b.state.names = namesUnknown
+	b.state.multiStmts = multiStmtUnknown
+	b.duty = dutyNone
+	b.pb.ResetDone()
+}
+
+// changeUser logs the backend in again as the service account with
+// COM_CHANGE_USER and no schema, for duty: dutyReset (a 5.5 backend's
+// reset) or dutyExchange (ex's session has no schema).
+func (b *backend) changeUser(duty backendDuty, ex *exchange) {
+	pkt, _ := mysqlwire.AppendChangeUser(b.scratch[:0], 0, b.caps, mysqlwire.ChangeUser{
+		Username:     []byte(b.p.cfg.User),
+		AuthResponse: mysqlwire.NativePasswordScramble(b.p.cfg.Password, b.nonce),
+		CharacterSet: uint16(b.p.collation),
+		AuthPlugin:   []byte(mysqlwire.AuthNativePassword),
+	}) // no schema: the session's is replayed before its next command
+	b.scratch = pkt[:0]
+	b.duty, b.ex = duty, ex
+	b.phase = bAuth
+	b.plugin = mysqlwire.AuthNativePassword
+	b.tracker.StartAuth(b.caps)
+	b.writeFramed(pkt)
+}
+
+// pauseForClient stops reading while the owner's client drains its output.
+func (b *backend) pauseForClient() {
+	if c := b.c(); c != nil && !b.pausedForClient {
+		b.pausedForClient = true
+		c.PauseRead()
+	}
+}
+
+func (b *backend) resumeIfPaused() {
+	if b.pausedForClient {
+		b.pausedForClient = false
+		if c := b.c(); c != nil {
+			c.ResumeRead()
+		}
+	}
+}
+
+// stmtFor returns the backend's statement for k, if prepared here.
+func (b *backend) stmtFor(k stmtKey) *backendStmt {
+	bs := b.stmts[k]
+	if bs != nil {
+		b.stmtClock++
+		bs.lastUse = b.stmtClock
+	}
+	return bs
+}
+
+// addStmt records a statement prepared here, first closing the least
+// recently used one when the backend is at its bound, so churn never
+// exhausts max_prepared_stmt_count.
+func (b *backend) addStmt(k stmtKey, id uint32) *backendStmt {
+	if old := b.stmts[k]; old != nil {
+		// Prepared again (the loop's cache had forgotten it): keep one.
+		b.closeStmt(old.id)
+		delete(b.stmts, k)
+		b.loop().stats.BackendStmtsOpen.Add(-1)
+	}
+	if len(b.stmts) >= b.p.cfg.MaxStmtsPerBackend {
+		var oldKey stmtKey
+		var old *backendStmt
+		for k, v := range b.stmts {
+			if old == nil || v.lastUse < old.lastUse {
+				oldKey, old = k, v
+			}
+		}
+		delete(b.stmts, oldKey)
+		pl := b.loop()
+		pl.stats.BackendStmtsOpen.Add(-1)
+		b.closeStmt(old.id)
+		pl.stats.BackendStmtEvictions.Add(1)
+	}
+	b.stmtClock++
+	bs := &backendStmt{id: id, lastUse: b.stmtClock}
+	b.stmts[k] = bs
+	b.loop().stats.BackendStmtsOpen.Add(1)
+	return bs
+}
+
+// dropStmt closes the backend's statement for k, if it has one (closing
+// the statement closes its cursor).
+func (b *backend) dropStmt(k stmtKey) {
+	if bs := b.stmts[k]; bs != nil {
+		delete(b.stmts, k)
+		b.loop().stats.BackendStmtsOpen.Add(-1)
+		b.closeStmt(bs.id)
+	}
+}
+
+// closeStmt sends COM_STMT_CLOSE (the server does not answer it).
+func (b *backend) closeStmt(id uint32) {
+	var buf [mysqlwire.HeaderSize + 5]byte
+	pkt, _ := mysqlwire.AppendStmtClose(buf[:0], 0, id)
+	b.writeFramed(pkt)
+}
+
+func putUint32(b []byte, v uint32) {
+	_ = b[3]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+func getUint32(b []byte) uint32 {
+	_ = b[3]
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// OnHighWater implements conn.WatermarkHandler: what backs up towards a
+// backend is a client's LOAD DATA LOCAL stream, so the client is paused
+// (the backend's own reading must go on).
+func (b *backend) OnHighWater(*conn.Conn) {
+	if ex := b.ex; ex != nil && ex.s.infile {
+		ex.s.c.PauseRead()
+	}
+}
+
+// OnLowWater resumes the client paused by OnHighWater.
+func (b *backend) OnLowWater(*conn.Conn) {
+	if ex := b.ex; ex != nil && ex.s.infile {
+		ex.s.c.ResumeRead()
+	}
+}
+
+// The exchange reports what a sync operation established on the backend.
+
+func (b *backend) noteSchema(schema string) { b.state.schema = schema }
+func (b *backend) noteMultiStmts(m int8)    { b.state.multiStmts = m }
+func (b *backend) applyPlan(plan *setPlan)  { plan.apply(&b.state) }
+func (b *backend) noteVars(st *sessionState) {
+	b.state.names = st.names
+	b.state.copyVarsFrom(st)
+}
+
+// Ping implements pool.Server: COM_PING on an idle backend.
+func (b *backend) Ping() {
+	b.sendCommand(dutyPing, mysqlwire.ComPing)
+}
+
+// onPingPacket handles the answer to a health check: OK puts the backend
+// back, anything else drops the connection (it reconnects).
+func (b *backend) onPingPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err == nil && prog != mysqlwire.Complete {
+		err = errBackendProtocol
+	}
+	if err == nil {
+		if code, _, failed := b.tracker.Err(); failed {
+			err = fmt.Errorf("mysqlproxy: health check answered ERR %d", code)
+		}
+	}
+	if err != nil {
+		b.pb.Abort(err)
+		return
+	}
+	b.duty = dutyNone
+	b.pb.Pinged()
+}

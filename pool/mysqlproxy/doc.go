@@ -1,0 +1,351 @@
+// Package mysqlproxy is Scale Stack's MySQL connection-concentrating
+// proxy: many client sessions share exactly N backend connections, each of
+// which serves a session only for one command's exchange unless the
+// session's state pins it.
+//
+// It lives under pool because it is one protocol of the concentrator:
+// package pool keeps the N connections, the wait queues, the cross-loop
+// moves, reconnects, health checks and drain, and knows nothing of MySQL;
+// this package is its pool.Protocol (Proxy.NewServer: the MySQL side of a
+// backend, backend.go) and its clients (session.go), and the only one that
+// imports mysqlwire. Other protocols (memcached) reuse pool the same way.
+//
+// # Layout
+//
+//   - session.go: one client connection: login, the commands it answers
+//     itself, state and pinning; it is the pool.Client that waits for and
+//     holds a backend.
+//   - exchange.go: one command on one backend: the plan of sync operations
+//     that bring the backend to the session's state, the command, the relay
+//     of its response. STATES.md is the state machine of session, exchange
+//     and backend, as a table.
+//   - backend.go, health.go: the MySQL side of a pool.Backend: login, what
+//     its server session is known to be, reset (COM_RESET_CONNECTION, or
+//     COM_CHANGE_USER in 5.5 mode), COM_PING, COM_QUIT.
+//   - stmt.go: prepared statements across backends. state.go, sqlscan.go:
+//     the tracked variables and the SQL scanner. users.go, errors.go,
+//     collations.go, stats.go, reload.go, drain.go, memory.go: accounts,
+//     the proxy's own errors, counters, live settings, graceful shutdown.
+//
+// One COM_QUERY: the client's connection delivers it to session.OnData,
+// which splits packets (mysqlwire.Joiner) and calls onCommand, then
+// onQuery: sqlscan classifies the statement (pins, privileges, SET
+// plans). forward asks the loop's pool.LoopPool for a backend
+// (Acquire with the session's pool.Waiter): an idle one comes back at
+// once through session.Granted, or the waiter is queued and Granted runs
+// when a backend frees up, from the loop's end-of-iteration flush. Granted
+// starts the exchange: makePlan lists the sync operations the backend
+// needs (none, usually), run sends them one by one, then writeMain writes
+// the query. The backend's connection delivers the response to
+// pool.Backend.OnData, then backend.Data, which splits packets and hands
+// each to exchange.onPacket: the response tracker follows it and relay
+// copies it to the client with the client's sequence id. When the tracker
+// says Complete, session.commandDone records state and pins, and
+// finishCommand gives the backend back (LoopPool.Release) unless the
+// session is pinned or keeps it for its diagnostics.
+//
+// # Architecture
+//
+// The N backend connections, their loops, wait queues, stealing and
+// donation between loops, reconnects and health checks are package
+// pool's (see its documentation). Each loop has the proxy's part beside
+// the pool's (proxyLoop): its sessions, its PREPARE cache, its counters.
+//
+// Responses are relayed packet by packet as they arrive (rows are never
+// decoded, result sets never buffered), with the client's sequence ids.
+// Backends are opened without CLIENT_DEPRECATE_EOF and CLIENT_SESSION_TRACK,
+// and clients are offered only capabilities that every backend honours, so
+// no translation is needed.
+//
+// # Session state
+//
+// After each response the proxy decides whether the backend can go back. A
+// session is pinned while the server reports a transaction (IN_TRANS), while
+// autocommit is off, after LOCK TABLES or FLUSH TABLES ... WITH READ LOCK
+// (until UNLOCK TABLES), after GET_LOCK, user variables (@x, :=), CREATE
+// TEMPORARY TABLE, SQL_CALC_FOUND_ROWS or text PREPARE (until the session is
+// reset), while a cursor is open, while a LOAD DATA LOCAL transfer runs, and
+// after a SET it cannot replay. Pins are counted by reason (Stats.Pins).
+//
+// Instead of pinning, the proxy tracks and replays: the default schema
+// (USE, COM_INIT_DB, the handshake's database; a session with none gets a
+// backend with none, cleared by COM_CHANGE_USER as nothing cheaper clears
+// it), the character set (the
+// collation named in the handshake or in COM_CHANGE_USER, any of the
+// server's whose character set a client may use, listed in collations.go;
+// others fall back to the default, as on the server; SET NAMES, SET
+// CHARACTER SET, character_set_client, character_set_results,
+// character_set_connection, collation_connection),
+// multi-statements (the client's capability and COM_SET_OPTION), and these
+// session variables: autocommit, sql_mode, time_zone, the transaction
+// isolation level and read-only flag (tx_isolation/transaction_isolation,
+// tx_read_only/transaction_read_only, SET SESSION TRANSACTION ...),
+// wait_timeout, interactive_timeout, net_read_timeout, net_write_timeout,
+// sql_select_limit, max_statement_time, max_execution_time,
+// group_concat_max_len, innodb_lock_wait_timeout, lock_wait_timeout,
+// lc_time_names, foreign_key_checks, unique_checks, sql_auto_is_null,
+// sql_safe_updates, sql_big_selects, max_join_size, sql_notes, sql_warnings,
+// sql_quote_show_create, div_precision_increment, default_storage_engine,
+// default_week_format, big_tables, sql_buffer_result, max_sort_length,
+// sort_buffer_size, join_buffer_size, tmp_table_size, max_heap_table_size,
+// optimizer_switch, optimizer_search_depth and long_query_time. Values must
+// be literals (numbers, strings, words such as ON or DEFAULT); anything else
+// pins. Before a command runs on a backend in another state, the proxy sends
+// COM_INIT_DB, one combined SET and COM_SET_OPTION as needed, one at a time,
+// consuming their responses; if one fails the client gets its ERR and the
+// backend is closed (its state is unknown). A schema is checked lazily: USE
+// of a missing database fails at once, but a missing database named in the
+// handshake fails at the first command.
+//
+// Timeouts that would let the server drop a pooled connection have floors:
+// wait_timeout and interactive_timeout 3600 s (an idle pooled backend is
+// pinged every Config.HealthInterval, but one held for a session's
+// diagnostics idles as long as its client), net_read_timeout 30 s and
+// net_write_timeout 60 s (the server's defaults; less breaks a backend
+// under a slow client or a LOAD DATA LOCAL transfer). A client may set any
+// value for its session: the SET it sent is forwarded with values below a
+// floor raised to it, the replay SET does the same, and SELECT @@var (also
+// @@session. and @@local., a list of such columns with optional AS
+// aliases) of those four is answered by the proxy from the session's value
+// once the session set one. SHOW VARIABLES, @@var inside larger
+// expressions and SETs the proxy pins on instead of tracking show or apply
+// the backend's value.
+//
+// The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
+// SELECT LAST_INSERT_ID() (from the session's last OK packet), KILL
+// [CONNECTION|QUERY] id and COM_PROCESS_KILL for proxy session ids (both
+// close the target session, which may live on another loop; only sessions
+// of the caller's own account unless it is an admin, any other id gets
+// 1094 exactly as one that does not exist), COM_PING,
+// COM_QUIT, COM_SET_OPTION, COM_RESET_CONNECTION and COM_CHANGE_USER (the
+// session is reset; a pinned backend is reset with COM_RESET_CONNECTION, or
+// COM_CHANGE_USER in MySQL 5.5 mode, before it goes back).
+//
+// Prepared statements have proxy-side ids per session. A statement is known
+// by its schema and text: each loop caches PREPARE responses so a repeated
+// PREPARE needs no backend, and each backend keeps up to
+// Config.MaxStmtsPerBackend statements (least recently used closed with
+// COM_STMT_CLOSE). EXECUTE prepares lazily on the backend that runs it (in
+// the statement's schema), rewrites the statement id in place, adds the
+// parameter types when the client relies on types that backend's statement
+// has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first (a
+// session may hold at most 64 MiB of long data until its EXECUTE runs;
+// beyond that the EXECUTE gets 1105 (HY000), as MariaDB answers long data
+// over max_allowed_packet). Every packet the proxy writes, replayed ones
+// included, is framed by mysqlwire: a payload of 16 MiB or more goes as
+// 0xFFFFFF-byte packets and a shorter last one, so no part of a client's
+// data can reach the server as a command of its own. An
+// EXECUTE that opens a cursor pins the session until the cursor is
+// exhausted, reset or closed.
+//
+// # Admin statements
+//
+// Every client runs as the one service account, so a statement acting on
+// the whole server or on that account would act for everyone: the proxy
+// refuses it with ERR 1227 (42000) "Access denied; you need (at least one
+// of) the X privilege(s) for this operation" unless the account has the
+// users-file field admin (adminStatements and stmtPrivilege in sqlscan.go
+// hold the list: SET PASSWORD, CREATE/ALTER/DROP/RENAME USER, CREATE/DROP
+// ROLE, SET DEFAULT ROLE, GRANT, REVOKE, SET GLOBAL/PERSIST/PERSIST_ONLY and
+// @@global./@@persist. targets anywhere in a SET list, SET GLOBAL
+// TRANSACTION, SHUTDOWN, RESTART, INSTALL/UNINSTALL, every FLUSH and RESET,
+// CHANGE MASTER/REPLICATION, START/STOP SLAVE|REPLICA, PURGE LOGS,
+// CREATE/ALTER/DROP SERVER, BACKUP STAGE/LOCK, BINLOG, CREATE FUNCTION ...
+// SONAME; COM_REFRESH and COM_DEBUG). Every statement of a multi-statement
+// COM_QUERY is checked, as are COM_STMT_PREPARE's text and the string
+// literal of PREPARE ... FROM and EXECUTE IMMEDIATE. Unlike a direct
+// connection, dynamic SQL whose text the proxy cannot see (PREPARE s FROM
+// @v, EXECUTE IMMEDIATE with any expression but one string literal) is
+// refused too for accounts without admin. So is a CREATE or ALTER of a
+// stored program (procedure, function, trigger, event, package) with an
+// admin statement anywhere in its definition: its body runs later with the
+// definer's rights. Known gap: programs that already exist on the server
+// (CALL of a procedure, triggers, events) run with their definer's
+// privileges, which the proxy cannot see into; running clients under their
+// own server accounts (a later change) closes it and lifts the dynamic-SQL
+// restriction.
+//
+// # Errors the proxy sends
+//
+//   - 1040 (08004) "Too many connections": the first packet to a client
+//     when Config.MaxClients clients are logged in, or when
+//     Config.MaxPendingLogins clients are connected and not logged in yet;
+//     and the answer to a login that would take the logged-in clients over
+//     Config.MaxClients (others logged in first).
+//   - 1045 (28000) "Access denied for user ...": unknown user or wrong
+//     password. An unknown name goes through the same exchange as an
+//     account (with both hashes) and a wrong password: the same auth switch
+//     with the nonce where the client's plugin calls for one, the same hash
+//     work, the same ERR with the same sequence id, so the answers do not
+//     tell which accounts exist.
+//   - 9001 (HY000) "Timed out waiting for a backend connection ...": the
+//     command waited Config.QueueTimeout for a backend; the client stays
+//     connected and may retry.
+//   - 9003 (HY000) "No backend connection is available ...": every
+//     backend connection is down and the last attempt to log one in
+//     failed; sent at once (and to commands already waiting) instead of
+//     after Config.QueueTimeout.
+//   - 9004 (08S01) "Lost connection to the backend server during query": the
+//     backend broke before any of the response was relayed (otherwise, or
+//     when the session was pinned, the client is disconnected).
+//   - 9005 (0A000): a KILL form the proxy does not support.
+//   - 1227 (42000) "Access denied; you need ... privilege(s)": an admin
+//     statement from an account without admin (see Admin statements).
+//   - 1053 (08S01) "Server shutdown in progress": Drain's deadline has
+//     passed; sent to a session at its next idle point (as the answer to
+//     its next command, sequence id 1) before it is closed, to a command
+//     still waiting for a backend, and as the first packet to a client
+//     accepted after the deadline.
+//   - 1153 (08S01) "Got a packet bigger than 'max_allowed_packet' bytes":
+//     a packet over 64 MiB, or, before login, a handshake response or auth
+//     switch answer over 64 KiB (also the auth answer of COM_CHANGE_USER);
+//     sent as soon as the header announcing it arrives, with the sequence
+//     id after the header's (as MariaDB does), and the connection closed.
+//   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
+//     1094 as a server would send them.
+//
+// # Operations
+//
+// Counters (Stats, per loop, with the pool's pool.Stats, summed by
+// Proxy.Stats) are plain atomics that only their loop writes: commands by type, a latency and a queue-wait
+// histogram with fixed buckets (LatencyBuckets), ERR packets by code (a
+// fixed table, ErrorCodes, plus "other"), bytes to and from clients and
+// backends, prepared statements open on backends, pins by reason, health
+// checks and reconnects, client write timeouts. Per-account counters
+// (Proxy.UserStats, one set per loop, summed when read) exist only for
+// accounts of the users file. An exporter reads them when scraped
+// (scalestack mysqlproxy exports the per-account ones only with
+// --per-user-metrics: their labels are account names).
+//
+// Sizing: a few backend connections per database core; more only add
+// server threads competing for the same cores. On a host the proxy shares
+// with the database, one loop rather than two: cross-loop stealing and
+// donation cost more there than a second loop gains. The runs behind both
+// are in bench/results/sweep-20261125-1758.md (its notes).
+//
+// Slow clients: a response is relayed into the client connection's output
+// buffer; once that holds more than its high-water mark (1 MiB) the backend
+// feeding it stops being read (the server then blocks in its own write)
+// until the client has taken it down to the low-water mark (256 KiB). A
+// client whose output stays over the high-water mark with none of it taken
+// (conn.Delivered: bytes sent less what the kernel still holds) for
+// Config.ClientWriteTimeout (30 s; checked every eighth of it, so the cut
+// comes 1 to 1 1/8 timeouts after the last byte taken) is cut off with a
+// TCP reset (Stats.ClientWriteTimeouts); the backend it held mid-response
+// is closed, its state being unknown, and reconnects, so the pool is back
+// to N within a reconnect. A client that reads at all, however slowly, is
+// not cut off, and holds its backend as long as its response lasts.
+//
+// While a backend is paused behind a slow client the proxy does not read
+// it, so what the server does meanwhile is seen only as TCP allows. With
+// epoll a reset (RST) from the server, or any socket error, is noticed at
+// once: the backend is dropped and reconnects, and the client is
+// disconnected (half its response was relayed). A FIN (the server closed,
+// for example after its net_write_timeout) queues behind the response data
+// the proxy has not read and is seen only once the client has drained
+// enough for reading to resume, or never if the client stops reading, in
+// which case the client write timeout frees the backend. With io_uring a
+// paused backend has no request in the kernel, so not even a reset is
+// noticed until reading resumes or the client write timeout fires.
+//
+// Idle backends are pinged every Config.HealthInterval; one that does not
+// answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
+// fails while fewer than BackendConns backends are logged in.
+//
+// Config.Targets lists several servers that can each run any statement (a
+// multi-primary cluster); the N connections are split between them by
+// weight, and any connection serves any session. Read-only targets are
+// recorded but get no connections: there is no read/write splitting yet.
+//
+// Proxy.Drain shuts down gracefully, for a restart or a hand-over of the
+// listening sockets to a new process. Accepting stops at once. For a grace
+// period sessions are served as usual (clients that connect, run a few
+// statements and leave never notice). At its deadline each session is
+// closed at its next idle point with ERR 1053: an idle one at once, pinned
+// or not (an open transaction is rolled back when its backend is reset),
+// one with a statement on a backend as soon as the response has been
+// relayed in full; a command still queued for a backend is answered ERR
+// 1053. DrainHardCut (1 s) after the deadline whatever still runs is cut
+// off, and the backends those sessions held are closed because their state
+// is unknown. Once no session is left, reconnecting stops and each backend
+// is closed with COM_QUIT as soon as it is free (never under a session).
+// Proxy.Ready fails from the moment Drain is called.
+// The work is done by the loops, each asked through its control inbox;
+// a coordinator goroutine only reads their gauges.
+//
+// Clients that have not logged in are strangers: each may have at most one
+// incomplete login packet of up to 64 KiB buffered, and all of them
+// together at most Config.LoginInputBudget (16 MiB by default; the buffers
+// are counted by the memory they occupy). A client whose buffer would take
+// the total over it is disconnected without a packet, so a storm of
+// sockets that send part of a handshake and stall cannot make the proxy
+// hold more than that, while real clients, whose handshake is consumed as
+// it arrives, are not affected. Once such a storm has gone (the budget was
+// at least a quarter full and is back under a sixteenth), a goroutine
+// outside the loops runs a garbage collection and debug.FreeOSMemory, at
+// most every 5 s: the buffers wait in the buffer pools for two collections,
+// and an idle Go program neither collects nor returns memory to the
+// operating system for minutes.
+//
+// Failed logins (ERR 1045) and clients whose connection failed during
+// login are logged through Config.Logf at most once a second each, as "N
+// failed logins in the last second, last: user 'x' from HOST" (and "N
+// clients closed during login ..."): the first event after a quiet second
+// at once, the rest of the second when it ends.
+//
+// Clients still logging in do not count against Config.MaxClients but
+// against Config.MaxPendingLogins (1000 by default; one count shared by the
+// loops, updated once per client and login): sockets that connect and never
+// log in are bounded there, until the login timeout closes them, and cannot
+// lock logged-in clients out.
+//
+// SetUsers, SetMaxClients, SetMaxPendingLogins, SetQueueTimeout and
+// SetClientWriteTimeout change those settings while the proxy runs
+// (atomics read by the loops): new
+// logins, new clients, new waits and the next client write check see the
+// new values; nothing already running is disturbed.
+//
+// # Users file
+//
+// One account per line, '#' starts a comment:
+//
+//	NAME:native=HEX40:sha2=HEX64[:admin]
+//
+// Fields are NAME=value except admin, which takes no value; a field given
+// twice, an unknown field or an empty one is an error naming the line.
+// native is hex SHA1(SHA1(password)) (mysql_native_password; the
+// '*'-prefixed form of mysql.user is accepted too), sha2 is hex
+// SHA256(SHA256(password)) for the caching_sha2_password fast path. Both are
+// empty for an account without a password. admin lets the account run the
+// admin statements and KILL any session. `scalestack passwd [--admin] NAME`
+// prints a line. Plain passwords are never stored.
+//
+// LoadUsers and ReadPasswordFile refuse a file that its group or every
+// account may write (mode & 0022, checked on the open file, after
+// symlinks), with an error naming the file and its mode: whoever can
+// write the users file decides who logs in, whoever can write the
+// password file what the proxy logs in with. Group-readable is allowed.
+// A reload that meets such a users file fails and keeps the accounts it
+// had.
+//
+// # Limits
+//
+// No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
+// honoured (backends report affected rows). A session without a default
+// schema may run on a backend that has one. The PREPARE cache is per loop
+// and not invalidated by DDL. After a statement that left warnings or
+// failed, the session keeps its backend until its next command so SHOW
+// WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
+// unless another client needs that backend first; ROW_COUNT() and
+// FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
+// the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
+// State changed inside stored procedures or through SET in a prepared
+// statement is not seen. A session handles one command at a time; commands
+// a client pipelines stay in its connection's input buffer (bounded by the
+// connection's input limit) until the current one is answered.
+//
+// This package must never block a loop, take a lock on the data path,
+// allocate per statement in steady state, or trust a length from the wire;
+// it imports only the standard library and this module's reactor, conn,
+// buffer and mysqlwire packages.
+package mysqlproxy

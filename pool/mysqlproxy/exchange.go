@@ -1,0 +1,358 @@
+package mysqlproxy
+
+import (
+	"fmt"
+
+	"github.com/scalestack/scalestack/mysqlwire"
+)
+
+// syncOp is one step of an exchange's plan: the sync operations that bring
+// a backend to the session's state, then the client's command. The order
+// is fixed; makePlan picks the ones a backend needs.
+type syncOp uint8
+
+const (
+	opNone       syncOp = iota
+	opNoSchema          // COM_CHANGE_USER without a schema: the session has none, the backend has one
+	opStmtSchema        // COM_INIT_DB to the schema a statement was prepared in
+	opPrepare           // COM_STMT_PREPARE made lazily before an EXECUTE
+	opSchema            // COM_INIT_DB to the session's schema
+	opVars              // one SET of the session's variables and character set
+	opOption            // COM_SET_OPTION for the session's multi-statements
+	opMain              // the client's own command, whose response is relayed
+	numOps
+)
+
+// exchange is one client command on one backend: the plan of sync
+// operations, the step whose response is being read, and the relay of the
+// response to the client. A session embeds its one exchange and reuses it
+// for every command, so a command allocates nothing. Only the exchange's
+// methods write its fields; it tells the backend what it sends
+// (backend.send, startMain, endExchange) and the session what happened
+// (synced, commandDone, finishCommand).
+//
+// The state machine it runs is in STATES.md.
+type exchange struct {
+	s *session
+	b *backend // the backend it runs on; nil between commands
+
+	// plan lists the operations to run, in order; at is the next one.
+	plan  [numOps]syncOp
+	n, at uint8
+	// step is the operation whose response is being read (opNone: none
+	// in flight).
+	step syncOp
+	// bSeq is the next sequence id towards the backend during a LOCAL
+	// INFILE transfer.
+	bSeq uint8
+	// relayed: some of the response reached the client.
+	relayed bool
+}
+
+// inFlight reports whether a request of the exchange awaits its response.
+func (ex *exchange) inFlight() bool { return ex.step != opNone }
+
+// begin starts the session's command on b.
+func (ex *exchange) begin(b *backend) {
+	ex.b = b
+	ex.relayed = false
+	ex.makePlan()
+	ex.run()
+}
+
+// makePlan lists what b needs before the command can run. A COM_CHANGE_USER
+// forgets everything (schema, variables, statements), so what follows it
+// is planned as for a fresh connection; every later step checks again when
+// it runs, against the state the earlier steps left.
+func (ex *exchange) makePlan() {
+	s, b := ex.s, ex.b
+	n := 0
+	schema := b.state.schema
+	fresh := false
+	if s.st.schema == "" && schema != "" {
+		// A session without a default schema must not run in the one
+		// another session left: unqualified names would reach that
+		// schema's tables. Only a new login clears it (COM_RESET_CONNECTION
+		// keeps it). A session with no schema holds only statements
+		// prepared with none, so the lazy prepare cannot set one.
+		ex.plan[n] = opNoSchema
+		n++
+		schema, fresh = "", true
+	}
+	if s.cmd == mysqlwire.ComStmtExecute && (fresh || b.stmtFor(s.stmt.key) == nil) {
+		// Prepare lazily, in the schema the client prepared it in (table
+		// names resolve at prepare time); the schema is put back after.
+		if k := s.stmt.key.schema; k != "" && k != schema {
+			ex.plan[n] = opStmtSchema
+			n++
+			schema = k
+		}
+		ex.plan[n] = opPrepare
+		n++
+	}
+	if s.st.schema != "" && s.st.schema != schema {
+		ex.plan[n] = opSchema
+		n++
+	}
+	if fresh || s.st.varsDiffer(&b.state) {
+		ex.plan[n] = opVars
+		n++
+	}
+	if fresh || s.st.multiStmts != b.state.multiStmts {
+		ex.plan[n] = opOption
+		n++
+	}
+	ex.plan[n] = opMain
+	ex.n, ex.at = uint8(n+1), 0
+}
+
+// run starts the next operations of the plan until one has a response to
+// wait for (or the exchange ended). Operations are sent one at a time, each
+// after the previous one's response, so a failure never lets the command
+// run in the wrong context.
+//
+// A batch written in one go (all sync operations and the command, the
+// responses consumed in order) is the seam for pipelining: the plan is
+// already the list of what to write; the responses would be matched to
+// ex.plan[ex.at:] as they come.
+func (ex *exchange) run() {
+	for ex.at < ex.n {
+		if ex.start(ex.plan[ex.at]) {
+			return
+		}
+		ex.at++
+	}
+}
+
+// start sends op, or reports false when the backend turns out not to need
+// it.
+func (ex *exchange) start(op syncOp) bool {
+	s, b := ex.s, ex.b
+	switch op {
+	case opNoSchema:
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.changeUser(dutyExchange, ex)
+	case opStmtSchema:
+		k := s.stmt.key.schema
+		if k == "" || k == b.state.schema {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendInitDB(ex, k)
+	case opPrepare:
+		ex.step = op
+		b.sendPrepare(ex, s.stmt.key.sql)
+	case opSchema:
+		if s.st.schema == "" || s.st.schema == b.state.schema {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendInitDB(ex, s.st.schema)
+	case opVars:
+		if !s.st.varsDiffer(&b.state) || !b.sendReplaySET(ex, &s.st) {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+	case opOption:
+		if s.st.multiStmts == b.state.multiStmts || b.caps&mysqlwire.ClientMultiStatements == 0 {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendSetOption(ex, s.st.multiStmts == 1)
+	case opMain:
+		ex.sendMain()
+	}
+	return true
+}
+
+// sendMain sends the client's request (renumbered from 0).
+func (ex *exchange) sendMain() {
+	s, b := ex.s, ex.b
+	switch s.cmd {
+	case mysqlwire.ComStmtExecute:
+		ex.execute()
+		return
+	case mysqlwire.ComStmtFetch, mysqlwire.ComStmtReset:
+		bs := b.stmtFor(s.stmt.key)
+		if bs == nil {
+			ex.fail(errStatementVanished)
+			return
+		}
+		_, _ = mysqlwire.RewriteStatementID(s.req[mysqlwire.HeaderSize:], bs.id) // length checked on arrival
+	}
+	ex.writeMain(s.req)
+}
+
+// writeMain writes the command's packets (the client's, or the EXECUTE
+// rebuilt with parameter types) and starts relaying its response.
+func (ex *exchange) writeMain(pkts []byte) {
+	s, b := ex.s, ex.b
+	ex.step = opMain
+	if s.c.OverHighWater() {
+		// The client has not taken the last response yet (it pipelined
+		// this command): no OnHighWater will come to pause this one.
+		b.pauseForClient()
+	}
+	if err := b.startMain(ex, s.cmd); err != nil {
+		ex.fail(errUnknownCommand)
+		return
+	}
+	renumber(pkts, 0)
+	s.pl.stats.Questions.Add(1)
+	s.pl.stats.BackendBytesOut.Add(uint64(len(pkts)))
+	b.c().Write(pkts)
+}
+
+// fail answers the command with one of the proxy's errors; the backend,
+// whose state is what it was, goes back as after any command.
+func (ex *exchange) fail(e proxyErr) {
+	ex.end()
+	ex.s.writeERR(e)
+	ex.s.finishCommand()
+}
+
+// end closes the exchange: nothing of it is in flight any more.
+func (ex *exchange) end() {
+	if b := ex.b; b != nil && b.ex == ex {
+		b.endExchange()
+	}
+	ex.b = nil
+	ex.step = opNone
+	ex.n, ex.at = 0, 0
+}
+
+// renumber rewrites the sequence ids of consecutive packets starting at seq
+// and returns the next one.
+func renumber(pkts []byte, seq uint8) uint8 {
+	for off := 0; off+mysqlwire.HeaderSize <= len(pkts); {
+		n, _, _ := mysqlwire.PeekHeader(pkts[off:])
+		pkts[off+3] = seq
+		seq++
+		off += mysqlwire.HeaderSize + n
+	}
+	return seq
+}
+
+// relay copies one backend packet to the client with the client's
+// sequence. Every packet of every response passes here and nowhere else,
+// which makes it the seam for rewriting packets on their way to the
+// client (OK's affected rows under CLIENT_FOUND_ROWS, EOF for a client
+// with CLIENT_DEPRECATE_EOF): the tracker has classified the packet
+// (tracker.LastKind) by the time it arrives.
+func (ex *exchange) relay(raw []byte) []byte {
+	s := ex.s
+	dst := s.c.Reserve(len(raw))
+	copy(dst, raw)
+	s.pl.relayedOut += uint64(len(raw)) // published once per backend read (backend.Data)
+	dst[3] = s.nextRespSeq()
+	ex.relayed = true
+	return dst
+}
+
+// onPacket handles a packet of the response to the current step.
+func (ex *exchange) onPacket(raw, payload []byte) {
+	b, s := ex.b, ex.s
+	prog, err := b.tracker.Feed(payload)
+	if err != nil {
+		s.p.logf("backend %d: %v", b.pb.Index(), err)
+		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
+		return
+	}
+	if ex.step != opMain {
+		ex.onSyncPacket(raw, prog)
+		return
+	}
+	dst := ex.relay(raw)
+	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
+		s.onPrepareOKRelayed(dst)
+	} else if s.capture != nil {
+		s.captured(raw)
+	}
+	switch prog {
+	case mysqlwire.ClientTurn:
+		if !b.tracker.LocalInfile() || s.qi.kind != stmtLoadLocal || s.cmd != mysqlwire.ComQuery {
+			// A file request the client never asked for (a rogue or
+			// confused server) is refused by dropping the backend.
+			b.abandon(errBackendProtocol)
+			return
+		}
+		ex.bSeq = raw[3] + 1
+		s.startInfile()
+	case mysqlwire.Complete:
+		ex.step = opNone
+		b.endExchange()
+		s.commandDone(b)
+	}
+}
+
+// relayInfile passes the client's LOCAL INFILE packets to the backend.
+func (ex *exchange) relayInfile(raw, payload []byte) {
+	b, s := ex.b, ex.s
+	if b == nil {
+		return
+	}
+	dst := b.c().Reserve(len(raw))
+	copy(dst, raw)
+	s.pl.stats.BackendBytesOut.Add(uint64(len(raw)))
+	ex.bSeq = renumber(dst, ex.bSeq)
+	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
+	if len(payload) == 0 {
+		s.endInfile()
+	}
+}
+
+func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
+	b, s := ex.b, ex.s
+	if prog != mysqlwire.Complete {
+		if ex.step == opPrepare {
+			return // parameter and column definitions
+		}
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if code, _, failed := b.tracker.Err(); failed {
+		s.pl.stats.Errors[errorSlot(code)].Add(1)
+		ex.relay(raw)
+		step := ex.step
+		ex.end()
+		if step != opPrepare {
+			// The backend may be half way to the session's state.
+			s.dropBackend(b)
+			b.abandon(errUnknownState)
+			if s.pins != 0 {
+				s.c.Close()
+				return
+			}
+		}
+		s.finishCommand()
+		return
+	}
+	switch ex.step {
+	case opStmtSchema:
+		b.noteSchema(s.stmt.key.schema)
+	case opSchema:
+		b.noteSchema(s.st.schema)
+	case opVars:
+		b.noteVars(&s.st)
+	case opOption:
+		b.noteMultiStmts(s.st.multiStmts)
+	case opPrepare:
+		id, _, _, _ := b.tracker.Prepared()
+		b.addStmt(s.stmt.key, id)
+		s.pl.stats.BackendPrepares.Add(1)
+	}
+	ex.synced()
+}
+
+// synced: the step's response was OK (or, for opNoSchema, the
+// COM_CHANGE_USER's login finished): on to the next operation.
+func (ex *exchange) synced() {
+	ex.step = opNone
+	ex.at++
+	ex.run()
+}

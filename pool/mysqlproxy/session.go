@@ -1,0 +1,1344 @@
+package mysqlproxy
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scalestack/scalestack/conn"
+	"github.com/scalestack/scalestack/mysqlwire"
+	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/reactor"
+)
+
+type sessionPhase uint8
+
+const (
+	sHandshake  sessionPhase = iota // greeting sent, waiting for HandshakeResponse41
+	sAuthSwitch                     // auth switch sent, waiting for the client's answer
+	sChangeUser                     // COM_CHANGE_USER auth switch sent
+	sReady                          // waiting for a command
+	sBusy                           // a command is being served
+	sClosed
+)
+
+// maxClientPayload bounds a client's logical packet (matches the
+// connection's input limit).
+const maxClientPayload = 64 << 20
+
+// maxLoginPayload bounds a packet of a client that has not logged in (the
+// handshake response, an auth switch answer) and the answer to
+// COM_CHANGE_USER's auth switch: no real one comes near it, and a larger one
+// is refused from its header with ERR 1153, as MariaDB refuses a handshake
+// packet over max_allowed_packet. The connection's input is bounded to one
+// such packet and its header until login.
+const maxLoginPayload = 64 << 10
+
+// epoch is the origin of monoNow.
+var epoch = time.Now()
+
+// monoNow is the monotonic time since epoch in nanoseconds: 8 bytes in a
+// session where a time.Time takes 24.
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
+var (
+	errKilled             = errors.New("pool: session killed")
+	errLoginTimeout       = errors.New("pool: client login timed out")
+	errClientWriteTimeout = errors.New("pool: client stopped reading (client write timeout)")
+)
+
+// session is one client connection. It holds a backend only while a command
+// is served, unless pinned. It is the pool.Client its waiter names.
+type session struct {
+	p  *Proxy
+	pl *proxyLoop
+	c  *conn.Conn
+	id uint32
+
+	phase sessionPhase
+	nonce []byte
+	caps  mysqlwire.Capabilities
+	user  *User
+	// account is the logged-in user whose per-user counters this
+	// session moves.
+	account *User
+	joiner  mysqlwire.Joiner
+
+	// sha2Switch: the auth switch in flight asks for caching_sha2_password
+	// (otherwise mysql_native_password).
+	sha2Switch bool
+	// denied: the login was refused with ERR 1045 (and logged as a failed
+	// login, so its close is not logged again).
+	denied bool
+	// loginName is the name the client logged in with (s.user is
+	// Proxy.unknownUser when no account has it).
+	loginName string
+
+	st          sessionState
+	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
+	noBackslash bool
+	pins        uint32
+	// b is the backend the session holds: for the command being served
+	// (ex runs on it), pinned, or held for diagnostics.
+	b *backend
+	// ex is the command on the backend.
+	ex exchange
+	// wait is the session's request for a backend.
+	wait pool.Waiter
+
+	// The command being served.
+	req     []byte // raw packets as received (headers included)
+	payload []byte // logical payload (aliases req unless split)
+	big     []byte // reassembly of a split payload
+	cmd     mysqlwire.Command
+	respSeq uint8 // next sequence id towards the client
+	qi      queryInfo
+	// setRes is what the SET being served does. Its plan is not kept: it
+	// is a kilobyte every idle session would carry, so mainDone parses the
+	// statement again once the server has accepted it.
+	setRes setResult
+	infile bool
+	// diag: the command left warnings or failed; held: the session keeps
+	// its backend until its next command (or a waiter needs it) so that
+	// SHOW WARNINGS and friends see them (pool.LoopPool.Keep).
+	diag bool
+	held bool
+	// heldInput: input arrived while a command was being served and was
+	// left in the connection's buffer.
+	heldInput bool
+	stmt      *sessStmt
+	capture   []byte // PREPARE response being cached
+	prepID    uint32 // id given to the statement being prepared
+
+	// cmdStart is when the command being served arrived (monoNow).
+	cmdStart int64
+	// write watches for the client write timeout; allocated the first
+	// time the client's output goes over the high-water mark, since most
+	// sessions never do and an idle session must stay small.
+	write *writeWatch
+
+	lastInsertID uint64
+	stmts        map[uint32]*sessStmt
+	// longDataBytes is the COM_STMT_SEND_LONG_DATA held for stmts
+	// (bounded by maxSessionLongData).
+	longDataBytes int32
+	nextStmtID    uint32
+	lastStmtID    uint32
+	openCursors   int32
+
+	scratch []byte
+}
+
+func (p *Proxy) newSession(c *conn.Conn) conn.Handler {
+	pl := p.loopOf(c.Loop())
+	if pl.closing {
+		return shutdownRefusal{}
+	}
+	if p.clientsOverLimit() {
+		return p.refuse(c)
+	}
+	if p.pendingLoginsFull() {
+		return p.refusePending(c)
+	}
+	s := &session{p: p, pl: pl, c: c, id: pl.newSessionID()}
+	s.ex.s = s
+	s.wait.Client = s
+	return s
+}
+
+// OnOpen sends the greeting.
+func (s *session) OnOpen(c *conn.Conn) {
+	s.pl.sessions[s.id] = s
+	s.pl.stats.ClientsAccepted.Add(1)
+	s.pl.stats.ClientsConnected.Add(1)
+	s.p.pendingLogins.Add(1)
+	// Until it logs in, the client is a stranger: one login packet at a
+	// time, and its buffer counts against the budget shared by all of
+	// them, so that many strangers cannot hold much memory either.
+	s.limitInput(true)
+	c.SetInputBudget(s.p.loginInput)
+	nonce, err := mysqlwire.NewScramble()
+	if err != nil {
+		c.Abort(err)
+		return
+	}
+	s.nonce = nonce
+	h := mysqlwire.Handshake{
+		ServerVersion:  []byte(*s.p.version.Load()),
+		ConnectionID:   s.id,
+		AuthPluginData: nonce,
+		Capabilities:   s.p.clientCaps,
+		CharacterSet:   s.p.collation,
+		Status:         mysqlwire.StatusAutocommit,
+		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
+	}
+	pkt, _ := mysqlwire.AppendHandshake(s.scratch[:0], h)
+	s.pl.stats.ClientBytesOut.Add(uint64(len(pkt)))
+	c.Write(pkt)
+	// The login is timed with the waiter's timer: a session waits for a
+	// backend only once logged in.
+	s.wait.Timer.Func = sessionTimerFired
+	s.wait.Timer.Arg = s
+	s.pl.loop.Schedule(&s.wait.Timer, s.p.cfg.LoginTimeout)
+}
+
+// OnClose releases what the session holds.
+func (s *session) OnClose(c *conn.Conn, err error) {
+	if s.phase == sClosed {
+		return
+	}
+	if err != nil && s.phase < sReady && !s.denied {
+		s.p.loginCloses.note(c.RemoteAddr() + ": " + err.Error())
+	}
+	if s.phase == sHandshake || s.phase == sAuthSwitch {
+		// The connection gave its budget back when it closed.
+		s.p.pendingLogins.Add(-1)
+		s.p.loginInputReleased()
+	}
+	s.phase = sClosed
+	s.pl.lp.Leave(&s.wait)
+	s.pl.loop.Cancel(&s.wait.Timer)
+	if s.write != nil {
+		s.pl.loop.Cancel(&s.write.timer)
+	}
+	if s.pl.sessions[s.id] == s {
+		delete(s.pl.sessions, s.id)
+	}
+	s.setAccount(nil)
+	s.pl.stats.ClientsConnected.Add(-1)
+	if s.pins != 0 {
+		s.pl.stats.PinnedSessions.Add(-1)
+		s.pins = 0
+	}
+	if s.held {
+		s.held = false
+		b := s.b
+		s.b = nil
+		s.release(b)
+	}
+	if b := s.b; b != nil {
+		s.b = nil
+		if s.ex.inFlight() {
+			// The client left mid-exchange: what the backend still has to
+			// say, and the state it is in, are unknown.
+			s.ex.end()
+			b.abandon(errUnknownState)
+		} else {
+			s.pl.lp.Reset(b.pb)
+		}
+	}
+}
+
+// release gives b back to the pool.
+func (s *session) release(b *backend) {
+	b.resumeIfPaused()
+	s.pl.lp.Release(b.pb)
+}
+
+// Granted implements pool.Client: the command starts on the backend.
+func (s *session) Granted(pb *pool.Backend) {
+	b := s.p.backends[pb.Index()]
+	s.b = b
+	s.ex.begin(b)
+}
+
+// Refused implements pool.Client: the command waited too long, or no
+// backend can be reached.
+func (s *session) Refused(err error) {
+	if err == pool.ErrQueueTimeout {
+		s.writeERR(errQueueTimeout)
+	} else {
+		s.writeERR(errBackendUnavailable)
+	}
+	s.finishCommand()
+}
+
+// Revoked implements pool.Client: the backend held for diagnostics went
+// to a command that needed it.
+func (s *session) Revoked(pb *pool.Backend) {
+	b := s.p.backends[pb.Index()]
+	if s.b == b {
+		s.held = false
+		s.b = nil
+		b.resumeIfPaused()
+	}
+}
+
+// Lost implements pool.Client: the backend the session held broke.
+func (s *session) Lost(pb *pool.Backend, _ error) {
+	s.backendLost(s.p.backends[pb.Index()])
+}
+
+// dropBackend forgets b, which the exchange abandoned.
+func (s *session) dropBackend(b *backend) {
+	if s.b == b {
+		s.b = nil
+	}
+}
+
+// OnHighWater pauses the backend feeding this slow client, and starts
+// watching for the client write timeout: a client that never reads would
+// otherwise hold that backend for ever.
+func (s *session) OnHighWater(c *conn.Conn) {
+	if s.b != nil && s.ex.step == opMain {
+		s.b.pauseForClient()
+	}
+	w := s.write
+	if w == nil {
+		w = &writeWatch{}
+		w.timer.Func = clientWriteStalled
+		w.timer.Arg = s
+		s.write = w
+	}
+	w.mark = c.Delivered()
+	w.quiet = 0
+	s.pl.loop.Schedule(&w.timer, s.writeCheckInterval())
+}
+
+// OnLowWater resumes it.
+func (s *session) OnLowWater(*conn.Conn) {
+	if s.write != nil {
+		s.pl.loop.Cancel(&s.write.timer)
+	}
+	if s.b != nil {
+		s.b.resumeIfPaused()
+	}
+}
+
+// writeChecks is how many checks a client write timeout is split into. A
+// single check at the end of the period would have to take the count of
+// delivered bytes at the moment of crossing the high-water mark as its
+// reference, and the client's kernel still takes some bytes just after
+// that, which would look like progress and double the time a stalled
+// client holds its backend. With checks every 1/8 of the period a client
+// is cut off between 1 and 1 1/8 periods after the last byte it took.
+const writeChecks = 8
+
+// writeWatch is a session's client write timeout state: the timer that
+// checks it, conn.Delivered at the last check, and how many checks in a
+// row found no progress.
+type writeWatch struct {
+	timer reactor.Timer
+	mark  uint64
+	quiet uint8
+}
+
+func (s *session) writeCheckInterval() time.Duration {
+	return max(time.Duration(s.p.clientWriteTimeout.Load())/writeChecks, reactor.TimerTick)
+}
+
+// clientWriteStalled runs while the client's output is over the high-water
+// mark. A client that took some of its output since the last check is slow,
+// not gone: the count starts again. One that took nothing for writeChecks
+// checks in a row (the client write timeout) is cut off with a reset, so
+// the kernel drops what it buffered for it too; if it was mid-response,
+// OnClose closes the backend it held, whose state is unknown, and the
+// backend reconnects.
+func clientWriteStalled(arg any) {
+	s := arg.(*session)
+	if s.phase == sClosed || s.c.Closed() || !s.c.OverHighWater() {
+		return
+	}
+	w := s.write
+	if taken := s.c.Delivered(); taken != w.mark {
+		w.mark = taken
+		w.quiet = 0
+	} else if w.quiet++; w.quiet >= writeChecks {
+		s.pl.stats.ClientWriteTimeouts.Add(1)
+		s.c.Reset(errClientWriteTimeout)
+		return
+	}
+	s.pl.loop.Schedule(&w.timer, s.writeCheckInterval())
+}
+
+func sessionTimerFired(arg any) {
+	s := arg.(*session)
+	switch s.phase {
+	case sHandshake:
+		s.c.Abort(fmt.Errorf("%w: no handshake response", errLoginTimeout))
+	case sAuthSwitch:
+		s.c.Abort(fmt.Errorf("%w: no auth switch response", errLoginTimeout))
+	}
+}
+
+// OnData splits client input into logical packets.
+func (s *session) OnData(c *conn.Conn, data []byte) int {
+	n := s.onData(c, data)
+	s.pl.stats.ClientBytesIn.Add(uint64(n))
+	return n
+}
+
+func (s *session) onData(c *conn.Conn, data []byte) int {
+	off := 0
+	for off < len(data) && s.phase != sClosed && !c.Closed() {
+		if s.phase == sBusy && !s.infile {
+			// One command at a time: the rest stays buffered in the
+			// connection until this one is done. Reading goes on, so a
+			// client that hangs up while it waits is noticed at once.
+			s.heldInput = true
+			return off
+		}
+		payload, lastSeq, size, ok, err := s.joiner.Next(data[off:])
+		if err != nil {
+			// The header is visible: answer with the sequence id after
+			// it, as the server does (2 for a handshake response).
+			s.respSeq = data[off+3] + 1
+			if errors.Is(err, mysqlwire.ErrPacketTooLarge) {
+				s.writeERR(errPacketTooLarge)
+			} else {
+				s.writeERR(errPacketsOutOfOrder)
+			}
+			c.Close()
+			return len(data)
+		}
+		if !ok {
+			break
+		}
+		raw := data[off : off+size]
+		off += size
+		switch s.phase {
+		case sHandshake:
+			s.onHandshakeResponse(payload, lastSeq)
+		case sAuthSwitch:
+			s.onAuthSwitchResponse(payload, lastSeq)
+		case sChangeUser:
+			s.onChangeUserSwitchResponse(payload, lastSeq)
+		case sReady:
+			s.onCommand(raw, payload, lastSeq)
+		case sBusy:
+			s.ex.relayInfile(raw, payload)
+		}
+	}
+	return off
+}
+
+// ---- login ----
+
+func (s *session) accessDenied(user []byte, withPassword bool, seq uint8) {
+	s.pl.stats.AuthFailures.Add(1)
+	using := "NO"
+	if withPassword {
+		using = "YES"
+	}
+	host := s.c.RemoteAddr()
+	if i := lastColon(host); i >= 0 {
+		host = host[:i]
+	}
+	s.respSeq = seq
+	s.writeERR(errAccessDenied, user, host, using)
+	s.denied = true
+	s.p.failedLogins.note("user '" + logSafeName(user) + "' from " + host)
+	s.c.Close()
+}
+
+// logSafeName bounds a user name a stranger sent (up to 64 KiB) for the
+// log; the logger escapes what it cannot print.
+func logSafeName(name []byte) string {
+	const most = 64
+	if len(name) > most {
+		return string(name[:most]) + "..."
+	}
+	return string(name)
+}
+
+func lastColon(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
+	hr, err := mysqlwire.ParseHandshakeResponse(payload)
+	if err != nil || hr.SSLRequest {
+		s.respSeq = seq + 1
+		s.writeERR(errBadHandshake)
+		s.c.Close()
+		return
+	}
+	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
+		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
+	s.loginName = string(hr.Username)
+	u := (*s.p.users.Load())[s.loginName]
+	if u == nil {
+		// An unknown name goes through the same exchange as a known
+		// account with a wrong password (the same auth switch, with the
+		// nonce, the same hash work, then the same ERR 1045), so that
+		// the answers do not tell which accounts exist.
+		u = s.p.unknownUser
+	}
+	s.user = u
+	// Session defaults from the handshake: charset, schema, and
+	// multi-statements as the client asked.
+	s.st = sessionState{names: s.p.defaultNames}
+	if n, ok := collationNames[uint16(hr.CharacterSet)]; ok {
+		s.st.names = n
+	}
+	s.loginNames = s.st.names
+	if s.caps&mysqlwire.ClientConnectWithDB != 0 && len(hr.Database) > 0 {
+		s.st.schema = string(hr.Database)
+	}
+	if s.caps&mysqlwire.ClientMultiStatements != 0 {
+		s.st.multiStmts = 1
+	}
+	plugin := string(hr.AuthPlugin)
+	if plugin == "" && s.caps&mysqlwire.ClientPluginAuth == 0 {
+		plugin = mysqlwire.AuthNativePassword
+	}
+	switch {
+	case plugin == mysqlwire.AuthNativePassword:
+		s.finishNativeLogin(hr.Username, hr.AuthResponse, seq+1)
+	case plugin == mysqlwire.AuthCachingSHA2 && len(hr.AuthResponse) == 0 && u.SHA2 != nil:
+		// libmariadb and libmysqlclient send no scramble when their plugin
+		// is not the one the greeting named, and wait to be asked for it:
+		// ask for caching_sha2_password with the same nonce.
+		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthCachingSHA2, s.nonce)
+		s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+		s.c.Write(out)
+		s.phase = sAuthSwitch
+		s.sha2Switch = true
+	case plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
+		s.finishSHA2Login(hr.Username, hr.AuthResponse, seq+1)
+	default:
+		// Ask for mysql_native_password with the same nonce.
+		out, _ := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], seq+1, mysqlwire.AuthNativePassword, s.nonce)
+		s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+		s.c.Write(out)
+		s.phase = sAuthSwitch
+	}
+}
+
+func (s *session) verifySHA2(resp []byte) bool {
+	if s.user.NoPassword {
+		return len(resp) == 0
+	}
+	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil
+}
+
+func (s *session) verifyNative(resp []byte) bool {
+	if s.user.NoPassword {
+		return len(resp) == 0
+	}
+	_, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
+	return err == nil
+}
+
+func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
+	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
+		s.accessDenied(user, len(resp) > 0, seq)
+		return
+	}
+	s.loginOK(seq)
+}
+
+func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
+	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
+		s.accessDenied(user, len(resp) > 0, seq)
+		return
+	}
+	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.loginOK(next)
+}
+
+func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
+	if s.sha2Switch {
+		s.sha2Switch = false
+		s.finishSHA2Login([]byte(s.loginName), payload, seq+1)
+		return
+	}
+	s.finishNativeLogin([]byte(s.loginName), payload, seq+1)
+}
+
+func (s *session) loginOK(seq uint8) {
+	if s.p.clientsOverLimit() {
+		// Others logged in while this client did: it would be one over
+		// --max-clients. (It still counts as logging in until it closes.)
+		s.respSeq = seq
+		s.writeERR(errTooManyConnections)
+		s.pl.stats.ClientsRefused.Add(1)
+		s.c.Close()
+		return
+	}
+	s.p.pendingLogins.Add(-1)
+	s.pl.loop.Cancel(&s.wait.Timer)
+	s.limitInput(false)
+	s.c.SetInputBudget(nil)
+	s.p.loginInputReleased()
+	s.phase = sReady
+	s.respSeq = seq
+	s.setAccount(s.user)
+	s.writeOK(0, 0)
+}
+
+// limitInput bounds the client's packets and buffered input to one login
+// packet (maxLoginPayload) while it authenticates, and to maxClientPayload
+// (the connection's default bound) otherwise.
+func (s *session) limitInput(login bool) {
+	if login {
+		s.joiner.MaxPayload = maxLoginPayload
+		s.c.SetMaxInput(maxLoginPayload + mysqlwire.HeaderSize)
+		return
+	}
+	s.joiner.MaxPayload = maxClientPayload
+	s.c.SetMaxInput(0)
+}
+
+// ---- commands ----
+
+// onCommand serves one client command.
+func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
+	s.respSeq = lastSeq + 1
+	// Work on a copy: the input buffer is only valid during OnData, and
+	// what is parsed from the request must outlive a wait for a backend.
+	s.keep(raw, payload)
+	raw, payload = s.req, s.payload
+	if len(payload) == 0 {
+		s.writeERR(errUnknownCommand)
+		return
+	}
+	cmd := mysqlwire.Command(payload[0])
+	s.cmd = cmd
+	s.cmdStart = monoNow()
+	s.pl.stats.Commands[commandSlot(cmd)].Add(1)
+	if a := s.account; a != nil && a.stats != nil {
+		a.stats.on(s.pl.id).commands.Add(1)
+	}
+	switch cmd {
+	case mysqlwire.ComQuit:
+		s.c.Close()
+		return
+	case mysqlwire.ComPing:
+		s.local()
+		s.writeOK(0, 0)
+		return
+	case mysqlwire.ComQuery:
+		s.onQuery(raw, payload)
+		return
+	case mysqlwire.ComInitDB:
+		if len(payload) < 2 {
+			s.local()
+			s.writeERR(errNoDatabase)
+			return
+		}
+	case mysqlwire.ComSetOption:
+		s.local()
+		opt, err := mysqlwire.ParseSetOption(payload)
+		if err != nil {
+			s.writeERR(errUnknownCommand)
+			return
+		}
+		s.st.multiStmts = 0
+		if opt == mysqlwire.OptionMultiStatementsOn {
+			s.st.multiStmts = 1
+		}
+		out, _ := mysqlwire.AppendEOF(s.scratch[:0], s.respSeq, 0, s.status())
+		s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+		s.c.Write(out)
+		return
+	case mysqlwire.ComResetConnection:
+		s.local()
+		// The server keeps the schema but returns the character set to
+		// the one negotiated at login.
+		s.resetSession(s.st.schema, s.loginNames)
+		s.writeOK(0, 0)
+		return
+	case mysqlwire.ComChangeUser:
+		s.local()
+		s.onChangeUser(payload)
+		return
+	case mysqlwire.ComProcessKill:
+		s.local()
+		id, err := mysqlwire.ParseProcessKill(payload)
+		if err != nil {
+			s.writeERR(errUnknownCommand)
+			return
+		}
+		s.kill(uint64(id))
+		return
+	case mysqlwire.ComStmtPrepare:
+		s.onPrepare(raw, payload)
+		return
+	case mysqlwire.ComStmtExecute:
+		s.onExecute(raw, payload)
+		return
+	case mysqlwire.ComStmtSendLongData:
+		s.onLongData(payload)
+		return
+	case mysqlwire.ComStmtClose:
+		s.onStmtClose(payload)
+		return
+	case mysqlwire.ComStmtReset:
+		s.onStmtReset(raw, payload)
+		return
+	case mysqlwire.ComStmtFetch:
+		s.onFetch(raw, payload)
+		return
+	case mysqlwire.ComRefresh, mysqlwire.ComDebug:
+		// COM_REFRESH is FLUSH (server-wide, RELOAD); COM_DEBUG writes
+		// to the server's log (SUPER).
+		if !s.user.Admin {
+			if cmd == mysqlwire.ComRefresh {
+				s.refuse(privReload)
+			} else {
+				s.refuse(privSuper)
+			}
+			return
+		}
+	case mysqlwire.ComStatistics, mysqlwire.ComFieldList, mysqlwire.ComProcessInfo,
+		mysqlwire.ComCreateDB, mysqlwire.ComDropDB:
+		// Served by any backend.
+	default:
+		s.local()
+		s.writeERR(errUnknownCommand)
+		return
+	}
+	s.forward(raw, payload)
+}
+
+func (s *session) local() { s.pl.stats.LocalAnswers.Add(1) }
+
+// refuse answers ERR 1227 to a statement that needs a privilege the
+// account lacks (it has no users-file field admin). The statement never
+// reaches a backend; the session stays usable.
+func (s *session) refuse(p privilege) {
+	s.local()
+	s.writeERR(errPrivilegeNeeded, privilegeMessages[p])
+}
+
+// keep copies the request so it outlives the input buffer while it waits
+// for a backend.
+func (s *session) keep(raw, payload []byte) {
+	s.req = append(s.req[:0], raw...)
+	if len(raw) == len(payload)+mysqlwire.HeaderSize {
+		s.payload = s.req[mysqlwire.HeaderSize:]
+	} else {
+		s.big = append(s.big[:0], payload...)
+		s.payload = s.big
+	}
+}
+
+// forward runs the request on a backend and relays the response: on the
+// one the session holds, or on one the pool grants (Granted).
+func (s *session) forward(raw, payload []byte) {
+	s.phase = sBusy
+	if b := s.b; b != nil {
+		if s.held {
+			s.held = false
+			s.pl.lp.Unkeep(b.pb)
+		}
+		s.ex.begin(b)
+		return
+	}
+	s.pl.lp.Acquire(&s.wait)
+}
+
+func (s *session) onQuery(raw, payload []byte) {
+	sql := payload[1:]
+	s.qi = scanQuery(sql, s.noBackslash)
+	qi := &s.qi
+	if qi.priv != privNone && !s.user.Admin {
+		s.refuse(qi.priv)
+		return
+	}
+	switch qi.kind {
+	case stmtEmpty:
+		s.local()
+		s.writeERR(errEmptyQuery)
+		return
+	case stmtConnectionID:
+		s.local()
+		s.writeIntResult(qi.colName, uint64(s.id))
+		return
+	case stmtLastInsertID:
+		s.local()
+		s.writeIntResult(qi.colName, s.lastInsertID)
+		return
+	case stmtKill:
+		s.local()
+		if qi.arg == nil {
+			s.writeERR(errKillUnsupported)
+			return
+		}
+		s.kill(qi.killID)
+		return
+	case stmtReadSysVars:
+		if s.answerSysVars(sql) {
+			return
+		}
+	case stmtSet:
+		var plan setPlan
+		s.setRes = parseSET(sql, s.noBackslash, &plan)
+		switch s.setRes {
+		case setTracked:
+			s.floorSET(sql, &plan)
+		case setUserVar:
+			s.pin(PinUserVariable)
+		case setUnknown:
+			s.pin(PinUnknownSet)
+		}
+	case stmtLock, stmtFlushLock:
+		s.pin(PinLockTables)
+	case stmtPrepare:
+		s.pin(PinTextPrepare)
+	case stmtCreateTemp:
+		s.pin(PinTempTable)
+	}
+	f := qi.feats
+	for _, fp := range featurePins {
+		if f&fp.feature != 0 {
+			s.pin(fp.reason)
+		}
+	}
+	if f&featMulti != 0 && (f&(featSet|featUse) != 0 || qi.kind == stmtSet || qi.kind == stmtUse) {
+		// State changed inside a batch is not tracked.
+		s.pin(PinUnknownSet)
+	}
+	s.forward(raw, payload)
+}
+
+// floorSET replaces the request by the client's SET with every timeout
+// below its floor raised to the floor (see varFloors). s.payload keeps the
+// client's text: mainDone parses it again and records the client's values
+// in the session (what SELECT @@wait_timeout answers) and, in the same
+// terms, in the backend's state. Only such SETs allocate here.
+func (s *session) floorSET(sql []byte, plan *setPlan) {
+	payload, changed := flooredSET([]byte{byte(mysqlwire.ComQuery)}, sql, plan)
+	if !changed {
+		return
+	}
+	if len(payload) >= mysqlwire.MaxPacketPayload {
+		// Not worth splitting: the session keeps its backend, whose
+		// state is reset before another session gets it.
+		s.setRes = setUnknown
+		s.pin(PinUnknownSet)
+		return
+	}
+	s.req, _ = mysqlwire.AppendPacket(make([]byte, 0, mysqlwire.HeaderSize+len(payload)), 0, payload)
+}
+
+// answerSysVars answers SELECT @@wait_timeout, ... (stmtReadSysVars) from
+// the values the session set, which a backend may hold only raised to
+// their floors. It reports false, leaving the statement to the backend,
+// when the session did not set one of the variables (the backend has the
+// server's value then) or set it in a form it does not evaluate.
+func (s *session) answerSysVars(sql []byte) bool {
+	var names [maxSysVarColumns][]byte
+	var vals [maxSysVarColumns]uint64
+	n := 0
+	lx := lexer{src: sql, noBackslash: s.noBackslash}
+	lx.next() // SELECT
+	for more := true; more && n < maxSysVarColumns; n++ {
+		var v varID
+		var ok bool
+		v, names[n], more, ok = readSysVarColumn(&lx)
+		if !ok {
+			return false
+		}
+		if vals[n], ok = sessionTimeout(s.st.varValue(v)); !ok {
+			return false
+		}
+	}
+	s.local()
+	s.writeUintRow(names[:n], vals[:n])
+	return true
+}
+
+// sessionTimeout is the value the server reports for a timeout set to the
+// SQL text value: decimal integers clamped to the range the server allows
+// (1 to 31536000 seconds). ok is false for "" (not set) and other forms.
+func sessionTimeout(value string) (uint64, bool) {
+	neg := false
+	switch {
+	case value == "":
+		return 0, false
+	case value[0] == '-':
+		neg, value = true, value[1:]
+	case value[0] == '+':
+		value = value[1:]
+	}
+	if value == "" {
+		return 0, false
+	}
+	const maxTimeout = 31536000
+	var v uint64
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if !isDigit(c) {
+			return 0, false
+		}
+		if v <= maxTimeout {
+			v = v*10 + uint64(c-'0')
+		}
+	}
+	switch {
+	case neg || v < 1:
+		v = 1
+	case v > maxTimeout:
+		v = maxTimeout
+	}
+	return v, true
+}
+
+// nextRespSeq returns the next sequence id towards the client.
+func (s *session) nextRespSeq() uint8 {
+	seq := s.respSeq
+	s.respSeq++
+	return seq
+}
+
+// startInfile: the server asked for the client's LOAD DATA LOCAL file,
+// which the client now streams (relayed by the exchange).
+func (s *session) startInfile() {
+	s.infile = true
+	s.pin(PinLocalInfile)
+	s.c.ResumeRead()
+}
+
+// endInfile: the client sent the file's last (empty) packet.
+func (s *session) endInfile() {
+	s.infile = false
+	s.unpin(PinLocalInfile)
+	s.c.PauseRead()
+}
+
+// applySet records the SET the server just accepted in the session's and
+// the backend's state. The statement is still in s.payload; parsing it
+// again (it allocates nothing) gives the same plan as when it arrived.
+func (s *session) applySet(b *backend, noBackslash bool) {
+	var plan setPlan
+	if parseSET(s.payload[1:], noBackslash, &plan) != setTracked {
+		return // cannot differ from the first parse: same text, same mode
+	}
+	plan.apply(&s.st)
+	b.applyPlan(&plan)
+}
+
+// commandDone runs when the response to the client's command is complete:
+// it updates tracked state and pins, and gives the backend back when
+// nothing pins it.
+func (s *session) commandDone(b *backend) {
+	tr := &b.tracker
+	status, seen := tr.Status()
+	code, _, failed := tr.Err()
+	if failed {
+		s.pl.stats.Errors[errorSlot(code)].Add(1)
+	}
+	parsedNoBackslash := s.noBackslash // the mode the statement was scanned in
+	if seen {
+		s.noBackslash = status&mysqlwire.StatusNoBackslashEscapes != 0
+	}
+	if !failed {
+		switch s.cmd {
+		case mysqlwire.ComQuery:
+			switch s.qi.kind {
+			case stmtUse:
+				if s.qi.feats&featMulti == 0 {
+					s.st.schema = unquoteIdent(s.qi.arg)
+					b.noteSchema(s.st.schema)
+				}
+			case stmtSet:
+				if s.setRes == setTracked {
+					s.applySet(b, parsedNoBackslash)
+					if autocommitOff(s.st.varValue(varAutocommit)) {
+						s.pin(PinAutocommitOff)
+					} else {
+						s.unpin(PinAutocommitOff)
+					}
+				}
+			case stmtUnlock:
+				s.unpin(PinLockTables)
+			}
+		case mysqlwire.ComInitDB:
+			s.st.schema = string(s.payload[1:])
+			b.noteSchema(s.st.schema)
+		case mysqlwire.ComStmtPrepare:
+			s.onPrepareDone(b)
+		case mysqlwire.ComStmtExecute:
+			s.onExecuteDone(b)
+		case mysqlwire.ComStmtFetch:
+			s.onFetchDone(b)
+		case mysqlwire.ComStmtReset:
+			s.closeCursor(s.stmt)
+		}
+		if id := tr.LastInsertID(); id != 0 {
+			s.lastInsertID = id
+		}
+	} else if s.cmd == mysqlwire.ComStmtPrepare {
+		s.capture = nil
+	}
+	s.diag = failed || tr.Warnings() > 0
+	if seen {
+		if status&mysqlwire.StatusInTrans != 0 {
+			s.pin(PinTransaction)
+		} else {
+			s.unpin(PinTransaction)
+		}
+	}
+	s.finishCommand()
+}
+
+// finishCommand ends the current command: the backend goes back unless
+// pinned and the client may send the next one.
+func (s *session) finishCommand() {
+	if s.phase == sClosed {
+		return
+	}
+	s.phase = sReady
+	s.ex.end()
+	s.pl.stats.Latency.Observe(time.Duration(monoNow() - s.cmdStart))
+	s.stmt = nil
+	s.infile = false
+	diag := s.diag
+	s.diag = false
+	if b := s.b; b != nil {
+		switch {
+		case s.pins != 0:
+		case diag && s.pl.lp.Waiting() == 0:
+			s.held = true
+			s.pl.lp.Keep(b.pb)
+			s.pl.stats.DiagnosticHolds.Add(1)
+		default:
+			s.b = nil
+			s.release(b)
+		}
+	}
+	s.shrinkBuffers()
+	if s.pl.closing {
+		// Draining past its deadline: that was the session's last
+		// command (a pinned backend is reset by OnClose).
+		s.shutDown()
+		return
+	}
+	s.c.ResumeRead()
+	if s.heldInput {
+		// Present what the client sent meanwhile (pipelined commands).
+		s.heldInput = false
+		s.c.Redeliver()
+	}
+}
+
+// keptBufferCap is the largest request or scratch buffer an idle session
+// keeps for its next command.
+const keptBufferCap = 64 << 10
+
+// shrinkBuffers lets go of the buffers a long statement or long data grew
+// (up to 64 MiB each): a session that sent one must not hold that memory
+// while idle.
+func (s *session) shrinkBuffers() {
+	if cap(s.req) > keptBufferCap {
+		s.req, s.payload = nil, nil
+	}
+	if cap(s.big) > keptBufferCap {
+		s.big, s.payload = nil, nil
+	}
+	if cap(s.scratch) > keptBufferCap {
+		s.scratch = nil
+	}
+}
+
+// backendLost is called when the backend serving or pinned by s broke.
+func (s *session) backendLost(b *backend) {
+	if s.b != b {
+		return
+	}
+	s.b = nil
+	inFlight := s.ex.b == b
+	if inFlight {
+		s.ex.end()
+	}
+	if s.held {
+		// Only diagnostics were lost with it.
+		s.held = false
+		return
+	}
+	if s.phase == sClosed {
+		return
+	}
+	if (inFlight && s.ex.relayed) || s.pins != 0 {
+		// Half a response was relayed, or session state (a transaction,
+		// locks...) died with the backend: the client must start over.
+		s.c.Abort(errUnknownState)
+		return
+	}
+	if s.phase == sBusy {
+		s.writeERR(errBackendLost)
+		s.finishCommand()
+	}
+}
+
+// ---- pins ----
+
+func (s *session) pin(r PinReason) {
+	bit := uint32(1) << r
+	if s.pins&bit != 0 {
+		return
+	}
+	if s.pins == 0 {
+		s.pl.stats.PinnedSessions.Add(1)
+	}
+	s.pins |= bit
+	s.pl.stats.Pins[r].Add(1)
+}
+
+func (s *session) unpin(r PinReason) {
+	bit := uint32(1) << r
+	if s.pins&bit == 0 {
+		return
+	}
+	s.pins &^= bit
+	if s.pins == 0 {
+		s.pl.stats.PinnedSessions.Add(-1)
+	}
+}
+
+// ---- local answers ----
+
+func (s *session) status() mysqlwire.StatusFlags {
+	var st mysqlwire.StatusFlags
+	if !autocommitOff(s.st.varValue(varAutocommit)) {
+		st |= mysqlwire.StatusAutocommit
+	}
+	if s.pins&(1<<PinTransaction) != 0 {
+		st |= mysqlwire.StatusInTrans
+	}
+	if s.noBackslash {
+		st |= mysqlwire.StatusNoBackslashEscapes
+	}
+	return st
+}
+
+func (s *session) writeOK(affected, insertID uint64) {
+	out, next := mysqlwire.AppendOK(s.scratch[:0], s.respSeq, s.caps,
+		mysqlwire.OK{AffectedRows: affected, LastInsertID: insertID, Status: s.status()})
+	s.respSeq = next
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// writeERR answers the current command with one of the proxy's own errors
+// (the table in errors.go).
+func (s *session) writeERR(e proxyErr, args ...any) {
+	out, next := e.appendERR(s.scratch[:0], s.respSeq, args...)
+	s.respSeq = next
+	s.pl.stats.Errors[errorSlot(proxyErrors[e].code)].Add(1)
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// writeIntResult answers a one-row, one-column BIGINT result set, described
+// as the server describes CONNECTION_ID() and LAST_INSERT_ID().
+func (s *session) writeIntResult(name []byte, v uint64) {
+	s.writeUintResult([][]byte{name}, []uint64{v}, 21, 0x0001) // NOT NULL
+}
+
+// writeUintRow answers a one-row result set of BIGINT UNSIGNED columns, as
+// the server describes SELECT @@wait_timeout.
+func (s *session) writeUintRow(names [][]byte, vals []uint64) {
+	s.writeUintResult(names, vals, 20, 0)
+}
+
+// writeUintResult answers a one-row result set of unsigned integer columns
+// of the given display length and extra flags (beside UNSIGNED, BINARY and
+// NUM).
+func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, flags mysqlwire.ColumnFlags) {
+	out := s.scratch[:0]
+	seq := s.respSeq
+	out, seq = mysqlwire.AppendPacket(out, seq, []byte{byte(len(names))})
+	for _, name := range names {
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
+			Name: name, CharacterSet: 63, ColumnLength: length, Type: mysqlwire.FieldType(8),
+			Flags: flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
+		})
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	out, at := mysqlwire.AppendHeader(out)
+	var num [20]byte
+	for _, v := range vals {
+		out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
+	}
+	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	s.respSeq = seq
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// resetSession forgets the session's state (COM_RESET_CONNECTION,
+// COM_CHANGE_USER): prepared statements, variables, pins; a pinned backend
+// is reset before it goes back.
+func (s *session) resetSession(schema, names string) {
+	s.st = sessionState{schema: schema, names: names}
+	if s.caps&mysqlwire.ClientMultiStatements != 0 {
+		s.st.multiStmts = 1
+	}
+	s.lastInsertID = 0
+	clear(s.stmts)
+	s.longDataBytes = 0
+	s.openCursors = 0
+	if s.pins != 0 {
+		s.pins = 0
+		s.pl.stats.PinnedSessions.Add(-1)
+	}
+	if b := s.b; b != nil {
+		s.held = false
+		s.b = nil
+		s.pl.lp.Reset(b.pb)
+	}
+}
+
+// ---- KILL ----
+
+// mayKill reports whether a session of account may close t: its own
+// account's sessions only, unless it is an admin. Any other id is answered
+// like one that does not exist, so ids reveal nothing about other
+// accounts' sessions.
+func mayKill(t *session, account string, admin bool) bool {
+	return admin || (t.user != nil && t.phase >= sReady && t.user.Name == account)
+}
+
+// killRequest carries what the target's loop needs to decide a KILL from
+// another loop: a copy of the requester's account, never the requester's
+// mutable fields.
+type killRequest struct {
+	from    *session // touched only by its own loop (killAnswered)
+	p       *Proxy
+	id      uint32
+	account string
+	admin   bool
+	found   bool
+}
+
+// kill closes the session with the given id, which may live on another
+// loop; the answer comes back through the loops' mailboxes.
+func (s *session) kill(id uint64) {
+	n := uint64(len(s.p.loops))
+	if id == 0 || id > 0xFFFFFFFF {
+		s.writeERR(errNoSuchThread, id)
+		return
+	}
+	target := s.p.loops[id%n]
+	if target == s.pl {
+		t := s.pl.sessions[uint32(id)]
+		switch {
+		case t == nil || !mayKill(t, s.user.Name, s.user.Admin):
+			s.writeERR(errNoSuchThread, id)
+		case t == s:
+			s.pl.stats.Kills.Add(1)
+			s.c.Close()
+		default:
+			s.pl.stats.Kills.Add(1)
+			t.c.Abort(errKilled)
+			s.writeOK(0, 0)
+		}
+		return
+	}
+	s.phase = sBusy
+	s.qi.killID = id
+	req := &killRequest{from: s, p: s.p, id: uint32(id), account: s.user.Name, admin: s.user.Admin}
+	s.pl.loop.Post(target.loop, reactor.Task{Fn: killOnLoop, Arg: req, N: uint64(s.pl.id)})
+}
+
+// killOnLoop runs on the target's loop; it reads only the request, never
+// the requester.
+func killOnLoop(l *reactor.Loop, arg any, from uint64) {
+	req := arg.(*killRequest)
+	pl := req.p.loopOf(l)
+	if t := pl.sessions[req.id]; t != nil && mayKill(t, req.account, req.admin) {
+		pl.stats.Kills.Add(1)
+		t.c.Abort(errKilled)
+		req.found = true
+	}
+	l.Post(pl.p.loops[from].loop, reactor.Task{Fn: killAnswered, Arg: req})
+}
+
+func killAnswered(_ *reactor.Loop, arg any, _ uint64) {
+	req := arg.(*killRequest)
+	s := req.from
+	if s.phase == sClosed {
+		return
+	}
+	if req.found {
+		s.writeOK(0, 0)
+	} else {
+		s.writeERR(errNoSuchThread, s.qi.killID)
+	}
+	s.finishCommand()
+}
+
+// ---- COM_CHANGE_USER ----
+
+func (s *session) onChangeUser(payload []byte) {
+	cu, err := mysqlwire.ParseChangeUser(payload, s.caps)
+	if err != nil {
+		s.writeERR(errMalformedPacket)
+		s.c.Close()
+		return
+	}
+	user, auth, schema, plugin := cu.Username, cu.AuthResponse, cu.Database, cu.AuthPlugin
+	names := s.p.defaultNames
+	if nm, ok := collationNames[cu.CharacterSet]; ok {
+		names = nm
+	}
+	u := (*s.p.users.Load())[string(user)]
+	if u == nil {
+		s.accessDenied(user, len(auth) > 0, s.respSeq)
+		return
+	}
+	s.user = u
+	s.resetSession(string(schema), names)
+	s.loginNames = names
+	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
+		if s.verifyNative(auth) {
+			s.setAccount(s.user)
+			s.writeOK(0, 0)
+			return
+		}
+	}
+	// Re-authenticate with a fresh nonce through an auth switch.
+	nonce, err := mysqlwire.NewScramble()
+	if err != nil {
+		s.c.Abort(err)
+		return
+	}
+	s.nonce = nonce
+	out, next := mysqlwire.AppendAuthSwitchRequest(s.scratch[:0], s.respSeq, mysqlwire.AuthNativePassword, nonce)
+	s.respSeq = next
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.phase = sChangeUser
+	s.limitInput(true)
+}
+
+func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
+	s.phase = sReady
+	s.limitInput(false)
+	s.respSeq = seq + 1
+	if !s.verifyNative(payload) {
+		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
+		return
+	}
+	s.setAccount(s.user)
+	s.writeOK(0, 0)
+}
+
+// unquoteIdent undoes the doubling of quote characters inside a quoted
+// identifier.
+func unquoteIdent(b []byte) string {
+	s := string(b)
+	if strings.Contains(s, "``") {
+		s = strings.ReplaceAll(s, "``", "`")
+	}
+	return s
+}
