@@ -43,8 +43,10 @@ What to run
                           (.tmp/bench/NAME/logs/*-cpu.pprof); profiling costs CPU itself
   --tests LIST            sysbench tests [oltp_read_only,oltp_point_select]
   --threads LIST          client thread counts [1,4,16,64,256,1024,2048,4096,8192]
-  --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four], and
-                          proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second)
+  --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four],
+                          proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second), and
+                          proxy-epoll-base (proxy-epoll run from --base-bin or --base-rev: before/after a
+                          change, side by side in one run)
   --time S                measured seconds per point, or the active phase with --idle-clients [15]
   --warmup S              warm-up seconds per point, not measured [5]
   --reps N                repetitions; each round runs every target back to back per thread count [3]
@@ -63,6 +65,9 @@ Environment
   --max-connections N     MariaDB max_connections [10000]; must exceed the largest thread count
   --mariadb-script WHAT   auto (scripts/mariadb.sh when present), none (built-in starter) or a path [auto]
   --proxy-bin PATH        scalestack binary [bin/scalestack, built by this script]
+  --base-bin PATH         the scalestack binary of the proxy-epoll-base target
+  --base-rev REV          build the proxy-epoll-base binary from git revision REV (in a temporary
+                          worktree; the binary stays in .tmp/bench/base-REV/) and use it as --base-bin
   --out DIR               where results go [bench/results]
   --work DIR              scratch: MariaDB data, configs, per-point logs [.tmp/bench]
   --name STEM             results file stem [sweep-YYYYMMDD-HHMM, sweep-quick-... with --quick,
@@ -81,6 +86,7 @@ Examples
   bench/run.sh --idle-clients 16000 --idle-active 100 --time 10 --reps 1 --proxy-loops 1 --backend-conns 16
   bench/run.sh --threads 1,16,256,1024,4096,8192 --reps 1 --targets direct,haproxy
   bench/run.sh --proxy-cpus 0-3 --mariadb-cpus 4-11 --sysbench-cpus 12-15
+  bench/run.sh --targets proxy-epoll,proxy-epoll-base --base-rev HEAD~3 --threads 16,1024
 EOF
 }
 
@@ -99,7 +105,7 @@ shell_word() {
 
 main() {
 	local no_install=0 targets_given=0 targets="direct,proxy-epoll,proxy-uring,haproxy" proxy_bin="bin/scalestack"
-	local idle=0
+	local idle=0 base_rev=""
 	local -a forward=() original=("$@")
 	while [[ $# -gt 0 ]]; do
 		case $1 in
@@ -117,6 +123,16 @@ main() {
 		--targets=*) targets=${1#*=} targets_given=1 ;;
 		--proxy-bin) proxy_bin=${2:?--proxy-bin needs a value} ;;
 		--proxy-bin=*) proxy_bin=${1#*=} ;;
+		--base-rev)
+			base_rev=${2:?--base-rev needs a value}
+			shift 2
+			continue
+			;;
+		--base-rev=*)
+			base_rev=${1#*=}
+			shift
+			continue
+			;;
 		esac
 		case $1 in
 		--no-install) no_install=1 ;;
@@ -162,6 +178,23 @@ main() {
 		log "building bin/scalestack"
 		go build -o bin/scalestack ./cmd/scalestack ||
 			die "building bin/scalestack failed; leave the proxy out with --targets direct,haproxy"
+	fi
+
+	if [[ -n ${base_rev} ]]; then
+		local rev_id base_dir
+		rev_id=$(git rev-parse --short "${base_rev}^{commit}") || die "--base-rev ${base_rev} is not a commit here"
+		base_dir="${REPO_ROOT}/.tmp/bench/base-${rev_id}"
+		if [[ ! -x ${base_dir}/scalestack ]]; then
+			log "building the proxy-epoll-base binary from ${base_rev} (${rev_id})"
+			local wt="${REPO_ROOT}/.tmp/bench/worktree-${rev_id}"
+			rm -rf "${wt}"
+			git worktree prune
+			git worktree add --detach "${wt}" "${rev_id}" >/dev/null || die "git worktree add ${rev_id} failed"
+			mkdir -p "${base_dir}"
+			(cd "${wt}" && go build -o "${base_dir}/scalestack" ./cmd/scalestack) || die "building ${rev_id} failed"
+			git worktree remove --force "${wt}"
+		fi
+		forward+=(--base-bin "${base_dir}/scalestack")
 	fi
 
 	# sysbench opens one socket per thread and HAProxy two per client: lift the soft file limit to the

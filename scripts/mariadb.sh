@@ -27,6 +27,7 @@ readonly SERVICE_USER=scalestack_svc
 readonly TEST_USER=test_native
 readonly TEST_PASSWORD=scalestack-test
 readonly TEST_ED25519_USER=test_ed25519
+readonly TLS_USER=test_tls
 readonly TEST_DATABASES=(scalestack_test sbtest)
 # Marker that proves a directory was made by this script, so `stop` never deletes anything else.
 readonly MARKER=.scalestack-mariadb
@@ -52,7 +53,7 @@ Subcommands:
       and libmemcached-tools (memccapable, memcaslap) for the memcache proxy's tests (their
       services stay stopped; tests start their own servers). Needs root (or password-less sudo).
 
-  start [--dir DIR] [--port PORT] [--max-connections N] [--tuned-for-bench] [--reuse]
+  start [--dir DIR] [--port PORT] [--max-connections N] [--tuned-for-bench] [--reuse] [--tls]
       Start a private server in DIR (default: $SCALESTACK_MYSQL_DIR or <repo>/.tmp/mariadb), installing
       MariaDB first if it is missing. Idempotent: if that server already runs, it only prints its env.
       A DIR that holds a stopped server's data (see `stop --keep`) is restarted on the same port with
@@ -65,11 +66,15 @@ Subcommands:
       and databases scalestack_test and sbtest on which all of them have every privilege, plus the
       global PROCESS privilege (to read the processlist). LOCAL INFILE is enabled (no FILE needed).
       --tuned-for-bench raises max_connections to 16770, the buffer pool to 1G and the caches.
+      --tls makes a throwaway CA and a server certificate for 127.0.0.1 and localhost (openssl, in
+      DIR/tls/: ca.pem, server.pem, server.key), serves TLS with them, and adds the account
+      test_tls (password "scalestack-test", REQUIRE SSL); a DIR started with --tls keeps TLS when
+      restarted. The env then also exports SCALESTACK_MYSQL_TLS_CA and _TLS_USER.
 
   env [--dir DIR] [--path]
       Print DIR/env (or with --path just its file name). It exports SCALESTACK_MYSQL_ADDR, _SOCKET,
       _USER, _PASSWORD, _PASSWORD_FILE, _TEST_USER, _TEST_PASSWORD, _ROOT_USER, _ROOT_PASSWORD,
-      _DATABASE, _DIR, _PID and _SCRIPT.
+      _DATABASE, _DIR, _PID and _SCRIPT (and _TLS_CA and _TLS_USER for a server started with --tls).
 
   status [--dir DIR]
       Say whether the server in DIR runs and answers; exit 0 if so, 3 if not.
@@ -256,11 +261,14 @@ pick_port() {
 # start
 
 write_cnf() {
-	local port=$1 max_conns=$2 tuned=$3
+	local port=$1 max_conns=$2 tuned=$3 tls=$4
 	local bp=256M extra=""
 	if [[ ${tuned} -eq 1 ]]; then
 		bp=1G
 		extra=$'table_open_cache = 4000\nthread_cache_size = 1024\nback_log = 4096\nmax_connect_errors = 1000000000\n'
+	fi
+	if [[ ${tls} -eq 1 ]]; then
+		extra+="ssl_ca = ${DIR}/tls/ca.pem"$'\n'"ssl_cert = ${DIR}/tls/server.pem"$'\n'"ssl_key = ${DIR}/tls/server.key"$'\n'
 	fi
 	local user_line=""
 	[[ ${EUID} -ne 0 ]] || user_line="user = root"
@@ -290,6 +298,28 @@ skip-log-bin
 ${extra}
 EOF
 	mv "${CNF}.new" "${CNF}"
+}
+
+# make_tls_files writes a throwaway CA and a server certificate signed by it for 127.0.0.1 and
+# localhost into DIR/tls, once: a restart keeps them, so clients holding the CA still verify.
+make_tls_files() {
+	local t="${DIR}/tls"
+	[[ ! -s ${t}/server.pem || ! -s ${t}/ca.pem || ! -s ${t}/server.key ]] || return 0
+	command -v openssl >/dev/null 2>&1 || apt_install openssl
+	mkdir -p "${t}"
+	log "making a throwaway CA and server certificate in ${t}"
+	(
+		umask 077
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+			-subj "/CN=Scale Stack throwaway test CA" -keyout "${t}/ca.key" -out "${t}/ca.pem" 2>/dev/null &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+				-keyout "${t}/server.key" -out "${t}/server.csr" 2>/dev/null &&
+			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"${t}/ext.cnf" &&
+			openssl x509 -req -in "${t}/server.csr" -CA "${t}/ca.pem" -CAkey "${t}/ca.key" -CAcreateserial \
+				-days 30 -extfile "${t}/ext.cnf" -out "${t}/server.pem" 2>/dev/null
+	) || die "making the TLS files in ${t} failed"
+	# Clients need the CA; the certificate is public.
+	chmod 644 "${t}/ca.pem" "${t}/server.pem"
 }
 
 init_datadir() {
@@ -401,6 +431,15 @@ provision() {
 			sql+="GRANT PROCESS ON *.* TO '${name}'@'${host}';"
 		done
 	done
+	if [[ -e ${DIR}/tls-enabled ]]; then
+		for host in '%' 'localhost'; do
+			sql+="CREATE USER IF NOT EXISTS '${TLS_USER}'@'${host}';"
+			sql+="ALTER USER '${TLS_USER}'@'${host}' IDENTIFIED VIA mysql_native_password USING PASSWORD('${TEST_PASSWORD}') REQUIRE SSL;"
+			for db in "${TEST_DATABASES[@]}"; do
+				sql+="GRANT ALL PRIVILEGES ON \`${db}\`.* TO '${TLS_USER}'@'${host}';"
+			done
+		done
+	fi
 	root_sql -e "${sql}"
 }
 
@@ -422,6 +461,10 @@ export SCALESTACK_MYSQL_DIR=${DIR}
 export SCALESTACK_MYSQL_PID=${pid}
 export SCALESTACK_MYSQL_SCRIPT=${SCRIPT_PATH}
 EOF
+	if [[ -e ${DIR}/tls-enabled ]]; then
+		printf 'export SCALESTACK_MYSQL_TLS_CA=%s\nexport SCALESTACK_MYSQL_TLS_USER=%s\n' \
+			"${DIR}/tls/ca.pem" "${TLS_USER}" >>"${ENVFILE}.new"
+	fi
 	mv "${ENVFILE}.new" "${ENVFILE}"
 	chmod 600 "${ENVFILE}"
 }
@@ -438,7 +481,7 @@ kill_half_started() {
 }
 
 cmd_start() {
-	local dir="" port="" max_conns=2000 tuned=0 reuse=0
+	local dir="" port="" max_conns=2000 tuned=0 reuse=0 tls=0
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--dir) dir=${2:?--dir needs a value}; shift ;;
@@ -449,6 +492,7 @@ cmd_start() {
 		--max-connections=*) max_conns=${1#*=} ;;
 		--tuned-for-bench) tuned=1 ;;
 		--reuse) reuse=1 ;;
+		--tls) tls=1 ;;
 		-h | --help) usage; return 0 ;;
 		*) die "start: unknown option $1" ;;
 		esac
@@ -472,6 +516,9 @@ cmd_start() {
 	ensure_marker
 	lock_dir
 
+	# TLS sticks to the directory, so that restart (stop --keep, start --reuse) keeps it.
+	if [[ ${tls} -eq 1 ]]; then touch "${DIR}/tls-enabled"; fi
+	[[ ! -e ${DIR}/tls-enabled ]] || tls=1
 	local pid
 	if pid=$(server_pid) && ping_server; then
 		log "already running (pid ${pid}, dir ${DIR})"
@@ -496,7 +543,8 @@ cmd_start() {
 	local attempt rc
 	for attempt in 1 2 3 4 5; do
 		echo "${port}" >"${DIR}/port"
-		write_cnf "${port}" "${max_conns}" "${tuned}"
+		[[ ${tls} -eq 0 ]] || make_tls_files
+		write_cnf "${port}" "${max_conns}" "${tuned}" "${tls}"
 		if [[ ${have_data} -eq 0 ]]; then
 			init_datadir
 			have_data=1

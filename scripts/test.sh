@@ -2,7 +2,8 @@
 # test.sh: the whole test suite against a real, throwaway MariaDB; `make test` and CI run this.
 #
 # Steps: install missing OS packages (MariaDB, sysbench, gcc for -race; memcached, nutcracker and
-# memccapable for the memcached module's tests; curl, wrk and nginx for the HTTP module's), start a
+# memccapable for the memcached module's tests; curl, wrk and nginx for the HTTP module's; Node.js
+# and the npm drivers mysql2 and mariadb for internal/e2e, by scripts/node-drivers.sh), start a
 # private MariaDB in .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race,
 # bench/bighost.sh at reduced size (scripts/bighost-check.sh: it fetches its .debs with apt-get
 # download), then every fuzz
@@ -51,6 +52,8 @@ stop_db() {
 section "OS dependencies"
 scripts/mariadb.sh deps --sysbench --toolchain --memcached
 scripts/http-tools.sh
+# Node.js and the npm drivers that internal/e2e's TestNodeDriversCompat runs through the proxy.
+scripts/node-drivers.sh || failures+=("node drivers (scripts/node-drivers.sh)")
 
 # run_step runs a long step in its own process group and waits for it. Bash defers a trap until a
 # foreground command ends and then skips it when that command exited normally, as go test does on

@@ -49,6 +49,7 @@ type config struct {
 	WorkDir        string
 	Name           string
 	ProxyBin       string
+	BaseBin        string
 	ProxyExtra     []string
 	PlotBin        string
 	MariaDBScript  string
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.WorkDir, "work", ".tmp/bench", "scratch directory: MariaDB data, configs, per-point logs")
 	fs.StringVar(&c.Name, "name", "", "file name stem for the results (default sweep-DATE or sweep-quick-DATE)")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", "bin/scalestack", "the scalestack binary, for the proxy targets")
+	fs.StringVar(&c.BaseBin, "base-bin", "", "another scalestack binary, for the "+targetProxyEpollBase+" target (for example one built from the commit before a change)")
 	proxyExtra := fs.String("proxy-extra", "", "extra flags for `scalestack mysqlproxy`, space-separated, e.g. \"--queue-timeout 60s\"")
 	fs.StringVar(&c.PlotBin, "plot-bin", "", "the bench/plot binary that draws the PNG (empty: no graph)")
 	fs.StringVar(&c.MariaDBScript, "mariadb-script", "auto", "scripts/mariadb.sh to start MariaDB with: auto (use it if present), none (built-in starter), or a path")
@@ -181,6 +183,9 @@ func (c *config) validate() error {
 		if !slices.Contains(knownTargets, t) {
 			return fmt.Errorf("unknown target %q (known: %s)", t, strings.Join(knownTargets, ", "))
 		}
+	}
+	if slices.Contains(c.Targets, targetProxyEpollBase) && c.BaseBin == "" {
+		return fmt.Errorf("target %s needs --base-bin", targetProxyEpollBase)
 	}
 	for _, t := range c.Tests {
 		if !strings.HasPrefix(t, "oltp_") && t != "select_random_points" && t != "select_random_ranges" {
@@ -312,7 +317,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	env := targetEnv{
-		WorkDir: workDir, DBPort: db.Port, ProxyBin: cfg.ProxyBin, ProxyLoops: cfg.ProxyLoops,
+		WorkDir: workDir, DBPort: db.Port, ProxyBin: cfg.ProxyBin, BaseBin: cfg.BaseBin, ProxyLoops: cfg.ProxyLoops,
 		ProxyCPUs: cfg.ProxyCPUs, BackendConns: cfg.BackendConns, BackendUser: benchUser,
 		PasswordFile: filepath.Join(workDir, "backend.password"), UsersFile: filepath.Join(workDir, "users"),
 		MaxClients: slices.Max(cfg.Threads), ProxyExtra: cfg.ProxyExtra,
@@ -438,10 +443,16 @@ func checkTools(cfg config) error {
 		}
 	}
 	if slices.ContainsFunc(cfg.Targets, isProxyTarget) {
-		out, err := exec.Command(cfg.ProxyBin, "mysqlproxy", "--help").CombinedOutput()
-		if !strings.Contains(string(out), "backend-conns") {
-			return fmt.Errorf("%s has no working mysqlproxy command (%v: %s); build it or leave the proxy targets out with --targets direct,haproxy",
-				cfg.ProxyBin, err, strings.TrimSpace(lastLines(string(out), 3)))
+		bins := []string{cfg.ProxyBin}
+		if slices.Contains(cfg.Targets, targetProxyEpollBase) {
+			bins = append(bins, cfg.BaseBin)
+		}
+		for _, bin := range bins {
+			out, err := exec.Command(bin, "mysqlproxy", "--help").CombinedOutput()
+			if !strings.Contains(string(out), "backend-conns") {
+				return fmt.Errorf("%s has no working mysqlproxy command (%v: %s); build it or leave the proxy targets out with --targets direct,haproxy",
+					bin, err, strings.TrimSpace(lastLines(string(out), 3)))
+			}
 		}
 	}
 	return nil

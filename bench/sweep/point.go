@@ -29,6 +29,7 @@ type sample struct {
 	dbCPU       int64
 	sysbenchCPU int64
 	hostBusy    int64 // all CPUs, all processes
+	dbVCSW      int64 // voluntary context switches of MariaDB's threads
 }
 
 func takeSample(targetPID, dbPID, sysbenchPID int) (sample, error) {
@@ -45,7 +46,12 @@ func takeSample(targetPID, dbPID, sysbenchPID int) (sample, error) {
 	if s.sysbenchCPU, err = cpuTicks(sysbenchPID); err != nil {
 		return s, err
 	}
-	s.hostBusy, err = hostBusyTicks()
+	if s.hostBusy, err = hostBusyTicks(); err != nil {
+		return s, err
+	}
+	// Last: with thousands of server threads this reads thousands of files, and the CPU readings
+	// above should be as close together as they can.
+	s.dbVCSW, err = voluntarySwitches(dbPID)
 	return s, err
 }
 
@@ -68,7 +74,7 @@ func otherCPUPercent(s0, s1 sample, ncpu int) float64 {
 // on; a point that merely failed (sysbench errors, a target that died) is returned with its status.
 func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env targetEnv, pp plannedPoint, idleConns int64, logDir string) (point, error) {
 	p := point{Test: pp.Test, Threads: pp.Threads, Target: pp.Target, Rep: pp.Rep, Start: time.Now(),
-		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), ClientCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
+		TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: math.NaN(), DBVCSWPerQ: math.NaN(), ClientCPUPerKQ: math.NaN(), TargetRSSKB: -1, QPS: math.NaN(),
 		TPS: math.NaN(), LatAvgMS: math.NaN(), LatP95MS: math.NaN(), LatP99MS: math.NaN(), WindowS: math.NaN(), ConnectS: math.NaN(), SysbenchQPS: math.NaN(),
 		OtherCPUPct: math.NaN(), Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 	stem := fmt.Sprintf("%s-t%d-%s-r%d", pp.Test, pp.Threads, pp.Target, pp.Rep)
@@ -172,6 +178,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 			}
 			p.DBCPUPerKQ = float64(s1.dbCPU-s0.dbCPU) / clockTicksPerSecond / kq
 			p.ClientCPUPerKQ = float64(s1.sysbenchCPU-s0.sysbenchCPU) / clockTicksPerSecond / kq
+			p.DBVCSWPerQ = float64(s1.dbVCSW-s0.dbVCSW) / (kq * 1000)
 		}
 		p.OtherCPUPct = otherCPUPercent(s0, s1, runtime.NumCPU())
 	}

@@ -46,6 +46,46 @@ func parseStatCPU(stat string) (int64, error) {
 	return u + s, nil
 }
 
+// voluntarySwitches returns the voluntary context switches of all of pid's threads alive now (a
+// thread's count lives in /proc/PID/task/TID/status; /proc/PID/status has the main thread's only).
+// A thread that sleeps to wait for its next request switches once per wait, so per query this says
+// how often the server's threads went to sleep between statements.
+func voluntarySwitches(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("listing threads of pid %d: %w", pid, err)
+	}
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread ended meanwhile; its switches are gone with it
+		}
+		n, err := parseVoluntarySwitches(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("thread %s of pid %d: %w", t.Name(), pid, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func parseVoluntarySwitches(status string) (int64, error) {
+	for line := range strings.Lines(status) {
+		rest, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("voluntary_ctxt_switches %q: %w", strings.TrimSpace(rest), err)
+		}
+		return v, nil
+	}
+	return 0, fmt.Errorf("no voluntary_ctxt_switches line")
+}
+
 // rssKB returns VmRSS of pid in KiB.
 func rssKB(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

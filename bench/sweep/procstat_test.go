@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -121,4 +122,50 @@ func FuzzParseStatCPU(f *testing.F) {
 			t.Fatalf("error %v with value %d", err, v)
 		}
 	})
+}
+
+func TestParseVoluntarySwitches(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         int64
+		wantErr      bool
+	}{
+		{"present", "Name:\tmariadbd\nvoluntary_ctxt_switches:\t4217\nnonvoluntary_ctxt_switches:\t12\n", 4217, false},
+		{"missing", "Name:\tmariadbd\nVmRSS:\t 100 kB\n", 0, true},
+		{"garbled", "voluntary_ctxt_switches:\tmany\n", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseVoluntarySwitches(tc.status)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("parseVoluntarySwitches = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The sum covers every thread: a process with a thread that sleeps often must count more switches
+// than its main thread alone reports.
+func TestVoluntarySwitchesSumsThreads(t *testing.T) {
+	before, err := voluntarySwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // a thread of its own, which sleeps 50 times
+		for range 50 {
+			time.Sleep(time.Millisecond)
+		}
+		close(done)
+		time.Sleep(time.Second) // keep the thread (and its count) alive while it is read
+	}()
+	<-done
+	after, err := voluntarySwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 50 {
+		t.Errorf("voluntary switches grew by %d over 50 sleeps on one thread; want at least 50", after-before)
+	}
 }

@@ -46,7 +46,11 @@ type point struct {
 	// ClientCPUPerKQ is sysbench's, likewise: on a host where all three share the CPUs, what
 	// sysbench and MariaDB spend per query bounds the QPS that even a proxy costing nothing could
 	// reach.
-	ClientCPUPerKQ  float64
+	ClientCPUPerKQ float64
+	// DBVCSWPerQ is the voluntary context switches of MariaDB's threads per query: how often a
+	// server thread slept between statements (issue 21: one more hop makes each statement find its
+	// thread asleep).
+	DBVCSWPerQ      float64
 	BackendConnsMax int64
 	// OtherCPUPct is how busy the host was with anything else during the window, in % of all CPUs.
 	OtherCPUPct float64
@@ -65,7 +69,7 @@ var csvHeader = []string{
 	"test", "threads", "target", "rep", "start_utc",
 	"qps", "tps", "sysbench_qps", "lat_avg_ms", "lat_p95_ms", "lat_p99_ms", "errors", "reconnects", "status",
 	"connect_s", "window_s", "target_cpu_s_per_kq", "target_rss_mb", "db_cpu_s_per_kq", "backend_conns_max", "other_cpu_pct",
-	"scrapes", "scrape_failures", "scrape_max_ms", "scrape_cpu_ms", "client_cpu_s_per_kq",
+	"scrapes", "scrape_failures", "scrape_max_ms", "scrape_cpu_ms", "client_cpu_s_per_kq", "db_vcsw_per_q",
 }
 
 func fmtFloat(v float64, prec int) string {
@@ -91,6 +95,7 @@ func (p point) csvRecord() []string {
 		fmtFloat(p.ConnectS, 2), fmtFloat(p.WindowS, 2), fmtFloat(p.TargetCPUPerKQ, 4), rss, fmtFloat(p.DBCPUPerKQ, 4),
 		strconv.FormatInt(p.BackendConnsMax, 10), fmtFloat(p.OtherCPUPct, 1),
 		scrapes, scrapeFailures, fmtFloat(p.ScrapeMaxMS, 1), fmtFloat(p.ScrapeCPUMS, 3), fmtFloat(p.ClientCPUPerKQ, 4),
+		fmtFloat(p.DBVCSWPerQ, 3),
 	}
 }
 
@@ -147,6 +152,7 @@ type cell struct {
 	TargetRSSMB     float64
 	DBCPUPerKQ      float64
 	ClientCPUPerKQ  float64
+	DBVCSWPerQ      float64
 	BackendConnsMax int64 // the largest seen in any run
 	OtherCPUPct     float64
 	Failures        []string
@@ -162,7 +168,7 @@ type cellKey struct {
 // errors and reasons, because a run that aborted has no meaningful rate.
 func summarize(points []point) map[cellKey]*cell {
 	type acc struct {
-		qps, avg, p95, p99, tcpu, rss, dbcpu, clientcpu, other []float64
+		qps, avg, p95, p99, tcpu, rss, dbcpu, clientcpu, other, vcsw []float64
 	}
 	cells := map[cellKey]*cell{}
 	accs := map[cellKey]*acc{}
@@ -195,12 +201,13 @@ func summarize(points []point) map[cellKey]*cell {
 		a.dbcpu = append(a.dbcpu, p.DBCPUPerKQ)
 		a.clientcpu = append(a.clientcpu, p.ClientCPUPerKQ)
 		a.other = append(a.other, p.OtherCPUPct)
+		a.vcsw = append(a.vcsw, p.DBVCSWPerQ)
 	}
 	for k, c := range cells {
 		a := accs[k]
 		c.QPS, c.LatAvgMS, c.LatP95MS, c.LatP99MS = median(a.qps), median(a.avg), median(a.p95), median(a.p99)
 		c.TargetCPUPerKQ, c.TargetRSSMB, c.DBCPUPerKQ = median(a.tcpu), median(a.rss), median(a.dbcpu)
-		c.ClientCPUPerKQ, c.OtherCPUPct = median(a.clientcpu), median(a.other)
+		c.ClientCPUPerKQ, c.OtherCPUPct, c.DBVCSWPerQ = median(a.clientcpu), median(a.other), median(a.vcsw)
 	}
 	return cells
 }
@@ -212,6 +219,7 @@ var ratioPairs = [][2]string{
 	{targetProxyEpoll, targetHAProxy},
 	{targetProxyUring, targetHAProxy},
 	{targetHAProxy, targetDirect},
+	{targetProxyEpoll, targetProxyEpollBase},
 }
 
 // reportMeta is what the markdown says about how the numbers were made.
@@ -251,25 +259,25 @@ func writeMarkdown(w io.Writer, meta reportMeta, points []point, tests []string,
 		"(p99 read from sysbench's latency histogram the way sysbench computes its p95). " +
 		"CPU columns are CPU-seconds " +
 		"(user+system, from /proc/PID/stat) per 1000 queries over the measured window: `mid` is the process " +
-		"between sysbench and MariaDB (empty for direct), `db` is MariaDB, `client` is sysbench. `rss` is the middle process's VmRSS at " +
+		"between sysbench and MariaDB (empty for direct), `db` is MariaDB, `client` is sysbench. `db vcsw/q` is the voluntary context switches of MariaDB's threads per query (how often a server thread went to sleep between statements). `rss` is the middle process's VmRSS at " +
 		"the end of the window. `backend` is the most connections MariaDB had open at once during the point " +
 		"(Max_used_connections after FLUSH STATUS, less connections open before the point). `other %` is the share " +
 		"of all CPUs that other processes on the host used during the window: a point with a large one was disturbed.\n")
 	writeMetricsCost(&b, points, tests, threads, targets)
 	for _, test := range tests {
 		fmt.Fprintf(&b, "\n## %s\n\n", test)
-		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | p99 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | client CPU s/kq | mid RSS MB | backend | other % |\n")
-		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| threads | target | ok/runs | QPS | avg ms | p95 ms | p99 ms | errors | reconnects | mid CPU s/kq | db CPU s/kq | client CPU s/kq | db vcsw/q | mid RSS MB | backend | other % |\n")
+		b.WriteString("|---:|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, th := range threads {
 			for _, tg := range targets {
 				c := cells[cellKey{test, th, tg}]
 				if c == nil {
 					continue
 				}
-				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %d | %s |\n",
+				fmt.Fprintf(&b, "| %d | %s | %d/%d | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %d | %s |\n",
 					th, tg, c.OK, c.Runs, mdNum(c.QPS, 0, true), mdNum(c.LatAvgMS, 2, false), mdNum(c.LatP95MS, 2, false), mdNum(c.LatP99MS, 2, false),
 					c.Errors, c.Reconnects, mdNum(c.TargetCPUPerKQ, 4, false), mdNum(c.DBCPUPerKQ, 4, false), mdNum(c.ClientCPUPerKQ, 4, false),
-					mdNum(c.TargetRSSMB, 1, false), c.BackendConnsMax, mdNum(c.OtherCPUPct, 0, false))
+					mdNum(c.DBVCSWPerQ, 2, false), mdNum(c.TargetRSSMB, 1, false), c.BackendConnsMax, mdNum(c.OtherCPUPct, 0, false))
 			}
 		}
 		var pairs [][2]string

@@ -35,7 +35,7 @@ func TestMedian(t *testing.T) {
 
 func okPoint(target string, threads int, qps float64) point {
 	return point{Test: "oltp_read_only", Threads: threads, Target: target, Rep: 1, Status: "ok", QPS: qps,
-		TPS: qps / 16, LatAvgMS: 1, LatP95MS: 2, LatP99MS: 3.5, TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: 0.05, ClientCPUPerKQ: 0.03, TargetRSSKB: -1,
+		TPS: qps / 16, LatAvgMS: 1, LatP95MS: 2, LatP99MS: 3.5, TargetCPUPerKQ: math.NaN(), DBCPUPerKQ: 0.05, ClientCPUPerKQ: 0.03, DBVCSWPerQ: 1.25, TargetRSSKB: -1,
 		BackendConnsMax: int64(threads), ConnectS: 0.1, WindowS: 15, SysbenchQPS: qps, OtherCPUPct: 3,
 		Scrapes: -1, ScrapeMaxMS: math.NaN(), ScrapeCPUMS: math.NaN()}
 }
@@ -67,7 +67,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"bench/run.sh --quick",
 		"![QPS by client threads](x.png)",
 		"| threads | target | ok/runs | QPS | avg ms | p95 ms | p99 ms | errors |",
-		"| 16 | haproxy | 1/1 | 50 | 1.00 | 2.00 | 3.50 | 0 | 0 | 0.0400 | 0.0500 | 0.0300 | 14.0 | 16 | 3 |",
+		"| 16 | haproxy | 1/1 | 50 | 1.00 | 2.00 | 3.50 | 0 | 0 | 0.0400 | 0.0500 | 0.0300 | 1.25 | 14.0 | 16 | 3 |",
 		"| 1024 | direct | 1/1 | 12,345 |",
 		"| threads | haproxy / direct |",
 		"| 16 | 0.50 |",

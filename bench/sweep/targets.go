@@ -22,12 +22,16 @@ const (
 	// targetProxyEpollScraped is proxy-epoll with its admin endpoint on and the sweep scraping its
 	// /metrics every second during the measured window: beside proxy-epoll it measures what metrics cost.
 	targetProxyEpollScraped = "proxy-epoll-scraped"
+	// targetProxyEpollBase is proxy-epoll run from --base-bin, another build of scalestack (say, the
+	// commit before a refactor): beside proxy-epoll in one run it shows what a change cost, measured
+	// under the same load and noise instead of against an older results file.
+	targetProxyEpollBase = "proxy-epoll-base"
 )
 
-var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped}
+var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped, targetProxyEpollBase}
 
 func isProxyTarget(t string) bool {
-	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped
+	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped || t == targetProxyEpollBase
 }
 
 // isScrapedTarget says whether the target runs with its admin endpoint on and is scraped.
@@ -38,6 +42,7 @@ type targetEnv struct {
 	WorkDir      string
 	DBPort       int
 	ProxyBin     string
+	BaseBin      string // the binary of proxy-epoll-base
 	ProxyLoops   int
 	ProxyCPUs    string
 	BackendConns int
@@ -84,7 +89,7 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 		}
 		// -db: stay in the foreground, so the pid we hold is the one process doing the work.
 		argv = withCPUs(env.ProxyCPUs, "haproxy", "-db", "-f", cfgPath)
-	case targetProxyEpoll, targetProxyUring:
+	case targetProxyEpoll, targetProxyUring, targetProxyEpollBase:
 		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, 0, env)...)
 	case targetProxyEpollScraped:
 		if adminPort, err = freePort(); err != nil {
@@ -153,7 +158,11 @@ func proxyArgv(name string, port, adminPort int, env targetEnv) []string {
 	if adminPort > 0 {
 		admin = "127.0.0.1:" + strconv.Itoa(adminPort)
 	}
-	argv := []string{env.ProxyBin, "mysqlproxy",
+	bin := env.ProxyBin
+	if name == targetProxyEpollBase {
+		bin = env.BaseBin
+	}
+	argv := []string{bin, "mysqlproxy",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
 		"--backend", "127.0.0.1:" + strconv.Itoa(env.DBPort),
 		"--backend-user", env.BackendUser,

@@ -52,6 +52,20 @@ func TestProxyArgv(t *testing.T) {
 	}
 }
 
+// The base target runs the other binary, with the same flags as proxy-epoll: any difference
+// between the two must come from the binaries alone.
+func TestProxyArgvBase(t *testing.T) {
+	env := targetEnv{DBPort: 3400, ProxyBin: "bin/scalestack", BaseBin: "/tmp/old/scalestack", BackendConns: 8}
+	base := proxyArgv(targetProxyEpollBase, 7000, 0, env)
+	plain := proxyArgv(targetProxyEpoll, 7000, 0, env)
+	if base[0] != env.BaseBin || plain[0] != env.ProxyBin {
+		t.Fatalf("binaries: base %q, plain %q; want %q and %q", base[0], plain[0], env.BaseBin, env.ProxyBin)
+	}
+	if !slices.Equal(base[1:], plain[1:]) {
+		t.Errorf("flags differ:\nbase  %q\nplain %q", base[1:], plain[1:])
+	}
+}
+
 // Only the scraped target turns the admin endpoint on; the others must keep metrics off, or the
 // comparison between them measures nothing.
 func TestProxyArgvAdmin(t *testing.T) {
