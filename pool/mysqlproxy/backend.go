@@ -71,6 +71,10 @@ type backend struct {
 
 	stmts     map[stmtKey]*backendStmt
 	stmtClock uint64
+	// sweptOn and sweptAt: the loop and its stmtsReleased when the
+	// backend last closed the statements nobody there holds (sweepStmts).
+	sweptOn *proxyLoop
+	sweptAt uint64
 
 	scratch []byte
 }

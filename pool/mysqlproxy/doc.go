@@ -125,7 +125,13 @@
 // by its schema and text: each loop caches PREPARE responses so a repeated
 // PREPARE needs no backend, and each backend keeps up to
 // Config.MaxStmtsPerBackend statements (least recently used closed with
-// COM_STMT_CLOSE). EXECUTE prepares lazily on the backend that runs it (in
+// COM_STMT_CLOSE). A backend closes a statement as soon as no session of
+// its loop holds that schema and text (idle backends at once, busy ones
+// when next granted; stmtclose.go), so statements clients closed do not
+// count against the server's max_prepared_stmt_count; a PREPARE that still
+// meets ERR 1461 is retried once after its backend closed the statements
+// nobody there holds, or else its least recently used half (their holders
+// prepare them again lazily). EXECUTE prepares lazily on the backend that runs it (in
 // the statement's schema), rewrites the statement id in place, adds the
 // parameter types when the client relies on types that backend's statement
 // has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first (a

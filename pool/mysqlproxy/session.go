@@ -207,6 +207,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		delete(s.pl.sessions, s.id)
 	}
 	s.setAccount(nil)
+	s.releaseStmts(nil)
 	s.pl.stats.ClientsConnected.Add(-1)
 	if s.pins != 0 {
 		s.pl.stats.PinnedSessions.Add(-1)
@@ -241,6 +242,7 @@ func (s *session) release(b *backend) {
 func (s *session) Granted(pb *pool.Backend) {
 	b := s.p.backends[pb.Index()]
 	s.b = b
+	b.sweepStmts(s.pl)
 	s.ex.begin(b)
 }
 
@@ -1184,7 +1186,7 @@ func (s *session) resetSession(schema, names string) {
 		s.st.multiStmts = 1
 	}
 	s.lastInsertID = 0
-	clear(s.stmts)
+	s.releaseStmts(nil) // a pinned backend is reset below, which closes them
 	s.longDataBytes = 0
 	s.openCursors = 0
 	if s.pins != 0 {
