@@ -67,6 +67,11 @@ func newLoopPool(p *Pool, l *reactor.Loop, id int) *LoopPool {
 	return lp
 }
 
+// Idle lists the backends idle on this loop, most recently idle last, for
+// a protocol that writes them something needing no answer; the slice must
+// not be kept or changed.
+func (lp *LoopPool) Idle() []*Backend { return lp.idle }
+
 // ID is the loop's index (reactor.Loop.ID).
 func (lp *LoopPool) ID() int { return lp.id }
 

@@ -33,9 +33,7 @@ import (
 var issue16Pending = map[int]string{
 	4:  "CLIENT_FOUND_ROWS is not honoured yet (changed rows are reported instead of matched rows)",
 	5:  "MariaDB's extended capabilities are not offered yet (extended type metadata is lost)",
-	6:  "prepared statements a client closed stay open on the backends",
 	7:  "CONNECTION_ID() in an expression, KILL CONNECTION_ID() and SHOW PROCESSLIST show backend ids",
-	9:  "KILL QUERY closes the whole session",
 	10: "no session tracking toward clients",
 }
 

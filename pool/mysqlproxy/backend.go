@@ -28,6 +28,7 @@ const (
 	dutyExchange             // a client's exchange (b.ex): its sync steps and its command
 	dutyReset                // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
 	dutyPing                 // COM_PING health check of an idle backend
+	dutyKill                 // KILL QUERY sent for a session's KILL QUERY (killer)
 )
 
 var (
@@ -71,6 +72,20 @@ type backend struct {
 
 	stmts     map[stmtKey]*backendStmt
 	stmtClock uint64
+	// sweptOn and sweptAt: the loop and its stmtsReleased when the
+	// backend last closed the statements nobody there holds (sweepStmts).
+	sweptOn *proxyLoop
+	sweptAt uint64
+
+	// threadID is the server's id of this connection (its greeting).
+	threadID uint32
+	// killer: the KILL QUERY this backend sends (dutyKill). killPending:
+	// a KILL QUERY against the statement this backend runs is in flight;
+	// heldForKill: its session is done and the backend waits for that
+	// kill's answer before it goes back (kill.go).
+	killer      *queryKill
+	killPending *queryKill
+	heldForKill bool
 
 	scratch []byte
 }
@@ -102,6 +117,7 @@ func (b *backend) Down(error) {
 	b.duty = dutyNone
 	b.ex = nil
 	b.pausedForClient = false
+	b.killer, b.killPending, b.heldForKill = nil, nil, false
 	b.forgetStmts()
 }
 
@@ -180,6 +196,7 @@ func (b *backend) onGreeting(payload []byte) {
 		b.p.version.Store(&version)
 	}
 	b.flavor = flavorFor(version)
+	b.threadID = h.ConnectionID
 	b.caps = h.Capabilities & b.p.backendCaps
 	b.nonce = append(b.nonce[:0], h.AuthPluginData...)
 	b.plugin = string(h.AuthPluginName)
@@ -419,6 +436,8 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onResetPacket(payload)
 	case dutyPing:
 		b.onPingPacket(payload)
+	case dutyKill:
+		b.onKillPacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}

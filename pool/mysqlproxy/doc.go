@@ -113,10 +113,21 @@
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
 // SELECT LAST_INSERT_ID() (from the session's last OK packet), KILL
-// [CONNECTION|QUERY] id and COM_PROCESS_KILL for proxy session ids (both
-// close the target session, which may live on another loop; only sessions
-// of the caller's own account unless it is an admin, any other id gets
-// 1094 exactly as one that does not exist), COM_PING,
+// [CONNECTION|QUERY] id, KILL [CONNECTION|QUERY] CONNECTION_ID() and
+// COM_PROCESS_KILL for proxy session ids (the target may live on another
+// loop; only sessions of the caller's own account unless it is an admin,
+// any other id gets 1094 exactly as one that does not exist). KILL
+// [CONNECTION] closes the target session; of the session's own id it
+// answers ERR 1927 (70100) "Connection was killed" first, as the server.
+// KILL QUERY cancels the statement the target runs on a backend, which
+// answers it ERR 1317 (70100) and the session stays usable: the server's
+// KILL QUERY is sent on one of the N connections (waiting for one like a
+// command), only if the target still runs that command then, and the
+// target's backend goes back to the pool only once the server has
+// answered the KILL, so the kill cannot hit another session's next
+// statement (kill.go); of an idle session it does nothing, of the
+// session's own id it answers 1317. KILL QUERY ID, KILL USER and KILL with
+// an expression get 9005. COM_PING,
 // COM_QUIT, COM_SET_OPTION, COM_RESET_CONNECTION and COM_CHANGE_USER (the
 // session is reset; a pinned backend is reset with COM_RESET_CONNECTION, or
 // COM_CHANGE_USER in MySQL 5.5 mode, before it goes back).
@@ -125,7 +136,13 @@
 // by its schema and text: each loop caches PREPARE responses so a repeated
 // PREPARE needs no backend, and each backend keeps up to
 // Config.MaxStmtsPerBackend statements (least recently used closed with
-// COM_STMT_CLOSE). EXECUTE prepares lazily on the backend that runs it (in
+// COM_STMT_CLOSE). A backend closes a statement as soon as no session of
+// its loop holds that schema and text (idle backends at once, busy ones
+// when next granted; stmtclose.go), so statements clients closed do not
+// count against the server's max_prepared_stmt_count; a PREPARE that still
+// meets ERR 1461 is retried once after its backend closed the statements
+// nobody there holds, or else its least recently used half (their holders
+// prepare them again lazily). EXECUTE prepares lazily on the backend that runs it (in
 // the statement's schema), rewrites the statement id in place, adds the
 // parameter types when the client relies on types that backend's statement
 // has not seen, and replays buffered COM_STMT_SEND_LONG_DATA first (a
@@ -331,14 +348,14 @@
 // # Limits
 //
 // No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
-// honoured (backends report affected rows). A session without a default
-// schema may run on a backend that has one. The PREPARE cache is per loop
+// honoured (backends report affected rows). The PREPARE cache is per loop
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
 // unless another client needs that backend first; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
-// the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
+// the statement they refer to. A query id (KILL QUERY ID) names a
+// backend's statement, never known to the proxy.
 // State changed inside stored procedures or through SET in a prepared
 // statement is not seen. A session handles one command at a time; commands
 // a client pipelines stay in its connection's input buffer (bounded by the

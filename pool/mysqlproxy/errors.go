@@ -35,6 +35,8 @@ const (
 	errBackendLost        // 9004
 	errKillUnsupported    // 9005
 	errPrivilegeNeeded    // args: privilegeMessages' text (1227)
+	errQueryInterrupted   // 1317: KILL QUERY of the session's own id
+	errConnectionKilled   // 1927: KILL of the session's own id
 	numProxyErrs
 )
 
@@ -76,10 +78,15 @@ var proxyErrors = [numProxyErrs]struct {
 		"Timed out waiting for a backend connection (all are busy); retry later"},
 	errBackendUnavailable: {ErBackendUnavailable, "HY000",
 		"No backend connection is available: the database server cannot be reached; retry later"},
-	errBackendLost:     {ErBackendLost, "08S01", "Lost connection to the backend server during query"},
-	errKillUnsupported: {ErUnsupported, "0A000", "This form of KILL is not supported by the proxy"},
-	errPrivilegeNeeded: {mysqlwire.ErSpecificAccessDenied, "42000", "%s"},
+	errBackendLost:      {ErBackendLost, "08S01", "Lost connection to the backend server during query"},
+	errKillUnsupported:  {ErUnsupported, "0A000", "This form of KILL is not supported by the proxy"},
+	errPrivilegeNeeded:  {mysqlwire.ErSpecificAccessDenied, "42000", "%s"},
+	errQueryInterrupted: {mysqlwire.ErQueryInterrupted, "70100", "Query execution was interrupted"},
+	errConnectionKilled: {erConnectionKilled, "70100", "Connection was killed"},
 }
+
+// erConnectionKilled is MariaDB's ER_CONNECTION_KILLED.
+const erConnectionKilled mysqlwire.ErrCode = 1927
 
 // message formats e's text; an entry without args costs no allocation.
 func (e proxyErr) message(args ...any) string {

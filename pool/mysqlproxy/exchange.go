@@ -47,6 +47,9 @@ type exchange struct {
 	bSeq uint8
 	// relayed: some of the response reached the client.
 	relayed bool
+	// stmtRetried: a PREPARE of this command met ERR 1461 and was sent
+	// again after the backend made room (retryPrepareAfter1461).
+	stmtRetried bool
 }
 
 // inFlight reports whether a request of the exchange awaits its response.
@@ -56,6 +59,7 @@ func (ex *exchange) inFlight() bool { return ex.step != opNone }
 func (ex *exchange) begin(b *backend) {
 	ex.b = b
 	ex.relayed = false
+	ex.stmtRetried = false
 	ex.makePlan()
 	ex.run()
 }
@@ -267,6 +271,9 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 		ex.onSyncPacket(raw, prog)
 		return
 	}
+	if s.cmd == mysqlwire.ComStmtPrepare && ex.retryPrepareAfter1461(prog) {
+		return
+	}
 	dst := ex.relay(raw)
 	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
 		s.onPrepareOKRelayed(dst)
@@ -313,6 +320,9 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 			return // parameter and column definitions
 		}
 		b.abandon(errBackendProtocol)
+		return
+	}
+	if ex.step == opPrepare && ex.retryPrepareAfter1461(prog) {
 		return
 	}
 	if code, _, failed := b.tracker.Err(); failed {

@@ -31,12 +31,17 @@ type proxyLoop struct {
 	prepCache map[string]map[string]*prepMeta
 	prepCount int
 
+	// stmtRefs counts this loop's session statements by key, and
+	// stmtsReleased how often a key's count fell to 0 (see stmtclose.go).
+	stmtRefs      map[stmtKey]int32
+	stmtsReleased uint64
+
 	stats Stats
 }
 
 func newProxyLoop(p *Proxy, lp *pool.LoopPool, id int) *proxyLoop {
 	return &proxyLoop{p: p, lp: lp, loop: lp.Loop(), id: id, sessions: map[uint32]*session{},
-		prepCache: map[string]map[string]*prepMeta{}}
+		prepCache: map[string]map[string]*prepMeta{}, stmtRefs: map[stmtKey]int32{}}
 }
 
 // newSessionID hands out ids that name their loop: id % loops == loop.

@@ -207,6 +207,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		delete(s.pl.sessions, s.id)
 	}
 	s.setAccount(nil)
+	s.releaseStmts(nil)
 	s.pl.stats.ClientsConnected.Add(-1)
 	if s.pins != 0 {
 		s.pl.stats.PinnedSessions.Add(-1)
@@ -241,6 +242,7 @@ func (s *session) release(b *backend) {
 func (s *session) Granted(pb *pool.Backend) {
 	b := s.p.backends[pb.Index()]
 	s.b = b
+	b.sweepStmts(s.pl)
 	s.ex.begin(b)
 }
 
@@ -659,7 +661,7 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 			s.writeERR(errUnknownCommand)
 			return
 		}
-		s.kill(uint64(id))
+		s.kill(uint64(id), false)
 		return
 	case mysqlwire.ComStmtPrepare:
 		s.onPrepare(raw, payload)
@@ -765,7 +767,10 @@ func (s *session) onQuery(raw, payload []byte) {
 			s.writeERR(errKillUnsupported)
 			return
 		}
-		s.kill(qi.killID)
+		if qi.killSelf {
+			qi.killID = uint64(s.id)
+		}
+		s.kill(qi.killID, qi.killQuery)
 		return
 	case stmtReadSysVars:
 		if s.answerSysVars(sql) {
@@ -999,10 +1004,12 @@ func (s *session) finishCommand() {
 	if b := s.b; b != nil {
 		switch {
 		case s.pins != 0:
-		case diag && s.pl.lp.Waiting() == 0:
+		case diag && s.pl.lp.Waiting() == 0 && b.killPending == nil:
 			s.held = true
 			s.pl.lp.Keep(b.pb)
 			s.pl.stats.DiagnosticHolds.Add(1)
+		case b.holdForKill():
+			s.b = nil // a KILL QUERY against it is in flight (kill.go)
 		default:
 			s.b = nil
 			s.release(b)
@@ -1184,7 +1191,7 @@ func (s *session) resetSession(schema, names string) {
 		s.st.multiStmts = 1
 	}
 	s.lastInsertID = 0
-	clear(s.stmts)
+	s.releaseStmts(nil) // a pinned backend is reset below, which closes them
 	s.longDataBytes = 0
 	s.openCursors = 0
 	if s.pins != 0 {
@@ -1212,17 +1219,21 @@ func mayKill(t *session, account string, admin bool) bool {
 // another loop: a copy of the requester's account, never the requester's
 // mutable fields.
 type killRequest struct {
-	from    *session // touched only by its own loop (killAnswered)
-	p       *Proxy
-	id      uint32
-	account string
-	admin   bool
-	found   bool
+	from     *session // touched only by its own loop (killAnswered)
+	fromLoop int
+	p        *Proxy
+	id       uint32
+	account  string
+	admin    bool
+	query    bool // KILL QUERY: cancel the running statement only (kill.go)
+	found    bool
+	failed   bool // a KILL QUERY found no connection to send the kill on
 }
 
-// kill closes the session with the given id, which may live on another
-// loop; the answer comes back through the loops' mailboxes.
-func (s *session) kill(id uint64) {
+// kill closes the session with the given id (query: cancels the statement
+// it runs), which may live on another loop; the answer comes back through
+// the loops' mailboxes.
+func (s *session) kill(id uint64, query bool) {
 	n := uint64(len(s.p.loops))
 	if id == 0 || id > 0xFFFFFFFF {
 		s.writeERR(errNoSuchThread, id)
@@ -1234,9 +1245,18 @@ func (s *session) kill(id uint64) {
 		switch {
 		case t == nil || !mayKill(t, s.user.Name, s.user.Admin):
 			s.writeERR(errNoSuchThread, id)
+		case t == s && query:
+			// The KILL itself is the statement interrupted, as on the server.
+			s.writeERR(errQueryInterrupted)
 		case t == s:
 			s.pl.stats.Kills.Add(1)
+			s.writeERR(errConnectionKilled)
 			s.c.Close()
+		case query:
+			s.pl.stats.Kills.Add(1)
+			s.phase = sBusy
+			s.qi.killID = id
+			startQueryKill(s.pl, t, &killRequest{from: s, fromLoop: s.pl.id, p: s.p, id: uint32(id), query: true, found: true})
 		default:
 			s.pl.stats.Kills.Add(1)
 			t.c.Abort(errKilled)
@@ -1246,7 +1266,7 @@ func (s *session) kill(id uint64) {
 	}
 	s.phase = sBusy
 	s.qi.killID = id
-	req := &killRequest{from: s, p: s.p, id: uint32(id), account: s.user.Name, admin: s.user.Admin}
+	req := &killRequest{from: s, fromLoop: s.pl.id, p: s.p, id: uint32(id), account: s.user.Name, admin: s.user.Admin, query: query}
 	s.pl.loop.Post(target.loop, reactor.Task{Fn: killOnLoop, Arg: req, N: uint64(s.pl.id)})
 }
 
@@ -1257,8 +1277,12 @@ func killOnLoop(l *reactor.Loop, arg any, from uint64) {
 	pl := req.p.loopOf(l)
 	if t := pl.sessions[req.id]; t != nil && mayKill(t, req.account, req.admin) {
 		pl.stats.Kills.Add(1)
-		t.c.Abort(errKilled)
 		req.found = true
+		if req.query {
+			startQueryKill(pl, t, req)
+			return
+		}
+		t.c.Abort(errKilled)
 	}
 	l.Post(pl.p.loops[from].loop, reactor.Task{Fn: killAnswered, Arg: req})
 }
@@ -1269,9 +1293,12 @@ func killAnswered(_ *reactor.Loop, arg any, _ uint64) {
 	if s.phase == sClosed {
 		return
 	}
-	if req.found {
+	switch {
+	case req.failed:
+		s.writeERR(errQueueTimeout)
+	case req.found:
 		s.writeOK(0, 0)
-	} else {
+	default:
 		s.writeERR(errNoSuchThread, s.qi.killID)
 	}
 	s.finishCommand()

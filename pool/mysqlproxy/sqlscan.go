@@ -291,7 +291,8 @@ type queryInfo struct {
 	feats uint32
 	// For stmtUse: the schema name (unquoted) as a slice of the source.
 	arg []byte
-	// For stmtKill: the id, and whether it was well formed.
+	// For stmtKill: the id, and whether it was well formed (arg is its
+	// text; killQuery and killSelf below).
 	killID uint64
 	// For stmtConnectionID/stmtLastInsertID: the column name the server
 	// would report (the expression text or the alias).
@@ -300,6 +301,8 @@ type queryInfo struct {
 	// one needs (privNone for almost every statement): accounts without
 	// admin are refused such statements.
 	priv privilege
+	// For stmtKill: KILL QUERY; the id is CONNECTION_ID().
+	killQuery, killSelf bool
 }
 
 // scanQuery classifies sql. It allocates nothing.
@@ -362,7 +365,19 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 			t = lx2.next()
 		}
 		if lx2.is(t, "CONNECTION") || lx2.is(t, "QUERY") {
+			qi.killQuery = lx2.is(t, "QUERY")
 			t = lx2.next()
+		}
+		if lx2.is(t, "CONNECTION_ID") {
+			lx3 := lx2
+			if lx3.isPunct(lx3.next(), '(') {
+				if c := lx3.next(); lx3.isPunct(c, ')') {
+					if e := lx3.next(); e.kind == tokEnd || lx3.isPunct(e, ';') {
+						qi.killSelf = true
+						qi.arg = lx3.src[t.start:c.end]
+					}
+				}
+			}
 		}
 		if t.kind == tokNumber {
 			var v uint64

@@ -74,6 +74,7 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams}
 	s.stmts[id] = st
+	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
 	return st
 }
@@ -383,4 +384,5 @@ func (s *session) onStmtClose(payload []byte) {
 	}
 	s.dropLongData(st)
 	delete(s.stmts, id)
+	s.pl.releaseStmt(st.key, s.b)
 }
