@@ -100,6 +100,9 @@ func (p *Proxy) NewServer(pb *pool.Backend) pool.Server {
 	return b
 }
 
+// loggedIn reports whether the backend is logged in (on its loop).
+func (b *backend) loggedIn() bool { return b.phase == bReady && b.c() != nil }
+
 // loop is the part of the proxy on the loop that owns the backend now.
 func (b *backend) loop() *proxyLoop { return b.p.loops[b.pb.Loop().ID()] }
 
