@@ -42,16 +42,27 @@ import (
 // the client asked not to see are dropped here.
 //
 // A server connection that fails answers everything pending on it with
-// mcUnavailable; after --server-failure-limit consecutive failures a loop
-// ejects the server for --server-retry-timeout: its keys are answered
-// mcUnavailable at once (keys are not moved to other servers: a client that
-// falls back to its database is better served than by a cache that starts
-// empty for those keys), then the next request dials it again.
+// mcUnavailable. One that leaves a request unanswered for --server-timeout
+// (a server that accepts and reads but never answers: stopped, swapping,
+// wedged) is reset, and everything pending on it is answered mcTimedOut:
+// memcached answers each connection in order, so nothing behind the late
+// request could be answered either. Either counts as a failure of the
+// server; a response from it clears the count. After --server-failure-limit
+// consecutive failures a loop ejects the server for --server-retry-timeout:
+// its keys are answered mcUnavailable at once (keys are not moved to other
+// servers: a client that falls back to its database is better served than
+// by a cache that starts empty for those keys), then the next request dials
+// it again.
 
 // mcUnavailable is the answer for a key whose server is down or ejected.
 // twemproxy answers such keys "SERVER_ERROR <strerror>"; every memcached
 // client treats a SERVER_ERROR line as a failed operation.
 var mcUnavailable = []byte("SERVER_ERROR proxy: memcached server unavailable\r\n")
+
+// mcTimedOut answers the requests pending on a server connection that
+// left one unanswered for --server-timeout (twemproxy answers
+// "SERVER_ERROR Connection timed out" for its timeout:).
+var mcTimedOut = []byte("SERVER_ERROR proxy: memcached server timed out\r\n")
 
 var (
 	mcEND = []byte("END\r\n")
@@ -61,7 +72,10 @@ var (
 	space = []byte(" ")
 )
 
-var errUnexpectedResponse = errors.New("memcache: server sent data nobody asked for")
+var (
+	errUnexpectedResponse = errors.New("memcache: server sent data nobody asked for")
+	errServerTimeout      = errors.New("memcache: server left a request unanswered for --server-timeout")
+)
 
 // mcConfig is the parsed command line.
 type mcConfig struct {
@@ -73,6 +87,7 @@ type mcConfig struct {
 	failureLimit   int
 	retryTimeout   time.Duration
 	connectTimeout time.Duration
+	serverTimeout  time.Duration // 0: wait for answers indefinitely
 	maxPipeline    int
 	maxServerQueue int
 }
@@ -83,7 +98,8 @@ type mcServerStats struct {
 	requests       atomic.Uint64 // commands sent to it
 	unavailable    atomic.Uint64 // requests answered mcUnavailable
 	connects       atomic.Uint64
-	failures       atomic.Uint64 // connects that failed and connections lost
+	failures       atomic.Uint64 // connects that failed, connections lost or timed out
+	timeouts       atomic.Uint64 // connections reset by --server-timeout
 	ejections      atomic.Uint64
 	connected      atomic.Int64
 	ejected        atomic.Int64 // 1 while this loop has it ejected
@@ -121,6 +137,7 @@ type mcServer struct {
 type mcPending struct {
 	req  *mcRequest
 	part int
+	sent time.Duration // when it was queued, since the proxy started (loop time)
 }
 
 // mcBackend is one connection to a server, owned by one loop.
@@ -133,6 +150,18 @@ type mcBackend struct {
 	head    int
 	full    bool // output over the high-water mark
 	waiters []*mcClient
+	// The --server-timeout watch: one timer per connection, armed while
+	// anything is pending, checks the oldest pending request (the FIFO's
+	// head: answers come in order). answered counts answers completed;
+	// struck is set, with strikeAt = answered, when the head was found
+	// overdue: the connection is reset only if the next check, a tick
+	// later, finds no answer came meanwhile, so that a loop that stalled
+	// past the deadline reads what the server sent before judging it.
+	timer    reactor.Timer
+	answered uint64
+	strikeAt uint64
+	struck   bool
+	timedOut bool
 }
 
 const (
@@ -201,7 +230,9 @@ func (p *mcProxy) start(e *reactor.Engine) error {
 		for s := range p.cfg.servers {
 			srv := &mcServer{idx: s, st: &p.stats[i][s]}
 			for range p.cfg.connsPerServer {
-				srv.conns = append(srv.conns, &mcBackend{lp: lp, srv: srv})
+				be := &mcBackend{lp: lp, srv: srv}
+				be.timer.Func, be.timer.Arg = serverTimeoutCheck, be
+				srv.conns = append(srv.conns, be)
 			}
 			lp.servers = append(lp.servers, srv)
 		}
@@ -759,15 +790,49 @@ func (be *mcBackend) pendingCount() int { return len(be.fifo) - be.head }
 // push records that r (its part) awaits this connection's next answer.
 func (be *mcBackend) push(r *mcRequest, part int) {
 	r.parts++
-	be.fifo = append(be.fifo, mcPending{req: r, part: part})
+	lp := be.lp
+	be.fifo = append(be.fifo, mcPending{req: r, part: part, sent: lp.l.Now().Sub(lp.p.started)})
 	be.srv.st.requests.Add(1)
 	be.srv.st.pending.Add(1)
+	if lp.p.cfg.serverTimeout > 0 && !be.timer.Armed() {
+		lp.l.Schedule(&be.timer, lp.p.cfg.serverTimeout)
+	}
+}
+
+// serverTimeoutCheck runs when the oldest pending request may be overdue
+// (see mcBackend.timer).
+func serverTimeoutCheck(arg any) {
+	be := arg.(*mcBackend)
+	if be.c == nil || be.timedOut || be.pendingCount() == 0 {
+		be.struck = false
+		return
+	}
+	lp := be.lp
+	timeout := lp.p.cfg.serverTimeout
+	left := be.fifo[be.head].sent + timeout - lp.l.Now().Sub(lp.p.started)
+	if left > 0 {
+		be.struck = false
+		lp.l.Schedule(&be.timer, left)
+		return
+	}
+	if !be.struck || be.answered != be.strikeAt {
+		be.struck, be.strikeAt = true, be.answered
+		lp.l.Schedule(&be.timer, reactor.TimerTick)
+		return
+	}
+	be.struck = false
+	be.timedOut = true
+	be.srv.st.timeouts.Add(1)
+	logger.Warn("memcache: server timed out; connection reset", "server", lp.p.cfg.servers[be.srv.idx].addr,
+		"timeout", timeout.String(), "pending", be.pendingCount(), "loop", lp.l.ID())
+	be.c.Reset(errServerTimeout) // OnClose answers what was pending
 }
 
 func (be *mcBackend) pop() mcPending {
 	pd := be.fifo[be.head]
 	be.fifo[be.head] = mcPending{}
 	be.head++
+	be.answered++
 	if be.head == len(be.fifo) {
 		be.fifo = be.fifo[:0]
 		be.head = 0
@@ -777,8 +842,9 @@ func (be *mcBackend) pop() mcPending {
 }
 
 func (be *mcBackend) OnOpen(c *conn.Conn) {
+	// The failure count is cleared by an answer, not by the connect: a
+	// server that accepts and never answers (--server-timeout) is failing.
 	be.open = true
-	be.srv.failures = 0
 	be.srv.st.connects.Add(1)
 	be.srv.st.connected.Add(1)
 	// Requests written while connecting wait in the output queue; a
@@ -814,7 +880,10 @@ func (be *mcBackend) OnData(c *conn.Conn, data []byte) int {
 			lp.partDone(pd.req)
 		}
 	}
-	be.srv.st.responseBytes.Add(uint64(off))
+	if off > 0 {
+		be.srv.failures = 0 // it answers
+		be.srv.st.responseBytes.Add(uint64(off))
+	}
 	if len(be.waiters) > 0 && !be.isFull() {
 		be.wake()
 	}
@@ -847,7 +916,12 @@ func (be *mcBackend) OnClose(c *conn.Conn, err error) {
 	if wasOpen {
 		be.srv.st.connected.Add(-1)
 	}
-	be.open, be.c, be.full = false, nil, false
+	reply := mcUnavailable
+	if be.timedOut {
+		reply = mcTimedOut
+	}
+	lp.l.Cancel(&be.timer)
+	be.open, be.c, be.full, be.timedOut, be.struck = false, nil, false, false, false
 	lost := be.pendingCount()
 	if !wasOpen || err != nil || lost > 0 {
 		lp.failed(be.srv)
@@ -861,9 +935,9 @@ func (be *mcBackend) OnClose(c *conn.Conn, err error) {
 		r := pd.req
 		switch r.kind {
 		case reqSingle:
-			lp.deliver(pd, memcachewire.RespServerError, mcUnavailable)
+			lp.deliver(pd, memcachewire.RespServerError, reply)
 		default:
-			r.setErr(mcUnavailable)
+			r.setErr(reply)
 		}
 		lp.partDone(r)
 	}
@@ -938,8 +1012,9 @@ func newMemcacheCollector(p *mcProxy) *mcCollector {
 		def("requests_total", "Commands sent to the server (a split retrieval counts once per server).", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.requests.Load()) }),
 		def("unavailable_total", "Requests answered SERVER_ERROR because the server was down or ejected or its connection failed.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.unavailable.Load()) }),
 		def("connects_total", "Connections established to the server.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.connects.Load()) }),
-		def("failures_total", "Failed connects and lost connections.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.failures.Load()) }),
+		def("failures_total", "Failed connects, lost connections and connections reset by --server-timeout.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.failures.Load()) }),
 		def("ejections_total", "Times a loop ejected the server after --server-failure-limit consecutive failures.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.ejections.Load()) }),
+		def("timeouts_total", "Connections reset because a request waited --server-timeout for its answer.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.timeouts.Load()) }),
 		def("protocol_errors_total", "Server connections closed because the server sent something that is not a memcached response.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.protocolErrors.Load()) }),
 		def("response_bytes_total", "Response bytes read from the server.", prometheus.CounterValue, func(s *mcServerStats) float64 { return float64(s.responseBytes.Load()) }),
 		def("connections", "Open connections to the server (all loops).", prometheus.GaugeValue, func(s *mcServerStats) float64 { return float64(s.connected.Load()) }),
@@ -1004,9 +1079,10 @@ func memcacheFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 	hash := fs.String("hash", "fnv1a_64", "key hash, as twemproxy's hash: fnv1a_64, fnv1_64, fnv1a_32, fnv1_32 or md5")
 	hashTag := fs.String("hash-tag", "", "two characters, e.g. {}: only the part of a key between them is hashed (twemproxy's hash_tag)")
 	conns := fs.Int("server-conns", 1, "connections from each loop to each server")
-	failureLimit := fs.Int("server-failure-limit", 2, "consecutive failures (failed connects, lost connections) after which a loop ejects a server")
+	failureLimit := fs.Int("server-failure-limit", 2, "consecutive failures (failed connects, lost connections, --server-timeout; an answer clears the count) after which a loop ejects a server")
 	retry := fs.Duration("server-retry-timeout", 30*time.Second, "how long an ejected server's keys are answered SERVER_ERROR before it is dialled again")
 	connectTimeout := fs.Duration("connect-timeout", time.Second, "connect timeout to a server")
+	serverTimeout := fs.Duration("server-timeout", time.Second, "how long a request sent to a server may wait for its answer; then that server connection is reset, what was pending on it is answered "+strconv.Quote(string(bytes.TrimSpace(mcTimedOut)))+" and it counts as a failure of the server (nutcracker's timeout:; 0: wait indefinitely)")
 	maxItem := fs.Int("max-item-size", memcachewire.DefaultMaxValue, "largest data block accepted from clients and servers (SERVER_ERROR object too large for cache beyond); keep it at least the servers' -I")
 	maxPipeline := fs.Int("max-pipeline", 256, "requests one client may have outstanding; its input is not read beyond")
 	maxQueue := fs.Int("max-server-queue", 4096, "requests one server connection may have outstanding; clients that need it wait")
@@ -1036,6 +1112,8 @@ func memcacheFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 			return module{}, fmt.Errorf("--server-retry-timeout: want a positive duration")
 		case *connectTimeout <= 0:
 			return module{}, fmt.Errorf("--connect-timeout: want a positive duration")
+		case *serverTimeout < 0:
+			return module{}, fmt.Errorf("--server-timeout: want a positive duration, or 0 for none")
 		case *maxItem < 1 || *maxItem > 1<<30:
 			return module{}, fmt.Errorf("--max-item-size: want 1 to 1073741824")
 		case *maxPipeline < 1:
@@ -1051,7 +1129,8 @@ func memcacheFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 			servers: list, hash: h, hashTag: *hashTag,
 			lim:            memcachewire.Limits{MaxValue: *maxItem}.WithDefaults(),
 			connsPerServer: *conns, failureLimit: *failureLimit, retryTimeout: *retry,
-			connectTimeout: *connectTimeout, maxPipeline: *maxPipeline, maxServerQueue: *maxQueue,
+			connectTimeout: *connectTimeout, serverTimeout: *serverTimeout,
+			maxPipeline: *maxPipeline, maxServerQueue: *maxQueue,
 		}
 		return memcacheModule(laddr, *spread, cfg)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +78,36 @@ func (s *memcachedServer) kill() {
 	}
 }
 
+// stop sends SIGSTOP and waits until every thread of the server has
+// stopped: the signal takes effect asynchronously, and a worker thread
+// still running could answer a request sent right after kill(2) returns.
+func (s *memcachedServer) stop() {
+	t := s.t
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.cmd.Process.Pid))
+		stopped := 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if i := bytes.LastIndexByte(b, ')'); err == nil && i > 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+				stopped++
+			}
+		}
+		if len(tasks) > 0 && stopped == len(tasks) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memcached %d: %d of %d threads stopped after SIGSTOP", s.cmd.Process.Pid, stopped, len(tasks))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func waitListening(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -102,7 +133,7 @@ func testMemcacheConfig(t *testing.T, servers string) mcConfig {
 	return mcConfig{
 		servers: list, hash: hashFNV1a64, lim: memcachewire.Limits{}.WithDefaults(),
 		connsPerServer: 1, failureLimit: 2, retryTimeout: 30 * time.Second, connectTimeout: time.Second,
-		maxPipeline: 256, maxServerQueue: 4096,
+		serverTimeout: 5 * time.Second, maxPipeline: 256, maxServerQueue: 4096,
 	}
 }
 
@@ -591,5 +622,143 @@ func TestMemcacheServerKilledAndBack(t *testing.T) {
 	}
 	if got := ask("get " + onB + "\r\n"); got != "VALUE "+onB+" 0 1\r\n" {
 		t.Fatalf("get after return: %q", got)
+	}
+}
+
+// TestMemcacheServerTimeout stops (SIGSTOP) a server that holds a key: the
+// kernel still accepts its connections and takes the requests, but nothing
+// answers. Requests waiting on it get the documented SERVER_ERROR within
+// --server-timeout, the connection is reset, the next connection's timeout
+// is the second failure that ejects the server, keys on the other server
+// are served throughout, and once the server runs again it is used again.
+func TestMemcacheServerTimeout(t *testing.T) {
+	checkLeaks(t)
+	a := startMemcached(t, 0)
+	b := startMemcached(t, 0)
+	const timeout = 300 * time.Millisecond
+	cfg := testMemcacheConfig(t, a.addr()+","+b.addr())
+	cfg.failureLimit = 2
+	cfg.retryTimeout = 500 * time.Millisecond
+	cfg.serverTimeout = timeout
+	addr, p := startMemcacheProxy(t, cfg)
+	var onA, onB string
+	for i := 0; onA == "" || onB == ""; i++ {
+		k := "key" + strconv.Itoa(i)
+		if p.route([]byte(k)) == 0 {
+			onA = k
+		} else {
+			onB = k
+		}
+	}
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	send := func(c net.Conn, cmd string) {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(r *bufio.Reader, what string) string {
+		t.Helper()
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v (no answer within 5 s)", what, err)
+		}
+		return line
+	}
+	stat := func(get func(*mcServerStats) uint64) uint64 {
+		var n uint64
+		for l := range p.stats {
+			n += get(&p.stats[l][0])
+		}
+		return n
+	}
+	c1, r1 := dial()
+	c2, r2 := dial()
+	for _, k := range []string{onA, onB} {
+		send(c1, "set "+k+" 0 0 1\r\nx\r\n")
+		if got := read(r1, "set "+k); got != "STORED\r\n" {
+			t.Fatalf("set %s: %q", k, got)
+		}
+	}
+
+	a.stop()
+	start := time.Now()
+	// Three requests pending on the stopped server, the last a get split
+	// across both servers.
+	send(c1, "get "+onA+"\r\nset "+onA+" 0 0 1\r\ny\r\nget "+onB+" "+onA+"\r\n")
+	// Meanwhile the other server's keys are served at once.
+	send(c2, "get "+onB+"\r\n")
+	if got := read(r2, "get on the running server"); got != "VALUE "+onB+" 0 1\r\n" {
+		t.Fatalf("get on the running server while the other hangs: %q", got)
+	}
+	if d := time.Since(start); d >= timeout {
+		t.Errorf("the running server's answer took %v, behind the stopped one's timeout", d)
+	}
+	for i := range 3 {
+		if got := read(r1, "request to the stopped server"); got != string(mcTimedOut) {
+			t.Fatalf("answer %d from the stopped server: %q, want %q", i+1, got, mcTimedOut)
+		}
+	}
+	if d := time.Since(start); d < timeout || d > timeout+time.Second {
+		t.Errorf("timed out after %v, want %v (+ a tick or two)", d, timeout)
+	}
+	if n := stat(func(s *mcServerStats) uint64 { return s.timeouts.Load() }); n != 1 {
+		t.Errorf("timeouts_total %d, want 1", n)
+	}
+	if n := stat(func(s *mcServerStats) uint64 { return uint64(s.connected.Load()) }); n != 0 {
+		t.Errorf("%d connections to the stopped server remain open; the timed-out one must be reset", n)
+	}
+	if n := stat(func(s *mcServerStats) uint64 { return uint64(s.pending.Load()) }); n != 0 {
+		t.Errorf("%d requests still pending on the stopped server", n)
+	}
+
+	// A second connection (the kernel accepts it) times out too: the
+	// second consecutive failure ejects the server.
+	send(c1, "get "+onA+"\r\n")
+	if got := read(r1, "second request to the stopped server"); got != string(mcTimedOut) {
+		t.Fatalf("second request: %q, want %q", got, mcTimedOut)
+	}
+	if n := stat(func(s *mcServerStats) uint64 { return s.ejections.Load() }); n != 1 {
+		t.Fatalf("ejections_total %d after two timeouts, want 1", n)
+	}
+	start = time.Now()
+	send(c1, "get "+onA+"\r\n")
+	if got := read(r1, "request to the ejected server"); got != string(mcUnavailable) {
+		t.Fatalf("request to the ejected server: %q, want %q", got, mcUnavailable)
+	}
+	if d := time.Since(start); d >= timeout {
+		t.Errorf("the ejected server's keys were answered after %v, not at once", d)
+	}
+
+	// Running again, it is used again after --server-retry-timeout.
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		send(c1, "set "+onA+" 0 0 1\r\nz\r\n")
+		got := read(r1, "set after the server runs again")
+		if got == "STORED\r\n" {
+			break
+		}
+		if got != string(mcUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("after the server runs again: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	send(c1, "get "+onA+"\r\n")
+	if got := read(r1, "get after return"); got != "VALUE "+onA+" 0 1\r\n" {
+		t.Fatalf("get after return: %q", got)
+	}
+	if got := read(r1, "get after return"); got != "z\r\n" {
+		t.Fatalf("value after return: %q, want the last value set", got)
 	}
 }
