@@ -1,6 +1,7 @@
 package mysqlproxy
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -78,23 +79,30 @@ func TestBackendLoginNegotiation(t *testing.T) {
 
 // TestBackendStmtBound: each backend keeps at most MaxStmtsPerBackend
 // prepared statements, closing the least recently used, as both the proxy
-// and the server (the double) count them.
+// and the server (the double) count them. The client holds all ten
+// statements open (one it closed would be closed on the backends at once,
+// and the bound would never be reached).
 func TestBackendStmtBound(t *testing.T) {
 	const bound = 3
 	tp := startProxy(t, 2, 2, func(c *Config) { c.MaxStmtsPerBackend = bound })
 	tp.fake.OnRegexp(`^SELECT [0-9]+ \+ \?$`, mysqlfake.Rows([]string{"v"}, []any{int64(1)}))
 	db := tp.open(t, "")
+	db.SetMaxOpenConns(1) // one session holds every statement
+	stmts := make([]*sql.Stmt, 10)
+	for i := range stmts {
+		st, err := db.Prepare(fmt.Sprintf("SELECT %d + ?", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		stmts[i] = st
+	}
 	for round := 0; round < 2; round++ {
-		for i := 0; i < 10; i++ {
-			st, err := db.Prepare(fmt.Sprintf("SELECT %d + ?", i))
-			if err != nil {
-				t.Fatal(err)
-			}
+		for i, st := range stmts {
 			var v int64
 			if err := st.QueryRow(int64(1)).Scan(&v); err != nil || v != 1 {
 				t.Fatalf("execute %d: %d %v", i, v, err)
 			}
-			st.Close()
 		}
 	}
 	st := tp.p.Stats()
