@@ -65,6 +65,19 @@ type backend struct {
 	pubKeyAsked bool
 
 	state sessionState
+	// tracking: the server reports session state changes (the tracking
+	// SET ran since the last login or reset; see trackingSET).
+	tracking bool
+	// withheld: a result set's EOF said the session state changed, but
+	// only an OK packet carries the report (the backend is opened without
+	// DEPRECATE_EOF): the next OK will carry it. Until then whoever runs
+	// here next would be blamed for it, so the backend is reset before it
+	// serves anyone else.
+	withheld bool
+	// unknown: a response failed where the server may have changed session
+	// state without reporting it (an ERR from CALL, EXECUTE, EXECUTE
+	// IMMEDIATE or a multi-statement): reset before anyone else uses it.
+	unknown bool
 	// pausedForClient: reading stopped because the exchange's client is
 	// slow.
 	pausedForClient bool
@@ -289,8 +302,11 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 }
 
 // freshState records what a newly logged-in (or reset) connection is like.
+// Session tracking is off again: a login, COM_CHANGE_USER and
+// COM_RESET_CONNECTION all return the tracking variables to their defaults.
 func (b *backend) freshState(schema string) {
 	b.state = sessionState{schema: schema, names: b.p.defaultNames, multiStmts: 1}
+	b.tracking, b.withheld, b.unknown = false, false, false
 	if b.caps&mysqlwire.ClientMultiStatements == 0 {
 		b.state.multiStmts = 0
 	}
@@ -319,6 +335,28 @@ func (b *backend) sendInitDB(ex *exchange, schema string) {
 // sendPrepare sends COM_STMT_PREPARE for ex.
 func (b *backend) sendPrepare(ex *exchange, sql string) {
 	p := append(append(b.scratch[:0], byte(mysqlwire.ComStmtPrepare)), sql...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// trackingSET turns on the server's reports of session state changes:
+// every system variable, the schema, and the state-change flag (user
+// variables, temporary tables, prepared statements), plus the
+// transaction's characteristics (a pending SET TRANSACTION, XA START).
+const trackingSET = "SET session_track_state_change=ON, session_track_schema=ON, " +
+	"session_track_system_variables='*', session_track_transaction_info='CHARACTERISTICS'"
+
+// tracks reports whether the backend's server can report session state
+// changes (CLIENT_SESSION_TRACK was negotiated).
+func (b *backend) tracks() bool { return b.caps&mysqlwire.ClientSessionTrack != 0 }
+
+// needsReset reports whether the backend must be reset before it serves
+// another session: its server session may hold state nobody accounted for.
+func (b *backend) needsReset() bool { return b.withheld || b.unknown }
+
+// sendTracking sends trackingSET for ex.
+func (b *backend) sendTracking(ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), trackingSET...)
 	b.scratch = p[:0]
 	b.send(dutyExchange, ex, p)
 }
@@ -570,6 +608,10 @@ func (b *backend) OnLowWater(*conn.Conn) {
 
 func (b *backend) noteSchema(schema string) { b.state.schema = schema }
 func (b *backend) noteMultiStmts(m int8)    { b.state.multiStmts = m }
+func (b *backend) noteTracking()            { b.tracking = true }
+func (b *backend) noteWithheld()            { b.withheld = true }
+func (b *backend) noteReported()            { b.withheld = false }
+func (b *backend) noteUnknown()             { b.unknown = true }
 func (b *backend) applyPlan(plan *setPlan)  { plan.apply(&b.state) }
 func (b *backend) noteVars(st *sessionState) {
 	b.state.names = st.names

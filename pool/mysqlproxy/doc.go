@@ -53,19 +53,56 @@
 //
 // Responses are relayed packet by packet as they arrive (rows are never
 // decoded, result sets never buffered), with the client's sequence ids.
-// Backends are opened without CLIENT_DEPRECATE_EOF and CLIENT_SESSION_TRACK,
-// and clients are offered only capabilities that every backend honours, so
-// no translation is needed.
+// Backends are opened with CLIENT_SESSION_TRACK (unless in 5.5 mode or the
+// server lacks it) and without CLIENT_DEPRECATE_EOF, and clients are
+// offered only capabilities that every backend honours: result sets need
+// no translation, and OK packets are written again without the server's
+// session state report and SERVER_SESSION_STATE_CHANGED (clients never see
+// a backend's tracking data).
 //
 // # Session state
+//
+// The server is asked: before a backend's first command after a login or
+// reset, the proxy sends SET session_track_state_change=ON,
+// session_track_schema=ON, session_track_system_variables='*',
+// session_track_transaction_info='CHARACTERISTICS' (tracked), and reads the
+// report in every OK packet of a response (mysqlwire parses it). The schema
+// reported is replayed: the session takes the server's word for it. Any
+// other change reported (a system variable, the state-change flag for user
+// variables, temporary tables and prepared statements, or pending
+// transaction characteristics outside a transaction: SET TRANSACTION, XA
+// START) pins the session unless the command is one whose every effect the
+// proxy records itself (one tracked SET, USE, COM_INIT_DB), whatever
+// produced it: a prepared SET, EXECUTE IMMEDIATE, a procedure (pinned,
+// reason server_state). Without DEPRECATE_EOF a result set's EOF can only
+// say that something changed; its report comes with the next OK, so a
+// backend whose report is so withheld is reset (COM_RESET_CONNECTION)
+// before it serves another session. In 5.5 mode (no tracking) statement
+// kinds the scanner does not classify (listedStatements in sqlscan.go: not
+// CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement).
+//
+// Tracking misses `SELECT @x:=...`, `SELECT ... INTO @v`, GET_LOCK and BACKUP
+// STAGE (refused to non-admins anyway), so every statement text the proxy
+// sees is scanned as well: COM_QUERY, COM_STMT_PREPARE (the pins its text
+// calls for apply at each EXECUTE; a prepared SET always pins), the string
+// literal of EXECUTE IMMEDIATE, and text PREPARE (which pins). An ERR
+// answering CALL, a COM_STMT_EXECUTE, EXECUTE or EXECUTE IMMEDIATE, or a
+// multi-statement leaves the backend's state unknown (a procedure may have
+// changed session state, then raised SIGNAL; the ERR carries no report):
+// the backend is reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5 mode)
+// before anyone else uses it, unless the session is pinned and keeps it,
+// and the session's own tracked state is replayed on its next backend (what
+// the failed statement changed is lost to it). A response cut short (a
+// client or backend gone mid-response) closes the backend.
 //
 // After each response the proxy decides whether the backend can go back. A
 // session is pinned while the server reports a transaction (IN_TRANS), while
 // autocommit is off, after LOCK TABLES or FLUSH TABLES ... WITH READ LOCK
 // (until UNLOCK TABLES), after GET_LOCK, user variables (@x, :=), CREATE
 // TEMPORARY TABLE, SQL_CALC_FOUND_ROWS or text PREPARE (until the session is
-// reset), while a cursor is open, while a LOAD DATA LOCAL transfer runs, and
-// after a SET it cannot replay. Pins are counted by reason (Stats.Pins).
+// reset), while a cursor is open, while a LOAD DATA LOCAL transfer runs,
+// after a SET it cannot replay, and after the server reported a change it
+// does not replay. Pins are counted by reason (Stats.Pins).
 //
 // Instead of pinning, the proxy tracks and replays: the default schema
 // (USE, COM_INIT_DB, the handshake's database; a session with none gets a
@@ -339,8 +376,9 @@
 // unless another client needs that backend first; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
 // the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
-// State changed inside stored procedures or through SET in a prepared
-// statement is not seen. A session handles one command at a time; commands
+// A statement that fails where state may hide (see Session state) loses its
+// changes to the session, where a direct connection would keep them. A
+// session handles one command at a time; commands
 // a client pipelines stay in its connection's input buffer (bounded by the
 // connection's input limit) until the current one is answered.
 //

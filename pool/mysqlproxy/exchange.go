@@ -14,6 +14,7 @@ type syncOp uint8
 const (
 	opNone       syncOp = iota
 	opNoSchema          // COM_CHANGE_USER without a schema: the session has none, the backend has one
+	opTrack             // the SET that turns on session state tracking (after a login or reset)
 	opStmtSchema        // COM_INIT_DB to the schema a statement was prepared in
 	opPrepare           // COM_STMT_PREPARE made lazily before an EXECUTE
 	opSchema            // COM_INIT_DB to the session's schema
@@ -47,6 +48,10 @@ type exchange struct {
 	bSeq uint8
 	// relayed: some of the response reached the client.
 	relayed bool
+	// accounted: the proxy knows every change the command makes to the
+	// session (a tracked SET, USE, COM_INIT_DB) and the backend had no
+	// withheld report, so the server's reports need no pin.
+	accounted bool
 }
 
 // inFlight reports whether a request of the exchange awaits its response.
@@ -78,6 +83,10 @@ func (ex *exchange) makePlan() {
 		ex.plan[n] = opNoSchema
 		n++
 		schema, fresh = "", true
+	}
+	if b.tracks() && (fresh || !b.tracking) {
+		ex.plan[n] = opTrack
+		n++
 	}
 	if s.cmd == mysqlwire.ComStmtExecute && (fresh || b.stmtFor(s.stmt.key) == nil) {
 		// Prepare lazily, in the schema the client prepared it in (table
@@ -133,6 +142,12 @@ func (ex *exchange) start(op syncOp) bool {
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
 		b.changeUser(dutyExchange, ex)
+	case opTrack:
+		if !b.tracks() || b.tracking {
+			return false
+		}
+		ex.step = op
+		b.sendTracking(ex)
 	case opStmtSchema:
 		k := s.stmt.key.schema
 		if k == "" || k == b.state.schema {
@@ -198,6 +213,7 @@ func (ex *exchange) writeMain(pkts []byte) {
 		// this command): no OnHighWater will come to pause this one.
 		b.pauseForClient()
 	}
+	ex.accounted = s.accountsForChanges() && !b.withheld
 	if err := b.startMain(ex, s.cmd); err != nil {
 		ex.fail(errUnknownCommand)
 		return
@@ -249,6 +265,49 @@ func (ex *exchange) relay(raw []byte) []byte {
 	return dst
 }
 
+// relayOK relays an OK packet of a backend that tracks session state:
+// the client did not ask for CLIENT_SESSION_TRACK, so the packet is
+// written again without the server's report
+// (which is about the backend's session, and the proxy's business) and
+// without SERVER_SESSION_STATE_CHANGED. The report is noted first.
+func (ex *exchange) relayOK(payload []byte) {
+	s, b := ex.s, ex.b
+	ok, err := mysqlwire.ParseOK(payload, b.caps)
+	if err != nil {
+		// The tracker parsed it already; only a protocol slip gets here.
+		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
+		return
+	}
+	s.noteServerState(b, &ok, ex.accounted)
+	ok.Status &^= mysqlwire.StatusSessionStateChanged
+	ok.SessionState = nil
+	// Written in the session-tracking layout with no state: the info text
+	// length-prefixed, which is what MariaDB sends every client, with or
+	// without CLIENT_SESSION_TRACK.
+	out, _ := mysqlwire.AppendOK(s.scratch[:0], s.nextRespSeq(), s.caps|mysqlwire.ClientSessionTrack, ok)
+	s.scratch = out[:0]
+	s.c.Write(out)
+	s.pl.relayedOut += uint64(len(out))
+	ex.relayed = true
+}
+
+// clearStateChanged notes an EOF packet's SERVER_SESSION_STATE_CHANGED (the
+// report is withheld until the next OK packet) and clears the flag in the
+// packet, which is relayed as it is otherwise.
+func (ex *exchange) clearStateChanged(raw, payload []byte) {
+	if len(payload) < 5 {
+		return
+	}
+	at := mysqlwire.HeaderSize + 3 // header, warnings (2 bytes) after 0xFE
+	status := mysqlwire.StatusFlags(raw[at]) | mysqlwire.StatusFlags(raw[at+1])<<8
+	if status&mysqlwire.StatusSessionStateChanged == 0 {
+		return
+	}
+	ex.b.noteWithheld()
+	status &^= mysqlwire.StatusSessionStateChanged
+	raw[at], raw[at+1] = byte(status), byte(status>>8)
+}
+
 // onPacket handles a packet of the response to the current step.
 func (ex *exchange) onPacket(raw, payload []byte) {
 	b, s := ex.b, ex.s
@@ -262,7 +321,22 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 		ex.onSyncPacket(raw, prog)
 		return
 	}
-	dst := ex.relay(raw)
+	var dst []byte
+	switch b.tracker.LastKind() {
+	case mysqlwire.KindOK:
+		if b.tracks() {
+			ex.relayOK(payload)
+			break
+		}
+		dst = ex.relay(raw)
+	case mysqlwire.KindEOF:
+		if b.tracks() {
+			ex.clearStateChanged(raw, payload)
+		}
+		dst = ex.relay(raw)
+	default:
+		dst = ex.relay(raw)
+	}
 	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
 		s.onPrepareOKRelayed(dst)
 	} else if s.capture != nil {
@@ -328,6 +402,8 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		return
 	}
 	switch ex.step {
+	case opTrack:
+		b.noteTracking()
 	case opStmtSchema:
 		b.noteSchema(s.stmt.key.schema)
 	case opSchema:

@@ -140,12 +140,15 @@ const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mys
 	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
 	mysqlwire.ClientConnectAttrs | mysqlwire.ClientIgnoreSIGPIPE
 
-// backendCaps is what the proxy asks of backends: without DEPRECATE_EOF or
-// SESSION_TRACK, so responses can be relayed as they are.
+// backendCaps is what the proxy asks of backends: SESSION_TRACK, so that
+// the server reports what each statement changed in its session (OK packets
+// are rewritten for clients, which never see the tracking data), but not
+// DEPRECATE_EOF, so that result sets can be relayed as they are. A server
+// without SESSION_TRACK (and 5.5 mode) gets the scanner's allowlist instead.
 const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientLocalFiles |
 	mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection |
 	mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults |
-	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData
+	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData | mysqlwire.ClientSessionTrack
 
 // Proxy is a running MySQL connection-concentrating proxy. It is the
 // pool.Protocol of its pool.

@@ -972,6 +972,22 @@ func (s *session) commandDone(b *backend) {
 	} else if s.cmd == mysqlwire.ComStmtPrepare {
 		s.capture = nil
 	}
+	if !b.tracks() && s.unlisted() {
+		// No server report to go by: a statement of a kind the proxy
+		// cannot classify may have changed anything.
+		if failed {
+			b.noteUnknown()
+		} else {
+			s.pin(PinUnlisted)
+		}
+	}
+	if failed && s.mayHideState() {
+		// A procedure may have changed session state and then raised an
+		// error: the ERR carries no report, and the change would surface
+		// later, blamed on whoever runs next. Reset the backend before
+		// anyone else uses it.
+		b.noteUnknown()
+	}
 	s.diag = failed || tr.Warnings() > 0
 	if seen {
 		if status&mysqlwire.StatusInTrans != 0 {
@@ -981,6 +997,95 @@ func (s *session) commandDone(b *backend) {
 		}
 	}
 	s.finishCommand()
+}
+
+// accountsForChanges reports whether the proxy itself records every
+// change the command being served makes to the session, so that the
+// server's report of them needs no pin: one tracked SET, one USE, or
+// COM_INIT_DB.
+func (s *session) accountsForChanges() bool {
+	switch s.cmd {
+	case mysqlwire.ComInitDB:
+		return true
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featMulti == 0 && (s.qi.kind == stmtUse || (s.qi.kind == stmtSet && s.setRes == setTracked))
+	}
+	return false
+}
+
+// stickyPins are the pins that last until the session is reset: a session
+// holding one keeps its backend whatever else the server reports.
+const stickyPins = 1<<PinGetLock | 1<<PinUserVariable | 1<<PinTempTable | 1<<PinCalcFoundRows |
+	1<<PinTextPrepare | 1<<PinUnknownSet | 1<<PinServerState | 1<<PinUnlisted
+
+// noteServerState reads the server's report, in an OK packet of the
+// response being relayed, of what changed in b's session. The schema is
+// replayed: the session takes the server's word for it. Any other change
+// (a system variable, a user variable, a temporary table, a prepared
+// statement, a pending SET TRANSACTION or XA START outside a transaction)
+// pins the session unless the command is one whose every effect the proxy
+// records itself (accounted), whatever statement produced it: a prepared
+// SET, EXECUTE IMMEDIATE, a procedure.
+func (s *session) noteServerState(b *backend, ok *mysqlwire.OK, accounted bool) {
+	b.noteReported() // an OK carries every change not yet reported
+	if ok.Status&mysqlwire.StatusSessionStateChanged == 0 {
+		return
+	}
+	it := mysqlwire.NewSessionStateIter(ok.SessionState)
+	unreplayed := false
+	for {
+		e, more := it.Next()
+		if !more {
+			break
+		}
+		switch e.Type {
+		case mysqlwire.SessionTrackSchema:
+			v, err := e.Value()
+			if err != nil {
+				unreplayed = true
+				continue
+			}
+			if string(v) != s.st.schema {
+				s.st.schema = string(v)
+			}
+			b.noteSchema(s.st.schema)
+		case mysqlwire.SessionTrackSystemVariables, mysqlwire.SessionTrackStateChange:
+			unreplayed = unreplayed || !accounted
+		case mysqlwire.SessionTrackTransactionCharacteristics:
+			// Non-empty outside a transaction: SET TRANSACTION for the
+			// next one is pending. In one, the transaction pin holds.
+			v, err := e.Value()
+			unreplayed = unreplayed || err != nil || (len(v) > 0 && ok.Status&mysqlwire.StatusInTrans == 0)
+		}
+	}
+	if (unreplayed || it.Err() != nil) && s.pins&stickyPins == 0 {
+		s.pin(PinServerState)
+	}
+}
+
+// mayHideState reports whether an ERR answering the command being served
+// may hide session state changes the server made before the error: CALL,
+// EXECUTE (text or binary protocol), EXECUTE IMMEDIATE, a multi-statement.
+func (s *session) mayHideState() bool {
+	switch s.cmd {
+	case mysqlwire.ComStmtExecute:
+		return true
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featMulti != 0 || s.qi.kind == stmtCall || s.qi.kind == stmtExecute
+	}
+	return false
+}
+
+// unlisted reports whether the command being served runs a statement of a
+// kind the scanner does not classify (see listedStatement).
+func (s *session) unlisted() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featUnlisted != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.unlisted
+	}
+	return false
 }
 
 // finishCommand ends the current command: the backend goes back unless
@@ -999,6 +1104,11 @@ func (s *session) finishCommand() {
 	if b := s.b; b != nil {
 		switch {
 		case s.pins != 0:
+		case b.needsReset():
+			// Its server session may hold state nobody accounted for;
+			// the session's own state is replayed on its next backend.
+			s.b = nil
+			s.pl.lp.Reset(b.pb)
 		case diag && s.pl.lp.Waiting() == 0:
 			s.held = true
 			s.pl.lp.Keep(b.pb)

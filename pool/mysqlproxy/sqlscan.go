@@ -253,6 +253,8 @@ const (
 	stmtConnectionID // SELECT CONNECTION_ID()
 	stmtLastInsertID // SELECT LAST_INSERT_ID()
 	stmtReadSysVars  // SELECT @@wait_timeout, ... (only variables with a floor, see varFloors)
+	stmtCall         // CALL
+	stmtExecute      // EXECUTE (of a text PREPARE, or IMMEDIATE)
 )
 
 // Statement feature flags found anywhere in the text.
@@ -268,6 +270,7 @@ const (
 	featPrepare                   // text PREPARE in a later statement
 	featSet                       // SET in a later statement
 	featUse                       // USE in a later statement
+	featUnlisted                  // a statement whose kind is not in listedStatements
 )
 
 // featurePins are the features that, found anywhere in a statement's text,
@@ -404,6 +407,10 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		}
 	case lx.is(first, "PREPARE"):
 		qi.kind = stmtPrepare
+	case lx.is(first, "CALL"):
+		qi.kind = stmtCall
+	case lx.is(first, "EXECUTE"):
+		qi.kind = stmtExecute
 	case lx.is(first, "LOAD"):
 		lx2 := lx
 		t := lx2.next()
@@ -433,6 +440,9 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 	for t := first; t.kind != tokEnd; t = lx.next() {
 		if stmtStart && qi.priv == privNone {
 			qi.priv = stmtPrivilege(lx, t, 0)
+		}
+		if stmtStart && !listedStatement(&lx, t) {
+			qi.feats |= featUnlisted
 		}
 		switch t.kind {
 		case tokUserVar:
@@ -482,7 +492,69 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 	if lx.bad {
 		qi.feats |= featBad
 	}
+	if qi.kind == stmtExecute {
+		qi.feats |= immediateFeatures(lexer{src: sql, noBackslash: noBackslash, pos: first.end})
+	}
 	return qi
+}
+
+// immediateFeatures scans the string literal of EXECUTE IMMEDIATE 'text'
+// (lx positioned after EXECUTE) like a statement of its own, for the
+// features that pin, which the server does not report (GET_LOCK, @x:=...).
+// Any other form is refused to accounts without admin (privDynamicSQL).
+func immediateFeatures(lx lexer) uint32 {
+	if !lx.is(lx.next(), "IMMEDIATE") {
+		return 0
+	}
+	lit := lx.next()
+	inner, ok := lx.unquote(lit)
+	if lit.kind != tokString || !ok {
+		return 0
+	}
+	text := unescapeString(inner, lx.src[lit.start], lx.noBackslash)
+	in := lexer{src: text, noBackslash: lx.noBackslash}
+	if lx.is(in.next(), "EXECUTE") {
+		return 0 // the server refuses nested EXECUTE IMMEDIATE
+	}
+	sub := scanQuery(text, lx.noBackslash)
+	f := sub.feats & (featUserVar | featGetLock | featCalcFoundRows | featTempTable | featLockTables | featPrepare)
+	switch sub.kind {
+	case stmtLock, stmtFlushLock:
+		f |= featLockTables
+	case stmtCreateTemp:
+		f |= featTempTable
+	case stmtPrepare:
+		f |= featPrepare
+	}
+	return f
+}
+
+// listedStatements are the first words of the statements whose effect on
+// session state the proxy knows without the server's report: what they
+// change is seen by the scanner (SET, USE, LOCK, CREATE TEMPORARY, user
+// variables, GET_LOCK...) or by the status flags (transactions), or
+// nothing. Without session tracking (5.5 mode, old servers) any other
+// statement (CALL, EXECUTE, XA, HANDLER, anything unknown) pins.
+var listedStatements = [...]string{
+	"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "REPLACE", "SET", "USE",
+	"SHOW", "DESCRIBE", "DESC", "EXPLAIN", "ANALYZE", "CHECK", "CHECKSUM", "OPTIMIZE", "REPAIR",
+	"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "LOCK", "UNLOCK", "DO",
+	"CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "LOAD", "KILL", "PREPARE", "DEALLOCATE",
+	"GRANT", "REVOKE", "FLUSH", "RESET", "GET",
+}
+
+// listedStatement reports whether t, the first token of a statement, is
+// a listed statement kind ("(" opens a parenthesised SELECT).
+func listedStatement(lx *lexer, t token) bool {
+	if lx.isPunct(t, '(') {
+		return true
+	}
+	for _, w := range listedStatements {
+		if lx.is(t, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSysVarColumns bounds the columns of a SELECT @@var, ... the proxy
