@@ -95,8 +95,8 @@ func testSharingUnseenState(t *testing.T, mysql55 bool) {
 		"DROP PROCEDURE IF EXISTS " + sharingProcs + "set_then_fail",
 		"CREATE PROCEDURE " + sharingProcs + "set_then_fail() BEGIN SET SESSION sql_select_limit = 1; " +
 			"SET @sharing_v = 1; SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'sharing: failed on purpose'; END",
-		"DROP PROCEDURE IF EXISTS " + sharingProcs + "set_mode",
-		"CREATE PROCEDURE " + sharingProcs + "set_mode() SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'",
+		"DROP PROCEDURE IF EXISTS " + sharingProcs + "set_var",
+		"CREATE PROCEDURE " + sharingProcs + "set_var() SET @sharing_v = 2",
 	} {
 		if _, err := rootDB.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -148,7 +148,7 @@ func testSharingUnseenState(t *testing.T, mysql55 bool) {
 			return err
 		}},
 		{"CALL that sets state", func(c *sql.Conn) error {
-			_, err := c.ExecContext(ctx, "CALL "+sharingProcs+"set_mode()")
+			_, err := c.ExecContext(ctx, "CALL "+sharingProcs+"set_var()")
 			return err
 		}},
 		{"CALL that sets state then SIGNALs", func(c *sql.Conn) error {
@@ -244,4 +244,78 @@ func prepExec(ctx context.Context, c *sql.Conn, q string, args ...any) error {
 	defer st.Close()
 	_, err = st.ExecContext(ctx, args...)
 	return err
+}
+
+// TestSharingDiagnostics: a session's warnings stay its own. The one
+// backend that a session keeps for its diagnostics is taken by another
+// account's SHOW WARNINGS, 40 times: the other sees none of them, and the
+// first session, whose backend was taken, sees none of the other's either.
+func TestSharingDiagnostics(t *testing.T) {
+	for _, mysql55 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tracking", true: "mysql55"}[mysql55], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p := startProxy(t, proxyOptions{backendConns: 1, loops: 1, mysql55: mysql55})
+			victimDB := openProxyDB(t, p.addr, dataSchema, nil)
+			victim, err := victimDB.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { victim.Close() })
+			other := openOtherDB(t, p.addr, dataSchema)
+			other.SetMaxIdleConns(0)
+			for i := 0; i < 40; i++ {
+				var v int
+				if err := victim.QueryRowContext(ctx, "SELECT CAST('victim-secret' AS INT)").Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				conn, err := other.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				if got := warningTexts(ctx, t, conn); got != "" {
+					t.Fatalf("round %d: %s's SHOW WARNINGS shows %q: another session's diagnostics", i, otherUser, got)
+				}
+				var count int
+				if err := conn.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&count); err != nil || count != 0 {
+					t.Fatalf("round %d: %s's @@warning_count = %d, %v; want 0", i, otherUser, count, err)
+				}
+				// Now the other leaves warnings, and the victim (whose
+				// backend was taken) asks for its own.
+				if err := conn.QueryRowContext(ctx, "SELECT CAST('other-secret' AS INT)").Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				if got := warningTexts(ctx, t, victim); got != "" && !bytes.Contains([]byte(got), []byte("victim-secret")) {
+					t.Fatalf("round %d: the first session's SHOW WARNINGS shows %q: another session's diagnostics", i, got)
+				}
+				conn.Close()
+			}
+			p.requireAlive(t)
+			p.waitBackendCount(t, 1, 10*time.Second)
+		})
+	}
+}
+
+// warningTexts runs SHOW WARNINGS and joins the messages.
+func warningTexts(ctx context.Context, t *testing.T, c *sql.Conn) string {
+	t.Helper()
+	rows, err := c.QueryContext(ctx, "SHOW WARNINGS")
+	if err != nil {
+		t.Fatalf("SHOW WARNINGS: %v", err)
+	}
+	defer rows.Close()
+	var out []byte
+	for rows.Next() {
+		var level, msg string
+		var code int
+		if err := rows.Scan(&level, &code, &msg); err != nil {
+			t.Fatal(err)
+		}
+		out = append(append(out, msg...), ';')
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }

@@ -78,6 +78,12 @@ type backend struct {
 	// state without reporting it (an ERR from CALL, EXECUTE, EXECUTE
 	// IMMEDIATE or a multi-statement): reset before anyone else uses it.
 	unknown bool
+	// diagOf is the session whose statement left the diagnostics the
+	// server holds (warnings, an error), noDiag after a login or reset, or
+	// proxyDiag for a sync operation's. A statement that uses no table
+	// leaves them in place, so another session's SHOW WARNINGS here would
+	// show them: the exchange resets the backend first (opClearDiag).
+	diagOf uint32
 	// pausedForClient: reading stopped because the exchange's client is
 	// slow.
 	pausedForClient bool
@@ -307,6 +313,7 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 func (b *backend) freshState(schema string) {
 	b.state = sessionState{schema: schema, names: b.p.defaultNames, multiStmts: 1}
 	b.tracking, b.withheld, b.unknown = false, false, false
+	b.diagOf = noDiag
 	if b.caps&mysqlwire.ClientMultiStatements == 0 {
 		b.state.multiStmts = 0
 	}
@@ -475,15 +482,31 @@ func (b *backend) onResetPacket(payload []byte) {
 		b.abandon(errUnknownState)
 		return
 	}
+	b.noteReset()
+	b.duty = dutyNone
+	b.pb.ResetDone()
+}
+
+// noteReset records what COM_RESET_CONNECTION leaves.
+func (b *backend) noteReset() {
 	schema := b.state.schema // COM_RESET_CONNECTION keeps the database
 	b.freshState(schema)
 	// Whether the reset restores the handshake charset differs between
 	// servers; replay it on next use to be sure.
 	b.state.names = namesUnknown
 	b.state.multiStmts = multiStmtUnknown
-	b.duty = dutyNone
-	b.pb.ResetDone()
 }
+
+// sendReset sends COM_RESET_CONNECTION for ex.
+func (b *backend) sendReset(ex *exchange) {
+	b.send(dutyExchange, ex, []byte{byte(mysqlwire.ComResetConnection)})
+}
+
+// Diagnostics owners besides session ids (which are never 0 or ^0).
+const (
+	noDiag    uint32 = 0
+	proxyDiag uint32 = ^uint32(0)
+)
 
 // changeUser logs the backend in again as the service account with
 // COM_CHANGE_USER and no schema, for duty: dutyReset (a 5.5 backend's
@@ -609,6 +632,7 @@ func (b *backend) OnLowWater(*conn.Conn) {
 func (b *backend) noteSchema(schema string) { b.state.schema = schema }
 func (b *backend) noteMultiStmts(m int8)    { b.state.multiStmts = m }
 func (b *backend) noteTracking()            { b.tracking = true }
+func (b *backend) noteDiag(of uint32)       { b.diagOf = of }
 func (b *backend) noteWithheld()            { b.withheld = true }
 func (b *backend) noteReported()            { b.withheld = false }
 func (b *backend) noteUnknown()             { b.unknown = true }

@@ -373,7 +373,12 @@
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
-// unless another client needs that backend first; ROW_COUNT() and
+// unless another client needs that backend first. A backend remembers whose
+// diagnostics it holds: a statement reading diagnostics (SHOW WARNINGS,
+// SHOW ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count) of another
+// session runs after a reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5
+// mode: a statement that uses no table leaves them in place), so a session
+// whose kept backend was taken sees none rather than another's; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
 // the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
 // A statement that fails where state may hide (see Session state) loses its

@@ -13,6 +13,7 @@ type syncOp uint8
 
 const (
 	opNone       syncOp = iota
+	opClearDiag         // COM_RESET_CONNECTION: the backend holds another session's diagnostics, which the command reads
 	opNoSchema          // COM_CHANGE_USER without a schema: the session has none, the backend has one
 	opTrack             // the SET that turns on session state tracking (after a login or reset)
 	opStmtSchema        // COM_INIT_DB to the schema a statement was prepared in
@@ -74,7 +75,16 @@ func (ex *exchange) makePlan() {
 	n := 0
 	schema := b.state.schema
 	fresh := false
-	if s.st.schema == "" && schema != "" {
+	foreignDiag := s.pins == 0 && s.readsDiagnostics() && b.diagOf != noDiag && b.diagOf != s.id
+	if foreignDiag && !b.p.cfg.MySQL55 {
+		// Only a reset clears them (a statement that uses no table
+		// leaves them); everything after it is planned as for a fresh
+		// connection. (In 5.5 mode opNoSchema below does the same.)
+		ex.plan[n] = opClearDiag
+		n++
+		fresh = true
+	}
+	if s.st.schema == "" && schema != "" || foreignDiag && b.p.cfg.MySQL55 {
 		// A session without a default schema must not run in the one
 		// another session left: unqualified names would reach that
 		// schema's tables. Only a new login clears it (COM_RESET_CONNECTION
@@ -138,6 +148,10 @@ func (ex *exchange) run() {
 func (ex *exchange) start(op syncOp) bool {
 	s, b := ex.s, ex.b
 	switch op {
+	case opClearDiag:
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendReset(ex)
 	case opNoSchema:
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
@@ -401,7 +415,12 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		s.finishCommand()
 		return
 	}
+	if b.tracker.Warnings() > 0 {
+		b.noteDiag(proxyDiag)
+	}
 	switch ex.step {
+	case opClearDiag:
+		b.noteReset()
 	case opTrack:
 		b.noteTracking()
 	case opStmtSchema:

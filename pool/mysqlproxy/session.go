@@ -989,6 +989,9 @@ func (s *session) commandDone(b *backend) {
 		b.noteUnknown()
 	}
 	s.diag = failed || tr.Warnings() > 0
+	if s.diag {
+		b.noteDiag(s.id)
+	}
 	if seen {
 		if status&mysqlwire.StatusInTrans != 0 {
 			s.pin(PinTransaction)
@@ -1061,6 +1064,18 @@ func (s *session) noteServerState(b *backend, ok *mysqlwire.OK, accounted bool) 
 	if (unreplayed || it.Err() != nil) && s.pins&stickyPins == 0 {
 		s.pin(PinServerState)
 	}
+}
+
+// readsDiagnostics reports whether the command being served reads the
+// diagnostics of the statement before it.
+func (s *session) readsDiagnostics() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featDiag != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.diag
+	}
+	return false
 }
 
 // mayHideState reports whether an ERR answering the command being served

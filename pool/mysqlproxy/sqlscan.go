@@ -271,6 +271,7 @@ const (
 	featSet                       // SET in a later statement
 	featUse                       // USE in a later statement
 	featUnlisted                  // a statement whose kind is not in listedStatements
+	featDiag                      // reads diagnostics: SHOW WARNINGS/ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count
 )
 
 // featurePins are the features that, found anywhere in a statement's text,
@@ -445,6 +446,10 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 			qi.feats |= featUnlisted
 		}
 		switch t.kind {
+		case tokSysVar:
+			if readsDiagnostics(lx.text(t)[2:]) {
+				qi.feats |= featDiag
+			}
 		case tokUserVar:
 			qi.feats |= featUserVar
 		case tokPunct:
@@ -463,6 +468,9 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 				qi.feats |= featCalcFoundRows
 			} else if lx.is(t, "TEMPORARY") && lx.is(prev, "CREATE") {
 				qi.feats |= featTempTable
+			} else if (lx.is(t, "WARNINGS") || lx.is(t, "ERRORS") || lx.is(t, "COUNT")) && lx.is(prev, "SHOW") ||
+				lx.is(t, "DIAGNOSTICS") {
+				qi.feats |= featDiag
 			}
 			if stmtStart && t.start != first.start {
 				qi.feats |= featMulti
@@ -527,6 +535,19 @@ func immediateFeatures(lx lexer) uint32 {
 		f |= featPrepare
 	}
 	return f
+}
+
+// readsDiagnostics reports whether a system variable reference (without
+// its @@) is @@warning_count or @@error_count, which read the diagnostics
+// area of the previous statement.
+func readsDiagnostics(name []byte) bool {
+	switch {
+	case len(name) > 8 && equalFoldLower(name[:8], "session."):
+		name = name[8:]
+	case len(name) > 6 && equalFoldLower(name[:6], "local."):
+		name = name[6:]
+	}
+	return equalFoldLower(name, "warning_count") || equalFoldLower(name, "error_count")
 }
 
 // listedStatements are the first words of the statements whose effect on

@@ -73,6 +73,8 @@ type sessStmt struct {
 	// unlisted: its text is a statement kind the scanner does not
 	// classify (see listedStatement).
 	unlisted bool
+	// diag: its text reads diagnostics (see featDiag).
+	diag bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -80,7 +82,7 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 		s.stmts = map[uint32]*sessStmt{}
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
-		unlisted: s.qi.feats&featUnlisted != 0}
+		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0}
 	s.stmts[id] = st
 	s.lastStmtID = id
 	return st
