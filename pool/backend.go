@@ -81,6 +81,9 @@ func (b *Backend) Loop() *LoopPool { return b.lp }
 // Index is the backend's slot, 0 to N-1.
 func (b *Backend) Index() int { return b.idx }
 
+// Target is the Config.Targets index of the server it connects to.
+func (b *Backend) Target() int { return b.target }
+
 // Server is the protocol's side of the backend.
 func (b *Backend) Server() Server { return b.srv }
 

@@ -23,11 +23,13 @@ const (
 type backendDuty uint8
 
 const (
-	dutyNone     backendDuty = iota
-	dutyLogin                // the login of a new connection
-	dutyExchange             // a client's exchange (b.ex): its sync steps and its command
-	dutyReset                // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
-	dutyPing                 // COM_PING health check of an idle backend
+	dutyNone       backendDuty = iota
+	dutyLogin                  // the login of a new connection
+	dutyExchange               // a client's exchange (b.ex): its sync steps and its command
+	dutyReset                  // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
+	dutyPing                   // COM_PING health check of an idle backend
+	dutyLoginTrack             // the tracking SET ending a login
+	dutyResetTrack             // the tracking SET ending a reset
 )
 
 var (
@@ -65,8 +67,11 @@ type backend struct {
 	pubKeyAsked bool
 
 	state sessionState
+	// level is how much of trackingSETs the backend's server accepts (its
+	// target's level when it logged in, lowered by a refusal).
+	level trackLevel
 	// tracking: the server reports session state changes (the tracking
-	// SET ran since the last login or reset; see trackingSET).
+	// SET ran since the last login or reset; see trackingSETs).
 	tracking bool
 	// withheld: a result set's EOF said the session state changed, but
 	// only an OK packet carries the report (the backend is opened without
@@ -201,6 +206,7 @@ func (b *backend) onGreeting(payload []byte) {
 	}
 	b.flavor = flavorFor(version)
 	b.caps = h.Capabilities & b.p.backendCaps
+	b.level = trackLevel(b.p.trackLevels[b.pb.Target()].Load())
 	b.nonce = append(b.nonce[:0], h.AuthPluginData...)
 	b.plugin = string(h.AuthPluginName)
 	if b.plugin == "" {
@@ -302,6 +308,12 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		// COM_CHANGE_USER without a schema, a step of the exchange.
 		b.ex.synced()
 	default:
+		// Tracking is turned on as part of the login, so it costs no
+		// round trip before the backend's first command.
+		if b.tracks() {
+			b.sendTracking(dutyLoginTrack, nil)
+			return
+		}
 		b.duty = dutyNone
 		b.pb.LoggedIn()
 	}
@@ -346,26 +358,97 @@ func (b *backend) sendPrepare(ex *exchange, sql string) {
 	b.send(dutyExchange, ex, p)
 }
 
-// trackingSET turns on the server's reports of session state changes:
+// trackLevel is how much session tracking a target's server accepts.
+type trackLevel uint32
+
+const (
+	trackAll  trackLevel = iota // every tracker of trackingSETs[trackAll]
+	trackNoTx                   // no session_track_transaction_info (MariaDB before 10.3)
+	trackNone                   // no tracking SET accepted: the target is served as in 5.5 mode
+)
+
+// trackingSETs turn on the server's reports of session state changes:
 // every system variable, the schema, and the state-change flag (user
-// variables, temporary tables, prepared statements), plus the
-// transaction's characteristics (a pending SET TRANSACTION, XA START).
-const trackingSET = "SET session_track_state_change=ON, session_track_schema=ON, " +
-	"session_track_system_variables='*', session_track_transaction_info='CHARACTERISTICS'"
+// variables, temporary tables, prepared statements), plus, where the
+// server has it, the transaction's characteristics (a pending SET
+// TRANSACTION, XA START). A server that refuses one gets the next.
+var trackingSETs = [trackNone]string{
+	trackAll: "SET session_track_state_change=ON, session_track_schema=ON, " +
+		"session_track_system_variables='*', session_track_transaction_info='CHARACTERISTICS'",
+	trackNoTx: "SET session_track_state_change=ON, session_track_schema=ON, session_track_system_variables='*'",
+}
 
 // tracks reports whether the backend's server can report session state
-// changes (CLIENT_SESSION_TRACK was negotiated).
-func (b *backend) tracks() bool { return b.caps&mysqlwire.ClientSessionTrack != 0 }
+// changes (CLIENT_SESSION_TRACK was negotiated and the server accepts a
+// tracking SET). Without, the backend is served as in 5.5 mode: statement
+// kinds outside the allowlist pin.
+func (b *backend) tracks() bool {
+	return b.caps&mysqlwire.ClientSessionTrack != 0 && b.level < trackNone
+}
 
 // needsReset reports whether the backend must be reset before it serves
 // another session: its server session may hold state nobody accounted for.
 func (b *backend) needsReset() bool { return b.withheld || b.unknown }
 
-// sendTracking sends trackingSET for ex.
-func (b *backend) sendTracking(ex *exchange) {
-	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), trackingSET...)
+// sendTracking sends the tracking SET the server accepts, for duty (and
+// ex, for dutyExchange).
+func (b *backend) sendTracking(duty backendDuty, ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), trackingSETs[b.level]...)
 	b.scratch = p[:0]
-	b.send(dutyExchange, ex, p)
+	b.send(duty, ex, p)
+}
+
+// trackRefused: the server answered the tracking SET with an ERR (an old
+// server lacks a variable: MariaDB before 10.3 has no
+// session_track_transaction_info, MySQL 5.6 none of them). The backend,
+// and the target for every backend that logs in later, falls back to the
+// next level; it reports whether there is one to try. The ERR left
+// diagnostics of the proxy's.
+func (b *backend) trackRefused(code mysqlwire.ErrCode) bool {
+	b.diagOf = proxyDiag
+	if b.level < trackNone {
+		b.level++
+	}
+	lv := &b.p.trackLevels[b.pb.Target()]
+	for cur := lv.Load(); cur < uint32(b.level); cur = lv.Load() {
+		if lv.CompareAndSwap(cur, uint32(b.level)) {
+			what := "without session_track_transaction_info"
+			if b.level == trackNone {
+				what = "without session tracking (statements outside the 5.5 allowlist pin)"
+			}
+			b.p.logf("backend %d: server refused a tracking SET (error %d): its target is served %s", b.pb.Index(), code, what)
+			break
+		}
+	}
+	return b.level < trackNone
+}
+
+// onTrackPacket reads the response to the tracking SET that ends a login
+// or a reset.
+func (b *backend) onTrackPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil || prog != mysqlwire.Complete {
+		b.pb.Abort(fmt.Errorf("%w: tracking SET: %v", errBackendProtocol, err))
+		return
+	}
+	if code, _, failed := b.tracker.Err(); failed {
+		if b.trackRefused(code) {
+			b.sendTracking(b.duty, nil)
+			return
+		}
+	} else {
+		b.noteTracking()
+		if b.tracker.Warnings() > 0 {
+			b.diagOf = proxyDiag
+		}
+	}
+	duty := b.duty
+	b.duty = dutyNone
+	if duty == dutyResetTrack {
+		b.pb.ResetDone()
+		return
+	}
+	b.pb.LoggedIn()
 }
 
 // sendSetOption sends COM_SET_OPTION for ex.
@@ -445,6 +528,8 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onResetPacket(payload)
 	case dutyPing:
 		b.onPingPacket(payload)
+	case dutyLoginTrack, dutyResetTrack:
+		b.onTrackPacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}
@@ -483,6 +568,10 @@ func (b *backend) onResetPacket(payload []byte) {
 		return
 	}
 	b.noteReset()
+	if b.tracks() {
+		b.sendTracking(dutyResetTrack, nil)
+		return
+	}
 	b.duty = dutyNone
 	b.pb.ResetDone()
 }

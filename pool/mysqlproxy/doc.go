@@ -62,11 +62,18 @@
 //
 // # Session state
 //
-// The server is asked: before a backend's first command after a login or
-// reset, the proxy sends SET session_track_state_change=ON,
-// session_track_schema=ON, session_track_system_variables='*',
-// session_track_transaction_info='CHARACTERISTICS' (tracked), and reads the
-// report in every OK packet of a response (mysqlwire parses it). The schema
+// The server is asked: as the last step of a backend's login or reset
+// (so no command waits for it; before the first command after a reset
+// that an exchange makes itself), the proxy sends SET
+// session_track_state_change=ON, session_track_schema=ON,
+// session_track_system_variables='*',
+// session_track_transaction_info='CHARACTERISTICS' (trackingSETs), and
+// reads the report in every OK packet of a response (mysqlwire parses it).
+// A server that refuses it (MariaDB before 10.3 lacks the transaction
+// tracker) gets the SET without session_track_transaction_info, and one
+// that refuses that too is served without tracking, as in 5.5 mode (below);
+// the fallback is remembered per target, logged once, and no client command
+// fails for it. The schema
 // reported is replayed: the session takes the server's word for it. Any
 // other change reported (a system variable, the state-change flag for user
 // variables, temporary tables and prepared statements, or pending
@@ -79,7 +86,8 @@
 // backend whose report is so withheld is reset (COM_RESET_CONNECTION)
 // before it serves another session. In 5.5 mode (no tracking) statement
 // kinds the scanner does not classify (listedStatements in sqlscan.go: not
-// CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement).
+// CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement);
+// so do they on a backend whose server refused every tracking SET.
 //
 // Tracking misses `SELECT @x:=...`, `SELECT ... INTO @v`, GET_LOCK and BACKUP
 // STAGE (refused to non-admins anyway), so every statement text the proxy

@@ -161,7 +161,7 @@ func (ex *exchange) start(op syncOp) bool {
 			return false
 		}
 		ex.step = op
-		b.sendTracking(ex)
+		b.sendTracking(dutyExchange, ex)
 	case opStmtSchema:
 		k := s.stmt.key.schema
 		if k == "" || k == b.state.schema {
@@ -338,13 +338,13 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 	var dst []byte
 	switch b.tracker.LastKind() {
 	case mysqlwire.KindOK:
-		if b.tracks() {
+		if b.caps&mysqlwire.ClientSessionTrack != 0 {
 			ex.relayOK(payload)
 			break
 		}
 		dst = ex.relay(raw)
 	case mysqlwire.KindEOF:
-		if b.tracks() {
+		if b.caps&mysqlwire.ClientSessionTrack != 0 {
 			ex.clearStateChanged(raw, payload)
 		}
 		dst = ex.relay(raw)
@@ -398,7 +398,16 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		b.abandon(errBackendProtocol)
 		return
 	}
-	if code, _, failed := b.tracker.Err(); failed {
+	if code, _, failed := b.tracker.Err(); failed && ex.step == opTrack {
+		// An old server: try less tracking, or none (5.5 mode for this
+		// backend); the client's command runs either way.
+		if b.trackRefused(code) {
+			b.sendTracking(dutyExchange, ex)
+			return
+		}
+		ex.synced()
+		return
+	} else if failed {
 		s.pl.stats.Errors[errorSlot(code)].Add(1)
 		ex.relay(raw)
 		step := ex.step

@@ -168,6 +168,9 @@ type Proxy struct {
 	draining  atomic.Bool
 	drained   chan struct{} // closed when Drain has finished
 	version   atomic.Pointer[string]
+	// trackLevels are, by Config.Targets index, how much session tracking
+	// each target's server accepts (a trackLevel; only ever raised).
+	trackLevels []atomic.Uint32
 	// Settings that Reload changes while the loops run: the loops read
 	// them with atomic loads.
 	users        atomic.Pointer[Users]
@@ -207,7 +210,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{}),
-		loginInput: conn.NewInputBudget(c.LoginInputBudget)}
+		loginInput: conn.NewInputBudget(c.LoginInputBudget), trackLevels: make([]atomic.Uint32, len(c.Targets))}
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps
