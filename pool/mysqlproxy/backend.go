@@ -146,6 +146,9 @@ func (b *backend) abandon(reason error) { b.pb.Abandon(reason) }
 func (b *backend) Data(data []byte) int {
 	pl := b.loop() // a packet may send the backend to another loop
 	n := b.onData(b.c(), data)
+	if b.duty == dutyNone {
+		b.pb.Answered()
+	}
 	if pl.relayedOut != 0 {
 		pl.stats.ClientBytesOut.Add(pl.relayedOut)
 		pl.relayedOut = 0
@@ -336,6 +339,7 @@ func (b *backend) freshState(schema string) {
 // response for duty (ex: the exchange it belongs to, for dutyExchange).
 func (b *backend) send(duty backendDuty, ex *exchange, payload []byte) {
 	b.duty, b.ex = duty, ex
+	b.pb.Awaiting()
 	cmd, _ := mysqlwire.CommandOf(payload)
 	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
 		b.abandon(err)
@@ -486,6 +490,7 @@ func (b *backend) sendLongData(stmtID uint32, param uint16, data []byte) {
 // which the exchange writes itself (renumbered from the client's packets).
 func (b *backend) startMain(ex *exchange, cmd mysqlwire.Command) error {
 	b.duty, b.ex = dutyExchange, ex
+	b.pb.Awaiting()
 	_, err := b.tracker.Start(cmd, b.caps)
 	return err
 }
@@ -609,6 +614,7 @@ func (b *backend) changeUser(duty backendDuty, ex *exchange) {
 	}) // no schema: the session's is replayed before its next command
 	b.scratch = pkt[:0]
 	b.duty, b.ex = duty, ex
+	b.pb.Awaiting()
 	b.phase = bAuth
 	b.plugin = mysqlwire.AuthNativePassword
 	b.tracker.StartAuth(b.caps)
@@ -620,12 +626,16 @@ func (b *backend) pauseForClient() {
 	if c := b.c(); c != nil && !b.pausedForClient {
 		b.pausedForClient = true
 		c.PauseRead()
+		b.pb.Answered() // not the server's fault while the client is slow
 	}
 }
 
 func (b *backend) resumeIfPaused() {
 	if b.pausedForClient {
 		b.pausedForClient = false
+		if b.duty != dutyNone {
+			b.pb.Awaiting()
+		}
 		if c := b.c(); c != nil {
 			c.ResumeRead()
 		}

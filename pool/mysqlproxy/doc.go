@@ -295,7 +295,13 @@
 //
 // Idle backends are pinged every Config.HealthInterval; one that does not
 // answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
-// fails while fewer than BackendConns backends are logged in.
+// fails while fewer than BackendConns backends are logged in (one count
+// the pool keeps, which a backend moving between loops leaves alone), and
+// while a backend has waited Config.BackendStallTimeout for the server's
+// answer to a request with nothing from the server meanwhile (a hung
+// server; also a statement that runs that long before its first row).
+// Waiting stops counting while reading is paused behind a slow client and
+// during a LOCAL INFILE upload (the client's turn).
 //
 // Config.Targets lists several servers that can each run any statement (a
 // multi-primary cluster); the N connections are split between them by

@@ -365,6 +365,7 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 			return
 		}
 		ex.bSeq = raw[3] + 1
+		b.pb.Answered() // the client's turn: the file's contents
 		s.startInfile()
 	case mysqlwire.Complete:
 		ex.step = opNone
@@ -385,6 +386,7 @@ func (ex *exchange) relayInfile(raw, payload []byte) {
 	ex.bSeq = renumber(dst, ex.bSeq)
 	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
 	if len(payload) == 0 {
+		b.pb.Awaiting()
 		s.endInfile()
 	}
 }

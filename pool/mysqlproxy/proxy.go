@@ -64,6 +64,11 @@ type Config struct {
 	// incomplete login packet of up to 64 KiB; a client whose buffer would
 	// take the total over this budget is disconnected.
 	LoginInputBudget int64
+	// BackendStallTimeout: a backend that has waited this long for the
+	// server's answer, with nothing from the server meanwhile (a hung
+	// server, or a statement that runs this long before its first row),
+	// makes Ready fail (0: never).
+	BackendStallTimeout time.Duration
 	// ConnectTimeout bounds a backend connect plus handshake (0: 5 s).
 	ConnectTimeout time.Duration
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
@@ -230,6 +235,7 @@ func New(cfg Config) (*Proxy, error) {
 		ConnectTimeout: c.ConnectTimeout,
 		HealthInterval: c.HealthInterval,
 		QueueTimeout:   c.QueueTimeout,
+		StallTimeout:   c.BackendStallTimeout,
 		Logf:           c.Logf,
 	}, p)
 	if err != nil {
