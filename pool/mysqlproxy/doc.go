@@ -138,9 +138,15 @@
 // pins. Before a command runs on a backend in another state, the proxy sends
 // COM_INIT_DB, one combined SET and COM_SET_OPTION as needed, one at a time,
 // consuming their responses; if one fails the client gets its ERR and the
-// backend is closed (its state is unknown). A schema is checked lazily: USE
-// of a missing database fails at once, but a missing database named in the
-// handshake fails at the first command.
+// backend is closed (its state is unknown), except for ERR 1049 to
+// COM_INIT_DB: the server keeps the connection and its previous schema, so
+// the backend stays. A schema is checked lazily: USE of a missing database
+// fails at once, but a missing database named in the handshake (or one
+// dropped since) fails at the first command with 1049, after which the
+// session has no schema, as a server session whose schema was dropped.
+// Each loop remembers such a 1049 for a second: a login naming that
+// schema meanwhile is refused with 1049 (42000) "Unknown database" as the
+// server would, without a backend.
 //
 // Timeouts that would let the server drop a pooled connection have floors:
 // wait_timeout and interactive_timeout 3600 s (an idle pooled backend is
@@ -246,6 +252,8 @@
 //     switch answer over 64 KiB (also the auth answer of COM_CHANGE_USER);
 //     sent as soon as the header announcing it arrives, with the sequence
 //     id after the header's (as MariaDB does), and the connection closed.
+//   - 1049 (42000) "Unknown database '...'": a login naming a schema the
+//     server called unknown less than a second ago (see Session state).
 //   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
 //     1094 as a server would send them.
 //

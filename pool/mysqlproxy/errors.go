@@ -35,6 +35,7 @@ const (
 	errBackendLost        // 9004
 	errKillUnsupported    // 9005
 	errPrivilegeNeeded    // args: privilegeMessages' text (1227)
+	errUnknownDatabase    // args: schema (1049, from the proxy's cache of the server's answer)
 	numProxyErrs
 )
 
@@ -79,6 +80,7 @@ var proxyErrors = [numProxyErrs]struct {
 	errBackendLost:     {ErBackendLost, "08S01", "Lost connection to the backend server during query"},
 	errKillUnsupported: {ErUnsupported, "0A000", "This form of KILL is not supported by the proxy"},
 	errPrivilegeNeeded: {mysqlwire.ErSpecificAccessDenied, "42000", "%s"},
+	errUnknownDatabase: {mysqlwire.ErBadDBError, "42000", "Unknown database '%s'"},
 }
 
 // message formats e's text; an entry without args costs no allocation.

@@ -414,6 +414,21 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		ex.relay(raw)
 		step := ex.step
 		ex.end()
+		if code == mysqlwire.ErBadDBError && (step == opSchema || step == opStmtSchema) {
+			// The schema is gone (or never was: a login names it
+			// unchecked). The server keeps the connection and its
+			// previous schema, so the backend's state is still known
+			// and it stays. The session is left with no schema, as a
+			// server session whose schema was dropped; the answer is
+			// cached so logins naming it are refused without a backend.
+			b.noteDiag(s.id)
+			if step == opSchema {
+				s.pl.noteSchemaMissing(s.st.schema)
+				s.st.schema = ""
+			}
+			s.finishCommand()
+			return
+		}
 		if step != opPrepare {
 			// The backend may be half way to the session's state.
 			s.dropBackend(b)

@@ -565,6 +565,14 @@ func (s *session) loginOK(seq uint8) {
 		s.c.Close()
 		return
 	}
+	if s.st.schema != "" && s.pl.schemaMissing(s.st.schema) {
+		// The server has just called it unknown: refuse the login as
+		// the server would, without asking it again.
+		s.respSeq = seq
+		s.writeERR(errUnknownDatabase, s.st.schema)
+		s.c.Close()
+		return
+	}
 	s.p.pendingLogins.Add(-1)
 	s.pl.loop.Cancel(&s.wait.Timer)
 	s.limitInput(false)
