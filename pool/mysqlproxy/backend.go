@@ -3,6 +3,7 @@ package mysqlproxy
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/scalestack/scalestack/conn"
@@ -30,6 +31,7 @@ const (
 	dutyPing                   // COM_PING health check of an idle backend
 	dutyLoginTrack             // the tracking SET ending a login
 	dutyResetTrack             // the tracking SET ending a reset
+	dutyDrainProbe             // the rest of a SELECT LAST_INSERT_ID() whose session left
 )
 
 var (
@@ -89,6 +91,19 @@ type backend struct {
 	// leaves them in place, so another session's SHOW WARNINGS here would
 	// show them: the exchange resets the backend first (opClearDiag).
 	diagOf uint32
+	// lastID is the server session's LAST_INSERT_ID() when lastIDKnown
+	// (it is not after a login or reset, or a statement that may have
+	// changed it without the proxy asking).
+	lastID      uint64
+	lastIDKnown bool
+	// mainTracker keeps the tracker of a command's response while the
+	// exchange asks for LAST_INSERT_ID() after it (opLastIDProbe).
+	mainTracker mysqlwire.ResponseTracker
+	// probed is the value lastIDProbe answered (probeOK: one was read).
+	probed  uint64
+	probeOK bool
+	// resetAfterDrain: Reset came while dutyDrainProbe read on.
+	resetAfterDrain bool
 	// pausedForClient: reading stopped because the exchange's client is
 	// slow.
 	pausedForClient bool
@@ -129,6 +144,7 @@ func (b *backend) Down(error) {
 	b.duty = dutyNone
 	b.ex = nil
 	b.pausedForClient = false
+	b.resetAfterDrain = false
 	b.forgetStmts()
 }
 
@@ -328,6 +344,7 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 func (b *backend) freshState(schema string) {
 	b.state = sessionState{schema: schema, names: b.p.defaultNames, multiStmts: 1}
 	b.tracking, b.withheld, b.unknown = false, false, false
+	b.lastIDKnown = false
 	b.diagOf = noDiag
 	if b.caps&mysqlwire.ClientMultiStatements == 0 {
 		b.state.multiStmts = 0
@@ -455,6 +472,29 @@ func (b *backend) onTrackPacket(payload []byte) {
 	b.pb.LoggedIn()
 }
 
+// sendRestoreLastID sends DO LAST_INSERT_ID(v) for ex: the session's value
+// before a statement that reads it.
+func (b *backend) sendRestoreLastID(ex *exchange, v uint64) {
+	p := append(b.scratch[:0], byte(mysqlwire.ComQuery))
+	p = append(p, "DO LAST_INSERT_ID("...)
+	p = strconv.AppendUint(p, v, 10)
+	p = append(p, ')')
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// lastIDProbe asks the server for the session's LAST_INSERT_ID() after a
+// statement that may have changed it: the OK packet cannot tell (an INSERT
+// with an explicit id reports it, and LAST_INSERT_ID() does not change).
+const lastIDProbe = "SELECT LAST_INSERT_ID()"
+
+// sendLastIDProbe sends lastIDProbe for ex.
+func (b *backend) sendLastIDProbe(ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), lastIDProbe...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
 // sendSetOption sends COM_SET_OPTION for ex.
 func (b *backend) sendSetOption(ex *exchange, on bool) {
 	opt := mysqlwire.OptionMultiStatementsOff
@@ -535,6 +575,8 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onPingPacket(payload)
 	case dutyLoginTrack, dutyResetTrack:
 		b.onTrackPacket(payload)
+	case dutyDrainProbe:
+		b.onDrainPacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}
@@ -550,12 +592,40 @@ func first(p []byte) byte {
 // Reset implements pool.Server: it returns a backend that a pinned client
 // left (pool.LoopPool.Reset) to a clean state, then to the pool.
 func (b *backend) Reset() {
+	if b.duty == dutyDrainProbe {
+		b.resetAfterDrain = true // once the probe's answer is read
+		return
+	}
 	b.resumeIfPaused()
 	if b.p.cfg.MySQL55 {
 		b.changeUser(dutyReset, nil)
 		return
 	}
 	b.send(dutyReset, nil, []byte{byte(mysqlwire.ComResetConnection)})
+}
+
+// drainProbe: the session whose exchange asked SELECT LAST_INSERT_ID()
+// left; the backend reads the answer to its end (it is harmless, and a
+// reconnect would cost more), then serves a pending Reset.
+func (b *backend) drainProbe() {
+	b.duty, b.ex = dutyDrainProbe, nil
+}
+
+func (b *backend) onDrainPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil || prog == mysqlwire.ClientTurn {
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if prog != mysqlwire.Complete {
+		return
+	}
+	b.forgetLastID()
+	b.duty = dutyNone
+	if b.resetAfterDrain {
+		b.resetAfterDrain = false
+		b.Reset()
+	}
 }
 
 func (b *backend) onResetPacket(payload []byte) {
@@ -731,6 +801,8 @@ func (b *backend) OnLowWater(*conn.Conn) {
 func (b *backend) noteSchema(schema string) { b.state.schema = schema }
 func (b *backend) noteMultiStmts(m int8)    { b.state.multiStmts = m }
 func (b *backend) noteTracking()            { b.tracking = true }
+func (b *backend) noteLastID(v uint64)      { b.lastID, b.lastIDKnown = v, true }
+func (b *backend) forgetLastID()            { b.lastIDKnown = false }
 func (b *backend) noteDiag(of uint32)       { b.diagOf = of }
 func (b *backend) noteWithheld()            { b.withheld = true }
 func (b *backend) noteReported()            { b.withheld = false }

@@ -148,6 +148,21 @@
 // schema meanwhile is refused with 1049 (42000) "Unknown database" as the
 // server would, without a backend.
 //
+// LAST_INSERT_ID() is per session, as on a direct connection. The server
+// changes it only when it generates an id (an INSERT with an explicit id
+// reports that id in its OK packet and leaves LAST_INSERT_ID() alone) or
+// through LAST_INSERT_ID(expr), so the OK packet cannot tell: each session
+// keeps its value, and each backend the value its server holds when the
+// proxy knows it. Before a statement that reads it or may change it (the
+// function in any expression, @@last_insert_id, @@identity; INSERT,
+// REPLACE, LOAD; CALL and EXECUTE, whose text the proxy does not see) on a
+// backend holding another value, DO LAST_INSERT_ID(v) puts the session's
+// back. After one, the proxy asks SELECT LAST_INSERT_ID() before the
+// backend serves anyone else, unless the answer is certain: a plain
+// INSERT, REPLACE or LOAD whose OK reports no id, or the session's own,
+// left the value as it was. A failed statement that may have changed it
+// leaves the backend's value unknown and the session's as it was.
+//
 // Timeouts that would let the server drop a pooled connection have floors:
 // wait_timeout and interactive_timeout 3600 s (an idle pooled backend is
 // pinged every Config.HealthInterval, but one held for a session's
@@ -163,7 +178,7 @@
 // the backend's value.
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
-// SELECT LAST_INSERT_ID() (from the session's last OK packet), KILL
+// SELECT LAST_INSERT_ID() (the session's value, see below), KILL
 // [CONNECTION|QUERY] id and COM_PROCESS_KILL for proxy session ids (both
 // close the target session, which may live on another loop; only sessions
 // of the caller's own account unless it is an admin, any other id gets
@@ -402,7 +417,10 @@
 // mode: a statement that uses no table leaves them in place), so a session
 // whose kept backend was taken sees none rather than another's; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
-// the statement they refer to. KILL QUERY closes the target session like KILL CONNECTION.
+// the statement they refer to, and after a statement that may change
+// LAST_INSERT_ID() the proxy's SELECT LAST_INSERT_ID() has run since (it
+// sets ROW_COUNT() to -1 and FOUND_ROWS() to 1; it uses no table, so the
+// statement's warnings stay). KILL QUERY closes the target session like KILL CONNECTION.
 // A statement that fails where state may hide (see Session state) loses its
 // changes to the session, where a direct connection would keep them. A
 // session handles one command at a time; commands

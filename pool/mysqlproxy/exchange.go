@@ -21,8 +21,12 @@ const (
 	opSchema            // COM_INIT_DB to the session's schema
 	opVars              // one SET of the session's variables and character set
 	opOption            // COM_SET_OPTION for the session's multi-statements
+	opLastID            // DO LAST_INSERT_ID(v): the session's value, before a statement that reads it
 	opMain              // the client's own command, whose response is relayed
 	numOps
+	// opLastIDProbe follows opMain without being planned: SELECT
+	// LAST_INSERT_ID() after a statement that may have changed it.
+	opLastIDProbe = numOps
 )
 
 // exchange is one client command on one backend: the plan of sync
@@ -39,7 +43,7 @@ type exchange struct {
 	b *backend // the backend it runs on; nil between commands
 
 	// plan lists the operations to run, in order; at is the next one.
-	plan  [numOps]syncOp
+	plan  [numOps - 1]syncOp // opNone is never planned
 	n, at uint8
 	// step is the operation whose response is being read (opNone: none
 	// in flight).
@@ -121,6 +125,12 @@ func (ex *exchange) makePlan() {
 		ex.plan[n] = opOption
 		n++
 	}
+	if (s.readsLastID() || s.writesLastID()) && (fresh || !b.lastIDKnown || b.lastID != s.lastInsertID) {
+		// A statement that may change it may also leave it (an INSERT
+		// with an explicit id): what it leaves must be the session's.
+		ex.plan[n] = opLastID
+		n++
+	}
 	ex.plan[n] = opMain
 	ex.n, ex.at = uint8(n+1), 0
 }
@@ -193,6 +203,13 @@ func (ex *exchange) start(op syncOp) bool {
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
 		b.sendSetOption(ex, s.st.multiStmts == 1)
+	case opLastID:
+		if b.lastIDKnown && b.lastID == s.lastInsertID {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendRestoreLastID(ex, s.lastInsertID)
 	case opMain:
 		ex.sendMain()
 	}
@@ -331,6 +348,10 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
 		return
 	}
+	if ex.step == opLastIDProbe {
+		ex.onProbePacket(payload, prog)
+		return
+	}
 	if ex.step != opMain {
 		ex.onSyncPacket(raw, prog)
 		return
@@ -368,10 +389,88 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 		b.pb.Answered() // the client's turn: the file's contents
 		s.startInfile()
 	case mysqlwire.Complete:
+		if s.writesLastID() {
+			if _, _, failed := b.tracker.Err(); failed {
+				b.forgetLastID() // a failed CALL may have inserted first
+			} else if ex.lastIDAmbiguous() {
+				// Ask before anyone else runs here; commandDone reads
+				// the main response's tracker, kept aside meanwhile.
+				b.mainTracker = b.tracker
+				ex.step = opLastIDProbe
+				b.probed, b.probeOK = 0, false
+				b.sendLastIDProbe(ex)
+				return
+			}
+			// Otherwise it left the session's value, put there first.
+		}
 		ex.step = opNone
 		b.endExchange()
 		s.commandDone(b)
 	}
+}
+
+// lastIDAmbiguous reports whether the statement just completed, which may
+// have changed LAST_INSERT_ID() and ran with the session's value on the
+// backend, leaves a value the proxy must ask for. A plain INSERT, REPLACE
+// or LOAD whose OK reports no id, or the session's value, left it as it
+// was (nothing generated, or the same number); one that reports another
+// id generated it or named it explicitly, which only the server can tell.
+// LAST_INSERT_ID(expr), CALL, EXECUTE and multi-statements always ask.
+func (ex *exchange) lastIDAmbiguous() bool {
+	s, b := ex.s, ex.b
+	if s.readsLastID() || s.cmd == mysqlwire.ComQuery && s.qi.feats&featMulti != 0 {
+		return true
+	}
+	id := b.tracker.LastInsertID()
+	return id != 0 && id != s.lastInsertID
+}
+
+// onProbePacket reads the answer to lastIDProbe: the session's
+// LAST_INSERT_ID() as the server keeps it. Then the command is done.
+func (ex *exchange) onProbePacket(payload []byte, prog mysqlwire.Progress) {
+	b, s := ex.b, ex.s
+	if b.tracker.LastKind() == mysqlwire.KindRow {
+		v, null, _, err := mysqlwire.ReadLenEncString(payload)
+		b.probed, b.probeOK = parseUint(v)
+		b.probeOK = b.probeOK && !null && err == nil
+	}
+	switch prog {
+	case mysqlwire.Complete:
+	case mysqlwire.NeedMore:
+		return
+	default:
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if _, _, failed := b.tracker.Err(); failed || !b.probeOK {
+		b.forgetLastID() // the session keeps the value it had
+	} else {
+		s.lastInsertID = b.probed
+		b.noteLastID(b.probed)
+	}
+	b.tracker = b.mainTracker
+	ex.step = opNone
+	b.endExchange()
+	s.commandDone(b)
+}
+
+// parseUint parses a decimal number without allocating.
+func parseUint(d []byte) (uint64, bool) {
+	if len(d) == 0 || len(d) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n := v*10 + uint64(c-'0')
+		if n/10 != v {
+			return 0, false // overflow
+		}
+		v = n
+	}
+	return v, true
 }
 
 // relayInfile passes the client's LOCAL INFILE packets to the backend.
@@ -457,6 +556,8 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		b.noteVars(&s.st)
 	case opOption:
 		b.noteMultiStmts(s.st.multiStmts)
+	case opLastID:
+		b.noteLastID(s.lastInsertID)
 	case opPrepare:
 		id, _, _, _ := b.tracker.Prepared()
 		b.addStmt(s.stmt.key, id)

@@ -119,6 +119,10 @@ type session struct {
 	// sessions never do and an idle session must stay small.
 	write *writeWatch
 
+	// lastInsertID is the session's LAST_INSERT_ID() as the server keeps
+	// it: asked for after each statement that may change it
+	// (opLastIDProbe), put back on a backend before one that reads it
+	// (opLastID).
 	lastInsertID uint64
 	stmts        map[uint32]*sessStmt
 	// longDataBytes is the COM_STMT_SEND_LONG_DATA held for stmts
@@ -223,6 +227,14 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		if s.ex.inFlight() {
 			// The client left mid-exchange: what the backend still has to
 			// say, and the state it is in, are unknown.
+			if s.ex.step == opLastIDProbe {
+				// Only the proxy's SELECT LAST_INSERT_ID() is left:
+				// the backend reads it to its end, then is reset.
+				s.ex.end()
+				b.drainProbe()
+				s.pl.lp.Reset(b.pb)
+				return
+			}
 			s.ex.end()
 			b.abandon(errUnknownState)
 		} else {
@@ -974,9 +986,6 @@ func (s *session) commandDone(b *backend) {
 		case mysqlwire.ComStmtReset:
 			s.closeCursor(s.stmt)
 		}
-		if id := tr.LastInsertID(); id != 0 {
-			s.lastInsertID = id
-		}
 	} else if s.cmd == mysqlwire.ComStmtPrepare {
 		s.capture = nil
 	}
@@ -1095,6 +1104,30 @@ func (s *session) mayHideState() bool {
 		return true
 	case mysqlwire.ComQuery:
 		return s.qi.feats&featMulti != 0 || s.qi.kind == stmtCall || s.qi.kind == stmtExecute
+	}
+	return false
+}
+
+// readsLastID reports whether the command being served reads the session's
+// LAST_INSERT_ID(): the backend must hold the session's value first.
+func (s *session) readsLastID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featLastIDRead != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.lastIDRead
+	}
+	return false
+}
+
+// writesLastID reports whether the command being served may change the
+// session's LAST_INSERT_ID(): the proxy asks the server for it after.
+func (s *session) writesLastID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featLastIDWrite != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.lastIDWrite
 	}
 	return false
 }

@@ -272,6 +272,8 @@ const (
 	featUse                       // USE in a later statement
 	featUnlisted                  // a statement whose kind is not in listedStatements
 	featDiag                      // reads diagnostics: SHOW WARNINGS/ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count
+	featLastIDRead                // reads LAST_INSERT_ID(): the function (or @@last_insert_id, @@identity), CALL, EXECUTE
+	featLastIDWrite               // may change it: INSERT, REPLACE, LOAD, LAST_INSERT_ID(expr), CALL, EXECUTE
 )
 
 // featurePins are the features that, found anywhere in a statement's text,
@@ -445,10 +447,21 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		if stmtStart && !listedStatement(&lx, t) {
 			qi.feats |= featUnlisted
 		}
+		if stmtStart && (lx.is(t, "INSERT") || lx.is(t, "REPLACE") || lx.is(t, "LOAD")) {
+			qi.feats |= featLastIDWrite
+		}
+		if stmtStart && (lx.is(t, "CALL") || lx.is(t, "EXECUTE")) {
+			// A procedure or a prepared statement may read or generate
+			// an id; the proxy does not see its text here.
+			qi.feats |= featLastIDRead | featLastIDWrite
+		}
 		switch t.kind {
 		case tokSysVar:
 			if readsDiagnostics(lx.text(t)[2:]) {
 				qi.feats |= featDiag
+			}
+			if readsLastInsertID(lx.text(t)[2:]) {
+				qi.feats |= featLastIDRead
 			}
 		case tokUserVar:
 			qi.feats |= featUserVar
@@ -464,6 +477,11 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		case tokWord:
 			if lx.is(t, "GET_LOCK") {
 				qi.feats |= featGetLock
+			} else if lx.is(t, "LAST_INSERT_ID") {
+				// Read, or set with an argument: either way the
+				// session's value must be on the backend, and is asked
+				// for after.
+				qi.feats |= featLastIDRead | featLastIDWrite
 			} else if lx.is(t, "SQL_CALC_FOUND_ROWS") {
 				qi.feats |= featCalcFoundRows
 			} else if lx.is(t, "TEMPORARY") && lx.is(prev, "CREATE") {
@@ -548,6 +566,18 @@ func readsDiagnostics(name []byte) bool {
 		name = name[6:]
 	}
 	return equalFoldLower(name, "warning_count") || equalFoldLower(name, "error_count")
+}
+
+// readsLastInsertID reports whether the system variable name (after @@)
+// is the session's last insert id.
+func readsLastInsertID(name []byte) bool {
+	switch {
+	case len(name) > 8 && equalFoldLower(name[:8], "session."):
+		name = name[8:]
+	case len(name) > 6 && equalFoldLower(name[:6], "local."):
+		name = name[6:]
+	}
+	return equalFoldLower(name, "last_insert_id") || equalFoldLower(name, "identity")
 }
 
 // listedStatements are the first words of the statements whose effect on

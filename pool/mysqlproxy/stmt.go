@@ -75,6 +75,9 @@ type sessStmt struct {
 	unlisted bool
 	// diag: its text reads diagnostics (see featDiag).
 	diag bool
+	// lastIDRead, lastIDWrite: its text reads or may change
+	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
+	lastIDRead, lastIDWrite bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -82,7 +85,8 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 		s.stmts = map[uint32]*sessStmt{}
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
-		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0}
+		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0,
+		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0}
 	s.stmts[id] = st
 	s.lastStmtID = id
 	return st
