@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/scalestack/scalestack/conn"
@@ -63,6 +64,11 @@ type Backend struct {
 	// idleSince is when the backend last went on an idle list (health
 	// checks ping those idle for a health interval).
 	idleSince time.Time
+	// awaitSince is when the backend began waiting for the server's
+	// answer, pushed forward by whatever the server sends (nanoseconds
+	// since Pool.epoch; 0: not waiting). Written by its loop (Awaiting,
+	// Answered, OnData), read by Pool.Ready from any goroutine.
+	awaitSince atomic.Int64
 }
 
 func newBackend(p *Pool, lp *LoopPool, idx, target int) *Backend {
@@ -80,6 +86,9 @@ func (b *Backend) Loop() *LoopPool { return b.lp }
 
 // Index is the backend's slot, 0 to N-1.
 func (b *Backend) Index() int { return b.idx }
+
+// Target is the Config.Targets index of the server it connects to.
+func (b *Backend) Target() int { return b.target }
 
 // Server is the protocol's side of the backend.
 func (b *Backend) Server() Server { return b.srv }
@@ -156,9 +165,28 @@ func (b *Backend) OnOpen(c *conn.Conn) {
 	}
 }
 
+// Awaiting is the protocol's word that it sent a request and waits for the
+// server's answer (see Config.StallTimeout).
+func (b *Backend) Awaiting() { b.awaitSince.Store(b.sinceEpoch()) }
+
+// Answered is the protocol's word that nothing is owed by the server any
+// more: the response is complete, or it is the client's turn (reading
+// paused behind a slow client, a LOCAL INFILE upload).
+func (b *Backend) Answered() { b.awaitSince.Store(0) }
+
+func (b *Backend) sinceEpoch() int64 {
+	if n := int64(b.lp.loop.Now().Sub(b.p.epoch)); n > 0 {
+		return n
+	}
+	return 1 // 0 means not waiting
+}
+
 // OnData implements conn.Handler: the protocol reads.
 func (b *Backend) OnData(c *conn.Conn, data []byte) int {
 	lp := b.lp // what is read may send the backend to another loop
+	if b.awaitSince.Load() != 0 {
+		b.awaitSince.Store(b.sinceEpoch()) // the server is alive
+	}
 	n := b.srv.Data(data)
 	lp.stats.BackendBytesIn.Add(uint64(n))
 	return n
@@ -201,6 +229,7 @@ func (b *Backend) LoggedIn() {
 		b.lp.stats.BackendReconnects.Add(1)
 	}
 	b.everLoggedIn = true
+	b.p.loggedIn.Add(1)
 	b.lp.stats.BackendsConnected.Add(1)
 	b.lp.stats.BackendConnects.Add(1)
 	b.lp.noteBackendUp()
@@ -242,8 +271,10 @@ func (b *Backend) Abort(err error) {
 func (b *Backend) down(err error) {
 	wasReady := b.loggedIn
 	b.loggedIn = false
+	b.awaitSince.Store(0)
 	b.lp.loop.Cancel(&b.timer)
 	if wasReady {
+		b.p.loggedIn.Add(-1)
 		b.lp.stats.BackendsConnected.Add(-1)
 		if b.owner == nil && b.duty == dutyNone {
 			b.lp.removeIdle(b)

@@ -16,7 +16,11 @@
 // between the writable ones by weight (read-only ones are recorded, not
 // used). A backend is logged in by its Server (Server.Open, then
 // Backend.LoggedIn within Config.ConnectTimeout); Pool.Ready fails while
-// fewer than N are logged in.
+// fewer than N are logged in (one atomic count, Pool.Connected, that moves
+// between loops leave alone) or while one has waited Config.StallTimeout
+// for the server's answer with nothing from it (the Server marks a request
+// with Backend.Awaiting and its end with Backend.Answered; any data read
+// restarts the wait).
 //
 // # Loops, waiters and hand-offs
 //

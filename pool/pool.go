@@ -27,6 +27,10 @@ type Config struct {
 	// QueueTimeout bounds a wait for a backend (0: 10 s); SetQueueTimeout
 	// changes it while the pool runs.
 	QueueTimeout time.Duration
+	// StallTimeout: a backend that has waited this long for the server's
+	// answer to a request, with nothing from the server meanwhile, makes
+	// Ready fail (0: never).
+	StallTimeout time.Duration
 	// NewScheduler returns one loop's scheduler (nil: NewFIFO).
 	NewScheduler func() Scheduler
 	// Logf receives operational messages (backend failures); nil
@@ -81,6 +85,13 @@ type Pool struct {
 	// failed (see health.go).
 	unavailable  atomic.Bool
 	queueTimeout atomic.Int64 // nanoseconds, read by the loops
+	// loggedIn counts the logged-in backends of every loop in one place:
+	// a backend moving between loops leaves it alone (the per-loop
+	// BackendsConnected gauges dip during the move), so Ready never sees
+	// a hand-off as a missing backend.
+	loggedIn atomic.Int64
+	// epoch is the origin of the Backends' awaitSince (monotonic).
+	epoch time.Time
 }
 
 // New validates cfg; Start runs the pool with proto's servers.
@@ -89,7 +100,7 @@ func New(cfg Config, proto Protocol) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: c, proto: proto}
+	p := &Pool{cfg: c, proto: proto, epoch: time.Now()}
 	p.SetQueueTimeout(c.QueueTimeout)
 	return p, nil
 }
@@ -159,18 +170,24 @@ func (p *Pool) Stop() { p.stopping.Store(true) }
 func (p *Pool) Stopping() bool { return p.stopping.Load() }
 
 // Connected returns how many backends are logged in, over all loops.
-func (p *Pool) Connected() int64 {
-	var n int64
-	for _, lp := range p.loops {
-		n += lp.stats.BackendsConnected.Load()
-	}
-	return n
-}
+func (p *Pool) Connected() int64 { return p.loggedIn.Load() }
 
-// Ready reports an error while fewer than Conns backends are logged in.
+// Ready reports an error while fewer than Conns backends are logged in, or
+// while one has waited Config.StallTimeout for the server's answer with
+// nothing from it (a hung server: a logged-in connection that no longer
+// answers).
 func (p *Pool) Ready() error {
 	if n := p.Connected(); n < int64(p.cfg.Conns) {
 		return fmt.Errorf("%d of %d backend connections are logged in", n, p.cfg.Conns)
+	}
+	if p.cfg.StallTimeout > 0 {
+		now := int64(time.Since(p.epoch))
+		for _, b := range p.backends {
+			if since := b.awaitSince.Load(); since != 0 && time.Duration(now-since) > p.cfg.StallTimeout {
+				return fmt.Errorf("backend %d has waited %v for the server's answer", b.idx,
+					time.Duration(now-since).Round(time.Millisecond))
+			}
+		}
 	}
 	return nil
 }

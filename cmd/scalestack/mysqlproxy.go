@@ -27,6 +27,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
+	stallTimeout := fs.Duration("backend-stall-timeout", 10*time.Second, "a backend that has waited this long for the server's answer with nothing from it (a hung server, or a statement that runs this long before its first row) makes /readyz fail (0: off)")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
@@ -118,19 +119,20 @@ Flags:
 			}
 		}
 		p, err := mysqlproxy.New(mysqlproxy.Config{
-			Targets:            targets,
-			User:               *backendUser,
-			Password:           password,
-			BackendConns:       *backendConns,
-			Users:              users,
-			MaxClients:         *maxClients,
-			MaxPendingLogins:   *maxPendingLogins,
-			QueueTimeout:       *queueTimeout,
-			ClientWriteTimeout: *clientWriteTimeout,
-			MaxStmtsPerBackend: *maxStmts,
-			HealthInterval:     *healthInterval,
-			LoginInputBudget:   int64(*loginInputMiB) << 20,
-			MySQL55:            *mysql55,
+			Targets:             targets,
+			User:                *backendUser,
+			Password:            password,
+			BackendConns:        *backendConns,
+			Users:               users,
+			MaxClients:          *maxClients,
+			MaxPendingLogins:    *maxPendingLogins,
+			QueueTimeout:        *queueTimeout,
+			ClientWriteTimeout:  *clientWriteTimeout,
+			MaxStmtsPerBackend:  *maxStmts,
+			HealthInterval:      *healthInterval,
+			BackendStallTimeout: *stallTimeout,
+			LoginInputBudget:    int64(*loginInputMiB) << 20,
+			MySQL55:             *mysql55,
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
 			},

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/scalestack/scalestack/internal/testutil"
-	"github.com/scalestack/scalestack/pool"
+	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
 
 func TestServeConfig(t *testing.T) {
@@ -477,7 +477,7 @@ func TestServeMySQLProxyAndHTTP(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "index.html"), "home\n")
 	users := filepath.Join(dir, "users")
-	writeFile(t, users, pool.UserLine(opsUser, []byte(opsPassword))+"\n")
+	writeFile(t, users, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n")
 	mysqlAddr, httpAddr, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	config := filepath.Join(dir, "serve.toml")
 	writeFile(t, config, serveFile(
@@ -511,7 +511,7 @@ func TestServeMySQLProxyAndHTTP(t *testing.T) {
 	runLoad(&wg, stop, loads[2], httpOnce(keepAlive, "http://"+httpAddr+"/", "home\n"))
 	time.Sleep(200 * time.Millisecond)
 
-	writeFile(t, users, pool.UserLine(opsUser, []byte(opsPassword))+"\n"+pool.UserLine("bob", []byte("pw"))+"\n")
+	writeFile(t, users, mysqlproxy.UserLine(opsUser, []byte(opsPassword))+"\n"+mysqlproxy.UserLine("bob", []byte("pw"))+"\n")
 	if err := sp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

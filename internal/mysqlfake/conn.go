@@ -31,9 +31,13 @@ type State struct {
 	// SET NAMES x sets character_set_client, _connection and _results.
 	Vars map[string]string
 	// UserVars are the user variables (@name, lower-cased) set with SET.
-	UserVars        map[string]string
-	Autocommit      bool
-	InTrans         bool
+	UserVars   map[string]string
+	Autocommit bool
+	InTrans    bool
+	// LastInsertID is LAST_INSERT_ID(): the last non-zero id a scripted
+	// OK reported (the double cannot tell a generated id from an explicit
+	// one), or the value of DO LAST_INSERT_ID(n).
+	LastInsertID    uint64
 	MultiStatements bool
 	// Stmts maps the open prepared statements' ids to their SQL.
 	Stmts map[uint32]string
@@ -281,6 +285,9 @@ func (c *Conn) status() mysqlwire.StatusFlags {
 }
 
 func (c *Conn) writeOK(ok OKResult) {
+	if ok.LastInsertID != 0 {
+		c.update(func(st *State) { st.LastInsertID = ok.LastInsertID })
+	}
 	p := mysqlwire.OK{AffectedRows: ok.AffectedRows, LastInsertID: ok.LastInsertID, Warnings: ok.Warnings,
 		Status: c.status() | ok.Status, Info: []byte(ok.Info)}
 	if len(ok.SessionState) > 0 && c.caps&mysqlwire.ClientSessionTrack != 0 {

@@ -72,7 +72,8 @@
 // it with Query.Preparing set to learn the statement's columns. Statements
 // no rule takes fall to the built-ins (SET, USE, BEGIN, START TRANSACTION,
 // COMMIT, ROLLBACK, SELECT of @@variables, @variables, DATABASE(),
-// CONNECTION_ID(), USER(), VERSION(), literals and ?), then to Default
+// CONNECTION_ID(), LAST_INSERT_ID(), USER(), VERSION(), literals and ?, DO
+// LAST_INSERT_ID(n)), then to Default
 // (ERR 1064 42000 unless replaced). A rule registered for a built-in's text
 // overrides it, e.g. to make a SET fail.
 package mysqlfake

@@ -11,8 +11,9 @@ import (
 
 // builtin answers what clients and the proxy send on their own: SET (the
 // proxy's state replay among them), USE, BEGIN/START TRANSACTION, COMMIT,
-// ROLLBACK and simple SELECTs of system variables, user variables,
-// DATABASE(), CONNECTION_ID(), USER(), VERSION(), literals and ?. ok is false
+// ROLLBACK, DO LAST_INSERT_ID(n) and simple SELECTs of system variables,
+// user variables, DATABASE(), CONNECTION_ID(), LAST_INSERT_ID(), USER(),
+// VERSION(), literals and ?. ok is false
 // when the statement is none of these. With q.Preparing nothing changes.
 func (c *Conn) builtin(q Query) (Response, bool) {
 	word, rest := firstWord(q.SQL)
@@ -50,6 +51,21 @@ func (c *Conn) builtin(q Query) (Response, bool) {
 		return OK(), true
 	case "SELECT":
 		return c.selectBuiltin(q, rest)
+	case "DO":
+		// DO LAST_INSERT_ID(n), which the proxy sends to put a session's
+		// value back.
+		arg := strings.TrimSpace(rest)
+		if u := strings.ToUpper(arg); !strings.HasPrefix(u, "LAST_INSERT_ID(") || !strings.HasSuffix(u, ")") {
+			return Response{}, false
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(arg[len("LAST_INSERT_ID("):len(arg)-1]), 10, 64)
+		if err != nil {
+			return syntaxError(q), true
+		}
+		if !q.Preparing {
+			c.update(func(st *State) { st.LastInsertID = n })
+		}
+		return OK(), true
 	}
 	return Response{}, false
 }
@@ -95,6 +111,8 @@ func (c *Conn) selectBuiltin(q Query, list string) (Response, bool) {
 			}
 		case upper == "CONNECTION_ID()":
 			row[i] = int64(c.id)
+		case upper == "LAST_INSERT_ID()":
+			row[i] = st.LastInsertID
 		case upper == "USER()" || upper == "CURRENT_USER()":
 			row[i] = st.User + "@localhost"
 		case upper == "VERSION()":

@@ -3,6 +3,7 @@ package mysqlproxy
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/scalestack/scalestack/conn"
@@ -23,12 +24,15 @@ const (
 type backendDuty uint8
 
 const (
-	dutyNone     backendDuty = iota
-	dutyLogin                // the login of a new connection
-	dutyExchange             // a client's exchange (b.ex): its sync steps and its command
-	dutyReset                // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
-	dutyPing                 // COM_PING health check of an idle backend
-	dutyKill                 // KILL QUERY sent for a session's KILL QUERY (killer)
+	dutyNone       backendDuty = iota
+	dutyLogin                  // the login of a new connection
+	dutyExchange               // a client's exchange (b.ex): its sync steps and its command
+	dutyReset                  // COM_RESET_CONNECTION / COM_CHANGE_USER after a pinned client left
+	dutyPing                   // COM_PING health check of an idle backend
+	dutyLoginTrack             // the tracking SET ending a login
+	dutyResetTrack             // the tracking SET ending a reset
+	dutyDrainProbe             // the rest of a SELECT LAST_INSERT_ID() whose session left
+	dutyKill                   // KILL QUERY sent for a session's KILL QUERY (killer)
 )
 
 var (
@@ -66,6 +70,41 @@ type backend struct {
 	pubKeyAsked bool
 
 	state sessionState
+	// level is how much of trackingSETs the backend's server accepts (its
+	// target's level when it logged in, lowered by a refusal).
+	level trackLevel
+	// tracking: the server reports session state changes (the tracking
+	// SET ran since the last login or reset; see trackingSETs).
+	tracking bool
+	// withheld: a result set's EOF said the session state changed, but
+	// only an OK packet carries the report (the backend is opened without
+	// DEPRECATE_EOF): the next OK will carry it. Until then whoever runs
+	// here next would be blamed for it, so the backend is reset before it
+	// serves anyone else.
+	withheld bool
+	// unknown: a response failed where the server may have changed session
+	// state without reporting it (an ERR from CALL, EXECUTE, EXECUTE
+	// IMMEDIATE or a multi-statement): reset before anyone else uses it.
+	unknown bool
+	// diagOf is the session whose statement left the diagnostics the
+	// server holds (warnings, an error), noDiag after a login or reset, or
+	// proxyDiag for a sync operation's. A statement that uses no table
+	// leaves them in place, so another session's SHOW WARNINGS here would
+	// show them: the exchange resets the backend first (opClearDiag).
+	diagOf uint32
+	// lastID is the server session's LAST_INSERT_ID() when lastIDKnown
+	// (it is not after a login or reset, or a statement that may have
+	// changed it without the proxy asking).
+	lastID      uint64
+	lastIDKnown bool
+	// mainTracker keeps the tracker of a command's response while the
+	// exchange asks for LAST_INSERT_ID() after it (opLastIDProbe).
+	mainTracker mysqlwire.ResponseTracker
+	// probed is the value lastIDProbe answered (probeOK: one was read).
+	probed  uint64
+	probeOK bool
+	// resetAfterDrain: Reset came while dutyDrainProbe read on.
+	resetAfterDrain bool
 	// pausedForClient: reading stopped because the exchange's client is
 	// slow.
 	pausedForClient bool
@@ -121,6 +160,7 @@ func (b *backend) Down(error) {
 	b.ex = nil
 	b.pausedForClient = false
 	b.killer, b.killPending, b.heldForKill = nil, nil, false
+	b.resetAfterDrain = false
 	b.forgetStmts()
 }
 
@@ -140,6 +180,9 @@ func (b *backend) abandon(reason error) { b.pb.Abandon(reason) }
 func (b *backend) Data(data []byte) int {
 	pl := b.loop() // a packet may send the backend to another loop
 	n := b.onData(b.c(), data)
+	if b.duty == dutyNone {
+		b.pb.Answered()
+	}
 	if pl.relayedOut != 0 {
 		pl.stats.ClientBytesOut.Add(pl.relayedOut)
 		pl.relayedOut = 0
@@ -201,6 +244,7 @@ func (b *backend) onGreeting(payload []byte) {
 	b.flavor = flavorFor(version)
 	b.threadID = h.ConnectionID
 	b.caps = h.Capabilities & b.p.backendCaps
+	b.level = trackLevel(b.p.trackLevels[b.pb.Target()].Load())
 	b.nonce = append(b.nonce[:0], h.AuthPluginData...)
 	b.plugin = string(h.AuthPluginName)
 	if b.plugin == "" {
@@ -302,14 +346,25 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		// COM_CHANGE_USER without a schema, a step of the exchange.
 		b.ex.synced()
 	default:
+		// Tracking is turned on as part of the login, so it costs no
+		// round trip before the backend's first command.
+		if b.tracks() {
+			b.sendTracking(dutyLoginTrack, nil)
+			return
+		}
 		b.duty = dutyNone
 		b.pb.LoggedIn()
 	}
 }
 
 // freshState records what a newly logged-in (or reset) connection is like.
+// Session tracking is off again: a login, COM_CHANGE_USER and
+// COM_RESET_CONNECTION all return the tracking variables to their defaults.
 func (b *backend) freshState(schema string) {
 	b.state = sessionState{schema: schema, names: b.p.defaultNames, multiStmts: 1}
+	b.tracking, b.withheld, b.unknown = false, false, false
+	b.lastIDKnown = false
+	b.diagOf = noDiag
 	if b.caps&mysqlwire.ClientMultiStatements == 0 {
 		b.state.multiStmts = 0
 	}
@@ -320,6 +375,7 @@ func (b *backend) freshState(schema string) {
 // response for duty (ex: the exchange it belongs to, for dutyExchange).
 func (b *backend) send(duty backendDuty, ex *exchange, payload []byte) {
 	b.duty, b.ex = duty, ex
+	b.pb.Awaiting()
 	cmd, _ := mysqlwire.CommandOf(payload)
 	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
 		b.abandon(err)
@@ -338,6 +394,122 @@ func (b *backend) sendInitDB(ex *exchange, schema string) {
 // sendPrepare sends COM_STMT_PREPARE for ex.
 func (b *backend) sendPrepare(ex *exchange, sql string) {
 	p := append(append(b.scratch[:0], byte(mysqlwire.ComStmtPrepare)), sql...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// trackLevel is how much session tracking a target's server accepts.
+type trackLevel uint32
+
+const (
+	trackAll  trackLevel = iota // every tracker of trackingSETs[trackAll]
+	trackNoTx                   // no session_track_transaction_info (MariaDB before 10.3)
+	trackNone                   // no tracking SET accepted: the target is served as in 5.5 mode
+)
+
+// trackingSETs turn on the server's reports of session state changes:
+// every system variable, the schema, and the state-change flag (user
+// variables, temporary tables, prepared statements), plus, where the
+// server has it, the transaction's characteristics (a pending SET
+// TRANSACTION, XA START). A server that refuses one gets the next.
+var trackingSETs = [trackNone]string{
+	trackAll: "SET session_track_state_change=ON, session_track_schema=ON, " +
+		"session_track_system_variables='*', session_track_transaction_info='CHARACTERISTICS'",
+	trackNoTx: "SET session_track_state_change=ON, session_track_schema=ON, session_track_system_variables='*'",
+}
+
+// tracks reports whether the backend's server can report session state
+// changes (CLIENT_SESSION_TRACK was negotiated and the server accepts a
+// tracking SET). Without, the backend is served as in 5.5 mode: statement
+// kinds outside the allowlist pin.
+func (b *backend) tracks() bool {
+	return b.caps&mysqlwire.ClientSessionTrack != 0 && b.level < trackNone
+}
+
+// needsReset reports whether the backend must be reset before it serves
+// another session: its server session may hold state nobody accounted for.
+func (b *backend) needsReset() bool { return b.withheld || b.unknown }
+
+// sendTracking sends the tracking SET the server accepts, for duty (and
+// ex, for dutyExchange).
+func (b *backend) sendTracking(duty backendDuty, ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), trackingSETs[b.level]...)
+	b.scratch = p[:0]
+	b.send(duty, ex, p)
+}
+
+// trackRefused: the server answered the tracking SET with an ERR (an old
+// server lacks a variable: MariaDB before 10.3 has no
+// session_track_transaction_info, MySQL 5.6 none of them). The backend,
+// and the target for every backend that logs in later, falls back to the
+// next level; it reports whether there is one to try. The ERR left
+// diagnostics of the proxy's.
+func (b *backend) trackRefused(code mysqlwire.ErrCode) bool {
+	b.diagOf = proxyDiag
+	if b.level < trackNone {
+		b.level++
+	}
+	lv := &b.p.trackLevels[b.pb.Target()]
+	for cur := lv.Load(); cur < uint32(b.level); cur = lv.Load() {
+		if lv.CompareAndSwap(cur, uint32(b.level)) {
+			what := "without session_track_transaction_info"
+			if b.level == trackNone {
+				what = "without session tracking (statements outside the 5.5 allowlist pin)"
+			}
+			b.p.logf("backend %d: server refused a tracking SET (error %d): its target is served %s", b.pb.Index(), code, what)
+			break
+		}
+	}
+	return b.level < trackNone
+}
+
+// onTrackPacket reads the response to the tracking SET that ends a login
+// or a reset.
+func (b *backend) onTrackPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil || prog != mysqlwire.Complete {
+		b.pb.Abort(fmt.Errorf("%w: tracking SET: %v", errBackendProtocol, err))
+		return
+	}
+	if code, _, failed := b.tracker.Err(); failed {
+		if b.trackRefused(code) {
+			b.sendTracking(b.duty, nil)
+			return
+		}
+	} else {
+		b.noteTracking()
+		if b.tracker.Warnings() > 0 {
+			b.diagOf = proxyDiag
+		}
+	}
+	duty := b.duty
+	b.duty = dutyNone
+	if duty == dutyResetTrack {
+		b.pb.ResetDone()
+		return
+	}
+	b.pb.LoggedIn()
+}
+
+// sendRestoreLastID sends DO LAST_INSERT_ID(v) for ex: the session's value
+// before a statement that reads it.
+func (b *backend) sendRestoreLastID(ex *exchange, v uint64) {
+	p := append(b.scratch[:0], byte(mysqlwire.ComQuery))
+	p = append(p, "DO LAST_INSERT_ID("...)
+	p = strconv.AppendUint(p, v, 10)
+	p = append(p, ')')
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
+// lastIDProbe asks the server for the session's LAST_INSERT_ID() after a
+// statement that may have changed it: the OK packet cannot tell (an INSERT
+// with an explicit id reports it, and LAST_INSERT_ID() does not change).
+const lastIDProbe = "SELECT LAST_INSERT_ID()"
+
+// sendLastIDProbe sends lastIDProbe for ex.
+func (b *backend) sendLastIDProbe(ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), lastIDProbe...)
 	b.scratch = p[:0]
 	b.send(dutyExchange, ex, p)
 }
@@ -397,6 +569,7 @@ func (b *backend) sendFramed(duty backendDuty, ex *exchange, cmd mysqlwire.Comma
 // which the exchange writes itself (renumbered from the client's packets).
 func (b *backend) startMain(ex *exchange, cmd mysqlwire.Command) error {
 	b.duty, b.ex = dutyExchange, ex
+	b.pb.Awaiting()
 	_, err := b.tracker.Start(cmd, b.caps)
 	return err
 }
@@ -441,6 +614,10 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onPingPacket(payload)
 	case dutyKill:
 		b.onKillPacket(payload)
+	case dutyLoginTrack, dutyResetTrack:
+		b.onTrackPacket(payload)
+	case dutyDrainProbe:
+		b.onDrainPacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}
@@ -456,12 +633,40 @@ func first(p []byte) byte {
 // Reset implements pool.Server: it returns a backend that a pinned client
 // left (pool.LoopPool.Reset) to a clean state, then to the pool.
 func (b *backend) Reset() {
+	if b.duty == dutyDrainProbe {
+		b.resetAfterDrain = true // once the probe's answer is read
+		return
+	}
 	b.resumeIfPaused()
 	if b.p.cfg.MySQL55 {
 		b.changeUser(dutyReset, nil)
 		return
 	}
 	b.sendCommand(dutyReset, mysqlwire.ComResetConnection)
+}
+
+// drainProbe: the session whose exchange asked SELECT LAST_INSERT_ID()
+// left; the backend reads the answer to its end (it is harmless, and a
+// reconnect would cost more), then serves a pending Reset.
+func (b *backend) drainProbe() {
+	b.duty, b.ex = dutyDrainProbe, nil
+}
+
+func (b *backend) onDrainPacket(payload []byte) {
+	prog, err := b.tracker.Feed(payload)
+	if err != nil || prog == mysqlwire.ClientTurn {
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if prog != mysqlwire.Complete {
+		return
+	}
+	b.forgetLastID()
+	b.duty = dutyNone
+	if b.resetAfterDrain {
+		b.resetAfterDrain = false
+		b.Reset()
+	}
 }
 
 func (b *backend) onResetPacket(payload []byte) {
@@ -478,15 +683,35 @@ func (b *backend) onResetPacket(payload []byte) {
 		b.abandon(errUnknownState)
 		return
 	}
+	b.noteReset()
+	if b.tracks() {
+		b.sendTracking(dutyResetTrack, nil)
+		return
+	}
+	b.duty = dutyNone
+	b.pb.ResetDone()
+}
+
+// noteReset records what COM_RESET_CONNECTION leaves.
+func (b *backend) noteReset() {
 	schema := b.state.schema // COM_RESET_CONNECTION keeps the database
 	b.freshState(schema)
 	// Whether the reset restores the handshake charset differs between
 	// servers; replay it on next use to be sure.
 	b.state.names = namesUnknown
 	b.state.multiStmts = multiStmtUnknown
-	b.duty = dutyNone
-	b.pb.ResetDone()
 }
+
+// sendReset sends COM_RESET_CONNECTION for ex.
+func (b *backend) sendReset(ex *exchange) {
+	b.send(dutyExchange, ex, []byte{byte(mysqlwire.ComResetConnection)})
+}
+
+// Diagnostics owners besides session ids (which are never 0 or ^0).
+const (
+	noDiag    uint32 = 0
+	proxyDiag uint32 = ^uint32(0)
+)
 
 // changeUser logs the backend in again as the service account with
 // COM_CHANGE_USER and no schema, for duty: dutyReset (a 5.5 backend's
@@ -500,6 +725,7 @@ func (b *backend) changeUser(duty backendDuty, ex *exchange) {
 	}) // no schema: the session's is replayed before its next command
 	b.scratch = pkt[:0]
 	b.duty, b.ex = duty, ex
+	b.pb.Awaiting()
 	b.phase = bAuth
 	b.plugin = mysqlwire.AuthNativePassword
 	b.tracker.StartAuth(b.caps)
@@ -511,12 +737,16 @@ func (b *backend) pauseForClient() {
 	if c := b.c(); c != nil && !b.pausedForClient {
 		b.pausedForClient = true
 		c.PauseRead()
+		b.pb.Answered() // not the server's fault while the client is slow
 	}
 }
 
 func (b *backend) resumeIfPaused() {
 	if b.pausedForClient {
 		b.pausedForClient = false
+		if b.duty != dutyNone {
+			b.pb.Awaiting()
+		}
 		if c := b.c(); c != nil {
 			c.ResumeRead()
 		}
@@ -611,6 +841,13 @@ func (b *backend) OnLowWater(*conn.Conn) {
 
 func (b *backend) noteSchema(schema string) { b.state.schema = schema }
 func (b *backend) noteMultiStmts(m int8)    { b.state.multiStmts = m }
+func (b *backend) noteTracking()            { b.tracking = true }
+func (b *backend) noteLastID(v uint64)      { b.lastID, b.lastIDKnown = v, true }
+func (b *backend) forgetLastID()            { b.lastIDKnown = false }
+func (b *backend) noteDiag(of uint32)       { b.diagOf = of }
+func (b *backend) noteWithheld()            { b.withheld = true }
+func (b *backend) noteReported()            { b.withheld = false }
+func (b *backend) noteUnknown()             { b.unknown = true }
 func (b *backend) applyPlan(plan *setPlan)  { plan.apply(&b.state) }
 func (b *backend) noteVars(st *sessionState) {
 	b.state.names = st.names

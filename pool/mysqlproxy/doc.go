@@ -53,19 +53,64 @@
 //
 // Responses are relayed packet by packet as they arrive (rows are never
 // decoded, result sets never buffered), with the client's sequence ids.
-// Backends are opened without CLIENT_DEPRECATE_EOF and CLIENT_SESSION_TRACK,
-// and clients are offered only capabilities that every backend honours, so
-// no translation is needed.
+// Backends are opened with CLIENT_SESSION_TRACK (unless in 5.5 mode or the
+// server lacks it) and without CLIENT_DEPRECATE_EOF, and clients are
+// offered only capabilities that every backend honours: result sets need
+// no translation, and OK packets are written again without the server's
+// session state report and SERVER_SESSION_STATE_CHANGED (clients never see
+// a backend's tracking data).
 //
 // # Session state
+//
+// The server is asked: as the last step of a backend's login or reset
+// (so no command waits for it; before the first command after a reset
+// that an exchange makes itself), the proxy sends SET
+// session_track_state_change=ON, session_track_schema=ON,
+// session_track_system_variables='*',
+// session_track_transaction_info='CHARACTERISTICS' (trackingSETs), and
+// reads the report in every OK packet of a response (mysqlwire parses it).
+// A server that refuses it (MariaDB before 10.3 lacks the transaction
+// tracker) gets the SET without session_track_transaction_info, and one
+// that refuses that too is served without tracking, as in 5.5 mode (below);
+// the fallback is remembered per target, logged once, and no client command
+// fails for it. The schema
+// reported is replayed: the session takes the server's word for it. Any
+// other change reported (a system variable, the state-change flag for user
+// variables, temporary tables and prepared statements, or pending
+// transaction characteristics outside a transaction: SET TRANSACTION, XA
+// START) pins the session unless the command is one whose every effect the
+// proxy records itself (one tracked SET, USE, COM_INIT_DB), whatever
+// produced it: a prepared SET, EXECUTE IMMEDIATE, a procedure (pinned,
+// reason server_state). Without DEPRECATE_EOF a result set's EOF can only
+// say that something changed; its report comes with the next OK, so a
+// backend whose report is so withheld is reset (COM_RESET_CONNECTION)
+// before it serves another session. In 5.5 mode (no tracking) statement
+// kinds the scanner does not classify (listedStatements in sqlscan.go: not
+// CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement);
+// so do they on a backend whose server refused every tracking SET.
+//
+// Tracking misses `SELECT @x:=...`, `SELECT ... INTO @v`, GET_LOCK and BACKUP
+// STAGE (refused to non-admins anyway), so every statement text the proxy
+// sees is scanned as well: COM_QUERY, COM_STMT_PREPARE (the pins its text
+// calls for apply at each EXECUTE; a prepared SET always pins), the string
+// literal of EXECUTE IMMEDIATE, and text PREPARE (which pins). An ERR
+// answering CALL, a COM_STMT_EXECUTE, EXECUTE or EXECUTE IMMEDIATE, or a
+// multi-statement leaves the backend's state unknown (a procedure may have
+// changed session state, then raised SIGNAL; the ERR carries no report):
+// the backend is reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5 mode)
+// before anyone else uses it, unless the session is pinned and keeps it,
+// and the session's own tracked state is replayed on its next backend (what
+// the failed statement changed is lost to it). A response cut short (a
+// client or backend gone mid-response) closes the backend.
 //
 // After each response the proxy decides whether the backend can go back. A
 // session is pinned while the server reports a transaction (IN_TRANS), while
 // autocommit is off, after LOCK TABLES or FLUSH TABLES ... WITH READ LOCK
 // (until UNLOCK TABLES), after GET_LOCK, user variables (@x, :=), CREATE
 // TEMPORARY TABLE, SQL_CALC_FOUND_ROWS or text PREPARE (until the session is
-// reset), while a cursor is open, while a LOAD DATA LOCAL transfer runs, and
-// after a SET it cannot replay. Pins are counted by reason (Stats.Pins).
+// reset), while a cursor is open, while a LOAD DATA LOCAL transfer runs,
+// after a SET it cannot replay, and after the server reported a change it
+// does not replay. Pins are counted by reason (Stats.Pins).
 //
 // Instead of pinning, the proxy tracks and replays: the default schema
 // (USE, COM_INIT_DB, the handshake's database; a session with none gets a
@@ -93,9 +138,30 @@
 // pins. Before a command runs on a backend in another state, the proxy sends
 // COM_INIT_DB, one combined SET and COM_SET_OPTION as needed, one at a time,
 // consuming their responses; if one fails the client gets its ERR and the
-// backend is closed (its state is unknown). A schema is checked lazily: USE
-// of a missing database fails at once, but a missing database named in the
-// handshake fails at the first command.
+// backend is closed (its state is unknown), except for ERR 1049 to
+// COM_INIT_DB: the server keeps the connection and its previous schema, so
+// the backend stays. A schema is checked lazily: USE of a missing database
+// fails at once, but a missing database named in the handshake (or one
+// dropped since) fails at the first command with 1049, after which the
+// session has no schema, as a server session whose schema was dropped.
+// Each loop remembers such a 1049 for a second: a login naming that
+// schema meanwhile is refused with 1049 (42000) "Unknown database" as the
+// server would, without a backend.
+//
+// LAST_INSERT_ID() is per session, as on a direct connection. The server
+// changes it only when it generates an id (an INSERT with an explicit id
+// reports that id in its OK packet and leaves LAST_INSERT_ID() alone) or
+// through LAST_INSERT_ID(expr), so the OK packet cannot tell: each session
+// keeps its value, and each backend the value its server holds when the
+// proxy knows it. Before a statement that reads it or may change it (the
+// function in any expression, @@last_insert_id, @@identity; INSERT,
+// REPLACE, LOAD; CALL and EXECUTE, whose text the proxy does not see) on a
+// backend holding another value, DO LAST_INSERT_ID(v) puts the session's
+// back. After one, the proxy asks SELECT LAST_INSERT_ID() before the
+// backend serves anyone else, unless the answer is certain: a plain
+// INSERT, REPLACE or LOAD whose OK reports no id, or the session's own,
+// left the value as it was. A failed statement that may have changed it
+// leaves the backend's value unknown and the session's as it was.
 //
 // Timeouts that would let the server drop a pooled connection have floors:
 // wait_timeout and interactive_timeout 3600 s (an idle pooled backend is
@@ -112,7 +178,7 @@
 // the backend's value.
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
-// SELECT LAST_INSERT_ID() (from the session's last OK packet), KILL
+// SELECT LAST_INSERT_ID() (the session's value, see below), KILL
 // [CONNECTION|QUERY] id, KILL [CONNECTION|QUERY] CONNECTION_ID() and
 // COM_PROCESS_KILL for proxy session ids (the target may live on another
 // loop; only sessions of the caller's own account unless it is an admin,
@@ -218,6 +284,8 @@
 //     switch answer over 64 KiB (also the auth answer of COM_CHANGE_USER);
 //     sent as soon as the header announcing it arrives, with the sequence
 //     id after the header's (as MariaDB does), and the connection closed.
+//   - 1049 (42000) "Unknown database '...'": a login naming a schema the
+//     server called unknown less than a second ago (see Session state).
 //   - 1047 (08S01) "Unknown command" / "Malformed packet", 1243, 1421, 1461,
 //     1094 as a server would send them.
 //
@@ -267,7 +335,13 @@
 //
 // Idle backends are pinged every Config.HealthInterval; one that does not
 // answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
-// fails while fewer than BackendConns backends are logged in.
+// fails while fewer than BackendConns backends are logged in (one count
+// the pool keeps, which a backend moving between loops leaves alone), and
+// while a backend has waited Config.BackendStallTimeout for the server's
+// answer to a request with nothing from the server meanwhile (a hung
+// server; also a statement that runs that long before its first row).
+// Waiting stops counting while reading is paused behind a slow client and
+// during a LOCAL INFILE upload (the client's turn).
 //
 // Config.Targets lists several servers that can each run any statement (a
 // multi-primary cluster); the N connections are split between them by
@@ -352,12 +426,21 @@
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
-// unless another client needs that backend first; ROW_COUNT() and
+// unless another client needs that backend first. A backend remembers whose
+// diagnostics it holds: a statement reading diagnostics (SHOW WARNINGS,
+// SHOW ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count) of another
+// session runs after a reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5
+// mode: a statement that uses no table leaves them in place), so a session
+// whose kept backend was taken sees none rather than another's; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
-// the statement they refer to. A query id (KILL QUERY ID) names a
+// the statement they refer to, and after a statement that may change
+// LAST_INSERT_ID() the proxy's SELECT LAST_INSERT_ID() has run since (it
+// sets ROW_COUNT() to -1 and FOUND_ROWS() to 1; it uses no table, so the
+// statement's warnings stay). A query id (KILL QUERY ID) names a
 // backend's statement, never known to the proxy.
-// State changed inside stored procedures or through SET in a prepared
-// statement is not seen. A session handles one command at a time; commands
+// A statement that fails where state may hide (see Session state) loses its
+// changes to the session, where a direct connection would keep them. A
+// session handles one command at a time; commands
 // a client pipelines stay in its connection's input buffer (bounded by the
 // connection's input limit) until the current one is answered.
 //

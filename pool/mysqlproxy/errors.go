@@ -37,6 +37,7 @@ const (
 	errPrivilegeNeeded    // args: privilegeMessages' text (1227)
 	errQueryInterrupted   // 1317: KILL QUERY of the session's own id
 	errConnectionKilled   // 1927: KILL of the session's own id
+	errUnknownDatabase    // args: schema (1049, from the proxy's cache of the server's answer)
 	numProxyErrs
 )
 
@@ -83,6 +84,7 @@ var proxyErrors = [numProxyErrs]struct {
 	errPrivilegeNeeded:  {mysqlwire.ErSpecificAccessDenied, "42000", "%s"},
 	errQueryInterrupted: {mysqlwire.ErQueryInterrupted, "70100", "Query execution was interrupted"},
 	errConnectionKilled: {erConnectionKilled, "70100", "Connection was killed"},
+	errUnknownDatabase:  {mysqlwire.ErBadDBError, "42000", "Unknown database '%s'"},
 }
 
 // erConnectionKilled is MariaDB's ER_CONNECTION_KILLED.

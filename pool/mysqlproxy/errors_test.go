@@ -17,6 +17,7 @@ func TestProxyErrorsTable(t *testing.T) {
 		errUnknownStatement: {uint32(3), "mysqld_stmt_execute"},
 		errNoCursor:         {uint32(3)},
 		errPrivilegeNeeded:  {privilegeMessages[privSuper]},
+		errUnknownDatabase:  {"shop"},
 	}
 	for e := proxyErr(0); e < numProxyErrs; e++ {
 		pe := proxyErrors[e]

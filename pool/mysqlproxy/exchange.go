@@ -13,14 +13,20 @@ type syncOp uint8
 
 const (
 	opNone       syncOp = iota
+	opClearDiag         // COM_RESET_CONNECTION: the backend holds another session's diagnostics, which the command reads
 	opNoSchema          // COM_CHANGE_USER without a schema: the session has none, the backend has one
+	opTrack             // the SET that turns on session state tracking (after a login or reset)
 	opStmtSchema        // COM_INIT_DB to the schema a statement was prepared in
 	opPrepare           // COM_STMT_PREPARE made lazily before an EXECUTE
 	opSchema            // COM_INIT_DB to the session's schema
 	opVars              // one SET of the session's variables and character set
 	opOption            // COM_SET_OPTION for the session's multi-statements
+	opLastID            // DO LAST_INSERT_ID(v): the session's value, before a statement that reads it
 	opMain              // the client's own command, whose response is relayed
 	numOps
+	// opLastIDProbe follows opMain without being planned: SELECT
+	// LAST_INSERT_ID() after a statement that may have changed it.
+	opLastIDProbe = numOps
 )
 
 // exchange is one client command on one backend: the plan of sync
@@ -37,7 +43,7 @@ type exchange struct {
 	b *backend // the backend it runs on; nil between commands
 
 	// plan lists the operations to run, in order; at is the next one.
-	plan  [numOps]syncOp
+	plan  [numOps - 1]syncOp // opNone is never planned
 	n, at uint8
 	// step is the operation whose response is being read (opNone: none
 	// in flight).
@@ -50,6 +56,10 @@ type exchange struct {
 	// stmtRetried: a PREPARE of this command met ERR 1461 and was sent
 	// again after the backend made room (retryPrepareAfter1461).
 	stmtRetried bool
+	// accounted: the proxy knows every change the command makes to the
+	// session (a tracked SET, USE, COM_INIT_DB) and the backend had no
+	// withheld report, so the server's reports need no pin.
+	accounted bool
 }
 
 // inFlight reports whether a request of the exchange awaits its response.
@@ -73,7 +83,16 @@ func (ex *exchange) makePlan() {
 	n := 0
 	schema := b.state.schema
 	fresh := false
-	if s.st.schema == "" && schema != "" {
+	foreignDiag := s.pins == 0 && s.readsDiagnostics() && b.diagOf != noDiag && b.diagOf != s.id
+	if foreignDiag && !b.p.cfg.MySQL55 {
+		// Only a reset clears them (a statement that uses no table
+		// leaves them); everything after it is planned as for a fresh
+		// connection. (In 5.5 mode opNoSchema below does the same.)
+		ex.plan[n] = opClearDiag
+		n++
+		fresh = true
+	}
+	if s.st.schema == "" && schema != "" || foreignDiag && b.p.cfg.MySQL55 {
 		// A session without a default schema must not run in the one
 		// another session left: unqualified names would reach that
 		// schema's tables. Only a new login clears it (COM_RESET_CONNECTION
@@ -82,6 +101,10 @@ func (ex *exchange) makePlan() {
 		ex.plan[n] = opNoSchema
 		n++
 		schema, fresh = "", true
+	}
+	if b.tracks() && (fresh || !b.tracking) {
+		ex.plan[n] = opTrack
+		n++
 	}
 	if s.cmd == mysqlwire.ComStmtExecute && (fresh || b.stmtFor(s.stmt.key) == nil) {
 		// Prepare lazily, in the schema the client prepared it in (table
@@ -104,6 +127,12 @@ func (ex *exchange) makePlan() {
 	}
 	if fresh || s.st.multiStmts != b.state.multiStmts {
 		ex.plan[n] = opOption
+		n++
+	}
+	if (s.readsLastID() || s.writesLastID()) && (fresh || !b.lastIDKnown || b.lastID != s.lastInsertID) {
+		// A statement that may change it may also leave it (an INSERT
+		// with an explicit id): what it leaves must be the session's.
+		ex.plan[n] = opLastID
 		n++
 	}
 	ex.plan[n] = opMain
@@ -133,10 +162,20 @@ func (ex *exchange) run() {
 func (ex *exchange) start(op syncOp) bool {
 	s, b := ex.s, ex.b
 	switch op {
+	case opClearDiag:
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendReset(ex)
 	case opNoSchema:
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
 		b.changeUser(dutyExchange, ex)
+	case opTrack:
+		if !b.tracks() || b.tracking {
+			return false
+		}
+		ex.step = op
+		b.sendTracking(dutyExchange, ex)
 	case opStmtSchema:
 		k := s.stmt.key.schema
 		if k == "" || k == b.state.schema {
@@ -168,6 +207,13 @@ func (ex *exchange) start(op syncOp) bool {
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
 		b.sendSetOption(ex, s.st.multiStmts == 1)
+	case opLastID:
+		if b.lastIDKnown && b.lastID == s.lastInsertID {
+			return false
+		}
+		s.pl.stats.StateReplays.Add(1)
+		ex.step = op
+		b.sendRestoreLastID(ex, s.lastInsertID)
 	case opMain:
 		ex.sendMain()
 	}
@@ -202,6 +248,7 @@ func (ex *exchange) writeMain(pkts []byte) {
 		// this command): no OnHighWater will come to pause this one.
 		b.pauseForClient()
 	}
+	ex.accounted = s.accountsForChanges() && !b.withheld
 	if err := b.startMain(ex, s.cmd); err != nil {
 		ex.fail(errUnknownCommand)
 		return
@@ -258,6 +305,49 @@ func (ex *exchange) relay(raw []byte) []byte {
 	return dst
 }
 
+// relayOK relays an OK packet of a backend that tracks session state:
+// the client did not ask for CLIENT_SESSION_TRACK, so the packet is
+// written again without the server's report
+// (which is about the backend's session, and the proxy's business) and
+// without SERVER_SESSION_STATE_CHANGED. The report is noted first.
+func (ex *exchange) relayOK(payload []byte) {
+	s, b := ex.s, ex.b
+	ok, err := mysqlwire.ParseOK(payload, b.caps)
+	if err != nil {
+		// The tracker parsed it already; only a protocol slip gets here.
+		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
+		return
+	}
+	s.noteServerState(b, &ok, ex.accounted)
+	ok.Status &^= mysqlwire.StatusSessionStateChanged
+	ok.SessionState = nil
+	// Written in the session-tracking layout with no state: the info text
+	// length-prefixed, which is what MariaDB sends every client, with or
+	// without CLIENT_SESSION_TRACK.
+	out, _ := mysqlwire.AppendOK(s.scratch[:0], s.nextRespSeq(), s.caps|mysqlwire.ClientSessionTrack, ok)
+	s.scratch = out[:0]
+	s.c.Write(out)
+	s.pl.relayedOut += uint64(len(out))
+	ex.relayed = true
+}
+
+// clearStateChanged notes an EOF packet's SERVER_SESSION_STATE_CHANGED (the
+// report is withheld until the next OK packet) and clears the flag in the
+// packet, which is relayed as it is otherwise.
+func (ex *exchange) clearStateChanged(raw, payload []byte) {
+	if len(payload) < 5 {
+		return
+	}
+	at := mysqlwire.HeaderSize + 3 // header, warnings (2 bytes) after 0xFE
+	status := mysqlwire.StatusFlags(raw[at]) | mysqlwire.StatusFlags(raw[at+1])<<8
+	if status&mysqlwire.StatusSessionStateChanged == 0 {
+		return
+	}
+	ex.b.noteWithheld()
+	status &^= mysqlwire.StatusSessionStateChanged
+	raw[at], raw[at+1] = byte(status), byte(status>>8)
+}
+
 // onPacket handles a packet of the response to the current step.
 func (ex *exchange) onPacket(raw, payload []byte) {
 	b, s := ex.b, ex.s
@@ -267,6 +357,10 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
 		return
 	}
+	if ex.step == opLastIDProbe {
+		ex.onProbePacket(payload, prog)
+		return
+	}
 	if ex.step != opMain {
 		ex.onSyncPacket(raw, prog)
 		return
@@ -274,7 +368,22 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 	if s.cmd == mysqlwire.ComStmtPrepare && ex.retryPrepareAfter1461(prog) {
 		return
 	}
-	dst := ex.relay(raw)
+	var dst []byte
+	switch b.tracker.LastKind() {
+	case mysqlwire.KindOK:
+		if b.caps&mysqlwire.ClientSessionTrack != 0 {
+			ex.relayOK(payload)
+			break
+		}
+		dst = ex.relay(raw)
+	case mysqlwire.KindEOF:
+		if b.caps&mysqlwire.ClientSessionTrack != 0 {
+			ex.clearStateChanged(raw, payload)
+		}
+		dst = ex.relay(raw)
+	default:
+		dst = ex.relay(raw)
+	}
 	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
 		s.onPrepareOKRelayed(dst)
 	} else if s.capture != nil {
@@ -289,12 +398,91 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 			return
 		}
 		ex.bSeq = raw[3] + 1
+		b.pb.Answered() // the client's turn: the file's contents
 		s.startInfile()
 	case mysqlwire.Complete:
+		if s.writesLastID() {
+			if _, _, failed := b.tracker.Err(); failed {
+				b.forgetLastID() // a failed CALL may have inserted first
+			} else if ex.lastIDAmbiguous() {
+				// Ask before anyone else runs here; commandDone reads
+				// the main response's tracker, kept aside meanwhile.
+				b.mainTracker = b.tracker
+				ex.step = opLastIDProbe
+				b.probed, b.probeOK = 0, false
+				b.sendLastIDProbe(ex)
+				return
+			}
+			// Otherwise it left the session's value, put there first.
+		}
 		ex.step = opNone
 		b.endExchange()
 		s.commandDone(b)
 	}
+}
+
+// lastIDAmbiguous reports whether the statement just completed, which may
+// have changed LAST_INSERT_ID() and ran with the session's value on the
+// backend, leaves a value the proxy must ask for. A plain INSERT, REPLACE
+// or LOAD whose OK reports no id, or the session's value, left it as it
+// was (nothing generated, or the same number); one that reports another
+// id generated it or named it explicitly, which only the server can tell.
+// LAST_INSERT_ID(expr), CALL, EXECUTE and multi-statements always ask.
+func (ex *exchange) lastIDAmbiguous() bool {
+	s, b := ex.s, ex.b
+	if s.readsLastID() || s.cmd == mysqlwire.ComQuery && s.qi.feats&featMulti != 0 {
+		return true
+	}
+	id := b.tracker.LastInsertID()
+	return id != 0 && id != s.lastInsertID
+}
+
+// onProbePacket reads the answer to lastIDProbe: the session's
+// LAST_INSERT_ID() as the server keeps it. Then the command is done.
+func (ex *exchange) onProbePacket(payload []byte, prog mysqlwire.Progress) {
+	b, s := ex.b, ex.s
+	if b.tracker.LastKind() == mysqlwire.KindRow {
+		v, null, _, err := mysqlwire.ReadLenEncString(payload)
+		b.probed, b.probeOK = parseUint(v)
+		b.probeOK = b.probeOK && !null && err == nil
+	}
+	switch prog {
+	case mysqlwire.Complete:
+	case mysqlwire.NeedMore:
+		return
+	default:
+		b.abandon(errBackendProtocol)
+		return
+	}
+	if _, _, failed := b.tracker.Err(); failed || !b.probeOK {
+		b.forgetLastID() // the session keeps the value it had
+	} else {
+		s.lastInsertID = b.probed
+		b.noteLastID(b.probed)
+	}
+	b.tracker = b.mainTracker
+	ex.step = opNone
+	b.endExchange()
+	s.commandDone(b)
+}
+
+// parseUint parses a decimal number without allocating.
+func parseUint(d []byte) (uint64, bool) {
+	if len(d) == 0 || len(d) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n := v*10 + uint64(c-'0')
+		if n/10 != v {
+			return 0, false // overflow
+		}
+		v = n
+	}
+	return v, true
 }
 
 // relayInfile passes the client's LOCAL INFILE packets to the backend.
@@ -309,6 +497,7 @@ func (ex *exchange) relayInfile(raw, payload []byte) {
 	ex.bSeq = renumber(dst, ex.bSeq)
 	s.respSeq = raw[3] + 1 // (single packets; a split one renumbers consecutively)
 	if len(payload) == 0 {
+		b.pb.Awaiting()
 		s.endInfile()
 	}
 }
@@ -325,11 +514,35 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 	if ex.step == opPrepare && ex.retryPrepareAfter1461(prog) {
 		return
 	}
-	if code, _, failed := b.tracker.Err(); failed {
+	if code, _, failed := b.tracker.Err(); failed && ex.step == opTrack {
+		// An old server: try less tracking, or none (5.5 mode for this
+		// backend); the client's command runs either way.
+		if b.trackRefused(code) {
+			b.sendTracking(dutyExchange, ex)
+			return
+		}
+		ex.synced()
+		return
+	} else if failed {
 		s.pl.stats.Errors[errorSlot(code)].Add(1)
 		ex.relay(raw)
 		step := ex.step
 		ex.end()
+		if code == mysqlwire.ErBadDBError && (step == opSchema || step == opStmtSchema) {
+			// The schema is gone (or never was: a login names it
+			// unchecked). The server keeps the connection and its
+			// previous schema, so the backend's state is still known
+			// and it stays. The session is left with no schema, as a
+			// server session whose schema was dropped; the answer is
+			// cached so logins naming it are refused without a backend.
+			b.noteDiag(s.id)
+			if step == opSchema {
+				s.pl.noteSchemaMissing(s.st.schema)
+				s.st.schema = ""
+			}
+			s.finishCommand()
+			return
+		}
 		if step != opPrepare {
 			// The backend may be half way to the session's state.
 			s.dropBackend(b)
@@ -342,7 +555,14 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		s.finishCommand()
 		return
 	}
+	if b.tracker.Warnings() > 0 {
+		b.noteDiag(proxyDiag)
+	}
 	switch ex.step {
+	case opClearDiag:
+		b.noteReset()
+	case opTrack:
+		b.noteTracking()
 	case opStmtSchema:
 		b.noteSchema(s.stmt.key.schema)
 	case opSchema:
@@ -351,6 +571,8 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		b.noteVars(&s.st)
 	case opOption:
 		b.noteMultiStmts(s.st.multiStmts)
+	case opLastID:
+		b.noteLastID(s.lastInsertID)
 	case opPrepare:
 		id, _, _, _ := b.tracker.Prepared()
 		b.addStmt(s.stmt.key, id)

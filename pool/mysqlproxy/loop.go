@@ -1,6 +1,8 @@
 package mysqlproxy
 
 import (
+	"time"
+
 	"github.com/scalestack/scalestack/pool"
 	"github.com/scalestack/scalestack/reactor"
 )
@@ -35,13 +37,49 @@ type proxyLoop struct {
 	// stmtsReleased how often a key's count fell to 0 (see stmtclose.go).
 	stmtRefs      map[stmtKey]int32
 	stmtsReleased uint64
+	// missingSchemas remembers, for missingSchemaTTL, schemas a server
+	// answered ERR 1049 for (name to expiry, loop time in nanoseconds
+	// since the Unix epoch): a flood of logins naming one costs the server
+	// one COM_INIT_DB per loop and TTL, not one each.
+	missingSchemas map[string]int64
 
 	stats Stats
 }
 
+// missingSchemaTTL is how long a schema the server called unknown is
+// answered ERR 1049 by the proxy without asking again; maxMissingSchemas
+// bounds the cache (it is emptied when full).
+const (
+	missingSchemaTTL  = time.Second
+	maxMissingSchemas = 256
+)
+
+// schemaMissing reports whether the server called schema unknown less
+// than missingSchemaTTL ago.
+func (pl *proxyLoop) schemaMissing(schema string) bool {
+	exp, ok := pl.missingSchemas[schema]
+	if !ok {
+		return false
+	}
+	if pl.loop.Now().UnixNano() >= exp {
+		delete(pl.missingSchemas, schema)
+		return false
+	}
+	return true
+}
+
+// noteSchemaMissing records the server's ERR 1049 for schema.
+func (pl *proxyLoop) noteSchemaMissing(schema string) {
+	if len(pl.missingSchemas) >= maxMissingSchemas {
+		clear(pl.missingSchemas)
+	}
+	pl.missingSchemas[schema] = pl.loop.Now().Add(missingSchemaTTL).UnixNano()
+}
+
 func newProxyLoop(p *Proxy, lp *pool.LoopPool, id int) *proxyLoop {
 	return &proxyLoop{p: p, lp: lp, loop: lp.Loop(), id: id, sessions: map[uint32]*session{},
-		prepCache: map[string]map[string]*prepMeta{}, stmtRefs: map[stmtKey]int32{}}
+		prepCache: map[string]map[string]*prepMeta{}, stmtRefs: map[stmtKey]int32{},
+		missingSchemas: map[string]int64{}}
 }
 
 // newSessionID hands out ids that name their loop: id % loops == loop.

@@ -64,6 +64,11 @@ type Config struct {
 	// incomplete login packet of up to 64 KiB; a client whose buffer would
 	// take the total over this budget is disconnected.
 	LoginInputBudget int64
+	// BackendStallTimeout: a backend that has waited this long for the
+	// server's answer, with nothing from the server meanwhile (a hung
+	// server, or a statement that runs this long before its first row),
+	// makes Ready fail (0: never).
+	BackendStallTimeout time.Duration
 	// ConnectTimeout bounds a backend connect plus handshake (0: 5 s).
 	ConnectTimeout time.Duration
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
@@ -140,12 +145,15 @@ const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mys
 	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
 	mysqlwire.ClientConnectAttrs | mysqlwire.ClientIgnoreSIGPIPE
 
-// backendCaps is what the proxy asks of backends: without DEPRECATE_EOF or
-// SESSION_TRACK, so responses can be relayed as they are.
+// backendCaps is what the proxy asks of backends: SESSION_TRACK, so that
+// the server reports what each statement changed in its session (OK packets
+// are rewritten for clients, which never see the tracking data), but not
+// DEPRECATE_EOF, so that result sets can be relayed as they are. A server
+// without SESSION_TRACK (and 5.5 mode) gets the scanner's allowlist instead.
 const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientLocalFiles |
 	mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection |
 	mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults |
-	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData
+	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData | mysqlwire.ClientSessionTrack
 
 // Proxy is a running MySQL connection-concentrating proxy. It is the
 // pool.Protocol of its pool.
@@ -165,6 +173,9 @@ type Proxy struct {
 	draining  atomic.Bool
 	drained   chan struct{} // closed when Drain has finished
 	version   atomic.Pointer[string]
+	// trackLevels are, by Config.Targets index, how much session tracking
+	// each target's server accepts (a trackLevel; only ever raised).
+	trackLevels []atomic.Uint32
 	// Settings that Reload changes while the loops run: the loops read
 	// them with atomic loads.
 	users        atomic.Pointer[Users]
@@ -204,7 +215,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{}),
-		loginInput: conn.NewInputBudget(c.LoginInputBudget)}
+		loginInput: conn.NewInputBudget(c.LoginInputBudget), trackLevels: make([]atomic.Uint32, len(c.Targets))}
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps
@@ -224,6 +235,7 @@ func New(cfg Config) (*Proxy, error) {
 		ConnectTimeout: c.ConnectTimeout,
 		HealthInterval: c.HealthInterval,
 		QueueTimeout:   c.QueueTimeout,
+		StallTimeout:   c.BackendStallTimeout,
 		Logf:           c.Logf,
 	}, p)
 	if err != nil {

@@ -71,15 +71,16 @@ type session struct {
 	sha2Switch bool
 	// denied: the login was refused with ERR 1045 (and logged as a failed
 	// login, so its close is not logged again).
-	denied bool
+	denied      bool
+	noBackslash bool
 	// loginName is the name the client logged in with (s.user is
 	// Proxy.unknownUser when no account has it).
 	loginName string
 
-	st          sessionState
-	loginNames  string // the character set chosen at login, restored by COM_RESET_CONNECTION
-	noBackslash bool
-	pins        uint32
+	st         sessionState
+	loginNames string // the character set chosen at login, restored by COM_RESET_CONNECTION
+	pins       uint32
+	prepID     uint32 // id given to the statement being prepared (beside pins: no padding)
 	// b is the backend the session holds: for the command being served
 	// (ex runs on it), pinned, or held for diagnostics.
 	b *backend
@@ -110,7 +111,6 @@ type session struct {
 	heldInput bool
 	stmt      *sessStmt
 	capture   []byte // PREPARE response being cached
-	prepID    uint32 // id given to the statement being prepared
 
 	// cmdStart is when the command being served arrived (monoNow).
 	cmdStart int64
@@ -119,6 +119,10 @@ type session struct {
 	// sessions never do and an idle session must stay small.
 	write *writeWatch
 
+	// lastInsertID is the session's LAST_INSERT_ID() as the server keeps
+	// it: asked for after each statement that may change it
+	// (opLastIDProbe), put back on a backend before one that reads it
+	// (opLastID).
 	lastInsertID uint64
 	stmts        map[uint32]*sessStmt
 	// longDataBytes is the COM_STMT_SEND_LONG_DATA held for stmts
@@ -224,6 +228,14 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		if s.ex.inFlight() {
 			// The client left mid-exchange: what the backend still has to
 			// say, and the state it is in, are unknown.
+			if s.ex.step == opLastIDProbe {
+				// Only the proxy's SELECT LAST_INSERT_ID() is left:
+				// the backend reads it to its end, then is reset.
+				s.ex.end()
+				b.drainProbe()
+				s.pl.lp.Reset(b.pb)
+				return
+			}
 			s.ex.end()
 			b.abandon(errUnknownState)
 		} else {
@@ -564,6 +576,14 @@ func (s *session) loginOK(seq uint8) {
 		s.respSeq = seq
 		s.writeERR(errTooManyConnections)
 		s.pl.stats.ClientsRefused.Add(1)
+		s.c.Close()
+		return
+	}
+	if s.st.schema != "" && s.pl.schemaMissing(s.st.schema) {
+		// The server has just called it unknown: refuse the login as
+		// the server would, without asking it again.
+		s.respSeq = seq
+		s.writeERR(errUnknownDatabase, s.st.schema)
 		s.c.Close()
 		return
 	}
@@ -971,13 +991,29 @@ func (s *session) commandDone(b *backend) {
 		case mysqlwire.ComStmtReset:
 			s.closeCursor(s.stmt)
 		}
-		if id := tr.LastInsertID(); id != 0 {
-			s.lastInsertID = id
-		}
 	} else if s.cmd == mysqlwire.ComStmtPrepare {
 		s.capture = nil
 	}
+	if !b.tracks() && s.unlisted() {
+		// No server report to go by: a statement of a kind the proxy
+		// cannot classify may have changed anything.
+		if failed {
+			b.noteUnknown()
+		} else {
+			s.pin(PinUnlisted)
+		}
+	}
+	if failed && s.mayHideState() {
+		// A procedure may have changed session state and then raised an
+		// error: the ERR carries no report, and the change would surface
+		// later, blamed on whoever runs next. Reset the backend before
+		// anyone else uses it.
+		b.noteUnknown()
+	}
 	s.diag = failed || tr.Warnings() > 0
+	if s.diag {
+		b.noteDiag(s.id)
+	}
 	if seen {
 		if status&mysqlwire.StatusInTrans != 0 {
 			s.pin(PinTransaction)
@@ -986,6 +1022,131 @@ func (s *session) commandDone(b *backend) {
 		}
 	}
 	s.finishCommand()
+}
+
+// accountsForChanges reports whether the proxy itself records every
+// change the command being served makes to the session, so that the
+// server's report of them needs no pin: one tracked SET, one USE, or
+// COM_INIT_DB.
+func (s *session) accountsForChanges() bool {
+	switch s.cmd {
+	case mysqlwire.ComInitDB:
+		return true
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featMulti == 0 && (s.qi.kind == stmtUse || (s.qi.kind == stmtSet && s.setRes == setTracked))
+	}
+	return false
+}
+
+// stickyPins are the pins that last until the session is reset: a session
+// holding one keeps its backend whatever else the server reports.
+const stickyPins = 1<<PinGetLock | 1<<PinUserVariable | 1<<PinTempTable | 1<<PinCalcFoundRows |
+	1<<PinTextPrepare | 1<<PinUnknownSet | 1<<PinServerState | 1<<PinUnlisted
+
+// noteServerState reads the server's report, in an OK packet of the
+// response being relayed, of what changed in b's session. The schema is
+// replayed: the session takes the server's word for it. Any other change
+// (a system variable, a user variable, a temporary table, a prepared
+// statement, a pending SET TRANSACTION or XA START outside a transaction)
+// pins the session unless the command is one whose every effect the proxy
+// records itself (accounted), whatever statement produced it: a prepared
+// SET, EXECUTE IMMEDIATE, a procedure.
+func (s *session) noteServerState(b *backend, ok *mysqlwire.OK, accounted bool) {
+	b.noteReported() // an OK carries every change not yet reported
+	if ok.Status&mysqlwire.StatusSessionStateChanged == 0 {
+		return
+	}
+	it := mysqlwire.NewSessionStateIter(ok.SessionState)
+	unreplayed := false
+	for {
+		e, more := it.Next()
+		if !more {
+			break
+		}
+		switch e.Type {
+		case mysqlwire.SessionTrackSchema:
+			v, err := e.Value()
+			if err != nil {
+				unreplayed = true
+				continue
+			}
+			if string(v) != s.st.schema {
+				s.st.schema = string(v)
+			}
+			b.noteSchema(s.st.schema)
+		case mysqlwire.SessionTrackSystemVariables, mysqlwire.SessionTrackStateChange:
+			unreplayed = unreplayed || !accounted
+		case mysqlwire.SessionTrackTransactionCharacteristics:
+			// Non-empty outside a transaction: SET TRANSACTION for the
+			// next one is pending. In one, the transaction pin holds.
+			v, err := e.Value()
+			unreplayed = unreplayed || err != nil || (len(v) > 0 && ok.Status&mysqlwire.StatusInTrans == 0)
+		}
+	}
+	if (unreplayed || it.Err() != nil) && s.pins&stickyPins == 0 {
+		s.pin(PinServerState)
+	}
+}
+
+// readsDiagnostics reports whether the command being served reads the
+// diagnostics of the statement before it.
+func (s *session) readsDiagnostics() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featDiag != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.diag
+	}
+	return false
+}
+
+// mayHideState reports whether an ERR answering the command being served
+// may hide session state changes the server made before the error: CALL,
+// EXECUTE (text or binary protocol), EXECUTE IMMEDIATE, a multi-statement.
+func (s *session) mayHideState() bool {
+	switch s.cmd {
+	case mysqlwire.ComStmtExecute:
+		return true
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featMulti != 0 || s.qi.kind == stmtCall || s.qi.kind == stmtExecute
+	}
+	return false
+}
+
+// readsLastID reports whether the command being served reads the session's
+// LAST_INSERT_ID(): the backend must hold the session's value first.
+func (s *session) readsLastID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featLastIDRead != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.lastIDRead
+	}
+	return false
+}
+
+// writesLastID reports whether the command being served may change the
+// session's LAST_INSERT_ID(): the proxy asks the server for it after.
+func (s *session) writesLastID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featLastIDWrite != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.lastIDWrite
+	}
+	return false
+}
+
+// unlisted reports whether the command being served runs a statement of a
+// kind the scanner does not classify (see listedStatement).
+func (s *session) unlisted() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.feats&featUnlisted != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.unlisted
+	}
+	return false
 }
 
 // finishCommand ends the current command: the backend goes back unless
@@ -1004,6 +1165,11 @@ func (s *session) finishCommand() {
 	if b := s.b; b != nil {
 		switch {
 		case s.pins != 0:
+		case b.needsReset():
+			// Its server session may hold state nobody accounted for;
+			// the session's own state is replayed on its next backend.
+			s.b = nil
+			s.pl.lp.Reset(b.pb)
 		case diag && s.pl.lp.Waiting() == 0 && b.killPending == nil:
 			s.held = true
 			s.pl.lp.Keep(b.pb)

@@ -253,6 +253,8 @@ const (
 	stmtConnectionID // SELECT CONNECTION_ID()
 	stmtLastInsertID // SELECT LAST_INSERT_ID()
 	stmtReadSysVars  // SELECT @@wait_timeout, ... (only variables with a floor, see varFloors)
+	stmtCall         // CALL
+	stmtExecute      // EXECUTE (of a text PREPARE, or IMMEDIATE)
 )
 
 // Statement feature flags found anywhere in the text.
@@ -268,6 +270,10 @@ const (
 	featPrepare                   // text PREPARE in a later statement
 	featSet                       // SET in a later statement
 	featUse                       // USE in a later statement
+	featUnlisted                  // a statement whose kind is not in listedStatements
+	featDiag                      // reads diagnostics: SHOW WARNINGS/ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count
+	featLastIDRead                // reads LAST_INSERT_ID(): the function (or @@last_insert_id, @@identity), CALL, EXECUTE
+	featLastIDWrite               // may change it: INSERT, REPLACE, LOAD, LAST_INSERT_ID(expr), CALL, EXECUTE
 )
 
 // featurePins are the features that, found anywhere in a statement's text,
@@ -419,6 +425,10 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		}
 	case lx.is(first, "PREPARE"):
 		qi.kind = stmtPrepare
+	case lx.is(first, "CALL"):
+		qi.kind = stmtCall
+	case lx.is(first, "EXECUTE"):
+		qi.kind = stmtExecute
 	case lx.is(first, "LOAD"):
 		lx2 := lx
 		t := lx2.next()
@@ -449,7 +459,25 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		if stmtStart && qi.priv == privNone {
 			qi.priv = stmtPrivilege(lx, t, 0)
 		}
+		if stmtStart && !listedStatement(&lx, t) {
+			qi.feats |= featUnlisted
+		}
+		if stmtStart && (lx.is(t, "INSERT") || lx.is(t, "REPLACE") || lx.is(t, "LOAD")) {
+			qi.feats |= featLastIDWrite
+		}
+		if stmtStart && (lx.is(t, "CALL") || lx.is(t, "EXECUTE")) {
+			// A procedure or a prepared statement may read or generate
+			// an id; the proxy does not see its text here.
+			qi.feats |= featLastIDRead | featLastIDWrite
+		}
 		switch t.kind {
+		case tokSysVar:
+			if readsDiagnostics(lx.text(t)[2:]) {
+				qi.feats |= featDiag
+			}
+			if readsLastInsertID(lx.text(t)[2:]) {
+				qi.feats |= featLastIDRead
+			}
 		case tokUserVar:
 			qi.feats |= featUserVar
 		case tokPunct:
@@ -464,10 +492,18 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		case tokWord:
 			if lx.is(t, "GET_LOCK") {
 				qi.feats |= featGetLock
+			} else if lx.is(t, "LAST_INSERT_ID") {
+				// Read, or set with an argument: either way the
+				// session's value must be on the backend, and is asked
+				// for after.
+				qi.feats |= featLastIDRead | featLastIDWrite
 			} else if lx.is(t, "SQL_CALC_FOUND_ROWS") {
 				qi.feats |= featCalcFoundRows
 			} else if lx.is(t, "TEMPORARY") && lx.is(prev, "CREATE") {
 				qi.feats |= featTempTable
+			} else if (lx.is(t, "WARNINGS") || lx.is(t, "ERRORS") || lx.is(t, "COUNT")) && lx.is(prev, "SHOW") ||
+				lx.is(t, "DIAGNOSTICS") {
+				qi.feats |= featDiag
 			}
 			if stmtStart && t.start != first.start {
 				qi.feats |= featMulti
@@ -497,7 +533,94 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 	if lx.bad {
 		qi.feats |= featBad
 	}
+	if qi.kind == stmtExecute {
+		qi.feats |= immediateFeatures(lexer{src: sql, noBackslash: noBackslash, pos: first.end})
+	}
 	return qi
+}
+
+// immediateFeatures scans the string literal of EXECUTE IMMEDIATE 'text'
+// (lx positioned after EXECUTE) like a statement of its own, for the
+// features that pin, which the server does not report (GET_LOCK, @x:=...).
+// Any other form is refused to accounts without admin (privDynamicSQL).
+func immediateFeatures(lx lexer) uint32 {
+	if !lx.is(lx.next(), "IMMEDIATE") {
+		return 0
+	}
+	lit := lx.next()
+	inner, ok := lx.unquote(lit)
+	if lit.kind != tokString || !ok {
+		return 0
+	}
+	text := unescapeString(inner, lx.src[lit.start], lx.noBackslash)
+	in := lexer{src: text, noBackslash: lx.noBackslash}
+	if lx.is(in.next(), "EXECUTE") {
+		return 0 // the server refuses nested EXECUTE IMMEDIATE
+	}
+	sub := scanQuery(text, lx.noBackslash)
+	f := sub.feats & (featUserVar | featGetLock | featCalcFoundRows | featTempTable | featLockTables | featPrepare)
+	switch sub.kind {
+	case stmtLock, stmtFlushLock:
+		f |= featLockTables
+	case stmtCreateTemp:
+		f |= featTempTable
+	case stmtPrepare:
+		f |= featPrepare
+	}
+	return f
+}
+
+// readsDiagnostics reports whether a system variable reference (without
+// its @@) is @@warning_count or @@error_count, which read the diagnostics
+// area of the previous statement.
+func readsDiagnostics(name []byte) bool {
+	switch {
+	case len(name) > 8 && equalFoldLower(name[:8], "session."):
+		name = name[8:]
+	case len(name) > 6 && equalFoldLower(name[:6], "local."):
+		name = name[6:]
+	}
+	return equalFoldLower(name, "warning_count") || equalFoldLower(name, "error_count")
+}
+
+// readsLastInsertID reports whether the system variable name (after @@)
+// is the session's last insert id.
+func readsLastInsertID(name []byte) bool {
+	switch {
+	case len(name) > 8 && equalFoldLower(name[:8], "session."):
+		name = name[8:]
+	case len(name) > 6 && equalFoldLower(name[:6], "local."):
+		name = name[6:]
+	}
+	return equalFoldLower(name, "last_insert_id") || equalFoldLower(name, "identity")
+}
+
+// listedStatements are the first words of the statements whose effect on
+// session state the proxy knows without the server's report: what they
+// change is seen by the scanner (SET, USE, LOCK, CREATE TEMPORARY, user
+// variables, GET_LOCK...) or by the status flags (transactions), or
+// nothing. Without session tracking (5.5 mode, old servers) any other
+// statement (CALL, EXECUTE, XA, HANDLER, anything unknown) pins.
+var listedStatements = [...]string{
+	"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "REPLACE", "SET", "USE",
+	"SHOW", "DESCRIBE", "DESC", "EXPLAIN", "ANALYZE", "CHECK", "CHECKSUM", "OPTIMIZE", "REPAIR",
+	"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "LOCK", "UNLOCK", "DO",
+	"CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "LOAD", "KILL", "PREPARE", "DEALLOCATE",
+	"GRANT", "REVOKE", "FLUSH", "RESET", "GET",
+}
+
+// listedStatement reports whether t, the first token of a statement, is
+// a listed statement kind ("(" opens a parenthesised SELECT).
+func listedStatement(lx *lexer, t token) bool {
+	if lx.isPunct(t, '(') {
+		return true
+	}
+	for _, w := range listedStatements {
+		if lx.is(t, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxSysVarColumns bounds the columns of a SELECT @@var, ... the proxy

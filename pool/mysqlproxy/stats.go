@@ -24,6 +24,8 @@ const (
 	PinCursor                         // an open COM_STMT_EXECUTE cursor
 	PinUnknownSet                     // a SET (or multi-statement state change) the proxy cannot replay
 	PinLocalInfile                    // LOAD DATA LOCAL in progress
+	PinServerState                    // the server reported a session state change the proxy does not replay
+	PinUnlisted                       // without session tracking: a statement kind the proxy cannot classify
 	NumPinReasons
 )
 
@@ -31,6 +33,7 @@ const (
 var PinReasonNames = [NumPinReasons]string{
 	"transaction", "autocommit_off", "lock_tables", "get_lock", "user_variable",
 	"temporary_table", "sql_calc_found_rows", "text_prepare", "cursor", "unknown_set", "local_infile",
+	"server_state", "unlisted_statement",
 }
 
 func (r PinReason) String() string {

@@ -66,13 +66,27 @@ type sessStmt struct {
 	longTooBig bool
 	cursor     bool
 	wantCursor bool
+	// pins are the pins (1<<PinReason) its text calls for, found by the
+	// scanner at PREPARE and applied at each EXECUTE: what the server does
+	// not report (GET_LOCK, SELECT @x:=..., SELECT ... INTO @v).
+	pins uint32
+	// unlisted: its text is a statement kind the scanner does not
+	// classify (see listedStatement).
+	unlisted bool
+	// diag: its text reads diagnostics (see featDiag).
+	diag bool
+	// lastIDRead, lastIDWrite: its text reads or may change
+	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
+	lastIDRead, lastIDWrite bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
-	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
+		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0,
+		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
@@ -104,8 +118,31 @@ func (s *session) lookupStmt(id uint32) (*sessStmt, uint32) {
 	return s.stmts[id], id
 }
 
+// preparedPins are the pins a prepared statement's text (scanned into qi)
+// calls for at each EXECUTE. A prepared SET pins whatever it sets: the
+// proxy replays only the SETs whose values it reads in the text.
+func preparedPins(qi *queryInfo) uint32 {
+	var pins uint32
+	for _, fp := range featurePins {
+		if qi.feats&fp.feature != 0 {
+			pins |= 1 << fp.reason
+		}
+	}
+	switch qi.kind {
+	case stmtLock, stmtFlushLock:
+		pins |= 1 << PinLockTables
+	case stmtCreateTemp:
+		pins |= 1 << PinTempTable
+	case stmtSet:
+		pins |= 1 << PinUnknownSet
+	}
+	return pins
+}
+
 // onPrepare answers from the loop's cache or prepares on a backend.
 func (s *session) onPrepare(raw, payload []byte) {
+	// The text is scanned now, for the pins its EXECUTEs call for.
+	s.qi = scanQuery(payload[1:], s.noBackslash)
 	if !s.user.Admin {
 		if p := privilegeOf(payload[1:], s.noBackslash, 0); p != privNone {
 			s.refuse(p)
@@ -271,6 +308,13 @@ func (s *session) executeWithTypes(at int) []byte {
 
 func (s *session) onExecuteDone(b *backend) {
 	st := s.stmt
+	if st != nil {
+		for r := PinReason(0); st.pins>>r != 0; r++ {
+			if st.pins&(1<<r) != 0 {
+				s.pin(r)
+			}
+		}
+	}
 	if st != nil && st.wantCursor && b.tracker.CursorOpen() && !st.cursor {
 		st.cursor = true
 		s.openCursors++
