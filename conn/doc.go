@@ -55,6 +55,22 @@
 // survives them. SNI and ALPN are crypto/tls's own (NextProtos in the
 // template, ServerName and NegotiatedProtocol in Conn.TLSState).
 //
+// Protocols that negotiate TLS on a plain connection (MySQL's SSLRequest,
+// STARTTLS) upgrade it in place with Conn.StartTLSServer or StartTLSClient,
+// called on the loop once the plain request has been read or written. The
+// handler stays open throughout and is told the handshake's outcome through
+// the done callback instead of OnOpen: nil before the first decrypted byte
+// reaches OnData, or the error (failure, timeout, a full queue, or the
+// connection closing first), after which OnClose follows. Nothing the peer
+// sent is lost at the switch: called from OnData, StartTLS takes the bytes
+// OnData leaves unconsumed (a client that pipelines its ClientHello right
+// behind the request) and feeds them to the handshake before anything the
+// socket brings later; output written before the call goes out in the
+// clear ahead of the first flight, output written after it waits for the
+// handshake and is encrypted; a half-close asked for meanwhile waits too.
+// From then on the connection is exactly a TLS connection (same pool,
+// timeout and record layer).
+//
 // TLS lives in this package rather than beside it because it has to sit
 // between the socket and the handler inside the Conn: its output must be
 // ordered with the handler's, counted by the same watermarks, flushed in the

@@ -81,6 +81,12 @@ type tlsState struct {
 	srcEOF  bool        // the peer ended the stream: reads report io.EOF
 	raw     *buffer.Buf // records crypto/tls produced, not yet being sent
 	goodbye bool        // close_notify queued
+
+	// A plain connection upgraded by StartTLS (loop only): the handler is
+	// open already and learns the handshake's end from done, not OnOpen.
+	upgraded   bool
+	done       func(err error)
+	adoptInput bool // StartTLS ran inside OnData: take what it leaves
 }
 
 func newTLSState(c *Conn, cfg *TLS, server bool) *tlsState {
@@ -194,11 +200,20 @@ func (s *tlsState) handshakeDone(err error) {
 	s.onLoop = true
 	s.hs = nil
 	s.hold = false
-	c.handler.OnOpen(c)
+	if s.upgraded {
+		s.finishStart(nil)
+	} else {
+		c.handler.OnOpen(c)
+	}
 	if c.state != stateOpen {
 		return
 	}
 	c.updateRecv()
+	if c.out != nil && len(c.out.B) > 0 || c.wantShutWr {
+		// Plaintext an upgraded connection's handler wrote while the
+		// handshake ran, or a half-close it asked for, waited for it.
+		c.scheduleFlush()
+	}
 	// Bytes that came with or after the peer's last handshake flight:
 	// some may already sit in crypto/tls's own buffer, so feed even when
 	// rest is empty.
@@ -391,7 +406,7 @@ func (a tlsAddr) String() string  { return a.addr }
 // TLSState returns the connection's negotiated TLS parameters (version,
 // cipher suite, ALPN protocol, SNI server name, peer certificates); ok is
 // false for a plain connection or before the handshake finished (before
-// OnOpen). Loop goroutine only.
+// OnOpen, or before StartTLS's done). Loop goroutine only.
 func (c *Conn) TLSState() (st tls.ConnectionState, ok bool) {
 	if c.tls == nil || !c.tls.onLoop {
 		return st, false
