@@ -37,7 +37,10 @@ var errClosedDuringHandshake = fmt.Errorf("%w during the TLS handshake", ErrAbor
 // or with the error when it failed, timed out or found the pool's queue
 // full, or when the connection closed first for any reason (its own Close
 // included), and then OnClose follows with the connection closed. PauseRead
-// holds the handshake too: it reads nothing while reading is paused.
+// holds the handshake too: it reads nothing while reading is paused, and
+// so does output over the high-water mark written while it runs. An
+// upgraded connection, like any TLS one, cannot be detached to another
+// loop.
 //
 // It returns an error, and changes nothing, for a connection that is not
 // open, is closing or half-closed, or already runs TLS. Loop goroutine
@@ -120,8 +123,8 @@ func (s *tlsState) adopt(rest []byte) {
 	if len(rest) > 0 {
 		s.recv(rest)
 	}
-	if s.c.eof && s.hs != nil {
-		s.hs.end()
+	if s.c.eof && s.c.state == stateOpen {
+		s.handshakeInputEnded()
 	}
 }
 
