@@ -63,6 +63,7 @@ type settings struct {
 	loadCPUs    string
 	backendCPUs string
 	quotaShare  float64
+	prioritize  bool
 	quota       *runner.CPUQuota
 	loops       int
 	contenders  []string
@@ -168,9 +169,11 @@ func main() {
 	flag.StringVar(&s.loadCPUs, "load-cpus", "0", "taskset CPU list for the generator (empty: no pinning)")
 	flag.StringVar(&s.backendCPUs, "backend-cpus", "0", "taskset CPU list for the proxies' plain echo backend")
 	flag.Float64Var(&s.quotaShare, "server-cpu-quota", 0.5, "cap each server at this share of one CPU with a cgroup (needs root; 0: no cap)")
+	flag.BoolVar(&s.prioritize, "server-priority", true, "give the servers' CPU cgroup the highest CPU weight, so that other work on the machine cannot take their quota (the cap still bounds them)")
 	flag.IntVar(&s.loops, "loops", 1, "server event loops (scalestack --loops, HAProxy nbthread, Go GOMAXPROCS)")
 	flag.StringVar(&names, "contenders", "epoll,uring,go,haproxy-lua,tcpproxy,haproxy", "servers, in first-round order")
 	flag.StringVar(&s.haproxy, "haproxy", "haproxy", "the HAProxy binary")
+	flag.StringVar(&s.scale, "scalestack", "", "a scalestack binary to measure (default: built from -root)")
 	flag.StringVar(&s.out, "out", "", "Markdown result file (empty: stdout only)")
 	flag.StringVar(&s.root, "root", "..", "the Scale Stack repository root")
 	flag.IntVar(&s.port, "port", 18400, "first loopback port; each server gets a fresh one")
@@ -205,9 +208,11 @@ func run(s *settings) error {
 		return err
 	}
 	log.Printf("building into %s", dir)
-	s.scale = filepath.Join(dir, "scalestack")
-	if err := runner.Build(s.root, s.scale, "./cmd/scalestack"); err != nil {
-		return err
+	if s.scale == "" {
+		s.scale = filepath.Join(dir, "scalestack")
+		if err := runner.Build(s.root, s.scale, "./cmd/scalestack"); err != nil {
+			return err
+		}
 	}
 	s.echoload = filepath.Join(dir, "echoload")
 	if err := runner.Build(".", s.echoload, "./cmd/echoload"); err != nil {
@@ -219,6 +224,11 @@ func run(s *settings) error {
 	if s.quotaShare > 0 {
 		if s.quota, err = runner.NewCPUQuota(s.quotaShare); err != nil {
 			return err
+		}
+		if s.prioritize {
+			if err := s.quota.Prioritize(); err != nil {
+				return err
+			}
 		}
 		defer func() {
 			if err := s.quota.Remove(); err != nil {
@@ -479,6 +489,9 @@ func report(w io.Writer, s *settings, runs map[string][]map[string]result, broke
 	quota := "no CPU cap"
 	if s.quota != nil {
 		quota = fmt.Sprintf("a cgroup CPU quota of %.2f of one CPU (as in echo-server-bound.md)", s.quotaShare)
+		if s.prioritize {
+			quota += " with the highest CPU weight, so that other work could not take that share"
+		}
 	}
 	fmt.Fprintf(w, "Each server: %d loop/thread/P, pinned to CPU %s, under %s. Generator `bench/cmd/echoload -tls %s` (crypto/tls clients, a goroutine per connection, certificates not verified) pinned to CPU %s. ",
 		s.loops, s.serverCPUs, quota, s.tlsVersion, s.loadCPUs)
