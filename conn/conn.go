@@ -329,6 +329,12 @@ func (c *Conn) Close() {
 	}
 	c.state = stateClosing
 	c.updateRecvOff()
+	if c.tls != nil && !c.tls.onLoop && c.out != nil {
+		// Plaintext an upgraded connection's handler wrote for after its
+		// handshake: closing ends the handshake, so it can never be sent.
+		c.out.Release()
+		c.out = nil
+	}
 	c.scheduleFlush()
 }
 

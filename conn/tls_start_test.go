@@ -76,6 +76,9 @@ func (h *upgradeServer) OnData(c *conn.Conn, data []byte) int {
 			c.Write([]byte(h.writeEarly))
 		}
 		if h.closeAtOnce {
+			// Output for after the handshake, which Close ends: it must
+			// not keep the connection open until the timeout.
+			c.Write([]byte("never sent"))
 			c.Close()
 		}
 		return len(upgradeRequest)
