@@ -28,7 +28,8 @@ var errClosedDuringHandshake = fmt.Errorf("%w during the TLS handshake", ErrAbor
 // upgrade request loses nothing. Called from elsewhere, the input not yet
 // consumed (normally none) is the handshake's. Output written before the
 // call goes out in the clear, ahead of the handshake; output written after
-// it is plaintext, encrypted once the handshake has finished.
+// it is plaintext, encrypted once the handshake has finished (and dropped
+// if the connection is closed first).
 //
 // The handshake runs as for Options.TLS, on t.Pool within
 // t.HandshakeTimeout (counted from this call). done, when not nil, is
