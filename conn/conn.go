@@ -329,6 +329,12 @@ func (c *Conn) Close() {
 	}
 	c.state = stateClosing
 	c.updateRecvOff()
+	if c.tls != nil && !c.tls.onLoop && c.out != nil {
+		// Plaintext an upgraded connection's handler wrote for after its
+		// handshake: closing ends the handshake, so it can never be sent.
+		c.out.Release()
+		c.out = nil
+	}
 	c.scheduleFlush()
 }
 
@@ -417,6 +423,9 @@ func (c *Conn) Flush() {
 			if err == ErrGraceful {
 				err = nil
 			}
+			if c.tls != nil && c.tls.upgraded {
+				c.tls.finishStart(err) // StartTLS's done, if still owed
+			}
 			c.handler.OnClose(c, err)
 		}
 		return
@@ -443,7 +452,8 @@ func (c *Conn) Flush() {
 		}
 	}
 	if c.Buffered() == 0 {
-		if c.wantShutWr && !c.shutWrDone {
+		// An upgraded connection's half-close waits for its handshake.
+		if c.wantShutWr && !c.shutWrDone && (c.tls == nil || c.tls.onLoop) {
 			c.shutWrDone = true
 			if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 				c.fail(fmt.Errorf("conn %s: shutdown: %w", c.peer, err))
@@ -565,6 +575,9 @@ func (c *Conn) deliver(b []byte) {
 		c.inRecv = true
 		n := c.handler.OnData(c, b)
 		c.inRecv = false
+		if c.takeUnconsumed(b[min(n, len(b)):]) {
+			return
+		}
 		if n < len(b) && c.state == stateOpen {
 			c.in = buffer.Append(nil, b[n:])
 		}
@@ -584,6 +597,12 @@ func (c *Conn) deliver(b []byte) {
 	n := c.handler.OnData(c, c.in.B)
 	c.inRecv = false
 	if c.in == nil { // closed during the callback
+		return
+	}
+	if c.takeUnconsumed(c.in.B[min(n, len(c.in.B)):]) {
+		c.in.Release()
+		c.in = nil
+		c.chargeInput()
 		return
 	}
 	if n >= len(c.in.B) {

@@ -55,6 +55,22 @@
 // survives them. SNI and ALPN are crypto/tls's own (NextProtos in the
 // template, ServerName and NegotiatedProtocol in Conn.TLSState).
 //
+// Protocols that negotiate TLS on a plain connection (MySQL's SSLRequest,
+// STARTTLS) upgrade it in place with Conn.StartTLSServer or StartTLSClient,
+// called on the loop once the plain request has been read or written. The
+// handler stays open throughout and is told the handshake's outcome through
+// the done callback instead of OnOpen: nil before the first decrypted byte
+// reaches OnData, or the error (failure, timeout, a full queue, or the
+// connection closing first), after which OnClose follows. Nothing the peer
+// sent is lost at the switch: called from OnData, StartTLS takes the bytes
+// OnData leaves unconsumed (a client that pipelines its ClientHello right
+// behind the request) and feeds them to the handshake before anything the
+// socket brings later; output written before the call goes out in the
+// clear ahead of the first flight, output written after it waits for the
+// handshake and is encrypted; a half-close asked for meanwhile waits too.
+// From then on the connection is exactly a TLS connection (same pool,
+// timeout and record layer).
+//
 // TLS lives in this package rather than beside it because it has to sit
 // between the socket and the handler inside the Conn: its output must be
 // ordered with the handler's, counted by the same watermarks, flushed in the
@@ -126,7 +142,12 @@
 // runs from the moment the connection opened, queueing included: at that
 // point the loop's timer closes the connection, which fails the goroutine's
 // next read; the goroutine also stops on its own a second later, in case
-// that loop is stuck. The pool keeps no goroutine while idle.
+// that loop is stuck. The pool keeps no goroutine while idle, and a
+// server's handshake enters it only with the client's first bytes: a client
+// that connects and sends nothing holds no goroutine and no queue place
+// (only its connection, until the timeout), and the goroutine a real client
+// gets finds its ClientHello already there instead of parking for it, one
+// hand-off between threads fewer per handshake.
 //
 // This package's TLS must never run crypto/tls's record layer anywhere but
 // on the owning loop, block a loop on a handshake, let a handshake outlive

@@ -76,11 +76,18 @@ type tlsState struct {
 	// Loop only.
 	hold    bool // receiving stays off: queued for a goroutine, or pipe full
 	started bool
+	idle    bool // a server's handshake not yet submitted: no byte came
 	timer   reactor.Timer
 	src     []byte      // received bytes lent to crypto/tls during feed
 	srcEOF  bool        // the peer ended the stream: reads report io.EOF
 	raw     *buffer.Buf // records crypto/tls produced, not yet being sent
 	goodbye bool        // close_notify queued
+
+	// A plain connection upgraded by StartTLS (loop only): the handler is
+	// open already and learns the handshake's end from done, not OnOpen.
+	upgraded   bool
+	done       func(err error)
+	adoptInput bool // StartTLS ran inside OnData: take what it leaves
 }
 
 func newTLSState(c *Conn, cfg *TLS, server bool) *tlsState {
@@ -116,9 +123,23 @@ func (s *tlsState) start() {
 	// Loop.Now is when the iteration began, possibly well before this
 	// connection (a long batch of accepts): measure from now.
 	c.loop.Schedule(&s.timer, timeout+time.Since(c.loop.Now()))
-	running, ok := pool.submit(s.hs)
+	if s.server {
+		// A server's handshake starts with the client's first bytes: until
+		// they come it takes no goroutine (a client that connects and says
+		// nothing costs only its connection until the timeout), and the
+		// goroutine it then gets finds the ClientHello waiting instead of
+		// parking for it at once.
+		s.idle = true
+		return
+	}
+	s.submit()
+}
+
+// submit hands the handshake to the pool.
+func (s *tlsState) submit() {
+	running, ok := s.hs.pool.submit(s.hs)
 	if !ok {
-		c.fail(fmt.Errorf("conn %s: %w", c.peer, ErrTLSHandshakeBusy))
+		s.c.fail(fmt.Errorf("conn %s: %w", s.c.peer, ErrTLSHandshakeBusy))
 		return
 	}
 	// A queued handshake reads nothing until a goroutine takes it: what a
@@ -194,11 +215,20 @@ func (s *tlsState) handshakeDone(err error) {
 	s.onLoop = true
 	s.hs = nil
 	s.hold = false
-	c.handler.OnOpen(c)
+	if s.upgraded {
+		s.finishStart(nil)
+	} else {
+		c.handler.OnOpen(c)
+	}
 	if c.state != stateOpen {
 		return
 	}
 	c.updateRecv()
+	if c.out != nil && len(c.out.B) > 0 || c.wantShutWr {
+		// Plaintext an upgraded connection's handler wrote while the
+		// handshake ran, or a half-close it asked for, waited for it.
+		c.scheduleFlush()
+	}
 	// Bytes that came with or after the peer's last handshake flight:
 	// some may already sit in crypto/tls's own buffer, so feed even when
 	// rest is empty.
@@ -211,7 +241,15 @@ func (s *tlsState) handshakeDone(err error) {
 // recv takes bytes from the socket.
 func (s *tlsState) recv(b []byte) {
 	if !s.onLoop {
-		if s.hs.push(b) && !s.hold {
+		full := s.hs.push(b)
+		if s.idle {
+			s.idle = false
+			if s.submit(); s.hold || s.c.state != stateOpen {
+				s.c.updateRecv() // queued: stop receiving
+				return
+			}
+		}
+		if full && !s.hold {
 			s.hold = true
 			s.c.updateRecv()
 		}
@@ -282,12 +320,24 @@ func (s *tlsState) peerEnded() {
 // peerStreamEnded reports an orderly end of the socket's stream.
 func (s *tlsState) peerStreamEnded() {
 	if !s.onLoop {
-		// The handshake goroutine reads io.EOF and fails the handshake.
 		s.c.eof = true
-		s.hs.end()
+		s.handshakeInputEnded()
 		return
 	}
 	s.peerEnded()
+}
+
+// handshakeInputEnded passes the peer's end of stream to the handshake,
+// whose goroutine then reads io.EOF and fails; a server's handshake that
+// never got a byte fails here, without a goroutine.
+func (s *tlsState) handshakeInputEnded() {
+	if s.idle {
+		s.idle = false
+		s.hs.pool.Stats.Failed.Add(1)
+		s.c.fail(fmt.Errorf("conn %s: TLS handshake: %w", s.c.peer, io.EOF))
+		return
+	}
+	s.hs.end()
 }
 
 // output returns what is ready for the socket as one buffer: records
@@ -391,7 +441,7 @@ func (a tlsAddr) String() string  { return a.addr }
 // TLSState returns the connection's negotiated TLS parameters (version,
 // cipher suite, ALPN protocol, SNI server name, peer certificates); ok is
 // false for a plain connection or before the handshake finished (before
-// OnOpen). Loop goroutine only.
+// OnOpen, or before StartTLS's done). Loop goroutine only.
 func (c *Conn) TLSState() (st tls.ConnectionState, ok bool) {
 	if c.tls == nil || !c.tls.onLoop {
 		return st, false

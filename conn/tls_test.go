@@ -387,6 +387,40 @@ func TestTLSStalledHandshakesTimeOutWithoutBlockingOthers(t *testing.T) {
 	})
 }
 
+// TestTLSSilentClientsHoldNoGoroutine: a server's handshake takes a pool
+// goroutine only once the client's first bytes arrive, so clients that
+// connect and say nothing hold none (more of them than MaxInFlight allows
+// do not delay a real client), and one that leaves without a byte fails
+// without ever taking one.
+func TestTLSSilentClientsHoldNoGoroutine(t *testing.T) {
+	const silent = 40
+	f := newTLSFixture(t)
+	forEachDriver(t, func(t *testing.T, newDriver reactor.NewDriverFunc) {
+		checkLeaks(t)
+		e := startEngine(t, 1, newDriver)
+		pool := conn.NewHandshakePool(conn.HandshakePoolConfig{Workers: 1, MaxInFlight: 4, Queue: 8})
+		ln := tlsEchoServer(t, e, &conn.TLS{Config: f.serverCerts(t, false, nil).Config, Pool: pool, HandshakeTimeout: time.Minute}, nil)
+		var quiet []net.Conn
+		for i := 0; i < silent; i++ {
+			quiet = append(quiet, dial(t, ln.Addr()))
+		}
+		waitOpen(t, ln, silent)
+		if running, queued := pool.InFlight(); running != 0 || queued != 0 {
+			t.Fatalf("%d silent clients hold %d handshake goroutines and %d queue places", silent, running, queued)
+		}
+		if err := tlsRoundTrip(ln.Addr().Address, f.clientConfig(tls.VersionTLS13), []byte("hello"), time.Now().Add(20*time.Second)); err != nil {
+			t.Fatalf("a client beside %d silent ones: %v", silent, err)
+		}
+		for _, c := range quiet {
+			c.Close()
+		}
+		waitOpen(t, ln, 0)
+		if started, failed := pool.Stats.Started.Load(), pool.Stats.Failed.Load(); started != 1 || failed != silent {
+			t.Fatalf("%d handshakes started, %d failed; want 1 started (the real client) and %d failed (the silent ones, gone)", started, failed, silent)
+		}
+	})
+}
+
 // TestTLSClientCertificates: a server with a CA file accepts a client
 // certificate that chains to it and sees who it is, and refuses a client
 // with no certificate or one from another CA.

@@ -21,6 +21,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,9 @@ type Config struct {
 	// and closes (false), so an observer can sample a server's CPU time
 	// over exactly that window.
 	OnWindow func(open bool)
+	// TLS, when set, runs every connection over TLS with crypto/tls as the
+	// client (handshakes done before the warm-up); the net engine only.
+	TLS *tls.Config
 }
 
 // Result is what a run measured, over the measured window only.
@@ -57,6 +61,9 @@ type Result struct {
 	CPU      time.Duration // this process's user+system CPU time over the measured window
 	Failures int           // connections that failed mid-run
 	FirstErr error
+	// TLS names the negotiated version, cipher suite and key exchange
+	// group (one connection's) when Config.TLS was set.
+	TLS string
 }
 
 // MsgsPerSec is the measured reply rate.
@@ -86,6 +93,9 @@ func (c *Config) check() error {
 	}
 	if c.Conns <= 0 {
 		return errors.New("loadgen: Conns must be positive")
+	}
+	if c.TLS != nil && c.Engine != EngineNet {
+		return errors.New("loadgen: TLS needs the net engine")
 	}
 	if c.Duration <= 0 || c.Duration > 10*time.Minute {
 		return errors.New("loadgen: Duration must be between 0 and 10 minutes")
@@ -151,6 +161,45 @@ func Dial(ctx context.Context, network, addr string, n int) ([]net.Conn, error) 
 	return conns, nil
 }
 
+// handshakeAll replaces each connection with a TLS client over it, after
+// its handshake (several at a time, as Dial connects), and describes what
+// was negotiated.
+func handshakeAll(ctx context.Context, conns []net.Conn, cfg *tls.Config) (string, error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, 64)
+	for i, raw := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c := tls.Client(raw, cfg)
+			if err := c.HandshakeContext(ctx); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("loadgen: TLS handshake: %w", err)
+				}
+				mu.Unlock()
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return "", first
+	}
+	return DescribeTLS(conns[0].(*tls.Conn).ConnectionState()), nil
+}
+
+// DescribeTLS names a connection's TLS version, cipher suite and key
+// exchange group.
+func DescribeTLS(st tls.ConnectionState) string {
+	return tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite) + " " + st.CurveID.String()
+}
+
 // CloseAll closes every non-nil connection.
 func CloseAll(conns []net.Conn) {
 	for _, c := range conns {
@@ -180,6 +229,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer CloseAll(conns)
+	var tlsDesc string
+	if cfg.TLS != nil {
+		if tlsDesc, err = handshakeAll(ctx, conns, cfg.TLS); err != nil {
+			return nil, err
+		}
+	}
 
 	var eng engine
 	switch cfg.Engine {
@@ -205,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(false)
 	}
-	res := &Result{Elapsed: elapsed, CPU: cpu}
+	res := &Result{Elapsed: elapsed, CPU: cpu, TLS: tlsDesc}
 	eng.stop(res)
 	if err := ctx.Err(); err != nil {
 		return res, err

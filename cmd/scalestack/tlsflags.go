@@ -34,7 +34,7 @@ func (f *tlsFlags) register(fs *flag.FlagSet, backend bool) {
 	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA certificates: clients must present a certificate signed by one of them (mutual TLS); needs --tls-cert")
 	fs.DurationVar(&f.handshakeTimeout, "tls-handshake-timeout", conn.DefaultHandshakeTimeout, "a TLS handshake not finished this long after the TCP connection opened is closed (waiting for a handshake goroutine included)")
 	fs.IntVar(&f.workers, "tls-handshake-workers", 2, "TLS handshakes computing at once; one waiting for its peer does not count (the default matches the two spare Ps the engine keeps beside its loops)")
-	fs.IntVar(&f.maxHandshakes, "tls-max-handshakes", conn.DefaultHandshakeMaxInFlight, "TLS handshakes under way at once, each on a goroutine parked while it waits for its peer; the rest queue")
+	fs.IntVar(&f.maxHandshakes, "tls-max-handshakes", conn.DefaultHandshakeMaxInFlight, "TLS handshakes under way at once, each on a goroutine parked while it waits for its peer; the rest queue (a client's handshake begins with its first byte: one that sends nothing takes no goroutine)")
 	fs.IntVar(&f.queue, "tls-handshake-queue", conn.DefaultHandshakeQueue, "connections waiting for a TLS handshake to start (they read nothing meanwhile); beyond it new ones are closed at once")
 	if backend {
 		f.backend = true

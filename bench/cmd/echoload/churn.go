@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/scalestack/scalestack/bench/loadgen"
@@ -24,6 +26,9 @@ type churnConfig struct {
 	Warmup        time.Duration
 	Duration      time.Duration
 	OnWindow      func(open bool)
+	// TLS, when set, makes each cycle a TLS handshake too (a session
+	// cache in it makes them resumptions).
+	TLS *tls.Config
 }
 
 // churnResult counts the connections completed in the measured window.
@@ -33,6 +38,9 @@ type churnResult struct {
 	Latency  loadgen.Histogram // of whole cycles
 	Failures int
 	FirstErr error
+	TLS      string        // one handshake's version and cipher suite
+	Resumed  uint64        // cycles in the window whose handshake resumed a session
+	CPU      time.Duration // this process's CPU time over the window
 }
 
 // churn runs the connection churn. Sockets are closed with SO_LINGER 0 (a
@@ -50,10 +58,12 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 	}
 	var measuring, stopping atomic.Bool
 	type worker struct {
-		conns uint64
-		hist  loadgen.Histogram
-		fails int
-		err   error
+		conns   uint64
+		resumed uint64
+		tls     string
+		hist    loadgen.Histogram
+		fails   int
+		err     error
 	}
 	workers := make([]worker, cfg.Workers)
 	var wg sync.WaitGroup
@@ -70,7 +80,7 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 			var d net.Dialer
 			for !stopping.Load() && ctx.Err() == nil {
 				start := time.Now()
-				err := cycle(&d, cfg.Network, cfg.Addr, msg, reply)
+				st, err := cycle(&d, cfg.Network, cfg.Addr, msg, reply, cfg.TLS)
 				if stopping.Load() {
 					return
 				}
@@ -86,6 +96,14 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 				if measuring.Load() {
 					w.conns++
 					w.hist.Record(time.Since(start))
+					if st != nil {
+						if st.DidResume {
+							w.resumed++
+						}
+						if w.tls == "" {
+							w.tls = loadgen.DescribeTLS(*st)
+						}
+					}
 				}
 			}
 		}()
@@ -100,20 +118,26 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(true)
 	}
+	cpuBefore := selfCPU()
 	measuring.Store(true)
 	start := time.Now()
 	wait(cfg.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu := selfCPU() - cpuBefore
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(false)
 	}
 	stopping.Store(true)
 	wg.Wait()
-	res := &churnResult{Elapsed: elapsed}
+	res := &churnResult{Elapsed: elapsed, CPU: cpu}
 	for i := range workers {
 		w := &workers[i]
 		res.Conns += w.conns
+		res.Resumed += w.resumed
+		if res.TLS == "" {
+			res.TLS = w.tls
+		}
 		res.Latency.Merge(&w.hist)
 		res.Failures += w.fails
 		if res.FirstErr == nil {
@@ -123,23 +147,43 @@ func churn(ctx context.Context, cfg churnConfig) (*churnResult, error) {
 	return res, ctx.Err()
 }
 
-// cycle connects, sends msg, reads the echo into reply and resets the
-// connection.
-func cycle(d *net.Dialer, network, addr string, msg, reply []byte) error {
-	c, err := d.Dial(network, addr)
+// cycle connects (with a TLS handshake when cfg is set), sends msg, reads
+// the echo into reply and resets the connection. It returns the TLS state
+// with cfg.
+func cycle(d *net.Dialer, network, addr string, msg, reply []byte, cfg *tls.Config) (*tls.ConnectionState, error) {
+	raw, err := d.Dial(network, addr)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return nil, fmt.Errorf("dial: %w", err)
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
+	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	c := raw
+	var st *tls.ConnectionState
+	if cfg != nil {
+		tc := tls.Client(raw, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		s := tc.ConnectionState()
+		st, c = &s, tc
+	}
 	if _, err := c.Write(msg); err != nil {
-		return fmt.Errorf("write: %w", err)
+		return nil, fmt.Errorf("write: %w", err)
 	}
 	if _, err := io.ReadFull(c, reply); err != nil {
-		return fmt.Errorf("read echo: %w", err)
+		return nil, fmt.Errorf("read echo: %w", err)
 	}
-	return nil
+	return st, nil
+}
+
+// selfCPU is this process's user plus system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -104,3 +104,35 @@ func TestChurnCountsFailures(t *testing.T) {
 		t.Fatalf("%d connections, %d failures (%v); want none served and failures", res.Conns, res.Failures, res.FirstErr)
 	}
 }
+
+// TestChurnTLS: with a TLS configuration every cycle handshakes; with a
+// session cache the handshakes after the first resume.
+func TestChurnTLS(t *testing.T) {
+	addr := tlsEchoServerForChurn(t)
+	for _, resume := range []bool{false, true} {
+		cfg, err := clientTLS("1.3", resume)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := churn(context.Background(), churnConfig{Network: "tcp", Addr: addr, Workers: 2, Size: 16,
+			Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond, TLS: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Conns == 0 || res.Failures != 0 {
+			t.Fatalf("resume %v: %d cycles, %d failures (%v)", resume, res.Conns, res.Failures, res.FirstErr)
+		}
+		if !strings.HasPrefix(res.TLS, "TLS 1.3 ") || !strings.HasSuffix(res.TLS, "X25519") {
+			t.Fatalf("resume %v: TLS %q, want TLS 1.3 with X25519", resume, res.TLS)
+		}
+		if resume && res.Resumed == 0 || !resume && res.Resumed != 0 {
+			t.Fatalf("resume %v: %d of %d handshakes resumed", resume, res.Resumed, res.Conns)
+		}
+	}
+	if _, err := clientTLS("", true); err == nil {
+		t.Fatal("-tls-resume without -tls accepted")
+	}
+	if _, err := clientTLS("1.1", false); err == nil {
+		t.Fatal("-tls 1.1 accepted")
+	}
+}

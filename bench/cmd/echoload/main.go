@@ -9,7 +9,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -36,6 +38,10 @@ type Report struct {
 	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
 	Engine              string  `json:"engine,omitempty"`
 	FirstError          string  `json:"first_error,omitempty"`
+	// TLS is the negotiated version and cipher suite with -tls; Resumed
+	// counts the -churn handshakes in the window that resumed a session.
+	TLS     string `json:"tls,omitempty"`
+	Resumed uint64 `json:"resumed,omitempty"`
 }
 
 func main() {
@@ -49,7 +55,16 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measured time (at most 10m)")
 	churnMode := flag.Bool("churn", false, "instead of steady load: -conns workers each connect, echo one message, reset the connection and start over; msgs counts connections completed")
 	hold := flag.Duration("hold", 0, "instead of load: open -conns connections, exchange one byte on each, print \"holding N\", and keep them idle this long (or until SIGTERM)")
+	tlsVersion := flag.String("tls", "", "speak TLS to the server with crypto/tls, this version only: 1.2 or 1.3 (the server's certificate is not verified; -engine net only)")
+	tlsResume := flag.Bool("tls-resume", false, "with -tls and -churn: resume sessions (a session cache shared by the workers) instead of a full handshake per connection")
 	flag.Parse()
+	tlsCfg, err := clientTLS(*tlsVersion, *tlsResume)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if tlsCfg != nil && !*churnMode {
+		*engine = loadgen.EngineNet
+	}
 
 	network, address := "tcp", *addr
 	if p, ok := strings.CutPrefix(*addr, "unix:"); ok {
@@ -86,7 +101,7 @@ func main() {
 	}
 	if *churnMode {
 		res, err := churn(ctx, churnConfig{Network: network, Addr: address, Workers: *conns, Size: *size,
-			Warmup: *warmup, Duration: *duration, OnWindow: onWindow})
+			Warmup: *warmup, Duration: *duration, OnWindow: onWindow, TLS: tlsCfg})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -97,6 +112,10 @@ func main() {
 			P50Micros:  float64(res.Latency.Quantile(0.50)) / 1e3,
 			P99Micros:  float64(res.Latency.Quantile(0.99)) / 1e3,
 			Failures:   res.Failures,
+			TLS:        res.TLS,
+			Resumed:    res.Resumed,
+
+			GeneratorCPUSeconds: res.CPU.Seconds(),
 		}
 		if res.FirstErr != nil {
 			r.FirstError = res.FirstErr.Error()
@@ -111,7 +130,7 @@ func main() {
 		Network: network, Addr: address, Conns: *conns, InFlight: *inFlight, Size: *size,
 		Engine: *engine, Workers: *workers,
 		Warmup: *warmup, Duration: *duration,
-		OnWindow: onWindow,
+		OnWindow: onWindow, TLS: tlsCfg,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -126,6 +145,7 @@ func main() {
 
 		GeneratorCPUSeconds: res.CPU.Seconds(),
 		Engine:              *engine,
+		TLS:                 res.TLS,
 	}
 	if res.FirstErr != nil {
 		r.FirstError = res.FirstErr.Error()
@@ -133,4 +153,34 @@ func main() {
 	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// clientTLS is the generator's TLS configuration for -tls and -tls-resume
+// (nil without -tls). The server's certificate is not verified: the load
+// is on loopback against a server this benchmark started, and verifying a
+// chain would add client CPU that has nothing to do with the server.
+func clientTLS(version string, resume bool) (*tls.Config, error) {
+	var v uint16
+	switch version {
+	case "":
+		if resume {
+			return nil, errors.New("-tls-resume needs -tls")
+		}
+		return nil, nil
+	case "1.2":
+		v = tls.VersionTLS12
+	case "1.3":
+		v = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("-tls %q: want 1.2 or 1.3", version)
+	}
+	// X25519 only: the key exchange every server here supports (OpenSSL
+	// 3.0 has no ML-KEM), so that Go servers, which would otherwise
+	// choose the costlier hybrid X25519MLKEM768 that Go's client offers
+	// first, do the same work as the others.
+	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v, CurvePreferences: []tls.CurveID{tls.X25519}}
+	if resume {
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
+	return cfg, nil
 }

@@ -294,6 +294,10 @@ type LoadReport struct {
 	FirstError string  `json:"first_error,omitempty"`
 	// GeneratorCPUSeconds is the generator's own CPU time over the window.
 	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
+	// TLS is the negotiated version and cipher suite of a -tls run;
+	// Resumed counts the -churn handshakes that resumed a session.
+	TLS     string `json:"tls,omitempty"`
+	Resumed uint64 `json:"resumed,omitempty"`
 }
 
 // RunLoad runs the echoload binary with args, pinned to cpus, and returns
