@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,8 @@ type CPUQuota struct {
 // of a few milliseconds, not stopped for a long stretch of each second.
 const cpuQuotaPeriod = 10 * time.Millisecond
 
+var quotaSeq atomic.Int64
+
 // NewCPUQuota creates the cgroup, capped at share of one CPU.
 func NewCPUQuota(share float64) (*CPUQuota, error) {
 	if share <= 0 || share > 64 {
@@ -36,7 +39,8 @@ func NewCPUQuota(share float64) (*CPUQuota, error) {
 	}
 	period := cpuQuotaPeriod.Microseconds()
 	quota := int64(share * float64(period))
-	name := "scalestack-bench-" + strconv.Itoa(os.Getpid())
+	// One process may hold several (bench/loops: one per quota).
+	name := fmt.Sprintf("scalestack-bench-%d-%d", os.Getpid(), quotaSeq.Add(1))
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		// cgroup v2: the parent must hand the cpu controller down.
 		root := "/sys/fs/cgroup"
@@ -80,16 +84,33 @@ func (q *CPUQuota) Wrap(argv []string) []string {
 // Throttled reports how often and for how long the kernel has held the
 // cgroup's processes back so far (the cgroup's cpu.stat).
 func (q *CPUQuota) Throttled() (periods int64, total time.Duration, err error) {
+	st, err := q.Stat()
+	return st.Throttled, st.ThrottledTime, err
+}
+
+// CPUStat is a cgroup's CPU bandwidth accounting so far (cpu.stat).
+type CPUStat struct {
+	Periods       int64         // enforcement periods in which the cgroup ran
+	Throttled     int64         // of those, periods in which it used up its quota and was held back
+	ThrottledTime time.Duration // how long it was held back in all
+}
+
+// Stat reads the cgroup's cpu.stat. Throttled periods over periods near 1
+// mean the cgroup wanted more CPU than its quota in nearly every period:
+// the quota, nothing else, limited it.
+func (q *CPUQuota) Stat() (CPUStat, error) {
 	stat, err := os.ReadFile(filepath.Join(q.dir, "cpu.stat"))
 	if err != nil {
-		return 0, 0, err
+		return CPUStat{}, err
 	}
 	fields := parseKeyValues(string(stat))
-	periods = fields["nr_throttled"]
+	st := CPUStat{Periods: fields["nr_periods"], Throttled: fields["nr_throttled"]}
 	if us, ok := fields["throttled_usec"]; ok { // v2
-		return periods, time.Duration(us) * time.Microsecond, nil
+		st.ThrottledTime = time.Duration(us) * time.Microsecond
+	} else {
+		st.ThrottledTime = time.Duration(fields["throttled_time"]) // v1: nanoseconds
 	}
-	return periods, time.Duration(fields["throttled_time"]), nil // v1: nanoseconds
+	return st, nil
 }
 
 // Remove deletes the cgroup; it fails while a process is still in it.
