@@ -43,21 +43,34 @@ import (
 	"github.com/scalestack/scalestack/bench/internal/runner"
 )
 
-// variant is one proxy configuration: loops under a CPU quota.
+// variant is one proxy configuration: loops under a CPU quota. The zero
+// variant is "direct": no proxy, the generator against the fake server,
+// to show what those two cost and can reach on their own.
 type variant struct {
 	loops int
 	quota float64 // share of one CPU
 }
 
-func (v variant) String() string { return fmt.Sprintf("%d loop(s) @ %.2g CPU", v.loops, v.quota) }
+func (v variant) direct() bool { return v.loops == 0 }
 
-// contender is a variant at one backend-connection count.
+func (v variant) String() string {
+	if v.direct() {
+		return "direct (no proxy)"
+	}
+	return fmt.Sprintf("%d loop(s) @ %.2g CPU", v.loops, v.quota)
+}
+
+// contender is a variant at one backend-connection count (direct runs
+// once, with backendConns 0: it has no backends).
 type contender struct {
 	variant
 	backendConns int
 }
 
 func (c contender) key() string {
+	if c.direct() {
+		return "direct"
+	}
 	return fmt.Sprintf("%d@%g/b%d", c.loops, c.quota, c.backendConns)
 }
 
@@ -73,6 +86,8 @@ type settings struct {
 	fakeCPUs     string
 	pin          bool
 	io           string
+	network      string // tcp or unix, for the clients' and the backends' connections
+	sockets      int    // Unix sockets named so far
 	profileDir   string
 	out          string
 	root         string
@@ -89,7 +104,7 @@ func main() {
 	flag.IntVar(&s.rounds, "rounds", 5, "interleaved rounds; medians are over these")
 	flag.IntVar(&s.conns, "conns", 256, "client connections, each with one query in flight")
 	flag.StringVar(&backendConns, "backend-conns", "16", "the proxy's --backend-conns; a comma-separated list runs every variant at each")
-	flag.StringVar(&variants, "variants", "1@0.5,2@1.0,1@1.0", "proxy configurations LOOPS@CPU-QUOTA, in first-round order")
+	flag.StringVar(&variants, "variants", "1@0.5,2@1.0,1@1.0,direct", "proxy configurations LOOPS@CPU-QUOTA, in first-round order; direct: the generator against the fake server without a proxy (their own cost and ceiling)")
 	flag.DurationVar(&s.warmup, "warmup", 2*time.Second, "traffic before each measured window")
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "measured window per run")
 	flag.IntVar(&s.loadWorkers, "load-workers", 1, "queryload epoll threads")
@@ -97,6 +112,7 @@ func main() {
 	flag.StringVar(&s.fakeCPUs, "fake-cpus", "", "taskset CPU list for the fake server (empty: not pinned)")
 	flag.BoolVar(&s.pin, "pin", true, "pin the proxy's loops (--cpus) to the last LOOPS CPUs of the host, and the process to them")
 	flag.StringVar(&s.io, "io", "epoll", "the proxy's --io")
+	flag.StringVar(&s.network, "net", "unix", "how the clients reach the proxy and the proxy the fake: unix (Unix sockets; the kernel's part of each message costs a fraction of loopback TCP's, which on two cores the proxy would share with the generator and the fake) or tcp (loopback)")
 	flag.StringVar(&s.profileDir, "profile", "", "directory for a CPU profile of the proxy over each measured window (through its /debug/pprof; profiling costs CPU: leave it out of runs you quote)")
 	flag.StringVar(&s.out, "out", "results/loops.md", "Markdown result file (empty: stdout)")
 	flag.StringVar(&s.root, "root", "..", "the Scale Stack repository root")
@@ -111,6 +127,9 @@ func main() {
 	if s.backendConns, err = parseInts(backendConns); err != nil {
 		log.Fatalf("-backend-conns: %v", err)
 	}
+	if s.network != "tcp" && s.network != "unix" {
+		log.Fatalf("-net %q: want tcp or unix", s.network)
+	}
 	if s.rounds < 1 || s.conns < 1 || s.duration <= 0 {
 		log.Fatal("-rounds, -conns and -duration must be positive")
 	}
@@ -122,6 +141,10 @@ func main() {
 func parseVariants(list string) ([]variant, error) {
 	var out []variant
 	for _, item := range strings.Split(list, ",") {
+		if strings.TrimSpace(item) == "direct" {
+			out = append(out, variant{})
+			continue
+		}
 		l, q, ok := strings.Cut(strings.TrimSpace(item), "@")
 		loops, err1 := strconv.Atoi(l)
 		quota, err2 := strconv.ParseFloat(q, 64)
@@ -176,7 +199,7 @@ func prepareAndRun(s *settings) error {
 		}
 	}()
 	for _, v := range s.variants {
-		if s.quotas[v.quota] == nil {
+		if !v.direct() && s.quotas[v.quota] == nil {
 			q, err := runner.NewCPUQuota(v.quota)
 			if err != nil {
 				return err
@@ -231,6 +254,7 @@ type run struct {
 	ProxyCPU   float64 // CPU-seconds over the window, /proc/PID/stat
 	FakeCPU    float64
 	OtherCPU   float64 // CPU-seconds of every other process on the host over the window
+	SoftirqCPU float64 // CPU-seconds of softirq work on the host over the window
 	Window     float64 // seconds between the two samples
 	Periods    int64   // cgroup enforcement periods over the window
 	Throttled  int64   // of those, throttled
@@ -251,6 +275,16 @@ func (s *settings) nextAddr() string {
 	return fmt.Sprintf("127.0.0.1:%d", s.portBase)
 }
 
+// nextDataAddr is a fresh address for a data connection's listener: a
+// loopback port, or with -net unix a socket in the work directory.
+func (s *settings) nextDataAddr(name string) string {
+	if s.network == "unix" {
+		s.sockets++
+		return fmt.Sprintf("unix:%s/%s%d.sock", s.work, name, s.sockets)
+	}
+	return s.nextAddr()
+}
+
 // proxyCPUs is the CPU list the proxy's loops are pinned to: the last
 // loops CPUs of the host (CPU 1 for one loop on two CPUs, as bench/echo
 // pins its servers; both for two).
@@ -265,7 +299,7 @@ func proxyCPUs(loops int) string {
 
 func loadRun(s *settings, c contender, round int) (run, error) {
 	fake, err := runner.Start("fastmysql", s.fakeCPUs, filepath.Join(s.bin, "fastmysql"),
-		"-listen", s.nextAddr(), "-user", "bench", "-password-file", filepath.Join(s.work, "backend-password"))
+		"-listen", s.nextDataAddr("fake"), "-user", "bench", "-password-file", filepath.Join(s.work, "backend-password"))
 	if err != nil {
 		return run{}, err
 	}
@@ -275,8 +309,11 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 		return run{}, err
 	}
 	fakeAddr := strings.TrimPrefix(line, "listening ")
+	if c.direct() {
+		return directRun(s, c, round, fake, fakeAddr)
+	}
 
-	listen, admin := s.nextAddr(), s.nextAddr()
+	listen, admin := s.nextDataAddr("proxy"), s.nextAddr()
 	argv := []string{filepath.Join(s.bin, "scalestack"), "mysqlproxy",
 		"--listen", listen, "--backend", fakeAddr, "--backend-user", "bench",
 		"--backend-password-file", filepath.Join(s.work, "backend-password"),
@@ -299,7 +336,8 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 	}
 
 	var r run
-	var cpu0, fake0, host0 float64
+	var cpu0, fake0 float64
+	var host0 hostCPU
 	var stat0 runner.CPUStat
 	var metrics0 map[string]float64
 	var t0 time.Time
@@ -323,7 +361,7 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 				return err
 			}
 			t0 = time.Now()
-			host0 = hostCPUSeconds()
+			host0 = readHostCPU()
 			if cpu0, err = runner.CPUSeconds(proxy.Pid()); err != nil {
 				return err
 			}
@@ -338,14 +376,15 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 		if err != nil {
 			return err
 		}
-		host1 := hostCPUSeconds()
+		host1 := readHostCPU()
 		r.Window = time.Since(t0).Seconds()
 		stat1, err := quota.Stat()
 		if err != nil {
 			return err
 		}
 		r.ProxyCPU, r.FakeCPU = cpu1-cpu0, fake1-fake0
-		r.OtherCPU = host1 - host0 - r.ProxyCPU - r.FakeCPU // the generator's is taken off below
+		r.OtherCPU = host1.procs - host0.procs - r.ProxyCPU - r.FakeCPU // the generator's is taken off below
+		r.SoftirqCPU = host1.softirq - host0.softirq
 		r.Periods, r.Throttled = stat1.Periods-stat0.Periods, stat1.Throttled-stat0.Throttled
 		metrics1, err := scrape("http://" + admin + "/metrics")
 		if err != nil {
@@ -373,31 +412,67 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 	return r, nil
 }
 
-// hostCPUSeconds is the CPU time every process on the host has used (the
-// non-idle jiffies of /proc/stat's cpu line).
-func hostCPUSeconds() float64 {
+// directRun runs the generator against the fake server alone.
+func directRun(s *settings, c contender, round int, fake *runner.Proc, fakeAddr string) (run, error) {
+	var r run
+	var fake0 float64
+	var host0 hostCPU
+	var t0 time.Time
+	args := []string{"-addr", fakeAddr, "-user", "bench", "-password", backendPassword,
+		"-conns", strconv.Itoa(s.conns), "-workers", strconv.Itoa(s.loadWorkers),
+		"-warmup", s.warmup.String(), "-duration", s.duration.String()}
+	rep, err := runner.RunLoadHook(filepath.Join(s.bin, "queryload"), s.loadCPUs, args, s.warmup+s.duration+2*time.Minute, func(open bool) error {
+		fakeCPU, err := runner.CPUSeconds(fake.Pid())
+		if open {
+			t0, host0, fake0 = time.Now(), readHostCPU(), fakeCPU
+			return err
+		}
+		r.Window = time.Since(t0).Seconds()
+		r.FakeCPU = fakeCPU - fake0
+		host1 := readHostCPU()
+		r.OtherCPU = host1.procs - host0.procs - r.FakeCPU
+		r.SoftirqCPU = host1.softirq - host0.softirq
+		return err
+	})
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w", c.key(), err)
+	}
+	r.LoadReport, r.Round, r.Load = rep, round, runner.LoadAvg()
+	r.OtherCPU -= rep.GeneratorCPUSeconds
+	return r, nil
+}
+
+// hostCPU is what /proc/stat's cpu line says every CPU has done so far,
+// in CPU-seconds: process time (user, nice, system) and softirq time. The
+// softirq part is mostly the loopback network path (a packet's receive
+// processing), which the kernel charges to no process: on a host running
+// only the benchmark, most of it is the benchmark's.
+type hostCPU struct{ procs, softirq float64 }
+
+func readHostCPU() hostCPU {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
-		return 0
+		return hostCPU{}
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	if !sc.Scan() {
-		return 0
+		return hostCPU{}
 	}
-	fields := strings.Fields(sc.Text())
-	var busy float64
-	for i, v := range fields[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		if i >= 8 { // guest time is already in user
-			break
-		}
-		n, _ := strconv.ParseFloat(v, 64)
-		busy += n
+	return parseHostCPU(sc.Text())
+}
+
+// parseHostCPU reads "cpu user nice system idle iowait irq softirq ...".
+func parseHostCPU(line string) hostCPU {
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return hostCPU{}
 	}
-	return busy / 100 // USER_HZ
+	v := func(i int) float64 {
+		n, _ := strconv.ParseFloat(f[i], 64)
+		return n / 100 // USER_HZ
+	}
+	return hostCPU{procs: v(1) + v(2) + v(3), softirq: v(7)}
 }
 
 func waitReady(url string, timeout time.Duration) error {
@@ -482,6 +557,12 @@ func benchmark(w io.Writer, s *settings) error {
 	for _, b := range s.backendConns {
 		for _, v := range s.variants {
 			c := contender{v, b}
+			if v.direct() {
+				c.backendConns = 0
+			}
+			if _, dup := byKey[c.key()]; dup {
+				continue
+			}
 			all = append(all, c)
 			byKey[c.key()] = c
 			keys = append(keys, c.key())
@@ -491,14 +572,14 @@ func benchmark(w io.Writer, s *settings) error {
 	loadStart := runner.LoadAvg()
 	runs, broken := runner.Interleave(keys, s.rounds, func(key string, round int) (run, error) {
 		c := byKey[key]
-		log.Printf("round %d: %s, %d backend conns", round+1, c.variant, c.backendConns)
+		log.Printf("round %d: %s, %d backend conns", round+1, c.variant, c.backendConns) // 0 for direct
 		r, err := loadRun(s, c, round)
 		if err != nil {
 			return run{}, err
 		}
-		log.Printf("  %.0f q/s, proxy %.2f CPU-s (%.1f µs/q), throttled %d/%d periods, generator %.1f µs/q, fake %.1f µs/q, other %.2f CPU-s, adopted %.0f, load %s",
+		log.Printf("  %.0f q/s, proxy %.2f CPU-s (%.1f µs/q), throttled %d/%d periods, generator %.1f µs/q, fake %.1f µs/q, softirq %.2f CPU-s, other %.2f CPU-s, adopted %.0f, load %s",
 			r.MsgsPerSec, r.ProxyCPU, r.perQuery(r.ProxyCPU), r.Throttled, r.Periods,
-			r.perQuery(r.GeneratorCPUSeconds), r.perQuery(r.FakeCPU), r.OtherCPU, r.Metrics["scalestack_mysqlproxy_backends_adopted_total"], r.Load)
+			r.perQuery(r.GeneratorCPUSeconds), r.perQuery(r.FakeCPU), r.SoftirqCPU, r.OtherCPU, r.Metrics["scalestack_mysqlproxy_backends_adopted_total"], r.Load)
 		return r, nil
 	})
 	report(w, s, all, runs, broken, started, loadStart)

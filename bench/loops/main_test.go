@@ -8,11 +8,11 @@ import (
 )
 
 func TestParseVariants(t *testing.T) {
-	got, err := parseVariants("1@0.5, 2@1.0,1@1")
+	got, err := parseVariants("1@0.5, 2@1.0,1@1,direct")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []variant{{1, 0.5}, {2, 1.0}, {1, 1.0}}
+	want := []variant{{1, 0.5}, {2, 1.0}, {1, 1.0}, {}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -59,7 +59,7 @@ func TestProxyCPUsAreTheLastOnes(t *testing.T) {
 }
 
 func TestRatioPairs(t *testing.T) {
-	vs := []variant{{1, 0.5}, {2, 1.0}, {1, 1.0}}
+	vs := []variant{{1, 0.5}, {}, {2, 1.0}, {1, 1.0}}
 	var got []string
 	for _, p := range ratioPairs(vs) {
 		got = append(got, p[0].String()+" / "+p[1].String())
@@ -72,7 +72,8 @@ func TestRatioPairs(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pairs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if target(vs[1], vs[0]) != "≥ 1.8×" || target(vs[2], vs[0]) != "" {
+	if target(vs[2], vs[0]) != "≥ 1.8×" || target(vs[3], vs[0]) != "" || target(vs[2], vs[3]) != "" ||
+		target(variant{2, 0.5}, variant{1, 0.25}) != "≥ 1.8×" || target(vs[1], vs[1]) != "" {
 		t.Error("the acceptance target is on the wrong ratio")
 	}
 }
@@ -81,10 +82,10 @@ func TestRatioPairs(t *testing.T) {
 // checks the figures a reader acts on: medians, CPU per query, the share
 // of the quota used, and the ratio per round.
 func TestReportComputesRatiosPerRound(t *testing.T) {
-	s := &settings{rounds: 3, conns: 256, backendConns: []int{16}, variants: []variant{{1, 0.5}, {2, 1.0}},
+	s := &settings{rounds: 3, conns: 256, backendConns: []int{16}, variants: []variant{{1, 0.5}, {2, 1.0}, {}},
 		warmup: time.Second, duration: 5 * time.Second, loadWorkers: 1, io: "epoll", commandLine: "go run ./loops"}
 	mk := func(round int, qps, proxyCPU float64) run {
-		r := run{Round: round, ProxyCPU: proxyCPU, FakeCPU: 0.5, Window: 5, Periods: 500, Throttled: 450,
+		r := run{Round: round, ProxyCPU: proxyCPU, FakeCPU: 0.5, SoftirqCPU: 1, Window: 5, Periods: 500, Throttled: 450,
 			Metrics: map[string]float64{"scalestack_mysqlproxy_backends_adopted_total": qps * 5 / 10}}
 		r.MsgsPerSec, r.Msgs = qps, uint64(qps*5)
 		return r
@@ -92,8 +93,9 @@ func TestReportComputesRatiosPerRound(t *testing.T) {
 	runs := map[string][]run{
 		"1@0.5/b16": {mk(0, 10000, 2.5), mk(1, 12000, 2.5), mk(2, 11000, 2.5)},
 		"2@1/b16":   {mk(0, 19000, 5), mk(1, 18000, 5), mk(2, 23100, 5)},
+		"direct":    {mk(0, 80000, 0), mk(1, 90000, 0), mk(2, 70000, 0)},
 	}
-	all := []contender{{variant{1, 0.5}, 16}, {variant{2, 1.0}, 16}}
+	all := []contender{{variant{1, 0.5}, 16}, {variant{2, 1.0}, 16}, {variant{}, 0}}
 	var buf bytes.Buffer
 	report(&buf, s, all, runs, map[string]string{}, time.Now(), "1 1 1")
 	out := buf.String()
@@ -103,9 +105,20 @@ func TestReportComputesRatiosPerRound(t *testing.T) {
 		"| 2 loop(s) @ 1 CPU | 19000 |",
 		"| 100.0 |", // moved per 1000 queries
 		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 1.73× | **1.90×** | 1.90, 1.50, 2.10 | ≥ 1.8× |",
+		"| direct (no proxy) | 80000 | 0.0 | 0.0 | — | — | — | 0.0 | 1.2 | 0.20 |", // 0.5 CPU-s of the fake over 400000 queries; 1 s of softirq over 5
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestParseHostCPU(t *testing.T) {
+	got := parseHostCPU("cpu  1138068 46155 520556 414524 23488 0 52882 0 0 0")
+	if want := (hostCPU{procs: 17047.79, softirq: 528.82}); got.procs < want.procs-0.01 || got.procs > want.procs+0.01 || got.softirq != want.softirq {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if (parseHostCPU("cpu0 1 2 3 4 5 6 7") != hostCPU{}) || (parseHostCPU("cpu 1 2") != hostCPU{}) {
+		t.Error("parsed a line that is not the total or too short")
 	}
 }

@@ -10,9 +10,12 @@ import (
 	"github.com/scalestack/scalestack/bench/internal/runner"
 )
 
-// target is issue 21's acceptance for a ratio of two variants, or "".
+// target is issue 21's acceptance for a ratio of two variants, or "":
+// twice the loops with twice the CPU must give at least 1.8 times the
+// queries (the issue names 2 loops at 1.0 CPU against 1 at 0.5; the same
+// test at other quotas is held to the same bar).
 func target(a, b variant) string {
-	if a == (variant{2, 1.0}) && b == (variant{1, 0.5}) {
+	if !a.direct() && !b.direct() && a.loops == 2*b.loops && a.quota == 2*b.quota {
 		return "≥ 1.8×"
 	}
 	return ""
@@ -96,22 +99,27 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 		}
 		return "pinned to CPU " + cpus
 	}
+	conns := "loopback TCP"
+	if s.network == "unix" {
+		conns = "Unix sockets (`-net unix`: the kernel's share of each message is a fraction of loopback TCP's, which the proxy would otherwise share two cores with)"
+	}
+	fmt.Fprintf(w, "Connections: clients to proxy and proxy to backend over %s.\n\n", conns)
 	fmt.Fprintf(w, "Set-up: `scalestack mysqlproxy --io %s --queue-timeout 60s` in a cgroup with a CFS quota (10 ms period) of the variant's share of one CPU, %s; its admin endpoint is on for readiness and counters, scraped only outside the measured window. Backend: `bench/cmd/fastmysql` (bench/internal/fastmysql: one epoll thread answering SELECT 1 with a canned result set), %s. Clients: `bench/cmd/queryload` with %d connections, one COM_QUERY 'SELECT 1' in flight on each (raw protocol, mysql_native_password login; %d epoll thread(s): one write and one read per query; every response checked byte for byte), %s. %v warm-up then %v measured per run; a fresh fake and proxy per run; %d interleaved rounds, the order rotated each round; medians below.\n\n",
 		s.io, pin, where(s.fakeCPUs), s.conns, s.loadWorkers, where(s.loadCPUs), s.warmup, s.duration, s.rounds)
-	fmt.Fprintf(w, "Columns: **proxy CPU / quota**: the proxy's CPU time over the window (/proc/PID/stat, all threads) against what its quota allowed; near 100 %% with most **periods throttled** (the cgroup's cpu.stat: enforcement periods in which the proxy used up its quota and was held back, over all periods it ran in) means the quota, not the generator or the fake, set the rate. **µs/q**: CPU per query of the proxy, the generator (its own getrusage) and the fake. **other CPU**: CPU of every other process on the host over the window, in CPUs (from /proc/stat): the host's noise. **moved /kq**: backends that went from one loop to another (`backends_adopted_total`) per 1000 queries. **tasks /kq**: mailbox tasks the loops ran per 1000 queries. **events**: each loop's share of the I/O events.\n\n")
+	fmt.Fprintf(w, "Columns: **proxy CPU / quota**: the proxy's CPU time over the window (/proc/PID/stat, all threads) against what its quota allowed; near 100 %% with most **periods throttled** (the cgroup's cpu.stat: enforcement periods in which the proxy used up its quota and was held back, over all periods it ran in) means the quota, not the generator or the fake, set the rate. **µs/q**: CPU per query of the proxy, the generator (its own getrusage) and the fake. **softirq**: the host's softirq time over the window, in CPUs (/proc/stat): mostly the loopback network path, which the kernel charges to no process, so it is the three processes' too but in no column of theirs. **other CPU**: process time of every other process on the host over the window, in CPUs (/proc/stat less the three): the host's noise. **moved /kq**: backends that went from one loop to another (`backends_adopted_total`) per 1000 queries. **tasks /kq**: mailbox tasks the loops ran per 1000 queries. **events**: each loop's share of the I/O events.\n\n")
 
 	for _, b := range s.backendConns {
 		fmt.Fprintf(w, "## %d backend connections\n\n", b)
-		fmt.Fprintf(w, "| proxy | queries/s | p50 ms | p99 ms | proxy CPU / quota | periods throttled | proxy µs/q | generator µs/q | fake µs/q | other CPU | moved /kq | tasks /kq | waits /kq | events | runs, queries/s |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+		fmt.Fprintf(w, "| proxy | queries/s | p50 ms | p99 ms | proxy CPU / quota | periods throttled | proxy µs/q | generator µs/q | fake µs/q | softirq | other CPU | moved /kq | tasks /kq | waits /kq | events | runs, queries/s |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 		median := map[variant]float64{}
 		for _, c := range all {
-			if c.backendConns != b {
+			if c.backendConns != b && !c.direct() {
 				continue
 			}
 			rs := runs[c.key()]
 			if len(rs) == 0 {
-				fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.variant, oneLine(broken[c.key()]))
+				fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.variant, oneLine(broken[c.key()]))
 				continue
 			}
 			var each []string
@@ -123,7 +131,19 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 				note += "; then failed: " + oneLine(broken[c.key()])
 			}
 			median[c.variant] = medianOf(rs, func(r run) float64 { return r.MsgsPerSec })
-			fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %.0f | %s | %s |\n",
+			if c.direct() {
+				fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | — | — | — | %.1f | %.1f | %.2f | %.2f | — | — | — | — | %s |\n",
+					c.variant, median[c.variant],
+					medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
+					medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
+					medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
+					medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
+					medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
+					medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
+					note)
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %s | %s |\n",
 				c.variant, median[c.variant],
 				medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
 				medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
@@ -137,6 +157,7 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 				medianOf(rs, func(r run) float64 { return r.perQuery(r.ProxyCPU) }),
 				medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
 				medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
+				medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
 				medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
 				medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_backends_adopted_total") }),
 				medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_loop_tasks_total") }),
@@ -150,7 +171,7 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 			if median[a] == 0 || median[bb] == 0 {
 				continue
 			}
-			ka, kb := contender{a, b}.key(), contender{bb, b}.key()
+			ka, kb := contender{a, b}.key(), contender{bb, b}.key() // never direct: see ratioPairs
 			var per []float64
 			var each []string
 			for _, ra := range runs[ka] {
@@ -170,6 +191,13 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 // ratioPairs are the ratios worth printing: every variant against the
 // first, and variants of equal quota against each other.
 func ratioPairs(vs []variant) [][2]variant {
+	var proxies []variant
+	for _, v := range vs {
+		if !v.direct() {
+			proxies = append(proxies, v)
+		}
+	}
+	vs = proxies
 	var out [][2]variant
 	for i := 1; i < len(vs); i++ {
 		out = append(out, [2]variant{vs[i], vs[0]})

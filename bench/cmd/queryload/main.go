@@ -16,7 +16,8 @@
 //
 // Like echoload it prints "window open" and "window closed" as the
 // measured window starts and ends, then one JSON line (echoload's fields:
-// msgs are queries). Benchmark use only: loopback addresses only.
+// msgs are queries). Benchmark use only: loopback addresses and Unix
+// sockets only.
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,7 +67,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.addr, "addr", "127.0.0.1:6033", "server: loopback host:port")
+	flag.StringVar(&c.addr, "addr", "127.0.0.1:6033", "server: loopback host:port, or unix:/path")
 	flag.StringVar(&c.user, "user", "bench", "client account")
 	flag.StringVar(&c.password, "password", "", "its password (default: $QUERYLOAD_PASSWORD)")
 	flag.StringVar(&c.db, "db", "", "default schema named at login (empty: none)")
@@ -102,13 +104,17 @@ func run(ctx context.Context, c config, onWindow func(bool)) (Report, error) {
 	if c.conns < 1 || c.loginWorkers < 1 {
 		return Report{}, errors.New("-conns and -login-workers must be positive")
 	}
-	if err := loadgen.CheckLoopback("tcp", c.addr); err != nil {
+	network, addr := "tcp", c.addr
+	if path, ok := strings.CutPrefix(c.addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	if err := loadgen.CheckLoopback(network, addr); err != nil {
 		return Report{}, err
 	}
 	start := time.Now()
 	loginCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	conns, err := loadgen.Dial(loginCtx, "tcp", c.addr, c.conns)
+	conns, err := loadgen.Dial(loginCtx, network, addr, c.conns)
 	if err != nil {
 		return Report{}, err
 	}
@@ -121,7 +127,7 @@ func run(ctx context.Context, c config, onWindow func(bool)) (Report, error) {
 	}
 	loginTime := time.Since(start)
 	res, err := loadgen.RunConns(ctx, loadgen.Config{
-		Network: "tcp", Addr: c.addr, Conns: c.conns, Engine: c.engine, Workers: c.workers,
+		Network: network, Addr: addr, Conns: c.conns, Engine: c.engine, Workers: c.workers,
 		Warmup: c.warmup, Duration: c.duration, OnWindow: onWindow,
 		Exchange: &loadgen.Exchange{Request: req, Reply: reply},
 	}, conns)

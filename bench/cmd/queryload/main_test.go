@@ -10,8 +10,12 @@ import (
 )
 
 func startFake(t *testing.T, password string) string {
+	return startFakeOn(t, "127.0.0.1:0", password)
+}
+
+func startFakeOn(t *testing.T, addr, password string) string {
 	t.Helper()
-	srv, err := fastmysql.Listen("127.0.0.1:0", "bench", password)
+	srv, err := fastmysql.Listen(addr, "bench", password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,9 +31,14 @@ func startFake(t *testing.T, password string) string {
 }
 
 func TestRunDrivesQueries(t *testing.T) {
-	for _, engine := range []string{"epoll", "net"} {
-		t.Run(engine, func(t *testing.T) {
-			addr := startFake(t, "pw")
+	for _, tc := range []struct{ engine, addr string }{
+		{"epoll", "127.0.0.1:0"},
+		{"net", "127.0.0.1:0"},
+		{"epoll", "unix:" + t.TempDir() + "/fast.sock"},
+	} {
+		engine := tc.engine
+		t.Run(engine+" "+tc.addr[:4], func(t *testing.T) {
+			addr := startFakeOn(t, tc.addr, "pw")
 			var windows []bool
 			rep, err := run(context.Background(), config{
 				addr: addr, user: "bench", password: "pw", db: "shop", query: "SELECT 1",

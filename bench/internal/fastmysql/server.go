@@ -16,7 +16,7 @@
 //
 // One locked OS thread runs an epoll loop over non-blocking sockets (the
 // listener included): no goroutine wake-ups, no locks. Benchmark use only:
-// it listens on loopback addresses only. Its idea of the protocol is
+// it listens on loopback addresses and Unix sockets only. Its idea of the protocol is
 // mysqlwire's; its tests hold it to go-sql-driver/mysql's.
 package fastmysql
 
@@ -26,8 +26,10 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +52,7 @@ const caps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire
 // them, except stopping and commands, which are atomics.
 type Server struct {
 	addr     string
+	unixPath string // the socket file to remove at the end, for unix:/path
 	user     string
 	stored   []byte // SHA1(SHA1(password)); empty: no password
 	epfd     int
@@ -74,19 +77,11 @@ type client struct {
 	pending  []byte // answers the kernel has not taken; EPOLLOUT is armed while non-empty
 }
 
-// Listen opens the listening socket on addr (an IPv4 loopback host:port;
-// port 0 picks a free one) and the epoll set; Serve then answers clients
-// logging in as user with password (empty: none).
+// Listen opens the listening socket on addr, an IPv4 loopback host:port
+// (port 0 picks a free one) or unix:/path (a Unix socket, which costs
+// both sides less per query than loopback TCP), and the epoll set; Serve
+// then answers clients logging in as user with password (empty: none).
 func Listen(addr, user, password string) (*Server, error) {
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("fastmysql: listen address %q: %w", addr, err)
-	}
-	ip := net.ParseIP(host).To4()
-	port, err := strconv.Atoi(portText)
-	if ip == nil || !ip.IsLoopback() || err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("fastmysql: listen address %q: want an IPv4 loopback host:port", addr)
-	}
 	s := &Server{user: user, conns: map[int32]*client{}, rbuf: make([]byte, 64<<10), lfd: -1, epfd: -1, wakeFD: -1}
 	if password != "" {
 		s.stored = mysqlwire.NativePasswordHash([]byte(password))
@@ -96,15 +91,39 @@ func Listen(addr, user, password string) (*Server, error) {
 		s.closeAll()
 		return nil, fmt.Errorf("fastmysql: %s: %w", what, err)
 	}
-	if s.lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("fastmysql: listen address %q: no path", addr)
+		}
+		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: path}
+		s.unixPath = path
+	} else {
+		host, portText, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("fastmysql: listen address %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host).To4()
+		port, err := strconv.Atoi(portText)
+		if ip == nil || !ip.IsLoopback() || err != nil || port < 0 || port > 65535 {
+			return nil, fmt.Errorf("fastmysql: listen address %q: want an IPv4 loopback host:port or unix:/path", addr)
+		}
+		in4 := &unix.SockaddrInet4{Port: port}
+		copy(in4.Addr[:], ip)
+		sa = in4
+	}
+	var err error
+	if s.lfd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0); err != nil {
 		return fail("socket", err)
 	}
-	if err := unix.SetsockoptInt(s.lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return fail("SO_REUSEADDR", err)
+	if family == unix.AF_INET {
+		if err := unix.SetsockoptInt(s.lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail("SO_REUSEADDR", err)
+		}
 	}
-	sa := &unix.SockaddrInet4{Port: port}
-	copy(sa.Addr[:], ip)
 	if err := unix.Bind(s.lfd, sa); err != nil {
+		s.unixPath = "" // not ours to remove
 		return fail("bind "+addr, err)
 	}
 	if err := unix.Listen(s.lfd, 4096); err != nil {
@@ -114,7 +133,11 @@ func Listen(addr, user, password string) (*Server, error) {
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	s.addr = net.JoinHostPort(host, strconv.Itoa(got.(*unix.SockaddrInet4).Port))
+	if in4, ok := got.(*unix.SockaddrInet4); ok {
+		s.addr = net.JoinHostPort(net.IP(in4.Addr[:]).String(), strconv.Itoa(in4.Port))
+	} else {
+		s.addr = addr
+	}
 	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fail("epoll_create1", err)
 	}
@@ -148,7 +171,7 @@ func (s *Server) cannedAnswers() {
 	s.eof, _ = mysqlwire.AppendEOF(nil, 1, 0, mysqlwire.StatusAutocommit)
 }
 
-// Addr is the address the server listens on.
+// Addr is the address the server listens on (host:port, or unix:/path).
 func (s *Server) Addr() string { return s.addr }
 
 // Commands is how many commands (after login) the server has answered.
@@ -209,7 +232,9 @@ func (s *Server) accept() {
 			}
 			return
 		}
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		if s.unixPath == "" {
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		}
 		s.nextID++
 		nonce, err := mysqlwire.NewScramble()
 		if err != nil {
@@ -431,5 +456,9 @@ func (s *Server) closeAll() {
 			unix.Close(*fd)
 			*fd = -1
 		}
+	}
+	if s.unixPath != "" {
+		os.Remove(s.unixPath)
+		s.unixPath = ""
 	}
 }

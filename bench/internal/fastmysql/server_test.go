@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +18,12 @@ import (
 
 // start serves a fastmysql on a free loopback port until the test ends.
 func start(t *testing.T, password string) *Server {
+	return startOn(t, "127.0.0.1:0", password)
+}
+
+func startOn(t *testing.T, addr, password string) *Server {
 	t.Helper()
-	srv, err := Listen("127.0.0.1:0", "bench", password)
+	srv, err := Listen(addr, "bench", password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +47,9 @@ func open(t *testing.T, addr, password string) *sql.DB {
 	t.Helper()
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "bench", password, "tcp", addr
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		cfg.Net, cfg.Addr = "unix", path
+	}
 	cfg.Timeout = 5 * time.Second
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
@@ -56,7 +64,12 @@ func open(t *testing.T, addr, password string) *sql.DB {
 // ecosystem's client: login, SELECT 1, the statements it answers with OK,
 // the errors it must send for what it does not know.
 func TestServesARealClient(t *testing.T) {
-	srv := start(t, "s3cret")
+	for _, addr := range []string{"127.0.0.1:0", "unix:" + t.TempDir() + "/fast.sock"} {
+		t.Run(addr[:4], func(t *testing.T) { servesARealClient(t, startOn(t, addr, "s3cret")) })
+	}
+}
+
+func servesARealClient(t *testing.T, srv *Server) {
 	db := open(t, srv.addr, "s3cret")
 	var one int
 	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil || one != 1 {
@@ -205,12 +218,32 @@ func TestRefusesAnOversizedPacket(t *testing.T) {
 }
 
 func TestListensOnLoopbackOnly(t *testing.T) {
-	for _, addr := range []string{"0.0.0.0:0", "10.1.2.3:0", "example.com:0", "[::1]:0", "127.0.0.1"} {
+	for _, addr := range []string{"0.0.0.0:0", "10.1.2.3:0", "example.com:0", "[::1]:0", "127.0.0.1", "unix:"} {
 		if srv, err := Listen(addr, "bench", ""); err == nil {
 			srv.closeAll()
 			t.Errorf("listened on %s", addr)
 		} else if !strings.Contains(err.Error(), "listen address") {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+func TestRemovesItsUnixSocket(t *testing.T) {
+	path := t.TempDir() + "/fast.sock"
+	srv, err := Listen("unix:"+path, "bench", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("socket file: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	srv.Stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("socket file left behind: %v", err)
 	}
 }

@@ -54,6 +54,12 @@ func NewCPUQuota(share float64) (*CPUQuota, error) {
 			q.Remove()
 			return nil, fmt.Errorf("CPU quota: setting %s/cpu.max (is the cpu controller enabled?): %w", dir, err)
 		}
+		if Nice != 0 {
+			if err := os.WriteFile(filepath.Join(dir, "cpu.weight.nice"), []byte(strconv.Itoa(Nice)), 0); err != nil {
+				q.Remove()
+				return nil, fmt.Errorf("CPU quota: setting %s/cpu.weight.nice: %w", dir, err)
+			}
+		}
 		return q, nil
 	}
 	dir := filepath.Join("/sys/fs/cgroup/cpu", name)
@@ -64,13 +70,30 @@ func NewCPUQuota(share float64) (*CPUQuota, error) {
 	for _, f := range []struct {
 		file string
 		v    int64
-	}{{"cpu.cfs_period_us", period}, {"cpu.cfs_quota_us", quota}} {
+	}{{"cpu.cfs_period_us", period}, {"cpu.cfs_quota_us", quota}, {"cpu.shares", niceWeight(Nice)}} {
 		if err := os.WriteFile(filepath.Join(dir, f.file), []byte(strconv.FormatInt(f.v, 10)), 0); err != nil {
 			q.Remove()
 			return nil, fmt.Errorf("CPU quota: writing %s/%s: %w", dir, f.file, err)
 		}
 	}
 	return q, nil
+}
+
+// niceWeight is the scheduler's weight of a task at niceness nice (the
+// kernel's sched_prio_to_weight; 1024 at 0), which is also a cgroup v1
+// cpu.shares value. The cgroup competes for the CPU with the processes
+// outside it as one entity of this weight, whatever the niceness of the
+// processes in it, so with Nice set the cgroup gets Nice's weight: -nice
+// then favours a capped server as much as the processes it is compared
+// with.
+func niceWeight(nice int) int64 {
+	weights := [40]int64{
+		88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916,
+		9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277,
+		1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+		110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+	}
+	return weights[min(max(nice, -20), 19)+20]
 }
 
 // Wrap returns argv run inside the cgroup: a shell moves itself into it
