@@ -65,13 +65,34 @@ func (v variant) String() string {
 type contender struct {
 	variant
 	backendConns int
+	other        bool // run with -other-bin instead of this tree's build
 }
 
 func (c contender) key() string {
 	if c.direct() {
 		return "direct"
 	}
-	return fmt.Sprintf("%d@%g/b%d", c.loops, c.quota, c.backendConns)
+	k := fmt.Sprintf("%d@%g/b%d", c.loops, c.quota, c.backendConns)
+	if c.other {
+		k = "other:" + k
+	}
+	return k
+}
+
+// name is the variant, marked when it ran with the other build.
+func (c contender) name() string {
+	if c.other {
+		return c.variant.String() + " [other]"
+	}
+	return c.variant.String()
+}
+
+// label is name with the other build's name spelled out.
+func (c contender) label(s *settings) string {
+	if c.other {
+		return fmt.Sprintf("%s [%s]", c.variant, s.otherName)
+	}
+	return c.variant.String()
 }
 
 type settings struct {
@@ -94,6 +115,8 @@ type settings struct {
 	bin          string
 	portBase     int
 	commandLine  string
+	otherBin     string // a second scalestack binary run beside this tree's
+	otherName    string
 	quotas       map[float64]*runner.CPUQuota
 	work         string // users and password files
 }
@@ -113,6 +136,8 @@ func main() {
 	flag.BoolVar(&s.pin, "pin", true, "pin the proxy's loops (--cpus) to the last LOOPS CPUs of the host, and the process to them")
 	flag.StringVar(&s.io, "io", "epoll", "the proxy's --io")
 	flag.StringVar(&s.network, "net", "unix", "how the clients reach the proxy and the proxy the fake: unix (Unix sockets; the kernel's part of each message costs a fraction of loopback TCP's, which on two cores the proxy would share with the generator and the fake) or tcp (loopback)")
+	flag.StringVar(&s.otherBin, "other-bin", "", "a second scalestack binary (e.g. a candidate change built elsewhere): every proxy variant also runs with it, in the same rounds, and the report adds the ratios other / this tree's")
+	flag.StringVar(&s.otherName, "other-name", "other build", "what the report calls -other-bin")
 	flag.StringVar(&s.profileDir, "profile", "", "directory for a CPU profile of the proxy over each measured window (through its /debug/pprof; profiling costs CPU: leave it out of runs you quote)")
 	flag.StringVar(&s.out, "out", "results/loops.md", "Markdown result file (empty: stdout)")
 	flag.StringVar(&s.root, "root", "..", "the Scale Stack repository root")
@@ -129,6 +154,16 @@ func main() {
 	}
 	if s.network != "tcp" && s.network != "unix" {
 		log.Fatalf("-net %q: want tcp or unix", s.network)
+	}
+	if s.otherBin != "" {
+		abs, err := filepath.Abs(s.otherBin)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			log.Fatalf("-other-bin: %v", err)
+		}
+		s.otherBin = abs
 	}
 	if s.rounds < 1 || s.conns < 1 || s.duration <= 0 {
 		log.Fatal("-rounds, -conns and -duration must be positive")
@@ -314,7 +349,11 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 	}
 
 	listen, admin := s.nextDataAddr("proxy"), s.nextAddr()
-	argv := []string{filepath.Join(s.bin, "scalestack"), "mysqlproxy",
+	bin := filepath.Join(s.bin, "scalestack")
+	if c.other {
+		bin = s.otherBin
+	}
+	argv := []string{bin, "mysqlproxy",
 		"--listen", listen, "--backend", fakeAddr, "--backend-user", "bench",
 		"--backend-password-file", filepath.Join(s.work, "backend-password"),
 		"--users", filepath.Join(s.work, "users"),
@@ -354,7 +393,7 @@ func loadRun(s *settings, c contender, round int) (run, error) {
 				return err
 			}
 			if s.profileDir != "" {
-				file := filepath.Join(s.profileDir, fmt.Sprintf("round%d-%s.pprof", round+1, strings.NewReplacer("@", "-at-", "/", "-").Replace(c.key())))
+				file := filepath.Join(s.profileDir, fmt.Sprintf("round%d-%s.pprof", round+1, strings.NewReplacer("@", "-at-", "/", "-", ":", "-").Replace(c.key())))
 				go func() { profileDone <- fetchProfile("http://"+admin, file, s.duration) }()
 			}
 			if stat0, err = quota.Stat(); err != nil {
@@ -554,25 +593,31 @@ func benchmark(w io.Writer, s *settings) error {
 	var all []contender
 	byKey := map[string]contender{}
 	var keys []string
+	builds := []bool{false}
+	if s.otherBin != "" {
+		builds = append(builds, true)
+	}
 	for _, b := range s.backendConns {
 		for _, v := range s.variants {
-			c := contender{v, b}
-			if v.direct() {
-				c.backendConns = 0
+			for _, other := range builds {
+				c := contender{v, b, other}
+				if v.direct() {
+					c.backendConns, c.other = 0, false
+				}
+				if _, dup := byKey[c.key()]; dup {
+					continue
+				}
+				all = append(all, c)
+				byKey[c.key()] = c
+				keys = append(keys, c.key())
 			}
-			if _, dup := byKey[c.key()]; dup {
-				continue
-			}
-			all = append(all, c)
-			byKey[c.key()] = c
-			keys = append(keys, c.key())
 		}
 	}
 	started := time.Now()
 	loadStart := runner.LoadAvg()
 	runs, broken := runner.Interleave(keys, s.rounds, func(key string, round int) (run, error) {
 		c := byKey[key]
-		log.Printf("round %d: %s, %d backend conns", round+1, c.variant, c.backendConns) // 0 for direct
+		log.Printf("round %d: %s, %d backend conns", round+1, c.label(s), c.backendConns) // 0 for direct
 		r, err := loadRun(s, c, round)
 		if err != nil {
 			return run{}, err

@@ -95,7 +95,7 @@ func TestReportComputesRatiosPerRound(t *testing.T) {
 		"2@1/b16":   {mk(0, 19000, 5), mk(1, 18000, 5), mk(2, 23100, 5)},
 		"direct":    {mk(0, 80000, 0), mk(1, 90000, 0), mk(2, 70000, 0)},
 	}
-	all := []contender{{variant{1, 0.5}, 16}, {variant{2, 1.0}, 16}, {variant{}, 0}}
+	all := []contender{{variant{1, 0.5}, 16, false}, {variant{2, 1.0}, 16, false}, {variant{}, 0, false}}
 	var buf bytes.Buffer
 	report(&buf, s, all, runs, map[string]string{}, time.Now(), "1 1 1")
 	out := buf.String()
@@ -120,5 +120,41 @@ func TestParseHostCPU(t *testing.T) {
 	}
 	if (parseHostCPU("cpu0 1 2 3 4 5 6 7") != hostCPU{}) || (parseHostCPU("cpu 1 2") != hostCPU{}) {
 		t.Error("parsed a line that is not the total or too short")
+	}
+}
+
+// TestReportComparesTwoBuilds checks the rows and ratios of a run with
+// -other-bin: each build's own ratios, and other / this per variant.
+func TestReportComparesTwoBuilds(t *testing.T) {
+	s := &settings{rounds: 2, conns: 256, backendConns: []int{16}, variants: []variant{{1, 0.5}, {2, 1.0}},
+		warmup: time.Second, duration: 5 * time.Second, loadWorkers: 1, io: "epoll", commandLine: "go run ./loops",
+		otherBin: "/tmp/candidate", otherName: "candidate"}
+	mk := func(round int, qps float64) run {
+		r := run{Round: round, ProxyCPU: 1, Window: 5, Metrics: map[string]float64{}}
+		r.MsgsPerSec, r.Msgs = qps, uint64(qps*5)
+		return r
+	}
+	runs := map[string][]run{
+		"1@0.5/b16":       {mk(0, 10000), mk(1, 10000)},
+		"2@1/b16":         {mk(0, 5000), mk(1, 6000)},
+		"other:1@0.5/b16": {mk(0, 10000), mk(1, 11000)},
+		"other:2@1/b16":   {mk(0, 20000), mk(1, 19800)},
+	}
+	var all []contender
+	for _, other := range []bool{false, true} {
+		all = append(all, contender{variant{1, 0.5}, 16, other}, contender{variant{2, 1.0}, 16, other})
+	}
+	var buf bytes.Buffer
+	report(&buf, s, all, runs, map[string]string{}, time.Now(), "1 1 1")
+	out := buf.String()
+	for _, want := range []string{
+		"| 2 loop(s) @ 1 CPU [candidate] | 19900 |",
+		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 0.55× | **0.55×** | 0.50, 0.60 | ≥ 1.8× |",
+		"| 2 loop(s) @ 1 CPU [other] / 1 loop(s) @ 0.5 CPU [other] | 1.90× | **1.90×** | 2.00, 1.80 | ≥ 1.8× |",
+		"| 2 loop(s) @ 1 CPU [other] / 2 loop(s) @ 1 CPU | 3.62× | **3.65×** | 4.00, 3.30 |  |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }

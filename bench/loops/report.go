@@ -106,86 +106,111 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 	fmt.Fprintf(w, "Connections: clients to proxy and proxy to backend over %s.\n\n", conns)
 	fmt.Fprintf(w, "Set-up: `scalestack mysqlproxy --io %s --queue-timeout 60s` in a cgroup with a CFS quota (10 ms period) of the variant's share of one CPU, %s; its admin endpoint is on for readiness and counters, scraped only outside the measured window. Backend: `bench/cmd/fastmysql` (bench/internal/fastmysql: one epoll thread answering SELECT 1 with a canned result set), %s. Clients: `bench/cmd/queryload` with %d connections, one COM_QUERY 'SELECT 1' in flight on each (raw protocol, mysql_native_password login; %d epoll thread(s): one write and one read per query; every response checked byte for byte), %s. %v warm-up then %v measured per run; a fresh fake and proxy per run; %d interleaved rounds, the order rotated each round; medians below.\n\n",
 		s.io, pin, where(s.fakeCPUs), s.conns, s.loadWorkers, where(s.loadCPUs), s.warmup, s.duration, s.rounds)
+	if s.otherBin != "" {
+		fmt.Fprintf(w, "Two builds of the proxy ran side by side: this tree's, and **%s** (`-other-bin %s`), each variant with each in every round.\n\n", s.otherName, s.otherBin)
+	}
 	fmt.Fprintf(w, "Columns: **proxy CPU / quota**: the proxy's CPU time over the window (/proc/PID/stat, all threads) against what its quota allowed; near 100 %% with most **periods throttled** (the cgroup's cpu.stat: enforcement periods in which the proxy used up its quota and was held back, over all periods it ran in) means the quota, not the generator or the fake, set the rate. **µs/q**: CPU per query of the proxy, the generator (its own getrusage) and the fake. **softirq**: the host's softirq time over the window, in CPUs (/proc/stat): mostly the loopback network path, which the kernel charges to no process, so it is the three processes' too but in no column of theirs. **other CPU**: process time of every other process on the host over the window, in CPUs (/proc/stat less the three): the host's noise. **moved /kq**: backends that went from one loop to another (`backends_adopted_total`) per 1000 queries. **tasks /kq**: mailbox tasks the loops ran per 1000 queries. **events**: each loop's share of the I/O events.\n\n")
 
 	for _, b := range s.backendConns {
 		fmt.Fprintf(w, "## %d backend connections\n\n", b)
 		fmt.Fprintf(w, "| proxy | queries/s | p50 ms | p99 ms | proxy CPU / quota | periods throttled | proxy µs/q | generator µs/q | fake µs/q | softirq | other CPU | moved /kq | tasks /kq | waits /kq | events | runs, queries/s |\n")
 		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
-		median := map[variant]float64{}
+		median := map[string]float64{} // by contender key
 		for _, c := range all {
 			if c.backendConns != b && !c.direct() {
 				continue
 			}
-			rs := runs[c.key()]
-			if len(rs) == 0 {
-				fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.variant, oneLine(broken[c.key()]))
-				continue
-			}
-			var each []string
-			for _, r := range rs {
-				each = append(each, fmt.Sprintf("%.0f", r.MsgsPerSec))
-			}
-			note := strings.Join(each, ", ")
-			if broken[c.key()] != "" {
-				note += "; then failed: " + oneLine(broken[c.key()])
-			}
-			median[c.variant] = medianOf(rs, func(r run) float64 { return r.MsgsPerSec })
-			if c.direct() {
-				fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | — | — | — | %.1f | %.1f | %.2f | %.2f | — | — | — | — | %s |\n",
-					c.variant, median[c.variant],
-					medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
-					medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
-					medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
-					medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
-					medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
-					medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
-					note)
-				continue
-			}
-			fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %s | %s |\n",
-				c.variant, median[c.variant],
-				medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
-				medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
-				medianOf(rs, func(r run) float64 { return 100 * r.ProxyCPU / (r.Window * c.quota) }),
-				medianOf(rs, func(r run) float64 {
-					if r.Periods == 0 {
-						return 0
-					}
-					return 100 * float64(r.Throttled) / float64(r.Periods)
-				}),
-				medianOf(rs, func(r run) float64 { return r.perQuery(r.ProxyCPU) }),
-				medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
-				medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
-				medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
-				medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
-				medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_backends_adopted_total") }),
-				medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_loop_tasks_total") }),
-				medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_queue_waits_total") }),
-				loopSpread(rs), note)
+			median[c.key()] = row(w, c, runs[c.key()], broken[c.key()], s)
 		}
 		fmt.Fprintf(w, "\nRatios of queries/s: of the medians above, and the median of the per-round ratios (the runs of one round are seconds apart, so a per-round ratio cancels most of the host's drift):\n\n")
 		fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | target |\n|---|---:|---:|---|---|\n")
-		for _, pr := range ratioPairs(s.variants) {
-			a, bb := pr[0], pr[1]
-			if median[a] == 0 || median[bb] == 0 {
-				continue
+		builds := []bool{false}
+		if s.otherBin != "" {
+			builds = append(builds, true)
+		}
+		for _, other := range builds {
+			for _, pr := range ratioPairs(s.variants) {
+				ratio(w, runs, median, contender{pr[0], b, other}, contender{pr[1], b, other}, target(pr[0], pr[1]))
 			}
-			ka, kb := contender{a, b}.key(), contender{bb, b}.key() // never direct: see ratioPairs
-			var per []float64
-			var each []string
-			for _, ra := range runs[ka] {
-				for _, rb := range runs[kb] {
-					if ra.Round == rb.Round && rb.MsgsPerSec > 0 {
-						per = append(per, ra.MsgsPerSec/rb.MsgsPerSec)
-						each = append(each, fmt.Sprintf("%.2f", ra.MsgsPerSec/rb.MsgsPerSec))
-					}
+		}
+		if s.otherBin != "" {
+			for _, v := range s.variants {
+				if !v.direct() {
+					ratio(w, runs, median, contender{v, b, true}, contender{v, b, false}, "")
 				}
 			}
-			fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %s |\n", a, bb, median[a]/median[bb], runner.Median(per), strings.Join(each, ", "), target(a, bb))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// row prints one contender's line and returns its median queries/s.
+func row(w io.Writer, c contender, rs []run, broken string, s *settings) float64 {
+	if len(rs) == 0 {
+		fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.label(s), oneLine(broken))
+		return 0
+	}
+	var each []string
+	for _, r := range rs {
+		each = append(each, fmt.Sprintf("%.0f", r.MsgsPerSec))
+	}
+	note := strings.Join(each, ", ")
+	if broken != "" {
+		note += "; then failed: " + oneLine(broken)
+	}
+	qps := medianOf(rs, func(r run) float64 { return r.MsgsPerSec })
+	if c.direct() {
+		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | — | — | — | %.1f | %.1f | %.2f | %.2f | — | — | — | — | %s |\n",
+			c.label(s), qps,
+			medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
+			medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
+			medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
+			medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
+			medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
+			medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
+			note)
+		return qps
+	}
+	fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %s | %s |\n",
+		c.label(s), qps,
+		medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
+		medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
+		medianOf(rs, func(r run) float64 { return 100 * r.ProxyCPU / (r.Window * c.quota) }),
+		medianOf(rs, func(r run) float64 {
+			if r.Periods == 0 {
+				return 0
+			}
+			return 100 * float64(r.Throttled) / float64(r.Periods)
+		}),
+		medianOf(rs, func(r run) float64 { return r.perQuery(r.ProxyCPU) }),
+		medianOf(rs, func(r run) float64 { return r.perQuery(r.GeneratorCPUSeconds) }),
+		medianOf(rs, func(r run) float64 { return r.perQuery(r.FakeCPU) }),
+		medianOf(rs, func(r run) float64 { return r.SoftirqCPU / r.Window }),
+		medianOf(rs, func(r run) float64 { return r.OtherCPU / r.Window }),
+		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_backends_adopted_total") }),
+		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_loop_tasks_total") }),
+		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_queue_waits_total") }),
+		loopSpread(rs), note)
+	return qps
+}
+
+// ratio prints a / b: of the medians and per round.
+func ratio(w io.Writer, runs map[string][]run, median map[string]float64, a, b contender, target string) {
+	ka, kb := a.key(), b.key()
+	if median[ka] == 0 || median[kb] == 0 {
+		return
+	}
+	var per []float64
+	var each []string
+	for _, ra := range runs[ka] {
+		for _, rb := range runs[kb] {
+			if ra.Round == rb.Round && rb.MsgsPerSec > 0 {
+				per = append(per, ra.MsgsPerSec/rb.MsgsPerSec)
+				each = append(each, fmt.Sprintf("%.2f", ra.MsgsPerSec/rb.MsgsPerSec))
+			}
+		}
+	}
+	fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %s |\n", a.name(), b.name(), median[ka]/median[kb], runner.Median(per), strings.Join(each, ", "), target)
 }
 
 // ratioPairs are the ratios worth printing: every variant against the
