@@ -59,15 +59,19 @@ func TestProxyCPUsAreTheLastOnes(t *testing.T) {
 }
 
 func TestRatioPairs(t *testing.T) {
-	vs := []variant{{1, 0.5}, {}, {2, 1.0}, {1, 1.0}}
+	vs := []variant{{1, 0.5}, {}, {2, 1.0}, {1, 1.0}, {1, 0.25}, {2, 0.5}}
 	var got []string
 	for _, p := range ratioPairs(vs) {
 		got = append(got, p[0].String()+" / "+p[1].String())
 	}
 	want := []string{
 		"2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU",
+		"2 loop(s) @ 0.5 CPU / 1 loop(s) @ 0.25 CPU",
+		"1 loop(s) @ 0.5 CPU / 1 loop(s) @ 0.25 CPU",
+		"2 loop(s) @ 1 CPU / 2 loop(s) @ 0.5 CPU",
 		"1 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU",
 		"2 loop(s) @ 1 CPU / 1 loop(s) @ 1 CPU",
+		"2 loop(s) @ 0.5 CPU / 1 loop(s) @ 0.5 CPU",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pairs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -104,7 +108,7 @@ func TestReportComputesRatiosPerRound(t *testing.T) {
 		"| 100 % | 90 % | 45.5 |", // 2.5 CPU-s over 5 s at 0.5 CPU; 450 of 500 periods; 2.5 s / 55000 q
 		"| 2 loop(s) @ 1 CPU | 19000 |",
 		"| 100.0 |", // moved per 1000 queries
-		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 1.73× | **1.90×** | 1.90, 1.50, 2.10 | ≥ 1.8× |",
+		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 1.73× | **1.90×** | 1.90, 1.50, 2.10 | 100 % / 100 % | ≥ 1.8× |",
 		"| direct (no proxy) | 80000 | 0.0 | 0.0 | — | — | — | 0.0 | 1.2 | 0.20 |", // 0.5 CPU-s of the fake over 400000 queries; 1 s of softirq over 5
 	} {
 		if !strings.Contains(out, want) {
@@ -149,9 +153,9 @@ func TestReportComparesTwoBuilds(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"| 2 loop(s) @ 1 CPU [candidate] | 19900 |",
-		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 0.55× | **0.55×** | 0.50, 0.60 | ≥ 1.8× |",
-		"| 2 loop(s) @ 1 CPU [other] / 1 loop(s) @ 0.5 CPU [other] | 1.90× | **1.90×** | 2.00, 1.80 | ≥ 1.8× |",
-		"| 2 loop(s) @ 1 CPU [other] / 2 loop(s) @ 1 CPU | 3.62× | **3.65×** | 4.00, 3.30 |  |",
+		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 0.55× | **0.55×** | 0.50, 0.60 | 20 % / 40 % | ≥ 1.8× |",
+		"| 2 loop(s) @ 1 CPU [other] / 1 loop(s) @ 0.5 CPU [other] | 1.90× | **1.90×** | 2.00, 1.80 | 20 % / 40 % | ≥ 1.8× |",
+		"| 2 loop(s) @ 1 CPU [other] / 2 loop(s) @ 1 CPU | 3.62× | **3.65×** | 4.00, 3.30 | 20 % / 20 % |  |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

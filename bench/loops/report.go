@@ -122,8 +122,8 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 			}
 			median[c.key()] = row(w, c, runs[c.key()], broken[c.key()], s)
 		}
-		fmt.Fprintf(w, "\nRatios of queries/s: of the medians above, and the median of the per-round ratios (the runs of one round are seconds apart, so a per-round ratio cancels most of the host's drift):\n\n")
-		fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | target |\n|---|---:|---:|---|---|\n")
+		fmt.Fprintf(w, "\nRatios of queries/s: of the medians above, and the median of the per-round ratios (the runs of one round are seconds apart, so a per-round ratio cancels most of the host's drift). **quota used**: each side's median proxy CPU / quota; a ratio measures the proxy only where both are near 100 %%:\n\n")
+		fmt.Fprintf(w, "| ratio | of medians | median per-round ratio | per-round ratios | quota used | target |\n|---|---:|---:|---|---:|---|\n")
 		builds := []bool{false}
 		if s.otherBin != "" {
 			builds = append(builds, true)
@@ -210,27 +210,30 @@ func ratio(w io.Writer, runs map[string][]run, median map[string]float64, a, b c
 			}
 		}
 	}
-	fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %s |\n", a.name(), b.name(), median[ka]/median[kb], runner.Median(per), strings.Join(each, ", "), target)
+	used := func(c contender) float64 {
+		return medianOf(runs[c.key()], func(r run) float64 { return 100 * r.ProxyCPU / (r.Window * c.quota) })
+	}
+	fmt.Fprintf(w, "| %s / %s | %.2f× | **%.2f×** | %s | %.0f %% / %.0f %% | %s |\n", a.name(), b.name(), median[ka]/median[kb], runner.Median(per), strings.Join(each, ", "), used(a), used(b), target)
 }
 
-// ratioPairs are the ratios worth printing: every variant against the
-// first, and variants of equal quota against each other.
+// ratioPairs are the ratios worth printing, a over b, where a has the
+// same or twice the loops and the same or twice the quota: first twice
+// both (the acceptance's kind), then twice the quota alone (what the CPU
+// buys one loop), then twice the loops alone (what a second loop costs or
+// gains at equal CPU).
 func ratioPairs(vs []variant) [][2]variant {
-	var proxies []variant
-	for _, v := range vs {
-		if !v.direct() {
-			proxies = append(proxies, v)
-		}
-	}
-	vs = proxies
 	var out [][2]variant
-	for i := 1; i < len(vs); i++ {
-		out = append(out, [2]variant{vs[i], vs[0]})
-	}
-	for i := 1; i < len(vs); i++ {
-		for j := 1; j < len(vs); j++ {
-			if i != j && vs[i].quota == vs[j].quota && vs[i].loops > vs[j].loops {
-				out = append(out, [2]variant{vs[i], vs[j]})
+	for _, kind := range []struct{ loops, quota bool }{{true, true}, {false, true}, {true, false}} {
+		for _, a := range vs {
+			for _, b := range vs {
+				if a.direct() || b.direct() {
+					continue
+				}
+				twiceLoops, twiceQuota := a.loops == 2*b.loops, a.quota == 2*b.quota
+				sameLoops, sameQuota := a.loops == b.loops, a.quota == b.quota
+				if (kind.loops && twiceLoops || !kind.loops && sameLoops) && (kind.quota && twiceQuota || !kind.quota && sameQuota) {
+					out = append(out, [2]variant{a, b})
+				}
 			}
 		}
 	}
