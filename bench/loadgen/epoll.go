@@ -70,7 +70,7 @@ type epollConn struct {
 	fd          int
 	slot        int32 // index in its loop's conns, the epoll event's data
 	open        bool
-	stream      echoStream
+	stream      stream
 	sent        []int64 // send times of outstanding messages, a ring, oldest at head
 	head        int
 	outstanding int
@@ -120,8 +120,7 @@ func newEpollEngine(conns []net.Conn, cfg *Config) (*epollEngine, error) {
 		}
 		l := e.loops[i%workers]
 		slot := len(l.conns)
-		l.conns = append(l.conns, epollConn{fd: fd, slot: int32(slot), open: true, sent: make([]int64, cfg.InFlight)})
-		l.conns[slot].stream.init(cfg.Size)
+		l.conns = append(l.conns, epollConn{fd: fd, slot: int32(slot), open: true, sent: make([]int64, cfg.InFlight), stream: newStream(cfg)})
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(slot)}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return fail(fmt.Errorf("loadgen: epoll_ctl add connection %d: %w", i, err))

@@ -51,6 +51,19 @@ type Config struct {
 	// TLS, when set, runs every connection over TLS with crypto/tls as the
 	// client (handshakes done before the warm-up); the net engine only.
 	TLS *tls.Config
+	// Exchange, when set, replaces the echo: see Exchange.
+	Exchange *Exchange
+}
+
+// Exchange is a request whose answer is fixed byte for byte, such as a
+// MySQL COM_QUERY of SELECT 1 relayed by a proxy from a server that always
+// answers it alike (cmd/queryload). Each message is Request and each
+// answer must be exactly Reply; a run fails on the first byte that differs.
+// Size is len(Request). The connections must be ready for the first
+// Request when the run starts (logged in, for a protocol with a login:
+// RunConns takes connections a caller prepared).
+type Exchange struct {
+	Request, Reply []byte
 }
 
 // Result is what a run measured, over the measured window only.
@@ -77,6 +90,12 @@ func (r *Result) MsgsPerSec() float64 {
 func (c *Config) check() error {
 	if c.InFlight <= 0 {
 		c.InFlight = 1
+	}
+	if c.Exchange != nil {
+		if len(c.Exchange.Request) == 0 || len(c.Exchange.Reply) == 0 {
+			return errors.New("loadgen: Exchange needs a request and a reply")
+		}
+		c.Size = len(c.Exchange.Request)
 	}
 	if c.Size <= 0 {
 		c.Size = 64
@@ -228,15 +247,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return RunConns(ctx, cfg, conns)
+}
+
+// RunConns is Run on connections the caller opened (cfg.Conns of them,
+// to cfg.Addr) and prepared, such as clients logged in to a server before
+// an Exchange starts. It closes them all before it returns.
+func RunConns(ctx context.Context, cfg Config, conns []net.Conn) (*Result, error) {
 	defer CloseAll(conns)
-	var tlsDesc string
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if len(conns) != cfg.Conns {
+		return nil, fmt.Errorf("loadgen: %d connections, Conns says %d", len(conns), cfg.Conns)
+	}
+	var (
+		eng     engine
+		err     error
+		tlsDesc string
+	)
 	if cfg.TLS != nil {
 		if tlsDesc, err = handshakeAll(ctx, conns, cfg.TLS); err != nil {
 			return nil, err
 		}
 	}
-
-	var eng engine
 	switch cfg.Engine {
 	case EngineNet:
 		eng = newNetEngine(conns, &cfg)
@@ -363,8 +397,7 @@ type worker struct {
 func (w *worker) run() {
 	size, inFlight := w.cfg.Size, w.cfg.InFlight
 	msg := make([]byte, size*inFlight)
-	var stream echoStream
-	stream.init(size)
+	stream := newStream(w.cfg)
 	// Send times of outstanding messages, oldest first, in a ring.
 	sent := make([]time.Time, inFlight)
 	head, outstanding := 0, 0

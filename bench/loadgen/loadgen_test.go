@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -369,5 +370,131 @@ func TestHoldKeepsServedConnectionsOpen(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Hold did not return after cancel")
+	}
+}
+
+// answering serves a fixed exchange: for every len(req) bytes received it
+// writes reply, cut into pieces of at most chunk bytes, each its own write;
+// from the wrongAt-th answer on (counting from 0; never when negative) the
+// last byte of the reply is changed.
+func answering(req, reply []byte, chunk, wrongAt int) func(net.Conn) {
+	return func(c net.Conn) {
+		in := make([]byte, len(req))
+		for k := 0; ; k++ {
+			if _, err := io.ReadFull(c, in); err != nil {
+				return
+			}
+			out := append([]byte{}, reply...)
+			if wrongAt >= 0 && k >= wrongAt {
+				out[len(out)-1] ^= 1
+			}
+			for len(out) > 0 {
+				n := min(chunk, len(out))
+				if _, err := c.Write(out[:n]); err != nil {
+					return
+				}
+				out = out[n:]
+			}
+		}
+	}
+}
+
+func TestRunConnsDrivesAFixedExchange(t *testing.T) {
+	req := []byte("\x09\x00\x00\x00\x03SELECT 1")
+	reply := []byte(strings.Repeat("answer-", 9))
+	cases := []struct {
+		name     string
+		engine   string
+		inFlight int
+		chunk    int // the server writes the reply in pieces of this size
+		wrongAt  int // first wrong answer, or -1
+	}{
+		{"net", EngineNet, 1, 1000, -1},
+		{"epoll", EngineEpoll, 1, 1000, -1},
+		{"epoll pipelined, reply in pieces", EngineEpoll, 4, 5, -1},
+		{"net wrong first reply", EngineNet, 1, 1000, 0},
+		{"epoll wrong later reply", EngineEpoll, 1, 7, 20},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serveEcho(t, answering(req, reply, tc.chunk, tc.wrongAt))
+			checkNoLeaks(t)
+			const conns = 4
+			cs, err := Dial(context.Background(), "tcp", addr, conns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := RunConns(context.Background(), Config{
+				Network: "tcp", Addr: addr, Conns: conns, InFlight: tc.inFlight, Engine: tc.engine, Workers: 1,
+				Exchange: &Exchange{Request: req, Reply: reply},
+				Warmup:   50 * time.Millisecond, Duration: 200 * time.Millisecond,
+			}, cs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wrongAt >= 0 {
+				if res.Failures != conns || !errors.Is(res.FirstErr, errCorrupt) {
+					t.Fatalf("%d of %d connections failed (%v); want all, with a wrong answer", res.Failures, conns, res.FirstErr)
+				}
+				return
+			}
+			if res.Failures > 0 {
+				t.Fatalf("%d connections failed: %v", res.Failures, res.FirstErr)
+			}
+			if res.Msgs == 0 || res.Latency.Count() != res.Msgs {
+				t.Fatalf("%d replies, %d latencies", res.Msgs, res.Latency.Count())
+			}
+		})
+	}
+}
+
+func TestExchangeStream(t *testing.T) {
+	reply := []byte("0123456789")
+	cases := []struct {
+		name    string
+		chunks  []int // how 3 replies are cut
+		corrupt int   // stream offset to change, or -1
+		want    int   // replies completed before any error
+	}{
+		{"whole", []int{30}, -1, 3},
+		{"byte by byte", repeat(1, 30), -1, 3},
+		{"across replies", []int{7, 6, 17}, -1, 3},
+		{"bad byte in the second", []int{30}, 14, 1},
+		{"bad last byte", []int{29, 1}, 29, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &exchangeStream{request: []byte("q"), reply: reply}
+			stream := bytes.Repeat(reply, 3)
+			if tc.corrupt >= 0 {
+				stream[tc.corrupt] ^= 1
+			}
+			done := 0
+			var err error
+			for _, n := range tc.chunks {
+				var d int
+				d, err = s.check(stream[:n])
+				done += d
+				stream = stream[n:]
+				if err != nil {
+					break
+				}
+			}
+			if done != tc.want {
+				t.Errorf("%d replies completed, want %d", done, tc.want)
+			}
+			if (tc.corrupt >= 0) != errors.Is(err, errCorrupt) {
+				t.Errorf("err %v with corruption at %d", err, tc.corrupt)
+			}
+		})
+	}
+}
+
+func TestRunRejectsAnEmptyExchange(t *testing.T) {
+	addr := serveEcho(t, func(c net.Conn) { io.Copy(c, c) })
+	_, err := Run(context.Background(), Config{Network: "tcp", Addr: addr, Conns: 1, Duration: time.Second,
+		Exchange: &Exchange{Request: []byte("q")}})
+	if err == nil || !strings.Contains(err.Error(), "Exchange") {
+		t.Fatalf("err %v, want one about the Exchange", err)
 	}
 }

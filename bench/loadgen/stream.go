@@ -6,9 +6,30 @@ import (
 	"fmt"
 )
 
-// errCorrupt marks an echo that differs from what was sent: the server is
-// wrong, so the run must fail rather than count it.
-var errCorrupt = errors.New("loadgen: echo differs from the message sent")
+// errCorrupt marks an answer that differs from what the server must send
+// (an echo unlike the message sent, a reply unlike Exchange.Reply): the
+// server is wrong, so the run must fail rather than count it.
+var errCorrupt = errors.New("loadgen: wrong answer from the server")
+
+// stream generates the messages of one connection and checks the bytes
+// that come back against them.
+type stream interface {
+	// fill writes the next message into dst, exactly one message long.
+	fill(dst []byte)
+	// check verifies the next bytes received and returns how many
+	// messages they completed.
+	check(got []byte) (int, error)
+}
+
+// newStream returns the stream a connection of cfg (already checked) runs.
+func newStream(cfg *Config) stream {
+	if cfg.Exchange != nil {
+		return &exchangeStream{request: cfg.Exchange.Request, reply: cfg.Exchange.Reply}
+	}
+	s := &echoStream{}
+	s.init(cfg.Size)
+	return s
+}
 
 // seqBytes is how many leading bytes of each message carry its sequence
 // number on the connection (little-endian), so that an echo that drops,
@@ -77,5 +98,34 @@ func (s *echoStream) check(got []byte) (int, error) {
 }
 
 func (s *echoStream) corrupt() error {
-	return fmt.Errorf("%w: in message %d, within echoed bytes %d..%d", errCorrupt, s.recvSeq, s.recvPos, s.recvPos+uint64(len(s.pattern)))
+	return fmt.Errorf("%w: echo differs from the message sent, in message %d, within echoed bytes %d..%d", errCorrupt, s.recvSeq, s.recvPos, s.recvPos+uint64(len(s.pattern)))
+}
+
+// exchangeStream sends Exchange.Request again and again and checks that
+// the bytes coming back are Exchange.Reply as many times, byte for byte.
+type exchangeStream struct {
+	request, reply []byte
+	recvOff        int    // offset of the next byte within the reply
+	replies        uint64 // replies checked so far, for error messages
+}
+
+func (s *exchangeStream) fill(dst []byte) { copy(dst, s.request) }
+
+func (s *exchangeStream) check(got []byte) (int, error) {
+	done := 0
+	for len(got) > 0 {
+		n := min(len(got), len(s.reply)-s.recvOff)
+		if !bytes.Equal(got[:n], s.reply[s.recvOff:s.recvOff+n]) {
+			return done, fmt.Errorf("%w: reply %d differs from the expected %d-byte reply within its bytes %d..%d",
+				errCorrupt, s.replies, len(s.reply), s.recvOff, s.recvOff+n)
+		}
+		got = got[n:]
+		s.recvOff += n
+		if s.recvOff == len(s.reply) {
+			s.recvOff = 0
+			s.replies++
+			done++
+		}
+	}
+	return done, nil
 }

@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+func TestNiceWeight(t *testing.T) {
+	for nice, want := range map[int]int64{0: 1024, -20: 88761, 19: 15, -10: 9548, 5: 335, -30: 88761, 40: 15} {
+		if got := niceWeight(nice); got != want {
+			t.Errorf("nice %d: weight %d, want %d", nice, got, want)
+		}
+	}
+}
+
 func TestParseKeyValues(t *testing.T) {
 	tests := []struct {
 		name, in string
@@ -76,5 +84,26 @@ func TestCPUQuotaCapsABusyProcess(t *testing.T) {
 	}
 	if periods == 0 || throttled <= 0 {
 		t.Errorf("cgroup reports no throttling (periods %d, %v): the quota was not applied", periods, throttled)
+	}
+	st, err := q.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Periods of 10 ms over about a second, some throttled (on a busy
+	// host a spinning process does not get its whole quota every period).
+	if st.Periods < 20 || st.Throttled < 1 || st.Throttled > st.Periods {
+		t.Errorf("over about %v: %d periods, %d throttled; want about 100, some throttled", window, st.Periods, st.Throttled)
+	}
+}
+
+func TestCPUQuotaRefusesBadSettings(t *testing.T) {
+	for _, tc := range []struct {
+		share  float64
+		period time.Duration
+	}{{0, 10 * time.Millisecond}, {65, 10 * time.Millisecond}, {0.5, 0}, {0.5, 2 * time.Second}} {
+		if q, err := NewCPUQuotaPeriod(tc.share, tc.period); err == nil {
+			q.Remove()
+			t.Errorf("share %v, period %v accepted", tc.share, tc.period)
+		}
 	}
 }

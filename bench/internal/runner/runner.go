@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -304,12 +305,7 @@ type LoadReport struct {
 // its report with the CPU seconds each watched process used during the
 // measured window (sampled when echoload announces the window's edges).
 func RunLoad(echoload, cpus string, args []string, limit time.Duration, watch ...int) (LoadReport, []float64, error) {
-	var rep LoadReport
-	gen, err := Start("echoload", cpus, append([]string{echoload}, args...)...)
-	if err != nil {
-		return rep, nil, err
-	}
-	defer gen.Stop()
+	var before, after []float64
 	sample := func() ([]float64, error) {
 		out := make([]float64, len(watch))
 		for i, pid := range watch {
@@ -321,35 +317,60 @@ func RunLoad(echoload, cpus string, args []string, limit time.Duration, watch ..
 		}
 		return out, nil
 	}
-	if _, err := gen.WaitLine("window open", limit); err != nil {
-		return rep, nil, err
-	}
-	before, err := sample()
-	if err != nil {
-		return rep, nil, err
-	}
-	if _, err := gen.WaitLine("window closed", limit); err != nil {
-		return rep, nil, err
-	}
-	after, err := sample()
-	if err != nil {
-		return rep, nil, err
-	}
-	line, err := gen.WaitLine("{", 30*time.Second)
-	if err != nil {
-		return rep, nil, err
-	}
-	if err := json.Unmarshal([]byte(line), &rep); err != nil {
-		return rep, nil, fmt.Errorf("echoload output %q: %w", line, err)
-	}
-	if err := gen.Wait(30 * time.Second); err != nil {
+	rep, err := RunLoadHook(echoload, cpus, args, limit, func(open bool) error {
+		var err error
+		if open {
+			before, err = sample()
+		} else {
+			after, err = sample()
+		}
+		return err
+	})
+	if after == nil {
 		return rep, nil, err
 	}
 	for i := range after {
 		after[i] -= before[i]
 	}
-	if rep.Failures > 0 {
-		return rep, after, fmt.Errorf("%d connections failed: %s", rep.Failures, rep.FirstError)
+	return rep, after, err
+}
+
+// RunLoadHook runs a generator that speaks echoload's protocol on stdout
+// ("window open", "window closed", then a LoadReport JSON line: echoload,
+// queryload) with args, pinned to cpus, and calls atWindow(true) and
+// atWindow(false) as it announces the measured window's edges, so the
+// caller samples what it observes over exactly that window. An error from
+// atWindow ends the run with it.
+func RunLoadHook(generator, cpus string, args []string, limit time.Duration, atWindow func(open bool) error) (LoadReport, error) {
+	var rep LoadReport
+	gen, err := Start(filepath.Base(generator), cpus, append([]string{generator}, args...)...)
+	if err != nil {
+		return rep, err
 	}
-	return rep, after, nil
+	defer gen.Stop()
+	for _, edge := range []struct {
+		line string
+		open bool
+	}{{"window open", true}, {"window closed", false}} {
+		if _, err := gen.WaitLine(edge.line, limit); err != nil {
+			return rep, err
+		}
+		if err := atWindow(edge.open); err != nil {
+			return rep, err
+		}
+	}
+	line, err := gen.WaitLine("{", 30*time.Second)
+	if err != nil {
+		return rep, err
+	}
+	if err := json.Unmarshal([]byte(line), &rep); err != nil {
+		return rep, fmt.Errorf("%s output %q: %w", gen.Name, line, err)
+	}
+	if err := gen.Wait(30 * time.Second); err != nil {
+		return rep, err
+	}
+	if rep.Failures > 0 {
+		return rep, fmt.Errorf("%d connections failed: %s", rep.Failures, rep.FirstError)
+	}
+	return rep, nil
 }
