@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -49,7 +50,8 @@ const caps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire
 	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData
 
 // Server is the loop and its connections; only the loop's thread touches
-// them, except stopping and commands, which are atomics.
+// them, except stopping and commands, which are atomics, and wakeFD, which
+// wakeMu guards.
 type Server struct {
 	addr     string
 	unixPath string // the socket file to remove at the end, for unix:/path
@@ -58,6 +60,9 @@ type Server struct {
 	epfd     int
 	lfd      int
 	wakeFD   int // eventfd that stop writes to end epoll_wait at once
+	// wakeMu orders Stop's write to wakeFD before closeAll's close of it:
+	// Stop may run on any goroutine, even after Serve has returned.
+	wakeMu   sync.Mutex
 	conns    map[int32]*client
 	nextID   uint32
 	rbuf     []byte
@@ -182,7 +187,11 @@ func (s *Server) Stop() {
 	s.stopping.Store(true)
 	var one [8]byte
 	one[0] = 1
-	_, _ = unix.Write(s.wakeFD, one[:])
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if s.wakeFD >= 0 {
+		_, _ = unix.Write(s.wakeFD, one[:])
+	}
 }
 
 // Serve runs the loop on the calling goroutine (locked to its thread)
@@ -451,6 +460,8 @@ func (s *Server) closeAll() {
 	for _, c := range s.conns {
 		s.drop(c)
 	}
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
 	for _, fd := range []*int{&s.lfd, &s.wakeFD, &s.epfd} {
 		if *fd >= 0 {
 			unix.Close(*fd)
