@@ -49,6 +49,12 @@ type connState struct {
 
 	phase      phase
 	closeAfter bool // close once the response in progress has ended
+	// served: a request has been dispatched on this connection. Drain
+	// closes an idle connection only after one: a connection accepted just
+	// before a hand-over or shutdown has its request on the way, and
+	// closing it would fail that request (it is answered, with
+	// "Connection: close").
+	served     bool
 	outFull    bool // output over the high-water mark
 	paused     bool // reading paused by us
 	pumpQueued bool // Flush should pull from the response's BodySource
@@ -171,6 +177,7 @@ func (st *connState) OnData(c *conn.Conn, data []byte) int {
 func (st *connState) dispatch() {
 	st.srv.Stats.Requests.Add(1)
 	st.phase = phaseActive
+	st.served = true
 	st.c.Loop().Cancel(&st.timer)
 	h, mount := st.srv.cfg.Router.match(st.req.Path)
 	st.resp.begin(&st.req, mount)
@@ -283,7 +290,11 @@ func (st *connState) drain() {
 		return
 	}
 	if st.phase == phaseIdle && !st.responding {
-		st.c.Close()
+		if st.served {
+			st.c.Close()
+		}
+		// Else its first request is still on the way (the header timeout
+		// or Drain's own bounds it), and exchangeDone closes after it.
 		return
 	}
 	st.closeAfter = true

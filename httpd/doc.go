@@ -42,8 +42,11 @@
 // # Draining
 //
 // Drain stops new requests from starting on existing connections: idle
-// ones close at once, a response in progress finishes and its connection
-// closes after it (it carries "Connection: close"); the channel Drain
+// keep-alive ones close at once, a response in progress finishes and its
+// connection closes after it (it carries "Connection: close"), and a
+// connection that has not sent its first request yet (accepted just before
+// a hand-over) gets that one request answered, with "Connection: close",
+// within the header timeout; the channel Drain
 // returns closes when every connection is gone or the timeout passed.
 //
 // This package imports only the standard library, golang.org/x/sys and this
