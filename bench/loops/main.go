@@ -117,6 +117,7 @@ type settings struct {
 	commandLine  string
 	otherBin     string // a second scalestack binary run beside this tree's
 	otherName    string
+	quotaPeriod  time.Duration
 	quotas       map[float64]*runner.CPUQuota
 	work         string // users and password files
 }
@@ -130,6 +131,7 @@ func main() {
 	flag.StringVar(&variants, "variants", "1@0.5,2@1.0,1@1.0,direct", "proxy configurations LOOPS@CPU-QUOTA, in first-round order; direct: the generator against the fake server without a proxy (their own cost and ceiling)")
 	flag.DurationVar(&s.warmup, "warmup", 2*time.Second, "traffic before each measured window")
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "measured window per run")
+	flag.DurationVar(&s.quotaPeriod, "quota-period", 100*time.Millisecond, "the CPU quota's enforcement period: the kernel gives a cgroup's quota to each CPU in slices of sched_cfs_bandwidth_slice_us (5 ms), so with the 10 ms of bench/echo a 2-loop proxy's first CPU takes a whole period's quota and its other loop stalls; 100 ms leaves each CPU several slices")
 	flag.IntVar(&s.loadWorkers, "load-workers", 1, "queryload epoll threads")
 	flag.StringVar(&s.loadCPUs, "load-cpus", "", "taskset CPU list for queryload (empty: not pinned)")
 	flag.StringVar(&s.fakeCPUs, "fake-cpus", "", "taskset CPU list for the fake server (empty: not pinned)")
@@ -235,7 +237,7 @@ func prepareAndRun(s *settings) error {
 	}()
 	for _, v := range s.variants {
 		if !v.direct() && s.quotas[v.quota] == nil {
-			q, err := runner.NewCPUQuota(v.quota)
+			q, err := runner.NewCPUQuotaPeriod(v.quota, s.quotaPeriod)
 			if err != nil {
 				return err
 			}

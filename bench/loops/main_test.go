@@ -86,7 +86,7 @@ func TestRatioPairs(t *testing.T) {
 // checks the figures a reader acts on: medians, CPU per query, the share
 // of the quota used, and the ratio per round.
 func TestReportComputesRatiosPerRound(t *testing.T) {
-	s := &settings{rounds: 3, conns: 256, backendConns: []int{16}, variants: []variant{{1, 0.5}, {2, 1.0}, {}},
+	s := &settings{rounds: 3, conns: 256, quotaPeriod: 100 * time.Millisecond, backendConns: []int{16}, variants: []variant{{1, 0.5}, {2, 1.0}, {}},
 		warmup: time.Second, duration: 5 * time.Second, loadWorkers: 1, io: "epoll", commandLine: "go run ./loops"}
 	mk := func(round int, qps, proxyCPU float64) run {
 		r := run{Round: round, ProxyCPU: proxyCPU, FakeCPU: 0.5, SoftirqCPU: 1, Window: 5, Periods: 500, Throttled: 450,
@@ -105,11 +105,13 @@ func TestReportComputesRatiosPerRound(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"| 1 loop(s) @ 0.5 CPU | 11000 |",
+		"CFS quota (100ms period)",
 		"| 100 % | 90 % | 45.5 |", // 2.5 CPU-s over 5 s at 0.5 CPU; 450 of 500 periods; 2.5 s / 55000 q
 		"| 2 loop(s) @ 1 CPU | 19000 |",
 		"| 100.0 |", // moved per 1000 queries
 		"| 2 loop(s) @ 1 CPU / 1 loop(s) @ 0.5 CPU | 1.73× | **1.90×** | 1.90, 1.50, 2.10 | 100 % / 100 % | ≥ 1.8× |",
-		"| direct (no proxy) | 80000 | 0.0 | 0.0 | — | — | — | 0.0 | 1.2 | 0.20 |", // 0.5 CPU-s of the fake over 400000 queries; 1 s of softirq over 5
+		"| direct (no proxy) | 80000 | 0.0 | 0.0 | — | — | — | 0.0 | 1.2 | 0.20 |",
+		"| 100.0 | 0.0 | 0 | 0 | — |", // moved, tasks, waits, iterations per 1000 queries; one loop // 0.5 CPU-s of the fake over 400000 queries; 1 s of softirq over 5
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -87,7 +87,7 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 	fmt.Fprintf(w, "Command (from `bench/`):\n\n    %s\n\n", s.commandLine)
 	fmt.Fprintf(w, "Machine: %s. Load average (1/5/15 min) at start %s, at end %s.\n\n", runner.MachineFacts(), loadStart, runner.LoadAvg())
 	if runner.Nice != 0 {
-		fmt.Fprintf(w, "Every process ran at niceness %d.\n\n", runner.Nice)
+		fmt.Fprintf(w, "Every process ran at niceness %d, and the proxy's cgroup with that niceness's scheduler weight (a cgroup competes as one entity whatever its processes' niceness).\n\n", runner.Nice)
 	}
 	pin := "its loops not pinned"
 	if s.pin {
@@ -104,17 +104,17 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 		conns = "Unix sockets (`-net unix`: the kernel's share of each message is a fraction of loopback TCP's, which the proxy would otherwise share two cores with)"
 	}
 	fmt.Fprintf(w, "Connections: clients to proxy and proxy to backend over %s.\n\n", conns)
-	fmt.Fprintf(w, "Set-up: `scalestack mysqlproxy --io %s --queue-timeout 60s` in a cgroup with a CFS quota (10 ms period) of the variant's share of one CPU, %s; its admin endpoint is on for readiness and counters, scraped only outside the measured window. Backend: `bench/cmd/fastmysql` (bench/internal/fastmysql: one epoll thread answering SELECT 1 with a canned result set), %s. Clients: `bench/cmd/queryload` with %d connections, one COM_QUERY 'SELECT 1' in flight on each (raw protocol, mysql_native_password login; %d epoll thread(s): one write and one read per query; every response checked byte for byte), %s. %v warm-up then %v measured per run; a fresh fake and proxy per run; %d interleaved rounds, the order rotated each round; medians below.\n\n",
-		s.io, pin, where(s.fakeCPUs), s.conns, s.loadWorkers, where(s.loadCPUs), s.warmup, s.duration, s.rounds)
+	fmt.Fprintf(w, "Set-up: `scalestack mysqlproxy --io %s --queue-timeout 60s` in a cgroup with a CFS quota (%v period) of the variant's share of one CPU, %s; its admin endpoint is on for readiness and counters, scraped only outside the measured window. Backend: `bench/cmd/fastmysql` (bench/internal/fastmysql: one epoll thread answering SELECT 1 with a canned result set), %s. Clients: `bench/cmd/queryload` with %d connections, one COM_QUERY 'SELECT 1' in flight on each (raw protocol, mysql_native_password login; %d epoll thread(s): one write and one read per query; every response checked byte for byte), %s. %v warm-up then %v measured per run; a fresh fake and proxy per run; %d interleaved rounds, the order rotated each round; medians below.\n\n",
+		s.io, s.quotaPeriod, pin, where(s.fakeCPUs), s.conns, s.loadWorkers, where(s.loadCPUs), s.warmup, s.duration, s.rounds)
 	if s.otherBin != "" {
 		fmt.Fprintf(w, "Two builds of the proxy ran side by side: this tree's, and **%s** (`-other-bin %s`), each variant with each in every round.\n\n", s.otherName, s.otherBin)
 	}
-	fmt.Fprintf(w, "Columns: **proxy CPU / quota**: the proxy's CPU time over the window (/proc/PID/stat, all threads) against what its quota allowed; near 100 %% with most **periods throttled** (the cgroup's cpu.stat: enforcement periods in which the proxy used up its quota and was held back, over all periods it ran in) means the quota, not the generator or the fake, set the rate. **µs/q**: CPU per query of the proxy, the generator (its own getrusage) and the fake. **softirq**: the host's softirq time over the window, in CPUs (/proc/stat): mostly the loopback network path, which the kernel charges to no process, so it is the three processes' too but in no column of theirs. **other CPU**: process time of every other process on the host over the window, in CPUs (/proc/stat less the three): the host's noise. **moved /kq**: backends that went from one loop to another (`backends_adopted_total`) per 1000 queries. **tasks /kq**: mailbox tasks the loops ran per 1000 queries. **events**: each loop's share of the I/O events.\n\n")
+	fmt.Fprintf(w, "Columns: **proxy CPU / quota**: the proxy's CPU time over the window (/proc/PID/stat, all threads) against what its quota allowed; near 100 %% with most **periods throttled** (the cgroup's cpu.stat: enforcement periods in which the proxy used up its quota and was held back, over all periods it ran in) means the quota, not the generator or the fake, set the rate. **µs/q**: CPU per query of the proxy, the generator (its own getrusage) and the fake. **softirq**: the host's softirq time over the window, in CPUs (/proc/stat): mostly the loopback network path, which the kernel charges to no process, so it is the three processes' too but in no column of theirs. **other CPU**: process time of every other process on the host over the window, in CPUs (/proc/stat less the three): the host's noise. **moved /kq**: backends that went from one loop to another (`backends_adopted_total`) per 1000 queries. **tasks /kq**: mailbox tasks the loops ran per 1000 queries. **waits /kq**: commands that found no free backend and queued. **iterations /kq**: loop iterations (one epoll_wait each) per 1000 queries, all loops together: the fewer, the more work each wake-up found. **events**: each loop's share of the I/O events.\n\n")
 
 	for _, b := range s.backendConns {
 		fmt.Fprintf(w, "## %d backend connections\n\n", b)
-		fmt.Fprintf(w, "| proxy | queries/s | p50 ms | p99 ms | proxy CPU / quota | periods throttled | proxy µs/q | generator µs/q | fake µs/q | softirq | other CPU | moved /kq | tasks /kq | waits /kq | events | runs, queries/s |\n")
-		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+		fmt.Fprintf(w, "| proxy | queries/s | p50 ms | p99 ms | proxy CPU / quota | periods throttled | proxy µs/q | generator µs/q | fake µs/q | softirq | other CPU | moved /kq | tasks /kq | waits /kq | iterations /kq | events | runs, queries/s |\n")
+		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 		median := map[string]float64{} // by contender key
 		for _, c := range all {
 			if c.backendConns != b && !c.direct() {
@@ -147,7 +147,7 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 // row prints one contender's line and returns its median queries/s.
 func row(w io.Writer, c contender, rs []run, broken string, s *settings) float64 {
 	if len(rs) == 0 {
-		fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.label(s), oneLine(broken))
+		fmt.Fprintf(w, "| %s | — | — | — | — | — | — | — | — | — | — | — | — | — | — | — | failed: %s |\n", c.label(s), oneLine(broken))
 		return 0
 	}
 	var each []string
@@ -160,7 +160,7 @@ func row(w io.Writer, c contender, rs []run, broken string, s *settings) float64
 	}
 	qps := medianOf(rs, func(r run) float64 { return r.MsgsPerSec })
 	if c.direct() {
-		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | — | — | — | %.1f | %.1f | %.2f | %.2f | — | — | — | — | %s |\n",
+		fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | — | — | — | %.1f | %.1f | %.2f | %.2f | — | — | — | — | — | %s |\n",
 			c.label(s), qps,
 			medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
 			medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
@@ -171,7 +171,7 @@ func row(w io.Writer, c contender, rs []run, broken string, s *settings) float64
 			note)
 		return qps
 	}
-	fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %s | %s |\n",
+	fmt.Fprintf(w, "| %s | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %.0f | %s | %s |\n",
 		c.label(s), qps,
 		medianOf(rs, func(r run) float64 { return r.P50Micros / 1e3 }),
 		medianOf(rs, func(r run) float64 { return r.P99Micros / 1e3 }),
@@ -190,6 +190,7 @@ func row(w io.Writer, c contender, rs []run, broken string, s *settings) float64
 		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_backends_adopted_total") }),
 		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_loop_tasks_total") }),
 		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_mysqlproxy_queue_waits_total") }),
+		medianOf(rs, func(r run) float64 { return perKQ(r, "scalestack_loop_iterations_total") }),
 		loopSpread(rs), note)
 	return qps
 }

@@ -22,8 +22,9 @@ import (
 // cgroup v1 (/sys/fs/cgroup/cpu) or cgroup v2 (/sys/fs/cgroup with cpu in
 // its controllers).
 type CPUQuota struct {
-	dir   string
-	Share float64 // of one CPU, e.g. 0.5
+	dir    string
+	Share  float64       // of one CPU, e.g. 0.5
+	Period time.Duration // the enforcement period
 }
 
 // cpuQuotaPeriod is short so that a capped server is throttled in slices
@@ -32,12 +33,26 @@ const cpuQuotaPeriod = 10 * time.Millisecond
 
 var quotaSeq atomic.Int64
 
-// NewCPUQuota creates the cgroup, capped at share of one CPU.
+// NewCPUQuota creates the cgroup, capped at share of one CPU in periods of
+// 10 ms.
 func NewCPUQuota(share float64) (*CPUQuota, error) {
+	return NewCPUQuotaPeriod(share, cpuQuotaPeriod)
+}
+
+// NewCPUQuotaPeriod is NewCPUQuota with another enforcement period. A
+// process with threads on several CPUs needs a longer one: the kernel
+// hands a cgroup's quota to each CPU in slices of
+// /proc/sys/kernel/sched_cfs_bandwidth_slice_us (5 ms by default), so with
+// a quota of one slice or less per period the first CPU to run takes all
+// of it and the process's threads on other CPUs wait for the next period.
+func NewCPUQuotaPeriod(share float64, every time.Duration) (*CPUQuota, error) {
 	if share <= 0 || share > 64 {
 		return nil, fmt.Errorf("CPU quota %v: want a share of one CPU in (0, 64]", share)
 	}
-	period := cpuQuotaPeriod.Microseconds()
+	if every < time.Millisecond || every > time.Second {
+		return nil, fmt.Errorf("CPU quota period %v: want 1ms to 1s", every)
+	}
+	period := every.Microseconds()
 	quota := int64(share * float64(period))
 	// One process may hold several (bench/loops: one per quota).
 	name := fmt.Sprintf("scalestack-bench-%d-%d", os.Getpid(), quotaSeq.Add(1))
@@ -49,7 +64,7 @@ func NewCPUQuota(share float64) (*CPUQuota, error) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("CPU quota: creating cgroup (needs root and cgroup v2 write access): %w", err)
 		}
-		q := &CPUQuota{dir: dir, Share: share}
+		q := &CPUQuota{dir: dir, Share: share, Period: every}
 		if err := os.WriteFile(filepath.Join(dir, "cpu.max"), fmt.Appendf(nil, "%d %d", quota, period), 0); err != nil {
 			q.Remove()
 			return nil, fmt.Errorf("CPU quota: setting %s/cpu.max (is the cpu controller enabled?): %w", dir, err)
@@ -66,7 +81,7 @@ func NewCPUQuota(share float64) (*CPUQuota, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("CPU quota: creating cgroup (needs root and the cgroup v1 cpu controller at /sys/fs/cgroup/cpu): %w", err)
 	}
-	q := &CPUQuota{dir: dir, Share: share}
+	q := &CPUQuota{dir: dir, Share: share, Period: every}
 	for _, f := range []struct {
 		file string
 		v    int64

@@ -95,3 +95,15 @@ func TestCPUQuotaCapsABusyProcess(t *testing.T) {
 		t.Errorf("over about %v: %d periods, %d throttled; want about 100, some throttled", window, st.Periods, st.Throttled)
 	}
 }
+
+func TestCPUQuotaRefusesBadSettings(t *testing.T) {
+	for _, tc := range []struct {
+		share  float64
+		period time.Duration
+	}{{0, 10 * time.Millisecond}, {65, 10 * time.Millisecond}, {0.5, 0}, {0.5, 2 * time.Second}} {
+		if q, err := NewCPUQuotaPeriod(tc.share, tc.period); err == nil {
+			q.Remove()
+			t.Errorf("share %v, period %v accepted", tc.share, tc.period)
+		}
+	}
+}
