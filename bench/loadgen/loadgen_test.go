@@ -413,7 +413,7 @@ func TestRunConnsDrivesAFixedExchange(t *testing.T) {
 		{"epoll", EngineEpoll, 1, 1000, -1},
 		{"epoll pipelined, reply in pieces", EngineEpoll, 4, 5, -1},
 		{"net wrong first reply", EngineNet, 1, 1000, 0},
-		{"epoll wrong later reply", EngineEpoll, 1, 7, 20},
+		{"epoll wrong later reply", EngineEpoll, 1, 7, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

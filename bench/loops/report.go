@@ -87,7 +87,7 @@ func report(w io.Writer, s *settings, all []contender, runs map[string][]run, br
 	fmt.Fprintf(w, "Command (from `bench/`):\n\n    %s\n\n", s.commandLine)
 	fmt.Fprintf(w, "Machine: %s. Load average (1/5/15 min) at start %s, at end %s.\n\n", runner.MachineFacts(), loadStart, runner.LoadAvg())
 	if runner.Nice != 0 {
-		fmt.Fprintf(w, "Every process ran at niceness %d.\n\n", runner.Nice)
+		fmt.Fprintf(w, "Every process ran at niceness %d, and the proxy's cgroup with that niceness's scheduler weight (a cgroup competes as one entity whatever its processes' niceness).\n\n", runner.Nice)
 	}
 	pin := "its loops not pinned"
 	if s.pin {
