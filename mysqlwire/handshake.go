@@ -307,8 +307,10 @@ func AppendAttr(dst []byte, key, value string) []byte {
 // plugin (0xFE header).
 type AuthSwitchRequest struct {
 	PluginName []byte
-	// PluginData is the new nonce; a trailing NUL that servers append is
-	// stripped.
+	// PluginData is the new nonce; the trailing NUL that servers append to
+	// the 20-byte scrambles is stripped. client_ed25519's 32-byte nonce
+	// has no terminator and is kept whole: its last byte is zero one time
+	// in 256 (go-sql-driver strips it and fails such logins).
 	PluginData []byte
 }
 
@@ -333,7 +335,7 @@ func ParseAuthSwitchRequest(payload []byte) (AuthSwitchRequest, error) {
 	}
 	a.PluginName = r.nulString()
 	a.PluginData = r.rest()
-	if n := len(a.PluginData); n > 0 && a.PluginData[n-1] == 0 {
+	if n := len(a.PluginData); n > 0 && a.PluginData[n-1] == 0 && string(a.PluginName) != AuthEd25519 {
 		a.PluginData = a.PluginData[:n-1]
 	}
 	if r.err != nil {

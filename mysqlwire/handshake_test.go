@@ -136,6 +136,14 @@ func TestAuthSwitchAndMoreData(t *testing.T) {
 	if err != nil || string(sw.PluginName) != AuthNativePassword || !bytes.Equal(sw.PluginData, testNonce) {
 		t.Fatalf("%+v %v", sw, err)
 	}
+	// MariaDB sends client_ed25519's 32-byte nonce with no terminator; one
+	// that ends in zero must arrive whole (CI saw go-sql-driver cut it).
+	edNonce := bytes.Repeat([]byte{0xA5}, 32)
+	edNonce[31] = 0
+	edWire := append(append([]byte{HeaderEOF}, AuthEd25519+"\x00"...), edNonce...)
+	if sw, err := ParseAuthSwitchRequest(edWire); err != nil || !bytes.Equal(sw.PluginData, edNonce) {
+		t.Fatalf("ed25519 nonce ending in zero: %+v %v", sw, err)
+	}
 	if sw, err := ParseAuthSwitchRequest([]byte{0xFE}); err != nil || sw.PluginName != nil {
 		t.Fatalf("old switch %+v %v", sw, err)
 	}

@@ -121,7 +121,17 @@ func TestMySQLAccountsCanLogIn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openDB(t, tt.dsn)
 			var user string
-			if err := db.QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil {
+			err := db.QueryRow("SELECT CURRENT_USER()").Scan(&user)
+			// go-sql-driver strips a trailing zero byte from an auth-switch
+			// nonce and then wants 32 bytes for client_ed25519, so one login
+			// in 256 fails with ErrMalformPkt when MariaDB's random nonce
+			// ends in 0x00 (CI hit it). A fresh login draws a fresh nonce;
+			// any other error, or three in a row, still fails the test.
+			for try := 1; try < 3 && errors.Is(err, mysql.ErrMalformPkt); try++ {
+				t.Logf("login %d: %v (driver's trailing-zero nonce bug); retrying with a new nonce", try, err)
+				err = db.QueryRow("SELECT CURRENT_USER()").Scan(&user)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			if user != tt.wantUser {
