@@ -74,7 +74,7 @@ func (r *proxyRoutes) Set(v string) error {
 		}
 		rt := &(*r)[len(*r)-1]
 		for _, o := range rt.upstreams {
-			if o == a {
+			if o.String() == a.String() {
 				return fmt.Errorf("upstream %s is listed twice for %s", item, rt.prefix)
 			}
 		}
