@@ -15,6 +15,7 @@ import (
 
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/httpd"
+	"github.com/scalestack/scalestack/httpwire"
 	"github.com/scalestack/scalestack/pool/httpproxy"
 )
 
@@ -233,4 +234,92 @@ func TestProxyLeastBusy(t *testing.T) {
 		<-done
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// A client uploading faster than the upstream reads is held back: the
+// body waits in the sockets, not in the proxy's memory.
+func TestProxyUploadBackpressure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept() // and never read: a stalled upstream
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, ln.Addr().String())}, Conns: 1,
+		ResponseHeaderTimeout: 3 * time.Second}, httpd.Config{Limits: httpwire.Limits{MaxBody: 1 << 30}})
+	tp.waitReady(t, 1)
+	base := vmRSS(t)
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 256 << 20
+	fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", size)
+	sent := make(chan int64, 1)
+	go func() {
+		chunk := make([]byte, 1<<20)
+		var n int64
+		_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		for n < size {
+			k, err := c.Write(chunk)
+			n += int64(k)
+			if err != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	n := <-sent
+	grew := vmRSS(t) - base
+	t.Logf("client wrote %d MiB before stalling; proxy RSS +%d MiB", n>>20, grew>>20)
+	if n >= size || grew > 32<<20 {
+		t.Fatalf("upload to a stalled upstream: client wrote %d MiB, RSS grew %d MiB: not held back", n>>20, grew>>20)
+	}
+}
+
+// A connection that breaks before any answer (a keep-alive connection the
+// server closed as the request went out): a safe request without a body
+// is sent again once, an unsafe one gets 502.
+func TestProxyRetrySafeRequest(t *testing.T) {
+	var drop atomic.Bool
+	up := rawUpstream(t, func(int64) (string, bool) {
+		if drop.Swap(false) {
+			return "", true // close without a word
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up)}, Conns: 1, HealthInterval: time.Hour}, httpd.Config{})
+	tp.waitReady(t, 1)
+	drop.Store(true)
+	if out := curl(t, "-w", "\n%{http_code}", tp.url+"/get"); out != "ok\n200" {
+		t.Fatalf("GET after a dropped connection: %q", out)
+	}
+	if u := tp.px.Upstreams()[0]; u.Retries != 1 {
+		t.Fatalf("retries: %+v", u)
+	}
+	tp.waitReady(t, 1)
+	drop.Store(true)
+	if out := curl(t, "-w", "\n%{http_code}", "--data", "x=1", tp.url+"/post"); out != "502 Bad Gateway: the upstream connection broke before the response arrived\n\n502" {
+		t.Fatalf("POST after a dropped connection: %q", out)
+	}
 }
