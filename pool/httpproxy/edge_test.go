@@ -323,3 +323,77 @@ func TestProxyRetrySafeRequest(t *testing.T) {
 		t.Fatalf("POST after a dropped connection: %q", out)
 	}
 }
+
+// With a health path, a server failing it is not used (502) until it
+// passes again; idle connections are checked every health interval.
+func TestProxyHealthPath(t *testing.T) {
+	var healthy atomic.Bool
+	var checks atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			checks.Add(1)
+			if !healthy.Load() {
+				w.WriteHeader(503)
+			}
+			return
+		}
+		io.WriteString(w, "served")
+	}))
+	defer up.Close()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 2,
+		HealthPath: "/health", HealthInterval: 100 * time.Millisecond, ConnectTimeout: time.Second}, httpd.Config{})
+	deadline := time.Now().Add(10 * time.Second)
+	for tp.px.Upstreams()[0].Available {
+		if time.Now().After(deadline) {
+			t.Fatalf("a server failing its health check is still available: %+v", tp.px.Upstreams()[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := curlStatus(t, tp.url+"/x"); code != 502 {
+		t.Fatalf("while unhealthy: %d", code)
+	}
+	healthy.Store(true)
+	tp.waitReady(t, 2)
+	if got := curl(t, tp.url+"/x"); got != "served" {
+		t.Fatalf("once healthy: %q", got)
+	}
+	before := checks.Load()
+	time.Sleep(500 * time.Millisecond)
+	if n := checks.Load() - before; n < 2 {
+		t.Fatalf("%d health checks of idle connections in 500ms at a 100ms interval", n)
+	}
+}
+
+// An upstream silent in the middle of a body for the idle timeout: the
+// client's connection is cut (its response cannot be completed), and the
+// upstream connection replaced.
+func TestProxyIdleTimeoutMidBody(t *testing.T) {
+	up := rawUpstream(t, func(n int64) (string, bool) {
+		if n == 0 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", false // and then nothing
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up)}, Conns: 1, HealthInterval: time.Hour,
+		IdleTimeout: 300 * time.Millisecond}, httpd.Config{})
+	tp.waitReady(t, 1)
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	fmt.Fprintf(c, "GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
+	got, _ := io.ReadAll(c)
+	took := time.Since(start)
+	if !strings.HasSuffix(string(got), "\r\n\r\nabc") || took < 300*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("after %v: %q", took, got)
+	}
+	if out := curl(t, tp.url+"/next"); out != "ok" {
+		t.Fatalf("next request: %q", out)
+	}
+	if u := tp.px.Upstreams()[0]; u.Cut != 1 {
+		t.Fatalf("cut: %+v", u)
+	}
+}
