@@ -58,6 +58,7 @@ type connState struct {
 	outFull    bool // output over the high-water mark
 	paused     bool // reading paused by us
 	pumpQueued bool // Flush should pull from the response's BodySource
+	bodyHeld   bool // the handler asked to stop reading the body (Response.HoldBody)
 	closed     bool
 	lingering  bool // our side is shut down; input is dropped until EOF
 	inData     bool // inside OnData
@@ -100,6 +101,10 @@ func (st *connState) OnClose(c *conn.Conn, err error) {
 	if st.resp.src != nil {
 		st.resp.src.Close()
 		st.resp.src = nil
+	}
+	if ow := st.resp.watcher; ow != nil {
+		st.resp.watcher = nil
+		ow.Gone(&st.resp)
 	}
 }
 
@@ -279,7 +284,7 @@ func (st *connState) resume() {
 // request while a response is in progress or output is over the mark.
 func (st *connState) blocked() bool {
 	if st.bodyActive {
-		return st.outFull && st.bodyTo != nil
+		return st.bodyTo != nil && (st.outFull || st.bodyHeld)
 	}
 	return st.responding || st.outFull
 }
@@ -378,7 +383,7 @@ func (st *connState) OnHighWater(c *conn.Conn) {
 func (st *connState) OnLowWater(c *conn.Conn) {
 	st.outFull = false
 	c.Loop().Cancel(&st.sendTimer)
-	if st.resp.src != nil && !st.pumpQueued {
+	if (st.resp.src != nil || st.resp.watcher != nil) && !st.pumpQueued {
 		// Not from inside the connection's send path: at the end of the
 		// iteration.
 		st.pumpQueued = true
@@ -387,11 +392,16 @@ func (st *connState) OnLowWater(c *conn.Conn) {
 	st.resume()
 }
 
-// Flush implements reactor.Flusher: it pulls more of a streamed body.
+// Flush implements reactor.Flusher: it pulls more of a streamed body, or
+// tells the response's watcher that output drained.
 func (st *connState) Flush() {
 	st.pumpQueued = false
-	if !st.closed {
-		st.resp.pump()
+	if st.closed || st.outFull {
+		return
+	}
+	st.resp.pump()
+	if ow := st.resp.watcher; ow != nil {
+		ow.OutputDrained(&st.resp)
 	}
 }
 

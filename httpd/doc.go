@@ -30,6 +30,12 @@
 // during Serve (and a body's only during OnBody): copy what must outlive
 // the call. A Response is used from its connection's loop only.
 //
+// A handler that relays bytes from elsewhere (the reverse proxy) keeps to
+// the same bounds: Response.Watch tells it when output over the high-water
+// mark has drained (OutputFull says when it is over) and when the
+// connection is gone, and Response.HoldBody stops reading the request body
+// while the handler cannot take more of it.
+//
 // # Timeouts and limits
 //
 // A request head must arrive within HeaderTimeout of its first byte (408

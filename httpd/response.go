@@ -60,6 +60,18 @@ type Response struct {
 	remaining int64 // declared body bytes not yet written; -1 when not declared
 	fields    []byte
 	src       BodySource
+	watcher   OutputWatcher
+}
+
+// OutputWatcher is told what happens to a response's connection while a
+// handler that ends the response later (a proxy waiting for its upstream)
+// still works on it: OutputDrained when output that was over the
+// high-water mark has drained below the low one (see OutputFull), Gone
+// when the connection closed (nothing written reaches the client any
+// more). Both run on the connection's loop, never from inside a Write.
+type OutputWatcher interface {
+	OutputDrained(w *Response)
+	Gone(w *Response)
 }
 
 func (w *Response) begin(req *httpwire.Request, mount string) {
@@ -71,6 +83,51 @@ func (w *Response) begin(req *httpwire.Request, mount string) {
 	w.remaining = -1
 	w.fields = w.fields[:0]
 	w.src = nil
+	w.watcher = nil
+	w.st.bodyHeld = false
+}
+
+// Watch registers ow for this request (nil unregisters it); it is dropped
+// when the next request begins. A handler that keeps per-request state
+// beside the Response finds it again here (Watcher), from OnBody say.
+func (w *Response) Watch(ow OutputWatcher) { w.watcher = ow }
+
+// Watcher is what Watch registered for this request, or nil.
+func (w *Response) Watcher() OutputWatcher { return w.watcher }
+
+// OutputFull reports whether the connection's output is over the
+// high-water mark: a handler relaying bytes from elsewhere stops reading
+// there until OutputDrained.
+func (w *Response) OutputFull() bool { return w.st.outFull }
+
+// HoldBody stops (true) or resumes (false) reading the request body, for a
+// BodyHandler that cannot take more yet (a proxy whose upstream connection
+// is not there yet, or is itself full): the client's bytes wait in the
+// socket, so a client sending faster than the body is consumed buffers
+// nothing here. A hold ends with the request.
+func (w *Response) HoldBody(hold bool) {
+	st := w.st
+	if st.bodyHeld == hold {
+		return
+	}
+	st.bodyHeld = hold
+	if !hold {
+		st.resume()
+	}
+}
+
+// RemoteAddr is the client's address: "ip:port", "[ipv6]:port", or the
+// socket path for a Unix socket.
+func (w *Response) RemoteAddr() string { return w.st.c.RemoteAddr() }
+
+// HeaderField adds a response field held as bytes, such as one relayed
+// from another server's parsed response (httpwire validated it: neither
+// part holds CR or LF).
+func (w *Response) HeaderField(name, value []byte) {
+	w.fields = append(w.fields, name...)
+	w.fields = append(w.fields, ": "...)
+	w.fields = append(w.fields, value...)
+	w.fields = append(w.fields, "\r\n"...)
 }
 
 // Mount is the path prefix the handler was mounted on ("/" for the root).

@@ -25,6 +25,7 @@ const (
 	bodyChunkData
 	bodyChunkEnd // the CRLF after chunk data
 	bodyTrailer
+	bodyUntilClose // a response body delimited by the end of the connection
 )
 
 // maxChunkLine bounds a chunk-size line, extensions included (400 beyond).
@@ -57,6 +58,9 @@ func (b *BodyReader) Total() int64 { return b.total }
 // the body is malformed (400) or over the limit (413).
 func (b *BodyReader) Read(in []byte) (n int, data []byte, err error) {
 	switch b.state {
+	case bodyUntilClose:
+		b.total += int64(len(in))
+		return len(in), in, nil
 	case bodyLength, bodyChunkData:
 		if len(in) == 0 {
 			return 0, nil, nil

@@ -32,8 +32,13 @@ const (
 var (
 	errLoginTimeout  = errors.New("pool: backend login timed out")
 	errHealthTimeout = errors.New("pool: backend did not answer a health check in time")
-	errClosedByPeer  = errors.New("closed by server")
 )
+
+// ErrClosedByPeer is what Server.Down and Client.Lost get when the server
+// closed the connection cleanly (end of stream, no error): for a protocol
+// whose message may end with the connection (an HTTP body without a
+// length), that is the message's end rather than a failure.
+var ErrClosedByPeer = errors.New("closed by server")
 
 // Backend is one of the N pooled server connections. It lives for ever:
 // when its connection breaks it reconnects (with backoff) instead of being
@@ -199,7 +204,7 @@ func (b *Backend) OnClose(c *conn.Conn, err error) {
 	}
 	b.c = nil
 	if err == nil {
-		err = errClosedByPeer
+		err = ErrClosedByPeer
 	}
 	b.down(err)
 }

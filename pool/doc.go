@@ -5,7 +5,8 @@
 // fresh connection in, reads what the backend sends, resets, pings and
 // says goodbye. The MySQL proxy (package pool/mysqlproxy) is one such
 // protocol; it is the only part of the tree under pool that imports
-// mysqlwire.
+// mysqlwire. The HTTP reverse proxy (package pool/httpproxy) is another:
+// one pool per upstream server, one exchange per request.
 //
 // # Backends
 //

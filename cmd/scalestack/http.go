@@ -11,6 +11,7 @@ import (
 	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/httpd"
 	"github.com/scalestack/scalestack/httpwire"
+	"github.com/scalestack/scalestack/pool/httpproxy"
 	"github.com/scalestack/scalestack/reactor"
 )
 
@@ -33,9 +34,20 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 	maxHeaderBytes := fs.Int("max-header-bytes", d.MaxHeaderBytes, "largest header section in bytes (431 beyond)")
 	maxHeaders := fs.Int("max-headers", d.MaxHeaders, "most header fields in a request (431 beyond)")
 	maxBody := fs.Int64("max-body", d.MaxBody, "largest request body in bytes (413 beyond)")
+	var routes proxyRoutes
+	fs.Var(&routes, "proxy", "reverse proxy: PREFIX=UPSTREAM[,UPSTREAM...] forwards the requests under PREFIX to the upstream HTTP servers (host:port or unix:/path); repeat the flag (or list several in the config file) for several prefixes")
+	proxyConns := fs.Int("proxy-conns", 8, "keep-alive connections to each upstream server, shared by every client (M:N)")
+	proxyBalance := fs.String("proxy-balance", "round-robin", "how a request's upstream server is chosen: round-robin or least-busy (fewest requests in flight)")
+	proxyConnectTimeout := fs.Duration("proxy-connect-timeout", 5*time.Second, "an upstream connect (and a health check's answer) must finish within this")
+	proxyResponseTimeout := fs.Duration("proxy-response-timeout", 60*time.Second, "the upstream's response head must arrive within this of the request going out (else 504)")
+	proxyIdleTimeout := fs.Duration("proxy-idle-timeout", 60*time.Second, "an upstream silent this long in the middle of a response body has its client connection cut")
+	proxyQueueTimeout := fs.Duration("proxy-queue-timeout", 10*time.Second, "a request waits at most this for a free upstream connection (else 504)")
+	proxyHealthInterval := fs.Duration("proxy-health-interval", 2*time.Second, "idle upstream connections are checked this often (HEAD --proxy-health-path)")
+	proxyHealthPath := fs.String("proxy-health-path", "", "path the health check asks for; a status of 400 or more then fails it, also before a new connection is used (empty: HEAD / and any complete answer will do)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: scalestack http [--root DIR] [flags]\n\n"+
-			"Serves HTTP/1.1 on the reactor: the files under --root at /, and a health handler at --health.\n"+
+			"Serves HTTP/1.1 on the reactor: the files under --root at /, a health handler at --health, and\n"+
+			"reverse proxies to upstream HTTP servers at the prefixes of --proxy.\n"+
 			"On SIGTERM it stops accepting, closes idle keep-alive connections, lets responses in progress\n"+
 			"finish for up to --shutdown-timeout, then exits.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -72,6 +84,43 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 				return module{}, fmt.Errorf("--health: %w", err)
 			}
 		}
+		balance, err := httpproxy.ParseBalance(*proxyBalance)
+		if err != nil {
+			return module{}, fmt.Errorf("--proxy-balance: %w", err)
+		}
+		if *proxyConns <= 0 {
+			return module{}, errors.New("--proxy-conns must be at least 1")
+		}
+		for name, v := range map[string]time.Duration{"proxy-connect-timeout": *proxyConnectTimeout, "proxy-response-timeout": *proxyResponseTimeout,
+			"proxy-idle-timeout": *proxyIdleTimeout, "proxy-queue-timeout": *proxyQueueTimeout, "proxy-health-interval": *proxyHealthInterval} {
+			if v <= 0 {
+				return module{}, fmt.Errorf("--%s must be positive", name)
+			}
+		}
+		var proxies []mountedProxy
+		for _, rt := range routes {
+			px, err := httpproxy.New(httpproxy.Config{
+				Upstreams:             rt.upstreams,
+				Conns:                 *proxyConns,
+				Balance:               balance,
+				ConnectTimeout:        *proxyConnectTimeout,
+				ResponseHeaderTimeout: *proxyResponseTimeout,
+				IdleTimeout:           *proxyIdleTimeout,
+				QueueTimeout:          *proxyQueueTimeout,
+				HealthInterval:        *proxyHealthInterval,
+				HealthPath:            *proxyHealthPath,
+				Logf: func(format string, args ...any) {
+					logger.Warn(fmt.Sprintf("proxy %s: "+format, append([]any{rt.prefix}, args...)...))
+				},
+			})
+			if err != nil {
+				return module{}, fmt.Errorf("--proxy %s: %w", rt.prefix, err)
+			}
+			if err := router.Handle(rt.prefix, px); err != nil {
+				return module{}, fmt.Errorf("--proxy: %w", err)
+			}
+			proxies = append(proxies, mountedProxy{prefix: rt.prefix, px: px})
+		}
 		var static *httpd.Static
 		if *root != "" {
 			if static, err = httpd.NewStatic(*root); err != nil {
@@ -86,13 +135,22 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 		return module{
 			name:       "http",
 			listen:     srv.ListenConfig(addr, *spread),
-			status:     func() any { return srv.Snapshot() },
-			collectors: []prometheus.Collector{newHTTPCollector(srv, static)},
+			status:     httpStatus(srv, proxies),
+			collectors: httpCollectors(srv, static, proxies),
+			ready:      proxiesReady(proxies),
 			start: func(e *reactor.Engine) error {
 				srv.Attach(e)
+				for _, mp := range proxies {
+					if err := mp.px.Start(e); err != nil {
+						return err
+					}
+				}
 				return nil
 			},
 			stop: func() {
+				for _, mp := range proxies {
+					mp.px.Stop()
+				}
 				if static != nil {
 					_ = static.Close()
 				}
