@@ -1085,3 +1085,55 @@ func (s *propSession) doAbort(ctx context.Context) {
 		s.raw.Write([]byte{0x40, 0, 0, 0, 0x03, 'S', 'E', 'L'})
 	}
 }
+
+// TestSharingDiagnosticsPinned: a session that takes a backend still
+// holding another session's warnings, and pins it with a statement that
+// uses no table (SET @v, which leaves the diagnostics in place), must not
+// see them with SHOW WARNINGS. The proxy reset such a backend only before a
+// statement reading diagnostics, and never under a pinned session (the
+// reset would lose its state): the property test found the other account's
+// warning in a pinned session's SHOW WARNINGS.
+func TestSharingDiagnosticsPinned(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := startProxy(t, proxyOptions{backendConns: 1, loops: 1})
+	other := openOtherDB(t, p.addr, dataSchema)
+	victim, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	const secret = "secret-of-e2e-other"
+	var v int
+	if err := victim.QueryRowContext(ctx, "SELECT CAST('"+secret+"' AS SIGNED)").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	// The victim keeps its backend for SHOW WARNINGS until another client
+	// needs it: this one takes it over.
+	mine := openProxyDB(t, p.addr, dataSchema, nil)
+	c, err := mine.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "SET @e2e_pinned = 1"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.QueryContext(ctx, "SHOW WARNINGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var level, msg string
+		var code int
+		if err := rows.Scan(&level, &code, &msg); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("SHOW WARNINGS of a session that raised none shows %s %d %q", level, code, msg)
+	}
+	var count int
+	if err := c.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&count); err != nil || count != 0 {
+		t.Errorf("@@warning_count = %d, %v; want 0", count, err)
+	}
+}

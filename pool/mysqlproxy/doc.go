@@ -427,11 +427,14 @@
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
 // unless another client needs that backend first. A backend remembers whose
-// diagnostics it holds: a statement reading diagnostics (SHOW WARNINGS,
-// SHOW ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count) of another
-// session runs after a reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5
-// mode: a statement that uses no table leaves them in place), so a session
-// whose kept backend was taken sees none rather than another's; ROW_COUNT() and
+// diagnostics it holds: a session given a backend that holds another
+// session's runs its command after a reset (COM_RESET_CONNECTION,
+// COM_CHANGE_USER in 5.5 mode), whatever the command: a statement that uses
+// no table leaves them in place, and one that pins the session (SET @x)
+// would leave them to its SHOW WARNINGS, which no reset may then precede.
+// So SHOW WARNINGS, SHOW ERRORS, GET DIAGNOSTICS, @@warning_count and
+// @@error_count of a session whose kept backend was taken show none rather
+// than another's; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
 // the statement they refer to, and after a statement that may change
 // LAST_INSERT_ID() the proxy's SELECT LAST_INSERT_ID() has run since (it
