@@ -34,13 +34,12 @@ import (
 // sessions, from a random point on, also do what pins: SET @x, SELECT @x:=,
 // prepared SELECT ... INTO @x, prepared SET, EXECUTE IMMEDIATE 'SET ...',
 // prepared GET_LOCK, prepared CREATE TEMPORARY TABLE, a procedure that sets
-// a user variable. Some sessions end by aborting: a statement cancelled
+// a user variable, a SELECT of a stored function that sets one. Some sessions end by aborting: a statement cancelled
 // mid-flight, a socket closed in the middle of a result, in an open
 // transaction, or after half a packet. After every session's end, no other
 // session may see its variables, locks, temporary table, diagnostics,
 // LAST_INSERT_ID() or uncommitted rows: the probe statements (session
-// variables, schema, user variables and locks through a stored function,
-// whose text the proxy cannot read) would show them.
+// variables, schema, every user variable, the locks held) would show them.
 //
 // The model is first run against MariaDB directly (as the service account),
 // so that a mismatch through the proxy is not a wrong expectation. Through
@@ -111,7 +110,6 @@ const (
 	propAI     = dataSchema + ".e2e_prop_ai"  // generated and explicit ids
 	propTx     = dataSchema + ".e2e_prop_tx"  // rows of transactions and XA
 	propTemp   = dataSchema + ".e2e_prop_tmp" // the temporary table every session may create
-	propFn     = dataSchema + ".e2e_prop_uvars"
 	propProc   = dataSchema + ".e2e_prop_"
 	propLocks  = 4
 	propVarA   = "@e2e_pa"
@@ -133,21 +131,19 @@ func setUpSharingProperty(t *testing.T) *propEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	uvars := "CONCAT_WS(',', IFNULL(" + propVarA + ", '-'), IFNULL(" + propVarB + ", '-')"
-	for i := 0; i < propLocks; i++ {
-		uvars += ", IFNULL(IS_USED_LOCK('" + propLock(i) + "') = CONNECTION_ID(), 0)"
-	}
-	uvars += ")"
 	for _, q := range []string{
 		"DROP TABLE IF EXISTS " + propAI,
 		"CREATE TABLE " + propAI + " (id BIGINT AUTO_INCREMENT PRIMARY KEY, sess INT NOT NULL, ref BIGINT UNSIGNED) ENGINE=InnoDB",
 		"DROP TABLE IF EXISTS " + propTx,
 		"CREATE TABLE " + propTx + " (sess INT NOT NULL, k INT NOT NULL, PRIMARY KEY (sess, k)) ENGINE=InnoDB",
-		// The probe reads user variables and locks through a function: the
-		// proxy pins a session whose statement names @x or GET_LOCK, and
-		// the probe must run in unpinned sessions too.
-		"DROP FUNCTION IF EXISTS " + propFn,
-		"CREATE FUNCTION " + propFn + "() RETURNS VARCHAR(200) NOT DETERMINISTIC NO SQL RETURN " + uvars,
+		// A function with a side effect: the statement's text names no
+		// variable, and the server's report of the change comes at the end
+		// of the result set (an EOF without DEPRECATE_EOF). MariaDB flags a
+		// change for every stored function a SELECT calls, so the proxy
+		// pins the session: the probe reads user variables without one.
+		"DROP FUNCTION IF EXISTS " + propProc + "setfn",
+		"CREATE FUNCTION " + propProc + "setfn(v BIGINT) RETURNS BIGINT NOT DETERMINISTIC NO SQL BEGIN SET " + propVarA +
+			" = v; RETURN v; END",
 		"DROP PROCEDURE IF EXISTS " + propProc + "set",
 		"CREATE PROCEDURE " + propProc + "set(v BIGINT) SET " + propVarA + " = v",
 		"DROP PROCEDURE IF EXISTS " + propProc + "set_fail",
@@ -647,8 +643,15 @@ func (s *propSession) pinningStep(ctx context.Context) error {
 		return s.lock(ctx)
 	case r < 66:
 		return s.tempTable(ctx)
-	case r < 74:
+	case r < 70:
 		if _, err := s.exec(ctx, "CALL "+propProc+"set("+strconv.FormatInt(v, 10)+")"); err != nil {
+			return err
+		}
+		s.varA = ptr(v)
+		return nil
+	case r < 74:
+		vs := strconv.FormatInt(v, 10)
+		if err := s.expect(ctx, "SELECT "+propProc+"setfn("+vs+")", vs); err != nil {
 			return err
 		}
 		s.varA = ptr(v)
@@ -667,26 +670,39 @@ func (s *propSession) pinningStep(ctx context.Context) error {
 	}
 }
 
-// probe reads the session's variables, schema, user variables and locks:
-// the session's own, or the server's defaults, and nothing of another's.
+// propProbe reads the session's variables, schema, user variables (all of
+// them: information_schema.USER_VARIABLES, since a statement naming @x or
+// a stored function would pin the session) and which of the named locks it
+// holds.
+var propProbe = func() string {
+	q := "SELECT @@time_zone, @@sql_mode, @@div_precision_increment, @@innodb_lock_wait_timeout, IFNULL(DATABASE(), ''), " +
+		"@@in_transaction, (SELECT IFNULL(GROUP_CONCAT(VARIABLE_NAME, '=', VARIABLE_VALUE ORDER BY VARIABLE_NAME), '') " +
+		"FROM information_schema.USER_VARIABLES), CONCAT_WS(','"
+	for i := 0; i < propLocks; i++ {
+		q += ", IFNULL(IS_USED_LOCK('" + propLock(i) + "') = CONNECTION_ID(), 0)"
+	}
+	return q + ")"
+}()
+
+// probe checks that the session sees its own state, or the server's
+// defaults, and nothing of another's.
 func (s *propSession) probe(ctx context.Context) error {
-	v := func(p *int64) string {
-		if p == nil {
-			return "-"
-		}
-		return strconv.FormatInt(*p, 10)
+	var uv []string
+	if s.varA != nil {
+		uv = append(uv, propVarA[1:]+"="+strconv.FormatInt(*s.varA, 10))
 	}
-	uv := v(s.varA) + "," + v(s.varB)
-	for _, n := range s.locks {
+	if s.varB != nil {
+		uv = append(uv, propVarB[1:]+"="+strconv.FormatInt(*s.varB, 10))
+	}
+	locks := make([]string, propLocks)
+	for i, n := range s.locks {
+		locks[i] = "0"
 		if n > 0 {
-			uv += ",1"
-		} else {
-			uv += ",0"
+			locks[i] = "1"
 		}
 	}
-	return s.expect(ctx, "SELECT @@time_zone, @@sql_mode, @@div_precision_increment, @@innodb_lock_wait_timeout, "+
-		"IFNULL(DATABASE(), ''), @@in_transaction, "+propFn+"()",
-		s.timeZone, s.sqlMode, strconv.Itoa(s.divPrec), strconv.Itoa(s.lockWait), s.schema, "0", uv)
+	return s.expect(ctx, propProbe, s.timeZone, s.sqlMode, strconv.Itoa(s.divPrec), strconv.Itoa(s.lockWait), s.schema, "0",
+		strings.Join(uv, ","), strings.Join(locks, ","))
 }
 
 var propTimeZones = []string{"+01:00", "-03:30", "+05:45", "SYSTEM"}
@@ -1135,5 +1151,45 @@ func TestSharingDiagnosticsPinned(t *testing.T) {
 	var count int
 	if err := c.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&count); err != nil || count != 0 {
 		t.Errorf("@@warning_count = %d, %v; want 0", count, err)
+	}
+}
+
+// TestSharingStoredFunctionState: a SELECT of a stored function that sets a
+// user variable reports the change only in its result set's EOF (the proxy
+// opens backends without DEPRECATE_EOF). The proxy reset that backend after
+// the statement, which kept the change from other sessions but lost it to
+// the session that made it; now the session is pinned and keeps it.
+func TestSharingStoredFunctionState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const fn = dataSchema + ".e2e_setfn_state"
+	for _, q := range []string{"DROP FUNCTION IF EXISTS " + fn,
+		"CREATE FUNCTION " + fn + "(v BIGINT) RETURNS BIGINT NOT DETERMINISTIC NO SQL BEGIN SET @e2e_fn_v = v; RETURN v; END"} {
+		if _, err := rootDB.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { rootDB.Exec("DROP FUNCTION IF EXISTS " + fn) })
+	p := startProxy(t, proxyOptions{backendConns: 2, loops: 1})
+	db := openProxyDB(t, p.addr, dataSchema, nil)
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var v int64
+	if err := c.QueryRowContext(ctx, "SELECT "+fn+"(42)").Scan(&v); err != nil || v != 42 {
+		t.Fatalf("SELECT %s(42): %d, %v", fn, v, err)
+	}
+	// Another client's statements in between, on either backend.
+	other := openOtherDB(t, p.addr, dataSchema)
+	for i := 0; i < 4; i++ {
+		if _, err := other.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got sql.NullInt64
+	if err := c.QueryRowContext(ctx, "SELECT @e2e_fn_v").Scan(&got); err != nil || got.Int64 != 42 {
+		t.Fatalf("@e2e_fn_v after the function set it: %v, %v; a direct connection sees 42", got, err)
 	}
 }

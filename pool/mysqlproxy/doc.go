@@ -82,9 +82,12 @@
 // proxy records itself (one tracked SET, USE, COM_INIT_DB), whatever
 // produced it: a prepared SET, EXECUTE IMMEDIATE, a procedure (pinned,
 // reason server_state). Without DEPRECATE_EOF a result set's EOF can only
-// say that something changed; its report comes with the next OK, so a
-// backend whose report is so withheld is reset (COM_RESET_CONNECTION)
-// before it serves another session. In 5.5 mode (no tracking) statement
+// say that something changed; its report comes with the next OK. Outside a
+// transaction such an EOF pins the session as a report would (MariaDB 10.11
+// says so for every SELECT that calls a stored function, even one that
+// changes nothing: such sessions stay pinned), and a backend whose report
+// is so withheld is reset (COM_RESET_CONNECTION) before it serves another
+// session. In 5.5 mode (no tracking) statement
 // kinds the scanner does not classify (listedStatements in sqlscan.go: not
 // CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement);
 // so do they on a backend whose server refused every tracking SET.

@@ -342,7 +342,14 @@ func (ex *exchange) relayOK(payload []byte) {
 
 // clearStateChanged notes an EOF packet's SERVER_SESSION_STATE_CHANGED (the
 // report is withheld until the next OK packet) and clears the flag in the
-// packet, which is relayed as it is otherwise.
+// packet, which is relayed as it is otherwise. Outside a transaction the
+// change is the session's (a stored function in a SELECT, which may have
+// set a user variable: MariaDB flags every stored function call), so it
+// pins the session as a reported change would: resetting the backend after
+// the statement would lose the change to the session itself. In a
+// transaction the flag also stands for the transaction's own state; the
+// transaction pins the session, and the OK that ends it carries the report
+// (noteServerState).
 func (ex *exchange) clearStateChanged(raw, payload []byte) {
 	if len(payload) < 5 {
 		return
@@ -353,6 +360,9 @@ func (ex *exchange) clearStateChanged(raw, payload []byte) {
 		return
 	}
 	ex.b.noteWithheld()
+	if s := ex.s; !ex.accounted && status&mysqlwire.StatusInTrans == 0 && s.pins&stickyPins == 0 {
+		s.pin(PinServerState)
+	}
 	status &^= mysqlwire.StatusSessionStateChanged
 	raw[at], raw[at+1] = byte(status), byte(status>>8)
 }
