@@ -41,6 +41,10 @@
 //     checked against a per-session model first checked against MariaDB.
 //     SCALESTACK_PROPERTY_STATEMENTS sets its length (30,000 by default;
 //     the acceptance run is 1,000,000).
+//   - TestDocumentedPins: LOCK TABLES, SQL_CALC_FOUND_ROWS, SET
+//     TRANSACTION and a schema only the server reports pin as
+//     pool/mysqlproxy's documentation says (one backend: another client
+//     gets 9001 while the session is pinned).
 //   - TestChaosClientsKilledMidResult, TestChaosServerRestart,
 //     TestMalformedClientPackets: vanishing clients, a server restart under
 //     load, and bytes no client should send.

@@ -74,11 +74,13 @@
 // that refuses that too is served without tracking, as in 5.5 mode (below);
 // the fallback is remembered per target, logged once, and no client command
 // fails for it. The schema
-// reported is replayed: the session takes the server's word for it. Any
+// reported is replayed: the session takes the server's word for it (a
+// USE the proxy did not parse, EXECUTE IMMEDIATE 'USE db', also pins: the
+// state-change flag that comes with the report may stand for more). Any
 // other change reported (a system variable, the state-change flag for user
 // variables, temporary tables and prepared statements, or pending
 // transaction characteristics outside a transaction: SET TRANSACTION, XA
-// START) pins the session unless the command is one whose every effect the
+// START) pins the session, until it ends, unless the command is one whose every effect the
 // proxy records itself (one tracked SET, USE, COM_INIT_DB), whatever
 // produced it: a prepared SET, EXECUTE IMMEDIATE, a procedure (pinned,
 // reason server_state). Without DEPRECATE_EOF a result set's EOF can only
