@@ -33,6 +33,18 @@
 //   - TestSessionIsolation: 1000 concurrent sessions, 100,000 random
 //     statements on 4 backends, every answer checked against a per-session
 //     model that is first checked against MariaDB itself.
+//   - TestSharingProperty (issue 15): short sessions of 16 clients at once
+//     on 4 backends mix tracked state with what the proxy cannot see in
+//     the text (prepared SET, GET_LOCK and CREATE TEMPORARY TABLE,
+//     SELECT @x:=, EXECUTE IMMEDIATE, procedures that SIGNAL, XA),
+//     LAST_INSERT_ID(), diagnostics and client aborts; every answer is
+//     checked against a per-session model first checked against MariaDB.
+//     SCALESTACK_PROPERTY_STATEMENTS sets its length (30,000 by default;
+//     the acceptance run is 1,000,000).
+//   - TestDocumentedPins: LOCK TABLES, SQL_CALC_FOUND_ROWS, SET
+//     TRANSACTION and a schema only the server reports pin as
+//     pool/mysqlproxy's documentation says (one backend: another client
+//     gets 9001 while the session is pinned).
 //   - TestChaosClientsKilledMidResult, TestChaosServerRestart,
 //     TestMalformedClientPackets: vanishing clients, a server restart under
 //     load, and bytes no client should send.

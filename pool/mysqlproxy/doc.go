@@ -74,17 +74,22 @@
 // that refuses that too is served without tracking, as in 5.5 mode (below);
 // the fallback is remembered per target, logged once, and no client command
 // fails for it. The schema
-// reported is replayed: the session takes the server's word for it. Any
+// reported is replayed: the session takes the server's word for it (a
+// USE the proxy did not parse, EXECUTE IMMEDIATE 'USE db', also pins: the
+// state-change flag that comes with the report may stand for more). Any
 // other change reported (a system variable, the state-change flag for user
 // variables, temporary tables and prepared statements, or pending
 // transaction characteristics outside a transaction: SET TRANSACTION, XA
-// START) pins the session unless the command is one whose every effect the
+// START) pins the session, until it ends, unless the command is one whose every effect the
 // proxy records itself (one tracked SET, USE, COM_INIT_DB), whatever
 // produced it: a prepared SET, EXECUTE IMMEDIATE, a procedure (pinned,
 // reason server_state). Without DEPRECATE_EOF a result set's EOF can only
-// say that something changed; its report comes with the next OK, so a
-// backend whose report is so withheld is reset (COM_RESET_CONNECTION)
-// before it serves another session. In 5.5 mode (no tracking) statement
+// say that something changed; its report comes with the next OK. Outside a
+// transaction such an EOF pins the session as a report would (MariaDB 10.11
+// says so for every SELECT that calls a stored function, even one that
+// changes nothing: such sessions stay pinned), and a backend whose report
+// is so withheld is reset (COM_RESET_CONNECTION) before it serves another
+// session. In 5.5 mode (no tracking) statement
 // kinds the scanner does not classify (listedStatements in sqlscan.go: not
 // CALL, EXECUTE, XA, HANDLER...) pin instead (reason unlisted_statement);
 // so do they on a backend whose server refused every tracking SET.
@@ -439,11 +444,14 @@
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),
 // unless another client needs that backend first. A backend remembers whose
-// diagnostics it holds: a statement reading diagnostics (SHOW WARNINGS,
-// SHOW ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count) of another
-// session runs after a reset (COM_RESET_CONNECTION, COM_CHANGE_USER in 5.5
-// mode: a statement that uses no table leaves them in place), so a session
-// whose kept backend was taken sees none rather than another's; ROW_COUNT() and
+// diagnostics it holds: a session given a backend that holds another
+// session's runs its command after a reset (COM_RESET_CONNECTION,
+// COM_CHANGE_USER in 5.5 mode), whatever the command: a statement that uses
+// no table leaves them in place, and one that pins the session (SET @x)
+// would leave them to its SHOW WARNINGS, which no reset may then precede.
+// So SHOW WARNINGS, SHOW ERRORS, GET DIAGNOSTICS, @@warning_count and
+// @@error_count of a session whose kept backend was taken show none rather
+// than another's; ROW_COUNT() and
 // FOUND_ROWS() without SQL_CALC_FOUND_ROWS may run on another backend than
 // the statement they refer to, and after a statement that may change
 // LAST_INSERT_ID() the proxy's SELECT LAST_INSERT_ID() has run since (it

@@ -66,24 +66,33 @@ type exchange struct {
 func (ex *exchange) inFlight() bool { return ex.step != opNone }
 
 // begin starts the session's command on b.
-func (ex *exchange) begin(b *backend) {
+func (ex *exchange) begin(b *backend, granted bool) {
 	ex.b = b
 	ex.relayed = false
 	ex.stmtRetried = false
-	ex.makePlan()
+	ex.makePlan(granted)
 	ex.run()
 }
 
 // makePlan lists what b needs before the command can run. A COM_CHANGE_USER
 // forgets everything (schema, variables, statements), so what follows it
 // is planned as for a fresh connection; every later step checks again when
-// it runs, against the state the earlier steps left.
-func (ex *exchange) makePlan() {
+// it runs, against the state the earlier steps left. granted: the pool
+// has just given b to the session (it did not hold it before the command).
+func (ex *exchange) makePlan(granted bool) {
 	s, b := ex.s, ex.b
 	n := 0
 	schema := b.state.schema
 	fresh := false
-	foreignDiag := s.pins == 0 && s.readsDiagnostics() && b.diagOf != noDiag && b.diagOf != s.id
+	// Another session's diagnostics are cleared before any command of a
+	// session that has just been given the backend (or holds it unpinned),
+	// not only one that reads them: a command that uses no table leaves
+	// them (SET @x, SELECT of a stored function) and may pin the session,
+	// whose later SHOW WARNINGS could then not be given a reset (it would
+	// lose the session's state) and would show them. A session that has
+	// just been given the backend has no state there yet, whatever the
+	// command's text pinned already.
+	foreignDiag := (granted || s.pins == 0) && b.diagOf != noDiag && b.diagOf != s.id
 	if foreignDiag && !b.p.cfg.MySQL55 {
 		// Only a reset clears them (a statement that uses no table
 		// leaves them); everything after it is planned as for a fresh
@@ -333,7 +342,14 @@ func (ex *exchange) relayOK(payload []byte) {
 
 // clearStateChanged notes an EOF packet's SERVER_SESSION_STATE_CHANGED (the
 // report is withheld until the next OK packet) and clears the flag in the
-// packet, which is relayed as it is otherwise.
+// packet, which is relayed as it is otherwise. Outside a transaction the
+// change is the session's (a stored function in a SELECT, which may have
+// set a user variable: MariaDB flags every stored function call), so it
+// pins the session as a reported change would: resetting the backend after
+// the statement would lose the change to the session itself. In a
+// transaction the flag also stands for the transaction's own state; the
+// transaction pins the session, and the OK that ends it carries the report
+// (noteServerState).
 func (ex *exchange) clearStateChanged(raw, payload []byte) {
 	if len(payload) < 5 {
 		return
@@ -344,6 +360,9 @@ func (ex *exchange) clearStateChanged(raw, payload []byte) {
 		return
 	}
 	ex.b.noteWithheld()
+	if s := ex.s; !ex.accounted && status&mysqlwire.StatusInTrans == 0 && s.pins&stickyPins == 0 {
+		s.pin(PinServerState)
+	}
 	status &^= mysqlwire.StatusSessionStateChanged
 	raw[at], raw[at+1] = byte(status), byte(status>>8)
 }

@@ -255,7 +255,7 @@ func (s *session) Granted(pb *pool.Backend) {
 	b := s.p.backends[pb.Index()]
 	s.b = b
 	b.sweepStmts(s.pl)
-	s.ex.begin(b)
+	s.ex.begin(b, true)
 }
 
 // Refused implements pool.Client: the command waited too long, or no
@@ -767,7 +767,7 @@ func (s *session) forward(raw, payload []byte) {
 			s.held = false
 			s.pl.lp.Unkeep(b.pb)
 		}
-		s.ex.begin(b)
+		s.ex.begin(b, false)
 		return
 	}
 	s.pl.lp.Acquire(&s.wait)
@@ -1099,18 +1099,6 @@ func (s *session) noteServerState(b *backend, ok *mysqlwire.OK, accounted bool) 
 	if (unreplayed || it.Err() != nil) && s.pins&stickyPins == 0 {
 		s.pin(PinServerState)
 	}
-}
-
-// readsDiagnostics reports whether the command being served reads the
-// diagnostics of the statement before it.
-func (s *session) readsDiagnostics() bool {
-	switch s.cmd {
-	case mysqlwire.ComQuery:
-		return s.qi.feats&featDiag != 0
-	case mysqlwire.ComStmtExecute:
-		return s.stmt != nil && s.stmt.diag
-	}
-	return false
 }
 
 // mayHideState reports whether an ERR answering the command being served

@@ -73,8 +73,6 @@ type sessStmt struct {
 	// unlisted: its text is a statement kind the scanner does not
 	// classify (see listedStatement).
 	unlisted bool
-	// diag: its text reads diagnostics (see featDiag).
-	diag bool
 	// lastIDRead, lastIDWrite: its text reads or may change
 	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
 	lastIDRead, lastIDWrite bool
@@ -85,7 +83,7 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 		s.stmts = map[uint32]*sessStmt{}
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
-		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0,
+		unlisted:   s.qi.feats&featUnlisted != 0,
 		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
