@@ -266,6 +266,9 @@ func (r *Request) Warnings() uint16     { return r.warnings }
 // Running reports whether the request is started and Done has not run.
 func (r *Request) Running() bool { return r.running }
 
+// Waiting reports whether the request waits for a backend.
+func (r *Request) Waiting() bool { return r.wait.Queued() }
+
 // Start runs the request. It must run on the Stmt's loop.
 func (r *Request) Start() {
 	if r.running {
