@@ -33,9 +33,14 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 	maxHeaderBytes := fs.Int("max-header-bytes", d.MaxHeaderBytes, "largest header section in bytes (431 beyond)")
 	maxHeaders := fs.Int("max-headers", d.MaxHeaders, "most header fields in a request (431 beyond)")
 	maxBody := fs.Int64("max-body", d.MaxBody, "largest request body in bytes (413 beyond)")
+	sqlFlags := sqlGatewayFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: scalestack http [--root DIR] [flags]\n\n"+
 			"Serves HTTP/1.1 on the reactor: the files under --root at /, and a health handler at --health.\n"+
+			"With --sql-path, an HTTP -> SQL gateway: POST {\"sql\": ..., \"params\": [...]} there with HTTP basic\n"+
+			"credentials of a --sql-users account; the statement runs as a prepared statement through a MySQL\n"+
+			"pool of --sql-backend-conns connections and its rows stream back as JSON. One statement per\n"+
+			"request, in autocommit mode: transactions are refused (error 9005, 0A000).\n"+
 			"On SIGTERM it stops accepting, closes idle keep-alive connections, lets responses in progress\n"+
 			"finish for up to --shutdown-timeout, then exits.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -72,6 +77,15 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 				return module{}, fmt.Errorf("--health: %w", err)
 			}
 		}
+		gateway, err := sqlFlags()
+		if err != nil {
+			return module{}, err
+		}
+		if gateway != nil {
+			if err := router.Handle(gateway.path, gateway); err != nil {
+				return module{}, fmt.Errorf("--sql-path: %w", err)
+			}
+		}
 		var static *httpd.Static
 		if *root != "" {
 			if static, err = httpd.NewStatic(*root); err != nil {
@@ -89,12 +103,27 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			status:     func() any { return srv.Snapshot() },
 			collectors: []prometheus.Collector{newHTTPCollector(srv, static)},
 			start: func(e *reactor.Engine) error {
+				if gateway != nil {
+					if err := gateway.p.StartBackends(e); err != nil {
+						return err
+					}
+					gateway.attach(e)
+				}
 				srv.Attach(e)
+				return nil
+			},
+			ready: func() error {
+				if gateway != nil {
+					return gateway.p.Ready()
+				}
 				return nil
 			},
 			stop: func() {
 				if static != nil {
 					_ = static.Close()
+				}
+				if gateway != nil {
+					_ = gateway.p.Close()
 				}
 			},
 			drain: srv.Drain,
