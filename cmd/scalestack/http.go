@@ -98,9 +98,15 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			}
 		}
 		return module{
-			name:       "http",
-			listen:     srv.ListenConfig(addr, *spread),
-			status:     func() any { return srv.Snapshot() },
+			name:   "http",
+			listen: srv.ListenConfig(addr, *spread),
+			status: func() any {
+				if gateway != nil {
+					return map[string]any{"server": srv.Snapshot(), "sql_pending_bodies": gateway.pendingBodies.Load(),
+						"sql": gateway.p.Stats()}
+				}
+				return srv.Snapshot()
+			},
 			collectors: []prometheus.Collector{newHTTPCollector(srv, static)},
 			start: func(e *reactor.Engine) error {
 				if gateway != nil {

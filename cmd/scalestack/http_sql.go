@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,9 +72,12 @@ type sqlGateway struct {
 	path    string // where it is mounted (--sql-path)
 	schema  string
 	maxBody int
-	// pending are the requests whose body is arriving, by response, per
-	// loop (a handler is shared by every connection of every loop).
-	pending []map[*httpd.Response]*sqlQuery
+	// loops hold, per loop, the requests whose body is arriving (a
+	// handler is shared by every connection of every loop).
+	loops []sqlLoop
+	// pendingBodies counts the requests whose body is arriving, over the
+	// loops (for /status).
+	pendingBodies atomic.Int64
 	// dummy is compared with when the account is unknown, so that a wrong
 	// name costs the same time as a wrong password.
 	dummy []byte
@@ -83,12 +87,54 @@ func newSQLGateway(p *mysqlproxy.Proxy, schema string, maxBody int) *sqlGateway 
 	return &sqlGateway{p: p, schema: schema, maxBody: maxBody, dummy: mysqlwire.NativePasswordHash([]byte("\x00no account"))}
 }
 
+// sqlLoop is one loop's requests whose body is arriving, by response.
+// Their bodies together are bounded by sqlBodyBudget: strangers that send
+// part of a body and stall cannot make the gateway hold more.
+type sqlLoop struct {
+	pending  map[*httpd.Response]*sqlQuery
+	buffered int
+	// Entries whose connection closed mid-body (the handler is not told)
+	// are dropped when pending grows to sweepAt, and at the first request
+	// a second after the last sweep: each request pays O(1), amortised.
+	sweepAt   int
+	lastSweep time.Time
+}
+
+// sqlBodyBudget bounds the request bodies one loop holds while they
+// arrive; a request that would go over it gets 503.
+const sqlBodyBudget = 32 << 20
+
 // attach sizes the per-loop state (before any request).
 func (g *sqlGateway) attach(e *reactor.Engine) {
-	g.pending = make([]map[*httpd.Response]*sqlQuery, len(e.Loops()))
-	for i := range g.pending {
-		g.pending[i] = map[*httpd.Response]*sqlQuery{}
+	g.loops = make([]sqlLoop, len(e.Loops()))
+	for i := range g.loops {
+		g.loops[i] = sqlLoop{pending: map[*httpd.Response]*sqlQuery{}, sweepAt: 64}
 	}
+}
+
+// add records q, first dropping the requests of closed connections (see
+// sweepAt).
+func (sl *sqlLoop) add(q *sqlQuery) {
+	if now := q.w.Loop().Now(); len(sl.pending) >= sl.sweepAt || len(sl.pending) > 0 && now.Sub(sl.lastSweep) >= time.Second {
+		sl.lastSweep = now
+		for w, old := range sl.pending {
+			if w.Closed() {
+				sl.remove(old)
+			}
+		}
+		sl.sweepAt = max(64, 2*len(sl.pending))
+	}
+	if old := sl.pending[q.w]; old != nil {
+		sl.remove(old)
+	}
+	sl.pending[q.w] = q
+	q.g.pendingBodies.Add(1)
+}
+
+func (sl *sqlLoop) remove(q *sqlQuery) {
+	sl.buffered -= len(q.body)
+	delete(sl.pending, q.w)
+	q.g.pendingBodies.Add(-1)
 }
 
 // authenticate checks HTTP basic credentials against the users file and
@@ -149,30 +195,37 @@ func (g *sqlGateway) Serve(w *httpd.Response, req *httpwire.Request) {
 	}
 	q := &sqlQuery{g: g, w: w, account: account}
 	q.req.Sink = q
-	g.pending[w.Loop().ID()][w] = q
+	g.loops[w.Loop().ID()].add(q)
 }
 
 // OnBody implements httpd.BodyHandler: the JSON arrives.
 func (g *sqlGateway) OnBody(w *httpd.Response, data []byte, last bool) {
-	m := g.pending[w.Loop().ID()]
-	q := m[w]
+	sl := &g.loops[w.Loop().ID()]
+	q := sl.pending[w]
 	if q == nil {
 		return // answered at the head (401, 405, 413)
 	}
-	if !q.tooBig {
-		if len(q.body)+len(data) > g.maxBody {
-			q.tooBig = true
+	if q.refused == 0 {
+		switch {
+		case len(q.body)+len(data) > g.maxBody:
+			q.refused = 413
+		case sl.buffered+len(data) > sqlBodyBudget:
+			q.refused = 503
+		}
+		if q.refused != 0 {
+			sl.buffered -= len(q.body)
 			q.body = nil
 		} else {
 			q.body = append(q.body, data...)
+			sl.buffered += len(data)
 		}
 	}
 	if !last {
 		return
 	}
-	delete(m, w)
-	if q.tooBig {
-		w.Error(413)
+	sl.remove(q)
+	if q.refused != 0 {
+		w.Error(q.refused)
 		return
 	}
 	q.start()
@@ -185,7 +238,7 @@ type sqlQuery struct {
 	w       *httpd.Response
 	account string
 	body    []byte
-	tooBig  bool
+	refused int // 413 or 503: the body is dropped as it arrives
 
 	req      mysqlproxy.Request
 	stmt     *mysqlproxy.Stmt

@@ -362,7 +362,7 @@ func (cl *mcSQLClient) serve(req *memcachewire.Request) {
 	}
 	cl.cmd, cl.noreply = req.Cmd, req.Noreply
 	cl.flags, cl.casIn, cl.delta, cl.retries = req.Flags, req.Cas, req.Delta, 0
-	cl.exptime = absExptime(req.Exptime, time.Now())
+	cl.exptime = absExptime(req.Exptime, cl.c.Loop().Now())
 	cl.data = append(cl.data[:0], req.Data...)
 	cl.busy = true
 	cl.c.PauseRead()
