@@ -98,6 +98,48 @@ type sqlLoop struct {
 	// a second after the last sweep: each request pays O(1), amortised.
 	sweepAt   int
 	lastSweep time.Time
+
+	// stmts keeps the statements of recent requests (by schema and text),
+	// so that a repeated statement stays prepared on the backends instead
+	// of being prepared and closed for each request; the least recently
+	// used beyond sqlStmtCache is given up.
+	stmts    map[string]*sqlStmt
+	stmtTick uint64
+}
+
+type sqlStmt struct {
+	st      *mysqlproxy.Stmt
+	lastUse uint64
+}
+
+// sqlStmtCache bounds each loop's kept statements (each costs a server-
+// side statement on the backends that ran it, within --backend-max-stmts).
+const sqlStmtCache = 256
+
+// stmt returns the loop's Stmt for text, made (and checked) on first use.
+func (sl *sqlLoop) stmt(g *sqlGateway, l *reactor.Loop, text string) (*mysqlproxy.Stmt, error) {
+	sl.stmtTick++
+	if e := sl.stmts[text]; e != nil {
+		e.lastUse = sl.stmtTick
+		return e.st, nil
+	}
+	st, err := g.p.PrepareStmt(l, g.schema, text)
+	if err != nil {
+		return nil, err
+	}
+	if len(sl.stmts) >= sqlStmtCache {
+		var oldKey string
+		var old *sqlStmt
+		for k, e := range sl.stmts {
+			if old == nil || e.lastUse < old.lastUse {
+				oldKey, old = k, e
+			}
+		}
+		delete(sl.stmts, oldKey)
+		old.st.Close() // requests running it finish; new ones make it again
+	}
+	sl.stmts[text] = &sqlStmt{st: st, lastUse: sl.stmtTick}
+	return st, nil
 }
 
 // sqlBodyBudget bounds the request bodies one loop holds while they
@@ -108,7 +150,7 @@ const sqlBodyBudget = 32 << 20
 func (g *sqlGateway) attach(e *reactor.Engine) {
 	g.loops = make([]sqlLoop, len(e.Loops()))
 	for i := range g.loops {
-		g.loops[i] = sqlLoop{pending: map[*httpd.Response]*sqlQuery{}, sweepAt: 64}
+		g.loops[i] = sqlLoop{pending: map[*httpd.Response]*sqlQuery{}, sweepAt: 64, stmts: map[string]*sqlStmt{}}
 	}
 }
 
@@ -241,7 +283,6 @@ type sqlQuery struct {
 	refused int // 413 or 503: the body is dropped as it arrives
 
 	req      mysqlproxy.Request
-	stmt     *mysqlproxy.Stmt
 	out      []byte // JSON not yet taken by the response
 	outAt    int
 	streamed bool // the response is started and pulls from out
@@ -291,12 +332,11 @@ func (q *sqlQuery) start() {
 			Message: "request body: want {\"sql\": \"...\", \"params\": [...]}: " + err.Error()}))
 		return
 	}
-	st, err := q.g.p.PrepareStmt(q.w.Loop(), q.g.schema, *in.SQL)
+	st, err := q.g.loops[q.w.Loop().ID()].stmt(q.g, q.w.Loop(), *in.SQL)
 	if err != nil {
 		q.fail(err)
 		return
 	}
-	q.stmt = st
 	q.req.Account, q.req.Stmt, q.req.Params = q.account, st, params
 	q.req.Start()
 }
@@ -412,7 +452,6 @@ func (q *sqlQuery) Row(r *mysqlproxy.Request, row *mysqlproxy.Row) bool {
 		// The client left before the response started: nobody reads.
 		q.done = true
 		r.Cancel()
-		q.stmt.Close()
 		return true
 	}
 	if q.rows > 0 {
@@ -442,7 +481,6 @@ func (q *sqlQuery) Row(r *mysqlproxy.Request, row *mysqlproxy.Row) bool {
 
 // Done implements mysqlproxy.Sink.
 func (q *sqlQuery) Done(r *mysqlproxy.Request, err error) {
-	q.stmt.Close()
 	if !q.streamed {
 		if q.w.Closed() {
 			return
@@ -504,7 +542,6 @@ func (q *sqlQuery) Close() {
 	if !q.done {
 		q.done = true
 		q.req.Cancel()
-		q.stmt.Close()
 	}
 	q.out = nil
 }
