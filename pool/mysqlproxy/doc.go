@@ -420,7 +420,9 @@
 //
 // A Request names the users-file account it runs for, as a client login of
 // that account (an unknown account gets ERR 1045; backends log in as the
-// service account, as for sessions). It waits for a backend in the loop's
+// service account, as for sessions, and the request waits with the zero
+// pool.Class: where accounts get identities and tenants of their own, the
+// Request is the place that maps its account to them). It waits for a backend in the loop's
 // queue like a session's command (the same --queue-timeout, ERR 9001 and
 // 9003), then brings the backend to the embedded state: the statement's
 // schema (COM_INIT_DB, or COM_CHANGE_USER when it has none and the backend
