@@ -11,7 +11,9 @@
 // closes), picks the handler by path prefix, and calls Handler.Serve on the
 // same loop. The handler answers at once (Reply, or WriteHeader + Write +
 // End), hands the body to a BodySource that the server pulls from as the
-// socket drains (a large file), or keeps the Response and ends it later
+// socket drains (a large file; a source fed from elsewhere, such as rows
+// from a database, returns ErrBodyPending while it has nothing and calls
+// Response.Pump once it has), or keeps the Response and ends it later
 // from the same loop (a handler waiting for a backend). A request body is
 // decoded as it arrives and given to a BodyHandler, or read and dropped.
 // Pipelined requests wait in the input, unparsed, until the response ahead

@@ -36,12 +36,18 @@ type BodyHandler interface {
 // BodySource produces a response body that the server pulls as the socket
 // drains, so a large body never sits in memory whole. ReadBody fills dst
 // (at most len(dst) bytes) and returns io.EOF once the body is complete;
-// it runs on the loop and must not block. Close runs once, when the body is
-// done or the connection closed.
+// it runs on the loop and must not block. A source whose bytes arrive from
+// elsewhere (rows from a database) returns ErrBodyPending when it has
+// nothing now, and calls Response.Pump once it has. Close runs once, when
+// the body is done or the connection closed.
 type BodySource interface {
 	ReadBody(dst []byte) (int, error)
 	Close()
 }
+
+// ErrBodyPending is what ReadBody returns when the source has no bytes
+// now but more will come: the server stops pulling until Response.Pump.
+var ErrBodyPending = errors.New("httpd: response body pending")
 
 // Response is the response to one request. Its methods run on the
 // connection's loop only.
@@ -343,6 +349,15 @@ func (w *Response) Stream(src BodySource) {
 	w.pump()
 }
 
+// Pump pulls from the response's BodySource again, after it returned
+// ErrBodyPending (unless the client's output is over the high-water mark:
+// the server pulls then once it drains).
+func (w *Response) Pump() {
+	if w.src != nil && !w.st.outFull && !w.st.closed {
+		w.pump()
+	}
+}
+
 // streamChunk is how much of a streamed body is read at a time.
 const streamChunk = 64 << 10
 
@@ -377,6 +392,12 @@ func (w *Response) pump() {
 			}
 		} else {
 			err = io.EOF
+		}
+		if err == ErrBodyPending {
+			if n > 0 {
+				continue
+			}
+			return // the source calls Pump when it has more
 		}
 		if err != nil {
 			src := w.src

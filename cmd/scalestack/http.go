@@ -44,10 +44,15 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 	proxyQueueTimeout := fs.Duration("proxy-queue-timeout", 10*time.Second, "a request waits at most this for a free upstream connection (else 504)")
 	proxyHealthInterval := fs.Duration("proxy-health-interval", 2*time.Second, "idle upstream connections are checked this often (HEAD --proxy-health-path)")
 	proxyHealthPath := fs.String("proxy-health-path", "", "path the health check asks for; a status of 400 or more then fails it, also before a new connection is used (empty: HEAD / and any complete answer will do)")
+	sqlFlags := sqlGatewayFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: scalestack http [--root DIR] [flags]\n\n"+
 			"Serves HTTP/1.1 on the reactor: the files under --root at /, a health handler at --health, and\n"+
 			"reverse proxies to upstream HTTP servers at the prefixes of --proxy.\n"+
+			"With --sql-path, an HTTP -> SQL gateway: POST {\"sql\": ..., \"params\": [...]} there with HTTP basic\n"+
+			"credentials of a --sql-users account; the statement runs as a prepared statement through a MySQL\n"+
+			"pool of --sql-backend-conns connections and its rows stream back as JSON. One statement per\n"+
+			"request, in autocommit mode: transactions are refused (error 9005, 0A000).\n"+
 			"On SIGTERM it stops accepting, closes idle keep-alive connections, lets responses in progress\n"+
 			"finish for up to --shutdown-timeout, then exits.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -121,6 +126,15 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			}
 			proxies = append(proxies, mountedProxy{prefix: rt.prefix, px: px})
 		}
+		gateway, err := sqlFlags()
+		if err != nil {
+			return module{}, err
+		}
+		if gateway != nil {
+			if err := router.Handle(gateway.path, gateway); err != nil {
+				return module{}, fmt.Errorf("--sql-path: %w", err)
+			}
+		}
 		var static *httpd.Static
 		if *root != "" {
 			if static, err = httpd.NewStatic(*root); err != nil {
@@ -133,12 +147,24 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 			}
 		}
 		return module{
-			name:       "http",
-			listen:     srv.ListenConfig(addr, *spread),
-			status:     httpStatus(srv, proxies),
+			name:   "http",
+			listen: srv.ListenConfig(addr, *spread),
+			status: func() any {
+				base := httpStatus(srv, proxies)()
+				if gateway != nil {
+					return map[string]any{"server": base, "sql_pending_bodies": gateway.pendingBodies.Load(),
+						"sql": gateway.p.Stats()}
+				}
+				return base
+			},
 			collectors: httpCollectors(srv, static, proxies),
-			ready:      proxiesReady(proxies),
 			start: func(e *reactor.Engine) error {
+				if gateway != nil {
+					if err := gateway.p.StartBackends(e); err != nil {
+						return err
+					}
+					gateway.attach(e)
+				}
 				srv.Attach(e)
 				for _, mp := range proxies {
 					if err := mp.px.Start(e); err != nil {
@@ -147,12 +173,25 @@ func httpFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (module, e
 				}
 				return nil
 			},
+			ready: func() error {
+				var errs []error
+				if gateway != nil {
+					errs = append(errs, gateway.p.Ready())
+				}
+				if pr := proxiesReady(proxies); pr != nil {
+					errs = append(errs, pr())
+				}
+				return errors.Join(errs...)
+			},
 			stop: func() {
 				for _, mp := range proxies {
 					mp.px.Stop()
 				}
 				if static != nil {
 					_ = static.Close()
+				}
+				if gateway != nil {
+					_ = gateway.p.Close()
 				}
 			},
 			drain: srv.Drain,

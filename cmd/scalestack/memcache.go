@@ -90,6 +90,9 @@ type mcConfig struct {
 	serverTimeout  time.Duration // 0: wait for answers indefinitely
 	maxPipeline    int
 	maxServerQueue int
+	// sql, when set, replaces the memcached servers with a MySQL table
+	// (--backend mysql; memcache_mysql.go).
+	sql *mcSQLConf
 }
 
 // mcServerStats count one server's traffic on one loop; loops add, the
@@ -1044,6 +1047,9 @@ func (mc *mcCollector) Collect(ch chan<- prometheus.Metric) {
 // ---- command ----
 
 func memcacheModule(listen conn.Addr, spread bool, cfg mcConfig) (module, error) {
+	if cfg.sql != nil {
+		return memcacheSQLModule(listen, spread, cfg)
+	}
 	p, err := newMemcacheProxy(cfg)
 	if err != nil {
 		return module{}, err
@@ -1087,14 +1093,21 @@ func memcacheFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 	maxPipeline := fs.Int("max-pipeline", 256, "requests one client may have outstanding; its input is not read beyond")
 	maxQueue := fs.Int("max-server-queue", 4096, "requests one server connection may have outstanding; clients that need it wait")
 	spread := fs.Bool("spread", false, "accept on one loop and hand connections round-robin")
+	sqlFlags := memcacheSQLFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: scalestack memcache --servers HOST:PORT[:WEIGHT],... [flags]\n\nA memcached proxy: every key goes to the server twemproxy (nutcracker) would pick with the same\nserver list and hash (ketama), many clients' requests pipelined onto a few connections per server.\nA down server's keys get %q.\n\nFlags:\n", bytes.TrimSpace(mcUnavailable))
+		fmt.Fprintf(stderr, "Usage: scalestack memcache --servers HOST:PORT[:WEIGHT],... [flags]\n       scalestack memcache --backend mysql --mysql HOST:PORT --mysql-user U --users FILE --account NAME --table T [flags]\n\nA memcached proxy: every key goes to the server twemproxy (nutcracker) would pick with the same\nserver list and hash (ketama), many clients' requests pipelined onto a few connections per server.\nA down server's keys get %q.\n\nWith --backend mysql, the items are the rows of a MySQL/MariaDB table instead (key, value and\noptional flags, exptime and cas columns), reached through the MySQL proxy's pool of --mysql-conns\nconnections: get, gets, set, add, replace, append, prepend, cas, delete, incr, decr and touch, with\nmemcached's semantics (cas atomic in the server); other commands get %q.\n\nFlags:\n", bytes.TrimSpace(mcUnavailable), bytes.TrimSpace(mcSQLUnsupported))
 		fs.PrintDefaults()
 	}
 	return fs, ef, func() (module, error) {
-		list, err := parseMemcacheServers(*servers)
+		sqlConf, err := sqlFlags()
 		if err != nil {
-			return module{}, fmt.Errorf("--servers: %w", err)
+			return module{}, err
+		}
+		var list []mcServerConf
+		if sqlConf == nil { // a table has no memcached servers behind it
+			if list, err = parseMemcacheServers(*servers); err != nil {
+				return module{}, fmt.Errorf("--servers: %w", err)
+			}
 		}
 		h, ok := keyHashes[*hash]
 		if !ok {
@@ -1131,6 +1144,7 @@ func memcacheFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (modul
 			connsPerServer: *conns, failureLimit: *failureLimit, retryTimeout: *retry,
 			connectTimeout: *connectTimeout, serverTimeout: *serverTimeout,
 			maxPipeline: *maxPipeline, maxServerQueue: *maxQueue,
+			sql: sqlConf,
 		}
 		return memcacheModule(laddr, *spread, cfg)
 	}

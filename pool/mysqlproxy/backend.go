@@ -33,6 +33,7 @@ const (
 	dutyResetTrack             // the tracking SET ending a reset
 	dutyDrainProbe             // the rest of a SELECT LAST_INSERT_ID() whose session left
 	dutyKill                   // KILL QUERY sent for a session's KILL QUERY (killer)
+	dutyEmbed                  // an embedded caller's request (emb; embed.go)
 )
 
 var (
@@ -61,6 +62,7 @@ type backend struct {
 	phase   backendPhase
 	duty    backendDuty
 	ex      *exchange // the exchange in flight (dutyExchange)
+	emb     *Request  // the embedded request in flight (dutyEmbed)
 	caps    mysqlwire.Capabilities
 	nonce   []byte
 	plugin  string
@@ -158,6 +160,7 @@ func (b *backend) Down(error) {
 	b.phase = bGreeting
 	b.duty = dutyNone
 	b.ex = nil
+	b.emb = nil
 	b.pausedForClient = false
 	b.killer, b.killPending, b.heldForKill = nil, nil, false
 	b.resetAfterDrain = false
@@ -345,6 +348,11 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 	case dutyExchange:
 		// COM_CHANGE_USER without a schema, a step of the exchange.
 		b.ex.synced()
+	case dutyEmbed:
+		// The same, a step of an embedded request.
+		if b.emb != nil {
+			b.emb.synced()
+		}
 	default:
 		// Tracking is turned on as part of the login, so it costs no
 		// round trip before the backend's first command.
@@ -618,6 +626,8 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onTrackPacket(payload)
 	case dutyDrainProbe:
 		b.onDrainPacket(payload)
+	case dutyEmbed:
+		b.onEmbedPacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}

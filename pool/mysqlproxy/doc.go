@@ -22,7 +22,9 @@
 //   - backend.go, health.go: the MySQL side of a pool.Backend: login, what
 //     its server session is known to be, reset (COM_RESET_CONNECTION, or
 //     COM_CHANGE_USER in 5.5 mode), COM_PING, COM_QUIT.
-//   - stmt.go: prepared statements across backends. state.go, sqlscan.go:
+//   - stmt.go: prepared statements across backends. embed.go: statements
+//     run by modules of the same process without a session (Embedded
+//     callers). state.go, sqlscan.go:
 //     the tracked variables and the SQL scanner. users.go, errors.go,
 //     collations.go, stats.go, reload.go, drain.go, memory.go: accounts,
 //     the proxy's own errors, counters, live settings, graceful shutdown.
@@ -400,6 +402,56 @@
 // (atomics read by the loops): new
 // logins, new clients, new waits and the next client write check see the
 // new values; nothing already running is disturbed.
+//
+// # Embedded callers
+//
+// Modules of the same process that are not MySQL clients (the memcached
+// module's MySQL table back end, the HTTP SQL gateway) run statements
+// through the same N backends with embed.go's API, on the loop they run
+// on, with no goroutine and no connection of their own:
+//
+//	st, err := p.PrepareStmt(loop, schema, "SELECT v FROM kv WHERE k = ?")
+//	r := &mysqlproxy.Request{Account: "alice", Stmt: st, Params: params, Sink: sink}
+//	r.Start() // then sink.Column for each column, sink.Row per row, sink.Done
+//
+// PrepareStmt checks the text once, before any backend sees it: one
+// statement of the kinds SELECT, WITH, VALUES, TABLE, INSERT, UPDATE,
+// DELETE, REPLACE, DO, SHOW, DESCRIBE, EXPLAIN, without user variables,
+// GET_LOCK, SQL_CALC_FOUND_ROWS, temporary tables, locks or diagnostics
+// reads. There is no session to keep state across statements, so
+// transactions (BEGIN, START, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, XA) are
+// refused with ErrTransactionRefused, 9005 (0A000), and other statements
+// with 9005 (0A000) too; each statement runs alone in autocommit mode.
+//
+// A Request names the users-file account it runs for, as a client login of
+// that account (an unknown account gets ERR 1045; backends log in as the
+// service account, as for sessions, and the request waits with the zero
+// pool.Class: where accounts get identities and tenants of their own, the
+// Request is the place that maps its account to them). It waits for a backend in the loop's
+// queue like a session's command (the same --queue-timeout, ERR 9001 and
+// 9003), then brings the backend to the embedded state: the statement's
+// schema (COM_INIT_DB, or COM_CHANGE_USER when it has none and the backend
+// has one), the server's default variables and the proxy's character set
+// (one SET when a session left others), session tracking on. The
+// statement is prepared once per backend (the backends' statement cache,
+// shared with sessions, bounded by --backend-max-stmts) and run with
+// COM_STMT_EXECUTE, its parameter types always bound. The response goes
+// to the Sink as it arrives: Column per column definition, Row per row
+// (decoded from the packet, valid during the call: nothing is buffered),
+// then Done with nil or an *SQLError (the server's code, SQLSTATE and
+// message, or the proxy's 9001, 9003, 9004). A Sink whose consumer is
+// slow returns false from Row: the backend's socket is not read (it stays
+// held) until Request.Resume. Request.Cancel leaves the queue, or closes a
+// backend in the middle of a response (it reconnects, as when a client
+// leaves mid-response). A row of 16 MiB or more closes the backend.
+//
+// After the statement the backend goes back to the pool, reset first
+// (COM_RESET_CONNECTION) when the server reported a session state change
+// or an open transaction, or answered with an ERR (a trigger or stored
+// function may have changed session state before failing, and an ERR
+// carries no report); its diagnostics are marked as nobody's session's
+// and LAST_INSERT_ID() as unknown when the statement may have changed it,
+// so sessions that read them later get their own.
 //
 // # Users file
 //
