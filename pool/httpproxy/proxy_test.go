@@ -124,6 +124,19 @@ func TestProxyForwardedFields(t *testing.T) {
 	if got != want {
 		t.Fatalf("upstream saw\n%s\nwant\n%s", got, want)
 	}
+	// HTTP/1.0 without Host: the upstream gets HTTP/1.1 with its own
+	// address as Host; the client's connection closes after the answer.
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /echo-headers/ HTTP/1.0\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	if want := "host=[" + ng.addr + "]"; !strings.HasPrefix(string(raw), "HTTP/1.1 200 ") || !strings.Contains(string(raw), want) {
+		t.Fatalf("HTTP/1.0 request without Host: %q, want %s", raw, want)
+	}
 	resp := curl(t, "-i", tp.url+"/index.html")
 	if strings.Count(resp, "Server:") != 1 || !strings.Contains(resp, "Server: scalestack") || strings.Count(resp, "Date:") != 1 {
 		t.Fatalf("response head: one Server and one Date, the module's:\n%s", resp)
