@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -396,4 +397,60 @@ func TestProxyIdleTimeoutMidBody(t *testing.T) {
 	if u := tp.px.Upstreams()[0]; u.Cut != 1 {
 		t.Fatalf("cut: %+v", u)
 	}
+}
+
+// An upload that must wait for a connection waits in the client's socket
+// and reaches the upstream whole once one is free.
+func TestProxyUploadWaitsForConnection(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 1},
+		httpd.Config{Limits: httpwire.Limits{MaxBody: 64 << 20}})
+	tp.waitReady(t, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if resp, err := http.Get(tp.url + "/hold"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.px.Upstreams()[0].InFlight == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := strings.Repeat("u", 32<<20) // in this process too: made before the baseline
+	base := vmRSS(t)
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Post(tp.url+"/up", "application/octet-stream", strings.NewReader(body))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	time.Sleep(500 * time.Millisecond) // the upload waits meanwhile
+	grew := vmRSS(t) - base
+	t.Logf("RSS +%d MiB while the upload waited", grew>>20)
+	unblock()
+	if got := <-result; got != strconv.Itoa(32<<20) {
+		t.Fatalf("upload after the wait: %q", got)
+	}
+	<-held
+	if grew > 8<<20 {
+		t.Fatalf("RSS grew %d MiB while a 32 MiB upload waited for a connection", grew>>20)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }
