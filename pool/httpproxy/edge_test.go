@@ -292,9 +292,12 @@ func TestProxyUploadBackpressure(t *testing.T) {
 	}()
 	n := <-sent
 	grew := vmRSS(t) - base
-	t.Logf("client wrote %d MiB before stalling; proxy RSS +%d MiB", n>>20, grew>>20)
-	if n >= size || grew > 32<<20 {
-		t.Fatalf("upload to a stalled upstream: client wrote %d MiB, RSS grew %d MiB: not held back", n>>20, grew>>20)
+	// What the client gets in is what the sockets hold (a few MiB each
+	// way) plus the upstream connection's high-water mark; the RSS is
+	// logged only, since this process is also the client.
+	t.Logf("client wrote %d MiB before stalling; RSS +%d MiB", n>>20, grew>>20)
+	if n > 24<<20 {
+		t.Fatalf("upload to a stalled upstream: client wrote %d MiB in 2s: not held back", n>>20)
 	}
 }
 
@@ -400,7 +403,8 @@ func TestProxyIdleTimeoutMidBody(t *testing.T) {
 }
 
 // An upload that must wait for a connection waits in the client's socket
-// and reaches the upstream whole once one is free.
+// (the client can write only what the sockets hold) and reaches the
+// upstream whole once one is free.
 func TestProxyUploadWaitsForConnection(t *testing.T) {
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -415,7 +419,7 @@ func TestProxyUploadWaitsForConnection(t *testing.T) {
 	unblock := func() { once.Do(func() { close(release) }) }
 	defer unblock()
 	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 1},
-		httpd.Config{Limits: httpwire.Limits{MaxBody: 64 << 20}})
+		httpd.Config{Limits: httpwire.Limits{MaxBody: 1 << 30}})
 	tp.waitReady(t, 1)
 	held := make(chan struct{})
 	go func() {
@@ -428,29 +432,40 @@ func TestProxyUploadWaitsForConnection(t *testing.T) {
 	for tp.px.Upstreams()[0].InFlight == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	body := strings.Repeat("u", 32<<20) // in this process too: made before the baseline
-	base := vmRSS(t)
-	result := make(chan string, 1)
-	go func() {
-		resp, err := http.Post(tp.url+"/up", "application/octet-stream", strings.NewReader(body))
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 128 << 20
+	fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", size)
+	chunk := make([]byte, 1<<20)
+	var n int64
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	for n < size {
+		k, err := c.Write(chunk)
+		n += int64(k)
 		if err != nil {
-			result <- err.Error()
-			return
+			break
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		result <- string(b)
-	}()
-	time.Sleep(500 * time.Millisecond) // the upload waits meanwhile
-	grew := vmRSS(t) - base
-	t.Logf("RSS +%d MiB while the upload waited", grew>>20)
+	}
+	t.Logf("the client got %d MiB out while no connection was free", n>>20)
+	if n > 24<<20 {
+		t.Fatalf("the client wrote %d MiB while its request waited for a connection: the proxy read its body", n>>20)
+	}
 	unblock()
-	if got := <-result; got != strconv.Itoa(32<<20) {
-		t.Fatalf("upload after the wait: %q", got)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	for n < size {
+		k, err := c.Write(chunk[:min(len(chunk), int(size-n))])
+		n += int64(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := readResponses(t, bufio.NewReader(c), 1, "POST")
+	if len(rs) != 1 || bodyOf(rs[0]) != strconv.Itoa(size) {
+		t.Fatalf("upload after the wait: %v", rs)
 	}
 	<-held
-	if grew > 8<<20 {
-		t.Fatalf("RSS grew %d MiB while a 32 MiB upload waited for a connection", grew>>20)
-	}
 	http.DefaultClient.CloseIdleConnections()
 }
