@@ -38,10 +38,10 @@
 // X-Forwarded-For gets the client's address appended and
 // X-Forwarded-Proto is set; Host is kept (the upstream's address for an
 // HTTP/1.0 request without one). A request body is forwarded as it
-// arrives: with its Content-Length, or re-chunked. Up to 64 KiB of it wait
-// while no connection is free; past that, and while the upstream
-// connection's output is over its high-water mark, the client's body is
-// not read (httpd.Response.HoldBody). The response head loses its
+// arrives: with its Content-Length, or re-chunked. Until a connection is
+// granted, and while the upstream connection's output is over its
+// high-water mark, the client's body is not read (httpd.Response.HoldBody):
+// it waits in the client's socket, not in the proxy. The response head loses its
 // hop-by-hop fields, Date and Server (the module sends its own), and its
 // body streams to the client as it arrives: when the client's output is
 // over its high-water mark the upstream connection stops being read until

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,9 +292,12 @@ func TestProxyUploadBackpressure(t *testing.T) {
 	}()
 	n := <-sent
 	grew := vmRSS(t) - base
-	t.Logf("client wrote %d MiB before stalling; proxy RSS +%d MiB", n>>20, grew>>20)
-	if n >= size || grew > 32<<20 {
-		t.Fatalf("upload to a stalled upstream: client wrote %d MiB, RSS grew %d MiB: not held back", n>>20, grew>>20)
+	// What the client gets in is what the sockets hold (a few MiB each
+	// way) plus the upstream connection's high-water mark; the RSS is
+	// logged only, since this process is also the client.
+	t.Logf("client wrote %d MiB before stalling; RSS +%d MiB", n>>20, grew>>20)
+	if n > 24<<20 {
+		t.Fatalf("upload to a stalled upstream: client wrote %d MiB in 2s: not held back", n>>20)
 	}
 }
 
@@ -396,4 +400,72 @@ func TestProxyIdleTimeoutMidBody(t *testing.T) {
 	if u := tp.px.Upstreams()[0]; u.Cut != 1 {
 		t.Fatalf("cut: %+v", u)
 	}
+}
+
+// An upload that must wait for a connection waits in the client's socket
+// (the client can write only what the sockets hold) and reaches the
+// upstream whole once one is free.
+func TestProxyUploadWaitsForConnection(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 1},
+		httpd.Config{Limits: httpwire.Limits{MaxBody: 1 << 30}})
+	tp.waitReady(t, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if resp, err := http.Get(tp.url + "/hold"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.px.Upstreams()[0].InFlight == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 128 << 20
+	fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", size)
+	chunk := make([]byte, 1<<20)
+	var n int64
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	for n < size {
+		k, err := c.Write(chunk)
+		n += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	t.Logf("the client got %d MiB out while no connection was free", n>>20)
+	if n > 24<<20 {
+		t.Fatalf("the client wrote %d MiB while its request waited for a connection: the proxy read its body", n>>20)
+	}
+	unblock()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	for n < size {
+		k, err := c.Write(chunk[:min(len(chunk), int(size-n))])
+		n += int64(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := readResponses(t, bufio.NewReader(c), 1, "POST")
+	if len(rs) != 1 || bodyOf(rs[0]) != strconv.Itoa(size) {
+		t.Fatalf("upload after the wait: %v", rs)
+	}
+	<-held
+	http.DefaultClient.CloseIdleConnections()
 }

@@ -11,8 +11,12 @@ import (
 )
 
 // maxPending bounds the request body bytes kept while no upstream
-// connection is free; past it the client's body waits in its socket.
-const maxPending = 64 << 10
+// connection is held. The body is held (Response.HoldBody) until one is
+// granted, so this is only a guard.
+const maxPending = 16 << 10
+
+// keptBuffer is the largest buffer capacity a recycled exchange keeps.
+const keptBuffer = 4 << 10
 
 // The bodies of the proxy's own answers: what went wrong, never which
 // server or why in detail (that goes to the log and the metrics).
@@ -90,6 +94,12 @@ func (p *Proxy) Serve(w *httpd.Response, req *httpwire.Request) {
 	x := p.loops[w.Loop().ID()].get(p)
 	x.begin(w, req)
 	w.Watch(x)
+	if !x.bodyIn {
+		// The body stays in the client's socket (and the bytes already
+		// read in its bounded input) until a connection is granted, so a
+		// queue of uploads costs the proxy no buffers.
+		w.HoldBody(true)
+	}
 	x.send()
 }
 
@@ -469,6 +479,14 @@ func (x *exchange) maybeFree() {
 	x.w.Watch(nil)
 	x.w = nil
 	x.up = nil
+	// An exchange per concurrent request is kept; an unusually large
+	// request head or body must not stay with it.
+	if cap(x.head) > keptBuffer {
+		x.head = nil
+	}
+	if cap(x.pending) > keptBuffer {
+		x.pending = nil
+	}
 	x.ls.free = append(x.ls.free, x)
 }
 

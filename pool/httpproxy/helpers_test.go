@@ -302,10 +302,30 @@ func makeRoot(t *testing.T, big int64) string {
 	return root
 }
 
-// vmRSS is this process's resident set in bytes.
-func vmRSS(t *testing.T) int64 {
+// buildScalestack compiles the scalestack command (without the race
+// detector, whatever this test binary has).
+func buildScalestack(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	bin := filepath.Join(t.TempDir(), "scalestack")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/scalestack/scalestack/cmd/scalestack")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-ldflags=-checklinkname=0 -buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// vmRSS is this process's resident set in bytes.
+func vmRSS(t *testing.T) int64 { return statusRSS(t, "/proc/self/status") }
+
+// processRSS is process pid's resident set in bytes.
+func processRSS(t *testing.T, pid int) int64 {
+	return statusRSS(t, fmt.Sprintf("/proc/%d/status", pid))
+}
+
+func statusRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

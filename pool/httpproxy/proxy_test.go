@@ -58,12 +58,12 @@ func TestProxyCurlAndWrkToNginx(t *testing.T) {
 	if m == nil || bytes.Contains(res, []byte("Non-2xx")) || bytes.Contains(res, []byte("Socket errors")) {
 		t.Fatalf("wrk:\n%s", res)
 	}
-	if n, _ := strconv.Atoi(string(m[1])); n < 1000 {
+	if n, _ := strconv.Atoi(string(m[1])); n < 200 {
 		t.Fatalf("wrk: only %d requests:\n%s", n, res)
 	}
 	t.Logf("wrk: %s", regexp.MustCompile(`Requests/sec:\s+\S+`).Find(res))
 	u := tp.px.Upstreams()[0]
-	if u.Connected != 4 || u.Pool.BackendConnects != 4 || u.BadGateway != 0 || u.Responses[1] < 1000 {
+	if u.Connected != 4 || u.Pool.BackendConnects != 4 || u.BadGateway != 0 || u.Responses[1] < 200 {
 		t.Fatalf("upstream after wrk's 64 connections: %+v (want its 4 connections, opened once)", u)
 	}
 }
@@ -123,6 +123,19 @@ func TestProxyForwardedFields(t *testing.T) {
 	want := fmt.Sprintf("xff=[10.1.1.1, 127.0.0.1] proto=[http] host=[%s] connection=[] keepalive=[] te=[] upgrade=[] custom=[kept] hop=[]\n", tp.addr)
 	if got != want {
 		t.Fatalf("upstream saw\n%s\nwant\n%s", got, want)
+	}
+	// HTTP/1.0 without Host: the upstream gets HTTP/1.1 with its own
+	// address as Host; the client's connection closes after the answer.
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /echo-headers/ HTTP/1.0\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	if want := "host=[" + ng.addr + "]"; !strings.HasPrefix(string(raw), "HTTP/1.1 200 ") || !strings.Contains(string(raw), want) {
+		t.Fatalf("HTTP/1.0 request without Host: %q, want %s", raw, want)
 	}
 	resp := curl(t, "-i", tp.url+"/index.html")
 	if strings.Count(resp, "Server:") != 1 || !strings.Contains(resp, "Server: scalestack") || strings.Count(resp, "Date:") != 1 {
@@ -206,14 +219,35 @@ func TestProxySlowUpstream504(t *testing.T) {
 	}
 }
 
-// A 100 MB response streams through with the proxy's memory flat: the
-// upstream is read only as fast as the (rate-limited) client takes it.
+// A 100 MB response streams through `scalestack http --proxy` (the
+// binary, built without the race detector, so its RSS is the proxy's
+// alone) with its memory flat: the upstream is read only as fast as the
+// rate-limited client takes the response.
 func TestProxyLargeResponseRSSFlat(t *testing.T) {
 	const size = 100 << 20
 	ng := startNginx(t, makeRoot(t, size))
-	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, ng.addr)}, Conns: 1}, httpd.Config{})
-	tp.waitReady(t, 1)
-	base := vmRSS(t)
+	bin := buildScalestack(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "http", "--listen", listen, "--loops", "1", "--health", "", "--proxy", "/="+ng.addr, "--proxy-conns", "1")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-done
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for curlStatus(t, "http://"+listen+"/index.html") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not serving: %s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	base := processRSS(t, cmd.Process.Pid)
 	var peak atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -221,7 +255,7 @@ func TestProxyLargeResponseRSSFlat(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for {
-			if r := vmRSS(t); r > peak.Load() {
+			if r := processRSS(t, cmd.Process.Pid); r > peak.Load() {
 				peak.Store(r)
 			}
 			select {
@@ -231,16 +265,16 @@ func TestProxyLargeResponseRSSFlat(t *testing.T) {
 			}
 		}
 	}()
-	out := curl(t, "--limit-rate", "40M", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", tp.url+"/big.bin")
+	out := curl(t, "--limit-rate", "40M", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://"+listen+"/big.bin")
 	close(stop)
 	wg.Wait()
 	if out != fmt.Sprintf("200 %d", size) {
 		t.Fatalf("download: %q", out)
 	}
 	grew := peak.Load() - base
-	t.Logf("RSS %d MiB before, peak %d MiB during the 100 MiB response (+%d MiB)", base>>20, peak.Load()>>20, grew>>20)
-	if grew > 20<<20 {
-		t.Fatalf("RSS grew %d MiB while streaming 100 MiB: not flat", grew>>20)
+	t.Logf("proxy RSS %d MiB before, peak %d MiB during the 100 MiB response (+%d MiB)", base>>20, peak.Load()>>20, grew>>20)
+	if grew > 16<<20 {
+		t.Fatalf("proxy RSS grew %d MiB while streaming 100 MiB: not flat", grew>>20)
 	}
 }
 
@@ -334,7 +368,7 @@ func TestProxyRoundRobin(t *testing.T) {
 		}
 	}
 	for i := range hits {
-		if h := hits[i].Load(); h < n/3-2 || h > n/3+2 {
+		if h := hits[i].Load(); h < n/3-5 || h > n/3+5 {
 			t.Fatalf("server %d got %d of %d requests; want about a third each", i, h, n)
 		}
 	}
