@@ -164,16 +164,12 @@ func (lp *LoopPool) Acquire(w *Waiter) {
 	if lp.failFast(w) {
 		return
 	}
-	d := time.Duration(lp.p.queueTimeout.Load())
+	d := lp.queueTimeout(t)
 	if t != nil {
-		r := t.rules.Load()
-		if r.MaxQueued > 0 && int(t.queued.Load()) >= r.MaxQueued {
+		if m := t.rules.Load().MaxQueued; m > 0 && int(t.queued.Load()) >= m {
 			t.stats[lp.id].Refused[RefusedMaxQueued].Add(1)
 			w.Client.Refused(ErrMaxQueued)
 			return
-		}
-		if r.QueueTimeout > 0 {
-			d = r.QueueTimeout
 		}
 		if t.queued.Add(1) == 1 && t.held.Load() == 0 {
 			t.activate()
@@ -182,7 +178,6 @@ func (lp *LoopPool) Acquire(w *Waiter) {
 	}
 	w.lp = lp
 	w.queuedAt = monoNow()
-	w.deadline = w.queuedAt + int64(d)
 	w.Timer.Func = waiterTimedOut
 	w.Timer.Arg = w
 	lp.sched.Push(w)
@@ -194,6 +189,17 @@ func (lp *LoopPool) Acquire(w *Waiter) {
 		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
 	}
 	lp.seekSteal()
+}
+
+// queueTimeout is how long t's requests may wait: its rule, else the
+// pool's.
+func (lp *LoopPool) queueTimeout(t *Tenant) time.Duration {
+	if t != nil {
+		if d := t.rules.Load().QueueTimeout; d > 0 {
+			return d
+		}
+	}
+	return time.Duration(lp.p.queueTimeout.Load())
 }
 
 // takeIdle takes the most recently idle backend of class c, or any if

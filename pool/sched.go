@@ -28,7 +28,6 @@ type Waiter struct {
 
 	lp       *LoopPool // set while queued
 	queuedAt int64     // monoNow when it was queued
-	deadline int64     // monoNow when it times out
 	// prev and next link the waiter into the FIFO scheduler's list.
 	prev, next *Waiter
 }
@@ -36,8 +35,16 @@ type Waiter struct {
 // Queued reports whether the waiter is in a wait queue.
 func (w *Waiter) Queued() bool { return w.lp != nil }
 
-// Deadline is when a queued waiter is refused with ErrQueueTimeout.
-func (w *Waiter) Deadline() time.Time { return epoch.Add(time.Duration(w.deadline)) }
+// Deadline is when a queued waiter is refused with ErrQueueTimeout, as
+// the queue timeout now stands (its tenant's, else the pool's); the
+// waiter's timer was armed with the one in effect when it was queued.
+// (Not stored: every idle client carries a Waiter.)
+func (w *Waiter) Deadline() time.Time {
+	if w.lp == nil {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(w.queuedAt) + w.lp.queueTimeout(w.Tenant))
+}
 
 // epoch is the origin of monoNow.
 var epoch = time.Now()
