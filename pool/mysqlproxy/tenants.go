@@ -9,8 +9,8 @@ import (
 	"github.com/scalestack/scalestack/pool"
 )
 
-// Tenants: every account belongs to one tenant (the users-file field
-// tenant=NAME; an account without one is the tenant of its own name), and
+// Tenants: every account belongs to one tenant (User.TenantName: the
+// users-file field tenant=NAME, or the account's own name), and
 // a session's commands wait for backends in its tenant's queue (see
 // package pool: weighted fair queueing between tenants). The rules come
 // from Config.Tenants and change live (SetTenants); what each does here:
@@ -59,9 +59,6 @@ type tenantTable struct {
 	named map[string]bool
 }
 
-// tenantName is the tenant of account u.
-func tenantName(u *User) string { return u.Name }
-
 // SetTenants makes ts the tenants' rules: tenants listed get theirs, the
 // others ts.Default. Sessions logged in keep their tenant; every limit
 // applies from its next check (a lowered max-clients closes nobody).
@@ -87,7 +84,7 @@ func (p *Proxy) rebuildTenants() {
 	}
 	if users != nil {
 		for name, u := range *users {
-			tn := tenantName(u)
+			tn := u.TenantName()
 			if tn != name {
 				tt.named[tn] = true
 			}
@@ -106,7 +103,7 @@ func (p *Proxy) tenantOf(u *User) *pool.Tenant {
 	if t := p.tenantTable.Load().byAccount[u.Name]; t != nil {
 		return t
 	}
-	name := tenantName(u)
+	name := u.TenantName()
 	return p.pool.Tenant(name, p.tenantRules.Load().rules(name))
 }
 
