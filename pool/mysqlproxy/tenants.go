@@ -40,6 +40,10 @@ type Tenants struct {
 	Rules   map[string]pool.TenantRules
 }
 
+// ValidTenantName reports whether name can name a tenant (as in the users
+// file's tenant field).
+func ValidTenantName(name string) bool { return validTenantName(name) }
+
 // rules returns the rules of the tenant named name.
 func (ts *Tenants) rules(name string) pool.TenantRules {
 	if r, ok := ts.Rules[name]; ok {
