@@ -59,16 +59,29 @@ Errors the proxy sends itself:
               and reconnecting fails); sent at once instead of waiting
   9004 08S01  the backend broke during the command
   1053 08S01  shutting down (see below)
+  1203 42000  a login beyond its tenant's max-clients (the connection is closed)
+  1226 42000  a command beyond its tenant's max-qps (the client stays connected)
+  9006 HY000  a command that would wait beside its tenant's max-queued ones
+  9007 42000  a statement that would raise or lift its tenant's
+              max-statement-time (a statement that runs longer gets the
+              server's own 1969 70100)
+
+Tenants: an account's tenant is its users-file field tenant=NAME, or its
+own name. Commands waiting for a backend are served by weighted fair
+queueing between tenants (--scheduler). [tenants.NAME] tables in the
+--config file set weight, min-backends, max-backends, max-clients,
+max-queued, queue-timeout, max-qps and max-statement-time; keys right under
+[tenants] are the defaults (see cmd/scalestack/dist/mysqlproxy.toml).
 
 A client that stops reading a result is disconnected once its unsent output
 has stayed over 1 MiB for --client-write-timeout with none of it taken; the
 backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
-users file are read again; users, --log-level, --max-clients,
---max-pending-logins, --queue-timeout and --client-write-timeout take
-effect without dropping a client. Other changed settings are reported as
-needing a restart. POST /reload is refused (403) when a browser sends it
+users file are read again; users, the [tenants] tables, --log-level,
+--max-clients, --max-pending-logins, --queue-timeout and
+--client-write-timeout take effect without dropping a client. Other
+changed settings are reported as needing a restart. POST /reload is refused (403) when a browser sends it
 for a page of another origin than the admin address.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
