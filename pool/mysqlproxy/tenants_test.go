@@ -186,3 +186,39 @@ func TestTenantStatementTime(t *testing.T) {
 		t.Errorf("prepared SET: got %s, want ERR 9007", errText(prep[0]))
 	}
 }
+
+// TestTenantGroupsAccounts: accounts with the same users-file tenant field
+// share their tenant's limits; an account without one is its own tenant.
+func TestTenantGroupsAccounts(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) {
+		users, err := ParseUsers(strings.NewReader(UserLine(testUser, []byte(testPassword)) + ":tenant=shop\n" +
+			UserLine(testNoPWUser, nil) + ":tenant=shop\n" + UserLine("solo", nil) + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Users = users
+		c.Tenants = Tenants{Rules: map[string]pool.TenantRules{"shop": {MaxClients: 1}}}
+	})
+	first := dialRaw(t, tp.addr)
+	if resp := first.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(resp) {
+		t.Fatalf("first account: %s", errText(resp))
+	}
+	second := dialRaw(t, tp.addr)
+	if resp := second.login(testNoPWUser, "", mysqlwire.AuthNativePassword, 0); !isERR(resp, mysqlwire.ErTooManyUserConnections) {
+		t.Fatalf("second account of the same tenant: %s, want ERR 1203", errText(resp))
+	}
+	solo := dialRaw(t, tp.addr)
+	if resp := solo.login("solo", "", mysqlwire.AuthNativePassword, 0); !mysqlwire.IsOK(resp) {
+		t.Fatalf("an account of its own tenant: %s", errText(resp))
+	}
+	names := map[string]bool{}
+	for _, s := range tp.p.TenantStats() {
+		names[s.Name] = s.Named
+	}
+	if named, ok := names["shop"]; !ok || !named {
+		t.Errorf("tenant shop missing or not named: %v", names)
+	}
+	if named, ok := names["solo"]; !ok || named {
+		t.Errorf("tenant solo missing or named: %v", names)
+	}
+}
