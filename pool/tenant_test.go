@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func newTestTenants(t *testing.T, rules ...TenantRules) (*Pool, []*Tenant) {
+func newTestTenants(t testing.TB, rules ...TenantRules) (*Pool, []*Tenant) {
 	t.Helper()
 	p := &Pool{}
 	p.tenants.setLoops(1)
@@ -210,8 +210,10 @@ func TestTenantMaxQPS(t *testing.T) {
 // leaves.
 func TestTenantMaxClients(t *testing.T) {
 	_, ts := newTestTenants(t, TenantRules{MaxClients: 2})
-	if !ts[0].AddClient(0) || !ts[0].AddClient(0) {
-		t.Fatal("refused below max-clients")
+	for i := 0; i < 2; i++ {
+		if !ts[0].AddClient(0) {
+			t.Fatalf("client %d refused below max-clients 2", i+1)
+		}
 	}
 	if ts[0].AddClient(0) {
 		t.Fatal("a third client admitted at max-clients 2")
@@ -293,4 +295,35 @@ func TestFairServesUnderMinFirst(t *testing.T) {
 	})
 	waitFor(t, "the other grant", func() bool { return first.backend() != nil })
 	tp.on(t, 0, func(lp *LoopPool) { lp.Release(first.backend()) })
+}
+
+// BenchmarkSchedulers is one wait's scheduling work: queue a waiter
+// behind 63 others, serve the head and charge its tenant, for FIFO and for
+// the fair scheduler with one tenant and with 8.
+func BenchmarkSchedulers(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		sched   func() Scheduler
+		tenants int
+	}{{"fifo", NewFIFO, 1}, {"fair-1-tenant", NewFair, 1}, {"fair-8-tenants", NewFair, 8}} {
+		b.Run(bc.name, func(b *testing.B) {
+			rules := make([]TenantRules, bc.tenants)
+			_, ts := newTestTenants(b, rules...)
+			s := bc.sched()
+			ws := make([]Waiter, 64)
+			for i := range ws {
+				ws[i].Tenant = ts[i%len(ts)]
+				s.Push(&ws[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := s.Peek()
+				s.Remove(w)
+				w.Tenant.granted(0)
+				w.Tenant.charge(0, 20000)
+				s.Push(w)
+			}
+		})
+	}
 }

@@ -322,6 +322,14 @@ func percentile(s []sample, p float64) time.Duration {
 	return l[i]
 }
 
+func ratios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
 
 func noisy(e env, md *strings.Builder) {
@@ -365,9 +373,10 @@ func noisy(e env, md *strings.Builder) {
 	}
 	alone := percentile(runs[0].samples, .99)
 	fmt.Fprintf(md, "## Noisy neighbour\n\nN=%d, 1 loop. Tenant A: 64 clients of `SELECT SLEEP(0.02)` back to back. Tenant B: `SELECT 1` open-loop at %d/s for %v (latency from when each query was due). Equal weights.\n\n", *backends, *bRate, *measure)
-	fmt.Fprintf(md, "| run | B queries | B p50 ms | B p99 ms | B max ms | A statements/s |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(md, "| run | B queries | B p50 ms | B p90 ms | B p99 ms | B max ms | A statements/s |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
-		fmt.Fprintf(md, "| %s | %d | %s | %s | %s | %.0f |\n", r.name, len(r.samples), ms(percentile(r.samples, .5)), ms(percentile(r.samples, .99)), ms(percentile(r.samples, 1)), r.aQPS)
+		fmt.Fprintf(md, "| %s | %d | %s | %s | %s | %s | %.0f |\n", r.name, len(r.samples), ms(percentile(r.samples, .5)), ms(percentile(r.samples, .9)),
+			ms(percentile(r.samples, .99)), ms(percentile(r.samples, 1)), r.aQPS)
 	}
 	bound := 20*time.Millisecond + 2*alone
 	fair := percentile(runs[1].samples, .99)
@@ -542,7 +551,17 @@ func cost(e env, md *strings.Builder) {
 	for name, why := range broken {
 		fmt.Fprintf(md, "\n%s failed: %s\n", name, why)
 	}
-	if med["fifo"].qps > 0 {
-		fmt.Fprintf(md, "\nfair/fifo: QPS %.3f, CPU per query %.3f.\n", med["fair"].qps/med["fifo"].qps, med["fair"].cpuUs/med["fifo"].cpuUs)
+	// Ratios of the two runs of each round (side by side, minutes apart
+	// at most), then their median: less exposed to this shared host's
+	// load drifting between rounds than a ratio of medians.
+	var qr, cr []float64
+	fairRuns, fifoRuns := runs["fair"], runs["fifo"]
+	for i := 0; i < len(fairRuns) && i < len(fifoRuns); i++ {
+		qr = append(qr, fairRuns[i].qps/fifoRuns[i].qps)
+		cr = append(cr, fairRuns[i].cpuUs/fifoRuns[i].cpuUs)
+	}
+	if len(qr) > 0 {
+		fmt.Fprintf(md, "\nfair/fifo, median of the per-round ratios: QPS %.3f (rounds: %s), proxy CPU per query %.3f (rounds: %s).\n",
+			runner.Median(qr), ratios(qr), runner.Median(cr), ratios(cr))
 	}
 }
