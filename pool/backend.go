@@ -55,13 +55,17 @@ type Backend struct {
 	srv        Server
 	watermarks conn.WatermarkHandler // srv, when it watches the output
 
-	phase   backendPhase
-	duty    backendDuty
-	owner   Client
-	kept    bool // on its loop's kept list (LoopPool.Keep)
-	class   Class
-	timer   reactor.Timer
-	backoff time.Duration
+	phase backendPhase
+	duty  backendDuty
+	owner Client
+	// tenant is the owner's tenant (nil: none, or no owner), charged
+	// for the time since heldSince (monoNow) when the owner lets go.
+	tenant    *Tenant
+	heldSince int64
+	kept      bool // on its loop's kept list (LoopPool.Keep)
+	class     Class
+	timer     reactor.Timer
+	backoff   time.Duration
 	// loggedIn: counted in BackendsConnected.
 	loggedIn bool
 	// everLoggedIn tells a reconnect from the first login.
@@ -299,6 +303,7 @@ func (b *Backend) down(err error) {
 	// A backend handed off (dutyHandOff) stays in its loop's hand-off
 	// list, which skips it: it is no longer ready.
 	b.duty = dutyNone
+	b.lp.endHold(b)
 	owner := b.owner
 	b.owner = nil
 	if b.kept {
@@ -327,6 +332,7 @@ func (b *Backend) ping() {
 // quit ends a free backend with the protocol's goodbye and closes it;
 // reconnecting is off.
 func (b *Backend) quit() {
+	b.lp.endHold(b)
 	b.owner = nil
 	if b.c == nil {
 		return

@@ -33,8 +33,8 @@
 // needs (the account a backend is logged in as and capability flags;
 // today one class) and, while queued, a deadline (Config.QueueTimeout,
 // changed live by SetQueueTimeout), after which the client is refused with
-// ErrQueueTimeout. The waiters are ordered by a Scheduler (FIFO; weighted
-// fair queueing between accounts plugs in there).
+// ErrQueueTimeout. The waiters are ordered by a Scheduler: NewFIFO, or
+// NewFair, weighted fair queueing between tenants (below).
 //
 // LoopPool.Acquire grants an idle backend at once (Client.Granted runs
 // inside Acquire) or queues the waiter. LoopPool.Release gives a backend
@@ -53,6 +53,60 @@
 // starve the others. Backends move by conn.Conn.Detach and conn.Adopt through the
 // loops' mailboxes (reactor Post), so a backend is only ever touched by the
 // loop that owns it and the data path takes no lock.
+//
+// # Tenants and weighted fair queueing
+//
+// A Tenant (Pool.Tenant) is a group of clients that share rules and a share of
+// the N backends (for MySQL: the accounts of the users file with the same
+// tenant field). The protocol names a request's tenant in Waiter.Tenant;
+// a waiter without one (the proxy's own KILL QUERY) is served before any
+// tenant's.
+//
+// Weighted fair queueing (the Fair scheduler): each tenant has a virtual
+// time, the backend-nanoseconds its clients have held divided by its
+// weight, charged when a client gives a backend back. When a backend frees
+// up, the loop serves, among the tenants that have waiters on it, first
+// one holding fewer backends than its min-backends (the largest shortfall
+// first), else the one with the lowest virtual time; within a tenant,
+// first come, first served; a tenant holding max-backends is passed over.
+// Min-backends is a priority, not a preemption: a backend is never taken
+// from a client, so the reserved tenant waits for the next one to free up
+// (with short statements, a few milliseconds) and keeps it while it has
+// work. A tenant at max-backends waits beside idle backends until one of
+// its own comes back (its loop looks again every 10 ms).
+// A tenant that had nothing queued and held nothing starts at the pool's
+// virtual time (that of the last tenant served), so idle time is not saved
+// up as credit. This is start-time fair queueing with the cost measured
+// after the fact rather than estimated: a statement's cost (how long it
+// holds a backend) is not known when it is picked, which deficit round
+// robin would need as its quantum, while charging the time actually held
+// makes the split of backend-seconds, not of statements, follow the
+// weights.
+//
+// Across loops: the queues are per loop (each loop serves only its own
+// clients, so no lock and no cross-loop hand-off per command), but a
+// tenant's virtual time, the backends it holds and its queued count are
+// one set of atomics shared by every loop, so a tenant that got more than
+// its share through one loop is passed over on the others too. Backends
+// move between loops as before (to more backlogged loops, every other
+// freed one to any loop with waiters). The tolerance: the split of
+// backend-seconds over an interval is off by at most what is charged late
+// (N statements in flight, each charged when it ends) plus what a loop
+// whose waiters are all of one tenant gives that tenant while the other
+// loop has the others; with clients of every tenant on every loop (the
+// kernel spreads accepted connections) the measured error is in
+// bench/results (tenants-*.md).
+//
+// A tenant's TenantRules change live (Tenant.SetRules): MaxQueued and
+// QueueTimeout are checked when a request would wait (ErrMaxQueued),
+// MaxClients and MaxQPS by the protocol through Tenant.AddClient and
+// Tenant.AllowCommand (a token bucket shared by the loops through one
+// compare-and-swap), StatementTime is the protocol's to apply. Counters
+// per tenant (TenantStats, one set per loop; Pool.Tenants sums them):
+// commands, grants, queue waits and their histogram, backend-nanoseconds
+// held, refusals by reason, and the backends held, requests queued and
+// clients now. With FIFO the admission rules and counters hold, weights,
+// min-backends and max-backends do not.
 //
 // # Health, unavailability and shutdown
 //

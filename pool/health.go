@@ -52,7 +52,7 @@ func (lp *LoopPool) failFast(w *Waiter) bool {
 // failWaiters refuses every waiter with ErrUnavailable.
 func (lp *LoopPool) failWaiters() {
 	for {
-		w := lp.sched.Peek()
+		w := lp.sched.Any()
 		if w == nil {
 			return
 		}

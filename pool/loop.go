@@ -24,6 +24,9 @@ type LoopPool struct {
 	kept     []*Backend
 	sched    Scheduler
 	nWaiting int
+	// fair: sched is the fair scheduler, so tenants' max-backends hold
+	// (with FIFO, tenants only share the counters and admission rules).
+	fair bool
 	// stealsInFlight counts steal requests posted and not yet answered.
 	stealsInFlight int
 	stealCursor    int
@@ -62,6 +65,7 @@ type LoopPool struct {
 
 func newLoopPool(p *Pool, l *reactor.Loop, id int) *LoopPool {
 	lp := &LoopPool{p: p, loop: l, id: id, sched: p.cfg.NewScheduler()}
+	_, lp.fair = lp.sched.(*fair)
 	lp.stealRetry.Func = retrySteal
 	lp.stealRetry.Arg = lp
 	return lp
@@ -95,7 +99,34 @@ func retrySteal(arg any) {
 		lp.failWaiters()
 		return
 	}
+	lp.serveIdle()
 	lp.seekSteal()
+}
+
+// serveIdle grants idle backends to waiters that may be served now: a
+// tenant at its max-backends waits beside idle backends until one of its
+// own comes back, which may happen on another loop.
+func (lp *LoopPool) serveIdle() {
+	for len(lp.idle) > 0 {
+		w := lp.sched.Peek()
+		if w == nil {
+			break
+		}
+		lp.Leave(w)
+		lp.grant(lp.takeIdle(w.Class), w)
+	}
+	if lp.nWaiting > 0 && len(lp.idle) > 0 && !lp.stealRetry.Armed() {
+		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
+	}
+}
+
+// atMaxBackends reports whether t may not have another backend now.
+func (lp *LoopPool) atMaxBackends(t *Tenant) bool {
+	if t == nil || !lp.fair {
+		return false
+	}
+	m := t.rules.Load().MaxBackends
+	return m > 0 && int(t.held.Load()) >= m
 }
 
 // setHints publishes the idle and waiting counts. An atomic store is a
@@ -118,21 +149,35 @@ func (lp *LoopPool) setHints() {
 // Acquire returns), or once one frees up, or never (Client.Refused: the
 // deadline passed, or no backend is available). w must not be queued.
 func (lp *LoopPool) Acquire(w *Waiter) {
-	if b := lp.takeIdle(w.Class); b != nil {
-		lp.grant(b, w)
-		return
-	}
-	if b := lp.reclaimKept(); b != nil {
-		lp.grant(b, w)
-		return
+	t := w.Tenant
+	atMax := lp.atMaxBackends(t)
+	if !atMax {
+		if b := lp.takeIdle(w.Class); b != nil {
+			lp.grant(b, w)
+			return
+		}
+		if b := lp.reclaimKept(); b != nil {
+			lp.grant(b, w)
+			return
+		}
 	}
 	if lp.failFast(w) {
 		return
 	}
+	d := lp.queueTimeout(t)
+	if t != nil {
+		if m := t.rules.Load().MaxQueued; m > 0 && int(t.queued.Load()) >= m {
+			t.stats[lp.id].Refused[RefusedMaxQueued].Add(1)
+			w.Client.Refused(ErrMaxQueued)
+			return
+		}
+		if t.queued.Add(1) == 1 && t.held.Load() == 0 {
+			t.activate()
+		}
+		t.stats[lp.id].QueueWaits.Add(1)
+	}
 	w.lp = lp
 	w.queuedAt = monoNow()
-	d := time.Duration(lp.p.queueTimeout.Load())
-	w.deadline = w.queuedAt + int64(d)
 	w.Timer.Func = waiterTimedOut
 	w.Timer.Arg = w
 	lp.sched.Push(w)
@@ -140,7 +185,21 @@ func (lp *LoopPool) Acquire(w *Waiter) {
 	lp.loop.Schedule(&w.Timer, d)
 	lp.stats.QueueWaits.Add(1)
 	lp.setHints()
+	if atMax && len(lp.idle) > 0 && !lp.stealRetry.Armed() {
+		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
+	}
 	lp.seekSteal()
+}
+
+// queueTimeout is how long t's requests may wait: its rule, else the
+// pool's.
+func (lp *LoopPool) queueTimeout(t *Tenant) time.Duration {
+	if t != nil {
+		if d := t.rules.Load().QueueTimeout; d > 0 {
+			return d
+		}
+	}
+	return time.Duration(lp.p.queueTimeout.Load())
 }
 
 // takeIdle takes the most recently idle backend of class c, or any if
@@ -168,7 +227,21 @@ func (lp *LoopPool) takeIdle(c Class) *Backend {
 // grant hands b to w's client.
 func (lp *LoopPool) grant(b *Backend, w *Waiter) {
 	b.owner = w.Client
+	if t := w.Tenant; t != nil {
+		b.tenant = t
+		b.heldSince = monoNow()
+		t.granted(lp.id)
+	}
 	w.Client.Granted(b)
+}
+
+// endHold charges b's time with its owner to the owner's tenant; the
+// owner is giving b back or losing it.
+func (lp *LoopPool) endHold(b *Backend) {
+	if t := b.tenant; t != nil {
+		b.tenant = nil
+		t.charge(lp.id, monoNow()-b.heldSince)
+	}
 }
 
 func waiterTimedOut(arg any) {
@@ -176,6 +249,9 @@ func waiterTimedOut(arg any) {
 	lp := w.lp
 	lp.Leave(w)
 	lp.stats.QueueTimeouts.Add(1)
+	if t := w.Tenant; t != nil {
+		t.stats[lp.id].Refused[RefusedQueueTimeout].Add(1)
+	}
 	w.Client.Refused(ErrQueueTimeout)
 }
 
@@ -192,6 +268,10 @@ func (lp *LoopPool) Leave(w *Waiter) {
 	waited := time.Duration(monoNow() - w.queuedAt)
 	lp.stats.QueueWaitNs.Add(uint64(waited))
 	lp.stats.QueueWait.Observe(waited)
+	if t := w.Tenant; t != nil {
+		t.queued.Add(-1)
+		t.stats[lp.id].QueueWait.Observe(waited)
+	}
 	lp.setHints()
 }
 
@@ -234,6 +314,7 @@ func (lp *LoopPool) reclaimKept() *Backend {
 	}
 	b := lp.kept[0]
 	lp.unkeep(b)
+	lp.endHold(b)
 	owner := b.owner
 	b.owner = nil
 	owner.Revoked(b)
@@ -244,6 +325,7 @@ func (lp *LoopPool) reclaimKept() *Backend {
 // is more backlogged gets it, else (at the end of this iteration) the
 // first waiter, else a loop with waiters, else the idle list.
 func (lp *LoopPool) Release(b *Backend) {
+	lp.endHold(b)
 	b.owner = nil
 	if b.kept {
 		lp.unkeep(b)
@@ -270,6 +352,7 @@ func (lp *LoopPool) Release(b *Backend) {
 // owner must not see: the protocol resets it (Server.Reset) and it is
 // released once that is done.
 func (lp *LoopPool) Reset(b *Backend) {
+	lp.endHold(b)
 	b.owner = nil
 	if b.kept {
 		lp.unkeep(b)
@@ -319,6 +402,10 @@ func (lp *LoopPool) giveAdopted(b *Backend) {
 		return
 	}
 	lp.park(b)
+	if lp.nWaiting > 0 && !lp.quitting && !lp.stealRetry.Armed() {
+		// Waiters none of whom may be served now (max-backends).
+		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
+	}
 }
 
 // park puts a backend that no request waits for on the idle list, or

@@ -92,6 +92,8 @@ type Pool struct {
 	loggedIn atomic.Int64
 	// epoch is the origin of the Backends' awaitSince (monotonic).
 	epoch time.Time
+	// tenants are the groups of clients the protocol names in waiters.
+	tenants tenantRegistry
 }
 
 // New validates cfg; Start runs the pool with proto's servers.
@@ -121,6 +123,7 @@ func (p *Pool) Prepare(e *reactor.Engine) error {
 	for i, l := range e.Loops() {
 		p.loops = append(p.loops, newLoopPool(p, l, i))
 	}
+	p.tenants.setLoops(len(p.loops))
 	for i, target := range splitConns(p.cfg.Conns, p.cfg.Targets) {
 		lp := p.loops[i%len(p.loops)]
 		b := newBackend(p, lp, i, target)

@@ -16,6 +16,9 @@ type Waiter struct {
 	Client Client
 	// Class is the class of backend the request needs.
 	Class Class
+	// Tenant is the group the client belongs to (nil: none, served
+	// before any tenant); it must not change while the waiter is queued.
+	Tenant *Tenant
 	// Timer is the waiter's deadline while it is queued (the pool sets
 	// its Func and Arg then). While the waiter is not queued the client
 	// may use it for its own purposes, setting Func and Arg each time
@@ -25,7 +28,6 @@ type Waiter struct {
 
 	lp       *LoopPool // set while queued
 	queuedAt int64     // monoNow when it was queued
-	deadline int64     // monoNow when it times out
 	// prev and next link the waiter into the FIFO scheduler's list.
 	prev, next *Waiter
 }
@@ -33,8 +35,16 @@ type Waiter struct {
 // Queued reports whether the waiter is in a wait queue.
 func (w *Waiter) Queued() bool { return w.lp != nil }
 
-// Deadline is when a queued waiter is refused with ErrQueueTimeout.
-func (w *Waiter) Deadline() time.Time { return epoch.Add(time.Duration(w.deadline)) }
+// Deadline is when a queued waiter is refused with ErrQueueTimeout, as
+// the queue timeout now stands (its tenant's, else the pool's); the
+// waiter's timer was armed with the one in effect when it was queued.
+// (Not stored: every idle client carries a Waiter.)
+func (w *Waiter) Deadline() time.Time {
+	if w.lp == nil {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(w.queuedAt) + w.lp.queueTimeout(w.Tenant))
+}
 
 // epoch is the origin of monoNow.
 var epoch = time.Now()
@@ -47,13 +57,18 @@ func monoNow() int64 { return int64(time.Since(epoch)) }
 // that frees up. The LoopPool keeps the count, the deadlines and their
 // timers; a scheduler only orders. It runs on its loop only.
 //
-// FIFO is the one implementation today; weighted fair queueing between
-// accounts (by Waiter.Class) plugs in here.
+// NewFIFO serves waiters in arrival order; NewFair is weighted fair
+// queueing between tenants (Waiter.Tenant, see tenant.go).
 type Scheduler interface {
 	// Push adds a waiter.
 	Push(w *Waiter)
-	// Peek returns the waiter that should be served next, or nil.
+	// Peek returns the waiter that should be served next, or nil: none
+	// waits, or none may be served now (its tenant holds its
+	// max-backends).
 	Peek() *Waiter
+	// Any returns a waiter, served or not, or nil when none waits (to
+	// refuse them all).
+	Any() *Waiter
 	// Remove takes w out (served, timed out or gone).
 	Remove(w *Waiter)
 }
@@ -77,6 +92,8 @@ func (q *fifo) Push(w *Waiter) {
 }
 
 func (q *fifo) Peek() *Waiter { return q.head }
+
+func (q *fifo) Any() *Waiter { return q.head }
 
 func (q *fifo) Remove(w *Waiter) {
 	if w.prev != nil {

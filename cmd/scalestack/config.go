@@ -52,8 +52,22 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
-	return cf.apply(fs, nil, cf.values, nil)
+	values := cf.values
+	if t, ok := commandTables[fs.Name()]; ok && values[t] != nil {
+		// The command reads that table itself (readTenants).
+		values = make(map[string]any, len(cf.values))
+		for k, v := range cf.values {
+			if k != t {
+				values[k] = v
+			}
+		}
+	}
+	return cf.apply(fs, nil, values, nil)
 }
+
+// commandTables names, by command, the one table of its configuration
+// file that is not flags: mysqlproxy's [tenants.NAME] (see tenants.go).
+var commandTables = map[string]string{"mysqlproxy": "tenants"}
 
 // configFile is a decoded configuration file, kept with its text so that
 // mistakes can be pointed at their line.

@@ -31,6 +31,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
+	scheduler := fs.String("scheduler", "fair", "how commands waiting for a backend are served: fair (weighted fair queueing between tenants, FIFO within one; see the [tenants] tables of --config) or fifo (arrival order; the tenants' weights, min-backends and max-backends are ignored, their other limits hold)")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
@@ -58,16 +59,29 @@ Errors the proxy sends itself:
               and reconnecting fails); sent at once instead of waiting
   9004 08S01  the backend broke during the command
   1053 08S01  shutting down (see below)
+  1203 42000  a login beyond its tenant's max-clients (the connection is closed)
+  1226 42000  a command beyond its tenant's max-qps (the client stays connected)
+  9006 HY000  a command that would wait beside its tenant's max-queued ones
+  9007 42000  a statement that would raise or lift its tenant's
+              max-statement-time (a statement that runs longer gets the
+              server's own 1969 70100)
+
+Tenants: an account's tenant is its users-file field tenant=NAME, or its
+own name. Commands waiting for a backend are served by weighted fair
+queueing between tenants (--scheduler). [tenants.NAME] tables in the
+--config file set weight, min-backends, max-backends, max-clients,
+max-queued, queue-timeout, max-qps and max-statement-time; keys right under
+[tenants] are the defaults (see cmd/scalestack/dist/mysqlproxy.toml).
 
 A client that stops reading a result is disconnected once its unsent output
 has stayed over 1 MiB for --client-write-timeout with none of it taken; the
 backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
-users file are read again; users, --log-level, --max-clients,
---max-pending-logins, --queue-timeout and --client-write-timeout take
-effect without dropping a client. Other changed settings are reported as
-needing a restart. POST /reload is refused (403) when a browser sends it
+users file are read again; users, the [tenants] tables, --log-level,
+--max-clients, --max-pending-logins, --queue-timeout and
+--client-write-timeout take effect without dropping a client. Other
+changed settings are reported as needing a restart. POST /reload is refused (403) when a browser sends it
 for a page of another origin than the admin address.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
@@ -105,6 +119,13 @@ Flags:
 		if err != nil {
 			return module{}, fmt.Errorf("--users: %w", err)
 		}
+		if *scheduler != "fair" && *scheduler != "fifo" {
+			return module{}, fmt.Errorf("--scheduler: want fair or fifo, got %q", *scheduler)
+		}
+		tenants, err := readTenants(ef.configFile, *backendConns)
+		if err != nil {
+			return module{}, err
+		}
 		laddr, err := conn.ParseAddr(*listen)
 		if err != nil {
 			return module{}, fmt.Errorf("--listen: %w", err)
@@ -133,6 +154,8 @@ Flags:
 			BackendStallTimeout: *stallTimeout,
 			LoginInputBudget:    int64(*loginInputMiB) << 20,
 			MySQL55:             *mysql55,
+			Tenants:             tenants,
+			FIFO:                *scheduler == "fifo",
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
 			},
@@ -150,12 +173,13 @@ Flags:
 				return map[string]uint64{"max_clients": s.ClientsRefused, "max_pending_logins": s.PendingLoginsRefused}
 			},
 			status: func() any {
-				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets())}
+				return map[string]any{"stats": p.Stats(), "backends": targetStrings(p.Targets()),
+					"scheduler": *scheduler, "tenants": tenantsStatus(p, *perUserMetrics)}
 			},
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
+			liveFlags: []string{"users", "tenants", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
 			reload: func(fs *flag.FlagSet) error {
 				return reloadMySQLProxy(p, fs)
 			},
@@ -188,7 +212,13 @@ func reloadMySQLProxy(p *mysqlproxy.Proxy, fs *flag.FlagSet) error {
 	if err != nil || clientWriteTimeout <= 0 {
 		return fmt.Errorf("--client-write-timeout: want a positive duration, got %q", fs.Lookup("client-write-timeout").Value.String())
 	}
+	backendConns, _ := strconv.Atoi(fs.Lookup("backend-conns").Value.String())
+	tenants, err := readTenants(fs.Lookup("config").Value.String(), backendConns)
+	if err != nil {
+		return err
+	}
 	p.SetUsers(users)
+	p.SetTenants(tenants)
 	p.SetMaxClients(maxClients)
 	p.SetMaxPendingLogins(maxPendingLogins)
 	p.SetQueueTimeout(queueTimeout)
@@ -274,6 +304,17 @@ var poolVectorDefs = []struct {
 	{"user_connections", "Sessions logged in, per account of the users file (with --per-user-metrics).", []string{"user"}},
 	{"user_logins_total", "Successful logins (and COM_CHANGE_USER), per account of the users file (with --per-user-metrics).", []string{"user"}},
 	{"user_commands_total", "Commands sent, per account of the users file (with --per-user-metrics).", []string{"user"}},
+	// Per tenant: tenants named in the configuration or by a users-file
+	// tenant field; those an account implies by its own name only with
+	// --per-user-metrics (their label is the account's name).
+	{"tenant_clients", "Sessions logged in, per tenant.", []string{"tenant"}},
+	{"tenant_commands_total", "Commands admitted (sent to a backend or queued for one), per tenant.", []string{"tenant"}},
+	{"tenant_queue_wait_seconds", "How long the tenant's commands that found no free backend waited for one (refusals included).", []string{"tenant"}},
+	{"tenant_backend_seconds_total", "Time the tenant's sessions held backend connections (their share of the N), per tenant.", []string{"tenant"}},
+	{"tenant_backends_held", "Backend connections the tenant's sessions hold now.", []string{"tenant"}},
+	{"tenant_queued", "The tenant's commands waiting for a backend connection now.", []string{"tenant"}},
+	{"tenant_refused_total", "The tenant's commands and logins refused, by reason: queue_timeout (ERR 9001), max_queued (9006), max_qps (1226), max_clients (1203).", []string{"tenant", "reason"}},
+	{"tenant_weight", "The tenant's weight in the fair scheduler.", []string{"tenant"}},
 }
 
 // perUserSeries are the poolVectorDefs exported only with --per-user-metrics.
@@ -334,6 +375,21 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs["backend_up"], prometheus.GaugeValue, up)
+	for _, t := range c.p.TenantStats() {
+		if !t.Named && !c.perUser {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_clients"], prometheus.GaugeValue, float64(t.Clients), t.Name)
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_commands_total"], prometheus.CounterValue, float64(t.Commands), t.Name)
+		ch <- constHistogram(c.descs["tenant_queue_wait_seconds"], &t.QueueWait, t.Name)
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_backend_seconds_total"], prometheus.CounterValue, float64(t.BackendNs)/1e9, t.Name)
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_backends_held"], prometheus.GaugeValue, float64(max(t.Held, 0)), t.Name)
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_queued"], prometheus.GaugeValue, float64(max(t.Queued, 0)), t.Name)
+		for r, n := range t.Refused {
+			ch <- prometheus.MustNewConstMetric(c.descs["tenant_refused_total"], prometheus.CounterValue, float64(n), t.Name, pool.Refusal(r).String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs["tenant_weight"], prometheus.GaugeValue, float64(t.Rules.Weight), t.Name)
+	}
 	if !c.perUser {
 		return
 	}
@@ -345,14 +401,14 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // constHistogram turns per-bucket counts into Prometheus's cumulative form.
-func constHistogram(d *prometheus.Desc, h *pool.HistogramSnapshot) prometheus.Metric {
+func constHistogram(d *prometheus.Desc, h *pool.HistogramSnapshot, labels ...string) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(pool.LatencyBuckets))
 	var cum uint64
 	for i, le := range pool.LatencyBuckets {
 		cum += h.Counts[i]
 		buckets[le] = cum
 	}
-	return prometheus.MustNewConstHistogram(d, h.Count(), float64(h.SumNs)/1e9, buckets)
+	return prometheus.MustNewConstHistogram(d, h.Count(), float64(h.SumNs)/1e9, buckets, labels...)
 }
 
 func targetStrings(ts []pool.Target) []string {

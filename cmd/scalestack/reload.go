@@ -119,8 +119,10 @@ func reloadModule(m module, fs *flag.FlagSet, inEffect map[string]string, prefix
 			rep.RestartRequired = append(rep.RestartRequired, fmt.Sprintf("%s%s (running with %q, file says %q)", prefix, name, inEffect[name], now[name]))
 		}
 	}
-	if live["users"] && !contains(rep.Applied, prefix+"users") {
-		rep.Applied = append(rep.Applied, prefix+"users")
+	for _, always := range []string{"users", "tenants"} { // files re-read whether or not a flag changed
+		if live[always] && !contains(rep.Applied, prefix+always) {
+			rep.Applied = append(rep.Applied, prefix+always)
+		}
 	}
 	return nil
 }

@@ -106,6 +106,11 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 			if _, _, err := parseServerFlags(c, []string{"--config", fs.Arg(0)}, stderr); err != nil {
 				return err
 			}
+			if *name == "mysqlproxy" {
+				if _, err := readTenants(fs.Arg(0), 0); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(stdout, "%s: ok\n", fs.Arg(0))
 			return nil
 		}

@@ -279,6 +279,20 @@
 //     backend broke before any of the response was relayed (otherwise, or
 //     when the session was pinned, the client is disconnected).
 //   - 9005 (0A000): a KILL form the proxy does not support.
+//   - 1203 (42000) "Tenant 'T' already has more than 'max-clients' active
+//     connections": a login (or COM_CHANGE_USER) beyond its tenant's
+//     max-clients; the connection is closed.
+//   - 1226 (42000) "Tenant 'T' has exceeded the 'max-qps' resource
+//     (current value: N)": a command beyond its tenant's token bucket; the
+//     session stays usable.
+//   - 9006 (HY000) "Too many commands of tenant 'T' are waiting ...": a
+//     command that would wait while its tenant's max-queued wait already;
+//     sent at once, the session stays usable.
+//   - 9007 (42000) "max_statement_time is limited to S s for tenant 'T'
+//     ...": a statement that could raise or lift the tenant's
+//     max-statement-time. A statement that runs longer than it gets the
+//     server's own 1969 (70100) "Query execution was interrupted
+//     (max_statement_time exceeded)".
 //   - 1227 (42000) "Access denied; you need ... privilege(s)": an admin
 //     statement from an account without admin (see Admin statements).
 //   - 1053 (08S01) "Server shutdown in progress": Drain's deadline has
@@ -472,8 +486,7 @@
 // with REQUIRE SSL; the proxy offers clients no TLS yet, so such an
 // account cannot log in. tenant names the group of accounts the account is
 // scheduled with (letters, digits, '_', '-', '.'; without it the account
-// is its own tenant); it is read and kept, and scheduling by tenant is not
-// built yet. backend and backend-password-file map the client to another
+// is its own tenant; see Tenants). backend and backend-password-file map the client to another
 // server account (its password the first line of F, relative to the users
 // file's folder, read with the same checks as the users file); until
 // backends log in per account, `scalestack mysqlproxy` refuses a users
@@ -487,6 +500,23 @@
 // password file what the proxy logs in with. Group-readable is allowed.
 // A reload that meets such a users file fails and keeps the accounts it
 // had.
+//
+// # Tenants
+//
+// Every session belongs to its account's tenant (User.TenantName) and
+// waits for backends in that tenant's queue: package pool's weighted fair
+// queueing (its documentation has the design and the tolerance across
+// loops; Config.FIFO restores arrival order). Config.Tenants holds the
+// rules, SetTenants changes them live; tenants.go says what each rule
+// does here. A session's tenant is fixed at login and COM_CHANGE_USER.
+// Commands the proxy answers itself take no max-qps token and never wait.
+// The tenant's max-statement-time is the session's tracked
+// max_statement_time from its login (or from the next command after a
+// reload changed the rule), so the replay SET carries it to whichever
+// backend runs the session's next command, prepared statements included;
+// a client may lower it with a plain SET. Counters per tenant
+// (Proxy.TenantStats, pool.TenantStats per loop) are exported as
+// scalestack_mysqlproxy_tenant_* series.
 //
 // # Limits
 //

@@ -38,6 +38,10 @@ const (
 	errQueryInterrupted   // 1317: KILL QUERY of the session's own id
 	errConnectionKilled   // 1927: KILL of the session's own id
 	errUnknownDatabase    // args: schema (1049, from the proxy's cache of the server's answer)
+	errTenantMaxClients   // args: tenant (1203)
+	errTenantMaxQPS       // args: tenant, max-qps (1226)
+	errTenantMaxQueued    // args: tenant, max-queued (9006)
+	errStatementTimeCap   // args: the cap in seconds, tenant (9007)
 	numProxyErrs
 )
 
@@ -48,6 +52,8 @@ const (
 	ErBackendUnavailable mysqlwire.ErrCode = 9003 // no backend can be reached
 	ErBackendLost        mysqlwire.ErrCode = 9004 // the backend broke before the response began
 	ErUnsupported        mysqlwire.ErrCode = 9005 // a form the proxy does not support
+	ErTenantMaxQueued    mysqlwire.ErrCode = 9006 // the tenant's max-queued commands wait already
+	ErStatementTimeCap   mysqlwire.ErrCode = 9007 // a statement would lift the tenant's max-statement-time
 )
 
 // shutdownMessage is ER_SERVER_SHUTDOWN's text, as a server sends it.
@@ -85,6 +91,16 @@ var proxyErrors = [numProxyErrs]struct {
 	errQueryInterrupted: {mysqlwire.ErQueryInterrupted, "70100", "Query execution was interrupted"},
 	errConnectionKilled: {erConnectionKilled, "70100", "Connection was killed"},
 	errUnknownDatabase:  {mysqlwire.ErBadDBError, "42000", "Unknown database '%s'"},
+	// The server's codes for its per-account resource limits, with the
+	// tenant's name where the server names the account.
+	errTenantMaxClients: {mysqlwire.ErTooManyUserConnections, "42000",
+		"Tenant '%s' already has more than 'max-clients' active connections"},
+	errTenantMaxQPS: {mysqlwire.ErUserLimitReached, "42000",
+		"Tenant '%s' has exceeded the 'max-qps' resource (current value: %d)"},
+	errTenantMaxQueued: {ErTenantMaxQueued, "HY000",
+		"Too many commands of tenant '%s' are waiting for a backend connection (max-queued %d); retry later"},
+	errStatementTimeCap: {ErStatementTimeCap, "42000",
+		"max_statement_time is limited to %s s for tenant '%s': only SET max_statement_time to a value up to that is allowed"},
 }
 
 // erConnectionKilled is MariaDB's ER_CONNECTION_KILLED.

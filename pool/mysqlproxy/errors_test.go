@@ -18,6 +18,10 @@ func TestProxyErrorsTable(t *testing.T) {
 		errNoCursor:         {uint32(3)},
 		errPrivilegeNeeded:  {privilegeMessages[privSuper]},
 		errUnknownDatabase:  {"shop"},
+		errTenantMaxClients: {"shop"},
+		errTenantMaxQPS:     {"shop", int64(200)},
+		errTenantMaxQueued:  {"shop", int64(10)},
+		errStatementTimeCap: {"0.5", "shop"},
 	}
 	for e := proxyErr(0); e < numProxyErrs; e++ {
 		pe := proxyErrors[e]

@@ -81,6 +81,13 @@ type Config struct {
 	// once a backend has greeted, its version string is used (empty:
 	// "5.5.5-10.11.0-scalestack").
 	ServerVersion string
+	// Tenants are the tenants' rules (see tenants.go); SetTenants
+	// changes them live.
+	Tenants Tenants
+	// FIFO serves commands waiting for a backend in arrival order
+	// instead of by weighted fair queueing between tenants (their
+	// weights, min-backends and max-backends are then ignored).
+	FIFO bool
 	// Logf receives operational messages (backend failures); nil
 	// discards them.
 	Logf func(format string, args ...any)
@@ -179,6 +186,9 @@ type Proxy struct {
 	// Settings that Reload changes while the loops run: the loops read
 	// them with atomic loads.
 	users        atomic.Pointer[Users]
+	tenantRules  atomic.Pointer[Tenants]
+	tenantTable  atomic.Pointer[tenantTable]
+	tenantsMu    sync.Mutex // serialises rebuildTenants (reloads, never the loops)
 	maxClients   atomic.Int64
 	userStats    userStatsRegistry
 	clientCaps   mysqlwire.Capabilities
@@ -229,7 +239,12 @@ func New(cfg Config) (*Proxy, error) {
 	if _, err := rand.Read(p.unknownUser.SHA2); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
+	sched := pool.NewFair
+	if c.FIFO {
+		sched = pool.NewFIFO
+	}
 	pl, err := pool.New(pool.Config{
+		NewScheduler:   sched,
 		Targets:        c.Targets,
 		Conns:          c.BackendConns,
 		ConnectTimeout: c.ConnectTimeout,
@@ -246,6 +261,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.loginCloses = logThrottle{p: p, what: "clients closed during login"}
 	v := c.ServerVersion
 	p.version.Store(&v)
+	p.tenantRules.Store(&c.Tenants)
 	p.SetUsers(c.Users)
 	p.SetQueueTimeout(c.QueueTimeout)
 	p.SetClientWriteTimeout(c.ClientWriteTimeout)

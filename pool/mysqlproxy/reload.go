@@ -25,6 +25,7 @@ import (
 func (p *Proxy) SetUsers(u Users) {
 	p.userStats.adopt(u)
 	p.users.Store(&u)
+	p.rebuildTenants()
 }
 
 // Users returns the accounts new logins are checked against.

@@ -73,6 +73,10 @@ type session struct {
 	// login, so its close is not logged again).
 	denied      bool
 	noBackslash bool
+	// stmtCapMs is the tenant's max-statement-time, in milliseconds, that
+	// the session's max_statement_time was last brought to (-1: not yet;
+	// tenants.go). Here it fills padding.
+	stmtCapMs int32
 	// loginName is the name the client logged in with (s.user is
 	// Proxy.unknownUser when no account has it).
 	loginName string
@@ -86,7 +90,8 @@ type session struct {
 	b *backend
 	// ex is the command on the backend.
 	ex exchange
-	// wait is the session's request for a backend.
+	// wait is the session's request for a backend; wait.Tenant is the
+	// session's tenant (tenants.go).
 	wait pool.Waiter
 
 	// The command being served.
@@ -211,6 +216,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		delete(s.pl.sessions, s.id)
 	}
 	s.setAccount(nil)
+	s.leaveTenant()
 	s.releaseStmts(nil)
 	s.pl.stats.ClientsConnected.Add(-1)
 	if s.pins != 0 {
@@ -263,6 +269,8 @@ func (s *session) Granted(pb *pool.Backend) {
 func (s *session) Refused(err error) {
 	if err == pool.ErrQueueTimeout {
 		s.writeERR(errQueueTimeout)
+	} else if err == pool.ErrMaxQueued {
+		s.writeERR(errTenantMaxQueued, s.wait.Tenant.Name(), int64(s.wait.Tenant.Rules().MaxQueued))
 	} else {
 		s.writeERR(errBackendUnavailable)
 	}
@@ -600,6 +608,12 @@ func (s *session) loginOK(seq uint8) {
 		s.c.Close()
 		return
 	}
+	if !s.joinTenant(s.user) {
+		s.respSeq = seq
+		s.writeERR(errTenantMaxClients, s.p.tenantOf(s.user).Name())
+		s.c.Close()
+		return
+	}
 	s.p.pendingLogins.Add(-1)
 	s.pl.loop.Cancel(&s.wait.Timer)
 	s.limitInput(false)
@@ -761,6 +775,15 @@ func (s *session) keep(raw, payload []byte) {
 // forward runs the request on a backend and relays the response: on the
 // one the session holds, or on one the pool grants (Granted).
 func (s *session) forward(raw, payload []byte) {
+	switch s.cmd {
+	case mysqlwire.ComQuery, mysqlwire.ComStmtExecute, mysqlwire.ComStmtPrepare:
+		// Admitted before they changed anything (onQuery, onExecute,
+		// onPrepare).
+	default:
+		if !s.admitCommand() {
+			return
+		}
+	}
 	s.phase = sBusy
 	if b := s.b; b != nil {
 		if s.held {
@@ -780,6 +803,17 @@ func (s *session) onQuery(raw, payload []byte) {
 	if qi.priv != privNone && !s.user.Admin {
 		s.refuse(qi.priv)
 		return
+	}
+	if s.liftsStatementTime(sql, qi, false) {
+		return
+	}
+	switch qi.kind {
+	case stmtEmpty, stmtConnectionID, stmtLastInsertID, stmtKill:
+		// Answered here: no token taken.
+	default:
+		if !s.admitCommand() {
+			return
+		}
 	}
 	switch qi.kind {
 	case stmtEmpty:
@@ -1495,6 +1529,9 @@ func (s *session) onChangeUser(payload []byte) {
 	s.loginNames = names
 	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
 		if s.verifyNative(auth) {
+			if !s.changeTenant() {
+				return
+			}
 			s.setAccount(s.user)
 			s.writeOK(0, 0)
 			return
@@ -1521,6 +1558,9 @@ func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 	s.respSeq = seq + 1
 	if !s.verifyNative(payload) {
 		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
+		return
+	}
+	if !s.changeTenant() {
 		return
 	}
 	s.setAccount(s.user)

@@ -145,6 +145,10 @@ var ErrorCodes = [...]mysqlwire.ErrCode{
 	ErBackendUnavailable,
 	ErBackendLost,
 	ErUnsupported,
+	1203, // a tenant's max-clients
+	1226, // a tenant's max-qps
+	ErTenantMaxQueued,
+	ErStatementTimeCap,
 }
 
 // NumErrorSlots is the size of Stats.Errors: ErrorCodes plus "other".

@@ -147,6 +147,9 @@ func (s *session) onPrepare(raw, payload []byte) {
 			return
 		}
 	}
+	if s.liftsStatementTime(payload[1:], &s.qi, true) || !s.admitCommand() {
+		return
+	}
 	if len(s.stmts) >= maxSessionStmts {
 		s.local()
 		s.writeERR(errTooManyStatements)
@@ -233,6 +236,9 @@ func (s *session) onExecute(raw, payload []byte) {
 	st, id := s.lookupStmt(getUint32(payload[1:])) // length checked above
 	if st == nil {
 		s.unknownStmt(id, "mysqld_stmt_execute")
+		return
+	}
+	if !s.admitCommand() {
 		return
 	}
 	if at := executeBoundAt(payload, st.numParams); at >= 0 && payload[at] == 1 {
