@@ -32,6 +32,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
+	var tlsf mysqlTLSFlags
+	tlsf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
 
@@ -43,14 +45,21 @@ cursor, a SET the proxy cannot replay). The schema, character set and common
 session variables are tracked and replayed instead; prepared statements get
 proxy-side ids and are prepared lazily on whichever backend runs them.
 
-Clients authenticate against the users file (mysql_native_password, or the
-caching_sha2_password fast path); backends log in as the service account.
-No TLS towards clients.
+Clients authenticate against the users file (mysql_native_password, or
+caching_sha2_password: its fast path, and its full authentication over TLS);
+backends log in as the service account.
+
+TLS: with --tls-cert and --tls-key the greeting offers TLS and a client's
+SSLRequest upgrades its connection; --require-tls (or the users-file field
+require-tls) refuses logins without it. --backend-tls logs the backends in
+over TLS.
 
 Errors the proxy sends itself:
   1040 08004  more than --max-clients clients logged in, or more than
               --max-pending-logins clients not logged in yet
-  1045 28000  unknown user or wrong password
+  1045 28000  unknown user or wrong password; a login without TLS for an
+              account that requires it; caching_sha2_password's full
+              authentication without TLS (the proxy has no RSA key)
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
@@ -113,6 +122,10 @@ Flags:
 		if err != nil {
 			return module{}, fmt.Errorf("--backend: %w", err)
 		}
+		tlsSetup, err := tlsf.build(targets)
+		if err != nil {
+			return module{}, err
+		}
 		for _, t := range targets {
 			if t.ReadOnly {
 				logger.Warn("read-only backend recorded but unused: read/write splitting is not implemented", "backend", t.Addr.String())
@@ -133,6 +146,10 @@ Flags:
 			BackendStallTimeout: *stallTimeout,
 			LoginInputBudget:    int64(*loginInputMiB) << 20,
 			MySQL55:             *mysql55,
+			TLS:                 tlsSetup.front,
+			RequireTLS:          tlsf.requireTLS,
+			BackendTLS:          tlsSetup.backendTLS(),
+			BackendTLSOptional:  tlsSetup.optional,
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
 			},
@@ -140,10 +157,16 @@ Flags:
 		if err != nil {
 			return module{}, err
 		}
+		collectors := []prometheus.Collector{newPoolCollector(p, *perUserMetrics)}
+		liveFlags := []string{"users", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"}
+		if tlsSetup.pool != nil {
+			collectors = append(collectors, newHandshakeCollector(tlsSetup.pool))
+			liveFlags = append(liveFlags, tlsSetup.liveFlags()...)
+		}
 		return module{
 			name:       "mysqlproxy",
 			listen:     p.ListenConfig(laddr),
-			collectors: []prometheus.Collector{newPoolCollector(p, *perUserMetrics)},
+			collectors: collectors,
 			ready:      p.Ready,
 			refusals: func() map[string]uint64 {
 				s := p.Stats()
@@ -155,8 +178,14 @@ Flags:
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
+			liveFlags: liveFlags,
 			reload: func(fs *flag.FlagSet) error {
+				// The certificates first: a bad file changes nothing.
+				if tlsSetup.pool != nil {
+					if err := tlsSetup.reload(fs); err != nil {
+						return err
+					}
+				}
 				return reloadMySQLProxy(p, fs)
 			},
 		}, nil
@@ -224,6 +253,8 @@ var poolScalarDefs = []struct {
 }{
 	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
 	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
+	{"tls_clients_total", "Client connections upgraded to TLS (an SSLRequest, then a finished handshake).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsTLS) }},
+	{"tls_clients_connected", "Client sessions on TLS now.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.TLSClientsConnected) }},
 	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
 	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
 	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLogins) }},

@@ -36,6 +36,10 @@ const maxClientPayload = 64 << 20
 // such packet and its header until login.
 const maxLoginPayload = 64 << 10
 
+// sha2ScrambleLength is the length of a caching_sha2_password fast-path
+// scramble (a SHA-256 digest).
+const sha2ScrambleLength = 32
+
 // epoch is the origin of monoNow.
 var epoch = time.Now()
 
@@ -73,6 +77,13 @@ type session struct {
 	// login, so its close is not logged again).
 	denied      bool
 	noBackslash bool
+	// tlsStarting: the client sent SSLRequest and its TLS handshake runs
+	// (conn.StartTLSServer); tlsUp: it finished, the connection is TLS.
+	tlsStarting bool
+	tlsUp       bool
+	// fullAuth: caching_sha2_password's fast path failed and the client
+	// was asked for its password in full (AuthMoreData 0x04).
+	fullAuth bool
 	// loginName is the name the client logged in with (s.user is
 	// Proxy.unknownUser when no account has it).
 	loginName string
@@ -195,6 +206,9 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	}
 	if err != nil && s.phase < sReady && !s.denied {
 		s.p.loginCloses.note(c.RemoteAddr() + ": " + err.Error())
+	}
+	if s.tlsUp {
+		s.pl.stats.TLSClientsConnected.Add(-1)
 	}
 	if s.phase == sHandshake || s.phase == sAuthSwitch {
 		// The connection gave its budget back when it closed.
@@ -371,6 +385,10 @@ func sessionTimerFired(arg any) {
 	s := arg.(*session)
 	switch s.phase {
 	case sHandshake:
+		if s.tlsStarting {
+			s.c.Abort(fmt.Errorf("%w: TLS handshake after SSLRequest not finished", errLoginTimeout))
+			return
+		}
 		s.c.Abort(fmt.Errorf("%w: no handshake response", errLoginTimeout))
 	case sAuthSwitch:
 		s.c.Abort(fmt.Errorf("%w: no auth switch response", errLoginTimeout))
@@ -415,6 +433,11 @@ func (s *session) onData(c *conn.Conn, data []byte) int {
 		switch s.phase {
 		case sHandshake:
 			s.onHandshakeResponse(payload, lastSeq)
+			if s.tlsStarting {
+				// What follows the SSLRequest is the TLS handshake's:
+				// conn takes the bytes this call leaves unconsumed.
+				return off
+			}
 		case sAuthSwitch:
 			s.onAuthSwitchResponse(payload, lastSeq)
 		case sChangeUser:
@@ -468,6 +491,10 @@ func lastColon(s string) int {
 
 func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	hr, err := mysqlwire.ParseHandshakeResponse(payload)
+	if err == nil && hr.SSLRequest && s.p.cfg.TLS != nil && !s.tlsUp {
+		s.startTLS()
+		return
+	}
 	if err != nil || hr.SSLRequest {
 		s.respSeq = seq + 1
 		s.writeERR(errBadHandshake)
@@ -546,12 +573,36 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
+	if s.refuseWithoutTLS(user, len(resp) > 0, seq) {
+		return
+	}
 	s.loginOK(seq)
 }
 
 func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
+		if len(resp) == sha2ScrambleLength && !s.user.NoPassword && s.tlsUp {
+			// Over TLS, as MySQL's caching_sha2_password does when the
+			// fast path fails: ask for the password in full (AuthMoreData
+			// 0x04); the client sends it in clear and it is checked
+			// against the account's hash (onFullAuth). An unknown name
+			// takes the same path, so the answers do not tell which
+			// accounts exist. Without TLS the client would ask for an RSA
+			// public key to encrypt it with, and the proxy keeps none
+			// (decrypting on the loop costs a thousand fast-path checks):
+			// since the proxy holds every account's hash, a failed fast
+			// path is a wrong password, refused at once with ERR 1045.
+			out, _ := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2PerformFullAuth})
+			s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+			s.c.Write(out)
+			s.phase = sAuthSwitch
+			s.fullAuth = true
+			return
+		}
 		s.accessDenied(user, len(resp) > 0, seq)
+		return
+	}
+	if s.refuseWithoutTLS(user, len(resp) > 0, seq) {
 		return
 	}
 	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
@@ -560,7 +611,66 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 	s.loginOK(next)
 }
 
+// onFullAuth reads the answer to caching_sha2_password's request for the
+// full password, which only a TLS client is asked for: the password in
+// clear, NUL-terminated, checked against the users file's
+// SHA256(SHA256(password)).
+func (s *session) onFullAuth(payload []byte, seq uint8) {
+	s.fullAuth = false
+	password := payload
+	if n := len(password); n > 0 && password[n-1] == 0 {
+		password = password[:n-1]
+	}
+	if s.user == s.p.unknownUser || mysqlwire.VerifyCachingSHA2Password(s.user.SHA2, password) != nil {
+		s.accessDenied([]byte(s.loginName), true, seq)
+		return
+	}
+	s.loginOK(seq)
+}
+
+// refuseWithoutTLS refuses a login that did not come over TLS for an
+// account that requires it (users-file field require-tls, or
+// Config.RequireTLS for every account) with the ERR 1045 (28000) MariaDB
+// sends for an account with REQUIRE SSL, after the password was found
+// right, as the server does. It reports whether it refused.
+func (s *session) refuseWithoutTLS(user []byte, withPassword bool, seq uint8) bool {
+	if s.tlsUp || !(s.p.cfg.RequireTLS || s.user.RequireTLS) {
+		return false
+	}
+	s.accessDenied(user, withPassword, seq)
+	return true
+}
+
+// startTLS upgrades the connection after the client's SSLRequest: the
+// client's TLS handshake follows on the same socket, then its
+// HandshakeResponse (sequence id 2) over TLS. The login timer keeps
+// running, and the handshake has its own timeout, so a client that sends
+// SSLRequest and stalls is cut at the earlier of the two.
+func (s *session) startTLS() {
+	if err := s.c.StartTLSServer(s.p.cfg.TLS, s.tlsStarted); err != nil {
+		s.c.Abort(fmt.Errorf("SSLRequest: %w", err))
+		return
+	}
+	s.tlsStarting = true
+}
+
+// tlsStarted runs on the loop when the client's TLS handshake has ended;
+// with an error the connection is closing (OnClose follows).
+func (s *session) tlsStarted(err error) {
+	s.tlsStarting = false
+	if err != nil || s.phase == sClosed {
+		return
+	}
+	s.tlsUp = true
+	s.pl.stats.ClientsTLS.Add(1)
+	s.pl.stats.TLSClientsConnected.Add(1)
+}
+
 func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
+	if s.fullAuth {
+		s.onFullAuth(payload, seq+1)
+		return
+	}
 	if s.sha2Switch {
 		s.sha2Switch = false
 		s.finishSHA2Login([]byte(s.loginName), payload, seq+1)

@@ -31,6 +31,9 @@ type User struct {
 	// adminStatements), because every client shares the same backend
 	// connections and service account.
 	Admin bool
+	// RequireTLS is set by the field `require-tls`: the account logs in
+	// only over TLS, as a MariaDB account with REQUIRE SSL.
+	RequireTLS bool
 
 	// stats are the account's counters, kept across reloads of the users
 	// file (set when the proxy adopts the Users).
@@ -103,6 +106,13 @@ func ParseUsers(r io.Reader) (Users, error) {
 					return nil, fmt.Errorf("line %d: field admin takes no value (write \"admin\", not %q)", lineNo, f)
 				}
 				u.Admin = true
+				continue
+			}
+			if key == "require-tls" {
+				if hasValue {
+					return nil, fmt.Errorf("line %d: field require-tls takes no value (write \"require-tls\", not %q)", lineNo, f)
+				}
+				u.RequireTLS = true
 				continue
 			}
 			if !hasValue {
