@@ -1,6 +1,7 @@
 package mysqlproxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -891,6 +892,10 @@ func (s *session) onQuery(raw, payload []byte) {
 		s.local()
 		s.writeIntResult(qi.colName, s.lastInsertID)
 		return
+	case stmtShowSSL:
+		s.local()
+		s.writeSSLStatus(string(qi.arg))
+		return
 	case stmtKill:
 		s.local()
 		if qi.arg == nil {
@@ -1451,6 +1456,58 @@ func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, 
 		out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
 	}
 	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	s.respSeq = seq
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// writeSSLStatus answers SHOW STATUS LIKE 'Ssl...' for the client's own
+// connection, as the server answers it for its own: Ssl_cipher and
+// Ssl_version, empty without TLS. The cipher suite has Go's name (the
+// standard one, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, where OpenSSL says
+// ECDHE-RSA-AES128-GCM-SHA256; TLS 1.3 suites are named alike). The
+// server's other Ssl_ variables describe its own TLS library and counters,
+// not a connection, and are not listed.
+func (s *session) writeSSLStatus(pattern string) {
+	var cipher, version string
+	if st, ok := s.c.TLSState(); ok && s.tlsUp {
+		cipher = tls.CipherSuiteName(st.CipherSuite)
+		switch st.Version {
+		case tls.VersionTLS12:
+			version = "TLSv1.2"
+		case tls.VersionTLS13:
+			version = "TLSv1.3"
+		}
+	}
+	out := s.scratch[:0]
+	seq := s.respSeq
+	out, seq = mysqlwire.AppendPacket(out, seq, []byte{2})
+	for _, col := range []struct {
+		name, orgName string
+		length        uint32
+		flags         mysqlwire.ColumnFlags
+	}{{"Variable_name", "VARIABLE_NAME", 64 * 3, 0x0001}, {"Value", "VARIABLE_VALUE", 2048 * 3, 0}} {
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
+			Table: []byte("SESSION_STATUS"), Name: []byte(col.name), OrgName: []byte(col.orgName),
+			CharacterSet: 33, ColumnLength: col.length, Type: mysqlwire.TypeVarString, Flags: col.flags,
+		})
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	for _, v := range [...][2]string{{"Ssl_cipher", cipher}, {"Ssl_version", version}} {
+		if !likeMatch(pattern, v[0]) {
+			continue
+		}
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendLenEncStr(out, v[0])
+		out = mysqlwire.AppendLenEncStr(out, v[1])
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
 	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
 	s.respSeq = seq
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
