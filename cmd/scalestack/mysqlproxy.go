@@ -110,7 +110,7 @@ Flags:
 			}
 			password = pw
 		}
-		users, err := mysqlproxy.LoadUsers(*usersFile)
+		users, err := loadProxyUsers(*usersFile)
 		if err != nil {
 			return module{}, fmt.Errorf("--users: %w", err)
 		}
@@ -197,7 +197,7 @@ Flags:
 // them are valid.
 func reloadMySQLProxy(p *mysqlproxy.Proxy, fs *flag.FlagSet) error {
 	usersFile := fs.Lookup("users").Value.String()
-	users, err := mysqlproxy.LoadUsers(usersFile)
+	users, err := loadProxyUsers(usersFile)
 	if err != nil {
 		return fmt.Errorf("--users: %w", err)
 	}
@@ -392,4 +392,22 @@ func targetStrings(ts []pool.Target) []string {
 		out[i] = t.String()
 	}
 	return out
+}
+
+// loadProxyUsers loads the users file and refuses the fields the proxy
+// reads but cannot honour yet: backend= and backend-password-file= promise
+// that a client runs as another server account, and every backend still
+// logs in as --backend-user. A field silently ignored would run clients
+// with rights their administrator did not give them.
+func loadProxyUsers(path string) (mysqlproxy.Users, error) {
+	users, err := mysqlproxy.LoadUsers(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		if u.Backend != "" || u.BackendPasswordFile != "" {
+			return nil, fmt.Errorf("users file %s: user %q: fields backend and backend-password-file are not supported yet (every backend logs in as --backend-user)", path, u.Name)
+		}
+	}
+	return users, nil
 }

@@ -556,25 +556,34 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 
 func (s *session) verifySHA2(resp []byte) bool {
 	if s.user.NoPassword {
-		return len(resp) == 0
+		return len(resp) == 0 && s.transportAllowed()
 	}
-	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil
+	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil && s.transportAllowed()
 }
 
 func (s *session) verifyNative(resp []byte) bool {
 	if s.user.NoPassword {
-		return len(resp) == 0
+		return len(resp) == 0 && s.transportAllowed()
 	}
 	_, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
-	return err == nil
+	return err == nil && s.transportAllowed()
 }
+
+// transportAllowed applies the users-file field require-tls (and
+// Config.RequireTLS, the same for every account) after the password check,
+// so that such an account gets the same ERR 1045 (28000) as MariaDB sends
+// for REQUIRE SSL, after the same hash work as any other refusal.
+func (s *session) transportAllowed() bool {
+	return !(s.user.RequireTLS || s.p.cfg.RequireTLS) || s.clientTLS()
+}
+
+// clientTLS reports whether the client's connection is encrypted: it sent
+// SSLRequest and its TLS handshake finished.
+func (s *session) clientTLS() bool { return s.tlsUp }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
-		return
-	}
-	if s.refuseWithoutTLS(user, len(resp) > 0, seq) {
 		return
 	}
 	s.loginOK(seq)
@@ -603,9 +612,6 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
-	if s.refuseWithoutTLS(user, len(resp) > 0, seq) {
-		return
-	}
 	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
@@ -627,19 +633,6 @@ func (s *session) onFullAuth(payload []byte, seq uint8) {
 		return
 	}
 	s.loginOK(seq)
-}
-
-// refuseWithoutTLS refuses a login that did not come over TLS for an
-// account that requires it (users-file field require-tls, or
-// Config.RequireTLS for every account) with the ERR 1045 (28000) MariaDB
-// sends for an account with REQUIRE SSL, after the password was found
-// right, as the server does. It reports whether it refused.
-func (s *session) refuseWithoutTLS(user []byte, withPassword bool, seq uint8) bool {
-	if s.tlsUp || !(s.p.cfg.RequireTLS || s.user.RequireTLS) {
-		return false
-	}
-	s.accessDenied(user, withPassword, seq)
-	return true
 }
 
 // startTLS upgrades the connection after the client's SSLRequest: the

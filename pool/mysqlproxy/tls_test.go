@@ -18,8 +18,6 @@ import (
 	"github.com/scalestack/scalestack/mysqlwire"
 )
 
-const tlsOnlyUser = "tls_only" // users-file field require-tls
-
 // startTLSProxy is startProxy with TLS offered to clients (a certificate
 // for 127.0.0.1 from a throwaway CA) and a require-tls account; the client
 // configuration it returns verifies the proxy's certificate.
