@@ -58,8 +58,7 @@ Errors the proxy sends itself:
   1040 08004  more than --max-clients clients logged in, or more than
               --max-pending-logins clients not logged in yet
   1045 28000  unknown user or wrong password; a login without TLS for an
-              account that requires it; caching_sha2_password's full
-              authentication without TLS (the proxy has no RSA key)
+              account that requires it (as MariaDB's REQUIRE SSL)
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
@@ -74,8 +73,9 @@ backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, --log-level, --max-clients,
---max-pending-logins, --queue-timeout and --client-write-timeout take
-effect without dropping a client. Other changed settings are reported as
+--max-pending-logins, --queue-timeout, --client-write-timeout and the TLS
+files (--tls-cert, --tls-key, --tls-ca, --backend-tls-ca; for new
+handshakes) take effect without dropping a client. Other changed settings are reported as
 needing a restart. POST /reload is refused (403) when a browser sends it
 for a page of another origin than the admin address.
 
