@@ -37,6 +37,7 @@ func (f *mysqlTLSFlags) register(fs *flag.FlagSet) {
 	// Unlike echo's, the MySQL protocol upgrades in place: TLS is offered,
 	// and required only where --require-tls or the users file say so.
 	fs.Lookup("tls-cert").Usage = "PEM certificate chain (leaf first): clients are offered TLS (CLIENT_SSL; an SSLRequest upgrades the connection, TLS 1.2 or 1.3); re-read on SIGHUP and POST /reload"
+	fs.Lookup("tls-handshake-timeout").Usage = "a TLS handshake (client or backend) not finished this long after it began (a client's SSLRequest, a backend's greeting) is closed; waiting for a handshake goroutine included"
 	fs.BoolVar(&f.requireTLS, "require-tls", false, "refuse every login that does not come over TLS with ERR 1045 (28000), as MariaDB refuses an account with REQUIRE SSL (the users-file field require-tls does it per account); needs --tls-cert")
 	fs.StringVar(&f.backendMode, "backend-tls", backendTLSOff, "TLS towards the backends, as MySQL's --ssl-mode: off; preferred (TLS when the server offers it, certificate not checked); required (TLS or no login, certificate not checked); verify-ca (the certificate must chain to --backend-tls-ca, or the system's roots); verify-identity (verify-ca, and it must name the backend's host or --backend-tls-server-name). Backends on TLS stay on the loop that opened them: --backend-conns must be at least --loops")
 	fs.StringVar(&f.backendCA, "backend-tls-ca", "", "PEM CA certificates that verify the backends' certificates (verify-ca, verify-identity; default: the system's roots); re-read on SIGHUP and POST /reload")
