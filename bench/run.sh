@@ -46,7 +46,8 @@ What to run
   --targets LIST          direct, proxy-epoll, proxy-uring, haproxy [these four],
                           proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second), and
                           proxy-epoll-base (proxy-epoll run from --base-bin or --base-rev: before/after a
-                          change, side by side in one run)
+                          change, side by side in one run), and proxy-epoll-tls (proxy-epoll with TLS towards
+                          its clients: a throwaway CA's certificate, sysbench --mysql-ssl=on)
   --time S                measured seconds per point, or the active phase with --idle-clients [15]
   --warmup S              warm-up seconds per point, not measured [5]
   --reps N                repetitions; each round runs every target back to back per thread count [3]
@@ -87,6 +88,7 @@ Examples
   bench/run.sh --threads 1,16,256,1024,4096,8192 --reps 1 --targets direct,haproxy
   bench/run.sh --proxy-cpus 0-3 --mariadb-cpus 4-11 --sysbench-cpus 12-15
   bench/run.sh --targets proxy-epoll,proxy-epoll-base --base-rev HEAD~3 --threads 16,1024
+  bench/run.sh --targets proxy-epoll,proxy-epoll-tls --tests oltp_point_select --threads 16,1024
 EOF
 }
 

@@ -437,7 +437,7 @@ func (lp *LoopPool) removeIdle(b *Backend) {
 // backend instead of this loop's own waiters (see Release), or nil.
 func (lp *LoopPool) backloggedPeer() *LoopPool {
 	loops := lp.p.loops
-	if len(loops) == 1 {
+	if len(loops) == 1 || lp.p.cfg.Stationary {
 		return nil
 	}
 	lp.fairTurn = !lp.fairTurn
@@ -453,7 +453,7 @@ func (lp *LoopPool) backloggedPeer() *LoopPool {
 // donate hands b to another loop that has waiters, when this one has none.
 func (lp *LoopPool) donate(b *Backend) bool {
 	loops := lp.p.loops
-	if len(loops) == 1 {
+	if len(loops) == 1 || lp.p.cfg.Stationary {
 		return false
 	}
 	for i := 1; i < len(loops); i++ {
@@ -470,7 +470,7 @@ func (lp *LoopPool) donate(b *Backend) bool {
 func (lp *LoopPool) seekSteal() {
 	loops := lp.p.loops
 	n := len(loops)
-	if n == 1 || lp.stealsInFlight >= lp.nWaiting {
+	if n == 1 || lp.p.cfg.Stationary || lp.stealsInFlight >= lp.nWaiting {
 		return
 	}
 	// Start at a rotating offset among the other loops so requests spread.

@@ -31,6 +31,13 @@ type Config struct {
 	// answer to a request, with nothing from the server meanwhile, makes
 	// Ready fail (0: never).
 	StallTimeout time.Duration
+	// Stationary keeps every backend on the loop that opened it: no
+	// stealing, donation or hand-over to a more backlogged loop. A
+	// protocol whose connections cannot be detached (TLS: conn.Conn.Detach
+	// refuses them) sets it, so loops do not keep asking each other for
+	// backends that cannot move. Each loop then serves its clients with
+	// its own share of Conns.
+	Stationary bool
 	// NewScheduler returns one loop's scheduler (nil: NewFIFO).
 	NewScheduler func() Scheduler
 	// Logf receives operational messages (backend failures); nil
@@ -119,6 +126,11 @@ func (p *Pool) Prepare(e *reactor.Engine) error {
 			return fmt.Errorf("pool: backend address %s: %w", t.Addr, err)
 		}
 		p.targetAddrs = append(p.targetAddrs, a)
+	}
+	if loops := len(e.Loops()); p.cfg.Stationary && p.cfg.Conns < loops {
+		// Backends that cannot move leave a loop without one unable to
+		// serve its clients at all.
+		return fmt.Errorf("pool: %d backend connections cannot serve %d loops when backends stay on their loop (TLS): give at least one per loop", p.cfg.Conns, loops)
 	}
 	for i, l := range e.Loops() {
 		p.loops = append(p.loops, newLoopPool(p, l, i))

@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,6 +354,41 @@ func TestStealAcrossLoops(t *testing.T) {
 	}
 	if a.backend().Loop() != tp.p.Loops()[1] {
 		t.Error("the backend did not move to the requesting loop")
+	}
+}
+
+// TestStationary: with Config.Stationary (backends that cannot be
+// detached, TLS) a request waits for its own loop's backend while another
+// loop's sits idle, and nothing moves between loops; a pool with fewer
+// backends than loops is refused, since a loop without one could serve no
+// one.
+func TestStationary(t *testing.T) {
+	tp := startToyPool(t, 2, 2, func(c *Config) { c.Stationary = true }) // one backend per loop
+	var a, b *toyClient
+	tp.on(t, 1, func(lp *LoopPool) {
+		a, b = newToyClient(lp), newToyClient(lp)
+		lp.Acquire(&a.w)
+		lp.Acquire(&b.w) // loop 1's backend is a's: b waits
+	})
+	if a.backend() == nil || a.backend().Loop() != tp.p.Loops()[1] {
+		t.Fatal("the first request did not get its own loop's backend")
+	}
+	time.Sleep(100 * time.Millisecond) // steals would have come by now
+	if b.backend() != nil {
+		t.Fatal("the waiter got a backend moved from the other loop")
+	}
+	tp.on(t, 1, func(lp *LoopPool) { lp.Release(a.backend()) })
+	waitFor(t, "the released backend", func() bool { return b.backend() != nil })
+	if st := tp.p.Stats(); st.BackendsAdopted != 0 {
+		t.Errorf("%d backends moved between loops, want none", st.BackendsAdopted)
+	}
+
+	p, err := New(Config{Targets: tp.p.cfg.Targets, Conns: 1, Stationary: true}, &toyProtocol{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Prepare(tp.e); err == nil || !strings.Contains(err.Error(), "at least one per loop") {
+		t.Errorf("1 stationary backend on 2 loops: %v, want an error", err)
 	}
 }
 

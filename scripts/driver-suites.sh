@@ -18,8 +18,10 @@
 # It builds bin/scalestack from this checkout, starts a throwaway MariaDB with TLS in
 # .tmp/driver-suites-db (scripts/mariadb.sh start --tls), writes a users file with the server's
 # accounts scalestack_svc and test_native under their server passwords (so a client logs in to the
-# proxy exactly as it would to the server), and stops both on exit. The direct runs use the service
-# account, which the proxy's backends use, so privileges are the same both ways.
+# proxy exactly as it would to the server), gives the proxy the server's certificate (DIR/tls, for
+# 127.0.0.1) so that clients may ask it for TLS as they ask the server, and stops both on exit. The
+# direct runs use the service account, which the proxy's backends use, so privileges are the same
+# both ways.
 # go-sql-driver's TestConnectorReturnsTimeout is skipped: it dials a public address.
 # The exit status is 0 when the lists were made, whatever they hold; summary.md has the counts, the
 # tests that fail only through the proxy (or only direct) and the cause of each known one.
@@ -104,7 +106,8 @@ proxy_port=$(free_port)
 proxy_addr=127.0.0.1:${proxy_port}
 bin/scalestack mysqlproxy --listen "${proxy_addr}" --backend "${SCALESTACK_MYSQL_ADDR}" \
 	--backend-user "${SCALESTACK_MYSQL_USER}" --backend-password-file "${SCALESTACK_MYSQL_PASSWORD_FILE}" \
-	--backend-conns "${backend_conns}" --users "${users}" --admin "" >"${out}/proxy.log" 2>&1 &
+	--backend-conns "${backend_conns}" --users "${users}" --admin "" \
+	--tls-cert "${DB_DIR}/tls/server.pem" --tls-key "${DB_DIR}/tls/server.key" >"${out}/proxy.log" 2>&1 &
 proxy_pid=$!
 for _ in $(seq 100); do
 	if MYSQL_PWD=${SCALESTACK_MYSQL_PASSWORD} mariadb --no-defaults --protocol tcp -h 127.0.0.1 -P "${proxy_port}" \
@@ -121,7 +124,7 @@ proxy_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!.tmp' || 
 {
 	echo "# Real clients' suites, direct vs through scalestack mysqlproxy"
 	echo
-	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); proxy built from ${proxy_rev}, --backend-conns ${backend_conns}"
+	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); proxy built from ${proxy_rev}, --backend-conns ${backend_conns}, --tls-cert/--tls-key the server's"
 	echo "- MariaDB ${mariadb_version} with TLS (scripts/mariadb.sh start --tls); $(go version | cut -d' ' -f3)"
 	echo "- command: scripts/driver-suites.sh $([[ ${run_go} -eq 1 ]] && echo --go) $([[ ${run_node} -eq 1 ]] && echo --node)$([[ ${concurrent} -eq 1 ]] && echo ' --concurrent')"
 } >"${summary}"
@@ -131,7 +134,6 @@ proxy_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!.tmp' || 
 classify() {
 	case $1 in
 	TestFoundRows2 | TestFoundRows2/*) echo "item 4: CLIENT_FOUND_ROWS (matched rows) not honoured" ;;
-	TestTLS | TestTLS/* | TestIssue1567 | TestIssue1567/*) echo "TLS: the proxy offers no TLS to clients" ;;
 	TestConcurrent | TestConcurrent/*) echo "not the proxy's: direct, it reaches the server's max_connections; through the proxy, N backend connections serve all" ;;
 	*/extended-metadata) echo "item 5: MariaDB extended capabilities (type metadata) not offered" ;;
 	*/found-rows-on) echo "item 4: CLIENT_FOUND_ROWS (matched rows) not honoured" ;;

@@ -327,6 +327,12 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 	}
+	if slices.ContainsFunc(cfg.Targets, isTLSTarget) {
+		env.TLSDir = filepath.Join(workDir, "tls")
+		if err := writeTLSFiles(env.TLSDir); err != nil {
+			return fmt.Errorf("making the TLS target's certificates: %w", err)
+		}
+	}
 	if cfg.IdleClients > 0 {
 		// Room above the measured clients, so the proxy's own limit never refuses one of them.
 		env.ProxyMaxClients = cfg.IdleClients + 1000

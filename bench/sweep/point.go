@@ -109,7 +109,15 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 
 	login := dbLogin{Host: "127.0.0.1", Port: tg.Port, User: benchUser, Password: benchPassword, Database: benchDatabase}
 	timing := pointTiming{WarmupS: cfg.WarmupS, MeasureS: cfg.TimeS}
-	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)...)...)
+	args := sysbenchArgs(pp.Test, pp.Threads, timing, login, cfg.Tables, cfg.TableSize)
+	sysbenchDir := ""
+	if isTLSTarget(pp.Target) {
+		// sysbench 1.0 hands libmariadb client-key.pem, client-cert.pem and cacert.pem from its
+		// working directory.
+		args = append(args[:len(args)-1:len(args)-1], "--mysql-ssl=on", args[len(args)-1])
+		sysbenchDir = env.TLSDir
+	}
+	argv := withCPUs(cfg.SysbenchCPUs, append([]string{"sysbench"}, args...)...)
 	var scraper *metricsScraper
 	if tg.AdminPort > 0 {
 		scraper = newMetricsScraper(tg.AdminPort, filepath.Join(logDir, stem+"-scrapes.log"))
@@ -117,7 +125,7 @@ func runPoint(ctx context.Context, cfg config, dbPID int, sess *sqlSession, env 
 			scraper.profilePath = filepath.Join(logDir, stem+"-cpu.pprof")
 		}
 	}
-	sr, runErr := runSysbench(ctx, argv, tg.PID, dbPID, timing, scraper, filepath.Join(logDir, stem+"-sysbench.log"))
+	sr, runErr := runSysbench(ctx, argv, sysbenchDir, tg.PID, dbPID, timing, scraper, filepath.Join(logDir, stem+"-sysbench.log"))
 	res, s0, s1 := sr.res, sr.s0, sr.s1
 	p.ConnectS = sr.connectS
 	if scraper != nil {
@@ -196,8 +204,9 @@ type sysbenchRun struct {
 
 // runSysbench runs one sysbench, copying its output to logPath, and samples the target and the
 // database at the start and the end of sysbench's measured window (after "Threads started!" plus the
-// warm-up). A non-nil scraper scrapes the target's metrics from the window's start to its end.
-func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t pointTiming, scraper *metricsScraper, logPath string) (sysbenchRun, error) {
+// warm-up). A non-nil scraper scrapes the target's metrics from the window's start to its end. dir is
+// sysbench's working directory ("": the sweep's).
+func runSysbench(ctx context.Context, argv []string, dir string, targetPID, dbPID int, t pointTiming, scraper *metricsScraper, logPath string) (sysbenchRun, error) {
 	r := sysbenchRun{rssKB: -1, connectS: math.NaN()}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -207,6 +216,7 @@ func runSysbench(ctx context.Context, argv []string, targetPID, dbPID int, t poi
 	fmt.Fprintf(logFile, "# %s\n", strings.Join(argv, " "))
 	pr, pw := io.Pipe()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = pw, pw
 	launched := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -41,7 +41,7 @@ func TestRunSysbenchScrapesOnlyTheWindow(t *testing.T) {
 	scraper.interval = 100 * time.Millisecond
 
 	launched := time.Now()
-	r, err := runSysbench(context.Background(), []string{fake}, 0, os.Getpid(), pointTiming{WarmupS: 1, MeasureS: 1},
+	r, err := runSysbench(context.Background(), []string{fake}, "", 0, os.Getpid(), pointTiming{WarmupS: 1, MeasureS: 1},
 		scraper, filepath.Join(dir, "sysbench.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -26,13 +26,20 @@ const (
 	// commit before a refactor): beside proxy-epoll in one run it shows what a change cost, measured
 	// under the same load and noise instead of against an older results file.
 	targetProxyEpollBase = "proxy-epoll-base"
+	// targetProxyEpollTLS is proxy-epoll with TLS towards its clients: a certificate from a throwaway CA
+	// the sweep makes (tlsfiles.go), and sysbench with --mysql-ssl=on. Beside proxy-epoll it measures
+	// what client TLS costs the proxy per query.
+	targetProxyEpollTLS = "proxy-epoll-tls"
 )
 
-var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped, targetProxyEpollBase}
+var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped, targetProxyEpollBase, targetProxyEpollTLS}
 
 func isProxyTarget(t string) bool {
-	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped || t == targetProxyEpollBase
+	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped || t == targetProxyEpollBase || t == targetProxyEpollTLS
 }
+
+// isTLSTarget says whether the target's clients connect with TLS.
+func isTLSTarget(t string) bool { return t == targetProxyEpollTLS }
 
 // isScrapedTarget says whether the target runs with its admin endpoint on and is scraped.
 func isScrapedTarget(t string) bool { return t == targetProxyEpollScraped }
@@ -54,6 +61,9 @@ type targetEnv struct {
 	// mode sets it above its client count, which exceeds that default.
 	ProxyMaxClients int
 	ProxyExtra      []string
+	// TLSDir holds the TLS target's files (writeTLSFiles): the proxy's certificate and key, and the
+	// CA and client files sysbench reads from its working directory.
+	TLSDir string
 }
 
 // runningTarget is one started target: where sysbench connects and, for a process in front of the
@@ -89,7 +99,7 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 		}
 		// -db: stay in the foreground, so the pid we hold is the one process doing the work.
 		argv = withCPUs(env.ProxyCPUs, "haproxy", "-db", "-f", cfgPath)
-	case targetProxyEpoll, targetProxyUring, targetProxyEpollBase:
+	case targetProxyEpoll, targetProxyUring, targetProxyEpollBase, targetProxyEpollTLS:
 		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, 0, env)...)
 	case targetProxyEpollScraped:
 		if adminPort, err = freePort(); err != nil {
@@ -180,6 +190,9 @@ func proxyArgv(name string, port, adminPort int, env targetEnv) []string {
 	}
 	if env.ProxyMaxClients > 0 {
 		argv = append(argv, "--max-clients", strconv.Itoa(env.ProxyMaxClients))
+	}
+	if isTLSTarget(name) {
+		argv = append(argv, "--tls-cert", filepath.Join(env.TLSDir, tlsServerCert), "--tls-key", filepath.Join(env.TLSDir, tlsServerKey))
 	}
 	// Last, so that a flag given with --proxy-extra wins over the sweep's own.
 	return append(argv, env.ProxyExtra...)

@@ -33,6 +33,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	scheduler := fs.String("scheduler", "fair", "how commands waiting for a backend are served: fair (weighted fair queueing between tenants, FIFO within one; see the [tenants] tables of --config) or fifo (arrival order; the tenants' weights, min-backends and max-backends are ignored, their other limits hold)")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
+	var tlsf mysqlTLSFlags
+	tlsf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: scalestack mysqlproxy --backend HOST:PORT --backend-user U --backend-password-file F --users FILE [flags]
 
@@ -44,14 +46,20 @@ cursor, a SET the proxy cannot replay). The schema, character set and common
 session variables are tracked and replayed instead; prepared statements get
 proxy-side ids and are prepared lazily on whichever backend runs them.
 
-Clients authenticate against the users file (mysql_native_password, or the
-caching_sha2_password fast path); backends log in as the service account.
-No TLS towards clients.
+Clients authenticate against the users file (mysql_native_password, or
+caching_sha2_password: its fast path, and its full authentication over TLS);
+backends log in as the service account.
+
+TLS: with --tls-cert and --tls-key the greeting offers TLS and a client's
+SSLRequest upgrades its connection; --require-tls (or the users-file field
+require-tls) refuses logins without it. --backend-tls logs the backends in
+over TLS.
 
 Errors the proxy sends itself:
   1040 08004  more than --max-clients clients logged in, or more than
               --max-pending-logins clients not logged in yet
-  1045 28000  unknown user or wrong password
+  1045 28000  unknown user or wrong password; a login without TLS for an
+              account that requires it (as MariaDB's REQUIRE SSL)
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
@@ -79,9 +87,10 @@ backend it held is closed (its state is unknown) and reconnects.
 
 Live reload (SIGHUP or POST /reload on --admin): the --config file and the
 users file are read again; users, the [tenants] tables, --log-level,
---max-clients, --max-pending-logins, --queue-timeout and
---client-write-timeout take effect without dropping a client. Other
-changed settings are reported as needing a restart. POST /reload is refused (403) when a browser sends it
+--max-clients, --max-pending-logins, --queue-timeout, --client-write-timeout
+and the TLS files (--tls-cert, --tls-key, --tls-ca, --backend-tls-ca; for
+new handshakes) take effect without dropping a client. Other changed
+settings are reported as needing a restart. POST /reload is refused (403) when a browser sends it
 for a page of another origin than the admin address.
 
 Shutdown (SIGTERM, SIGINT, or a new process taking over --upgrade-socket):
@@ -134,6 +143,10 @@ Flags:
 		if err != nil {
 			return module{}, fmt.Errorf("--backend: %w", err)
 		}
+		tlsSetup, err := tlsf.build(targets)
+		if err != nil {
+			return module{}, err
+		}
 		for _, t := range targets {
 			if t.ReadOnly {
 				logger.Warn("read-only backend recorded but unused: read/write splitting is not implemented", "backend", t.Addr.String())
@@ -156,6 +169,10 @@ Flags:
 			MySQL55:             *mysql55,
 			Tenants:             tenants,
 			FIFO:                *scheduler == "fifo",
+			TLS:                 tlsSetup.front,
+			RequireTLS:          tlsf.requireTLS,
+			BackendTLS:          tlsSetup.backendTLS(),
+			BackendTLSOptional:  tlsSetup.optional,
 			Logf: func(format string, args ...any) {
 				logger.Warn(fmt.Sprintf(format, args...))
 			},
@@ -163,10 +180,16 @@ Flags:
 		if err != nil {
 			return module{}, err
 		}
+		collectors := []prometheus.Collector{newPoolCollector(p, *perUserMetrics)}
+		liveFlags := []string{"users", "tenants", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"}
+		if tlsSetup.pool != nil {
+			collectors = append(collectors, newHandshakeCollector(tlsSetup.pool))
+			liveFlags = append(liveFlags, tlsSetup.liveFlags()...)
+		}
 		return module{
 			name:       "mysqlproxy",
 			listen:     p.ListenConfig(laddr),
-			collectors: []prometheus.Collector{newPoolCollector(p, *perUserMetrics)},
+			collectors: collectors,
 			ready:      p.Ready,
 			refusals: func() map[string]uint64 {
 				s := p.Stats()
@@ -179,8 +202,14 @@ Flags:
 			start:     p.StartBackends,
 			stop:      func() { _ = p.Close() },
 			drain:     p.Drain,
-			liveFlags: []string{"users", "tenants", "max-clients", "max-pending-logins", "queue-timeout", "client-write-timeout"},
+			liveFlags: liveFlags,
 			reload: func(fs *flag.FlagSet) error {
+				// The certificates first: a bad file changes nothing.
+				if tlsSetup.pool != nil {
+					if err := tlsSetup.reload(fs); err != nil {
+						return err
+					}
+				}
 				return reloadMySQLProxy(p, fs)
 			},
 		}, nil
@@ -254,6 +283,8 @@ var poolScalarDefs = []struct {
 }{
 	{"clients_connected", "Client sessions open, logging in or logged in.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsConnected) }},
 	{"clients_accepted_total", "Client connections that were sent a greeting.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsAccepted) }},
+	{"tls_clients_total", "Client connections upgraded to TLS (an SSLRequest, then a finished handshake).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsTLS) }},
+	{"tls_clients_connected", "Client sessions on TLS now.", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.TLSClientsConnected) }},
 	{"clients_refused_total", "Client connections refused with ERR 1040 because --max-clients were logged in.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.ClientsRefused) }},
 	{"pending_logins_refused_total", "Client connections refused with ERR 1040 because --max-pending-logins clients were connected and not logged in yet.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLoginsRefused) }},
 	{"clients_logging_in", "Clients connected and not logged in yet (bounded by --max-pending-logins).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PendingLogins) }},

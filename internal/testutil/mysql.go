@@ -33,6 +33,7 @@ const (
 	envDir          = "SCALESTACK_MYSQL_DIR"
 	envPID          = "SCALESTACK_MYSQL_PID"
 	envScript       = "SCALESTACK_MYSQL_SCRIPT"
+	envTLSCA        = "SCALESTACK_MYSQL_TLS_CA"
 	// envPrivateDir is where PrivateMariaDB puts its servers; scripts/test.sh sets it so that it can
 	// stop servers that a killed test binary left behind.
 	envPrivateDir = "SCALESTACK_MYSQL_PRIVATE_DIR"
@@ -64,6 +65,7 @@ type Env struct {
 	Dir          string // the server's directory (data, socket, env file)
 	PID          int
 	Script       string // scripts/mariadb.sh that started it
+	TLSCA        string // the CA of the server's certificate (started with --tls), else empty
 
 	// private marks a server that PrivateMariaDB started for one test, the only kind that a test may
 	// stop: other packages' tests share the server from `make test` and run at the same time.
@@ -99,6 +101,7 @@ func envFrom(get func(string) string) (Env, error) {
 		Database:     get(envDatabase),
 		Dir:          get(envDir),
 		Script:       get(envScript),
+		TLSCA:        get(envTLSCA),
 	}
 	if e.Database == "" {
 		e.Database = "scalestack_test"
@@ -304,8 +307,9 @@ func Processlist(t testing.TB) map[string]int {
 // PrivateMariaDB starts a MariaDB of the test's own, in a fresh directory and on its own port, and
 // removes it when the test ends. Tests that stop, crash or restart the server must use one: the
 // server from `make test` is shared by packages whose tests run at the same time. It costs a few
-// seconds.
-func PrivateMariaDB(t testing.TB) Env {
+// seconds. args go to `scripts/mariadb.sh start` (--tls: the server serves TLS; Env.TLSCA is its
+// CA).
+func PrivateMariaDB(t testing.TB, args ...string) Env {
 	t.Helper()
 	script, err := findScript()
 	if err != nil {
@@ -326,7 +330,7 @@ func PrivateMariaDB(t testing.TB) Env {
 			t.Errorf("stopping private MariaDB in %s: %v", dir, err)
 		}
 	})
-	if out, err := runScript(script, "start", "--dir", dir); err != nil {
+	if out, err := runScript(script, append([]string{"start", "--dir", dir}, args...)...); err != nil {
 		t.Fatalf("starting private MariaDB in %s: %v\n%s", dir, err, out)
 	}
 	e, err := parseEnvFile(filepath.Join(dir, "env"))

@@ -70,6 +70,8 @@ type backend struct {
 	tracker mysqlwire.ResponseTracker
 	// pubKeyAsked: a caching_sha2 full authentication asked for the key.
 	pubKeyAsked bool
+	// tlsUp: the connection was upgraded to TLS (Config.BackendTLS).
+	tlsUp bool
 
 	state sessionState
 	// level is how much of trackingSETs the backend's server accepts (its
@@ -253,6 +255,53 @@ func (b *backend) onGreeting(payload []byte) {
 	if b.plugin == "" {
 		b.plugin = mysqlwire.AuthNativePassword
 	}
+	b.tlsUp = false
+	if b.p.cfg.BackendTLS != nil {
+		if h.Capabilities&mysqlwire.ClientSSL != 0 {
+			b.startTLS()
+			return
+		}
+		if !b.p.cfg.BackendTLSOptional {
+			b.pb.Abort(errors.New("backend does not offer TLS (--backend-tls asks for it)"))
+			return
+		}
+	}
+	b.sendLogin(1)
+}
+
+// startTLS asks the server for TLS (SSLRequest, sequence id 1) and upgrades
+// the connection; the login follows over TLS once the handshake is done
+// (tlsStarted). The pool's connect timeout bounds it all.
+func (b *backend) startTLS() {
+	b.caps |= mysqlwire.ClientSSL
+	hr := mysqlwire.HandshakeResponse{Capabilities: b.caps, MaxPacketSize: 1 << 30, CharacterSet: b.p.collation, SSLRequest: true}
+	pkt, _ := mysqlwire.AppendHandshakeResponse(b.scratch[:0], 1, hr)
+	b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+	c := b.c()
+	c.Write(pkt)
+	if err := c.StartTLSClient(b.p.cfg.BackendTLS(b.pb.Target()), b.tlsStarted); err != nil {
+		b.pb.Abort(fmt.Errorf("backend TLS: %w", err))
+	}
+}
+
+// tlsStarted runs on the loop when the backend's TLS handshake has ended:
+// the login goes on over TLS (sequence id 2). A failed handshake (a
+// certificate that does not verify, say) closes the connection, which
+// reconnects with backoff like any failed login.
+func (b *backend) tlsStarted(err error) {
+	if err != nil {
+		b.p.logf("backend %s: TLS handshake: %v", b.p.cfg.Targets[b.pb.Target()].Addr, err)
+		return
+	}
+	if b.c() == nil || b.phase != bGreeting {
+		return
+	}
+	b.tlsUp = true
+	b.sendLogin(2)
+}
+
+// sendLogin writes the HandshakeResponse with sequence id seq.
+func (b *backend) sendLogin(seq uint8) {
 	hr := mysqlwire.HandshakeResponse{
 		Capabilities:  b.caps,
 		MaxPacketSize: 1 << 30,
@@ -263,7 +312,7 @@ func (b *backend) onGreeting(payload []byte) {
 	if b.caps&mysqlwire.ClientPluginAuth != 0 {
 		hr.AuthPlugin = []byte(b.plugin)
 	}
-	pkt, _ := mysqlwire.AppendHandshakeResponse(b.scratch[:0], 1, hr)
+	pkt, _ := mysqlwire.AppendHandshakeResponse(b.scratch[:0], seq, hr)
 	b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
 	b.c().Write(pkt)
 	b.phase = bAuth
@@ -322,6 +371,13 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 			b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
 			b.c().Write(pkt)
 		case mysqlwire.KindAuthMoreData:
+			if len(payload) == 2 && payload[1] == mysqlwire.CachingSHA2PerformFullAuth && b.tlsUp {
+				// Over TLS the password goes in clear, as clients send it.
+				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, mysqlwire.CachingSHA2CleartextPassword(b.p.cfg.Password))
+				b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
+				b.c().Write(pkt)
+				return
+			}
 			if len(payload) == 2 && payload[1] == mysqlwire.CachingSHA2PerformFullAuth {
 				b.pubKeyAsked = true
 				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, []byte{mysqlwire.CachingSHA2RequestPublicKey})

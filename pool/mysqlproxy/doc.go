@@ -483,8 +483,8 @@
 // fast path. admin lets the account run the admin statements and KILL any
 // session. require-tls refuses a login that is not over TLS with ERR 1045
 // (28000), after the password check, as MariaDB answers an account created
-// with REQUIRE SSL; the proxy offers clients no TLS yet, so such an
-// account cannot log in. tenant names the group of accounts the account is
+// with REQUIRE SSL (Config.RequireTLS does it for every account; see
+// TLS). tenant names the group of accounts the account is
 // scheduled with (letters, digits, '_', '-', '.'; without it the account
 // is its own tenant; see Tenants). backend and backend-password-file map the client to another
 // server account (its password the first line of F, relative to the users
@@ -518,9 +518,44 @@
 // (Proxy.TenantStats, pool.TenantStats per loop) are exported as
 // scalestack_mysqlproxy_tenant_* series.
 //
+// # TLS
+//
+// Towards clients (Config.TLS): the greeting offers CLIENT_SSL, and a
+// client's SSLRequest upgrades its connection in place on its loop
+// (conn.StartTLSServer: the ClientHello pipelined behind the request goes
+// to the handshake, which runs on the TLS handshake pool); the
+// HandshakeResponse then comes over TLS with sequence id 2. The login
+// timer keeps running through the handshake, and the handshake has its own
+// timeout, so a client that sends SSLRequest and stalls is closed at the
+// earlier of the two, holding only its pending-login slot meanwhile.
+// Without Config.TLS an SSLRequest is a bad handshake (ERR 1043).
+// caching_sha2_password's fast path needs no TLS; when it fails over TLS
+// the proxy asks for the full password (AuthMoreData 0x04), as MySQL does,
+// and checks the clear password against the sha2 hash (an unknown name
+// takes the same path). Without TLS a failed fast path is refused at once
+// with ERR 1045: the proxy has no RSA key for the encrypted exchange
+// (decrypting on the loop would cost a thousand fast-path checks), and
+// since it holds every account's hash, the fast path only fails for a
+// wrong password. SHOW [SESSION|LOCAL] STATUS LIKE 'pattern', for a
+// pattern that can only match Ssl_ variables, is answered for the client's
+// own connection (Ssl_cipher, with Go's name of the suite, and
+// Ssl_version; both empty without TLS); the server's other Ssl_ variables
+// describe its TLS library, not a connection, and are not listed.
+// Counters: Stats.ClientsTLS, Stats.TLSClientsConnected.
+//
+// Towards backends (Config.BackendTLS): after the greeting, if the server
+// offers CLIENT_SSL, the proxy sends SSLRequest and upgrades the
+// connection (conn.StartTLSClient), then logs in over TLS; a
+// caching_sha2_password full authentication sends the clear password
+// there. A server without TLS is a failed login unless
+// Config.BackendTLSOptional. A TLS connection cannot be detached, so the
+// pool keeps each backend on the loop that opened it (pool.Config.
+// Stationary): no stealing or donation between loops, and BackendConns
+// must be at least the number of loops.
+//
 // # Limits
 //
-// No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
+// No compression towards clients. CLIENT_FOUND_ROWS is not
 // honoured (backends report affected rows). The PREPARE cache is per loop
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW

@@ -88,6 +88,26 @@ type Config struct {
 	// instead of by weighted fair queueing between tenants (their
 	// weights, min-backends and max-backends are then ignored).
 	FIFO bool
+	// TLS, when set, offers clients TLS: the greeting carries CLIENT_SSL,
+	// and a client's SSLRequest upgrades its connection in place
+	// (conn.StartTLSServer) before it sends its HandshakeResponse over TLS.
+	// nil: no TLS towards clients (an SSLRequest gets ERR 1043).
+	TLS *conn.TLS
+	// RequireTLS refuses every login that does not come over TLS with the
+	// ERR 1045 (28000) MariaDB sends for an account with REQUIRE SSL (the
+	// users-file field require-tls does it per account).
+	RequireTLS bool
+	// BackendTLS, when set, logs backends in over TLS: after the server's
+	// greeting the proxy sends SSLRequest and upgrades the connection
+	// (conn.StartTLSClient) with BackendTLS(i) for Targets[i]. A server
+	// that does not offer TLS is refused (its connection fails and
+	// retries) unless BackendTLSOptional. A TLS connection cannot move
+	// between loops, so every backend then stays on the loop that opened
+	// it (pool.Config.Stationary).
+	BackendTLS func(target int) *conn.TLS
+	// BackendTLSOptional logs backends whose server does not offer TLS in
+	// in the clear (--backend-tls=preferred).
+	BackendTLSOptional bool
 	// Logf receives operational messages (backend failures); nil
 	// discards them.
 	Logf func(format string, args ...any)
@@ -226,6 +246,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: c, clientCaps: clientCaps, backendCaps: backendCaps, collation: 45, closed: make(chan struct{}),
 		loginInput: conn.NewInputBudget(c.LoginInputBudget), trackLevels: make([]atomic.Uint32, len(c.Targets))}
+	if c.TLS != nil {
+		p.clientCaps |= mysqlwire.ClientSSL
+	}
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps
@@ -251,6 +274,7 @@ func New(cfg Config) (*Proxy, error) {
 		HealthInterval: c.HealthInterval,
 		QueueTimeout:   c.QueueTimeout,
 		StallTimeout:   c.BackendStallTimeout,
+		Stationary:     c.BackendTLS != nil,
 		Logf:           c.Logf,
 	}, p)
 	if err != nil {

@@ -1,6 +1,7 @@
 package mysqlproxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -35,6 +36,10 @@ const maxClientPayload = 64 << 20
 // packet over max_allowed_packet. The connection's input is bounded to one
 // such packet and its header until login.
 const maxLoginPayload = 64 << 10
+
+// sha2ScrambleLength is the length of a caching_sha2_password fast-path
+// scramble (a SHA-256 digest).
+const sha2ScrambleLength = 32
 
 // epoch is the origin of monoNow.
 var epoch = time.Now()
@@ -77,6 +82,13 @@ type session struct {
 	// the session's max_statement_time was last brought to (-1: not yet;
 	// tenants.go). Here it fills padding.
 	stmtCapMs int32
+	// tlsStarting: the client sent SSLRequest and its TLS handshake runs
+	// (conn.StartTLSServer); tlsUp: it finished, the connection is TLS.
+	tlsStarting bool
+	tlsUp       bool
+	// fullAuth: caching_sha2_password's fast path failed and the client
+	// was asked for its password in full (AuthMoreData 0x04).
+	fullAuth bool
 	// loginName is the name the client logged in with (s.user is
 	// Proxy.unknownUser when no account has it).
 	loginName string
@@ -200,6 +212,9 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	}
 	if err != nil && s.phase < sReady && !s.denied {
 		s.p.loginCloses.note(c.RemoteAddr() + ": " + err.Error())
+	}
+	if s.tlsUp {
+		s.pl.stats.TLSClientsConnected.Add(-1)
 	}
 	if s.phase == sHandshake || s.phase == sAuthSwitch {
 		// The connection gave its budget back when it closed.
@@ -379,6 +394,10 @@ func sessionTimerFired(arg any) {
 	s := arg.(*session)
 	switch s.phase {
 	case sHandshake:
+		if s.tlsStarting {
+			s.c.Abort(fmt.Errorf("%w: TLS handshake after SSLRequest not finished", errLoginTimeout))
+			return
+		}
 		s.c.Abort(fmt.Errorf("%w: no handshake response", errLoginTimeout))
 	case sAuthSwitch:
 		s.c.Abort(fmt.Errorf("%w: no auth switch response", errLoginTimeout))
@@ -423,6 +442,11 @@ func (s *session) onData(c *conn.Conn, data []byte) int {
 		switch s.phase {
 		case sHandshake:
 			s.onHandshakeResponse(payload, lastSeq)
+			if s.tlsStarting {
+				// What follows the SSLRequest is the TLS handshake's:
+				// conn takes the bytes this call leaves unconsumed.
+				return off
+			}
 		case sAuthSwitch:
 			s.onAuthSwitchResponse(payload, lastSeq)
 		case sChangeUser:
@@ -476,6 +500,10 @@ func lastColon(s string) int {
 
 func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	hr, err := mysqlwire.ParseHandshakeResponse(payload)
+	if err == nil && hr.SSLRequest && s.p.cfg.TLS != nil && !s.tlsUp {
+		s.startTLS()
+		return
+	}
 	if err != nil || hr.SSLRequest {
 		s.respSeq = seq + 1
 		s.writeERR(errBadHandshake)
@@ -549,18 +577,17 @@ func (s *session) verifyNative(resp []byte) bool {
 	return err == nil && s.transportAllowed()
 }
 
-// transportAllowed applies the users-file field require-tls after the
-// password check, so that such an account gets the same ERR 1045 (28000)
-// as MariaDB sends for REQUIRE SSL, after the same hash work as any other
-// refusal.
+// transportAllowed applies the users-file field require-tls (and
+// Config.RequireTLS, the same for every account) after the password check,
+// so that such an account gets the same ERR 1045 (28000) as MariaDB sends
+// for REQUIRE SSL, after the same hash work as any other refusal.
 func (s *session) transportAllowed() bool {
-	return !s.user.RequireTLS || s.clientTLS()
+	return !(s.user.RequireTLS || s.p.cfg.RequireTLS) || s.clientTLS()
 }
 
-// clientTLS reports whether the client's connection is encrypted. The
-// proxy offers no TLS to clients yet, so an account with require-tls
-// cannot log in: refused, never let through in the clear.
-func (s *session) clientTLS() bool { return false }
+// clientTLS reports whether the client's connection is encrypted: it sent
+// SSLRequest and its TLS handshake finished.
+func (s *session) clientTLS() bool { return s.tlsUp }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
@@ -572,6 +599,24 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 
 func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
+		if len(resp) == sha2ScrambleLength && !s.user.NoPassword && s.tlsUp {
+			// Over TLS, as MySQL's caching_sha2_password does when the
+			// fast path fails: ask for the password in full (AuthMoreData
+			// 0x04); the client sends it in clear and it is checked
+			// against the account's hash (onFullAuth). An unknown name
+			// takes the same path, so the answers do not tell which
+			// accounts exist. Without TLS the client would ask for an RSA
+			// public key to encrypt it with, and the proxy keeps none
+			// (decrypting on the loop costs a thousand fast-path checks):
+			// since the proxy holds every account's hash, a failed fast
+			// path is a wrong password, refused at once with ERR 1045.
+			out, _ := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2PerformFullAuth})
+			s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+			s.c.Write(out)
+			s.phase = sAuthSwitch
+			s.fullAuth = true
+			return
+		}
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
@@ -581,7 +626,53 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 	s.loginOK(next)
 }
 
+// onFullAuth reads the answer to caching_sha2_password's request for the
+// full password, which only a TLS client is asked for: the password in
+// clear, NUL-terminated, checked against the users file's
+// SHA256(SHA256(password)).
+func (s *session) onFullAuth(payload []byte, seq uint8) {
+	s.fullAuth = false
+	password := payload
+	if n := len(password); n > 0 && password[n-1] == 0 {
+		password = password[:n-1]
+	}
+	if s.user == s.p.unknownUser || mysqlwire.VerifyCachingSHA2Password(s.user.SHA2, password) != nil {
+		s.accessDenied([]byte(s.loginName), true, seq)
+		return
+	}
+	s.loginOK(seq)
+}
+
+// startTLS upgrades the connection after the client's SSLRequest: the
+// client's TLS handshake follows on the same socket, then its
+// HandshakeResponse (sequence id 2) over TLS. The login timer keeps
+// running, and the handshake has its own timeout, so a client that sends
+// SSLRequest and stalls is cut at the earlier of the two.
+func (s *session) startTLS() {
+	if err := s.c.StartTLSServer(s.p.cfg.TLS, s.tlsStarted); err != nil {
+		s.c.Abort(fmt.Errorf("SSLRequest: %w", err))
+		return
+	}
+	s.tlsStarting = true
+}
+
+// tlsStarted runs on the loop when the client's TLS handshake has ended;
+// with an error the connection is closing (OnClose follows).
+func (s *session) tlsStarted(err error) {
+	s.tlsStarting = false
+	if err != nil || s.phase == sClosed {
+		return
+	}
+	s.tlsUp = true
+	s.pl.stats.ClientsTLS.Add(1)
+	s.pl.stats.TLSClientsConnected.Add(1)
+}
+
 func (s *session) onAuthSwitchResponse(payload []byte, seq uint8) {
+	if s.fullAuth {
+		s.onFullAuth(payload, seq+1)
+		return
+	}
 	if s.sha2Switch {
 		s.sha2Switch = false
 		s.finishSHA2Login([]byte(s.loginName), payload, seq+1)
@@ -827,6 +918,10 @@ func (s *session) onQuery(raw, payload []byte) {
 	case stmtLastInsertID:
 		s.local()
 		s.writeIntResult(qi.colName, s.lastInsertID)
+		return
+	case stmtShowSSL:
+		s.local()
+		s.writeSSLStatus(string(qi.arg))
 		return
 	case stmtKill:
 		s.local()
@@ -1376,6 +1471,58 @@ func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, 
 		out = mysqlwire.AppendLenEncString(out, strconv.AppendUint(num[:0], v, 10))
 	}
 	out, seq = mysqlwire.FinishPacket(out, at, seq)
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	s.respSeq = seq
+	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
+	s.c.Write(out)
+	s.scratch = out[:0]
+}
+
+// writeSSLStatus answers SHOW STATUS LIKE 'Ssl...' for the client's own
+// connection, as the server answers it for its own: Ssl_cipher and
+// Ssl_version, empty without TLS. The cipher suite has Go's name (the
+// standard one, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, where OpenSSL says
+// ECDHE-RSA-AES128-GCM-SHA256; TLS 1.3 suites are named alike). The
+// server's other Ssl_ variables describe its own TLS library and counters,
+// not a connection, and are not listed.
+func (s *session) writeSSLStatus(pattern string) {
+	var cipher, version string
+	if st, ok := s.c.TLSState(); ok && s.tlsUp {
+		cipher = tls.CipherSuiteName(st.CipherSuite)
+		switch st.Version {
+		case tls.VersionTLS12:
+			version = "TLSv1.2"
+		case tls.VersionTLS13:
+			version = "TLSv1.3"
+		}
+	}
+	out := s.scratch[:0]
+	seq := s.respSeq
+	out, seq = mysqlwire.AppendPacket(out, seq, []byte{2})
+	for _, col := range []struct {
+		name, orgName string
+		length        uint32
+		flags         mysqlwire.ColumnFlags
+	}{{"Variable_name", "VARIABLE_NAME", 64 * 3, 0x0001}, {"Value", "VARIABLE_VALUE", 2048 * 3, 0}} {
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
+			Table: []byte("SESSION_STATUS"), Name: []byte(col.name), OrgName: []byte(col.orgName),
+			CharacterSet: 33, ColumnLength: col.length, Type: mysqlwire.TypeVarString, Flags: col.flags,
+		})
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
+	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
+	for _, v := range [...][2]string{{"Ssl_cipher", cipher}, {"Ssl_version", version}} {
+		if !likeMatch(pattern, v[0]) {
+			continue
+		}
+		var at int
+		out, at = mysqlwire.AppendHeader(out)
+		out = mysqlwire.AppendLenEncStr(out, v[0])
+		out = mysqlwire.AppendLenEncStr(out, v[1])
+		out, seq = mysqlwire.FinishPacket(out, at, seq)
+	}
 	out, seq = mysqlwire.AppendEOF(out, seq, 0, s.status())
 	s.respSeq = seq
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))

@@ -255,6 +255,7 @@ const (
 	stmtReadSysVars  // SELECT @@wait_timeout, ... (only variables with a floor, see varFloors)
 	stmtCall         // CALL
 	stmtExecute      // EXECUTE (of a text PREPARE, or IMMEDIATE)
+	stmtShowSSL      // SHOW [SESSION] STATUS LIKE 'Ssl...': the client's own TLS
 )
 
 // Statement feature flags found anywhere in the text.
@@ -340,6 +341,12 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		}
 		if lx2 = lx; matchSelectSysVars(&lx2) {
 			qi.kind = stmtReadSysVars
+			return qi
+		}
+	case lx.is(first, "SHOW"):
+		lx2 := lx
+		if pattern, ok := matchShowSSLStatus(&lx2); ok {
+			qi.kind, qi.arg = stmtShowSSL, pattern
 			return qi
 		}
 	case lx.is(first, "SET"):
@@ -690,6 +697,81 @@ func readSysVarColumn(lx *lexer) (v varID, name []byte, more, ok bool) {
 		t = lx.next()
 	}
 	return v, name, false, t.kind == tokEnd
+}
+
+// matchShowSSLStatus recognises SHOW [SESSION|LOCAL] STATUS LIKE 'pattern'
+// whose pattern can only match Ssl_ variables (it starts with "ssl", no
+// wildcard among those three letters, and no escape the proxy would have
+// to decode): the status of the client's own connection, which the proxy
+// answers since the backend's would describe another connection. lx is
+// positioned after SHOW; the pattern is returned unquoted.
+func matchShowSSLStatus(lx *lexer) ([]byte, bool) {
+	t := lx.next()
+	if lx.is(t, "SESSION") || lx.is(t, "LOCAL") {
+		t = lx.next()
+	}
+	if !lx.is(t, "STATUS") || !lx.is(lx.next(), "LIKE") {
+		return nil, false
+	}
+	t = lx.next()
+	if t.kind != tokString {
+		return nil, false
+	}
+	pattern, ok := lx.unquote(t)
+	if !ok || len(pattern) < 3 || lowerASCII(pattern[0]) != 's' || lowerASCII(pattern[1]) != 's' || lowerASCII(pattern[2]) != 'l' {
+		return nil, false
+	}
+	for _, c := range pattern {
+		if c == '\\' || c == lx.src[t.start] {
+			return nil, false
+		}
+	}
+	if end := lx.next(); end.kind != tokEnd && !lx.isPunct(end, ';') {
+		return nil, false
+	}
+	if lx.next().kind != tokEnd {
+		return nil, false
+	}
+	return pattern, true
+}
+
+// likeMatch is SQL's LIKE for an unescaped pattern, case-insensitive in
+// ASCII as under the server's default collation: % matches any run of
+// characters, _ any one.
+func likeMatch(pattern, s string) bool {
+	for len(pattern) > 0 {
+		switch c := pattern[0]; c {
+		case '%':
+			for pattern = pattern[1:]; len(pattern) > 0 && pattern[0] == '%'; pattern = pattern[1:] {
+			}
+			if pattern == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if likeMatch(pattern, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '_':
+			if s == "" {
+				return false
+			}
+		default:
+			if s == "" || lowerASCII(s[0]) != lowerASCII(c) {
+				return false
+			}
+		}
+		pattern, s = pattern[1:], s[1:]
+	}
+	return s == ""
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // matchSelectFunc recognises SELECT CONNECTION_ID() and SELECT

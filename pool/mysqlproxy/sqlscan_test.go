@@ -22,6 +22,13 @@ func TestScanQuery(t *testing.T) {
 		{"/* c */", stmtOther, 0, "", ""},
 		{"/*! */", stmtOther, 0, "", ""},
 		{"SELECT CONNECTION_ID()", stmtConnectionID, 0, "", "CONNECTION_ID()"},
+		{"SHOW STATUS LIKE 'Ssl_cipher'", stmtShowSSL, 0, "Ssl_cipher", ""},
+		{"show session status like \"ssl%\";", stmtShowSSL, 0, "ssl%", ""},
+		{"SHOW LOCAL STATUS LIKE 'SSL_VERSION'", stmtShowSSL, 0, "SSL_VERSION", ""},
+		{"SHOW STATUS LIKE 'Ssl\\_cipher'", stmtOther, 0, "", ""},      // an escape: the server decodes it
+		{"SHOW STATUS LIKE 'S%'", stmtOther, 0, "", ""},                // matches more than Ssl_
+		{"SHOW GLOBAL STATUS LIKE 'Ssl_cipher'", stmtOther, 0, "", ""}, // the server's, not the connection's
+		{"SHOW STATUS LIKE 'Ssl_cipher'; SELECT 1", stmtOther, featMulti, "", ""},
 		{"select connection_id() as cid;", stmtConnectionID, 0, "", "cid"},
 		{"SELECT LAST_INSERT_ID()", stmtLastInsertID, 0, "", "LAST_INSERT_ID()"},
 		{"SELECT LAST_INSERT_ID(5)", stmtSelect, featLastIDRead | featLastIDWrite, "", ""},
@@ -87,6 +94,29 @@ func TestScanQuery(t *testing.T) {
 				t.Fatalf("column name %q, want %q", qi.colName, c.colName)
 			}
 		})
+	}
+}
+
+func TestLikeMatch(t *testing.T) {
+	cases := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"Ssl_cipher", "Ssl_cipher", true},
+		{"ssl_CIPHER", "Ssl_cipher", true},
+		{"Ssl_%", "Ssl_version", true},
+		{"Ssl%", "Ssl_", true},
+		{"Ssl_c%", "Ssl_version", false},
+		{"Ssl_versio_", "Ssl_version", true},
+		{"Ssl_versio_", "Ssl_versio", false},
+		{"%ph%r", "Ssl_cipher", true},
+		{"%%", "", true},
+		{"Ssl", "Ssl_cipher", false},
+	}
+	for _, c := range cases {
+		if got := likeMatch(c.pattern, c.s); got != c.want {
+			t.Errorf("likeMatch(%q, %q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
 	}
 }
 

@@ -54,6 +54,12 @@ type Stats struct {
 	Questions        atomic.Uint64 // client commands run on a backend
 	LocalAnswers     atomic.Uint64 // client commands answered by the proxy itself
 
+	// ClientsTLS counts clients whose connection was upgraded to TLS
+	// (SSLRequest, then a finished handshake); TLSClientsConnected is the
+	// gauge of those still connected.
+	ClientsTLS          atomic.Uint64
+	TLSClientsConnected atomic.Int64
+
 	// PendingLoginsRefused counts clients refused (ERR 1040) because
 	// --max-pending-logins clients were connected and not logged in.
 	PendingLoginsRefused atomic.Uint64
@@ -192,6 +198,9 @@ type StatsSnapshot struct {
 
 	ClientsConnected, PinnedSessions int64
 
+	ClientsTLS          uint64
+	TLSClientsConnected int64
+
 	ClientsAccepted, ClientsRefused, AuthFailures, Questions, LocalAnswers uint64
 	StateReplays, PrepareCacheHits, BackendPrepares                        uint64
 	BackendStmtEvictions, Kills, DiagnosticHolds                           uint64
@@ -213,6 +222,8 @@ type StatsSnapshot struct {
 func (s *Stats) addTo(o *StatsSnapshot) {
 	o.ClientsConnected += s.ClientsConnected.Load()
 	o.PinnedSessions += s.PinnedSessions.Load()
+	o.ClientsTLS += s.ClientsTLS.Load()
+	o.TLSClientsConnected += s.TLSClientsConnected.Load()
 	o.ClientsAccepted += s.ClientsAccepted.Load()
 	o.ClientsRefused += s.ClientsRefused.Load()
 	o.PendingLoginsRefused += s.PendingLoginsRefused.Load()
