@@ -31,7 +31,6 @@ import (
 // with SCALESTACK_E2E_PENDING=1 so that make test stays green. A fix deletes
 // its line here, which turns its comparisons on.
 var issue16Pending = map[int]string{
-	4:  "CLIENT_FOUND_ROWS is not honoured yet (changed rows are reported instead of matched rows)",
 	5:  "MariaDB's extended capabilities are not offered yet (extended type metadata is lost)",
 	7:  "CONNECTION_ID() in an expression, KILL CONNECTION_ID() and SHOW PROCESSLIST show backend ids",
 	10: "no session tracking toward clients",

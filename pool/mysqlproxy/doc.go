@@ -60,6 +60,19 @@
 // session state report and SERVER_SESSION_STATE_CHANGED (clients never see
 // a backend's tracking data).
 //
+// CLIENT_FOUND_ROWS is honoured per client. The flag changes what the
+// server reports as affected rows for the whole connection and is fixed
+// at login (COM_CHANGE_USER carries no capability flags), so backends come
+// in two pool.Classes, with and without it, within the N: a session waits
+// with its class, takes an idle backend of it when there is one, and
+// otherwise is handed any backend, which it has the pool reopen
+// (pool.Backend.Reopen: COM_QUIT, a new connection in the same slot logged
+// in with the flag, granted back to the session; counted in
+// Stats.BackendReopens, backend_reopens_total) before its command runs. A
+// load that mixes both kinds of client pays a login whenever a backend
+// changes sides; hand-offs prefer a waiter of the backend's own class to
+// keep that rare.
+//
 // # Session state
 //
 // The server is asked: as the last step of a backend's login or reset
@@ -421,8 +434,7 @@
 //
 // # Limits
 //
-// No TLS and no compression towards clients. CLIENT_FOUND_ROWS is not
-// honoured (backends report affected rows). The PREPARE cache is per loop
+// No TLS and no compression towards clients. The PREPARE cache is per loop
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),

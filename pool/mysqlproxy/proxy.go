@@ -139,7 +139,8 @@ func (c *Config) withDefaults() (Config, error) {
 // clientCaps is what the proxy offers clients: only capabilities it can
 // honour on every backend. No SSL, compression, DEPRECATE_EOF,
 // SESSION_TRACK or MariaDB extensions (CLIENT_MYSQL stays set).
-const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
+// FOUND_ROWS is honoured by backends of their own class (classFoundRows).
+const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientFoundRows | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
 	mysqlwire.ClientLocalFiles | mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions |
 	mysqlwire.ClientSecureConnection | mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults |
 	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
@@ -154,6 +155,22 @@ const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | my
 	mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection |
 	mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults |
 	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData | mysqlwire.ClientSessionTrack
+
+// classFoundRows is the pool.Class flag of backends logged in with
+// CLIENT_FOUND_ROWS. The flag changes what the server reports as affected
+// rows for the whole connection and only a login sets it (COM_CHANGE_USER
+// carries no capabilities), so clients that ask for it are served by
+// backends of their own class within the N (see session.Granted).
+const classFoundRows = 1 << 0
+
+// classFor is the class of backend a client with capabilities caps needs.
+func classFor(caps mysqlwire.Capabilities) pool.Class {
+	var c pool.Class
+	if caps&mysqlwire.ClientFoundRows != 0 {
+		c.Flags |= classFoundRows
+	}
+	return c
+}
 
 // Proxy is a running MySQL connection-concentrating proxy. It is the
 // pool.Protocol of its pool.

@@ -254,6 +254,14 @@ func (s *session) release(b *backend) {
 func (s *session) Granted(pb *pool.Backend) {
 	b := s.p.backends[pb.Index()]
 	s.b = b
+	if c := pb.Class(); c.Flags != s.wait.Class.Flags {
+		// Logged in with other capability flags, which only a new login
+		// changes: the pool reopens it for this session and grants it
+		// again (or the session hears Lost).
+		c.Flags = s.wait.Class.Flags
+		pb.Reopen(c)
+		return
+	}
 	b.sweepStmts(s.pl)
 	s.ex.begin(b)
 }
@@ -476,6 +484,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
 		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
+	s.wait.Class = classFor(s.caps)
 	s.loginName = string(hr.Username)
 	u := (*s.p.users.Load())[s.loginName]
 	if u == nil {
