@@ -154,3 +154,24 @@ func AppendColumnDefinition(dst []byte, c ColumnDefinition) []byte {
 	}
 	return dst
 }
+
+// ColumnExtendedSpan locates MariaDB's extended type metadata in a column
+// (or parameter) definition payload, so that a proxy can relay the
+// definition to a client that negotiated MARIADB_CLIENT_EXTENDED_TYPE_INFO
+// otherwise than the server: start is where the metadata is, or would be
+// (after the six names), and end where it ends (start when hasExt is
+// false: the server sent none).
+func ColumnExtendedSpan(payload []byte, hasExt bool) (start, end int, err error) {
+	r := reader{b: payload}
+	for range 6 {
+		r.lenEncString()
+	}
+	start = r.off
+	if hasExt {
+		r.lenEncString()
+	}
+	if r.err != nil {
+		return 0, 0, fmt.Errorf("column definition: %w", r.err)
+	}
+	return start, r.off, nil
+}

@@ -244,6 +244,7 @@ func (b *backend) onGreeting(payload []byte) {
 	b.flavor = flavorFor(version)
 	b.threadID = h.ConnectionID
 	b.caps = h.Capabilities & b.p.backendCaps
+	b.p.noteBackendCaps(h.Capabilities)
 	if b.pb.Class().Flags&classFoundRows != 0 {
 		// Matched rather than changed rows: what clients that asked for
 		// CLIENT_FOUND_ROWS get (see session.Granted).

@@ -60,6 +60,18 @@
 // session state report and SERVER_SESSION_STATE_CHANGED (clients never see
 // a backend's tracking data).
 //
+// MariaDB's extended type metadata (MARIADB_CLIENT_EXTENDED_TYPE_INFO: a
+// column's JSON, INET6, UUID or geometry type name, which the mariadb
+// drivers map values by) is offered to clients while every backend's
+// server has offered it, and backends are logged in with it. A column or
+// parameter definition is relayed as it is when client and backend agree,
+// and otherwise rewritten on the way: the metadata cut out for a client
+// that did not ask for it, or put in empty for one whose backend has none
+// (a backend of an older server met after the client logged in). The
+// PREPARE cache keeps each response in the layout of the client that
+// prepared it and answers only clients of that layout. Progress reports,
+// bulk execution and metadata caching are not offered.
+//
 // CLIENT_FOUND_ROWS is honoured per client. The flag changes what the
 // server reports as affected rows for the whole connection and is fixed
 // at login (COM_CHANGE_USER carries no capability flags), so backends come

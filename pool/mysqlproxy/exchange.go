@@ -305,6 +305,35 @@ func (ex *exchange) relay(raw []byte) []byte {
 	return dst
 }
 
+// relayColumnDef relays a column or parameter definition to a client that
+// negotiated MariaDB's extended type metadata otherwise than the backend:
+// the backend's metadata is cut out, or empty metadata put in. (A
+// definition is a few hundred bytes: always one packet.)
+func (ex *exchange) relayColumnDef(raw, payload []byte) []byte {
+	s, b := ex.s, ex.b
+	backendExt := b.caps&mysqlwire.MariaDBClientExtendedTypeInfo != 0
+	start, end, err := mysqlwire.ColumnExtendedSpan(payload, backendExt)
+	if err != nil || len(raw) != mysqlwire.HeaderSize+len(payload) {
+		b.abandon(fmt.Errorf("%w: column definition: %v", errBackendProtocol, err))
+		return nil
+	}
+	n := len(payload) - (end - start)
+	if !backendExt {
+		n++ // an empty lenenc string
+	}
+	dst := s.c.Reserve(mysqlwire.HeaderSize + n)
+	dst[0], dst[1], dst[2], dst[3] = byte(n), byte(n>>8), byte(n>>16), s.nextRespSeq()
+	w := mysqlwire.HeaderSize + copy(dst[mysqlwire.HeaderSize:], payload[:start])
+	if !backendExt {
+		dst[w] = 0
+		w++
+	}
+	copy(dst[w:], payload[end:])
+	s.pl.relayedOut += uint64(len(dst))
+	ex.relayed = true
+	return dst
+}
+
 // relayOK relays an OK packet of a backend that tracks session state:
 // the client did not ask for CLIENT_SESSION_TRACK, so the packet is
 // written again without the server's report
@@ -381,13 +410,24 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 			ex.clearStateChanged(raw, payload)
 		}
 		dst = ex.relay(raw)
+	case mysqlwire.KindColumnDef, mysqlwire.KindParamDef:
+		if (b.caps^s.caps)&mysqlwire.MariaDBClientExtendedTypeInfo == 0 {
+			dst = ex.relay(raw)
+			break
+		}
+		if dst = ex.relayColumnDef(raw, payload); dst == nil {
+			return // abandoned
+		}
 	default:
 		dst = ex.relay(raw)
 	}
 	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
 		s.onPrepareOKRelayed(dst)
 	} else if s.capture != nil {
-		s.captured(raw)
+		if dst == nil {
+			dst = raw
+		}
+		s.captured(dst) // as relayed: in the client's column definition layout
 	}
 	switch prog {
 	case mysqlwire.ClientTurn:

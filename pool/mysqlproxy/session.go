@@ -173,7 +173,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 		ServerVersion:  []byte(*s.p.version.Load()),
 		ConnectionID:   s.id,
 		AuthPluginData: nonce,
-		Capabilities:   s.p.clientCaps,
+		Capabilities:   s.p.greetingCaps(),
 		CharacterSet:   s.p.collation,
 		Status:         mysqlwire.StatusAutocommit,
 		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
@@ -483,7 +483,8 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 		return
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
-		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
+		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema |
+		mysqlwire.Capabilities(s.p.extCaps.Load()))
 	s.wait.Class = classFor(s.caps)
 	s.loginName = string(hr.Username)
 	u := (*s.p.users.Load())[s.loginName]
@@ -1339,7 +1340,8 @@ func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, 
 		out, at = mysqlwire.AppendHeader(out)
 		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
 			Name: name, CharacterSet: 63, ColumnLength: length, Type: mysqlwire.FieldType(8),
-			Flags: flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
+			Flags:            flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
+			ExtendedMetadata: s.extMetadata(),
 		})
 		out, seq = mysqlwire.FinishPacket(out, at, seq)
 	}
@@ -1355,6 +1357,21 @@ func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, 
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
+}
+
+// extTypeInfo reports whether the client negotiated MariaDB's extended
+// type metadata in column definitions.
+func (s *session) extTypeInfo() bool {
+	return s.caps&mysqlwire.MariaDBClientExtendedTypeInfo != 0
+}
+
+// extMetadata is the extended type metadata of a column the proxy writes
+// itself: none, but present (empty) for a client that negotiated it.
+func (s *session) extMetadata() []byte {
+	if s.extTypeInfo() {
+		return []byte{}
+	}
+	return nil
 }
 
 // resetSession forgets the session's state (COM_RESET_CONNECTION,

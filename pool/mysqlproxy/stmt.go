@@ -45,6 +45,10 @@ type prepMeta struct {
 	resp      []byte // the response packets; the statement id field is rewritten per client
 	numParams int
 	numCols   int
+	// ext: the column definitions carry MariaDB's extended type metadata
+	// (the client that prepared it negotiated it); only such clients are
+	// answered from it.
+	ext bool
 }
 
 type longData struct {
@@ -154,7 +158,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 		s.writeERR(errTooManyStatements)
 		return
 	}
-	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil {
+	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil && meta.ext == s.extTypeInfo() {
 		s.local()
 		s.pl.stats.PrepareCacheHits.Add(1)
 		id := s.allocStmtID()
@@ -195,7 +199,7 @@ func (s *session) onPrepareDone(b *backend) {
 	key := stmtKey{schema: s.st.schema, sql: string(s.payload[1:])}
 	b.addStmt(key, id)
 	s.pl.stats.BackendPrepares.Add(1)
-	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols)}
+	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols), ext: s.extTypeInfo()}
 	pl := s.pl
 	if pl.prepCount >= maxPrepCache {
 		clear(pl.prepCache)
