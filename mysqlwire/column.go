@@ -155,23 +155,37 @@ func AppendColumnDefinition(dst []byte, c ColumnDefinition) []byte {
 	return dst
 }
 
-// ColumnExtendedSpan locates MariaDB's extended type metadata in a column
-// (or parameter) definition payload, so that a proxy can relay the
-// definition to a client that negotiated MARIADB_CLIENT_EXTENDED_TYPE_INFO
-// otherwise than the server: start is where the metadata is, or would be
-// (after the six names), and end where it ends (start when hasExt is
-// false: the server sent none).
-func ColumnExtendedSpan(payload []byte, hasExt bool) (start, end int, err error) {
+// ColumnSpans are where the parts a proxy may rewrite lie in a column (or
+// parameter) definition payload: the name (its length-encoded field,
+// prefix included) and MariaDB's extended type metadata.
+type ColumnSpans struct {
+	NameAt, NameEnd int
+	// ExtAt is where the extended metadata is, or would be (after the
+	// six names); ExtEnd where it ends (ExtAt when there is none).
+	ExtAt, ExtEnd int
+}
+
+// ParseColumnSpans locates ColumnSpans in payload, which carries extended
+// metadata when hasExt (MARIADB_CLIENT_EXTENDED_TYPE_INFO negotiated with
+// its sender), so that a proxy can relay a definition to a client that
+// negotiated otherwise, or rename the column, without decoding the rest.
+func ParseColumnSpans(payload []byte, hasExt bool) (ColumnSpans, error) {
+	var sp ColumnSpans
 	r := reader{b: payload}
-	for range 6 {
+	for range 4 {
 		r.lenEncString()
 	}
-	start = r.off
+	sp.NameAt = r.off
+	r.lenEncString()
+	sp.NameEnd = r.off
+	r.lenEncString() // org_name
+	sp.ExtAt = r.off
 	if hasExt {
 		r.lenEncString()
 	}
+	sp.ExtEnd = r.off
 	if r.err != nil {
-		return 0, 0, fmt.Errorf("column definition: %w", r.err)
+		return ColumnSpans{}, fmt.Errorf("column definition: %w", r.err)
 	}
-	return start, r.off, nil
+	return sp, nil
 }

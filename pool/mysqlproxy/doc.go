@@ -202,6 +202,19 @@
 // expressions and SETs the proxy pins on instead of tracking show or apply
 // the backend's value.
 //
+// CONNECTION_ID() answers the session's id everywhere: SELECT
+// CONNECTION_ID() alone is answered by the proxy, and in any other
+// COM_QUERY or COM_STMT_PREPARE text each call (outside strings and
+// comments) is replaced by CAST(id/*the call as written*/ AS UNSIGNED),
+// the server naming an unaliased column after that text, and relayed
+// column definitions get the call's text back in its place (a prepared
+// statement with the call is the session's own, not shared through the
+// PREPARE cache). Not inside the string literal of PREPARE ... FROM or
+// EXECUTE IMMEDIATE, nor in stored programs. SHOW PROCESSLIST and
+// information_schema.PROCESSLIST are the server's: they list the backends'
+// threads under the service account, and no row has a session's id (a
+// view of the proxy's sessions is not implemented).
+//
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
 // SELECT LAST_INSERT_ID() (the session's value, see below), KILL
 // [CONNECTION|QUERY] id, KILL [CONNECTION|QUERY] CONNECTION_ID() and

@@ -834,7 +834,43 @@ func (s *session) onQuery(raw, payload []byte) {
 		// State changed inside a batch is not tracked.
 		s.pin(PinUnknownSet)
 	}
-	s.forward(raw, payload)
+	if f&featConnID != 0 {
+		s.rewriteConnID()
+	}
+	s.forward(s.req, s.payload)
+}
+
+// rewriteConnID replaces the request (COM_QUERY, COM_STMT_PREPARE) by its
+// text with each CONNECTION_ID() call replaced by the session's id
+// (rewriteConnectionID): the backend's own id is never what the client
+// should see. The prepared statement's key is the rewritten text, so each
+// session's statement is its own. Only such statements allocate here.
+func (s *session) rewriteConnID() {
+	payload, found := rewriteConnectionID(append(make([]byte, 0, len(s.payload)+32), s.payload[0]),
+		s.payload[1:], s.noBackslash, s.id)
+	if !found {
+		s.qi.feats &^= featConnID // the word without a call
+		return
+	}
+	s.req, _ = mysqlwire.AppendPacket(make([]byte, 0, mysqlwire.FramedLen(len(payload))), 0, payload)
+	if len(payload) < mysqlwire.MaxPacketPayload {
+		s.payload = s.req[mysqlwire.HeaderSize:]
+	} else {
+		s.big, s.payload = payload, payload
+	}
+}
+
+// renamesConnID reports whether the response being relayed answers a
+// statement whose CONNECTION_ID() calls were rewritten, so that its
+// columns are named after the function again (relayColumnDef).
+func (s *session) renamesConnID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery, mysqlwire.ComStmtPrepare:
+		return s.qi.feats&featConnID != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.connID
+	}
+	return false
 }
 
 // floorSET replaces the request by the client's SET with every timeout

@@ -82,6 +82,9 @@ type sessStmt struct {
 	// lastIDRead, lastIDWrite: its text reads or may change
 	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
 	lastIDRead, lastIDWrite bool
+	// connID: its text called CONNECTION_ID(), rewritten at PREPARE
+	// (session.rewriteConnID); its columns are named after the call.
+	connID bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -90,7 +93,8 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
 		unlisted: s.qi.feats&featUnlisted != 0, diag: s.qi.feats&featDiag != 0,
-		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0}
+		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0,
+		connID: s.qi.feats&featConnID != 0}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
@@ -157,6 +161,10 @@ func (s *session) onPrepare(raw, payload []byte) {
 		s.local()
 		s.writeERR(errTooManyStatements)
 		return
+	}
+	if s.qi.feats&featConnID != 0 {
+		s.rewriteConnID()
+		raw, payload = s.req, s.payload
 	}
 	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil && meta.ext == s.extTypeInfo() {
 		s.local()
