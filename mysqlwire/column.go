@@ -154,3 +154,38 @@ func AppendColumnDefinition(dst []byte, c ColumnDefinition) []byte {
 	}
 	return dst
 }
+
+// ColumnSpans are where the parts a proxy may rewrite lie in a column (or
+// parameter) definition payload: the name (its length-encoded field,
+// prefix included) and MariaDB's extended type metadata.
+type ColumnSpans struct {
+	NameAt, NameEnd int
+	// ExtAt is where the extended metadata is, or would be (after the
+	// six names); ExtEnd where it ends (ExtAt when there is none).
+	ExtAt, ExtEnd int
+}
+
+// ParseColumnSpans locates ColumnSpans in payload, which carries extended
+// metadata when hasExt (MARIADB_CLIENT_EXTENDED_TYPE_INFO negotiated with
+// its sender), so that a proxy can relay a definition to a client that
+// negotiated otherwise, or rename the column, without decoding the rest.
+func ParseColumnSpans(payload []byte, hasExt bool) (ColumnSpans, error) {
+	var sp ColumnSpans
+	r := reader{b: payload}
+	for range 4 {
+		r.lenEncString()
+	}
+	sp.NameAt = r.off
+	r.lenEncString()
+	sp.NameEnd = r.off
+	r.lenEncString() // org_name
+	sp.ExtAt = r.off
+	if hasExt {
+		r.lenEncString()
+	}
+	sp.ExtEnd = r.off
+	if r.err != nil {
+		return ColumnSpans{}, fmt.Errorf("column definition: %w", r.err)
+	}
+	return sp, nil
+}

@@ -63,6 +63,7 @@ type Backend struct {
 	tenant    *Tenant
 	heldSince int64
 	kept      bool // on its loop's kept list (LoopPool.Keep)
+	relogin   bool // Reopen: the next login is for the owner (if it has not let go)
 	class     Class
 	timer     reactor.Timer
 	backoff   time.Duration
@@ -111,6 +112,27 @@ func (b *Backend) Class() Class { return b.class }
 // SetClass records what the protocol logged the backend in as.
 func (b *Backend) SetClass(c Class) { b.class = c }
 
+// Reopen converts a backend its owner holds to class c when the protocol
+// cannot do it on the live connection (MySQL fixes capability flags such
+// as CLIENT_FOUND_ROWS at login; COM_CHANGE_USER carries none): the
+// connection is closed with the protocol's goodbye and a new one dialled
+// in the same slot at once, so the pool never holds more than N. The
+// owner keeps the backend: Client.Granted runs again once the new
+// connection is logged in, Client.Lost if that fails. An owner that lets
+// go meanwhile (Release, Reset) leaves the new connection to the pool.
+// Counted in Stats.BackendReopens.
+func (b *Backend) Reopen(c Class) {
+	b.class = c
+	b.lp.stats.BackendReopens.Add(1)
+	if b.c == nil || b.phase != bReady || b.relogin {
+		return // already closing (its owner hears of it through Lost) or reopening
+	}
+	b.relogin = true
+	b.awaitSince.Store(0)
+	b.srv.Quit()
+	b.c.Close()
+}
+
 // Logf logs through Config.Logf.
 func (b *Backend) Logf(format string, args ...any) { b.p.logf(format, args...) }
 
@@ -125,6 +147,7 @@ func (b *Backend) connect() {
 		b.lp.stats.BackendFailures.Add(1)
 		b.scheduleReconnect()
 		b.lp.noteBackendFailure()
+		b.reloginFailed(err)
 		return
 	}
 	b.c = c
@@ -228,13 +251,13 @@ func (b *Backend) OnLowWater(c *conn.Conn) {
 }
 
 // LoggedIn is the protocol's word that the login finished: the backend
-// joins the pool.
+// joins the pool, or goes back to the owner that reopened it.
 func (b *Backend) LoggedIn() {
 	b.phase = bReady
 	b.backoff = 0
 	b.lp.loop.Cancel(&b.timer)
 	b.loggedIn = true
-	if b.everLoggedIn {
+	if b.everLoggedIn && !b.relogin {
 		b.lp.stats.BackendReconnects.Add(1)
 	}
 	b.everLoggedIn = true
@@ -242,7 +265,27 @@ func (b *Backend) LoggedIn() {
 	b.lp.stats.BackendsConnected.Add(1)
 	b.lp.stats.BackendConnects.Add(1)
 	b.lp.noteBackendUp()
+	if b.relogin {
+		b.relogin = false
+		if owner := b.owner; owner != nil {
+			owner.Granted(b)
+			return
+		}
+	}
 	b.lp.giveAdopted(b)
+}
+
+// reloginFailed tells the owner of a reopening backend that it will not
+// get it back.
+func (b *Backend) reloginFailed(err error) {
+	if !b.relogin {
+		return
+	}
+	b.relogin = false
+	if owner := b.owner; owner != nil {
+		b.owner = nil
+		owner.Lost(b, err)
+	}
 }
 
 // Pinged is the protocol's word that a health check was answered.
@@ -282,6 +325,19 @@ func (b *Backend) down(err error) {
 	b.loggedIn = false
 	b.awaitSince.Store(0)
 	b.lp.loop.Cancel(&b.timer)
+	if wasReady && b.relogin && !b.p.stopping.Load() {
+		// Reopen closed it: dial the new connection now, for the owner.
+		b.p.loggedIn.Add(-1)
+		b.lp.stats.BackendsConnected.Add(-1)
+		if b.kept {
+			b.lp.unkeep(b)
+		}
+		b.duty = dutyNone
+		b.srv.Down(err)
+		b.connect()
+		return
+	}
+	b.relogin = false
 	if wasReady {
 		b.p.loggedIn.Add(-1)
 		b.lp.stats.BackendsConnected.Add(-1)

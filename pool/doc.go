@@ -30,8 +30,8 @@
 // the backends clients keep for a while (Keep: a waiter reclaims them,
 // oldest first, before it would wait), and the requests waiting for one.
 // A request is a Waiter: the Client to answer, the Class of backend it
-// needs (the account a backend is logged in as and capability flags;
-// today one class) and, while queued, a deadline (Config.QueueTimeout,
+// needs (the account a backend is logged in as and capability flags: the
+// MySQL proxy's CLIENT_FOUND_ROWS) and, while queued, a deadline (Config.QueueTimeout,
 // changed live by SetQueueTimeout), after which the client is refused with
 // ErrQueueTimeout. The waiters are ordered by a Scheduler: NewFIFO, or
 // NewFair, weighted fair queueing between tenants (below).
@@ -125,6 +125,16 @@
 // # Seams for what comes next
 //
 // Acquire by class: Waiter.Class and Backend.SetClass (see Class).
+// Acquire takes an idle backend of the waiter's class, else any idle one,
+// which the protocol converts; one it cannot convert on the live
+// connection (a flag fixed at login) it reopens with Backend.Reopen: the
+// connection is closed with the protocol's goodbye and a new one dialled
+// in the same slot (never more than N), logged in as the new class and
+// granted to the same client (Stats.BackendReopens). A backend freed while
+// waiters of several classes wait goes to the first of its own class among
+// the next 16 (a Scheduler that implements ClassFinder; FIFO does), the
+// first waiter being passed over at most 4 times in a row, so that a mixed
+// load does not convert a backend at every hand-off.
 // Pipelining: see the comment beside Class in protocol.go for the shape
 // of more than one exchange in flight per backend. A protocol that writes
 // a batch of operations in one go and consumes their responses in order

@@ -53,6 +53,12 @@ type LoopPool struct {
 	// published by setHints.
 	shownIdle, shownKept, shownWaiting int
 
+	// bypassed is the first waiter last passed over for a waiter of a
+	// freed backend's class, bypasses how many times in a row
+	// (waiterOfClass).
+	bypassed *Waiter
+	bypasses int
+
 	// quitting: no client is left (Quit); a backend that becomes free is
 	// closed instead of going idle.
 	quitting bool
@@ -263,6 +269,9 @@ func (lp *LoopPool) Leave(w *Waiter) {
 	}
 	lp.sched.Remove(w)
 	w.lp = nil
+	if w == lp.bypassed {
+		lp.bypassed = nil
+	}
 	lp.nWaiting--
 	lp.loop.Cancel(&w.Timer)
 	waited := time.Duration(monoNow() - w.queuedAt)
@@ -330,6 +339,9 @@ func (lp *LoopPool) Release(b *Backend) {
 	if b.kept {
 		lp.unkeep(b)
 	}
+	if b.relogin {
+		return // placed once its new connection is logged in (Backend.Reopen)
+	}
 	if lp.nWaiting > 0 {
 		// Fairness across loops: once backends have migrated to a busy
 		// loop, a loop that reuses every backend it frees for its own
@@ -356,6 +368,9 @@ func (lp *LoopPool) Reset(b *Backend) {
 	b.owner = nil
 	if b.kept {
 		lp.unkeep(b)
+	}
+	if b.relogin {
+		return // a fresh login needs no reset (Backend.Reopen)
 	}
 	lp.stats.BackendResets.Add(1)
 	b.duty = dutyReset
@@ -397,6 +412,9 @@ func (lp *LoopPool) Flush() {
 func (lp *LoopPool) giveAdopted(b *Backend) {
 	b.owner = nil
 	if w := lp.sched.Peek(); w != nil {
+		if w.Class != b.class {
+			w = lp.waiterOfClass(w, b.class)
+		}
 		lp.Leave(w)
 		lp.grant(b, w)
 		return
@@ -406,6 +424,39 @@ func (lp *LoopPool) giveAdopted(b *Backend) {
 		// Waiters none of whom may be served now (max-backends).
 		lp.loop.Schedule(&lp.stealRetry, stealRetryInterval)
 	}
+}
+
+// Class-aware hand-offs: a backend freed while waiters of mixed classes
+// wait goes to the first waiter of its own class among the next
+// classScanLimit rather than to the first waiter, whose protocol would
+// convert it (for MySQL a new login): converting every other hand-off
+// would cost more than the exchanges. The first waiter is passed over at
+// most maxClassBypasses times in a row, so a class that no backend has
+// yet still gets one converted soon.
+const (
+	classScanLimit   = 16
+	maxClassBypasses = 4
+)
+
+// waiterOfClass picks who gets a backend of class c when head, the first
+// waiter, needs another class.
+func (lp *LoopPool) waiterOfClass(head *Waiter, c Class) *Waiter {
+	f, ok := lp.sched.(ClassFinder)
+	if !ok {
+		return head
+	}
+	if head != lp.bypassed {
+		lp.bypassed, lp.bypasses = head, 0
+	}
+	if lp.bypasses >= maxClassBypasses {
+		return head
+	}
+	w := f.FirstOfClass(c, classScanLimit)
+	if w == nil {
+		return head
+	}
+	lp.bypasses++
+	return w
 }
 
 // park puts a backend that no request waits for on the idle list, or

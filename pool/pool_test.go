@@ -142,6 +142,7 @@ type toyClient struct {
 	revoked   atomic.Int64
 	lost      atomic.Int64
 	exchanged atomic.Int64
+	grants    atomic.Int64
 	// exchange: run one 'X' on each granted backend.
 	exchange bool
 }
@@ -154,6 +155,7 @@ func newToyClient(lp *LoopPool) *toyClient {
 
 func (c *toyClient) Granted(b *Backend) {
 	c.granted.Store(b)
+	c.grants.Add(1)
 	if c.exchange {
 		s := b.Server().(*toyBackend)
 		s.owner = c
@@ -445,4 +447,64 @@ func TestQuit(t *testing.T) {
 	if tp.srv.count('L') != n {
 		t.Errorf("%d logins, want %d (no reconnect)", tp.srv.count('L'), n)
 	}
+}
+
+// TestReopenForOwner: Reopen logs the backend its owner holds in again as
+// another class, in the same slot (closed before the new one is dialled),
+// and grants
+// it to the same owner once logged in; an owner that releases it meanwhile
+// leaves it to the pool.
+func TestReopenForOwner(t *testing.T) {
+	tp := startToyPool(t, 1, 1, nil)
+	found := Class{Flags: 1}
+	var a *toyClient
+	tp.on(t, 0, func(lp *LoopPool) {
+		a = newToyClient(lp)
+		lp.Acquire(&a.w)
+		a.backend().Reopen(found)
+	})
+	waitFor(t, "the grant after the new login", func() bool { return a.grants.Load() == 2 })
+	var b *toyClient
+	tp.on(t, 0, func(lp *LoopPool) {
+		pb := a.backend()
+		if pb.Class() != found || pb.Owner() != Client(a) {
+			t.Errorf("after Reopen: class %v, owner %v", pb.Class(), pb.Owner())
+		}
+		b = newToyClient(lp)
+		b.w.Class = Class{}
+		pb.Reopen(b.w.Class)
+		lp.Release(pb) // the owner lets go while the new login runs
+	})
+	waitFor(t, "the second login", func() bool { return tp.srv.count('L') == 3 && tp.p.Stats().BackendsIdle == 1 })
+	if st := tp.p.Stats(); st.BackendReopens != 2 || st.BackendReconnects != 0 || st.BackendsConnected != 1 {
+		t.Errorf("stats: reopens %d, reconnects %d, connected %d", st.BackendReopens, st.BackendReconnects, st.BackendsConnected)
+	}
+	if a.grants.Load() != 2 || a.lost.Load() != 0 {
+		t.Errorf("the owner that let go was granted %d times, lost %d", a.grants.Load(), a.lost.Load())
+	}
+	if tp.srv.count('Q') != 2 {
+		t.Errorf("%d goodbyes, want 2 (each old connection closed with the protocol's)", tp.srv.count('Q'))
+	}
+}
+
+// TestHandOffPrefersClass: a freed backend goes to the first waiter of its
+// class rather than to a first waiter of another class (which would
+// convert it); the first waiter still gets the next one.
+func TestHandOffPrefersClass(t *testing.T) {
+	tp := startToyPool(t, 1, 1, nil)
+	var a, other, same *toyClient
+	tp.on(t, 0, func(lp *LoopPool) {
+		a, other, same = newToyClient(lp), newToyClient(lp), newToyClient(lp)
+		other.w.Class = Class{Flags: 1}
+		lp.Acquire(&a.w)
+		lp.Acquire(&other.w)
+		lp.Acquire(&same.w)
+		lp.Release(a.backend())
+	})
+	waitFor(t, "the hand-off", func() bool { return same.backend() != nil || other.backend() != nil })
+	if same.backend() == nil {
+		t.Fatal("the backend went to the waiter of the other class")
+	}
+	tp.on(t, 0, func(lp *LoopPool) { lp.Release(same.backend()) })
+	waitFor(t, "the passed-over waiter's turn", func() bool { return other.backend() != nil })
 }

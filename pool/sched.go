@@ -108,3 +108,20 @@ func (q *fifo) Remove(w *Waiter) {
 	}
 	w.prev, w.next = nil, nil
 }
+
+// ClassFinder is what a Scheduler may add so that a freed backend goes to
+// a waiter of its class rather than being converted for the next waiter
+// (see LoopPool's hand-offs): FirstOfClass returns the first waiter of
+// class c among the next limit the scheduler would serve, or nil.
+type ClassFinder interface {
+	FirstOfClass(c Class, limit int) *Waiter
+}
+
+func (q *fifo) FirstOfClass(c Class, limit int) *Waiter {
+	for w := q.head; w != nil && limit > 0; w, limit = w.next, limit-1 {
+		if w.Class == c {
+			return w
+		}
+	}
+	return nil
+}

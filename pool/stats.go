@@ -28,6 +28,7 @@ type Stats struct {
 	BackendsAdopted     atomic.Uint64 // backends that moved here from another loop
 	BackendBytesIn      atomic.Uint64 // bytes read from backends
 	BackendReconnects   atomic.Uint64 // logins of a backend that had been logged in before
+	BackendReopens      atomic.Uint64 // backends closed and logged in again as another class (Backend.Reopen)
 	HealthChecks        atomic.Uint64 // pings of idle backends
 	HealthCheckFailures atomic.Uint64 // health checks that failed or timed out
 	FastFails           atomic.Uint64 // requests refused with ErrUnavailable
@@ -40,7 +41,7 @@ type StatsSnapshot struct {
 	QueueWait                                                                             HistogramSnapshot
 	BackendConnects, BackendFailures, BackendUnknownState, BackendResets                  uint64
 	BackendsAdopted, BackendBytesIn, BackendReconnects, HealthChecks, HealthCheckFailures uint64
-	FastFails                                                                             uint64
+	FastFails, BackendReopens                                                             uint64
 }
 
 func (s *Stats) addTo(o *StatsSnapshot) {
@@ -61,6 +62,7 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.HealthChecks += s.HealthChecks.Load()
 	o.HealthCheckFailures += s.HealthCheckFailures.Load()
 	o.FastFails += s.FastFails.Load()
+	o.BackendReopens += s.BackendReopens.Load()
 }
 
 // LatencyBuckets are the upper bounds, in seconds, of the latency and queue

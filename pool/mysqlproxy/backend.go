@@ -249,6 +249,12 @@ func (b *backend) onGreeting(payload []byte) {
 	b.flavor = flavorFor(version)
 	b.threadID = h.ConnectionID
 	b.caps = h.Capabilities & b.p.backendCaps
+	b.p.noteBackendCaps(h.Capabilities)
+	if b.pb.Class().Flags&classFoundRows != 0 {
+		// Matched rather than changed rows: what clients that asked for
+		// CLIENT_FOUND_ROWS get (see session.Granted).
+		b.caps |= h.Capabilities & mysqlwire.ClientFoundRows
+	}
 	b.level = trackLevel(b.p.trackLevels[b.pb.Target()].Load())
 	b.nonce = append(b.nonce[:0], h.AuthPluginData...)
 	b.plugin = string(h.AuthPluginName)

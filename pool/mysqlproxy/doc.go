@@ -62,6 +62,31 @@
 // session state report and SERVER_SESSION_STATE_CHANGED (clients never see
 // a backend's tracking data).
 //
+// MariaDB's extended type metadata (MARIADB_CLIENT_EXTENDED_TYPE_INFO: a
+// column's JSON, INET6, UUID or geometry type name, which the mariadb
+// drivers map values by) is offered to clients while every backend's
+// server has offered it, and backends are logged in with it. A column or
+// parameter definition is relayed as it is when client and backend agree,
+// and otherwise rewritten on the way: the metadata cut out for a client
+// that did not ask for it, or put in empty for one whose backend has none
+// (a backend of an older server met after the client logged in). The
+// PREPARE cache keeps each response in the layout of the client that
+// prepared it and answers only clients of that layout. Progress reports,
+// bulk execution and metadata caching are not offered.
+//
+// CLIENT_FOUND_ROWS is honoured per client. The flag changes what the
+// server reports as affected rows for the whole connection and is fixed
+// at login (COM_CHANGE_USER carries no capability flags), so backends come
+// in two pool.Classes, with and without it, within the N: a session waits
+// with its class, takes an idle backend of it when there is one, and
+// otherwise is handed any backend, which it has the pool reopen
+// (pool.Backend.Reopen: COM_QUIT, a new connection in the same slot logged
+// in with the flag, granted back to the session; counted in
+// Stats.BackendReopens, backend_reopens_total) before its command runs. A
+// load that mixes both kinds of client pays a login whenever a backend
+// changes sides; hand-offs prefer a waiter of the backend's own class to
+// keep that rare.
+//
 // # Session state
 //
 // The server is asked: as the last step of a backend's login or reset
@@ -183,6 +208,19 @@
 // once the session set one. SHOW VARIABLES, @@var inside larger
 // expressions and SETs the proxy pins on instead of tracking show or apply
 // the backend's value.
+//
+// CONNECTION_ID() answers the session's id everywhere: SELECT
+// CONNECTION_ID() alone is answered by the proxy, and in any other
+// COM_QUERY or COM_STMT_PREPARE text each call (outside strings and
+// comments) is replaced by CAST(id/*the call as written*/ AS UNSIGNED),
+// the server naming an unaliased column after that text, and relayed
+// column definitions get the call's text back in its place (a prepared
+// statement with the call is the session's own, not shared through the
+// PREPARE cache). Not inside the string literal of PREPARE ... FROM or
+// EXECUTE IMMEDIATE, nor in stored programs. SHOW PROCESSLIST and
+// information_schema.PROCESSLIST are the server's: they list the backends'
+// threads under the service account, and no row has a session's id (a
+// view of the proxy's sessions is not implemented).
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
 // SELECT LAST_INSERT_ID() (the session's value, see below), KILL
@@ -555,8 +593,7 @@
 //
 // # Limits
 //
-// No compression towards clients. CLIENT_FOUND_ROWS is not
-// honoured (backends report affected rows). The PREPARE cache is per loop
+// No compression towards clients. The PREPARE cache is per loop
 // and not invalidated by DDL. After a statement that left warnings or
 // failed, the session keeps its backend until its next command so SHOW
 // WARNINGS, SHOW ERRORS and GET DIAGNOSTICS see them (Stats.DiagnosticHolds),

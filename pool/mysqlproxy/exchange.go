@@ -1,6 +1,7 @@
 package mysqlproxy
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/scalestack/scalestack/mysqlwire"
@@ -314,6 +315,66 @@ func (ex *exchange) relay(raw []byte) []byte {
 	return dst
 }
 
+// relayColumnDef relays a column or parameter definition that cannot go
+// as it is: to a client that negotiated MariaDB's extended type metadata
+// otherwise than the backend (the backend's metadata cut out, or empty
+// metadata put in), or of a column whose name holds the text that stands
+// for CONNECTION_ID() in a rewritten statement (named after the function
+// again, as the server names a column after the expression's text). A
+// definition is a few hundred bytes: always one packet.
+func (ex *exchange) relayColumnDef(raw, payload []byte, rename bool) []byte {
+	s, b := ex.s, ex.b
+	backendExt := b.caps&mysqlwire.MariaDBClientExtendedTypeInfo != 0
+	sp, err := mysqlwire.ParseColumnSpans(payload, backendExt)
+	if err != nil || len(raw) != mysqlwire.HeaderSize+len(payload) {
+		b.abandon(fmt.Errorf("%w: column definition: %v", errBackendProtocol, err))
+		return nil
+	}
+	out, at := mysqlwire.AppendHeader(s.scratch[:0])
+	out = append(out, payload[:sp.NameAt]...)
+	name, _, _, _ := mysqlwire.ReadLenEncString(payload[sp.NameAt:sp.NameEnd])
+	var prefixBuf [32]byte
+	prefix := appendConnIDPrefix(prefixBuf[:0], s.id)
+	if rename && bytes.Contains(name, prefix) {
+		// Each CAST(id/*call*/ AS UNSIGNED) becomes call again.
+		var nameBuf [256]byte
+		renamed := nameBuf[:0]
+		for {
+			i := bytes.Index(name, prefix)
+			j := -1
+			if i >= 0 {
+				j = bytes.Index(name[i+len(prefix):], []byte(connIDSuffix))
+			}
+			if j < 0 {
+				break
+			}
+			call := name[i+len(prefix) : i+len(prefix)+j]
+			renamed = append(append(renamed, name[:i]...), call...)
+			name = name[i+len(prefix)+j+len(connIDSuffix):]
+		}
+		renamed = append(renamed, name...)
+		out = mysqlwire.AppendLenEncString(out, renamed)
+	} else {
+		out = append(out, payload[sp.NameAt:sp.NameEnd]...)
+	}
+	out = append(out, payload[sp.NameEnd:sp.ExtAt]...)
+	if s.extTypeInfo() {
+		if backendExt {
+			out = append(out, payload[sp.ExtAt:sp.ExtEnd]...)
+		} else {
+			out = append(out, 0) // an empty length-encoded string
+		}
+	}
+	out = append(out, payload[sp.ExtEnd:]...)
+	out, _ = mysqlwire.FinishPacket(out, at, s.nextRespSeq())
+	s.scratch = out[:0]
+	dst := s.c.Reserve(len(out))
+	copy(dst, out)
+	s.pl.relayedOut += uint64(len(dst))
+	ex.relayed = true
+	return dst
+}
+
 // relayOK relays an OK packet of a backend that tracks session state:
 // the client did not ask for CLIENT_SESSION_TRACK, so the packet is
 // written again without the server's report
@@ -400,13 +461,25 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 			ex.clearStateChanged(raw, payload)
 		}
 		dst = ex.relay(raw)
+	case mysqlwire.KindColumnDef, mysqlwire.KindParamDef:
+		rename := s.renamesConnID()
+		if !rename && (b.caps^s.caps)&mysqlwire.MariaDBClientExtendedTypeInfo == 0 {
+			dst = ex.relay(raw)
+			break
+		}
+		if dst = ex.relayColumnDef(raw, payload, rename); dst == nil {
+			return // abandoned
+		}
 	default:
 		dst = ex.relay(raw)
 	}
 	if s.cmd == mysqlwire.ComStmtPrepare && b.tracker.LastKind() == mysqlwire.KindPrepareOK {
 		s.onPrepareOKRelayed(dst)
 	} else if s.capture != nil {
-		s.captured(raw)
+		if dst == nil {
+			dst = raw
+		}
+		s.captured(dst) // as relayed: in the client's column definition layout
 	}
 	switch prog {
 	case mysqlwire.ClientTurn:

@@ -164,9 +164,10 @@ func (c *Config) withDefaults() (Config, error) {
 }
 
 // clientCaps is what the proxy offers clients: only capabilities it can
-// honour on every backend. No SSL, compression, DEPRECATE_EOF,
-// SESSION_TRACK or MariaDB extensions (CLIENT_MYSQL stays set).
-const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
+// honour on every backend. No SSL, compression, DEPRECATE_EOF or
+// SESSION_TRACK; MariaDB's extensions are greetingCaps' (clientExtCaps).
+// FOUND_ROWS is honoured by backends of their own class (classFoundRows).
+const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientFoundRows | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
 	mysqlwire.ClientLocalFiles | mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions |
 	mysqlwire.ClientSecureConnection | mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults |
 	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
@@ -180,7 +181,33 @@ const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mys
 const backendCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientLongFlag | mysqlwire.ClientLocalFiles |
 	mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions | mysqlwire.ClientSecureConnection |
 	mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults | mysqlwire.ClientPSMultiResults |
-	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData | mysqlwire.ClientSessionTrack
+	mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData | mysqlwire.ClientSessionTrack |
+	clientExtCaps
+
+// clientExtCaps are the MariaDB extended capabilities the proxy offers
+// clients when every backend's server offers them: extended type metadata
+// (a column's JSON, INET6, UUID... type name), which backends are logged in
+// with and which relayColumnDef removes from (or adds, empty, to) column
+// definitions for a client that negotiated otherwise than its backend.
+// Not progress reports, bulk execution or metadata caching, which change
+// the commands or responses the proxy follows.
+const clientExtCaps = mysqlwire.MariaDBClientExtendedTypeInfo
+
+// classFoundRows is the pool.Class flag of backends logged in with
+// CLIENT_FOUND_ROWS. The flag changes what the server reports as affected
+// rows for the whole connection and only a login sets it (COM_CHANGE_USER
+// carries no capabilities), so clients that ask for it are served by
+// backends of their own class within the N (see session.Granted).
+const classFoundRows = 1 << 0
+
+// classFor is the class of backend a client with capabilities caps needs.
+func classFor(caps mysqlwire.Capabilities) pool.Class {
+	var c pool.Class
+	if caps&mysqlwire.ClientFoundRows != 0 {
+		c.Flags |= classFoundRows
+	}
+	return c
+}
 
 // Proxy is a running MySQL connection-concentrating proxy. It is the
 // pool.Protocol of its pool.
@@ -236,6 +263,10 @@ type Proxy struct {
 	// hashes that no password matches (and a check that refuses it
 	// anyway), so that the exchange looks like a wrong password.
 	unknownUser *User
+
+	// extCaps are the clientExtCaps every backend greeting so far offered
+	// (see noteBackendCaps): what new clients are offered.
+	extCaps atomic.Uint64
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -249,10 +280,12 @@ func New(cfg Config) (*Proxy, error) {
 	if c.TLS != nil {
 		p.clientCaps |= mysqlwire.ClientSSL
 	}
+	p.extCaps.Store(uint64(clientExtCaps))
 	if c.MySQL55 {
 		p.clientCaps &= mysqlwire.MySQL55Caps
 		p.backendCaps &= mysqlwire.MySQL55Caps
 		p.collation = 33
+		p.extCaps.Store(0)
 	}
 	p.defaultNames = collationNames[uint16(p.collation)]
 	p.unknownUser = &User{Name: "(unknown)", Native: make([]byte, 20), SHA2: make([]byte, 32)}
@@ -408,3 +441,28 @@ func (refusal) OnOpen(c *conn.Conn) {
 }
 func (refusal) OnData(c *conn.Conn, data []byte) int { return len(data) }
 func (refusal) OnClose(*conn.Conn, error)            {}
+
+// noteBackendCaps narrows the extended capabilities offered to clients to
+// those of a backend's greeting: a server that lacks one (MySQL, MariaDB
+// before 10.5) withdraws it for good. A client that negotiated it before is
+// still served (relayColumnDef adds empty metadata).
+func (p *Proxy) noteBackendCaps(c mysqlwire.Capabilities) {
+	for {
+		old := p.extCaps.Load()
+		narrowed := old & (uint64(c) >> 32 << 32)
+		if narrowed == old || p.extCaps.CompareAndSwap(old, narrowed) {
+			return
+		}
+	}
+}
+
+// greetingCaps are the capabilities a client's greeting offers. MariaDB's
+// extended ones travel only with CLIENT_MYSQL (bit 0) clear, as MariaDB's
+// own greeting has it.
+func (p *Proxy) greetingCaps() mysqlwire.Capabilities {
+	caps := p.clientCaps
+	if ext := mysqlwire.Capabilities(p.extCaps.Load()); ext != 0 {
+		caps = caps&^mysqlwire.ClientMySQL | ext
+	}
+	return caps
+}

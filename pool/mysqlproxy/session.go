@@ -190,7 +190,7 @@ func (s *session) OnOpen(c *conn.Conn) {
 		ServerVersion:  []byte(*s.p.version.Load()),
 		ConnectionID:   s.id,
 		AuthPluginData: nonce,
-		Capabilities:   s.p.clientCaps,
+		Capabilities:   s.p.greetingCaps(),
 		CharacterSet:   s.p.collation,
 		Status:         mysqlwire.StatusAutocommit,
 		AuthPluginName: []byte(mysqlwire.AuthNativePassword),
@@ -275,6 +275,14 @@ func (s *session) release(b *backend) {
 func (s *session) Granted(pb *pool.Backend) {
 	b := s.p.backends[pb.Index()]
 	s.b = b
+	if c := pb.Class(); c.Flags != s.wait.Class.Flags {
+		// Logged in with other capability flags, which only a new login
+		// changes: the pool reopens it for this session and grants it
+		// again (or the session hears Lost).
+		c.Flags = s.wait.Class.Flags
+		pb.Reopen(c)
+		return
+	}
 	b.sweepStmts(s.pl)
 	s.ex.begin(b, true)
 }
@@ -511,7 +519,9 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 		return
 	}
 	s.caps = hr.Capabilities & (s.p.clientCaps | mysqlwire.ClientInteractive | mysqlwire.ClientFoundRows |
-		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema)
+		mysqlwire.ClientIgnoreSpace | mysqlwire.ClientODBC | mysqlwire.ClientNoSchema |
+		mysqlwire.Capabilities(s.p.extCaps.Load()))
+	s.wait.Class = classFor(s.caps)
 	s.loginName = string(hr.Username)
 	u := (*s.p.users.Load())[s.loginName]
 	if u == nil {
@@ -966,7 +976,43 @@ func (s *session) onQuery(raw, payload []byte) {
 		// State changed inside a batch is not tracked.
 		s.pin(PinUnknownSet)
 	}
-	s.forward(raw, payload)
+	if f&featConnID != 0 {
+		s.rewriteConnID()
+	}
+	s.forward(s.req, s.payload)
+}
+
+// rewriteConnID replaces the request (COM_QUERY, COM_STMT_PREPARE) by its
+// text with each CONNECTION_ID() call replaced by the session's id
+// (rewriteConnectionID): the backend's own id is never what the client
+// should see. The prepared statement's key is the rewritten text, so each
+// session's statement is its own. Only such statements allocate here.
+func (s *session) rewriteConnID() {
+	payload, found := rewriteConnectionID(append(make([]byte, 0, len(s.payload)+32), s.payload[0]),
+		s.payload[1:], s.noBackslash, s.id)
+	if !found {
+		s.qi.feats &^= featConnID // the word without a call
+		return
+	}
+	s.req, _ = mysqlwire.AppendPacket(make([]byte, 0, mysqlwire.FramedLen(len(payload))), 0, payload)
+	if len(payload) < mysqlwire.MaxPacketPayload {
+		s.payload = s.req[mysqlwire.HeaderSize:]
+	} else {
+		s.big, s.payload = payload, payload
+	}
+}
+
+// renamesConnID reports whether the response being relayed answers a
+// statement whose CONNECTION_ID() calls were rewritten, so that its
+// columns are named after the function again (relayColumnDef).
+func (s *session) renamesConnID() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery, mysqlwire.ComStmtPrepare:
+		return s.qi.feats&featConnID != 0
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.connID
+	}
+	return false
 }
 
 // floorSET replaces the request by the client's SET with every timeout
@@ -1460,7 +1506,8 @@ func (s *session) writeUintResult(names [][]byte, vals []uint64, length uint32, 
 		out, at = mysqlwire.AppendHeader(out)
 		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
 			Name: name, CharacterSet: 63, ColumnLength: length, Type: mysqlwire.FieldType(8),
-			Flags: flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
+			Flags:            flags | mysqlwire.ColumnFlags(0x0020|0x0080|0x8000), // UNSIGNED, BINARY, NUM
+			ExtendedMetadata: s.extMetadata(),
 		})
 		out, seq = mysqlwire.FinishPacket(out, at, seq)
 	}
@@ -1528,6 +1575,21 @@ func (s *session) writeSSLStatus(pattern string) {
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
 	s.scratch = out[:0]
+}
+
+// extTypeInfo reports whether the client negotiated MariaDB's extended
+// type metadata in column definitions.
+func (s *session) extTypeInfo() bool {
+	return s.caps&mysqlwire.MariaDBClientExtendedTypeInfo != 0
+}
+
+// extMetadata is the extended type metadata of a column the proxy writes
+// itself: none, but present (empty) for a client that negotiated it.
+func (s *session) extMetadata() []byte {
+	if s.extTypeInfo() {
+		return []byte{}
+	}
+	return nil
 }
 
 // resetSession forgets the session's state (COM_RESET_CONNECTION,

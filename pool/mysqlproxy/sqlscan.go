@@ -1,5 +1,10 @@
 package mysqlproxy
 
+import (
+	"bytes"
+	"strconv"
+)
+
 // This file holds the small SQL lexer the proxy uses to decide what a
 // COM_QUERY does to session state. It is not a parser: it splits text into
 // tokens (skipping comments, honouring quoting) and recognises the handful of
@@ -275,6 +280,7 @@ const (
 	featDiag                      // reads diagnostics: SHOW WARNINGS/ERRORS, GET DIAGNOSTICS, @@warning_count, @@error_count
 	featLastIDRead                // reads LAST_INSERT_ID(): the function (or @@last_insert_id, @@identity), CALL, EXECUTE
 	featLastIDWrite               // may change it: INSERT, REPLACE, LOAD, LAST_INSERT_ID(expr), CALL, EXECUTE
+	featConnID                    // calls CONNECTION_ID() (rewriteConnectionID)
 )
 
 // featurePins are the features that, found anywhere in a statement's text,
@@ -337,6 +343,9 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 		lx2 := lx
 		if k, name := matchSelectFunc(&lx2); k != stmtOther {
 			qi.kind, qi.colName = k, name
+			if k == stmtConnectionID {
+				qi.feats |= featConnID // answered locally, but rewritten when prepared
+			}
 			return qi
 		}
 		if lx2 = lx; matchSelectSysVars(&lx2) {
@@ -504,6 +513,8 @@ func scanQuery(sql []byte, noBackslash bool) queryInfo {
 				// session's value must be on the backend, and is asked
 				// for after.
 				qi.feats |= featLastIDRead | featLastIDWrite
+			} else if lx.is(t, "CONNECTION_ID") {
+				qi.feats |= featConnID
 			} else if lx.is(t, "SQL_CALC_FOUND_ROWS") {
 				qi.feats |= featCalcFoundRows
 			} else if lx.is(t, "TEMPORARY") && lx.is(prev, "CREATE") {
@@ -1185,3 +1196,59 @@ func unescapeString(inner []byte, quote byte, noBackslash bool) []byte {
 	}
 	return out
 }
+
+// rewriteConnectionID appends sql to dst with every call of CONNECTION_ID()
+// (outside strings and comments; not a schema's function db.connection_id())
+// replaced by the session's id as connIDText writes it, so that the
+// function answers the session's id in any expression, as on a direct
+// connection, where a backend would answer its own. found is false when
+// there was none.
+func rewriteConnectionID(dst, sql []byte, noBackslash bool, id uint32) (out []byte, found bool) {
+	lx := lexer{src: sql, noBackslash: noBackslash}
+	last := 0
+	var prev token
+	for t := lx.next(); t.kind != tokEnd; prev, t = t, lx.next() {
+		if !lx.is(t, "CONNECTION_ID") || lx.isPunct(prev, '.') {
+			continue
+		}
+		lx2 := lx
+		if !lx2.isPunct(lx2.next(), '(') {
+			continue
+		}
+		closing := lx2.next()
+		if !lx2.isPunct(closing, ')') {
+			continue
+		}
+		dst = append(dst, sql[last:t.start]...)
+		dst = appendConnIDText(dst, id, sql[t.start:closing.end])
+		last = closing.end
+		lx = lx2
+		t = closing
+		found = true
+	}
+	return append(dst, sql[last:]...), found
+}
+
+// appendConnIDText writes what stands for the call spelled as call in a
+// rewritten statement: the id as an unsigned integer, as the function
+// returns, with the call's spelling in a comment. The server names an
+// unaliased column after its text, comments included, and relayColumnDef
+// puts the spelling back in place of the whole (a spelling that holds a
+// comment itself is written CONNECTION_ID()).
+func appendConnIDText(dst []byte, id uint32, call []byte) []byte {
+	dst = appendConnIDPrefix(dst, id)
+	if bytes.ContainsAny(call, "/*") {
+		call = []byte("CONNECTION_ID()")
+	}
+	return append(append(dst, call...), connIDSuffix...)
+}
+
+// appendConnIDPrefix writes how appendConnIDText's text begins.
+func appendConnIDPrefix(dst []byte, id uint32) []byte {
+	dst = append(dst, "CAST("...)
+	dst = strconv.AppendUint(dst, uint64(id), 10)
+	return append(dst, "/*"...)
+}
+
+// connIDSuffix ends appendConnIDText's text.
+const connIDSuffix = "*/ AS UNSIGNED)"

@@ -21,7 +21,7 @@ func TestScanQuery(t *testing.T) {
 		{"# hash comment", stmtOther, 0, "", ""},
 		{"/* c */", stmtOther, 0, "", ""},
 		{"/*! */", stmtOther, 0, "", ""},
-		{"SELECT CONNECTION_ID()", stmtConnectionID, 0, "", "CONNECTION_ID()"},
+		{"SELECT CONNECTION_ID()", stmtConnectionID, featConnID, "", "CONNECTION_ID()"},
 		{"SHOW STATUS LIKE 'Ssl_cipher'", stmtShowSSL, 0, "Ssl_cipher", ""},
 		{"show session status like \"ssl%\";", stmtShowSSL, 0, "ssl%", ""},
 		{"SHOW LOCAL STATUS LIKE 'SSL_VERSION'", stmtShowSSL, 0, "SSL_VERSION", ""},
@@ -29,17 +29,17 @@ func TestScanQuery(t *testing.T) {
 		{"SHOW STATUS LIKE 'S%'", stmtOther, 0, "", ""},                // matches more than Ssl_
 		{"SHOW GLOBAL STATUS LIKE 'Ssl_cipher'", stmtOther, 0, "", ""}, // the server's, not the connection's
 		{"SHOW STATUS LIKE 'Ssl_cipher'; SELECT 1", stmtOther, featMulti, "", ""},
-		{"select connection_id() as cid;", stmtConnectionID, 0, "", "cid"},
+		{"select connection_id() as cid;", stmtConnectionID, featConnID, "", "cid"},
 		{"SELECT LAST_INSERT_ID()", stmtLastInsertID, 0, "", "LAST_INSERT_ID()"},
 		{"SELECT LAST_INSERT_ID(5)", stmtSelect, featLastIDRead | featLastIDWrite, "", ""},
-		{"SELECT CONNECTION_ID(), 1", stmtSelect, 0, "", ""},
+		{"SELECT CONNECTION_ID(), 1", stmtSelect, featConnID, "", ""},
 		{"USE scalestack_test", stmtUse, 0, "scalestack_test", ""},
 		{"use `odd``name`;", stmtUse, 0, "odd``name", ""},
 		{"USE a b", stmtOther, 0, "a", ""},
 		// Unterminated or introducer-quoted names: left to the server (a
 		// fuzzer found the unterminated alias panicking the scanner).
-		{`SELECT CONNECTION_ID() AS "cid"`, stmtConnectionID, 0, "", "cid"},
-		{`seleCt ConneCtion_id()"`, stmtSelect, featBad, "", ""},
+		{`SELECT CONNECTION_ID() AS "cid"`, stmtConnectionID, featConnID, "", "cid"},
+		{`seleCt ConneCtion_id()"`, stmtSelect, featBad | featConnID, "", ""},
 		{"SELECT LAST_INSERT_ID() `x", stmtSelect, featBad | featLastIDRead | featLastIDWrite, "", ""},
 		{`USE "`, stmtOther, featBad, "", ""},
 		{"USE 'db'", stmtUse, 0, "db", ""},
@@ -606,6 +606,32 @@ func TestSelectSysVars(t *testing.T) {
 			if !ok || string(name) != want || more != (i < len(c.names)-1) {
 				t.Errorf("%q column %d: %q %v %v, want %q", c.sql, i, name, more, ok, want)
 			}
+		}
+	}
+}
+
+// TestRewriteConnectionID: CONNECTION_ID() calls outside strings and
+// comments become the session's id, spelled in a comment for the column
+// name; anything else is left alone.
+func TestRewriteConnectionID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"SELECT CONNECTION_ID() + 0", "SELECT CAST(7/*CONNECTION_ID()*/ AS UNSIGNED) + 0"},
+		{"select connection_id ( ), 'CONNECTION_ID()', `CONNECTION_ID()`", "select CAST(7/*connection_id ( )*/ AS UNSIGNED), 'CONNECTION_ID()', `CONNECTION_ID()`"},
+		{"SELECT 1 -- CONNECTION_ID()\n, CONNECTION_ID()/*c*/", "SELECT 1 -- CONNECTION_ID()\n, CAST(7/*CONNECTION_ID()*/ AS UNSIGNED)/*c*/"},
+		{"SELECT CONNECTION_ID(/* x */)", "SELECT CAST(7/*CONNECTION_ID()*/ AS UNSIGNED)"},
+		{"SELECT db.CONNECTION_ID(), CONNECTION_ID", ""},
+		{"SELECT CONNECTION_ID(1)", ""},
+		{"KILL CONNECTION_ID(); SELECT CONNECTION_ID()=CONNECTION_ID()", "KILL CAST(7/*CONNECTION_ID()*/ AS UNSIGNED); SELECT CAST(7/*CONNECTION_ID()*/ AS UNSIGNED)=CAST(7/*CONNECTION_ID()*/ AS UNSIGNED)"},
+	} {
+		got, found := rewriteConnectionID(nil, []byte(tc.in), false, 7)
+		if tc.want == "" {
+			if found || string(got) != tc.in {
+				t.Errorf("%q: rewritten to %q (found %v), want it left alone", tc.in, got, found)
+			}
+			continue
+		}
+		if !found || string(got) != tc.want {
+			t.Errorf("%q:\n got  %q (found %v)\n want %q", tc.in, got, found, tc.want)
 		}
 	}
 }

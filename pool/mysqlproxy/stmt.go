@@ -45,6 +45,10 @@ type prepMeta struct {
 	resp      []byte // the response packets; the statement id field is rewritten per client
 	numParams int
 	numCols   int
+	// ext: the column definitions carry MariaDB's extended type metadata
+	// (the client that prepared it negotiated it); only such clients are
+	// answered from it.
+	ext bool
 }
 
 type longData struct {
@@ -76,6 +80,9 @@ type sessStmt struct {
 	// lastIDRead, lastIDWrite: its text reads or may change
 	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
 	lastIDRead, lastIDWrite bool
+	// connID: its text called CONNECTION_ID(), rewritten at PREPARE
+	// (session.rewriteConnID); its columns are named after the call.
+	connID bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -84,7 +91,8 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
 		unlisted:   s.qi.feats&featUnlisted != 0,
-		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0}
+		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0,
+		connID: s.qi.feats&featConnID != 0}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
@@ -155,7 +163,11 @@ func (s *session) onPrepare(raw, payload []byte) {
 		s.writeERR(errTooManyStatements)
 		return
 	}
-	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil {
+	if s.qi.feats&featConnID != 0 {
+		s.rewriteConnID()
+		raw, payload = s.req, s.payload
+	}
+	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil && meta.ext == s.extTypeInfo() {
 		s.local()
 		s.pl.stats.PrepareCacheHits.Add(1)
 		id := s.allocStmtID()
@@ -196,7 +208,7 @@ func (s *session) onPrepareDone(b *backend) {
 	key := stmtKey{schema: s.st.schema, sql: string(s.payload[1:])}
 	b.addStmt(key, id)
 	s.pl.stats.BackendPrepares.Add(1)
-	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols)}
+	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols), ext: s.extTypeInfo()}
 	pl := s.pl
 	if pl.prepCount >= maxPrepCache {
 		clear(pl.prepCache)
