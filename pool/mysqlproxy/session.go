@@ -63,9 +63,16 @@ type session struct {
 	id uint32
 
 	phase sessionPhase
-	nonce []byte
-	caps  mysqlwire.Capabilities
-	user  *User
+	// tlsStarting: the client sent SSLRequest and its TLS handshake runs
+	// (conn.StartTLSServer); tlsUp: it finished, the connection is TLS.
+	tlsStarting bool
+	tlsUp       bool
+	// fullAuth: caching_sha2_password's fast path failed and the client
+	// was asked for its password in full (AuthMoreData 0x04).
+	fullAuth bool // (these three fill the padding after phase)
+	nonce    []byte
+	caps     mysqlwire.Capabilities
+	user     *User
 	// account is the logged-in user whose per-user counters this
 	// session moves.
 	account *User
@@ -82,13 +89,6 @@ type session struct {
 	// the session's max_statement_time was last brought to (-1: not yet;
 	// tenants.go). Here it fills padding.
 	stmtCapMs int32
-	// tlsStarting: the client sent SSLRequest and its TLS handshake runs
-	// (conn.StartTLSServer); tlsUp: it finished, the connection is TLS.
-	tlsStarting bool
-	tlsUp       bool
-	// fullAuth: caching_sha2_password's fast path failed and the client
-	// was asked for its password in full (AuthMoreData 0x04).
-	fullAuth bool
 	// loginName is the name the client logged in with (s.user is
 	// Proxy.unknownUser when no account has it).
 	loginName string
