@@ -469,3 +469,42 @@ func TestProxyUploadWaitsForConnection(t *testing.T) {
 	<-held
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// A server that closes after every response (its keep-alive requests used
+// up, as nginx does after keepalive_requests and Apache after
+// MaxKeepAliveRequests) costs a reconnect, not a backoff: 200 requests
+// over one connection slot go at connect speed.
+func TestProxyRecycledConnections(t *testing.T) {
+	up := rawUpstream(t, func(int64) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true
+	})
+	var logged atomic.Int64
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up)}, Conns: 1, HealthInterval: time.Hour,
+		Logf: func(string, ...any) { logged.Add(1) }}, httpd.Config{})
+	tp.waitReady(t, 1)
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	const n = 200
+	for i := 0; i < n; i++ {
+		resp, err := client.Get(tp.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("%d requests, each on a fresh upstream connection, in %v", n, took)
+	// With the pool's backoff (25-75 ms before each reconnect) they take
+	// 5 s at least.
+	if took > 4*time.Second {
+		t.Fatalf("%d requests took %v: the recycled connections waited out a backoff", n, took)
+	}
+	if logged.Load() != 0 {
+		t.Fatalf("%d log lines for connections the server closed as it said it would", logged.Load())
+	}
+}
