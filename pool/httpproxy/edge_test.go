@@ -508,3 +508,41 @@ func TestProxyRecycledConnections(t *testing.T) {
 		t.Fatalf("%d log lines for connections the server closed as it said it would", logged.Load())
 	}
 }
+
+// The client's body timeout does not run while its body waits for the
+// proxy (a connection to free up): the wait is not the client's.
+func TestProxyBodyWaitIsNotTheClients(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 1},
+		httpd.Config{BodyTimeout: 300 * time.Millisecond})
+	tp.waitReady(t, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if resp, err := http.Get(tp.url + "/hold"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.px.Upstreams()[0].InFlight == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.AfterFunc(time.Second, unblock) // three body timeouts later
+	out := curl(t, "-w", "\n%{http_code}", "--data-binary", "0123456789", tp.url+"/up")
+	if out != "10\n200" {
+		t.Fatalf("upload that waited 1s for a connection, body timeout 300ms: %q", out)
+	}
+	<-held
+	http.DefaultClient.CloseIdleConnections()
+}
