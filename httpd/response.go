@@ -110,16 +110,26 @@ func (w *Response) OutputFull() bool { return w.st.outFull }
 // BodyHandler that cannot take more yet (a proxy whose upstream connection
 // is not there yet, or is itself full): the client's bytes wait in the
 // socket, so a client sending faster than the body is consumed buffers
-// nothing here. A hold ends with the request.
+// nothing here. The body timeout does not run while the body is held (the
+// wait is the handler's, not the client's) and starts afresh when the hold
+// ends. A hold ends with the request.
 func (w *Response) HoldBody(hold bool) {
 	st := w.st
 	if st.bodyHeld == hold {
 		return
 	}
 	st.bodyHeld = hold
-	if !hold {
-		st.resume()
+	if !st.bodyActive || st.lingering || st.closed {
+		return
 	}
+	if hold {
+		if st.kind == timerBody {
+			st.c.Loop().Cancel(&st.timer)
+		}
+		return
+	}
+	st.arm(timerBody, st.srv.cfg.BodyTimeout)
+	st.resume()
 }
 
 // RemoteAddr is the client's address: "ip:port", "[ipv6]:port", or the

@@ -40,6 +40,12 @@ var (
 // length), that is the message's end rather than a failure.
 var ErrClosedByPeer = errors.New("closed by server")
 
+// ErrRecycle is what a protocol closes a logged-in backend with (Abort)
+// when the server said it will not take another request on it, as an HTTP
+// server's "Connection: close" does: nothing failed, so the backend
+// reconnects at once instead of after the backoff, and it is not logged.
+var ErrRecycle = errors.New("pool: connection recycled: the server does not reuse it")
+
 // Backend is one of the N pooled server connections. It lives for ever:
 // when its connection breaks it reconnects (with backoff) instead of being
 // replaced, which is what keeps the pool at exactly N. Its fields are the
@@ -344,7 +350,7 @@ func (b *Backend) down(err error) {
 		if b.owner == nil && b.duty == dutyNone {
 			b.lp.removeIdle(b)
 		}
-		if !b.p.stopping.Load() {
+		if !b.p.stopping.Load() && !errors.Is(err, ErrRecycle) {
 			b.p.logf("backend %d: connection lost: %v", b.idx, err)
 		}
 	} else {
@@ -369,7 +375,12 @@ func (b *Backend) down(err error) {
 	if owner != nil {
 		owner.Lost(b, err)
 	}
-	b.scheduleReconnect()
+	if wasReady && errors.Is(err, ErrRecycle) && !b.p.stopping.Load() {
+		b.phase = bDown
+		b.lp.loop.Schedule(&b.timer, 0) // connect from the timer, not from inside the close
+	} else {
+		b.scheduleReconnect()
+	}
 	if !wasReady {
 		// Only a failed attempt says the server is unreachable; losing
 		// logged-in connections (a restart) is first met by reconnecting.

@@ -12,8 +12,9 @@
 //
 // The N backend connections (Config.Conns) are created by Start, split
 // across the reactor loops and kept at N: a broken one reconnects with
-// exponential backoff (50 ms doubling to 10 s) and jitter; none is ever
-// added. Config.Targets lists the servers; the N connections are split
+// exponential backoff (50 ms doubling to 10 s) and jitter (one the
+// protocol closed with ErrRecycle, because the server will not reuse it,
+// at once); none is ever added. Config.Targets lists the servers; the N connections are split
 // between the writable ones by weight (read-only ones are recorded, not
 // used). A backend is logged in by its Server (Server.Open, then
 // Backend.LoggedIn within Config.ConnectTimeout); Pool.Ready fails while

@@ -13,7 +13,9 @@
 // chunked, none for HEAD/1xx/204/304, else at close); a connection is given
 // back only if the server keeps it open, the body had a length, the whole
 // request was sent and the server sent nothing beyond the response;
-// otherwise it is closed and the pool reconnects it.
+// otherwise it is closed and the pool reconnects it, at once when nothing
+// failed (pool.ErrRecycle: a server closing after its keep-alive requests,
+// as nginx does after keepalive_requests, costs a connect, not a backoff).
 //
 // # Choosing a server
 //

@@ -469,3 +469,80 @@ func TestProxyUploadWaitsForConnection(t *testing.T) {
 	<-held
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// A server that closes after every response (its keep-alive requests used
+// up, as nginx does after keepalive_requests and Apache after
+// MaxKeepAliveRequests) costs a reconnect, not a backoff: 200 requests
+// over one connection slot go at connect speed.
+func TestProxyRecycledConnections(t *testing.T) {
+	up := rawUpstream(t, func(int64) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true
+	})
+	var logged atomic.Int64
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up)}, Conns: 1, HealthInterval: time.Hour,
+		Logf: func(string, ...any) { logged.Add(1) }}, httpd.Config{})
+	tp.waitReady(t, 1)
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	const n = 200
+	for i := 0; i < n; i++ {
+		resp, err := client.Get(tp.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("%d requests, each on a fresh upstream connection, in %v", n, took)
+	// With the pool's backoff (25-75 ms before each reconnect) they take
+	// 5 s at least.
+	if took > 4*time.Second {
+		t.Fatalf("%d requests took %v: the recycled connections waited out a backoff", n, took)
+	}
+	if logged.Load() != 0 {
+		t.Fatalf("%d log lines for connections the server closed as it said it would", logged.Load())
+	}
+}
+
+// The client's body timeout does not run while its body waits for the
+// proxy (a connection to free up): the wait is not the client's.
+func TestProxyBodyWaitIsNotTheClients(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	tp := startProxy(t, httpproxy.Config{Upstreams: []conn.Addr{mustAddr(t, up.Listener.Addr().String())}, Conns: 1},
+		httpd.Config{BodyTimeout: 300 * time.Millisecond})
+	tp.waitReady(t, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if resp, err := http.Get(tp.url + "/hold"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.px.Upstreams()[0].InFlight == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.AfterFunc(time.Second, unblock) // three body timeouts later
+	out := curl(t, "-w", "\n%{http_code}", "--data-binary", "0123456789", tp.url+"/up")
+	if out != "10\n200" {
+		t.Fatalf("upload that waited 1s for a connection, body timeout 300ms: %q", out)
+	}
+	<-held
+	http.DefaultClient.CloseIdleConnections()
+}

@@ -407,10 +407,16 @@ func (x *exchange) finish(leftover bool) {
 	s, b := x.s, x.b
 	reusable := !leftover && s.head.KeepAlive && !s.body.UntilClose() && x.bodyIn
 	x.detach()
-	if reusable {
+	switch {
+	case reusable:
 		b.Loop().Release(b)
-	} else {
-		b.Abort(errNotReusable)
+	case leftover:
+		b.Abort(errUnsolicited) // the server sent more than its response
+	default:
+		// The server closes it (keep-alive requests used up, a body to the
+		// close), or the request was not wholly sent: nothing failed, and
+		// the pool reconnects it at once.
+		b.Abort(pool.ErrRecycle)
 	}
 	x.w.End()
 	x.answered = true

@@ -107,7 +107,11 @@ func (s *server) checkData(data []byte) int {
 		s.b.Abort(errUnhealthy)
 		return len(data)
 	case !s.head.KeepAlive:
-		s.b.Abort(errCheckClosing)
+		if s.check == checkPing {
+			s.b.Abort(pool.ErrRecycle) // healthy, but done: a fresh one at once
+		} else {
+			s.b.Abort(errCheckClosing)
+		}
 		return len(data)
 	}
 	k := s.check
