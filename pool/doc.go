@@ -95,7 +95,7 @@
 // loop has the others. With clients of every tenant on every loop (the
 // kernel spreads accepted connections) that is well inside the ±10 % the
 // design aims at: weights 3:1, both tenants saturating N=8 with 20 ms
-// statements, split backend time 2.99:1 with one loop and 3.01:1 with two
+// statements, split backend time 3.00:1 with one loop and with two
 // (bench/results/tenants-*.md, bench/tenants; internal/e2e checks ±10 %
 // with N=4). Where a tenant's clients all sit on one loop and another's on
 // the other, each loop serves its own and the split follows how backends
