@@ -251,6 +251,24 @@ func (p *proxy) queueWaits(tenant string) (map[float64]uint64, uint64) {
 	return buckets, total
 }
 
+// gauge reads one series from /metrics (prefix: its name and labels, and
+// the space before the value).
+func (p *proxy) gauge(prefix string) float64 {
+	r, err := http.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer r.Body.Close()
+	body, _ := io.ReadAll(r.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(prefix):]), 64)
+			return v
+		}
+	}
+	return 0
+}
+
 // closedLoop runs query back to back on clients connections until ctx
 // ends and returns how many completed.
 func closedLoop(ctx context.Context, db *sql.DB, clients int, query string, wg *sync.WaitGroup) *atomic.Int64 {
@@ -503,7 +521,10 @@ func minBackends(e env, md *strings.Builder) {
 func cost(e env, md *strings.Builder) {
 	log.Printf("cost")
 	names := []string{"fair", "fifo"}
-	type res struct{ qps, cpuUs float64 }
+	type res struct {
+		qps, cpuUs    float64
+		idle, samples int64
+	}
 	runs, broken := runner.Interleave(names, *rounds, func(name string, round int) (res, error) {
 		p := startProxy(e, 1, name, "")
 		db := p.db("A", 64)
@@ -525,7 +546,25 @@ func cost(e env, md *strings.Builder) {
 				_ = os.WriteFile(fmt.Sprintf("%s-%s-%d.pprof", *profile, name, round), b, 0o644)
 			}()
 		}
+		stopSampling := make(chan struct{})
+		var idleWhileWaiting, samples atomic.Int64
+		go func() { // backends idle while commands wait would be a scheduling fault
+			for {
+				select {
+				case <-stopSampling:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				waiting, idle := p.gauge("scalestack_mysqlproxy_queue_waiting "), p.gauge(`scalestack_mysqlproxy_backend_connections{state="idle"} `)
+				samples.Add(1)
+				if waiting > 0 && idle > 0 {
+					idleWhileWaiting.Add(1)
+				}
+			}
+		}()
 		time.Sleep(*measure)
+		close(stopSampling)
+		log.Printf("  %s: %d of %d samples had backends idle while commands waited", name, idleWhileWaiting.Load(), samples.Load())
 		n1 := n.Load()
 		c1, _ := runner.CPUSeconds(p.p.Pid())
 		cancel()
@@ -533,20 +572,23 @@ func cost(e env, md *strings.Builder) {
 		db.Close()
 		p.stop()
 		q := float64(n1-n0) / measure.Seconds()
-		r := res{qps: q, cpuUs: (c1 - c0) * 1e6 / float64(n1-n0)}
+		r := res{qps: q, cpuUs: (c1 - c0) * 1e6 / float64(n1-n0), idle: idleWhileWaiting.Load(), samples: samples.Load()}
 		log.Printf("  %s round %d: %.0f QPS, %.1f µs proxy CPU per query", name, round, r.qps, r.cpuUs)
 		return r, nil
 	})
-	fmt.Fprintf(md, "## Cost: one tenant, no rules\n\nN=%d, 1 loop, 64 clients of `SELECT 1` back to back, %d rounds interleaved (%v each after %v), medians.\n\n| scheduler | QPS | proxy CPU µs/query |\n|---|---|---|\n", *backends, *rounds, *measure, *warmup)
+	fmt.Fprintf(md, "## Cost: one tenant, no rules\n\nN=%d, 1 loop, 64 clients of `SELECT 1` back to back, %d rounds interleaved (%v each after %v), medians. The last column samples /metrics every 20 ms: backends idle while commands waited would be a scheduling fault, not noise.\n\n| scheduler | QPS | proxy CPU µs/query | samples with idle backends and waiting commands |\n|---|---|---|---|\n", *backends, *rounds, *measure, *warmup)
 	med := map[string]res{}
 	for _, name := range names {
 		var q, c []float64
+		var idle, samples int64
 		for _, r := range runs[name] {
 			q = append(q, r.qps)
 			c = append(c, r.cpuUs)
+			idle += r.idle
+			samples += r.samples
 		}
-		med[name] = res{runner.Median(q), runner.Median(c)}
-		fmt.Fprintf(md, "| %s | %.0f | %.1f |\n", name, med[name].qps, med[name].cpuUs)
+		med[name] = res{qps: runner.Median(q), cpuUs: runner.Median(c)}
+		fmt.Fprintf(md, "| %s | %.0f | %.1f | %d of %d |\n", name, med[name].qps, med[name].cpuUs, idle, samples)
 	}
 	for name, why := range broken {
 		fmt.Fprintf(md, "\n%s failed: %s\n", name, why)

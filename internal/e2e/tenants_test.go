@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,6 +87,36 @@ func (tp *tenantProxy) tenants(t *testing.T) map[string]tenantStatusEntry {
 	return out
 }
 
+// queueWaits reads tenant's queue-wait histogram from /metrics: waits
+// within 50 ms and all waits.
+func (tp *tenantProxy) queueWaits(t *testing.T, tenant string) (within, all uint64) {
+	t.Helper()
+	resp, err := http.Get("http://" + tp.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "scalestack_mysqlproxy_tenant_queue_wait_seconds"
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.Contains(line, `tenant="`+tenant+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		n, _ := strconv.ParseUint(f[len(f)-1], 10, 64)
+		switch {
+		case strings.HasPrefix(line, name+"_bucket{") && strings.Contains(line, `le="0.05"`):
+			within = n
+		case strings.HasPrefix(line, name+"_count{"):
+			all = n
+		}
+	}
+	return within, all
+}
+
 func (tp *tenantProxy) reload(t *testing.T, config string) {
 	t.Helper()
 	if err := os.WriteFile(tp.config, []byte(config), 0o600); err != nil {
@@ -127,6 +159,12 @@ func saturate(ctx context.Context, db *sql.DB, clients int, sleep string, errs *
 	}
 }
 
+// timingAttempts is how many times a test of shares or waits measures
+// before it fails: on a loaded machine (make test runs packages in
+// parallel on two cores) one window can be starved, and a FIFO proxy
+// misses by far in every window, so a pass in any of them is meaningful.
+const timingAttempts = 3
+
 // TestTenantWeightsSplitBackendTime: two tenants with weights 3 and 1,
 // both saturating N=4 backends, split the backend time 3:1 within ±10%,
 // with one loop and with two.
@@ -138,27 +176,30 @@ func TestTenantWeightsSplitBackendTime(t *testing.T) {
 			light := tenantDB(t, tp.addr, otherUser, otherPassword, 12)
 			var errs errorCollector
 			var wg sync.WaitGroup
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithCancel(context.Background())
 			saturate(ctx, heavy, 12, "0.01", &errs, &wg)
 			saturate(ctx, light, 12, "0.01", &errs, &wg)
+			defer func() { cancel(); wg.Wait(); errs.check(t, "saturating clients") }()
 			// Skip the start (logins, the first grants) before measuring.
 			time.Sleep(500 * time.Millisecond)
-			before := tp.tenants(t)
-			<-ctx.Done()
-			after := tp.tenants(t)
-			cancel()
-			wg.Wait()
-			errs.check(t, "saturating clients")
-			h := after[clientUser].BackendSeconds - before[clientUser].BackendSeconds
-			l := after[otherUser].BackendSeconds - before[otherUser].BackendSeconds
-			if l <= 0 || h <= 0 {
-				t.Fatalf("backend seconds %v and %v (status %+v)", h, l, after)
+			var splits []float64
+			for attempt := 0; attempt < timingAttempts; attempt++ {
+				before := tp.tenants(t)
+				time.Sleep(2500 * time.Millisecond)
+				after := tp.tenants(t)
+				h := after[clientUser].BackendSeconds - before[clientUser].BackendSeconds
+				l := after[otherUser].BackendSeconds - before[otherUser].BackendSeconds
+				if l <= 0 || h <= 0 {
+					t.Fatalf("backend seconds %v and %v (status %+v)", h, l, after)
+				}
+				ratio := h / l
+				t.Logf("backend seconds %.2f : %.2f = %.2f", h, l, ratio)
+				if ratio >= 2.7 && ratio <= 3.3 {
+					return
+				}
+				splits = append(splits, ratio)
 			}
-			ratio := h / l
-			t.Logf("backend seconds %.2f : %.2f = %.2f", h, l, ratio)
-			if ratio < 2.7 || ratio > 3.3 {
-				t.Fatalf("split %.2f:1, want 3:1 ±10%%", ratio)
-			}
+			t.Fatalf("splits %.2f (:1) in %d windows, want 3:1 ±10%% in one", splits, timingAttempts)
 		})
 	}
 }
@@ -184,19 +225,32 @@ func TestTenantMinBackendsAndLiveRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var worst time.Duration
-	for i := 0; i < 20; i++ {
-		start := time.Now()
-		var x int
-		if err := conn.QueryRowContext(context.Background(), "SELECT 1").Scan(&x); err != nil {
-			t.Fatal(err)
+	// The proxy's own queue-wait histogram is what min-backends bounds
+	// (the client's latency adds this machine's CPU contention).
+	var tries []string
+	for attempt := 0; ; attempt++ {
+		within0, waits0 := tp.queueWaits(t, otherUser)
+		var worst time.Duration
+		for i := 0; i < 20; i++ {
+			start := time.Now()
+			var x int
+			if err := conn.QueryRowContext(context.Background(), "SELECT 1").Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			worst = max(worst, time.Since(start))
+			time.Sleep(20 * time.Millisecond)
 		}
-		worst = max(worst, time.Since(start))
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("worst SELECT 1 of the min-backends tenant beside a saturating one: %v", worst)
-	if worst > 50*time.Millisecond {
-		t.Fatalf("the min-backends tenant waited %v for a backend, want under 50 ms", worst)
+		within1, waits1 := tp.queueWaits(t, otherUser)
+		waits, within := waits1-waits0, within1-within0
+		try := fmt.Sprintf("%d of %d waits within 50 ms (worst client latency %v)", within, waits, worst)
+		t.Logf("min-backends tenant beside a saturating one: %s", try)
+		if waits > 0 && within == waits {
+			break
+		}
+		tries = append(tries, try)
+		if attempt+1 == timingAttempts {
+			t.Fatalf("the min-backends tenant waited over 50 ms for a backend: %q", tries)
+		}
 	}
 
 	tp.reload(t, base+"max-qps = 2\nmax-statement-time = \"200ms\"\n")
