@@ -4,6 +4,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +270,50 @@ func TestMemcacheMySQLConcurrentCAS(t *testing.T) {
 		if s, c := round(m1, m2, i); s != 1 || c != 1 {
 			t.Fatalf("round %d on memcached: %d stored, %d EXISTS", i, s, c)
 		}
+	}
+}
+
+// TestServeConfigMySQLBackends: a serve file sets the memcached module's
+// MySQL table back end (backend = "mysql") and the HTTP SQL gateway with
+// the commands' flag names; mistakes name their section.
+func TestServeConfigMySQLBackends(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	writeFile(t, users, mysqlproxy.UserLine("app", []byte("pw"))+"\n")
+	if err := os.Chmod(users, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mc := "[memcache]\nlisten = \"127.0.0.1:1\"\nbackend = \"mysql\"\nmysql = \"127.0.0.1:3306\"\nmysql-user = \"svc\"\n" +
+		"users = \"" + users + "\"\naccount = \"app\"\nmysql-schema = \"db\"\n"
+	web := "[http]\nlisten = \"127.0.0.1:2\"\nsql-path = \"/v1/query\"\nsql-backend = \"127.0.0.1:3306\"\nsql-backend-user = \"svc\"\n" +
+		"sql-users = \"" + users + "\"\n"
+	for _, tt := range []struct {
+		name, file, wantErr string
+	}{
+		{"both", mc + "table = \"kv\"\ncas-column = \"c\"\n" + web, ""},
+		{"no table", mc + web, "[memcache]: --table is required with --backend mysql"},
+		{"bad column", mc + "table = \"kv\"\nkey-column = \"k; DROP\"\n", `--key-column: "k; DROP" is not a plain identifier`},
+		{"unknown account", strings.Replace(mc, "account = \"app\"", "account = \"bob\"", 1) + "table = \"kv\"\n", `--account: "bob" is not in the users file`},
+		{"unknown back end", "[memcache]\nbackend = \"redis\"\n", `--backend: want memcached or mysql, got "redis"`},
+		{"gateway without a server", "[http]\nsql-path = \"/q\"\n", "--sql-path needs --sql-backend"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := parseServeConfig([]string{"--config", writeConfig(t, tt.file)}, io.Discard)
+			var mods []module
+			if err == nil {
+				mods, err = sc.prepareModules()
+			}
+			for _, m := range mods {
+				if m.stop != nil {
+					m.stop()
+				}
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if tt.wantErr == "" && len(mods) != 2 {
+				t.Fatalf("%d modules", len(mods))
+			}
+		})
 	}
 }
