@@ -136,6 +136,16 @@ func TestEmbeddedAgainstDouble(t *testing.T) {
 		}
 	}
 	after := fake.Stats().Commands
+	if got := tp.p.UserStats(); len(got) == 0 || !func() bool {
+		for _, u := range got {
+			if u.User == testUser {
+				return u.Commands == 5
+			}
+		}
+		return false
+	}() {
+		t.Fatalf("the account's commands: %+v", got)
+	}
 	if p, e := after[mysqlwire.ComStmtPrepare]-before[mysqlwire.ComStmtPrepare], after[mysqlwire.ComStmtExecute]-before[mysqlwire.ComStmtExecute]; p != 1 || e != 5 {
 		t.Fatalf("%d prepares and %d executes for 5 runs: want 1 and 5", p, e)
 	}
