@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +71,15 @@ func mcSQLTable(t *testing.T, full bool) (mcConfig, *sql.DB) {
 // startMemcacheSQL runs a MySQL table front in this process on two loops.
 func startMemcacheSQL(t *testing.T, cfg mcConfig) string {
 	t.Helper()
+	// Each proxy its own accounts: a proxy adopts the Users it is given
+	// (their counters), as a separately loaded users file would be.
+	sc := *cfg.sql
+	users, err := mysqlproxy.ParseUsers(strings.NewReader(mysqlproxy.UserLine(mcSQLAccount, []byte("pw")) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.proxy.Users = users
+	cfg.sql = &sc
 	e := startTestEngine(t, "epoll", 2)
 	laddr, _ := conn.ParseAddr("127.0.0.1:0")
 	m, err := memcacheModule(laddr, false, cfg)
@@ -189,6 +199,26 @@ func TestMemcacheMySQLMatchesMemcached(t *testing.T) {
 	if err := db.QueryRow("SELECT v, f FROM "+cfg.sql.table+" WHERE k = 'b'").Scan(&v, &f); err != nil ||
 		string(v) != "head-bee2-tail" || f != 8 {
 		t.Fatalf("row b: %q %d %v", v, f, err)
+	}
+}
+
+// TestMemcacheMySQLGat: gat and gats answer as memcached's (but for the
+// cas uniques), and gat's expiry takes effect.
+func TestMemcacheMySQLGat(t *testing.T) {
+	cfg, db := mcSQLTable(t, true)
+	addr := startMemcacheSQL(t, cfg)
+	mc := startMemcached(t, 0)
+	script := "set a 5 0 2\r\nv1\r\nset b 0 0 2\r\nv2\r\ngat 100 a missing b\r\ngats 0 b\r\ngat -1 a\r\nget a b\r\n"
+	casField := regexp.MustCompile(`(?m)^(VALUE b 0 2) \d+\r$`)
+	norm := func(s string) string { return casField.ReplaceAllString(s, "$1 CAS\r") }
+	want := norm(roundTrip(t, mc.addr(), script, 0))
+	got := norm(roundTrip(t, addr, script, len(want)))
+	if got != want {
+		t.Fatalf("gat through the table:\n%q\nmemcached:\n%q", got, want)
+	}
+	var e int64
+	if err := db.QueryRow("SELECT e FROM " + cfg.sql.table + " WHERE k = 'b'").Scan(&e); err != nil || e != 0 {
+		t.Fatalf("b's expiry after gats 0: %d %v", e, err)
 	}
 }
 
