@@ -42,8 +42,9 @@ import (
 // one is STORED and the other EXISTS, whichever proxies they came
 // through. Without --cas-column, gets reports 0 and cas is refused. incr
 // and decr read the value and write it back only if it is still what was
-// read (retried on a conflict), so they are atomic too. flush_all,
-// gat/gats and the meta commands are answered mcSQLUnsupported.
+// read (retried on a conflict), so they are atomic too. gat and gats
+// read an item, then set its expiry. flush_all, stats and the meta commands are
+// answered mcSQLUnsupported.
 
 var (
 	mcSQLUnsupported = []byte("SERVER_ERROR proxy: not supported by the MySQL table back end\r\n")
@@ -286,6 +287,7 @@ const (
 	stepMain   mcStep = iota // the command's own statement
 	stepExists               // SELECT 1: did a 0-row UPDATE miss, or change nothing?
 	stepIncrUpdate
+	stepGatTouch // gat/gats: the new expiry of an item just read
 )
 
 func (cl *mcSQLClient) OnOpen(*conn.Conn) {}
@@ -351,7 +353,8 @@ func (cl *mcSQLClient) serve(req *memcachewire.Request) {
 			cl.c.Write(mcSQLNoCas)
 			return
 		}
-	case memcachewire.CmdGet, memcachewire.CmdGets, memcachewire.CmdSet, memcachewire.CmdAdd,
+	case memcachewire.CmdGet, memcachewire.CmdGets, memcachewire.CmdGat, memcachewire.CmdGats,
+		memcachewire.CmdSet, memcachewire.CmdAdd,
 		memcachewire.CmdReplace, memcachewire.CmdAppend, memcachewire.CmdPrepend, memcachewire.CmdDelete,
 		memcachewire.CmdIncr, memcachewire.CmdDecr, memcachewire.CmdTouch:
 	default:
@@ -428,12 +431,16 @@ func (cl *mcSQLClient) run(step mcStep) {
 	switch {
 	case step == stepExists:
 		st, ps = s.exists, append(ps, key)
+	case step == stepGatTouch:
+		st = s.touch
+		ps = append(ps, mysqlwire.Value{Type: mysqlwire.TypeLongLong, Int: cl.exptime}, key)
 	case step == stepIncrUpdate:
 		st = s.incr
 		ps = append(ps, bytesParam(cl.data), key, bytesParam(cl.value))
 	default:
 		switch cl.cmd {
-		case memcachewire.CmdGet, memcachewire.CmdGets, memcachewire.CmdIncr, memcachewire.CmdDecr:
+		case memcachewire.CmdGet, memcachewire.CmdGets, memcachewire.CmdGat, memcachewire.CmdGats,
+			memcachewire.CmdIncr, memcachewire.CmdDecr:
 			st, ps = s.get, append(ps, key)
 		case memcachewire.CmdSet:
 			st, ps = s.set, cl.storeParams(append(ps, key))
@@ -491,7 +498,8 @@ func (cl *mcSQLClient) Row(r *mysqlproxy.Request, row *mysqlproxy.Row) bool {
 		cl.value = append(cl.value[:0], v.Bytes...)
 		return true
 	}
-	cl.out = memcachewire.AppendValue(cl.out[:0], cl.key, uint32(flags), v.Bytes, cas, cl.cmd == memcachewire.CmdGets)
+	withCas := cl.cmd == memcachewire.CmdGets || cl.cmd == memcachewire.CmdGats
+	cl.out = memcachewire.AppendValue(cl.out[:0], cl.key, uint32(flags), v.Bytes, cas, withCas)
 	cl.c.Write(cl.out)
 	if cl.c.OverHighWater() {
 		cl.paused = true
@@ -523,6 +531,9 @@ func (cl *mcSQLClient) Done(r *mysqlproxy.Request, err error) {
 	}
 	affected := r.AffectedRows()
 	switch cl.step {
+	case stepGatTouch:
+		cl.nextKey()
+		return
 	case stepExists:
 		switch {
 		case cl.cmd == memcachewire.CmdCas && cl.found:
@@ -549,6 +560,12 @@ func (cl *mcSQLClient) Done(r *mysqlproxy.Request, err error) {
 	}
 	switch cl.cmd {
 	case memcachewire.CmdGet, memcachewire.CmdGets:
+		cl.nextKey()
+	case memcachewire.CmdGat, memcachewire.CmdGats:
+		if cl.found && cl.m.sc.exptime != "" {
+			cl.run(stepGatTouch) // as memcached: the item read, then its new expiry
+			return
+		}
 		cl.nextKey()
 	case memcachewire.CmdIncr, memcachewire.CmdDecr:
 		cl.incr()

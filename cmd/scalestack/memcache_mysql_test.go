@@ -4,6 +4,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -67,6 +71,15 @@ func mcSQLTable(t *testing.T, full bool) (mcConfig, *sql.DB) {
 // startMemcacheSQL runs a MySQL table front in this process on two loops.
 func startMemcacheSQL(t *testing.T, cfg mcConfig) string {
 	t.Helper()
+	// Each proxy its own accounts: a proxy adopts the Users it is given
+	// (their counters), as a separately loaded users file would be.
+	sc := *cfg.sql
+	users, err := mysqlproxy.ParseUsers(strings.NewReader(mysqlproxy.UserLine(mcSQLAccount, []byte("pw")) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.proxy.Users = users
+	cfg.sql = &sc
 	e := startTestEngine(t, "epoll", 2)
 	laddr, _ := conn.ParseAddr("127.0.0.1:0")
 	m, err := memcacheModule(laddr, false, cfg)
@@ -189,6 +202,26 @@ func TestMemcacheMySQLMatchesMemcached(t *testing.T) {
 	}
 }
 
+// TestMemcacheMySQLGat: gat and gats answer as memcached's (but for the
+// cas uniques), and gat's expiry takes effect.
+func TestMemcacheMySQLGat(t *testing.T) {
+	cfg, db := mcSQLTable(t, true)
+	addr := startMemcacheSQL(t, cfg)
+	mc := startMemcached(t, 0)
+	script := "set a 5 0 2\r\nv1\r\nset b 0 0 2\r\nv2\r\ngat 100 a missing b\r\ngats 0 b\r\ngat -1 a\r\nget a b\r\n"
+	casField := regexp.MustCompile(`(?m)^(VALUE b 0 2) \d+\r$`)
+	norm := func(s string) string { return casField.ReplaceAllString(s, "$1 CAS\r") }
+	want := norm(roundTrip(t, mc.addr(), script, 0))
+	got := norm(roundTrip(t, addr, script, len(want)))
+	if got != want {
+		t.Fatalf("gat through the table:\n%q\nmemcached:\n%q", got, want)
+	}
+	var e int64
+	if err := db.QueryRow("SELECT e FROM " + cfg.sql.table + " WHERE k = 'b'").Scan(&e); err != nil || e != 0 {
+		t.Fatalf("b's expiry after gats 0: %d %v", e, err)
+	}
+}
+
 // TestMemcacheMySQLMinimalTable: a table of a key and a value only.
 func TestMemcacheMySQLMinimalTable(t *testing.T) {
 	cfg, _ := mcSQLTable(t, false)
@@ -267,5 +300,50 @@ func TestMemcacheMySQLConcurrentCAS(t *testing.T) {
 		if s, c := round(m1, m2, i); s != 1 || c != 1 {
 			t.Fatalf("round %d on memcached: %d stored, %d EXISTS", i, s, c)
 		}
+	}
+}
+
+// TestServeConfigMySQLBackends: a serve file sets the memcached module's
+// MySQL table back end (backend = "mysql") and the HTTP SQL gateway with
+// the commands' flag names; mistakes name their section.
+func TestServeConfigMySQLBackends(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	writeFile(t, users, mysqlproxy.UserLine("app", []byte("pw"))+"\n")
+	if err := os.Chmod(users, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mc := "[memcache]\nlisten = \"127.0.0.1:1\"\nbackend = \"mysql\"\nmysql = \"127.0.0.1:3306\"\nmysql-user = \"svc\"\n" +
+		"users = \"" + users + "\"\naccount = \"app\"\nmysql-schema = \"db\"\n"
+	web := "[http]\nlisten = \"127.0.0.1:2\"\nsql-path = \"/v1/query\"\nsql-backend = \"127.0.0.1:3306\"\nsql-backend-user = \"svc\"\n" +
+		"sql-users = \"" + users + "\"\n"
+	for _, tt := range []struct {
+		name, file, wantErr string
+	}{
+		{"both", mc + "table = \"kv\"\ncas-column = \"c\"\n" + web, ""},
+		{"no table", mc + web, "[memcache]: --table is required with --backend mysql"},
+		{"bad column", mc + "table = \"kv\"\nkey-column = \"k; DROP\"\n", `--key-column: "k; DROP" is not a plain identifier`},
+		{"unknown account", strings.Replace(mc, "account = \"app\"", "account = \"bob\"", 1) + "table = \"kv\"\n", `--account: "bob" is not in the users file`},
+		{"unknown back end", "[memcache]\nbackend = \"redis\"\n", `--backend: want memcached or mysql, got "redis"`},
+		{"gateway without a server", "[http]\nsql-path = \"/q\"\n", "--sql-path needs --sql-backend"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, err := parseServeConfig([]string{"--config", writeConfig(t, tt.file)}, io.Discard)
+			var mods []module
+			if err == nil {
+				mods, err = sc.prepareModules()
+			}
+			for _, m := range mods {
+				if m.stop != nil {
+					m.stop()
+				}
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if tt.wantErr == "" && len(mods) != 2 {
+				t.Fatalf("%d modules", len(mods))
+			}
+		})
 	}
 }

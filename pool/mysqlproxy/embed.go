@@ -283,9 +283,15 @@ func (r *Request) Start() {
 		r.done(embedVanished)
 		return
 	}
-	if u := (*pl.p.users.Load())[r.Account]; u == nil {
+	u := (*pl.p.users.Load())[r.Account]
+	if u == nil {
 		r.done(proxySQLError(errAccessDenied, r.Account, "embedded", "NO"))
 		return
+	}
+	// Counted as the account's COM_STMT_EXECUTE, as a session's would be.
+	pl.stats.Commands[commandSlot(mysqlwire.ComStmtExecute)].Add(1)
+	if u.stats != nil {
+		u.stats.on(pl.id).commands.Add(1)
 	}
 	if len(r.Params) != st.numParams {
 		r.done(&SQLError{Code: mysqlwire.ErWrongArguments, SQLState: "HY000",
