@@ -18,7 +18,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	listen := fs.String("listen", "127.0.0.1:6033", "address clients connect to: host:port, or unix:/path")
 	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
 	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")
-	backendUser := fs.String("backend-user", "", "service account every backend connection logs in as (required)")
+	backendUser := fs.String("backend-user", "", "service account: every backend connection logs in as it, then changes (COM_CHANGE_USER) to the account of a client that needs it (required)")
+	backendIdentity := fs.String("backend-identity", "account", "which server account clients' statements run as: 'account', each client's own (derived from its mysql_native_password login; the account must exist on the server with the same password for the proxy's host) or the one its users-file line maps it to with backend=; 'service', every client as --backend-user (for a database that one application uses, whose accounts exist only in the users file)")
 	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password); refused if group- or world-writable")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
 	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME'); refused if group- or world-writable (required)")
@@ -93,6 +94,10 @@ Flags:
 		if *loginInputMiB <= 0 {
 			return module{}, fmt.Errorf("--login-input-mib: want a positive number of MiB, got %d", *loginInputMiB)
 		}
+		identity, err := mysqlproxy.ParseIdentityMode(*backendIdentity)
+		if err != nil {
+			return module{}, fmt.Errorf("--backend-identity: %w", err)
+		}
 		var password []byte
 		if *backendPasswordFile != "" {
 			pw, err := mysqlproxy.ReadPasswordFile(*backendPasswordFile)
@@ -122,6 +127,7 @@ Flags:
 			Targets:             targets,
 			User:                *backendUser,
 			Password:            password,
+			Identity:            identity,
 			BackendConns:        *backendConns,
 			Users:               users,
 			MaxClients:          *maxClients,
@@ -244,6 +250,7 @@ var poolScalarDefs = []struct {
 	{"backend_unknown_state_total", "Backend connections closed because their session state could no longer be known.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendUnknownState) }},
 	{"backend_resets_total", "COM_RESET_CONNECTION (or COM_CHANGE_USER in 5.5 mode) sent after a pinned client left.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendResets) }},
 	{"backends_adopted_total", "Backend connections moved to another loop that had waiting commands.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendsAdopted) }},
+	{"identity_switches_total", "COM_CHANGE_USER sent to log a backend in as the account of the session about to use it (none was idle as that account).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.IdentitySwitches) }},
 	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.StateReplays) }},
 	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
 	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},

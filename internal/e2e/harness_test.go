@@ -275,6 +275,10 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	args := []string{"mysqlproxy", "--listen", addr, "--backend", b.addr, "--backend-user", b.serviceUser,
 		"--backend-password-file", b.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
 		"--users", usersPath, "--admin", ""}
+	// The accounts of usersPath exist only at the proxy: clients run as
+	// the service account unless a test passes --backend-identity=account
+	// (flags given later win).
+	args = append(args, "--backend-identity", "service")
 	if o.mysql55 {
 		args = append(args, "--mysql55")
 	}

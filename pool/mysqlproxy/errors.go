@@ -38,6 +38,7 @@ const (
 	errQueryInterrupted   // 1317: KILL QUERY of the session's own id
 	errConnectionKilled   // 1927: KILL of the session's own id
 	errUnknownDatabase    // args: schema (1049, from the proxy's cache of the server's answer)
+	errIdentityUnusable   // args: account, reason (1045: a backend cannot log in as the session's account)
 	numProxyErrs
 )
 
@@ -85,6 +86,7 @@ var proxyErrors = [numProxyErrs]struct {
 	errQueryInterrupted: {mysqlwire.ErQueryInterrupted, "70100", "Query execution was interrupted"},
 	errConnectionKilled: {erConnectionKilled, "70100", "Connection was killed"},
 	errUnknownDatabase:  {mysqlwire.ErBadDBError, "42000", "Unknown database '%s'"},
+	errIdentityUnusable: {mysqlwire.ErAccessDenied, "28000", "Access denied for user '%s' on the database server: %s"},
 }
 
 // erConnectionKilled is MariaDB's ER_CONNECTION_KILLED.

@@ -18,6 +18,7 @@ func TestProxyErrorsTable(t *testing.T) {
 		errNoCursor:         {uint32(3)},
 		errPrivilegeNeeded:  {privilegeMessages[privSuper]},
 		errUnknownDatabase:  {"shop"},
+		errIdentityUnusable: {"app", "no such account"},
 	}
 	for e := proxyErr(0); e < numProxyErrs; e++ {
 		pe := proxyErrors[e]

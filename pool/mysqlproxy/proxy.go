@@ -25,10 +25,16 @@ type Config struct {
 	// read/write splitting, which does not exist yet: they get no
 	// connections.
 	Targets []pool.Target
-	// User and Password are the service account every backend connection
-	// logs in as.
+	// User and Password are the service account: every backend connection
+	// logs in as it, and changes to a client's identity (COM_CHANGE_USER)
+	// when a client of another identity needs it (see Identity).
 	User     string
 	Password []byte
+	// Identity says which server account clients' statements run as: by
+	// default (IdentityAccount) each client's own, or the one its
+	// users-file line maps it to; IdentityService runs every client as
+	// the service account.
+	Identity IdentityMode
 	// BackendConns is N, the exact number of backend connections (split
 	// across the loops).
 	BackendConns int
@@ -206,6 +212,9 @@ type Proxy struct {
 	// hashes that no password matches (and a check that refuses it
 	// anyway), so that the exchange looks like a wrong password.
 	unknownUser *User
+
+	// idents are the server accounts backends log in as (identity.go).
+	idents *identities
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -222,6 +231,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.collation = 33
 	}
 	p.defaultNames = collationNames[uint16(p.collation)]
+	p.idents = newIdentities(c.User, c.Password)
 	p.unknownUser = &User{Name: "(unknown)", Native: make([]byte, 20), SHA2: make([]byte, 32)}
 	if _, err := rand.Read(p.unknownUser.Native); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)

@@ -760,6 +760,9 @@ const (
 	// the proxy cannot see (a variable, an expression): it might be any of
 	// the above, so only an admin may run it.
 	privDynamicSQL
+	// privBackup: BACKUP STAGE and BACKUP LOCK (RELOAD on the server);
+	// the locks they take are session state the server does not report.
+	privBackup
 )
 
 // privilegeNames are the names the server gives in ERR 1227.
@@ -771,6 +774,7 @@ var privilegeNames = [...]string{
 	privReload:      "RELOAD",
 	privShutdown:    "SHUTDOWN",
 	privDynamicSQL:  "SUPER",
+	privBackup:      "RELOAD",
 }
 
 // privilegeMessages are the texts of the ERR 1227 the proxy sends, built
@@ -813,7 +817,7 @@ var adminStatements = [...]struct {
 	// REPLICA, QUERY CACHE, PERSIST).
 	{"FLUSH", "", privReload},
 	{"RESET", "", privReload},
-	{"BACKUP", "", privReload}, // BACKUP STAGE, BACKUP LOCK
+	{"BACKUP", "", privBackup}, // BACKUP STAGE, BACKUP LOCK
 	{"CHANGE", "", privSuper},  // CHANGE MASTER / REPLICATION SOURCE / REPLICATION FILTER
 	{"START", "SLAVE", privSuper},
 	{"START", "REPLICA", privSuper},

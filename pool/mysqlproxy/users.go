@@ -31,10 +31,17 @@ type User struct {
 	// adminStatements), because every client shares the same backend
 	// connections and service account.
 	Admin bool
+	// TEMPORARY until the lead's users-file fields land on main.
+	Backend         string
+	BackendPassword []byte
 
 	// stats are the account's counters, kept across reloads of the users
 	// file (set when the proxy adopts the Users).
 	stats *UserStats
+
+	// ident is the server account the account's sessions run as, set at
+	// its first login (identityOf).
+	ident userIdentityCache
 }
 
 // Users maps account names to their secrets.

@@ -1,0 +1,188 @@
+package mysqlproxy
+
+import (
+	"database/sql"
+	"strings"
+	"testing"
+
+	"github.com/scalestack/scalestack/internal/mysqlfake"
+	"github.com/scalestack/scalestack/mysqlwire"
+)
+
+// Accounts of the identity tests: alice, nopw and bob exist on the double
+// with the passwords of the proxy's users file; mallory is in the users
+// file only; mapped is mapped to the double's account "app".
+const (
+	bobUser, bobPassword = "bob", "bob-secret"
+	malloryUser          = "mallory"
+	mappedUser           = "mapped"
+	appAccount, appPW    = "app", "app-secret"
+)
+
+// startIdentityProxy runs a proxy with per-account identities (the
+// default) in front of a double that has the clients' accounts.
+func startIdentityProxy(t *testing.T, n, loops int) *testProxy {
+	t.Helper()
+	srv := mysqlfake.Start(t, mysqlfake.Config{
+		Accounts: []mysqlfake.Account{
+			{User: fakeUser, Password: fakePassword},
+			{User: testUser, Password: testPassword},
+			{User: testNoPWUser},
+			{User: bobUser, Password: bobPassword},
+			{User: appAccount, Password: appPW},
+		},
+		Schemas: []string{testDB},
+	})
+	// CURRENT_USER() answers the account the backend connection is
+	// logged in as: what the server would say.
+	srv.OnFunc(func(sql string) bool { return sql == "SELECT CURRENT_USER()" }, func(q mysqlfake.Query) mysqlfake.Response {
+		return mysqlfake.Rows([]string{"CURRENT_USER()"}, []any{q.Conn.State().User + "@%"})
+	})
+	tp := startProxyAt(t, mysqlEnv{addr: srv.Addr(), user: fakeUser, password: fakePassword}, n, loops, func(c *Config) {
+		c.Identity = IdentityAccount
+		users, err := ParseUsers(strings.NewReader(strings.Join([]string{
+			UserLine(testUser, []byte(testPassword)),
+			UserLine(testNoPWUser, nil),
+			UserLine(bobUser, []byte(bobPassword)),
+			UserLine(malloryUser, []byte("mallory-secret")),
+			UserLine(mappedUser, []byte("mapped-secret")),
+		}, "\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[mappedUser].Backend, users[mappedUser].BackendPassword = appAccount, []byte(appPW)
+		c.Users = users
+	})
+	tp.fake = srv
+	return tp
+}
+
+func (tp *testProxy) openAs(t *testing.T, user, password string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", tp.dsn(user, password, testDB, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func currentUser(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var u string
+	if err := db.QueryRow("SELECT CURRENT_USER()").Scan(&u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestIdentityRunsAsClientAccount: each client's statements run on a
+// backend logged in as its own account (derived from its native login; an
+// account without a password too), or as the account its line maps it to,
+// on one shared backend that changes identity with COM_CHANGE_USER; with a
+// backend per identity idle, none changes.
+func TestIdentityRunsAsClientAccount(t *testing.T) {
+	tp := startIdentityProxy(t, 1, 1)
+	clients := []struct{ user, password, want string }{
+		{testUser, testPassword, testUser + "@%"},
+		{testNoPWUser, "", testNoPWUser + "@%"},
+		{bobUser, bobPassword, bobUser + "@%"},
+		{mappedUser, "mapped-secret", appAccount + "@%"},
+	}
+	dbs := make([]*sql.DB, len(clients))
+	for i, c := range clients {
+		dbs[i] = tp.openAs(t, c.user, c.password)
+	}
+	for round := 0; round < 3; round++ {
+		for i, c := range clients {
+			if got := currentUser(t, dbs[i]); got != c.want {
+				t.Fatalf("round %d: %s runs as %q, want %q", round, c.user, got, c.want)
+			}
+		}
+	}
+	if sw := tp.p.Stats().IdentitySwitches; sw < 3*uint64(len(clients))-1 {
+		t.Errorf("IdentitySwitches = %d: one backend serving %d identities in turn changes before each", sw, len(clients))
+	}
+}
+
+// TestIdentityPrefersIdleBackendOfItsAccount: with as many idle backends
+// as identities, clients taking turns find one of their own each time.
+func TestIdentityPrefersIdleBackendOfItsAccount(t *testing.T) {
+	tp := startIdentityProxy(t, 2, 1)
+	alice, bob := tp.openAs(t, testUser, testPassword), tp.openAs(t, bobUser, bobPassword)
+	currentUser(t, alice)
+	currentUser(t, bob)
+	before := tp.p.Stats().IdentitySwitches
+	for i := 0; i < 20; i++ {
+		if got := currentUser(t, alice); got != testUser+"@%" {
+			t.Fatalf("alice runs as %q", got)
+		}
+		if got := currentUser(t, bob); got != bobUser+"@%" {
+			t.Fatalf("bob runs as %q", got)
+		}
+	}
+	if after := tp.p.Stats().IdentitySwitches; after != before {
+		t.Errorf("IdentitySwitches went from %d to %d with a backend of each identity idle", before, after)
+	}
+}
+
+// TestIdentityRefusedByServer: an account the server does not have gets
+// the server's 1045 at its first command and is disconnected; the backend
+// reconnects and other clients are served.
+func TestIdentityRefusedByServer(t *testing.T) {
+	tp := startIdentityProxy(t, 1, 1)
+	mallory := tp.openAs(t, malloryUser, "mallory-secret")
+	_, err := mallory.Exec("SELECT CURRENT_USER()")
+	if code := mysqlErrCode(err); code != uint16(mysqlwire.ErAccessDenied) {
+		t.Fatalf("mallory's first command: %v, want ERROR 1045", err)
+	}
+	tp.waitBackends(t, 1)
+	if got := currentUser(t, tp.openAs(t, testUser, testPassword)); got != testUser+"@%" {
+		t.Fatalf("alice after mallory's refusal runs as %q", got)
+	}
+}
+
+// TestIdentityScopesPrepareCache: a PREPARE answered for one account is
+// not answered from the cache to another (its grants decide whether the
+// statement prepares and what it describes).
+func TestIdentityScopesPrepareCache(t *testing.T) {
+	tp := startIdentityProxy(t, 1, 1)
+	alice, bob := tp.openAs(t, testUser, testPassword), tp.openAs(t, bobUser, bobPassword)
+	for _, c := range []struct {
+		db   *sql.DB
+		want string
+	}{{alice, testUser + "@%"}, {bob, bobUser + "@%"}, {alice, testUser + "@%"}} {
+		st, err := c.db.Prepare("SELECT CURRENT_USER()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := st.QueryRow().Scan(&got); err != nil || got != c.want {
+			t.Fatalf("EXECUTE: %q %v, want %q", got, err, c.want)
+		}
+		st.Close()
+	}
+	if hits := tp.p.Stats().PrepareCacheHits; hits != 1 {
+		t.Errorf("PrepareCacheHits = %d, want 1 (alice's second PREPARE only)", hits)
+	}
+}
+
+// TestIdentityAdminStatements: a client running as its own account gets
+// the server's verdict on statements the proxy refuses to a shared
+// account; a mapped account (shared) is refused as before, and BACKUP
+// STAGE, whose lock the server does not report, stays refused.
+func TestIdentityAdminStatements(t *testing.T) {
+	tp := startIdentityProxy(t, 1, 1)
+	tp.fake.OnPrefix("SET GLOBAL", mysqlfake.OK())
+	alice, mapped := tp.openAs(t, testUser, testPassword), tp.openAs(t, mappedUser, "mapped-secret")
+	if _, err := alice.Exec("SET GLOBAL max_connections = 100"); err != nil {
+		t.Errorf("alice (own account) SET GLOBAL: %v, want the server's answer", err)
+	}
+	if _, err := mapped.Exec("SET GLOBAL max_connections = 100"); mysqlErrCode(err) != 1227 {
+		t.Errorf("mapped (shared account) SET GLOBAL: %v, want ERROR 1227", err)
+	}
+	if _, err := alice.Exec("BACKUP STAGE START"); mysqlErrCode(err) != 1227 {
+		t.Errorf("alice BACKUP STAGE: %v, want ERROR 1227", err)
+	}
+}
