@@ -106,7 +106,7 @@ Flags:
 			}
 			password = pw
 		}
-		users, err := mysqlproxy.LoadUsers(*usersFile)
+		users, err := loadProxyUsers(*usersFile)
 		if err != nil {
 			return module{}, fmt.Errorf("--users: %w", err)
 		}
@@ -174,7 +174,7 @@ Flags:
 // them are valid.
 func reloadMySQLProxy(p *mysqlproxy.Proxy, fs *flag.FlagSet) error {
 	usersFile := fs.Lookup("users").Value.String()
-	users, err := mysqlproxy.LoadUsers(usersFile)
+	users, err := loadProxyUsers(usersFile)
 	if err != nil {
 		return fmt.Errorf("--users: %w", err)
 	}
@@ -368,4 +368,11 @@ func targetStrings(ts []pool.Target) []string {
 		out[i] = t.String()
 	}
 	return out
+}
+
+// loadProxyUsers loads the users file (every field is honoured: backend=
+// and backend-password-file= map a client to a server account, see
+// --backend-identity).
+func loadProxyUsers(path string) (mysqlproxy.Users, error) {
+	return mysqlproxy.LoadUsers(path)
 }

@@ -23,6 +23,9 @@ func TestPasswd(t *testing.T) {
 		{[]string{}, "x\n", true, false},
 		{[]string{"a:b"}, "x\n", true, false},
 		{[]string{"a", "b"}, "x\n", true, false},
+		{[]string{"--tenant", "shop", "--backend", "app", "--backend-password-file", "app.pw", "--require-tls", "carol"}, "s3cret\n", false, false},
+		{[]string{"--tenant", "no spaces", "carol"}, "x\n", true, false},
+		{[]string{"--backend-password-file", "a:b", "carol"}, "x\n", true, false},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer
@@ -45,13 +48,33 @@ func TestPasswd(t *testing.T) {
 		if u == nil || u.NoPassword != (c.stdin == "") || u.Admin != c.admin {
 			t.Fatalf("%q: %+v", line, u)
 		}
+		flag := func(name string) string {
+			for i, a := range c.args {
+				if a == "--"+name && i+1 < len(c.args) {
+					return c.args[i+1]
+				}
+			}
+			return ""
+		}
+		if u.Tenant != flag("tenant") || u.Backend != flag("backend") || u.BackendPasswordFile != flag("backend-password-file") ||
+			u.RequireTLS != strings.Contains(strings.Join(c.args, " "), "--require-tls") {
+			t.Fatalf("%q: fields %+v", line, u)
+		}
 	}
 }
 
 func TestMySQLProxyFlags(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte(mysqlproxy.UserLine("alice", []byte("pw"))+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(users, []byte(mysqlproxy.UserLine("alice", []byte("pw"))+":tenant=shop:require-tls\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badFields := filepath.Join(dir, "bad-users")
+	if err := os.WriteFile(badFields, []byte(mysqlproxy.UserLine("alice", []byte("pw"))+":tenant=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mapped := filepath.Join(dir, "mapped-users")
+	if err := os.WriteFile(mapped, []byte(mysqlproxy.UserLine("alice", []byte("pw"))+":backend=app\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -63,6 +86,9 @@ func TestMySQLProxyFlags(t *testing.T) {
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", filepath.Join(dir, "missing")}, "--users"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-conns", "0"}, "BackendConns"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", filepath.Join(dir, "nope")}, "password"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", badFields}, "line 1"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", mapped}, ""},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-identity", "mine"}, "--backend-identity"},
 	}
 	for _, c := range cases {
 		var stderr bytes.Buffer

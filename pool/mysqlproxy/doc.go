@@ -400,20 +400,32 @@
 //
 // One account per line, '#' starts a comment:
 //
-//	NAME:native=HEX40:sha2=HEX64[:admin]
+//	NAME:native=HEX40:sha2=HEX64[:admin][:require-tls][:tenant=T][:backend=B][:backend-password-file=F]
 //
-// Fields are NAME=value except admin, which takes no value; a field given
-// twice, an unknown field or an empty one is an error naming the line.
-// native is hex SHA1(SHA1(password)) (mysql_native_password; the
-// '*'-prefixed form of mysql.user is accepted too), sha2 is hex
-// SHA256(SHA256(password)) for the caching_sha2_password fast path. Both are
-// empty for an account without a password. admin lets the account run the
-// admin statements and KILL any session. `scalestack passwd [--admin] NAME`
-// prints a line. Plain passwords are never stored.
+// This is the one grammar of the proxy's accounts, shared by identity,
+// TLS and tenancy. Fields are key=value except admin and require-tls,
+// which take no value; a field given twice, an unknown field or an empty
+// one is an error naming the line (only native and sha2 may be empty: an
+// account without a password). native is hex SHA1(SHA1(password))
+// (mysql_native_password; the '*'-prefixed form of mysql.user is accepted
+// too), sha2 is hex SHA256(SHA256(password)) for the caching_sha2_password
+// fast path. admin lets the account run the admin statements and KILL any
+// session. require-tls refuses a login that is not over TLS with ERR 1045
+// (28000), after the password check, as MariaDB answers an account created
+// with REQUIRE SSL; the proxy offers clients no TLS yet, so such an
+// account cannot log in. tenant names the group of accounts the account is
+// scheduled with (letters, digits, '_', '-', '.'; without it the account
+// is its own tenant); it is read and kept, and scheduling by tenant is not
+// built yet. backend and backend-password-file map the client to another
+// server account (its password the first line of F, relative to the users
+// file's folder, read with the same checks as the users file); until
+// backends log in per account, `scalestack mysqlproxy` refuses a users
+// file that uses them rather than ignore them. `scalestack passwd` prints a
+// line with any of these fields. Plain passwords are never stored.
 //
-// LoadUsers and ReadPasswordFile refuse a file that its group or every
-// account may write (mode & 0022, checked on the open file, after
-// symlinks), with an error naming the file and its mode: whoever can
+// LoadUsers (for the users file and each backend-password-file) and
+// ReadPasswordFile refuse a file that its group or every account may
+// write (mode & 0022, checked on the open file, after symlinks), with an error naming the file and its mode: whoever can
 // write the users file decides who logs in, whoever can write the
 // password file what the proxy logs in with. Group-readable is allowed.
 // A reload that meets such a users file fails and keeps the accounts it

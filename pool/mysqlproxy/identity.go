@@ -169,10 +169,10 @@ func (p *Proxy) identityOf(u *User, stage1 []byte) *userIdentity {
 	}
 	var ui userIdentity
 	switch {
-	case p.cfg.Identity == IdentityService:
-		ui = userIdentity{id: p.idents.service, shared: true}
 	case u.Backend != "":
 		ui = p.mappedIdentity(u)
+	case p.cfg.Identity == IdentityService:
+		ui = userIdentity{id: p.idents.service, shared: true}
 	default:
 		ui = userIdentity{id: p.idents.get(u.Name, stage1, nil)}
 	}

@@ -225,12 +225,18 @@ func TestMalformedClientPackets(t *testing.T) {
 	}
 }
 
+// waitFor waits for something that must happen eventually. Its deadline
+// only catches a hang: on a loaded 2-core CI host (make test runs packages
+// side by side under -race) a 1 MiB result through a slow reader took over
+// 5 s to reach the proxy's high-water mark, so no test may rely on it as a
+// bound on how fast something happens.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	const hang = 20 * time.Second
+	deadline := time.Now().Add(hang)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5 s")
+			t.Fatalf("condition not reached in %v", hang)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

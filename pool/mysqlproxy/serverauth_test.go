@@ -26,7 +26,8 @@ import (
 const (
 	nativeOnlyUser = "native_only"
 	sha2OnlyUser   = "sha2_only"
-	legacyUser     = "legacy" // a users-file line with no sha2 hash
+	legacyUser     = "legacy"   // a users-file line with no sha2 hash
+	tlsOnlyUser    = "tls_only" // require-tls: refused without TLS
 	otherPassword  = "not-this-one"
 )
 
@@ -40,6 +41,9 @@ func startAuthProxy(t *testing.T) *testProxy {
 			Native: mysqlwire.NativePasswordHash([]byte(otherPassword)),
 			SHA2:   mysqlwire.CachingSHA2Hash([]byte(testPassword))}
 		c.Users[legacyUser] = &User{Name: legacyUser, Native: mysqlwire.NativePasswordHash([]byte(testPassword))}
+		c.Users[tlsOnlyUser] = &User{Name: tlsOnlyUser, RequireTLS: true,
+			Native: mysqlwire.NativePasswordHash([]byte(testPassword)),
+			SHA2:   mysqlwire.CachingSHA2Hash([]byte(testPassword))}
 	})
 	// The statement the command-line client runs once logged in.
 	tp.fake.On("SELECT CONCAT('answer ', 6 * 7)", mysqlfake.Rows([]string{"CONCAT('answer ', 6 * 7)"}, []any{"answer 42"}))
@@ -188,6 +192,9 @@ func TestServerAuthRawClient(t *testing.T) {
 		{"caching_sha2 without a first scramble is asked for one", testUser, testPassword, mysqlwire.AuthCachingSHA2, "sha2-switch"},
 		{"caching_sha2 asked again, wrong password", testUser, "wrong", mysqlwire.AuthCachingSHA2, "sha2-switch-denied"},
 		{"unknown plugin is switched to native", testUser, testPassword, "client_ed25519", "switch"},
+		// As MariaDB answers an account created with REQUIRE SSL.
+		{"require-tls without TLS, native", tlsOnlyUser, testPassword, mysqlwire.AuthNativePassword, "denied"},
+		{"require-tls without TLS, caching_sha2", tlsOnlyUser, testPassword, mysqlwire.AuthCachingSHA2, "denied"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -535,20 +535,33 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 
 func (s *session) verifySHA2(resp []byte) bool {
 	if s.user.NoPassword {
-		return len(resp) == 0
+		return len(resp) == 0 && s.transportAllowed()
 	}
-	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil
+	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil && s.transportAllowed()
 }
 
 // verifyNative checks a mysql_native_password answer; on success it
 // returns SHA1(password) (nil for an account without a password).
 func (s *session) verifyNative(resp []byte) (stage1 []byte, ok bool) {
 	if s.user.NoPassword {
-		return nil, len(resp) == 0
+		return nil, len(resp) == 0 && s.transportAllowed()
 	}
 	stage1, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
-	return stage1, err == nil
+	return stage1, err == nil && s.transportAllowed()
 }
+
+// transportAllowed applies the users-file field require-tls after the
+// password check, so that such an account gets the same ERR 1045 (28000)
+// as MariaDB sends for REQUIRE SSL, after the same hash work as any other
+// refusal.
+func (s *session) transportAllowed() bool {
+	return !s.user.RequireTLS || s.clientTLS()
+}
+
+// clientTLS reports whether the client's connection is encrypted. The
+// proxy offers no TLS to clients yet, so an account with require-tls
+// cannot log in: refused, never let through in the clear.
+func (s *session) clientTLS() bool { return false }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 	stage1, ok := s.verifyNative(resp)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/scalestack/scalestack/mysqlwire"
@@ -31,9 +32,23 @@ type User struct {
 	// adminStatements), because every client shares the same backend
 	// connections and service account.
 	Admin bool
-	// TEMPORARY until the lead's users-file fields land on main.
-	Backend         string
-	BackendPassword []byte
+	// Tenant is the field `tenant=NAME`: the group of accounts that shares
+	// one tenant's scheduling rules. Empty means the account is a tenant of
+	// its own (TenantName gives the name to use).
+	Tenant string
+	// Backend is the field `backend=NAME`: the account on the server that
+	// this client's backend connections log in as, instead of its own.
+	// Empty means the client's own account.
+	Backend string
+	// BackendPasswordFile is the field `backend-password-file=PATH` as
+	// written (relative paths are relative to the users file's folder);
+	// BackendPassword is that file's first line, read by LoadUsers. It is
+	// a live secret: never logged, never shown in /status.
+	BackendPasswordFile string
+	BackendPassword     []byte
+	// RequireTLS is the field `require-tls`: the account may log in only
+	// over TLS, as for an account created with REQUIRE SSL.
+	RequireTLS bool
 
 	// stats are the account's counters, kept across reloads of the users
 	// file (set when the proxy adopts the Users).
@@ -42,6 +57,23 @@ type User struct {
 	// ident is the server account the account's sessions run as, set at
 	// its first login (identityOf).
 	ident userIdentityCache
+}
+
+// TenantName is the account's tenant: its tenant= field, or its own name.
+func (u *User) TenantName() string {
+	if u.Tenant != "" {
+		return u.Tenant
+	}
+	return u.Name
+}
+
+// BackendAccount is the account on the server that the client's backend
+// connections log in as: its backend= field, or its own name.
+func (u *User) BackendAccount() string {
+	if u.Backend != "" {
+		return u.Backend
+	}
+	return u.Name
 }
 
 // Users maps account names to their secrets.
@@ -71,7 +103,31 @@ func LoadUsers(path string) (Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users file %s: %w", path, err)
 	}
+	if err := u.readBackendPasswords(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("users file %s: %w", path, err)
+	}
 	return u, nil
+}
+
+// readBackendPasswords reads each backend-password-file (relative to dir),
+// with the same refusal of group- or world-writable files as the users
+// file itself: whoever can write it decides what the proxy logs in with.
+func (us Users) readBackendPasswords(dir string) error {
+	for _, u := range us {
+		if u.BackendPasswordFile == "" {
+			continue
+		}
+		path := u.BackendPasswordFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		pw, err := ReadPasswordFile(path)
+		if err != nil {
+			return fmt.Errorf("user %q: backend-password-file: %w", u.Name, err)
+		}
+		u.BackendPassword = pw
+	}
+	return nil
 }
 
 // ParseUsers parses users-file text.
@@ -105,15 +161,24 @@ func ParseUsers(r io.Reader) (Users, error) {
 				return nil, fmt.Errorf("line %d: field %q given twice", lineNo, key)
 			}
 			seen[key] = true
-			if key == "admin" {
+			if key == "admin" || key == "require-tls" {
 				if hasValue {
-					return nil, fmt.Errorf("line %d: field admin takes no value (write \"admin\", not %q)", lineNo, f)
+					return nil, fmt.Errorf("line %d: field %s takes no value (write %q, not %q)", lineNo, key, key, f)
 				}
-				u.Admin = true
+				if key == "admin" {
+					u.Admin = true
+				} else {
+					u.RequireTLS = true
+				}
 				continue
 			}
 			if !hasValue {
 				return nil, fmt.Errorf("line %d: field %q is not key=value", lineNo, f)
+			}
+			// Only the hashes may be empty (an account without a
+			// password); an empty name or path is a mistake.
+			if val == "" && key != "native" && key != "sha2" {
+				return nil, fmt.Errorf("line %d: field %s is empty", lineNo, key)
 			}
 			switch key {
 			case "native":
@@ -142,8 +207,20 @@ func ParseUsers(r io.Reader) (Users, error) {
 					return nil, fmt.Errorf("line %d: sha2 hash must be 64 hex digits (SHA256(SHA256(password)))", lineNo)
 				}
 				u.SHA2 = b
+			case "tenant":
+				if !validTenantName(val) {
+					return nil, fmt.Errorf("line %d: tenant %q: use letters, digits, '_', '-' and '.' only (at most 64)", lineNo, val)
+				}
+				u.Tenant = val
+			case "backend":
+				if strings.ContainsAny(val, " \t") || len(val) > 80 {
+					return nil, fmt.Errorf("line %d: bad backend account name %q", lineNo, val)
+				}
+				u.Backend = val
+			case "backend-password-file":
+				u.BackendPasswordFile = val
 			default:
-				return nil, fmt.Errorf("line %d: unknown field %q (known: native, sha2, admin)", lineNo, key)
+				return nil, fmt.Errorf("line %d: unknown field %q (known: %s)", lineNo, key, strings.Join(userFields, ", "))
 			}
 		}
 		if !sawNative {
@@ -158,6 +235,24 @@ func ParseUsers(r io.Reader) (Users, error) {
 		return nil, err
 	}
 	return users, nil
+}
+
+// userFields are the users file's fields, as error messages list them.
+var userFields = []string{"native", "sha2", "admin", "tenant", "backend", "backend-password-file", "require-tls"}
+
+// validTenantName reports whether name can be a tenant: it appears in
+// metric labels, config table names ([tenants.NAME]) and /status.
+func validTenantName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadPasswordFile returns a file's first line (a password), without the

@@ -64,11 +64,81 @@ func TestParseUsers(t *testing.T) {
 		"alice:native=:",          // empty field
 		"alice:native=::admin",
 		"alice:native=:Admin", // fields are case sensitive
+		// The fields of accounts and tenants: none may be empty,
+		// repeated, or take a value it does not have.
+		"alice:native=:tenant=",
+		"alice:native=:tenant=a b",
+		"alice:native=:tenant=a/b",
+		"alice:native=:tenant=" + strings.Repeat("t", 65),
+		"alice:native=:tenant=a:tenant=b",
+		"alice:native=:backend=",
+		"alice:native=:backend=x:backend=y",
+		"alice:native=:backend=a b",
+		"alice:native=:backend-password-file=",
+		"alice:native=:backend-password-file=a:backend-password-file=b",
+		"alice:native=:require-tls=1",
+		"alice:native=:require-tls=",
+		"alice:native=:require-tls:require-tls",
 	}
 	for _, b := range bad {
 		if _, err := ParseUsers(strings.NewReader(b)); err == nil {
 			t.Errorf("%q: no error", b)
 		}
+	}
+}
+
+// TestParseUsersAccountFields: tenant, backend, backend-password-file and
+// require-tls are read into the account, and an account without them is
+// its own tenant and logs in to the server as itself.
+func TestParseUsersAccountFields(t *testing.T) {
+	text := UserLine("alice", []byte("pw")) + ":tenant=shop-eu.1:backend=app_rw:backend-password-file=app.pw:require-tls:admin\n" +
+		UserLine("bob", []byte("pw")) + "\n"
+	users, err := ParseUsers(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := users["alice"], users["bob"]
+	if a.Tenant != "shop-eu.1" || a.TenantName() != "shop-eu.1" || a.Backend != "app_rw" || a.BackendAccount() != "app_rw" ||
+		a.BackendPasswordFile != "app.pw" || !a.RequireTLS || !a.Admin {
+		t.Errorf("alice = %+v", a)
+	}
+	if a.BackendPassword != nil {
+		t.Error("ParseUsers read a password file; only LoadUsers may")
+	}
+	if b.Tenant != "" || b.TenantName() != "bob" || b.BackendAccount() != "bob" || b.RequireTLS || b.BackendPasswordFile != "" {
+		t.Errorf("bob = %+v", b)
+	}
+}
+
+// TestLoadUsersBackendPasswordFile: a relative backend-password-file is
+// read from the users file's folder; an absolute one as it is; a missing
+// file is an error naming the account.
+func TestLoadUsersBackendPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.Join(t.TempDir(), "other.pw")
+	for path, content := range map[string]string{filepath.Join(dir, "app.pw"): "s3cret\r\nignored\n", abs: "other"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := filepath.Join(dir, "users")
+	text := UserLine("alice", []byte("pw")) + ":backend=app:backend-password-file=app.pw\n" +
+		UserLine("bob", []byte("pw")) + ":backend-password-file=" + abs + "\n"
+	if err := os.WriteFile(users, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := LoadUsers(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(u["alice"].BackendPassword) != "s3cret" || string(u["bob"].BackendPassword) != "other" {
+		t.Errorf("backend passwords %q %q", u["alice"].BackendPassword, u["bob"].BackendPassword)
+	}
+	if err := os.WriteFile(users, []byte(UserLine("carol", nil)+":backend-password-file=missing.pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadUsers(users); err == nil || !strings.Contains(err.Error(), `"carol"`) || !strings.Contains(err.Error(), "missing.pw") {
+		t.Errorf("missing backend password file: %v", err)
 	}
 }
 
@@ -117,9 +187,19 @@ func TestSecretFilesMustNotBeWritableByOthers(t *testing.T) {
 	if err := os.WriteFile(password, []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A backend-password-file named by the users file is a secret too.
+	mapped := filepath.Join(dir, "mapped-users")
+	backendPassword := filepath.Join(dir, "backend.pw")
+	if err := os.WriteFile(mapped, []byte(UserLine("bob", []byte("pw"))+":backend=app:backend-password-file=backend.pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(backendPassword, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	load := map[string]func() error{
-		users:    func() error { _, err := LoadUsers(users); return err },
-		password: func() error { _, err := ReadPasswordFile(password); return err },
+		users:           func() error { _, err := LoadUsers(users); return err },
+		password:        func() error { _, err := ReadPasswordFile(password); return err },
+		backendPassword: func() error { _, err := LoadUsers(mapped); return err },
 	}
 	for _, c := range []struct {
 		mode os.FileMode
