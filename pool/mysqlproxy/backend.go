@@ -362,6 +362,9 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 	case dutyExchange:
 		// COM_CHANGE_USER without a schema, a step of the exchange.
 		b.ex.synced()
+	case dutyKill:
+		// COM_CHANGE_USER to the account of the statement to kill.
+		b.sendKillQuery(b.killer, b.killer.victim.threadID)
 	default:
 		// Tracking is turned on as part of the login, so it costs no
 		// round trip before the backend's first command.
