@@ -28,7 +28,7 @@ func startProxy(t *testing.T, srv *mysqlfake.Server, n, loops int, tweak func(*m
 	}
 	cfg := mysqlproxy.Config{Backend: baddr, User: appUser, Password: []byte(appPW), BackendConns: n, Users: users,
 		Identity: mysqlproxy.IdentityService, // alice exists only at the proxy
-		Logf: func(format string, args ...any) { t.Logf("proxy: "+format, args...) }}
+		Logf:     func(format string, args ...any) { t.Logf("proxy: "+format, args...) }}
 	if tweak != nil {
 		tweak(&cfg)
 	}

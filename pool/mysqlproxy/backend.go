@@ -58,9 +58,9 @@ type backend struct {
 	p  *Proxy
 	pb *pool.Backend
 
-	phase   backendPhase
-	duty    backendDuty
-	ex      *exchange // the exchange in flight (dutyExchange)
+	phase backendPhase
+	duty  backendDuty
+	ex    *exchange // the exchange in flight (dutyExchange)
 	// ident is the server account the connection is logged in as (or
 	// logging in as): the service account after a connect, a client's
 	// after a COM_CHANGE_USER to it (opIdentity). Its pool class says

@@ -63,11 +63,11 @@ type Stats struct {
 	// Config.ClientWriteTimeout.
 	ClientWriteTimeouts atomic.Uint64
 
-	StateReplays    atomic.Uint64 // COM_INIT_DB / SET / COM_SET_OPTION sent to sync a backend
+	StateReplays atomic.Uint64 // COM_INIT_DB / SET / COM_SET_OPTION sent to sync a backend
 	// IdentitySwitches counts COM_CHANGE_USER sent to log a backend in as
 	// the account of the session about to use it (opIdentity).
 	IdentitySwitches atomic.Uint64
-	DiagnosticHolds atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
+	DiagnosticHolds  atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
 
 	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands
 	Pins           [NumPinReasons]atomic.Uint64 // times a session became pinned for each reason
