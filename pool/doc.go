@@ -29,14 +29,20 @@
 // the backends clients keep for a while (Keep: a waiter reclaims them,
 // oldest first, before it would wait), and the requests waiting for one.
 // A request is a Waiter: the Client to answer, the Class of backend it
-// needs (the account a backend is logged in as and capability flags;
-// today one class) and, while queued, a deadline (Config.QueueTimeout,
+// needs (the account a backend is logged in as and capability flags:
+// the MySQL proxy gives each server account its clients run as a class)
+// and, while queued, a deadline (Config.QueueTimeout,
 // changed live by SetQueueTimeout), after which the client is refused with
 // ErrQueueTimeout. The waiters are ordered by a Scheduler (FIFO; weighted
 // fair queueing between accounts plugs in there).
 //
 // LoopPool.Acquire grants an idle backend at once (Client.Granted runs
-// inside Acquire) or queues the waiter. LoopPool.Release gives a backend
+// inside Acquire) or queues the waiter. The idle backend is the most
+// recently idle one of the waiter's class, else the one idle longest,
+// which the protocol converts (MySQL: COM_CHANGE_USER) as the first step
+// of its exchange: N is the budget, and a class with no idle backend takes
+// one of another rather than wait. A backend handed off or stolen goes to
+// the next waiter whatever its class (converted likewise). LoopPool.Release gives a backend
 // back; if requests wait, it is handed to the first of them at the end of
 // the loop's iteration (the LoopPool is a reactor.Flusher queued with
 // Loop.Defer), never from the stack of the client that released it, so one

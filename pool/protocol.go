@@ -76,10 +76,10 @@ var (
 // Class names what a backend must be to serve a waiter: the account it is
 // logged in as (the protocol's number for it; 0 is the service account)
 // and protocol capability flags (for MySQL, say, CLIENT_FOUND_ROWS).
-// Acquire prefers an idle backend of the waiter's class. Today every
-// backend and every waiter has the zero Class; a protocol that logs
-// backends in under several identities sets a backend's with
-// Backend.SetClass and, when it is handed a backend of another class,
+// Acquire prefers an idle backend of the waiter's class (else it takes the
+// one idle longest). A protocol that logs backends in under several
+// identities (the MySQL proxy: one per server account) sets a backend's
+// with Backend.SetClass and, when it is handed a backend of another class,
 // converts it (MySQL: COM_CHANGE_USER) as the first step of its exchange.
 // Two numbers rather than a name: every idle client carries one.
 type Class struct {

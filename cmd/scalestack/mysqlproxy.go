@@ -44,14 +44,21 @@ cursor, a SET the proxy cannot replay). The schema, character set and common
 session variables are tracked and replayed instead; prepared statements get
 proxy-side ids and are prepared lazily on whichever backend runs them.
 
-Clients authenticate against the users file (mysql_native_password, or the
-caching_sha2_password fast path); backends log in as the service account.
-No TLS towards clients.
+Clients authenticate against the users file (mysql_native_password; the
+caching_sha2_password fast path too with --backend-identity service).
+Backends log in as --backend-user and change (COM_CHANGE_USER) to the server
+account a client runs as: by default its own, with the server's grants (the
+proxy derives SHA1(password) from the client's login: the account must exist
+on the server with the same mysql_native_password password), or the one its
+users-file line names with backend= (and backend-password-file=). An account
+the server refuses gets its ERROR 1045 at the first command and is
+disconnected. No TLS towards clients.
 
 Errors the proxy sends itself:
   1040 08004  more than --max-clients clients logged in, or more than
               --max-pending-logins clients not logged in yet
-  1045 28000  unknown user or wrong password
+  1045 28000  unknown user or wrong password (and, at the first command, an
+              account the server refuses: its own error, relayed)
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)

@@ -742,11 +742,10 @@ func matchSelectFunc(lx *lexer) (stmtKind, []byte) {
 // ---- statements only an admin account may run ----
 
 // privilege is what the server would require of a statement that acts on
-// the whole server or on the service account every client shares. The
-// proxy refuses such statements to accounts without the users-file field
-// admin: on a direct connection each client has its own account and the
-// server checks its privileges, but through the proxy every statement runs
-// as the service account.
+// the whole server or on the account it runs as. The proxy refuses such
+// statements to sessions running as a shared account (the service account,
+// a backend= mapping) without the users-file field admin: the statement
+// would act for every client of that account (session.refuses).
 type privilege uint8
 
 const (

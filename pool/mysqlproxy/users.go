@@ -28,9 +28,9 @@ type User struct {
 	// Admin is set by the field `admin`: the account may run statements
 	// that act on the whole server or on the shared service account (SET
 	// PASSWORD, GRANT, SET GLOBAL, FLUSH, SHUTDOWN...) and KILL sessions
-	// of other accounts. Without it the proxy refuses them (see
-	// adminStatements), because every client shares the same backend
-	// connections and service account.
+	// of other accounts. Without it the proxy refuses them to a session
+	// running as a shared account (the service account, a backend=
+	// mapping: see adminStatements and session.refuses).
 	Admin bool
 	// Tenant is the field `tenant=NAME`: the group of accounts that shares
 	// one tenant's scheduling rules. Empty means the account is a tenant of
