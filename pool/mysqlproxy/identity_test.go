@@ -20,10 +20,16 @@ const (
 )
 
 // startIdentityProxy runs a proxy with per-account identities (the
-// default) in front of a double that has the clients' accounts.
-func startIdentityProxy(t *testing.T, n, loops int) *testProxy {
+// default) in front of a double that has the clients' accounts (a MySQL
+// 5.5 double and proxy with mysql55).
+func startIdentityProxy(t *testing.T, n, loops int, mysql55 bool) *testProxy {
 	t.Helper()
+	flavor := mysqlfake.MariaDB
+	if mysql55 {
+		flavor = mysqlfake.MySQL55
+	}
 	srv := mysqlfake.Start(t, mysqlfake.Config{
+		Flavor: flavor,
 		Accounts: []mysqlfake.Account{
 			{User: fakeUser, Password: fakePassword},
 			{User: testUser, Password: testPassword},
@@ -40,6 +46,7 @@ func startIdentityProxy(t *testing.T, n, loops int) *testProxy {
 	})
 	tp := startProxyAt(t, mysqlEnv{addr: srv.Addr(), user: fakeUser, password: fakePassword}, n, loops, func(c *Config) {
 		c.Identity = IdentityAccount
+		c.MySQL55 = mysql55
 		users, err := ParseUsers(strings.NewReader(strings.Join([]string{
 			UserLine(testUser, []byte(testPassword)),
 			UserLine(testNoPWUser, nil),
@@ -83,7 +90,15 @@ func currentUser(t *testing.T, db *sql.DB) string {
 // on one shared backend that changes identity with COM_CHANGE_USER; with a
 // backend per identity idle, none changes.
 func TestIdentityRunsAsClientAccount(t *testing.T) {
-	tp := startIdentityProxy(t, 1, 1)
+	for _, mysql55 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tracking", true: "mysql55"}[mysql55], func(t *testing.T) {
+			testIdentityRunsAsClientAccount(t, mysql55)
+		})
+	}
+}
+
+func testIdentityRunsAsClientAccount(t *testing.T, mysql55 bool) {
+	tp := startIdentityProxy(t, 1, 1, mysql55)
 	clients := []struct{ user, password, want string }{
 		{testUser, testPassword, testUser + "@%"},
 		{testNoPWUser, "", testNoPWUser + "@%"},
@@ -100,8 +115,19 @@ func TestIdentityRunsAsClientAccount(t *testing.T) {
 				t.Fatalf("round %d: %s runs as %q, want %q", round, c.user, got, c.want)
 			}
 		}
+		// A pinned session that leaves has its backend reset (in 5.5
+		// mode with COM_CHANGE_USER): as the account it is logged in
+		// as, which the next session of that account then uses as is.
+		pinned := tp.openAs(t, testUser, testPassword)
+		if _, err := pinned.Exec("SET @pin = 1"); err != nil {
+			t.Fatal(err)
+		}
+		pinned.Close()
+		if got := currentUser(t, dbs[0]); got != clients[0].want {
+			t.Fatalf("round %d: after a reset %s runs as %q", round, clients[0].user, got)
+		}
 	}
-	if sw := tp.p.Stats().IdentitySwitches; sw < 3*uint64(len(clients))-1 {
+	if sw := tp.p.Stats().IdentitySwitches; sw < 3*uint64(len(clients)) {
 		t.Errorf("IdentitySwitches = %d: one backend serving %d identities in turn changes before each", sw, len(clients))
 	}
 }
@@ -109,7 +135,7 @@ func TestIdentityRunsAsClientAccount(t *testing.T) {
 // TestIdentityPrefersIdleBackendOfItsAccount: with as many idle backends
 // as identities, clients taking turns find one of their own each time.
 func TestIdentityPrefersIdleBackendOfItsAccount(t *testing.T) {
-	tp := startIdentityProxy(t, 2, 1)
+	tp := startIdentityProxy(t, 2, 1, false)
 	alice, bob := tp.openAs(t, testUser, testPassword), tp.openAs(t, bobUser, bobPassword)
 	currentUser(t, alice)
 	currentUser(t, bob)
@@ -131,7 +157,7 @@ func TestIdentityPrefersIdleBackendOfItsAccount(t *testing.T) {
 // the server's 1045 at its first command and is disconnected; the backend
 // reconnects and other clients are served.
 func TestIdentityRefusedByServer(t *testing.T) {
-	tp := startIdentityProxy(t, 1, 1)
+	tp := startIdentityProxy(t, 1, 1, false)
 	mallory := tp.openAs(t, malloryUser, "mallory-secret")
 	_, err := mallory.Exec("SELECT CURRENT_USER()")
 	if code := mysqlErrCode(err); code != uint16(mysqlwire.ErAccessDenied) {
@@ -147,7 +173,7 @@ func TestIdentityRefusedByServer(t *testing.T) {
 // not answered from the cache to another (its grants decide whether the
 // statement prepares and what it describes).
 func TestIdentityScopesPrepareCache(t *testing.T) {
-	tp := startIdentityProxy(t, 1, 1)
+	tp := startIdentityProxy(t, 1, 1, false)
 	alice, bob := tp.openAs(t, testUser, testPassword), tp.openAs(t, bobUser, bobPassword)
 	for _, c := range []struct {
 		db   *sql.DB
@@ -173,7 +199,7 @@ func TestIdentityScopesPrepareCache(t *testing.T) {
 // account; a mapped account (shared) is refused as before, and BACKUP
 // STAGE, whose lock the server does not report, stays refused.
 func TestIdentityAdminStatements(t *testing.T) {
-	tp := startIdentityProxy(t, 1, 1)
+	tp := startIdentityProxy(t, 1, 1, false)
 	tp.fake.OnPrefix("SET GLOBAL", mysqlfake.OK())
 	alice, mapped := tp.openAs(t, testUser, testPassword), tp.openAs(t, mappedUser, "mapped-secret")
 	if _, err := alice.Exec("SET GLOBAL max_connections = 100"); err != nil {
@@ -184,5 +210,32 @@ func TestIdentityAdminStatements(t *testing.T) {
 	}
 	if _, err := alice.Exec("BACKUP STAGE START"); mysqlErrCode(err) != 1227 {
 		t.Errorf("alice BACKUP STAGE: %v, want ERROR 1227", err)
+	}
+}
+
+// TestIdentityAsksCachingSHA2ClientsForNative: with per-account identities
+// a client offering caching_sha2_password is switched to
+// mysql_native_password (whose answer yields SHA1(password)), and then
+// runs as its own account.
+func TestIdentityAsksCachingSHA2ClientsForNative(t *testing.T) {
+	tp := startIdentityProxy(t, 1, 1, false)
+	for _, user := range []string{testUser, "nobody"} {
+		rc := dialRaw(t, tp.addr)
+		resp := rc.login(user, testPassword, mysqlwire.AuthCachingSHA2, 0)
+		sw, err := mysqlwire.ParseAuthSwitchRequest(resp)
+		if err != nil || string(sw.PluginName) != mysqlwire.AuthNativePassword {
+			t.Fatalf("%s: answer to a caching_sha2 login %x (%v), want an auth switch to mysql_native_password", user, resp, err)
+		}
+		if user != testUser {
+			continue // an unknown name is asked the same
+		}
+		rc.write(3, mysqlwire.NativePasswordScramble([]byte(testPassword), sw.PluginData[:20]))
+		if ok, _ := rc.mustRead(); !mysqlwire.IsOK(ok) {
+			t.Fatalf("native answer: %x", ok)
+		}
+		rows := rc.command(append([]byte{byte(mysqlwire.ComQuery)}, "SELECT CURRENT_USER()"...))
+		if len(rows) != 5 || string(rows[3]) != "\x07"+testUser+"@%" {
+			t.Fatalf("CURRENT_USER(): %q", rows)
+		}
 	}
 }
