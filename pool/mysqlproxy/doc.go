@@ -257,7 +257,11 @@
 // refuses the change (no such account, another password, another plugin)
 // gets its ERR relayed to the client, which is disconnected as at a failed
 // login; the backend is closed (its session belongs to no account now) and
-// reconnects as the service account. Prepared statements, on backends and
+// reconnects as the service account. For a second after such a refusal a
+// login of that account is refused at the proxy with 1045 (28000) "Access
+// denied for user 'x' on the database server: it refused the account less
+// than a second ago", so a client retrying in a loop costs a backend
+// reconnect at most once a second. Prepared statements, on backends and
 // in each loop's PREPARE cache, are keyed by identity as well as schema
 // and text: a PREPARE the server answered for one account is never
 // answered to another from the cache. A KILL QUERY is sent as the

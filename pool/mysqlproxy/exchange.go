@@ -607,6 +607,7 @@ func (ex *exchange) identityRefused(errPayload []byte, reason string) {
 	s, b := ex.s, ex.b
 	ex.end()
 	s.dropBackend(b)
+	s.ident().refusedAt.Store(monoNow())
 	if errPayload != nil {
 		e, _ := mysqlwire.ParseERR(errPayload)
 		s.pl.stats.Errors[errorSlot(e.Code)].Add(1)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/scalestack/scalestack/mysqlwire"
 	"github.com/scalestack/scalestack/pool"
@@ -68,6 +69,22 @@ type identity struct {
 	// password is the plain password where the proxy has it (nil for a
 	// derived identity).
 	password []byte
+	// refusedAt is when (monoNow) the server last refused a
+	// COM_CHANGE_USER to the account (0: never); the only field that
+	// changes, an atomic every loop reads.
+	refusedAt atomic.Int64
+}
+
+// refusalMemory is how long a login of an account the server refused is
+// refused at the proxy without asking the server again: a client retrying
+// in a loop costs a backend reconnect at most this often.
+const refusalMemory = time.Second
+
+// refusedRecently reports whether the server refused the account less
+// than refusalMemory ago.
+func (id *identity) refusedRecently() bool {
+	at := id.refusedAt.Load()
+	return at != 0 && monoNow()-at < int64(refusalMemory)
 }
 
 // String names the account, never its secret.

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scalestack/scalestack/internal/mysqlfake"
 	"github.com/scalestack/scalestack/mysqlwire"
@@ -160,10 +161,25 @@ func TestIdentityRefusedByServer(t *testing.T) {
 	tp := startIdentityProxy(t, 1, 1, false)
 	mallory := tp.openAs(t, malloryUser, "mallory-secret")
 	_, err := mallory.Exec("SELECT CURRENT_USER()")
+	refused := time.Now()
 	if code := mysqlErrCode(err); code != uint16(mysqlwire.ErAccessDenied) {
 		t.Fatalf("mallory's first command: %v, want ERROR 1045", err)
 	}
 	tp.waitBackends(t, 1)
+	// Within a second the proxy refuses mallory's login itself, without
+	// another backend reconnect.
+	reconnects := tp.p.Stats().BackendReconnects
+	_, err = tp.openAs(t, malloryUser, "mallory-secret").Exec("SELECT 1")
+	if time.Since(refused) < refusalMemory*8/10 {
+		if code := mysqlErrCode(err); code != uint16(mysqlwire.ErAccessDenied) || !strings.Contains(err.Error(), "less than a second ago") {
+			t.Fatalf("mallory's second login: %v, want the proxy's ERROR 1045", err)
+		}
+		if got := tp.p.Stats().BackendReconnects; got != reconnects {
+			t.Errorf("BackendReconnects went from %d to %d on a refusal the proxy remembered", reconnects, got)
+		}
+	} else {
+		t.Logf("the machine is slow: the second login came %v after the refusal; not checked", time.Since(refused))
+	}
 	if got := currentUser(t, tp.openAs(t, testUser, testPassword)); got != testUser+"@%" {
 		t.Fatalf("alice after mallory's refusal runs as %q", got)
 	}

@@ -625,6 +625,14 @@ func (s *session) loginOK(seq uint8) {
 		s.c.Close()
 		return
 	}
+	if id := s.ident(); id.refusedRecently() {
+		// The server has just refused the account a backend: refuse
+		// the login without costing another backend reconnect.
+		s.respSeq = seq
+		s.writeERR(errIdentityUnusable, id.name, "it refused the account less than a second ago")
+		s.c.Close()
+		return
+	}
 	s.p.pendingLogins.Add(-1)
 	s.pl.loop.Cancel(&s.wait.Timer)
 	s.limitInput(false)
