@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -180,7 +182,8 @@ func TestIdentityInterleaved(t *testing.T) {
 		}
 		total = n
 	}
-	p := startProxy(t, proxyOptions{backendConns: 4, loops: 2, extraArgs: identityArgs})
+	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	p := startProxy(t, proxyOptions{backendConns: 4, loops: 2, extraArgs: append([]string{"--admin", admin}, identityArgs...)})
 	const clientsPerAccount = 8
 	accounts := []struct {
 		user, password string
@@ -249,9 +252,32 @@ func TestIdentityInterleaved(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	t.Logf("%d statements, %d under the wrong identity, %d failures", ran.Load(), wrong.Load(), failed.Load())
+	t.Logf("%d statements, %d under the wrong identity, %d failures, %s", ran.Load(), wrong.Load(), failed.Load(),
+		metricLine(t, admin, "scalestack_mysqlproxy_identity_switches_total"))
 	if wrong.Load() != 0 || failed.Load() != 0 || ran.Load() != int64(perClient*len(accounts)*clientsPerAccount) {
 		t.Fatalf("%d statements ran of %d, %d under the wrong identity, %d failed: %v", ran.Load(),
 			perClient*len(accounts)*clientsPerAccount, wrong.Load(), failed.Load(), firstErr)
 	}
+}
+
+// metricLine returns the line of the proxy's /metrics (on admin) that
+// starts with name.
+func metricLine(t *testing.T, admin, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			return l
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return ""
 }

@@ -266,7 +266,13 @@
 // and text: a PREPARE the server answered for one account is never
 // answered to another from the cache. A KILL QUERY is sent as the
 // victim's account (an account may kill its own threads), on a backend
-// that changes to it first if need be.
+// that changes to it first if need be. With IdentityAccount the service
+// account needs no privilege beyond logging in: no client statement runs
+// as it. Backends idle as a client's account count as that account's
+// connections on the server (max_user_connections, the processlist). The
+// preference for a backend of the waiter's identity holds within a loop:
+// a loop with an idle backend of another identity converts it rather than
+// steal a matching one from another loop.
 //
 // A derived SHA1(password) is a live secret: it is never logged (an
 // identity prints as its account name), never in Stats or /status, and
