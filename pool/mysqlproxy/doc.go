@@ -245,6 +245,9 @@
 // accounts exist only in the users file). The identity is settled at the
 // account's first login and kept on its User (one per users-file load):
 // SHA1 of the stored hash's preimage is one value, so later logins agree.
+// Identities are told apart by account name and SHA1(password): a client
+// that logs in as the service account itself runs on the backends as they
+// are.
 //
 // Backends log in as the service account (Config.User) when they connect.
 // A waiter carries its session's identity as its pool.Class: an idle

@@ -4,7 +4,6 @@ import (
 	"crypto/sha1" //nolint:gosec // mysql_native_password is SHA1 by definition
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,9 +116,9 @@ func (id *identity) authResponse(plugin string, nonce []byte) ([]byte, error) {
 }
 
 // identities registers the identities backends log in as: one per server
-// account and secret, so that every client of an account (and every
-// account mapped to the same backend account) shares backends logged in
-// as it. It is consulted once per account and users file (the result is
+// account and SHA1(password), so that every client of an account (and
+// every account mapped to the same backend account, and a client that is
+// the service account itself) shares backends logged in as it. It is consulted once per account and users file (the result is
 // cached on the User), never per command.
 type identities struct {
 	mu     sync.Mutex
@@ -136,24 +135,21 @@ func newIdentities(user string, password []byte) *identities {
 		svc.stage1 = s1[:]
 	}
 	r := &identities{byKey: map[string]*identity{}, nextID: 1, service: svc}
-	r.byKey[identityKey(user, svc.stage1, password)] = svc
+	r.byKey[identityKey(user, svc.stage1)] = svc
 	return r
 }
 
-func identityKey(name string, stage1, password []byte) string {
-	var k strings.Builder
-	k.WriteString(name)
-	k.WriteByte(0)
-	k.Write(stage1)
-	k.WriteByte(0)
-	k.Write(password)
-	return k.String()
+func identityKey(name string, stage1 []byte) string {
+	return name + "\x00" + string(stage1)
 }
 
-// get returns the identity for an account and its secret, registering it
-// the first time.
+// get returns the identity for an account and its SHA1(password),
+// registering it the first time (with password, which may be nil: the
+// identity first registered keeps its own, so an account first derived and
+// later mapped with its password file cannot use caching_sha2_password's
+// full authentication until the proxy restarts).
 func (r *identities) get(name string, stage1, password []byte) *identity {
-	k := identityKey(name, stage1, password)
+	k := identityKey(name, stage1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id := r.byKey[k]; id != nil {

@@ -54,6 +54,7 @@ func startIdentityProxy(t *testing.T, n, loops int, mysql55 bool) *testProxy {
 			UserLine(bobUser, []byte(bobPassword)),
 			UserLine(malloryUser, []byte("mallory-secret")),
 			UserLine(mappedUser, []byte("mapped-secret")),
+			UserLine(fakeUser, []byte(fakePassword)),
 		}, "\n")))
 		if err != nil {
 			t.Fatal(err)
@@ -253,5 +254,21 @@ func TestIdentityAsksCachingSHA2ClientsForNative(t *testing.T) {
 		if len(rows) != 5 || string(rows[3]) != "\x07"+testUser+"@%" {
 			t.Fatalf("CURRENT_USER(): %q", rows)
 		}
+	}
+}
+
+// TestIdentityServiceAccountClient: a client that logs in as the service
+// account itself (same name and password) runs on the backends as they
+// are, with no COM_CHANGE_USER.
+func TestIdentityServiceAccountClient(t *testing.T) {
+	tp := startIdentityProxy(t, 2, 1, false)
+	db := tp.openAs(t, fakeUser, fakePassword)
+	for i := 0; i < 5; i++ {
+		if got := currentUser(t, db); got != fakeUser+"@%" {
+			t.Fatalf("runs as %q", got)
+		}
+	}
+	if sw := tp.p.Stats().IdentitySwitches; sw != 0 {
+		t.Errorf("IdentitySwitches = %d, want 0", sw)
 	}
 }
