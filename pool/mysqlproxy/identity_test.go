@@ -45,6 +45,11 @@ func startIdentityProxy(t *testing.T, n, loops int, mysql55 bool) *testProxy {
 	srv.OnFunc(func(sql string) bool { return sql == "SELECT CURRENT_USER()" }, func(q mysqlfake.Query) mysqlfake.Response {
 		return mysqlfake.Rows([]string{"CURRENT_USER()"}, []any{q.Conn.State().User + "@%"})
 	})
+	// What the session's replayed state is on the backend.
+	srv.OnFunc(func(sql string) bool { return sql == "SELECT DATABASE(), @@sql_mode" }, func(q mysqlfake.Query) mysqlfake.Response {
+		st := q.Conn.State()
+		return mysqlfake.Rows([]string{"DATABASE()", "@@sql_mode"}, []any{st.Schema, st.Vars["sql_mode"]})
+	})
 	tp := startProxyAt(t, mysqlEnv{addr: srv.Addr(), user: fakeUser, password: fakePassword}, n, loops, func(c *Config) {
 		c.Identity = IdentityAccount
 		c.MySQL55 = mysql55
@@ -111,8 +116,21 @@ func testIdentityRunsAsClientAccount(t *testing.T, mysql55 bool) {
 	for i, c := range clients {
 		dbs[i] = tp.openAs(t, c.user, c.password)
 	}
+	// bob's session state is replayed after each COM_CHANGE_USER, which
+	// resets the server session.
+	if _, err := dbs[2].Exec("SET sql_mode = 'ANSI'"); err != nil {
+		t.Fatal(err)
+	}
 	for round := 0; round < 3; round++ {
 		for i, c := range clients {
+			// First after the change of account: the state replayed.
+			var schema, mode string
+			if err := dbs[i].QueryRow("SELECT DATABASE(), @@sql_mode").Scan(&schema, &mode); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]string{true: "ANSI"}[i == 2]; schema != testDB || mode != want {
+				t.Fatalf("round %d: %s runs in schema %q with sql_mode %q, want %q and %q", round, c.user, schema, mode, testDB, want)
+			}
 			if got := currentUser(t, dbs[i]); got != c.want {
 				t.Fatalf("round %d: %s runs as %q, want %q", round, c.user, got, c.want)
 			}
