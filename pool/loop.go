@@ -310,11 +310,17 @@ func (lp *LoopPool) Flush() {
 	lp.handOffQueued = false
 }
 
-// giveAdopted places a free backend: the first waiter gets it, else the
-// idle list.
+// giveAdopted places a free backend: the first waiter gets it (or one of
+// the backend's class that the scheduler lets go first: ClassPeeker),
+// else the idle list.
 func (lp *LoopPool) giveAdopted(b *Backend) {
 	b.owner = nil
 	if w := lp.sched.Peek(); w != nil {
+		if cp, ok := lp.sched.(ClassPeeker); ok && w.Class != b.class {
+			if m := cp.PeekClass(b.class); m != nil {
+				w = m
+			}
+		}
 		lp.Leave(w)
 		lp.grant(b, w)
 		return

@@ -256,7 +256,13 @@
 // after which the rest of the plan is made as for a fresh connection
 // (COM_CHANGE_USER resets the server session: schema, variables,
 // statements, diagnostics) and the session's state is replayed as after
-// any reset. Changes are counted (Stats.IdentitySwitches). A server that
+// any reset. Changes are counted (Stats.IdentitySwitches). When every
+// backend is busy, one that frees goes to a waiter of its identity if the
+// pool's scheduler lets one go before its head (pool.ClassPeeker; the FIFO
+// does within its first 16 waiters while the head has waited under 5 ms):
+// two accounts of 8 clients each on N=4 changed identity before about half
+// of their statements with plain arrival order, and before about a tenth
+// with it (TestIdentityInterleaved, a loaded 2-core machine). A server that
 // refuses the change (no such account, another password, another plugin)
 // gets its ERR relayed to the client, which is disconnected as at a failed
 // login; the backend is closed (its session belongs to no account now) and
