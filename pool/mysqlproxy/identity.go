@@ -89,6 +89,9 @@ func (id *identity) refusedRecently() bool {
 // String names the account, never its secret.
 func (id *identity) String() string { return id.name }
 
+// GoString is String for %#v, which would otherwise print the fields.
+func (id *identity) GoString() string { return id.name }
+
 // class is the pool class of backends logged in as id.
 func (id *identity) class() pool.Class { return pool.Class{Account: id.id} }
 

@@ -2,6 +2,7 @@ package mysqlproxy
 
 import (
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,26 @@ func TestIdentityServiceAccountClient(t *testing.T) {
 	}
 	if sw := tp.p.Stats().IdentitySwitches; sw != 0 {
 		t.Errorf("IdentitySwitches = %d, want 0", sw)
+	}
+}
+
+// TestIdentityPrintsNoSecret: however an identity is formatted (a log
+// line, an error), it shows the account name, never SHA1(password) or the
+// password.
+func TestIdentityPrintsNoSecret(t *testing.T) {
+	r := newIdentities("svc", []byte("service-password"))
+	derived := r.get("alice", mysqlwire.NativePasswordHash([]byte("x"))[:20], nil)
+	for _, id := range []*identity{r.service, derived} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+			out := fmt.Sprintf(verb, id)
+			if !strings.Contains(out, id.name) || strings.Contains(out, "password") ||
+				(id.stage1 != nil && (strings.Contains(out, string(id.stage1)) || strings.Contains(out, fmt.Sprintf("%x", id.stage1)) ||
+					strings.Contains(out, fmt.Sprint(id.stage1[:4])[1:6]))) {
+				t.Errorf("%s of %s: %q", verb, id.name, out)
+			}
+		}
+	}
+	if err := fmt.Errorf("login as %q: %w", derived, errNoPassword); strings.Contains(err.Error(), fmt.Sprintf("%x", derived.stage1)) {
+		t.Errorf("error text %q holds the secret", err)
 	}
 }
