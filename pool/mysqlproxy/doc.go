@@ -26,6 +26,8 @@
 //     the tracked variables and the SQL scanner. users.go, errors.go,
 //     collations.go, stats.go, reload.go, drain.go, memory.go: accounts,
 //     the proxy's own errors, counters, live settings, graceful shutdown.
+//   - identity.go: the server accounts backends log in as (see
+//     Identities).
 //
 // One COM_QUERY: the client's connection delivers it to session.OnData,
 // which splits packets (mysqlwire.Joiner) and calls onCommand, then
