@@ -31,14 +31,24 @@
 // the backends clients keep for a while (Keep: a waiter reclaims them,
 // oldest first, before it would wait), and the requests waiting for one.
 // A request is a Waiter: the Client to answer, the Class of backend it
-// needs (the account a backend is logged in as and capability flags: the
-// MySQL proxy's CLIENT_FOUND_ROWS) and, while queued, a deadline (Config.QueueTimeout,
+// needs (the account a backend is logged in as and capability flags:
+// the MySQL proxy gives each server account its clients run as, and
+// CLIENT_FOUND_ROWS, a class)
+// and, while queued, a deadline (Config.QueueTimeout,
 // changed live by SetQueueTimeout), after which the client is refused with
 // ErrQueueTimeout. The waiters are ordered by a Scheduler: NewFIFO, or
 // NewFair, weighted fair queueing between tenants (below).
 //
 // LoopPool.Acquire grants an idle backend at once (Client.Granted runs
-// inside Acquire) or queues the waiter. LoopPool.Release gives a backend
+// inside Acquire) or queues the waiter. The idle backend is the most
+// recently idle one of the waiter's class, else the one idle longest,
+// which the protocol converts (MySQL: COM_CHANGE_USER) as the first step
+// of its exchange: N is the budget, and a class with no idle backend takes
+// one of another rather than wait. A backend freed while requests wait
+// goes to the scheduler's next waiter, or to a waiter of the backend's own
+// class (ClassFinder, below), sparing
+// a conversion; a backend stolen by another loop goes to its next waiter
+// whatever its class. LoopPool.Release gives a backend
 // back; if requests wait, it is handed to the first of them at the end of
 // the loop's iteration (the LoopPool is a reactor.Flusher queued with
 // Loop.Defer), never from the stack of the client that released it, so one

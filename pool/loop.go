@@ -208,15 +208,16 @@ func (lp *LoopPool) queueTimeout(t *Tenant) time.Duration {
 	return time.Duration(lp.p.queueTimeout.Load())
 }
 
-// takeIdle takes the most recently idle backend of class c, or any if
-// none is of that class (the protocol converts it), or nil.
+// takeIdle takes the most recently idle backend of class c, or else the
+// least recently idle one (the protocol converts it: of the others, the
+// one its class has needed least lately), or nil.
 func (lp *LoopPool) takeIdle(c Class) *Backend {
 	n := len(lp.idle)
 	if n == 0 {
 		return nil
 	}
-	i := n - 1
-	for j := i; j >= 0; j-- {
+	i := 0
+	for j := n - 1; j >= 0; j-- {
 		if lp.idle[j].class == c {
 			i = j
 			break
@@ -407,7 +408,8 @@ func (lp *LoopPool) Flush() {
 	lp.handOffQueued = false
 }
 
-// giveAdopted places a free backend: the first waiter gets it, else the
+// giveAdopted places a free backend: the first waiter gets it (or one of
+// the backend's class that the scheduler finds: waiterOfClass), else the
 // idle list.
 func (lp *LoopPool) giveAdopted(b *Backend) {
 	b.owner = nil

@@ -76,7 +76,8 @@ var (
 // Class names what a backend must be to serve a waiter: the account it is
 // logged in as (the protocol's number for it; 0 is the service account)
 // and protocol capability flags (for MySQL, say, CLIENT_FOUND_ROWS).
-// Acquire prefers an idle backend of the waiter's class. A protocol that
+// Acquire prefers an idle backend of the waiter's class (else it takes the
+// one idle longest). A protocol that
 // logs backends in under several identities or flags sets a backend's
 // with Backend.SetClass (or Backend.Reopen) and, when it is handed a
 // backend of another class, converts it as the first step of its exchange

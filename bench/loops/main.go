@@ -262,10 +262,13 @@ func prepareAndRun(s *settings) error {
 }
 
 // Passwords of the benchmark's throwaway accounts (loopback only, files
-// removed at the end).
+// removed at the end). The client account is the fake's one account, with
+// its password, as for a direct connection: the proxy, which runs each
+// client as its own server account, then runs it as the account its
+// backends log in as, without a COM_CHANGE_USER.
 const (
-	clientPassword  = "bench-client"
 	backendPassword = "bench-backend"
+	clientPassword  = backendPassword
 )
 
 // writeAccounts writes the proxy's users file (made by `scalestack

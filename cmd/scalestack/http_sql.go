@@ -181,19 +181,19 @@ func (sl *sqlLoop) remove(q *sqlQuery) {
 
 // authenticate checks HTTP basic credentials against the users file and
 // returns the account.
-func (g *sqlGateway) authenticate(req *httpwire.Request) (string, bool) {
+func (g *sqlGateway) authenticate(req *httpwire.Request) (string, []byte, bool) {
 	h := req.Header("Authorization")
 	const scheme = "Basic "
 	if len(h) <= len(scheme) || !bytes.EqualFold(h[:len(scheme)], []byte(scheme)) {
-		return "", false
+		return "", nil, false
 	}
 	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(h[len(scheme):])))
 	if err != nil {
-		return "", false
+		return "", nil, false
 	}
 	name, password, ok := bytes.Cut(raw, []byte(":"))
 	if !ok {
-		return "", false
+		return "", nil, false
 	}
 	u := g.p.Users()[string(name)]
 	stored := g.dummy
@@ -205,9 +205,12 @@ func (g *sqlGateway) authenticate(req *httpwire.Request) (string, bool) {
 		match = len(password) == 0
 	}
 	if u == nil || !match {
-		return "", false
+		return "", nil, false
 	}
-	return u.Name, true
+	// The password (a fresh copy, decoded above) goes with the statement,
+	// so that it can run as the account's own server account
+	// (Request.Password); it is never logged or kept past the request.
+	return u.Name, password, true
 }
 
 // Serve implements httpd.Handler: the head of a query.
@@ -221,7 +224,7 @@ func (g *sqlGateway) Serve(w *httpd.Response, req *httpwire.Request) {
 		w.Error(405)
 		return
 	}
-	account, ok := g.authenticate(req)
+	account, password, ok := g.authenticate(req)
 	if !ok {
 		w.Header("WWW-Authenticate", `Basic realm="scalestack", charset="UTF-8"`)
 		w.Error(401)
@@ -235,7 +238,7 @@ func (g *sqlGateway) Serve(w *httpd.Response, req *httpwire.Request) {
 		w.Error(413)
 		return
 	}
-	q := &sqlQuery{g: g, w: w, account: account}
+	q := &sqlQuery{g: g, w: w, account: account, password: password}
 	q.req.Sink = q
 	g.loops[w.Loop().ID()].add(q)
 }
@@ -279,8 +282,11 @@ type sqlQuery struct {
 	g       *sqlGateway
 	w       *httpd.Response
 	account string
-	body    []byte
-	refused int // 413 or 503: the body is dropped as it arrives
+	// password is the account's, from its HTTP basic credentials (a live
+	// secret: never logged).
+	password []byte
+	body     []byte
+	refused  int // 413 or 503: the body is dropped as it arrives
 
 	req      mysqlproxy.Request
 	out      []byte // JSON not yet taken by the response
@@ -337,7 +343,7 @@ func (q *sqlQuery) start() {
 		q.fail(err)
 		return
 	}
-	q.req.Account, q.req.Stmt, q.req.Params = q.account, st, params
+	q.req.Account, q.req.Stmt, q.req.Params, q.req.Password = q.account, st, params, q.password
 	q.req.Start()
 }
 

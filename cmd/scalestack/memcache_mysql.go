@@ -761,8 +761,11 @@ func memcacheSQLFlags(fs *flag.FlagSet) func() (*mcSQLConf, error) {
 			return nil, fmt.Errorf("--mysql: %w", err)
 		}
 		sc := &mcSQLConf{
+			// The table back end runs as --mysql-user, the account the
+			// operator configured for the table: per-account identities
+			// (what its users file's accounts would run as) are not applied.
 			proxy: mysqlproxy.Config{Backend: baddr, User: *user, Password: password, BackendConns: *conns,
-				Users: users, QueueTimeout: *queueTimeout,
+				Users: users, QueueTimeout: *queueTimeout, Identity: mysqlproxy.IdentityService,
 				Logf: func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) }},
 			account: *account, schema: *schema, table: *table, key: *key, value: *value,
 			flags: *flags, exptime: *exptime, cas: *cas,

@@ -18,7 +18,8 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	listen := fs.String("listen", "127.0.0.1:6033", "address clients connect to: host:port, or unix:/path")
 	backend := fs.String("backend", "", "MySQL/MariaDB server: host:port, or unix:/path (required); several servers that can each run any statement (a multi-primary cluster) as a comma-separated list, each with an optional =WEIGHT, share --backend-conns by weight")
 	backendReadOnly := fs.String("backend-read-only", "", "replicas (same syntax as --backend), recorded for read/write splitting, which is not implemented yet: they get no connections")
-	backendUser := fs.String("backend-user", "", "service account every backend connection logs in as (required)")
+	backendUser := fs.String("backend-user", "", "service account: every backend connection logs in as it, then changes (COM_CHANGE_USER) to the account of a client that needs it (required)")
+	backendIdentity := fs.String("backend-identity", "account", "which server account clients' statements run as: 'account', each client's own (derived from its mysql_native_password login; the account must exist on the server with the same password for the proxy's host) or the one its users-file line maps it to with backend=; 'service', every client as --backend-user (for a database that one application uses, whose accounts exist only in the users file)")
 	backendPasswordFile := fs.String("backend-password-file", "", "file whose first line is the service account's password (empty: no password); refused if group- or world-writable")
 	backendConns := fs.Int("backend-conns", 128, "exact number of backend connections, opened at start, split across the loops and kept at that number")
 	usersFile := fs.String("users", "", "users file, one 'NAME:native=HEX:sha2=HEX' line per client account: hex SHA1(SHA1(password)) and hex SHA256(SHA256(password)), never the password (make lines with 'scalestack passwd NAME'); refused if group- or world-writable (required)")
@@ -46,9 +47,15 @@ cursor, a SET the proxy cannot replay). The schema, character set and common
 session variables are tracked and replayed instead; prepared statements get
 proxy-side ids and are prepared lazily on whichever backend runs them.
 
-Clients authenticate against the users file (mysql_native_password, or
-caching_sha2_password: its fast path, and its full authentication over TLS);
-backends log in as the service account.
+Clients authenticate against the users file (mysql_native_password; with
+--backend-identity service also caching_sha2_password: its fast path, and its
+full authentication over TLS). Backends log in as --backend-user and change
+(COM_CHANGE_USER) to the server account a client runs as: by default its own,
+with the server's grants (the proxy derives SHA1(password) from the client's
+login: the account must exist on the server with the same
+mysql_native_password password), or the one its users-file line names with
+backend= (and backend-password-file=). An account the server refuses gets its
+ERROR 1045 at the first command and is disconnected.
 
 TLS: with --tls-cert and --tls-key the greeting offers TLS and a client's
 SSLRequest upgrades its connection; --require-tls (or the users-file field
@@ -59,7 +66,9 @@ Errors the proxy sends itself:
   1040 08004  more than --max-clients clients logged in, or more than
               --max-pending-logins clients not logged in yet
   1045 28000  unknown user or wrong password; a login without TLS for an
-              account that requires it (as MariaDB's REQUIRE SSL)
+              account that requires it (as MariaDB's REQUIRE SSL); and, at the
+              first command, an account the server refuses (its own error,
+              relayed)
   1153 08S01  a packet over 64 MiB, or over 64 KiB before login (the
               connection is closed)
   9001 HY000  waited --queue-timeout for a backend (the client stays connected)
@@ -116,6 +125,10 @@ Flags:
 		if *loginInputMiB <= 0 {
 			return module{}, fmt.Errorf("--login-input-mib: want a positive number of MiB, got %d", *loginInputMiB)
 		}
+		identity, err := mysqlproxy.ParseIdentityMode(*backendIdentity)
+		if err != nil {
+			return module{}, fmt.Errorf("--backend-identity: %w", err)
+		}
 		var password []byte
 		if *backendPasswordFile != "" {
 			pw, err := mysqlproxy.ReadPasswordFile(*backendPasswordFile)
@@ -156,6 +169,7 @@ Flags:
 			Targets:             targets,
 			User:                *backendUser,
 			Password:            password,
+			Identity:            identity,
 			BackendConns:        *backendConns,
 			Users:               users,
 			MaxClients:          *maxClients,
@@ -306,6 +320,7 @@ var poolScalarDefs = []struct {
 	{"backend_unknown_state_total", "Backend connections closed because their session state could no longer be known.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendUnknownState) }},
 	{"backend_resets_total", "COM_RESET_CONNECTION (or COM_CHANGE_USER in 5.5 mode) sent after a pinned client left.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendResets) }},
 	{"backends_adopted_total", "Backend connections moved to another loop that had waiting commands.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendsAdopted) }},
+	{"identity_switches_total", "COM_CHANGE_USER sent to log a backend in as the account of the session about to use it (none was idle as that account).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.IdentitySwitches) }},
 	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.StateReplays) }},
 	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
 	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},
@@ -451,20 +466,9 @@ func targetStrings(ts []pool.Target) []string {
 	return out
 }
 
-// loadProxyUsers loads the users file and refuses the fields the proxy
-// reads but cannot honour yet: backend= and backend-password-file= promise
-// that a client runs as another server account, and every backend still
-// logs in as --backend-user. A field silently ignored would run clients
-// with rights their administrator did not give them.
+// loadProxyUsers loads the users file (every field is honoured: backend=
+// and backend-password-file= map a client to a server account, see
+// --backend-identity).
 func loadProxyUsers(path string) (mysqlproxy.Users, error) {
-	users, err := mysqlproxy.LoadUsers(path)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range users {
-		if u.Backend != "" || u.BackendPasswordFile != "" {
-			return nil, fmt.Errorf("users file %s: user %q: fields backend and backend-password-file are not supported yet (every backend logs in as --backend-user)", path, u.Name)
-		}
-	}
-	return users, nil
+	return mysqlproxy.LoadUsers(path)
 }

@@ -41,6 +41,7 @@ func newDrainProxy(t *testing.T, extra ...string) *drainProxy {
 	dp := &drainProxy{env: env, bin: buildBinary(t), listen: "127.0.0.1:" + freePort(t)}
 	dp.args = append([]string{"mysqlproxy", "--listen", dp.listen, "--backend", env.Addr,
 		"--backend-user", env.User, "--backend-password-file", env.PasswordFile, "--users", users,
+		"--backend-identity", "service", // opsUser exists only at the proxy
 		"--loops", "2", "--backend-conns", "4"}, extra...)
 	return dp
 }

@@ -60,6 +60,7 @@ func startOpsProxy(t *testing.T, settings map[string]string) *opsProxy {
 		"backend":               fmt.Sprintf("%q", env.Addr),
 		"backend-user":          fmt.Sprintf("%q", env.User),
 		"backend-password-file": fmt.Sprintf("%q", env.PasswordFile),
+		"backend-identity":      `"service"`, // opsUser exists only at the proxy
 		"users":                 fmt.Sprintf("%q", op.usersFile),
 		"loops":                 "2",
 		"shutdown-timeout":      `"2s"`,

@@ -87,7 +87,8 @@ func TestMySQLProxyFlags(t *testing.T) {
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-conns", "0"}, "BackendConns"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", filepath.Join(dir, "nope")}, "password"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", badFields}, "line 1"},
-		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", mapped}, "not supported yet"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", mapped}, ""},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-identity", "mine"}, "--backend-identity"},
 	}
 	for _, c := range cases {
 		var stderr bytes.Buffer

@@ -57,7 +57,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		m := map[string]string{
 			"listen": fmt.Sprintf("%q", op.addr), "admin": fmt.Sprintf("%q", op.admin), "backend": fmt.Sprintf("%q", env.Addr),
 			"backend-user": fmt.Sprintf("%q", env.User), "backend-password-file": fmt.Sprintf("%q", env.PasswordFile),
-			"users": fmt.Sprintf("%q", op.usersFile), "loops": "2", "shutdown-timeout": `"2s"`,
+			"users": fmt.Sprintf("%q", op.usersFile), "loops": "2", "shutdown-timeout": `"2s"`, "backend-identity": `"service"`,
 		}
 		for k, v := range settings {
 			m[k] = v

@@ -482,7 +482,7 @@ func TestServeMySQLProxyAndHTTP(t *testing.T) {
 	config := filepath.Join(dir, "serve.toml")
 	writeFile(t, config, serveFile(
 		fmt.Sprintf("loops = 2\nadmin = %q\nshutdown-timeout = \"20s\"", admin),
-		fmt.Sprintf("[mysqlproxy]\nlisten = %q\nbackend = %q\nbackend-user = %q\nbackend-password-file = %q\nusers = %q\nbackend-conns = 4",
+		fmt.Sprintf("[mysqlproxy]\nlisten = %q\nbackend = %q\nbackend-user = %q\nbackend-password-file = %q\nusers = %q\nbackend-conns = 4\nbackend-identity = \"service\"",
 			mysqlAddr, env.Addr, env.User, env.PasswordFile, users),
 		fmt.Sprintf("[http]\nlisten = %q\nroot = %q", httpAddr, dir)))
 	sp := startServe(t, bin, config, 2)

@@ -36,6 +36,18 @@ const (
 	// server-wide statements and KILL any session.
 	adminUser     = "e2e_admin"
 	adminPassword = "e2e-admin-secret"
+	// readerUser and writerUser exist on the server too (createFixtures),
+	// with other grants, for the tests of per-account identities:
+	// readerUser may SELECT from e2e_iso_0 only; writerUser may also
+	// SELECT from e2e_data and change e2e_iso_1. aliasUser is in the users
+	// file only, mapped to writerUser with backend= and
+	// backend-password-file=.
+	readerUser     = "e2e_reader"
+	readerPassword = "e2e-reader-secret"
+	writerUser     = "e2e_writer"
+	writerPassword = "e2e-writer-secret"
+	aliasUser      = "e2e_alias"
+	aliasPassword  = "e2e-alias-secret"
 )
 
 // Schemas the tests create on the server; the service account gets every
@@ -153,6 +165,9 @@ func setUp() error {
 		{clientUser, clientPassword, ""},
 		{otherUser, otherPassword, ""},
 		{adminUser, adminPassword, ":admin"},
+		{readerUser, readerPassword, ""},
+		{writerUser, writerPassword, ""},
+		{aliasUser, aliasPassword, ":backend=" + writerUser + ":backend-password-file=writer.password"},
 	} {
 		passwd := exec.Command(binaryPath, "passwd", acct.name)
 		passwd.Stdin = strings.NewReader(acct.password + "\n")
@@ -166,6 +181,10 @@ func setUp() error {
 	}
 	usersPath = filepath.Join(workDir, "users")
 	if err := os.WriteFile(usersPath, users, 0o600); err != nil {
+		return err
+	}
+	// aliasUser's backend-password-file, relative to the users file.
+	if err := os.WriteFile(filepath.Join(workDir, "writer.password"), []byte(writerPassword+"\n"), 0o600); err != nil {
 		return err
 	}
 	if err := srv.openRoot(); err != nil {
@@ -198,6 +217,19 @@ func createFixtures() error {
 			"ALTER USER "+acct+" IDENTIFIED VIA mysql_native_password USING PASSWORD('"+srv.servicePassword+"')",
 			"GRANT ALL PRIVILEGES ON `e2e\\_%`.* TO "+acct)
 	}
+	// The accounts of the identity tests, for TCP from anywhere ('%'
+	// alone, so that a direct connection to 127.0.0.1 and the proxy's
+	// backends are the same account).
+	for _, a := range []struct{ name, password string }{{readerUser, readerPassword}, {writerUser, writerPassword}} {
+		acct := "'" + a.name + "'@'%'"
+		stmts = append(stmts, "CREATE USER IF NOT EXISTS "+acct,
+			"ALTER USER "+acct+" IDENTIFIED VIA mysql_native_password USING PASSWORD('"+a.password+"')",
+			"REVOKE ALL PRIVILEGES, GRANT OPTION FROM "+acct,
+			"GRANT SELECT ON `"+isoSchema(0)+"`.* TO "+acct)
+	}
+	stmts = append(stmts,
+		"GRANT SELECT ON `"+dataSchema+"`.* TO '"+writerUser+"'@'%'",
+		"GRANT ALL PRIVILEGES ON `"+isoSchema(1)+"`.* TO '"+writerUser+"'@'%'")
 	stmts = append(stmts,
 		// big holds bigRows rows of 40 bytes each; it is rebuilt only when its row count is off.
 		"CREATE TABLE IF NOT EXISTS "+dataSchema+".big (id INT PRIMARY KEY, pad CHAR(32) NOT NULL) ENGINE=InnoDB",
@@ -275,6 +307,10 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	args := []string{"mysqlproxy", "--listen", addr, "--backend", b.addr, "--backend-user", b.serviceUser,
 		"--backend-password-file", b.servicePasswordFile, "--backend-conns", strconv.Itoa(o.backendConns),
 		"--users", usersPath, "--admin", ""}
+	// The accounts of usersPath exist only at the proxy: clients run as
+	// the service account unless a test passes --backend-identity=account
+	// (flags given later win).
+	args = append(args, "--backend-identity", "service")
 	if o.mysql55 {
 		args = append(args, "--mysql55")
 	}

@@ -27,7 +27,8 @@ func startProxy(t *testing.T, srv *mysqlfake.Server, n, loops int, tweak func(*m
 		t.Fatal(err)
 	}
 	cfg := mysqlproxy.Config{Backend: baddr, User: appUser, Password: []byte(appPW), BackendConns: n, Users: users,
-		Logf: func(format string, args ...any) { t.Logf("proxy: "+format, args...) }}
+		Identity: mysqlproxy.IdentityService, // alice exists only at the proxy
+		Logf:     func(format string, args ...any) { t.Logf("proxy: "+format, args...) }}
 	if tweak != nil {
 		tweak(&cfg)
 	}

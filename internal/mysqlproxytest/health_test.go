@@ -31,6 +31,7 @@ func startPrivateProxy(t *testing.T, n int) (*mysqlproxy.Proxy, testutil.Env, *s
 	var quiet atomic.Bool
 	p, err := mysqlproxy.New(mysqlproxy.Config{
 		Backend: baddr, User: env.User, Password: []byte(env.Password), BackendConns: n, Users: users,
+		Identity:     mysqlproxy.IdentityService, // the client accounts exist only at the proxy
 		QueueTimeout: 10 * time.Second, ConnectTimeout: time.Second, HealthInterval: 100 * time.Millisecond,
 		Logf: func(format string, args ...any) {
 			if !quiet.Load() {

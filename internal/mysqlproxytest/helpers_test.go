@@ -86,6 +86,9 @@ func startProxyAt(t testing.TB, env mysqlEnv, n, loops int, tweak func(*mysqlpro
 	var quiet atomic.Bool // set once the loops have stopped (stopProxy)
 	cfg := mysqlproxy.Config{
 		Backend: baddr, User: env.user, Password: []byte(env.password), BackendConns: n, Users: users,
+		// The client accounts exist only at the proxy: every client runs
+		// as the service account (tests of identities set IdentityAccount).
+		Identity: mysqlproxy.IdentityService,
 		Logf: func(format string, args ...any) {
 			if !quiet.Load() {
 				t.Logf("proxy: "+format, args...)

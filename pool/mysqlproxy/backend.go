@@ -59,10 +59,15 @@ type backend struct {
 	p  *Proxy
 	pb *pool.Backend
 
-	phase   backendPhase
-	duty    backendDuty
-	ex      *exchange // the exchange in flight (dutyExchange)
-	emb     *Request  // the embedded request in flight (dutyEmbed)
+	phase backendPhase
+	duty  backendDuty
+	ex    *exchange // the exchange in flight (dutyExchange)
+	emb   *Request  // the embedded request in flight (dutyEmbed)
+	// ident is the server account the connection is logged in as (or
+	// logging in as): the service account after a connect, a client's
+	// after a COM_CHANGE_USER to it (opIdentity). Its pool class says
+	// the same to the pool.
+	ident   *identity
 	caps    mysqlwire.Capabilities
 	nonce   []byte
 	plugin  string
@@ -155,6 +160,13 @@ func (b *backend) c() *conn.Conn { return b.pb.Conn() }
 func (b *backend) Open() {
 	b.phase = bGreeting
 	b.duty = dutyLogin
+	b.setIdentity(b.p.idents.service)
+}
+
+// setIdentity records the account the connection logs in as.
+func (b *backend) setIdentity(id *identity) {
+	b.ident = id
+	b.pb.SetClass(id.class())
 }
 
 // Down implements pool.Server: the connection is gone.
@@ -308,12 +320,17 @@ func (b *backend) tlsStarted(err error) {
 
 // sendLogin writes the HandshakeResponse with sequence id seq.
 func (b *backend) sendLogin(seq uint8) {
+	auth, err := b.ident.authResponse(b.plugin, b.nonce)
+	if err != nil {
+		b.pb.Abort(fmt.Errorf("backend login as %q: %w", b.ident, err))
+		return
+	}
 	hr := mysqlwire.HandshakeResponse{
 		Capabilities:  b.caps,
 		MaxPacketSize: 1 << 30,
 		CharacterSet:  b.p.collation,
-		Username:      []byte(b.p.cfg.User),
-		AuthResponse:  b.authResponse(b.plugin, b.nonce),
+		Username:      []byte(b.ident.name),
+		AuthResponse:  auth,
 	}
 	if b.caps&mysqlwire.ClientPluginAuth != 0 {
 		hr.AuthPlugin = []byte(b.plugin)
@@ -326,22 +343,17 @@ func (b *backend) sendLogin(seq uint8) {
 	b.tracker.StartAuth(b.caps)
 }
 
-func (b *backend) authResponse(plugin string, nonce []byte) []byte {
-	switch plugin {
-	case mysqlwire.AuthCachingSHA2:
-		return mysqlwire.CachingSHA2Scramble(b.p.cfg.Password, nonce)
-	default:
-		return mysqlwire.NativePasswordScramble(b.p.cfg.Password, nonce)
-	}
-}
-
 // onAuthPacket follows the login (and the COM_CHANGE_USER reset of 5.5
 // mode, which goes through the same exchange).
 func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 	if b.pubKeyAsked && mysqlwire.IsAuthMoreData(payload) {
 		// The server's RSA public key for caching_sha2 full authentication.
 		b.pubKeyAsked = false
-		enc, err := mysqlwire.EncryptCachingSHA2Password(b.p.cfg.Password, b.nonce, payload[1:])
+		if b.ident.password == nil && b.ident.stage1 != nil {
+			b.loginRefused(nil, 0, errNoPassword.Error())
+			return
+		}
+		enc, err := mysqlwire.EncryptCachingSHA2Password(b.ident.password, b.nonce, payload[1:])
 		if err != nil {
 			b.pb.Abort(err)
 			return
@@ -373,13 +385,22 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 				return
 			}
 			b.nonce = append(b.nonce[:0], sw.PluginData...)
-			pkt, _ := mysqlwire.AppendAuthSwitchResponse(b.scratch[:0], seq+1, b.authResponse(b.plugin, b.nonce))
+			auth, err := b.ident.authResponse(b.plugin, b.nonce)
+			if err != nil {
+				b.loginRefused(nil, 0, err.Error())
+				return
+			}
+			pkt, _ := mysqlwire.AppendAuthSwitchResponse(b.scratch[:0], seq+1, auth)
 			b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
 			b.c().Write(pkt)
 		case mysqlwire.KindAuthMoreData:
 			if len(payload) == 2 && payload[1] == mysqlwire.CachingSHA2PerformFullAuth && b.tlsUp {
 				// Over TLS the password goes in clear, as clients send it.
-				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, mysqlwire.CachingSHA2CleartextPassword(b.p.cfg.Password))
+				if b.ident.password == nil && b.ident.stage1 != nil {
+					b.loginRefused(nil, 0, errNoPassword.Error())
+					return
+				}
+				pkt, _ := mysqlwire.AppendPacket(b.scratch[:0], seq+1, mysqlwire.CachingSHA2CleartextPassword(b.ident.password))
 				b.loop().stats.BackendBytesOut.Add(uint64(len(pkt)))
 				b.c().Write(pkt)
 				return
@@ -397,7 +418,7 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 	}
 	if code, _, failed := b.tracker.Err(); failed {
 		e, _ := mysqlwire.ParseERR(payload)
-		b.pb.Abort(fmt.Errorf("backend login as %q refused: %d %s", b.p.cfg.User, code, e.Message))
+		b.loginRefused(payload, code, string(e.Message))
 		return
 	}
 	b.phase = bReady
@@ -415,6 +436,9 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		if b.emb != nil {
 			b.emb.synced()
 		}
+	case dutyKill:
+		// COM_CHANGE_USER to the account of the statement to kill.
+		b.sendKillQuery(b.killer, b.killer.victim.threadID)
 	default:
 		// Tracking is turned on as part of the login, so it costs no
 		// round trip before the backend's first command.
@@ -425,6 +449,26 @@ func (b *backend) onAuthPacket(payload []byte, seq uint8) {
 		b.duty = dutyNone
 		b.pb.LoggedIn()
 	}
+}
+
+// loginRefused ends a login or COM_CHANGE_USER that failed: the server's
+// ERR (errPayload; nil when the proxy gave up itself) or the proxy's
+// reason. The connection is closed (a server may close it after a failed
+// COM_CHANGE_USER, and its session is no longer any account's) and
+// reconnects as the service account. When the COM_CHANGE_USER was an
+// exchange's change to its client's identity, the client gets the
+// server's refusal and is disconnected, as a failed login would be: the
+// account cannot run on the server (no such account for the proxy's
+// host, another password, or a plugin other than mysql_native_password).
+func (b *backend) loginRefused(errPayload []byte, code mysqlwire.ErrCode, msg string) {
+	err := fmt.Errorf("backend login as %q refused: %d %s", b.ident, code, msg)
+	if ex := b.ex; b.duty == dutyExchange && ex != nil && ex.step == opIdentity {
+		b.p.logf("backend %d: %v", b.pb.Index(), err)
+		ex.identityRefused(errPayload, msg)
+		b.abandon(err)
+		return
+	}
+	b.pb.Abort(err)
 }
 
 // freshState records what a newly logged-in (or reset) connection is like.
@@ -711,7 +755,7 @@ func (b *backend) Reset() {
 	}
 	b.resumeIfPaused()
 	if b.p.cfg.MySQL55 {
-		b.changeUser(dutyReset, nil)
+		b.changeUser(dutyReset, nil, b.ident)
 		return
 	}
 	b.sendCommand(dutyReset, mysqlwire.ComResetConnection)
@@ -785,13 +829,16 @@ const (
 	proxyDiag uint32 = ^uint32(0)
 )
 
-// changeUser logs the backend in again as the service account with
-// COM_CHANGE_USER and no schema, for duty: dutyReset (a 5.5 backend's
-// reset) or dutyExchange (ex's session has no schema).
-func (b *backend) changeUser(duty backendDuty, ex *exchange) {
+// changeUser logs the backend in again as to with COM_CHANGE_USER and no
+// schema, for duty: dutyReset (a 5.5 backend's reset, as the account it
+// is logged in as) or dutyExchange (ex's session has no schema, or runs
+// as another account: opNoSchema, opIdentity).
+func (b *backend) changeUser(duty backendDuty, ex *exchange, to *identity) {
+	b.setIdentity(to)
+	auth, _ := to.authResponse(mysqlwire.AuthNativePassword, b.nonce) // native never fails
 	pkt, _ := mysqlwire.AppendChangeUser(b.scratch[:0], 0, b.caps, mysqlwire.ChangeUser{
-		Username:     []byte(b.p.cfg.User),
-		AuthResponse: mysqlwire.NativePasswordScramble(b.p.cfg.Password, b.nonce),
+		Username:     []byte(to.name),
+		AuthResponse: auth,
 		CharacterSet: uint16(b.p.collation),
 		AuthPlugin:   []byte(mysqlwire.AuthNativePassword),
 	}) // no schema: the session's is replayed before its next command

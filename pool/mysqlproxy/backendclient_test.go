@@ -145,7 +145,11 @@ func TestBackendClientWrongServicePassword(t *testing.T) {
 	good := tp.p.cfg.Password
 	setPassword := func(pw []byte) {
 		// The backend reads the password on its loop when it logs in.
-		if err := tp.p.loops[0].loop.Exec(func(*reactor.Loop) { tp.p.cfg.Password = pw }); err != nil {
+		// Identities are immutable: the service account is replaced.
+		if err := tp.p.loops[0].loop.Exec(func(*reactor.Loop) {
+			tp.p.cfg.Password = pw
+			tp.p.idents.service = newIdentities(tp.p.cfg.User, pw).service
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

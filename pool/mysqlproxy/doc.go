@@ -28,6 +28,8 @@
 //     the tracked variables and the SQL scanner. users.go, errors.go,
 //     collations.go, stats.go, reload.go, drain.go, memory.go: accounts,
 //     the proxy's own errors, counters, live settings, graceful shutdown.
+//   - identity.go: the server accounts backends log in as (see
+//     Identities).
 //
 // One COM_QUERY: the client's connection delivers it to session.OnData,
 // which splits packets (mysqlwire.Joiner) and calls onCommand, then
@@ -266,13 +268,91 @@
 // EXECUTE that opens a cursor pins the session until the cursor is
 // exhausted, reset or closed.
 //
+// # Identities
+//
+// A backend connection is logged in as one server account, its identity
+// (identity.go; the pool sees it as the backend's pool.Class), and a
+// session runs only on a backend of its own identity. With
+// Config.Identity = IdentityAccount (the default) a session's identity is
+// its own account: the proxy keeps SHA1(password), which the client's
+// successful mysql_native_password login yields (the answer XOR
+// SHA1(nonce || the stored SHA1(SHA1(password)))) and which answers any
+// server's native scramble. caching_sha2_password's fast path would yield
+// SHA256(password) the same way, but MariaDB (10.11 included) has no
+// caching_sha2_password on the server side to use it with, and a MySQL
+// server's full authentication needs the password itself; so in this mode
+// every client is asked for mysql_native_password (an auth switch for a
+// client that offers caching_sha2_password; every account alike, so the
+// plugin asked for tells nothing about the account). The account must
+// exist on the server, for the proxy's host, with the same password and
+// mysql_native_password. An account whose line has backend=B runs as B
+// instead, with backend-password-file's password (B = Config.User without
+// a file: the service account); so does, with IdentityService, every
+// account without backend=, as the service account (one application whose
+// accounts exist only in the users file). The identity is settled at the
+// account's first login and kept on its User (one per users-file load):
+// SHA1 of the stored hash's preimage is one value, so later logins agree.
+// Identities are told apart by account name and SHA1(password): a client
+// that logs in as the service account itself runs on the backends as they
+// are.
+//
+// Backends log in as the service account (Config.User) when they connect.
+// A waiter carries its session's identity as its pool.Class: an idle
+// backend of that identity is taken first, else the one idle longest, and
+// the exchange's first step (opIdentity) changes it with COM_CHANGE_USER,
+// after which the rest of the plan is made as for a fresh connection
+// (COM_CHANGE_USER resets the server session: schema, variables,
+// statements, diagnostics) and the session's state is replayed as after
+// any reset. Changes are counted (Stats.IdentitySwitches). When every
+// backend is busy, one that frees goes to a waiter of its identity if the
+// pool's scheduler finds one among the next waiters (pool.ClassFinder; the
+// FIFO and the fair scheduler look 16 deep, passing the head over at most
+// 4 times in a row):
+// two accounts of 8 clients each on N=4 changed identity before about half
+// of their statements with plain arrival order, and before about a tenth
+// with it (TestIdentityInterleaved, a loaded 2-core machine). A server that
+// refuses the change (no such account, another password, another plugin)
+// gets its ERR relayed to the client, which is disconnected as at a failed
+// login; the backend is closed (its session belongs to no account now) and
+// reconnects as the service account. For a second after such a refusal a
+// login of that account is refused at the proxy with 1045 (28000) "Access
+// denied for user 'x' on the database server: it refused the account less
+// than a second ago", so a client retrying in a loop costs a backend
+// reconnect at most once a second. Prepared statements, on backends and
+// in each loop's PREPARE cache, are keyed by identity as well as schema
+// and text: a PREPARE the server answered for one account is never
+// answered to another from the cache. A KILL QUERY is sent as the
+// victim's account (an account may kill its own threads), on a backend
+// that changes to it first if need be. With IdentityAccount the service
+// account needs no privilege beyond logging in: no client statement runs
+// as it. Backends idle as a client's account count as that account's
+// connections on the server (max_user_connections, the processlist). The
+// preference for a backend of the waiter's identity holds within a loop:
+// a loop with an idle backend of another identity converts it rather than
+// steal a matching one from another loop.
+//
+// A derived SHA1(password) is a live secret: it is never logged (an
+// identity prints as its account name), never in Stats or /status, and
+// lives only in this process's memory, one per account and password for
+// as long as the process runs. A process that takes over in a
+// zero-downtime upgrade does not receive it: the clients it serves log in
+// to it, which derives it again.
+//
 // # Admin statements
 //
-// Every client runs as the one service account, so a statement acting on
-// the whole server or on that account would act for everyone: the proxy
+// A session running as an account that others share (the service account,
+// a backend= mapping) would act for all of them with a statement acting on
+// the whole server or on that account: the proxy
 // refuses it with ERR 1227 (42000) "Access denied; you need (at least one
 // of) the X privilege(s) for this operation" unless the account has the
-// users-file field admin (adminStatements and stmtPrivilege in sqlscan.go
+// users-file field admin. A session running as its own account gets the
+// server's verdict on them, as on a direct connection: the server checks
+// its grants, and what it does acts on its own account only. Two kinds stay
+// refused to every account without admin whatever its identity, because
+// the server does not report the locks they may take and a backend must
+// not go back to the pool holding one: BACKUP STAGE/LOCK, and dynamic SQL
+// whose text the proxy cannot see (below). The list
+// (adminStatements and stmtPrivilege in sqlscan.go
 // hold the list: SET PASSWORD, CREATE/ALTER/DROP/RENAME USER, CREATE/DROP
 // ROLE, SET DEFAULT ROLE, GRANT, REVOKE, SET GLOBAL/PERSIST/PERSIST_ONLY and
 // @@global./@@persist. targets anywhere in a SET list, SET GLOBAL
@@ -287,11 +367,10 @@
 // refused too for accounts without admin. So is a CREATE or ALTER of a
 // stored program (procedure, function, trigger, event, package) with an
 // admin statement anywhere in its definition: its body runs later with the
-// definer's rights. Known gap: programs that already exist on the server
-// (CALL of a procedure, triggers, events) run with their definer's
-// privileges, which the proxy cannot see into; running clients under their
-// own server accounts (a later change) closes it and lifts the dynamic-SQL
-// restriction.
+// definer's rights. Known gap of shared accounts: programs that already
+// exist on the server (CALL of a procedure, triggers, events) run with
+// their definer's privileges, which the proxy cannot see into; a session
+// running as its own account is checked by the server.
 //
 // # Errors the proxy sends
 //
@@ -301,7 +380,12 @@
 //     and the answer to a login that would take the logged-in clients over
 //     Config.MaxClients (others logged in first).
 //   - 1045 (28000) "Access denied for user ...": unknown user or wrong
-//     password. An unknown name goes through the same exchange as an
+//     password; and, at a session's first command, the server's own 1045
+//     (or other ERR) refusing the COM_CHANGE_USER to the session's account,
+//     relayed, or the proxy's "Access denied for user 'x' on the database
+//     server: ..." when a server asks that account for what a derived
+//     credential cannot give (caching_sha2_password's full
+//     authentication); the client is disconnected. An unknown name goes through the same exchange as an
 //     account (with both hashes) and a wrong password: the same auth switch
 //     with the nonce where the client's plugin calls for one, the same hash
 //     work, the same ERR with the same sequence id, so the answers do not
@@ -526,9 +610,8 @@
 // scheduled with (letters, digits, '_', '-', '.'; without it the account
 // is its own tenant; see Tenants). backend and backend-password-file map the client to another
 // server account (its password the first line of F, relative to the users
-// file's folder, read with the same checks as the users file); until
-// backends log in per account, `scalestack mysqlproxy` refuses a users
-// file that uses them rather than ignore them. `scalestack passwd` prints a
+// file's folder, read with the same checks as the users file; see
+// Identities). `scalestack passwd` prints a
 // line with any of these fields. Plain passwords are never stored.
 //
 // LoadUsers (for the users file and each backend-password-file) and

@@ -43,6 +43,26 @@ type Stmt struct {
 	// lastIDWrite: the text may change LAST_INSERT_ID().
 	lastIDWrite bool
 	closed      bool
+	// heldFor are the identities (server accounts) the statement has run
+	// as: a prepared statement belongs to the account that prepared it, so
+	// the loop holds one key per identity (keyFor), released by Close.
+	heldFor []uint32
+}
+
+// keyFor is the statement's key when run as id.
+func (st *Stmt) keyFor(id *identity) stmtKey {
+	return stmtKey{prepScope{id.id, st.key.schema}, st.key.sql}
+}
+
+// holdFor makes the loop hold the statement for id, once.
+func (st *Stmt) holdFor(id *identity) {
+	for _, h := range st.heldFor {
+		if h == id.id {
+			return
+		}
+	}
+	st.heldFor = append(st.heldFor, id.id)
+	st.pl.holdStmt(st.keyFor(id))
 }
 
 // NumParams is how many parameters the statement takes.
@@ -56,7 +76,10 @@ func (st *Stmt) Close() {
 		return
 	}
 	st.closed = true
-	st.pl.releaseStmt(st.key, nil)
+	for _, h := range st.heldFor {
+		st.pl.releaseStmt(stmtKey{prepScope{h, st.key.schema}, st.key.sql}, nil)
+	}
+	st.heldFor = nil
 }
 
 // embeddedKinds are the statements an embedded caller may run: each leaves
@@ -135,9 +158,9 @@ func (p *Proxy) PrepareStmt(l *reactor.Loop, schema, sql string) (*Stmt, error) 
 		}
 	}
 	pl := p.loops[l.ID()]
-	st := &Stmt{pl: pl, key: stmtKey{schema: schema, sql: sql}, numParams: n,
+	// The identity part of key is set per Request (keyFor).
+	st := &Stmt{pl: pl, key: stmtKey{prepScope{schema: schema}, sql}, numParams: n,
 		lastIDWrite: qi.feats&featLastIDWrite != 0}
-	pl.holdStmt(st.key)
 	return st, nil
 }
 
@@ -214,6 +237,7 @@ type embedStep uint8
 
 const (
 	eNone     embedStep = iota
+	eIdentity           // COM_CHANGE_USER to the request's account: the backend is logged in as another
 	eNoSchema           // COM_CHANGE_USER without a schema: the statement has none, the backend has one
 	eTrack              // the session tracking SET (after a login or reset)
 	eSchema             // COM_INIT_DB to the statement's schema
@@ -237,8 +261,15 @@ type Request struct {
 	// granted, so they must stay valid until the first Sink call).
 	Params []mysqlwire.Value
 	Sink   Sink
+	// Password, when the caller has it (the HTTP gateway checked it
+	// against the users file), lets the statement run as the account's
+	// own server account before any client of it has logged in through
+	// the proxy (see embedIdentity). Read during Start only.
+	Password []byte
 
 	wait    pool.Waiter
+	ident   *identity // the server account the statement runs as
+	key     stmtKey   // the Stmt's key for ident
 	b       *backend
 	step    embedStep
 	running bool
@@ -288,6 +319,14 @@ func (r *Request) Start() {
 		r.done(proxySQLError(errAccessDenied, r.Account, "embedded", "NO"))
 		return
 	}
+	id, err := pl.p.embedIdentity(u, r.Password)
+	if err != nil {
+		r.done(err)
+		return
+	}
+	r.ident, r.key = id, st.keyFor(id)
+	st.holdFor(id)
+	r.wait.Class = id.class()
 	// Counted as the account's COM_STMT_EXECUTE, as a session's would be.
 	pl.stats.Commands[commandSlot(mysqlwire.ComStmtExecute)].Add(1)
 	if u.stats != nil {
@@ -388,13 +427,22 @@ func (r *Request) run() {
 	for {
 		r.step++
 		switch r.step {
+		case eIdentity:
+			if b.ident.id == r.ident.id {
+				continue
+			}
+			// COM_CHANGE_USER as the request's account, no schema: the
+			// backend is then fresh, and the steps below see it so.
+			st.pl.stats.IdentitySwitches.Add(1)
+			b.emb = r
+			b.changeUser(dutyEmbed, nil, r.ident)
 		case eNoSchema:
 			if st.key.schema != "" || b.state.schema == "" {
 				continue
 			}
 			st.pl.stats.StateReplays.Add(1)
 			b.emb = r
-			b.changeUser(dutyEmbed, nil)
+			b.changeUser(dutyEmbed, nil, r.ident)
 		case eTrack:
 			if !b.tracks() || b.tracking {
 				continue
@@ -425,7 +473,7 @@ func (r *Request) run() {
 			b.emb = r
 			b.send(dutyEmbed, nil, p)
 		case ePrepare:
-			if b.stmtFor(st.key) != nil {
+			if b.stmtFor(r.key) != nil {
 				continue
 			}
 			p := append(append(b.scratch[:0], byte(mysqlwire.ComStmtPrepare)), st.key.sql...)
@@ -446,7 +494,7 @@ func (r *Request) run() {
 // that relies on types it sent before is rebound).
 func (r *Request) execute() {
 	b := r.b
-	bs := b.stmtFor(r.Stmt.key)
+	bs := b.stmtFor(r.key)
 	if bs == nil {
 		r.fail(embedVanished, false)
 		return
@@ -570,7 +618,7 @@ func (b *backend) onEmbedPacket(payload []byte) {
 		b.noteVars(&want)
 	case ePrepare:
 		id, _, params, _ := b.tracker.Prepared()
-		b.addStmt(r.Stmt.key, id)
+		b.addStmt(r.key, id)
 		r.Stmt.pl.stats.BackendPrepares.Add(1)
 		if int(params) != r.Stmt.numParams {
 			// The proxy's count of placeholders disagrees with the

@@ -42,6 +42,7 @@ const (
 	errTenantMaxQPS       // args: tenant, max-qps (1226)
 	errTenantMaxQueued    // args: tenant, max-queued (9006)
 	errStatementTimeCap   // args: the cap in seconds, tenant (9007)
+	errIdentityUnusable   // args: account, reason (1045: a backend cannot log in as the session's account)
 	numProxyErrs
 )
 
@@ -101,6 +102,7 @@ var proxyErrors = [numProxyErrs]struct {
 		"Too many commands of tenant '%s' are waiting for a backend connection (max-queued %d); retry later"},
 	errStatementTimeCap: {ErStatementTimeCap, "42000",
 		"max_statement_time is limited to %s s for tenant '%s': only SET max_statement_time to a value up to that is allowed"},
+	errIdentityUnusable: {mysqlwire.ErAccessDenied, "28000", "Access denied for user '%s' on the database server: %s"},
 }
 
 // erConnectionKilled is MariaDB's ER_CONNECTION_KILLED.

@@ -22,6 +22,7 @@ func TestProxyErrorsTable(t *testing.T) {
 		errTenantMaxQPS:     {"shop", int64(200)},
 		errTenantMaxQueued:  {"shop", int64(10)},
 		errStatementTimeCap: {"0.5", "shop"},
+		errIdentityUnusable: {"app", "no such account"},
 	}
 	for e := proxyErr(0); e < numProxyErrs; e++ {
 		pe := proxyErrors[e]

@@ -14,6 +14,7 @@ type syncOp uint8
 
 const (
 	opNone       syncOp = iota
+	opIdentity          // COM_CHANGE_USER to the session's account: the backend is logged in as another
 	opClearDiag         // COM_RESET_CONNECTION: the backend holds another session's diagnostics, which the command reads
 	opNoSchema          // COM_CHANGE_USER without a schema: the session has none, the backend has one
 	opTrack             // the SET that turns on session state tracking (after a login or reset)
@@ -85,6 +86,15 @@ func (ex *exchange) makePlan(granted bool) {
 	n := 0
 	schema := b.state.schema
 	fresh := false
+	if b.ident.id != s.ident().id {
+		// The backend is logged in as another account (the pool had no
+		// idle one of the session's): a session runs only as its own.
+		// COM_CHANGE_USER forgets everything, diagnostics and schema
+		// included, so the rest is planned as for a fresh connection.
+		ex.plan[n] = opIdentity
+		n++
+		schema, fresh = "", true
+	}
 	// Another session's diagnostics are cleared before any command of a
 	// session that has just been given the backend (or holds it unpinned),
 	// not only one that reads them: a command that uses no table leaves
@@ -93,7 +103,7 @@ func (ex *exchange) makePlan(granted bool) {
 	// lose the session's state) and would show them. A session that has
 	// just been given the backend has no state there yet, whatever the
 	// command's text pinned already.
-	foreignDiag := (granted || s.pins == 0) && b.diagOf != noDiag && b.diagOf != s.id
+	foreignDiag := !fresh && (granted || s.pins == 0) && b.diagOf != noDiag && b.diagOf != s.id
 	if foreignDiag && !b.p.cfg.MySQL55 {
 		// Only a reset clears them (a statement that uses no table
 		// leaves them); everything after it is planned as for a fresh
@@ -172,6 +182,13 @@ func (ex *exchange) run() {
 func (ex *exchange) start(op syncOp) bool {
 	s, b := ex.s, ex.b
 	switch op {
+	case opIdentity:
+		if b.ident.id == s.ident().id {
+			return false
+		}
+		s.pl.stats.IdentitySwitches.Add(1)
+		ex.step = op
+		b.changeUser(dutyExchange, ex, s.ident())
 	case opClearDiag:
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
@@ -179,7 +196,7 @@ func (ex *exchange) start(op syncOp) bool {
 	case opNoSchema:
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
-		b.changeUser(dutyExchange, ex)
+		b.changeUser(dutyExchange, ex, b.ident)
 	case opTrack:
 		if !b.tracks() || b.tracking {
 			return false
@@ -671,6 +688,29 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		s.pl.stats.BackendPrepares.Add(1)
 	}
 	ex.synced()
+}
+
+// identityRefused: the server refused the COM_CHANGE_USER to the
+// session's account (opIdentity; errPayload is its ERR, nil when the proxy
+// could not answer the server's challenge). The client gets that ERR and
+// is disconnected, as a direct login would be refused; the caller closes
+// the backend.
+func (ex *exchange) identityRefused(errPayload []byte, reason string) {
+	s, b := ex.s, ex.b
+	ex.end()
+	s.dropBackend(b)
+	s.ident().refusedAt.Store(monoNow())
+	if errPayload != nil {
+		e, _ := mysqlwire.ParseERR(errPayload)
+		s.pl.stats.Errors[errorSlot(e.Code)].Add(1)
+		pkt, _ := mysqlwire.AppendPacket(s.scratch[:0], s.nextRespSeq(), errPayload)
+		s.scratch = pkt[:0]
+		s.pl.stats.ClientBytesOut.Add(uint64(len(pkt)))
+		s.c.Write(pkt)
+	} else {
+		s.writeERR(errIdentityUnusable, s.ident().name, reason)
+	}
+	s.c.Close()
 }
 
 // synced: the step's response was OK (or, for opNoSchema, the

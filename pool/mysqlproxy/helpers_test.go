@@ -87,6 +87,9 @@ func startProxyAt(t testing.TB, env mysqlEnv, n, loops int, tweak func(*Config))
 	cfg := Config{
 		Backend: baddr, User: env.user, Password: []byte(env.password), BackendConns: n, Users: users,
 		Logf: func(format string, args ...any) { t.Logf("proxy: "+format, args...) },
+		// The client accounts exist only at the proxy: every client runs
+		// as the service account (tests of identities set IdentityAccount).
+		Identity: IdentityService,
 	}
 	if tweak != nil {
 		tweak(&cfg)

@@ -53,6 +53,9 @@ func startQueryKill(pl *proxyLoop, t *session, req *killRequest) {
 	}
 	qk := &queryKill{pl: pl, req: req, target: t, cmd: t.cmdStart, victim: vb}
 	qk.wait.Client = qk
+	// The server lets an account kill its own threads: the KILL goes out
+	// as the victim's account (a backend of it if one is idle).
+	qk.wait.Class = vb.ident.class()
 	vb.killPending = qk
 	pl.lp.Acquire(&qk.wait)
 }
@@ -73,6 +76,12 @@ func (qk *queryKill) Granted(pb *pool.Backend) {
 		return
 	}
 	qk.kb = kb
+	if kb.ident.id != qk.victim.ident.id {
+		kb.killer = qk
+		qk.pl.stats.IdentitySwitches.Add(1)
+		kb.changeUser(dutyKill, nil, qk.victim.ident) // then sendKillQuery (onAuthPacket)
+		return
+	}
 	kb.sendKillQuery(qk, qk.victim.threadID)
 }
 

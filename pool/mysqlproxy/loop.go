@@ -28,9 +28,10 @@ type proxyLoop struct {
 	// next idle point (see drain.go).
 	closing bool
 
-	// prepCache maps schema, then SQL text, to a cached PREPARE response
-	// (two levels so a lookup by the client's bytes allocates nothing).
-	prepCache map[string]map[string]*prepMeta
+	// prepCache maps account and schema, then SQL text, to a cached
+	// PREPARE response (two levels so a lookup by the client's bytes
+	// allocates nothing).
+	prepCache map[prepScope]map[string]*prepMeta
 	prepCount int
 
 	// stmtRefs counts this loop's session statements by key, and
@@ -78,7 +79,7 @@ func (pl *proxyLoop) noteSchemaMissing(schema string) {
 
 func newProxyLoop(p *Proxy, lp *pool.LoopPool, id int) *proxyLoop {
 	return &proxyLoop{p: p, lp: lp, loop: lp.Loop(), id: id, sessions: map[uint32]*session{},
-		prepCache: map[string]map[string]*prepMeta{}, stmtRefs: map[stmtKey]int32{},
+		prepCache: map[prepScope]map[string]*prepMeta{}, stmtRefs: map[stmtKey]int32{},
 		missingSchemas: map[string]int64{}}
 }
 

@@ -25,10 +25,16 @@ type Config struct {
 	// read/write splitting, which does not exist yet: they get no
 	// connections.
 	Targets []pool.Target
-	// User and Password are the service account every backend connection
-	// logs in as.
+	// User and Password are the service account: every backend connection
+	// logs in as it, and changes to a client's identity (COM_CHANGE_USER)
+	// when a client of another identity needs it (see Identity).
 	User     string
 	Password []byte
+	// Identity says which server account clients' statements run as: by
+	// default (IdentityAccount) each client's own, or the one its
+	// users-file line maps it to; IdentityService runs every client as
+	// the service account.
+	Identity IdentityMode
 	// BackendConns is N, the exact number of backend connections (split
 	// across the loops).
 	BackendConns int
@@ -267,6 +273,8 @@ type Proxy struct {
 	// extCaps are the clientExtCaps every backend greeting so far offered
 	// (see noteBackendCaps): what new clients are offered.
 	extCaps atomic.Uint64
+	// idents are the server accounts backends log in as (identity.go).
+	idents *identities
 }
 
 // New validates cfg and returns a proxy that Start runs.
@@ -288,6 +296,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.extCaps.Store(0)
 	}
 	p.defaultNames = collationNames[uint16(p.collation)]
+	p.idents = newIdentities(c.User, c.Password)
 	p.unknownUser = &User{Name: "(unknown)", Native: make([]byte, 20), SHA2: make([]byte, 32)}
 	if _, err := rand.Read(p.unknownUser.Native); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)

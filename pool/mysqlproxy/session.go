@@ -549,10 +549,17 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 	if plugin == "" && s.caps&mysqlwire.ClientPluginAuth == 0 {
 		plugin = mysqlwire.AuthNativePassword
 	}
+	// With per-account identities every client logs in with
+	// mysql_native_password: its answer yields SHA1(password), which logs
+	// the backends in as the account; caching_sha2_password's fast path
+	// yields SHA256(password), which MariaDB (no caching_sha2 on the
+	// server side) cannot use. Every account is asked alike, so the
+	// plugin asked for tells nothing about the account.
+	sha2OK := s.p.cfg.Identity == IdentityService
 	switch {
 	case plugin == mysqlwire.AuthNativePassword:
 		s.finishNativeLogin(hr.Username, hr.AuthResponse, seq+1)
-	case plugin == mysqlwire.AuthCachingSHA2 && len(hr.AuthResponse) == 0 && u.SHA2 != nil:
+	case sha2OK && plugin == mysqlwire.AuthCachingSHA2 && len(hr.AuthResponse) == 0 && u.SHA2 != nil:
 		// libmariadb and libmysqlclient send no scramble when their plugin
 		// is not the one the greeting named, and wait to be asked for it:
 		// ask for caching_sha2_password with the same nonce.
@@ -561,7 +568,7 @@ func (s *session) onHandshakeResponse(payload []byte, seq uint8) {
 		s.c.Write(out)
 		s.phase = sAuthSwitch
 		s.sha2Switch = true
-	case plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
+	case sha2OK && plugin == mysqlwire.AuthCachingSHA2 && (u.SHA2 != nil || u.NoPassword):
 		s.finishSHA2Login(hr.Username, hr.AuthResponse, seq+1)
 	default:
 		// Ask for mysql_native_password with the same nonce.
@@ -579,12 +586,14 @@ func (s *session) verifySHA2(resp []byte) bool {
 	return mysqlwire.VerifyCachingSHA2(s.user.SHA2, s.nonce, resp) == nil && s.transportAllowed()
 }
 
-func (s *session) verifyNative(resp []byte) bool {
+// verifyNative checks a mysql_native_password answer; on success it
+// returns SHA1(password) (nil for an account without a password).
+func (s *session) verifyNative(resp []byte) (stage1 []byte, ok bool) {
 	if s.user.NoPassword {
-		return len(resp) == 0 && s.transportAllowed()
+		return nil, len(resp) == 0 && s.transportAllowed()
 	}
-	_, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
-	return err == nil && s.transportAllowed()
+	stage1, err := mysqlwire.VerifyNativePassword(s.user.Native, s.nonce, resp)
+	return stage1, err == nil && s.transportAllowed()
 }
 
 // transportAllowed applies the users-file field require-tls (and
@@ -600,12 +609,27 @@ func (s *session) transportAllowed() bool {
 func (s *session) clientTLS() bool { return s.tlsUp }
 
 func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
-	if !s.verifyNative(resp) || s.user == s.p.unknownUser {
+	stage1, ok := s.verifyNative(resp)
+	if !ok || s.user == s.p.unknownUser {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
+	s.setIdentity(stage1)
 	s.loginOK(seq)
 }
+
+// setIdentity settles the server account the logged-in user's statements
+// run as (cached on the User, see identityOf); stage1 is SHA1(password)
+// from the login that just succeeded.
+func (s *session) setIdentity(stage1 []byte) {
+	s.wait.Class = s.p.identityOf(s.user, stage1).id.class()
+}
+
+// ident is the server account the session's statements run as; its
+// backends are logged in as it. It is kept on the session's User rather
+// than in the session, which must stay small while idle; a session of a
+// user logs in (setIdentity) before it runs anything.
+func (s *session) ident() *identity { return s.user.ident.Load().id }
 
 func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 	if !s.verifySHA2(resp) || s.user == s.p.unknownUser {
@@ -630,6 +654,7 @@ func (s *session) finishSHA2Login(user, resp []byte, seq uint8) {
 		s.accessDenied(user, len(resp) > 0, seq)
 		return
 	}
+	s.setIdentity(nil) // service mode only (onHandshakeResponse)
 	out, next := mysqlwire.AppendAuthMoreData(s.scratch[:0], seq, []byte{mysqlwire.CachingSHA2FastAuthSuccess})
 	s.pl.stats.ClientBytesOut.Add(uint64(len(out)))
 	s.c.Write(out)
@@ -650,6 +675,7 @@ func (s *session) onFullAuth(payload []byte, seq uint8) {
 		s.accessDenied([]byte(s.loginName), true, seq)
 		return
 	}
+	s.setIdentity(stage1Of(password))
 	s.loginOK(seq)
 }
 
@@ -706,6 +732,14 @@ func (s *session) loginOK(seq uint8) {
 		// the server would, without asking it again.
 		s.respSeq = seq
 		s.writeERR(errUnknownDatabase, s.st.schema)
+		s.c.Close()
+		return
+	}
+	if id := s.ident(); id.refusedRecently() {
+		// The server has just refused the account a backend: refuse
+		// the login without costing another backend reconnect.
+		s.respSeq = seq
+		s.writeERR(errIdentityUnusable, id.name, "it refused the account less than a second ago")
 		s.c.Close()
 		return
 	}
@@ -832,12 +866,12 @@ func (s *session) onCommand(raw, payload []byte, lastSeq uint8) {
 	case mysqlwire.ComRefresh, mysqlwire.ComDebug:
 		// COM_REFRESH is FLUSH (server-wide, RELOAD); COM_DEBUG writes
 		// to the server's log (SUPER).
-		if !s.user.Admin {
-			if cmd == mysqlwire.ComRefresh {
-				s.refuse(privReload)
-			} else {
-				s.refuse(privSuper)
-			}
+		p := privSuper
+		if cmd == mysqlwire.ComRefresh {
+			p = privReload
+		}
+		if s.refuses(p) {
+			s.refuse(p)
 			return
 		}
 	case mysqlwire.ComStatistics, mysqlwire.ComFieldList, mysqlwire.ComProcessInfo,
@@ -859,6 +893,24 @@ func (s *session) local() { s.pl.stats.LocalAnswers.Add(1) }
 func (s *session) refuse(p privilege) {
 	s.local()
 	s.writeERR(errPrivilegeNeeded, privilegeMessages[p])
+}
+
+// refuses reports whether the proxy refuses a statement needing p to this
+// session. A session that runs as its own server account gets the
+// server's verdict, as on a direct connection: the server checks its
+// grants, and what it does acts on its own account only. A session that
+// runs as an account others share (the service account, a backend=
+// mapping) is refused unless its account has the users-file field admin:
+// there the statement would act for every client of that account. Two
+// kinds stay refused to every account without admin, because the proxy
+// could not follow their effects on the backend's session (the server
+// does not report them): BACKUP STAGE and BACKUP LOCK, and dynamic SQL
+// whose text the proxy cannot see.
+func (s *session) refuses(p privilege) bool {
+	if p == privNone || s.user.Admin {
+		return false
+	}
+	return s.user.ident.Load().shared || p == privDynamicSQL || p == privBackup
 }
 
 // keep copies the request so it outlives the input buffer while it waits
@@ -901,7 +953,7 @@ func (s *session) onQuery(raw, payload []byte) {
 	sql := payload[1:]
 	s.qi = scanQuery(sql, s.noBackslash)
 	qi := &s.qi
-	if qi.priv != privNone && !s.user.Admin {
+	if s.refuses(qi.priv) {
 		s.refuse(qi.priv)
 		return
 	}
@@ -1737,7 +1789,8 @@ func (s *session) onChangeUser(payload []byte) {
 	s.resetSession(string(schema), names)
 	s.loginNames = names
 	if len(plugin) == 0 || string(plugin) == mysqlwire.AuthNativePassword {
-		if s.verifyNative(auth) {
+		if stage1, ok := s.verifyNative(auth); ok {
+			s.setIdentity(stage1)
 			if !s.changeTenant() {
 				return
 			}
@@ -1765,10 +1818,12 @@ func (s *session) onChangeUserSwitchResponse(payload []byte, seq uint8) {
 	s.phase = sReady
 	s.limitInput(false)
 	s.respSeq = seq + 1
-	if !s.verifyNative(payload) {
+	stage1, ok := s.verifyNative(payload)
+	if !ok {
 		s.accessDenied([]byte(s.user.Name), len(payload) > 0, seq+1)
 		return
 	}
+	s.setIdentity(stage1)
 	if !s.changeTenant() {
 		return
 	}

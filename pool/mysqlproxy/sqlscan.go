@@ -835,11 +835,10 @@ func matchSelectFunc(lx *lexer) (stmtKind, []byte) {
 // ---- statements only an admin account may run ----
 
 // privilege is what the server would require of a statement that acts on
-// the whole server or on the service account every client shares. The
-// proxy refuses such statements to accounts without the users-file field
-// admin: on a direct connection each client has its own account and the
-// server checks its privileges, but through the proxy every statement runs
-// as the service account.
+// the whole server or on the account it runs as. The proxy refuses such
+// statements to sessions running as a shared account (the service account,
+// a backend= mapping) without the users-file field admin: the statement
+// would act for every client of that account (session.refuses).
 type privilege uint8
 
 const (
@@ -853,6 +852,9 @@ const (
 	// the proxy cannot see (a variable, an expression): it might be any of
 	// the above, so only an admin may run it.
 	privDynamicSQL
+	// privBackup: BACKUP STAGE and BACKUP LOCK (RELOAD on the server);
+	// the locks they take are session state the server does not report.
+	privBackup
 )
 
 // privilegeNames are the names the server gives in ERR 1227.
@@ -864,6 +866,7 @@ var privilegeNames = [...]string{
 	privReload:      "RELOAD",
 	privShutdown:    "SHUTDOWN",
 	privDynamicSQL:  "SUPER",
+	privBackup:      "RELOAD",
 }
 
 // privilegeMessages are the texts of the ERR 1227 the proxy sends, built
@@ -906,7 +909,7 @@ var adminStatements = [...]struct {
 	// REPLICA, QUERY CACHE, PERSIST).
 	{"FLUSH", "", privReload},
 	{"RESET", "", privReload},
-	{"BACKUP", "", privReload}, // BACKUP STAGE, BACKUP LOCK
+	{"BACKUP", "", privBackup}, // BACKUP STAGE, BACKUP LOCK
 	{"CHANGE", "", privSuper},  // CHANGE MASTER / REPLICATION SOURCE / REPLICATION FILTER
 	{"START", "SLAVE", privSuper},
 	{"START", "REPLICA", privSuper},

@@ -69,8 +69,11 @@ type Stats struct {
 	// Config.ClientWriteTimeout.
 	ClientWriteTimeouts atomic.Uint64
 
-	StateReplays    atomic.Uint64 // COM_INIT_DB / SET / COM_SET_OPTION sent to sync a backend
-	DiagnosticHolds atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
+	StateReplays atomic.Uint64 // COM_INIT_DB / SET / COM_SET_OPTION sent to sync a backend
+	// IdentitySwitches counts COM_CHANGE_USER sent to log a backend in as
+	// the account of the session about to use it (opIdentity).
+	IdentitySwitches atomic.Uint64
+	DiagnosticHolds  atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
 
 	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands
 	Pins           [NumPinReasons]atomic.Uint64 // times a session became pinned for each reason
@@ -214,6 +217,7 @@ type StatsSnapshot struct {
 	BackendStmtsOpen              int64
 	ClientWriteTimeouts           uint64
 	PendingLoginsRefused          uint64
+	IdentitySwitches              uint64
 	// PendingLogins is the gauge of clients connected and not logged in
 	// yet (one proxy-wide count, not a per-loop sum).
 	PendingLogins int64
@@ -232,6 +236,7 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.LocalAnswers += s.LocalAnswers.Load()
 	o.ClientWriteTimeouts += s.ClientWriteTimeouts.Load()
 	o.StateReplays += s.StateReplays.Load()
+	o.IdentitySwitches += s.IdentitySwitches.Load()
 	o.PrepareCacheHits += s.PrepareCacheHits.Load()
 	o.BackendPrepares += s.BackendPrepares.Load()
 	o.BackendStmtEvictions += s.BackendStmtEvictions.Load()

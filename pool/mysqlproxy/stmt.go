@@ -32,11 +32,21 @@ const maxSessionLongData = maxClientPayload
 // errStmtNoCursor is ER_STMT_HAS_NO_OPEN_CURSOR.
 const errStmtNoCursor mysqlwire.ErrCode = 1421
 
-// stmtKey names a statement: its text and the schema it was prepared in
-// (unqualified table names resolve against it).
+// stmtKey names a statement: its text, the schema it was prepared in
+// (unqualified table names resolve against it) and the account it was
+// prepared as (prepScope).
 type stmtKey struct {
+	prepScope
+	sql string
+}
+
+// prepScope is what a PREPARE's answer depends on besides its text: the
+// schema, and the server account (identity id) it ran as, whose grants
+// decide whether it succeeds and which columns it describes. A statement
+// prepared as one account is never answered from the cache to another.
+type prepScope struct {
+	ident  uint32
 	schema string
-	sql    string
 }
 
 // prepMeta is a cached PREPARE response.
@@ -150,7 +160,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 	// The text is scanned now, for the pins its EXECUTEs call for.
 	s.qi = scanQuery(payload[1:], s.noBackslash)
 	if !s.user.Admin {
-		if p := privilegeOf(payload[1:], s.noBackslash, 0); p != privNone {
+		if p := privilegeOf(payload[1:], s.noBackslash, 0); s.refuses(p) {
 			s.refuse(p)
 			return
 		}
@@ -167,7 +177,7 @@ func (s *session) onPrepare(raw, payload []byte) {
 		s.rewriteConnID()
 		raw, payload = s.req, s.payload
 	}
-	if meta := s.pl.prepCache[s.st.schema][string(payload[1:])]; meta != nil && meta.ext == s.extTypeInfo() {
+	if meta := s.pl.prepCache[prepScope{s.ident().id, s.st.schema}][string(payload[1:])]; meta != nil && meta.ext == s.extTypeInfo() {
 		s.local()
 		s.pl.stats.PrepareCacheHits.Add(1)
 		id := s.allocStmtID()
@@ -205,7 +215,7 @@ func (s *session) onPrepareDone(b *backend) {
 	if !ok {
 		return
 	}
-	key := stmtKey{schema: s.st.schema, sql: string(s.payload[1:])}
+	key := stmtKey{prepScope{s.ident().id, s.st.schema}, string(s.payload[1:])}
 	b.addStmt(key, id)
 	s.pl.stats.BackendPrepares.Add(1)
 	meta := &prepMeta{key: key, resp: capture, numParams: int(params), numCols: int(cols), ext: s.extTypeInfo()}
@@ -214,10 +224,10 @@ func (s *session) onPrepareDone(b *backend) {
 		clear(pl.prepCache)
 		pl.prepCount = 0
 	}
-	bySQL := pl.prepCache[key.schema]
+	bySQL := pl.prepCache[key.prepScope]
 	if bySQL == nil {
 		bySQL = map[string]*prepMeta{}
-		pl.prepCache[key.schema] = bySQL
+		pl.prepCache[key.prepScope] = bySQL
 	}
 	if bySQL[key.sql] == nil {
 		pl.prepCount++

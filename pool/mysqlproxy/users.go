@@ -28,9 +28,9 @@ type User struct {
 	// Admin is set by the field `admin`: the account may run statements
 	// that act on the whole server or on the shared service account (SET
 	// PASSWORD, GRANT, SET GLOBAL, FLUSH, SHUTDOWN...) and KILL sessions
-	// of other accounts. Without it the proxy refuses them (see
-	// adminStatements), because every client shares the same backend
-	// connections and service account.
+	// of other accounts. Without it the proxy refuses them to a session
+	// running as a shared account (the service account, a backend=
+	// mapping: see adminStatements and session.refuses).
 	Admin bool
 	// Tenant is the field `tenant=NAME`: the group of accounts that shares
 	// one tenant's scheduling rules. Empty means the account is a tenant of
@@ -53,6 +53,10 @@ type User struct {
 	// stats are the account's counters, kept across reloads of the users
 	// file (set when the proxy adopts the Users).
 	stats *UserStats
+
+	// ident is the server account the account's sessions run as, set at
+	// its first login (identityOf).
+	ident userIdentityCache
 }
 
 // TenantName is the account's tenant: its tenant= field, or its own name.
