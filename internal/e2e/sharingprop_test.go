@@ -54,6 +54,12 @@ import (
 // SCALESTACK_PROPERTY_CLIENTS the number of concurrent clients (16);
 // sessions have 1 to 199 statements (100 on average), so the number of
 // sessions is about statements/100. E2E_SEED fixes the statement sequences.
+//
+// The acceptance run (2026-12-06, 2 shared cores, load average 25-60,
+// MariaDB 10.11.19, seed 1796568675702152894): `nice -n 19 env
+// SCALESTACK_PROPERTY_STATEMENTS=1000000 go test -count=1 -timeout 120m
+// -run 'TestSharingProperty$' ./internal/e2e/`: 9,868 sessions (4,903 that
+// pinned; 1,222 aborts), 1,002,035 statements, 0 mismatches, in 17 min.
 func TestSharingProperty(t *testing.T) {
 	start := time.Now()
 	statements := envInt(t, "SCALESTACK_PROPERTY_STATEMENTS", 30_000)
