@@ -149,7 +149,8 @@
 // in the same slot (never more than N), logged in as the new class and
 // granted to the same client (Stats.BackendReopens). A backend freed while
 // waiters of several classes wait goes to the first of its own class among
-// the next 16 (a Scheduler that implements ClassFinder; FIFO does), the
+// the next 16 (a Scheduler that implements ClassFinder: FIFO does, and the fair
+// scheduler within the tenant whose turn it is), the
 // first waiter being passed over at most 4 times in a row, so that a mixed
 // load does not convert a backend at every hand-off.
 // Pipelining: see the comment beside Class in protocol.go for the shape

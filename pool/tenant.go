@@ -366,6 +366,18 @@ func (s *fair) Peek() *Waiter {
 	return best.head
 }
 
+// FirstOfClass implements ClassFinder: the first waiter of class c among
+// the next limit of the tenant Peek serves, so that a freed backend spares
+// a conversion without serving another tenant out of its turn.
+func (s *fair) FirstOfClass(c Class, limit int) *Waiter {
+	for w := s.Peek(); w != nil && limit > 0; w, limit = w.next, limit-1 {
+		if w.Class == c {
+			return w
+		}
+	}
+	return nil
+}
+
 func (s *fair) Any() *Waiter {
 	if w := s.untenanted.Peek(); w != nil {
 		return w

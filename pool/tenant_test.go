@@ -327,3 +327,31 @@ func BenchmarkSchedulers(b *testing.B) {
 		})
 	}
 }
+
+// TestFairFirstOfClass: a freed backend goes to a waiter of its own class
+// only within the tenant whose turn it is (within the scan limit), never
+// to another tenant's waiter of that class.
+func TestFairFirstOfClass(t *testing.T) {
+	_, ts := newTestTenants(t, TenantRules{}, TenantRules{})
+	ts[0].vtime.Store(10) // A's turn
+	ts[1].vtime.Store(50)
+	s := NewFair().(ClassFinder)
+	sch := s.(Scheduler)
+	var ws [4]Waiter
+	for i, spec := range []struct {
+		tenant int
+		class  uint32
+	}{{0, 1}, {1, 2}, {0, 1}, {0, 2}} {
+		ws[i].Tenant, ws[i].Class = ts[spec.tenant], Class{Account: spec.class}
+		sch.Push(&ws[i])
+	}
+	if got := s.FirstOfClass(Class{Account: 2}, 16); got != &ws[3] {
+		t.Errorf("class 2: got %p, want A's own waiter %p (B's %p is not its turn)", got, &ws[3], &ws[1])
+	}
+	if got := s.FirstOfClass(Class{Account: 2}, 2); got != nil {
+		t.Errorf("class 2 within 2 of A's waiters: got %p, want none", got)
+	}
+	if got := s.FirstOfClass(Class{Account: 1}, 16); got != &ws[0] {
+		t.Errorf("class 1: got %p, want the head %p", got, &ws[0])
+	}
+}
