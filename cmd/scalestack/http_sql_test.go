@@ -37,8 +37,27 @@ const (
 // arguments for a gateway at /v1/query.
 func sqlGatewayArgs(t *testing.T, env testutil.Env, listen string) []string {
 	t.Helper()
+	// Statements run as the account's own server account (the gateway's
+	// default identity), so webapp exists on the server with the same
+	// password and the rights the comparisons' service account has on the
+	// test schema; nopw, an account without a password at the proxy, is
+	// mapped to the service account rather than made passwordless there.
+	root, err := sql.Open("mysql", env.RootDSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	acct := "'" + sqlAccount + "'@'%'"
+	for _, q := range []string{"CREATE USER IF NOT EXISTS " + acct,
+		"ALTER USER " + acct + " IDENTIFIED VIA mysql_native_password USING PASSWORD('" + sqlPassword + "')",
+		"GRANT ALL PRIVILEGES ON `" + env.Database + "`.* TO " + acct} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 	users := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(users, []byte(mysqlproxy.UserLine(sqlAccount, []byte(sqlPassword))+"\n"+mysqlproxy.UserLine("nopw", nil)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(users, []byte(mysqlproxy.UserLine(sqlAccount, []byte(sqlPassword))+"\n"+
+		mysqlproxy.UserLine("nopw", nil)+":backend="+env.User+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return []string{"--listen", listen, "--sql-path", "/v1/query", "--sql-backend", env.Addr,
@@ -287,6 +306,18 @@ func TestHTTPSQLCredentials(t *testing.T) {
 	} {
 		if a := postSQL(t, url, c.user, c.password, "SELECT ?", 1); a.status != c.status {
 			t.Errorf("%s/%q: %d, want %d", c.user, c.password, a.status, c.status)
+		}
+	}
+	// Each account's statements run as its server account: webapp's own
+	// (derived from its credentials), nopw's mapping (the service account).
+	env := testutil.MySQL(t)
+	for _, c := range []struct{ user, password, want string }{
+		{sqlAccount, sqlPassword, sqlAccount + "@%"},
+		{"nopw", "", env.User + "@%"},
+	} {
+		a := postSQL(t, url, c.user, c.password, "SELECT CURRENT_USER()")
+		if a.status != 200 || len(a.Rows) != 1 || len(a.Rows[0]) != 1 || a.Rows[0][0] != c.want {
+			t.Errorf("%s: CURRENT_USER() answered %d %v, want %q", c.user, a.status, a.Rows, c.want)
 		}
 	}
 	resp, err := http.Post(url, "application/json", strings.NewReader(`{"sql":"SELECT 1"}`))

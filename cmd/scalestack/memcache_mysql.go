@@ -195,7 +195,12 @@ func newMemcacheSQL(cfg mcConfig) (*mcSQL, error) {
 	if _, ok := sc.proxy.Users[sc.account]; !ok {
 		return nil, fmt.Errorf("--account: %q is not in the users file", sc.account)
 	}
-	p, err := mysqlproxy.New(sc.proxy)
+	// The table back end runs as its configured MySQL user (the account
+	// the operator gave the table): memcached clients have no accounts,
+	// so per-account identities do not apply.
+	pc := sc.proxy
+	pc.Identity = mysqlproxy.IdentityService
+	p, err := mysqlproxy.New(pc)
 	if err != nil {
 		return nil, err
 	}
@@ -761,11 +766,8 @@ func memcacheSQLFlags(fs *flag.FlagSet) func() (*mcSQLConf, error) {
 			return nil, fmt.Errorf("--mysql: %w", err)
 		}
 		sc := &mcSQLConf{
-			// The table back end runs as --mysql-user, the account the
-			// operator configured for the table: per-account identities
-			// (what its users file's accounts would run as) are not applied.
 			proxy: mysqlproxy.Config{Backend: baddr, User: *user, Password: password, BackendConns: *conns,
-				Users: users, QueueTimeout: *queueTimeout, Identity: mysqlproxy.IdentityService,
+				Users: users, QueueTimeout: *queueTimeout,
 				Logf: func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) }},
 			account: *account, schema: *schema, table: *table, key: *key, value: *value,
 			flags: *flags, exptime: *exptime, cas: *cas,

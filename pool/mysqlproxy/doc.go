@@ -560,10 +560,16 @@
 // with 9005 (0A000) too; each statement runs alone in autocommit mode.
 //
 // A Request names the users-file account it runs for, as a client login of
-// that account (an unknown account gets ERR 1045; backends log in as the
-// service account, as for sessions, and the request waits with the zero
-// pool.Class: where accounts get identities and tenants of their own, the
-// Request is the place that maps its account to them). It waits for a backend in the loop's
+// that account (an unknown account gets ERR 1045). It runs as the
+// account's identity, as a session would (embedIdentity): the one its
+// clients' logins derived, its backend= mapping, or the service account in
+// service mode; an account whose password the proxy has not learned yet
+// runs only when the caller passes Request.Password (the HTTP gateway
+// does, from the credentials it checked), else gets ERR 1045 rather than
+// the service account's rights. Its waiter carries that identity's
+// pool.Class, and a backend of another account is changed with
+// COM_CHANGE_USER first (eIdentity). Embedded requests belong to no tenant
+// yet (they are served before tenants' waiters). It waits for a backend in the loop's
 // queue like a session's command (the same --queue-timeout, ERR 9001 and
 // 9003), then brings the backend to the embedded state: the statement's
 // schema (COM_INIT_DB, or COM_CHANGE_USER when it has none and the backend
