@@ -568,8 +568,10 @@
 // does, from the credentials it checked), else gets ERR 1045 rather than
 // the service account's rights. Its waiter carries that identity's
 // pool.Class, and a backend of another account is changed with
-// COM_CHANGE_USER first (eIdentity). Embedded requests belong to no tenant
-// yet (they are served before tenants' waiters). It waits for a backend in the loop's
+// COM_CHANGE_USER first (eIdentity). It waits in its account's tenant's
+// queue, so the tenant's weight and min- and max-backends apply; its
+// max-qps, max-clients and max-statement-time (rules of sessions) do not
+// yet. It waits for a backend in the loop's
 // queue like a session's command (the same --queue-timeout, ERR 9001 and
 // 9003), then brings the backend to the embedded state: the statement's
 // schema (COM_INIT_DB, or COM_CHANGE_USER when it has none and the backend

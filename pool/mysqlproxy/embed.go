@@ -327,6 +327,9 @@ func (r *Request) Start() {
 	r.ident, r.key = id, st.keyFor(id)
 	st.holdFor(id)
 	r.wait.Class = id.class()
+	// It waits in its account's tenant's queue (weight, min- and
+	// max-backends; the session-level rules are not applied to it).
+	r.wait.Tenant = pl.p.tenantOf(u)
 	// Counted as the account's COM_STMT_EXECUTE, as a session's would be.
 	pl.stats.Commands[commandSlot(mysqlwire.ComStmtExecute)].Add(1)
 	if u.stats != nil {
