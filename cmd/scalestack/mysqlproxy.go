@@ -28,6 +28,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
+	loginTimeout := fs.Duration("login-timeout", 10*time.Second, "a client must finish its login (TLS handshake included) within this of connecting, else it is closed; unauthenticated sockets hold only a pending-login slot meanwhile (--max-pending-logins)")
 	stallTimeout := fs.Duration("backend-stall-timeout", 10*time.Second, "a backend that has waited this long for the server's answer with nothing from it (a hung server, or a statement that runs this long before its first row) makes /readyz fail (0: off)")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
 	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
@@ -119,6 +120,9 @@ Flags:
 		if *backend == "" || *backendUser == "" || *usersFile == "" {
 			return module{}, fmt.Errorf("--backend, --backend-user and --users are required")
 		}
+		if *loginTimeout <= 0 {
+			return module{}, fmt.Errorf("--login-timeout: want a positive duration, got %v", *loginTimeout)
+		}
 		if *maxPendingLogins <= 0 {
 			return module{}, fmt.Errorf("--max-pending-logins: want a positive number, got %d", *maxPendingLogins)
 		}
@@ -179,6 +183,7 @@ Flags:
 			MaxStmtsPerBackend:  *maxStmts,
 			HealthInterval:      *healthInterval,
 			BackendStallTimeout: *stallTimeout,
+			LoginTimeout:        *loginTimeout,
 			LoginInputBudget:    int64(*loginInputMiB) << 20,
 			MySQL55:             *mysql55,
 			Tenants:             tenants,

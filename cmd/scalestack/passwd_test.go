@@ -85,6 +85,7 @@ func TestMySQLProxyFlags(t *testing.T) {
 		{[]string{"--backend-user", "svc", "--users", users}, "required"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", filepath.Join(dir, "missing")}, "--users"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-conns", "0"}, "BackendConns"},
+		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--login-timeout", "0s"}, "--login-timeout"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", users, "--backend-password-file", filepath.Join(dir, "nope")}, "password"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", badFields}, "line 1"},
 		{[]string{"--backend", "127.0.0.1:3306", "--backend-user", "svc", "--users", mapped}, ""},
