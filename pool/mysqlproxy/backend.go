@@ -163,10 +163,14 @@ func (b *backend) Open() {
 	b.setIdentity(b.p.idents.service)
 }
 
-// setIdentity records the account the connection logs in as.
+// setIdentity records the account the connection logs in as. Its class
+// keeps its capability flags (CLIENT_FOUND_ROWS), which only a new login
+// changes: COM_CHANGE_USER carries none.
 func (b *backend) setIdentity(id *identity) {
 	b.ident = id
-	b.pb.SetClass(id.class())
+	c := b.pb.Class()
+	c.Account = id.id
+	b.pb.SetClass(c)
 }
 
 // Down implements pool.Server: the connection is gone.

@@ -390,7 +390,15 @@ func (r *Request) done(err error) {
 func (r *Request) Granted(pb *pool.Backend) {
 	pl := r.Stmt.pl
 	b := pl.p.backends[pb.Index()]
-	r.b = b
+	r.b = b // set first: a failed reopen is heard through Lost
+	if c := pb.Class(); c.Flags != r.wait.Class.Flags {
+		// A backend logged in with CLIENT_FOUND_ROWS would report matched
+		// rather than changed rows: only a new login changes that, as for
+		// a session (session.Granted).
+		c.Flags = r.wait.Class.Flags
+		pb.Reopen(c)
+		return
+	}
 	b.sweepStmts(pl)
 	r.step = eNone
 	r.run()

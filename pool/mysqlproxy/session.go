@@ -622,7 +622,9 @@ func (s *session) finishNativeLogin(user, resp []byte, seq uint8) {
 // run as (cached on the User, see identityOf); stage1 is SHA1(password)
 // from the login that just succeeded.
 func (s *session) setIdentity(stage1 []byte) {
-	s.wait.Class = s.p.identityOf(s.user, stage1).id.class()
+	// The account part of the class; its flags (classFor: what the
+	// client's capabilities need of the backend's login) stay.
+	s.wait.Class.Account = s.p.identityOf(s.user, stage1).id.id
 }
 
 // ident is the server account the session's statements run as; its
