@@ -31,7 +31,6 @@ import (
 // with SCALESTACK_E2E_PENDING=1 so that make test stays green. A fix deletes
 // its line here, which turns its comparisons on.
 var issue16Pending = map[int]string{
-	10: "no session tracking toward clients",
 }
 
 // pendingEnv turns on the comparisons of issue16Pending's items.

@@ -58,7 +58,17 @@
 // offered only capabilities that every backend honours: result sets need
 // no translation, and OK packets are written again without the server's
 // session state report and SERVER_SESSION_STATE_CHANGED (clients never see
-// a backend's tracking data).
+// a backend's tracking data). A client that asks for CLIENT_SESSION_TRACK
+// (offered except in 5.5 mode) gets a report the proxy builds per session
+// from the report of its own command (the proxy's replays and probes are
+// commands of their own, never relayed): what a session with the server's
+// default tracking is told, the changed variables of
+// session_track_system_variables' default list (autocommit, the three
+// character_set_ variables, redirect_url, time_zone) in the server's order,
+// then the schema. A session's own SET of session_track_* variables is not
+// honoured (the SET runs on its backend, which pins it, and the report
+// stays the default one); nor is tracking for a command the proxy answers
+// itself, and a backend without tracking reports nothing.
 //
 // MariaDB's extended type metadata (MARIADB_CLIENT_EXTENDED_TYPE_INFO: a
 // column's JSON, INET6, UUID or geometry type name, which the mariadb
