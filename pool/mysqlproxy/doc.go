@@ -64,8 +64,7 @@
 // commands of their own, never relayed): what a session with the server's
 // default tracking is told, the changed variables of
 // session_track_system_variables' default list (autocommit, the three
-// character_set_ variables, redirect_url, time_zone) in the server's order,
-// then the schema. A session's own SET of session_track_* variables is not
+// character_set_ variables, redirect_url, time_zone), then the schema. A session's own SET of session_track_* variables is not
 // honoured (the SET runs on its backend, which pins it, and the report
 // stays the default one); nor is tracking for a command the proxy answers
 // itself, and a backend without tracking reports nothing.

@@ -688,8 +688,9 @@ var clientTrackedVariables = [...]string{
 // session_track_system_variables as clientTrackedVariables,
 // session_track_state_change and session_track_transaction_info OFF) is
 // told of the changes a command made, taken from a backend's report for
-// that command: its tracked variables, in the list's order as the server
-// writes them, then its schema; never the state-change flag or the
+// that command: its tracked variables, in the list's order (the server's
+// own order follows a hash table and differs between server processes),
+// then its schema; never the state-change flag or the
 // transaction characteristics the proxy asks for its own use. The
 // command's report holds only what it changed: the proxy's replays run as
 // commands of their own before it.

@@ -11,8 +11,8 @@ import (
 
 // TestSessionTrackToClients (issue 16, item 10): a client that asks for
 // CLIENT_SESSION_TRACK is told what its command changed that a session with
-// the server's default tracking reports (tracked variables in the server's
-// order, then the schema), never what the proxy asks its backends to track
+// the server's default tracking reports (tracked variables in its default
+// list's order, then the schema), never what the proxy asks its backends to track
 // for itself (the state-change flag, other variables, transaction
 // characteristics); a client that did not ask gets no report.
 func TestSessionTrackToClients(t *testing.T) {
