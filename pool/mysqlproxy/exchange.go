@@ -385,8 +385,8 @@ func (ex *exchange) relayOK(payload []byte) {
 	if b.caps&mysqlwire.ClientSessionTrack != 0 {
 		s.noteServerState(b, &ok, ex.accounted)
 		if s.caps&mysqlwire.ClientSessionTrack != 0 && ok.Status&mysqlwire.StatusSessionStateChanged != 0 {
-			var buf [256]byte
-			state = clientSessionState(buf[:0], ok.SessionState)
+			state = clientSessionState(s.pl.stateScratch[:0], ok.SessionState)
+			s.pl.stateScratch = state[:0]
 		}
 	}
 	ok.Status &^= mysqlwire.StatusSessionStateChanged
