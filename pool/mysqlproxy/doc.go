@@ -222,7 +222,8 @@
 // EXECUTE IMMEDIATE, nor in stored programs. SHOW PROCESSLIST and
 // information_schema.PROCESSLIST are the server's: they list the backends'
 // threads under the service account, and no row has a session's id (a
-// view of the proxy's sessions is not implemented).
+// view of the proxy's sessions is not implemented); IS_USED_LOCK() too
+// answers a backend's thread id, so it never equals CONNECTION_ID().
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
 // SELECT LAST_INSERT_ID() (the session's value, see below), KILL
