@@ -160,7 +160,8 @@
 //
 // Counters (Stats, per loop, summed by Pool.Stats) are plain atomics that
 // only their loop writes: queue waits and their histogram, backends
-// connected, idle, adopted, reconnected, reset, abandoned, health checks.
+// connected, idle, adopted, reconnected, reopened as another class, reset,
+// abandoned, health checks.
 //
 // This package must never block a loop, take a lock on the data path or
 // allocate per request in steady state; it imports only the standard

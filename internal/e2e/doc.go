@@ -60,9 +60,12 @@
 //     --default-character-set values; TestNodeDriversCompat the npm drivers
 //     mysql2 and mariadb through testdata/node/compat.cjs (installed by
 //     scripts/node-drivers.sh, which make test runs); TestPreparedStatementsClosed
-//     a private MariaDB's prepared-statement count and limit. The items not
-//     fixed yet are listed in issue16Pending: their comparisons skip unless
-//     SCALESTACK_E2E_PENDING=1, and a fix deletes its line there. The
+//     a private MariaDB's prepared-statement count and limit;
+//     TestFoundRowsBackendClasses clients with and without CLIENT_FOUND_ROWS
+//     at once on 2 backends; TestProcesslistIsTheBackends the documented
+//     processlist difference. Items not fixed yet go in issue16Pending
+//     (empty now): their comparisons skip unless SCALESTACK_E2E_PENDING=1,
+//     and a fix deletes its line there. The
 //     drivers' own suites run on demand: scripts/driver-suites.sh (results
 //     in testdata/driver-suites-*.md).
 //   - The hotfix's regressions, each failing on the code before it:

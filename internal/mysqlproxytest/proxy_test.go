@@ -144,7 +144,10 @@ func TestPinReasons(t *testing.T) {
 		{[]string{"SET @x = 42"}, mysqlproxy.PinUserVariable, "SELECT @x", "42"},
 		{[]string{"SET autocommit = 0"}, mysqlproxy.PinAutocommitOff, "SELECT @@autocommit", "0"},
 		{[]string{"CREATE TEMPORARY TABLE proxy_tmp (a INT)", "INSERT INTO proxy_tmp VALUES (7)"}, mysqlproxy.PinTempTable, "SELECT a FROM proxy_tmp", "7"},
-		{[]string{"SELECT GET_LOCK('proxy_lock', 1)"}, mysqlproxy.PinGetLock, "SELECT IS_USED_LOCK('proxy_lock') = CONNECTION_ID()", "1"},
+		// RELEASE_LOCK answers 1 only on the connection holding the lock
+		// (IS_USED_LOCK gives the backend's thread id, and CONNECTION_ID()
+		// the session's).
+		{[]string{"SELECT GET_LOCK('proxy_lock', 1)"}, mysqlproxy.PinGetLock, "SELECT RELEASE_LOCK('proxy_lock')", "1"},
 		{[]string{"PREPARE ps FROM 'SELECT 5'"}, mysqlproxy.PinTextPrepare, "EXECUTE ps", "5"},
 		{[]string{"SET SESSION sql_log_bin_unknown_thing = 1"}, mysqlproxy.PinUnknownSet, "SELECT 1", "1"},
 	}

@@ -62,7 +62,16 @@
 // offered only capabilities that every backend honours: result sets need
 // no translation, and OK packets are written again without the server's
 // session state report and SERVER_SESSION_STATE_CHANGED (clients never see
-// a backend's tracking data).
+// a backend's tracking data). A client that asks for CLIENT_SESSION_TRACK
+// (offered except in 5.5 mode) gets a report the proxy builds per session
+// from the report of its own command (the proxy's replays and probes are
+// commands of their own, never relayed): what a session with the server's
+// default tracking is told, the changed variables of
+// session_track_system_variables' default list (autocommit, the three
+// character_set_ variables, redirect_url, time_zone), then the schema. A session's own SET of session_track_* variables is not
+// honoured (the SET runs on its backend, which pins it, and the report
+// stays the default one); nor is tracking for a command the proxy answers
+// itself, and a backend without tracking reports nothing.
 //
 // MariaDB's extended type metadata (MARIADB_CLIENT_EXTENDED_TYPE_INFO: a
 // column's JSON, INET6, UUID or geometry type name, which the mariadb
@@ -222,7 +231,8 @@
 // EXECUTE IMMEDIATE, nor in stored programs. SHOW PROCESSLIST and
 // information_schema.PROCESSLIST are the server's: they list the backends'
 // threads under the service account, and no row has a session's id (a
-// view of the proxy's sessions is not implemented).
+// view of the proxy's sessions is not implemented); IS_USED_LOCK() too
+// answers a backend's thread id, so it never equals CONNECTION_ID().
 //
 // The proxy answers itself: SELECT CONNECTION_ID() (its own session id),
 // SELECT LAST_INSERT_ID() (the session's value, see below), KILL

@@ -392,11 +392,13 @@ func (ex *exchange) relayColumnDef(raw, payload []byte, rename bool) []byte {
 	return dst
 }
 
-// relayOK relays an OK packet of a backend that tracks session state:
-// the client did not ask for CLIENT_SESSION_TRACK, so the packet is
-// written again without the server's report
-// (which is about the backend's session, and the proxy's business) and
-// without SERVER_SESSION_STATE_CHANGED. The report is noted first.
+// relayOK relays an OK packet of a backend that tracks session state, or
+// to a client that asked for CLIENT_SESSION_TRACK: the packet is written
+// again without the server's report (which is about the backend's session,
+// the proxy's own settings and replays included, and the proxy's
+// business) and without SERVER_SESSION_STATE_CHANGED, unless the client
+// tracks and the command changed something the client's session tracks
+// (clientSessionState). The report is noted first.
 func (ex *exchange) relayOK(payload []byte) {
 	s, b := ex.s, ex.b
 	ok, err := mysqlwire.ParseOK(payload, b.caps)
@@ -405,9 +407,19 @@ func (ex *exchange) relayOK(payload []byte) {
 		b.abandon(fmt.Errorf("%w: %v", errBackendProtocol, err))
 		return
 	}
-	s.noteServerState(b, &ok, ex.accounted)
+	var state []byte
+	if b.caps&mysqlwire.ClientSessionTrack != 0 {
+		s.noteServerState(b, &ok, ex.accounted)
+		if s.caps&mysqlwire.ClientSessionTrack != 0 && ok.Status&mysqlwire.StatusSessionStateChanged != 0 {
+			state = clientSessionState(s.pl.stateScratch[:0], ok.SessionState)
+			s.pl.stateScratch = state[:0]
+		}
+	}
 	ok.Status &^= mysqlwire.StatusSessionStateChanged
-	ok.SessionState = nil
+	ok.SessionState = state
+	if len(state) > 0 {
+		ok.Status |= mysqlwire.StatusSessionStateChanged
+	}
 	// Written in the session-tracking layout with no state: the info text
 	// length-prefixed, which is what MariaDB sends every client, with or
 	// without CLIENT_SESSION_TRACK.
@@ -468,7 +480,7 @@ func (ex *exchange) onPacket(raw, payload []byte) {
 	var dst []byte
 	switch b.tracker.LastKind() {
 	case mysqlwire.KindOK:
-		if b.caps&mysqlwire.ClientSessionTrack != 0 {
+		if (b.caps|s.caps)&mysqlwire.ClientSessionTrack != 0 {
 			ex.relayOK(payload)
 			break
 		}
@@ -719,4 +731,45 @@ func (ex *exchange) synced() {
 	ex.step = opNone
 	ex.at++
 	ex.run()
+}
+
+// clientTrackedVariables are the system variables a session reports changes
+// of by default (MariaDB 10.11's session_track_system_variables; MySQL 8's
+// is the same less redirect_url).
+// Upper case, for equalFoldASCII.
+var clientTrackedVariables = [...]string{
+	"AUTOCOMMIT", "CHARACTER_SET_CLIENT", "CHARACTER_SET_CONNECTION", "CHARACTER_SET_RESULTS",
+	"REDIRECT_URL", "TIME_ZONE",
+}
+
+// clientSessionState appends to dst what a client session with the
+// server's default tracking (session_track_schema ON,
+// session_track_system_variables as clientTrackedVariables,
+// session_track_state_change and session_track_transaction_info OFF) is
+// told of the changes a command made, taken from a backend's report for
+// that command: its tracked variables, in the list's order (the server's
+// own order follows a hash table and differs between server processes),
+// then its schema; never the state-change flag or the
+// transaction characteristics the proxy asks for its own use. The
+// command's report holds only what it changed: the proxy's replays run as
+// commands of their own before it.
+func clientSessionState(dst, report []byte) []byte {
+	for _, v := range clientTrackedVariables {
+		it := mysqlwire.NewSessionStateIter(report)
+		for e, more := it.Next(); more; e, more = it.Next() {
+			if e.Type != mysqlwire.SessionTrackSystemVariables {
+				continue
+			}
+			if name, _, err := e.SystemVariable(); err == nil && equalFoldASCII(name, v) {
+				dst = mysqlwire.AppendSessionStateEntry(dst, e.Type, e.Data)
+			}
+		}
+	}
+	it := mysqlwire.NewSessionStateIter(report)
+	for e, more := it.Next(); more; e, more = it.Next() {
+		if e.Type == mysqlwire.SessionTrackSchema {
+			dst = mysqlwire.AppendSessionStateEntry(dst, e.Type, e.Data)
+		}
+	}
+	return dst
 }

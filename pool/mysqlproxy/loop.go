@@ -20,6 +20,9 @@ type proxyLoop struct {
 	// backend read, added to stats.ClientBytesOut once at its end rather
 	// than once per row packet.
 	relayedOut uint64
+	// stateScratch builds the session state report relayOK writes to a
+	// client that tracks (clientSessionState), reused by the loop.
+	stateScratch []byte
 
 	sessions   map[uint32]*session
 	nextSessID uint32

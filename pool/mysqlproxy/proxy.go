@@ -170,14 +170,15 @@ func (c *Config) withDefaults() (Config, error) {
 }
 
 // clientCaps is what the proxy offers clients: only capabilities it can
-// honour on every backend. No SSL, compression, DEPRECATE_EOF or
-// SESSION_TRACK; MariaDB's extensions are greetingCaps' (clientExtCaps).
-// FOUND_ROWS is honoured by backends of their own class (classFoundRows).
+// honour on every backend. No SSL, compression or DEPRECATE_EOF; MariaDB's
+// extensions are greetingCaps' (clientExtCaps).
+// FOUND_ROWS is honoured by backends of their own class (classFoundRows),
+// SESSION_TRACK with a report the proxy builds (clientSessionState).
 const clientCaps = mysqlwire.ClientLongPassword | mysqlwire.ClientFoundRows | mysqlwire.ClientLongFlag | mysqlwire.ClientConnectWithDB |
 	mysqlwire.ClientLocalFiles | mysqlwire.ClientProtocol41 | mysqlwire.ClientTransactions |
 	mysqlwire.ClientSecureConnection | mysqlwire.ClientMultiStatements | mysqlwire.ClientMultiResults |
 	mysqlwire.ClientPSMultiResults | mysqlwire.ClientPluginAuth | mysqlwire.ClientPluginAuthLenEncClientData |
-	mysqlwire.ClientConnectAttrs | mysqlwire.ClientIgnoreSIGPIPE
+	mysqlwire.ClientConnectAttrs | mysqlwire.ClientIgnoreSIGPIPE | mysqlwire.ClientSessionTrack
 
 // backendCaps is what the proxy asks of backends: SESSION_TRACK, so that
 // the server reports what each statement changed in its session (OK packets

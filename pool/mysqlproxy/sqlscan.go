@@ -1223,7 +1223,14 @@ func rewriteConnectionID(dst, sql []byte, noBackslash bool, id uint32) (out []by
 			continue
 		}
 		dst = append(dst, sql[last:t.start]...)
-		dst = appendConnIDText(dst, id, sql[t.start:closing.end])
+		if lx2.inExecCmt {
+			// Inside /*! ... */ a comment would end it: no spelling (the
+			// column keeps the server's name for the CAST).
+			dst = strconv.AppendUint(append(dst, "CAST("...), uint64(id), 10)
+			dst = append(dst, " AS UNSIGNED)"...)
+		} else {
+			dst = appendConnIDText(dst, id, sql[t.start:closing.end])
+		}
 		last = closing.end
 		lx = lx2
 		t = closing
