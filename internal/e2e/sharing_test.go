@@ -54,7 +54,9 @@ func checkOthers(ctx context.Context, t *testing.T, addr string, d sharingDefaul
 		var autocommit, sqlMode, limit string
 		var inTrans, userVar, lockMine sql.NullInt64
 		err = conn.QueryRowContext(ctx, "SELECT @@autocommit, @@sql_mode, @@sql_select_limit, @@in_transaction, "+
-			"@sharing_v, IS_USED_LOCK('"+sharingLock+"') = CONNECTION_ID()").
+			// @@pseudo_thread_id: the server connection's id (the proxy
+			// answers CONNECTION_ID() with the session's).
+			"@sharing_v, IS_USED_LOCK('"+sharingLock+"') = @@pseudo_thread_id").
 			Scan(&autocommit, &sqlMode, &limit, &inTrans, &userVar, &lockMine)
 		if err != nil {
 			t.Fatalf("%s: session %d of %s: %v", when, i, otherUser, err)

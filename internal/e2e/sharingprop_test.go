@@ -685,7 +685,10 @@ var propProbe = func() string {
 		"@@in_transaction, (SELECT IFNULL(GROUP_CONCAT(VARIABLE_NAME, '=', VARIABLE_VALUE ORDER BY VARIABLE_NAME), '') " +
 		"FROM information_schema.USER_VARIABLES), CONCAT_WS(','"
 	for i := 0; i < propLocks; i++ {
-		q += ", IFNULL(IS_USED_LOCK('" + propLock(i) + "') = CONNECTION_ID(), 0)"
+		// @@pseudo_thread_id is the server connection's own id: the proxy
+		// answers CONNECTION_ID() with the session's, which IS_USED_LOCK
+		// (the server's) never equals.
+		q += ", IFNULL(IS_USED_LOCK('" + propLock(i) + "') = @@pseudo_thread_id, 0)"
 	}
 	return q + ")"
 }()

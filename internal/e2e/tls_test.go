@@ -343,7 +343,7 @@ func wantNoBackends(t *testing.T, b *server, logWant string, args ...string) {
 	all := append([]string{"mysqlproxy", "--listen", addr, "--backend", b.addr, "--backend-user", b.serviceUser,
 		"--backend-password-file", b.servicePasswordFile, "--backend-conns", "2", "--users", usersPath, "--admin", "",
 		"--queue-timeout", "20s"}, args...)
-	var log bytes.Buffer
+	var log lockedBuffer // written by exec's copying goroutine, read here
 	cmd := exec.Command(binaryPath, all...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -377,4 +377,23 @@ func wantNoBackends(t *testing.T, b *server, logWant string, args ...string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process's output goroutine may
+// write while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

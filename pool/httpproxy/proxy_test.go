@@ -241,6 +241,19 @@ func TestProxyLargeResponseRSSFlat(t *testing.T) {
 		<-done
 	}()
 	deadline := time.Now().Add(10 * time.Second)
+	// Until the binary listens, curl fails to connect (exit 7), which
+	// curlStatus treats as fatal: wait for the port first.
+	for {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not listening: %v: %s", err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for curlStatus(t, "http://"+listen+"/index.html") != 200 {
 		if time.Now().After(deadline) {
 			t.Fatalf("proxy not serving: %s", log.String())

@@ -1610,6 +1610,7 @@ func (s *session) writeSSLStatus(pattern string) {
 		out = mysqlwire.AppendColumnDefinition(out, mysqlwire.ColumnDefinition{
 			Table: []byte("SESSION_STATUS"), Name: []byte(col.name), OrgName: []byte(col.orgName),
 			CharacterSet: 33, ColumnLength: col.length, Type: mysqlwire.TypeVarString, Flags: col.flags,
+			ExtendedMetadata: s.extMetadata(),
 		})
 		out, seq = mysqlwire.FinishPacket(out, at, seq)
 	}
