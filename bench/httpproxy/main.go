@@ -19,12 +19,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	wrkrun "github.com/scalestack/scalestack/bench/internal/wrk"
 	"io"
 	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -55,12 +55,8 @@ type settings struct {
 }
 
 type run struct {
-	Requests   float64
-	Seconds    float64
-	ReqPerSec  float64
-	P50, P99   time.Duration
-	CPUSeconds float64
-	Errors     string
+	wrkrun.Result
+	CPUSeconds float64 // the server's over the measured window
 }
 
 func main() {
@@ -238,80 +234,9 @@ func loadRun(s *settings, name string) (run, error) {
 	if s.cg != nil {
 		argv = s.cg.Wrap(argv)
 	}
-	p, err := runner.Start(name, s.proxyCPUs, argv...)
-	if err != nil {
-		return run{}, err
-	}
-	defer p.Stop()
-	if err := runner.WaitDial("tcp", addr, 5*time.Second); err != nil {
-		return run{}, fmt.Errorf("%s: %w; stderr: %s", name, err, p.Stderr())
-	}
-	url := "http://" + addr + "/small.txt"
-	if _, err := wrk(s, url, s.warmup); err != nil {
-		return run{}, err
-	}
-	before, err := runner.CPUSeconds(p.Pid())
-	if err != nil {
-		return run{}, err
-	}
-	r, err := wrk(s, url, s.duration)
-	if err != nil {
-		return run{}, err
-	}
-	after, err := runner.CPUSeconds(p.Pid())
-	if err != nil {
-		return run{}, err
-	}
-	r.CPUSeconds = after - before
-	return r, nil
-}
-
-var (
-	reRequests = regexp.MustCompile(`(\d+) requests in ([\d.]+)(ms|s|m)`)
-	reLatency  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)`)
-	reErrors   = regexp.MustCompile(`(?m)^\s*(Non-2xx or 3xx responses: \d+|Socket errors: .*)$`)
-)
-
-func wrk(s *settings, url string, d time.Duration) (run, error) {
-	args := []string{"-c", s.loadCPUs, "wrk", "--latency", "-t" + strconv.Itoa(s.threads),
-		"-c" + strconv.Itoa(s.conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", url}
-	out, err := exec.Command("taskset", args...).CombinedOutput()
-	if err != nil {
-		return run{}, fmt.Errorf("wrk: %w\n%s", err, out)
-	}
-	m := reRequests.FindStringSubmatch(string(out))
-	if m == nil {
-		return run{}, fmt.Errorf("wrk printed no request count:\n%s", out)
-	}
-	var r run
-	r.Requests, _ = strconv.ParseFloat(m[1], 64)
-	r.Seconds = parseDur(m[2], m[3]).Seconds()
-	r.ReqPerSec = r.Requests / r.Seconds
-	for _, l := range reLatency.FindAllStringSubmatch(string(out), -1) {
-		v := parseDur(l[2], l[3])
-		if l[1] == "50" {
-			r.P50 = v
-		} else {
-			r.P99 = v
-		}
-	}
-	for _, e := range reErrors.FindAllStringSubmatch(string(out), -1) {
-		r.Errors += strings.TrimSpace(e[1]) + "; "
-	}
-	return r, nil
-}
-
-func parseDur(v, unit string) time.Duration {
-	f, _ := strconv.ParseFloat(v, 64)
-	switch unit {
-	case "us":
-		return time.Duration(f * float64(time.Microsecond))
-	case "ms":
-		return time.Duration(f * float64(time.Millisecond))
-	case "m":
-		return time.Duration(f * float64(time.Minute))
-	}
-	return time.Duration(f * float64(time.Second))
+	load := wrkrun.Load{CPUs: s.loadCPUs, Threads: s.threads, Conns: s.conns, Warmup: s.warmup, Duration: s.duration}
+	r, cpu, err := wrkrun.MeasureServer(name, s.proxyCPUs, argv, addr, "http://"+addr+"/small.txt", load)
+	return run{Result: r, CPUSeconds: cpu}, err
 }
 
 func bench(s *settings, w io.Writer) error {
