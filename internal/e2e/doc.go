@@ -63,9 +63,7 @@
 //     a private MariaDB's prepared-statement count and limit;
 //     TestFoundRowsBackendClasses clients with and without CLIENT_FOUND_ROWS
 //     at once on 2 backends; TestProcesslistIsTheBackends the documented
-//     processlist difference. Items not fixed yet go in issue16Pending
-//     (empty now): their comparisons skip unless SCALESTACK_E2E_PENDING=1,
-//     and a fix deletes its line there. The
+//     processlist difference. The
 //     drivers' own suites run on demand: scripts/driver-suites.sh (results
 //     in testdata/driver-suites-*.md).
 //   - The hotfix's regressions, each failing on the code before it:

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,7 +105,7 @@ func ensureServerOtherAccount(t *testing.T) {
 // TestNodeDriversCompat runs internal/e2e/testdata/node/compat.cjs: the
 // npm drivers mysql2 and mariadb send the same statements to MariaDB and
 // through the proxy, one subtest per case, for each numbered item of issue
-// 16 (the pending ones only with SCALESTACK_E2E_PENDING=1).
+// 16.
 func TestNodeDriversCompat(t *testing.T) {
 	start := time.Now()
 	node := requireNode(t)
@@ -122,19 +121,11 @@ func TestNodeDriversCompat(t *testing.T) {
 		tg.Other.User, tg.Other.Password = otherUser, otherPw
 		return tg
 	}
-	var skip []int
-	if !runPending() {
-		for item := range issue16Pending {
-			skip = append(skip, item)
-		}
-		sort.Ints(skip)
-	}
 	cfg, err := json.Marshal(map[string]any{
 		"targets": map[string]nodeTarget{
 			"direct": target(srv.addr, srv.serviceUser, srv.servicePassword, otherPassword),
 			"proxy":  target(p.addr, clientUser, clientPassword, otherPassword),
 		},
-		"skipItems": skip,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,9 +169,6 @@ func TestNodeDriversCompat(t *testing.T) {
 					clip(c.Direct), clip(c.Proxy))
 			}
 		})
-	}
-	for _, item := range skip {
-		t.Run(fmt.Sprintf("issue16_item%d", item), func(t *testing.T) { skipIfPending(t, item) })
 	}
 	p.requireAlive(t)
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
