@@ -1060,13 +1060,10 @@ func (s *session) rewriteConnID() {
 // statement whose CONNECTION_ID() calls were rewritten, so that its
 // columns are named after the function again (relayColumnDef).
 func (s *session) renamesConnID() bool {
-	switch s.cmd {
-	case mysqlwire.ComQuery, mysqlwire.ComStmtPrepare:
+	if s.cmd == mysqlwire.ComStmtPrepare {
 		return s.qi.feats&featConnID != 0
-	case mysqlwire.ComStmtExecute:
-		return s.stmt != nil && s.stmt.connID
 	}
-	return false
+	return s.cmdFeats()&featConnID != 0
 }
 
 // floorSET replaces the request by the client's SET with every timeout
@@ -1343,41 +1340,31 @@ func (s *session) mayHideState() bool {
 	return false
 }
 
-// readsLastID reports whether the command being served reads the session's
-// LAST_INSERT_ID(): the backend must hold the session's value first.
-func (s *session) readsLastID() bool {
+// cmdFeats are the scanner's findings (feat*) for the command being
+// served: the query's, or, for an EXECUTE, those of its statement's text.
+func (s *session) cmdFeats() uint32 {
 	switch s.cmd {
 	case mysqlwire.ComQuery:
-		return s.qi.feats&featLastIDRead != 0
+		return s.qi.feats
 	case mysqlwire.ComStmtExecute:
-		return s.stmt != nil && s.stmt.lastIDRead
+		if s.stmt != nil {
+			return s.stmt.feats
+		}
 	}
-	return false
+	return 0
 }
+
+// readsLastID reports whether the command being served reads the session's
+// LAST_INSERT_ID(): the backend must hold the session's value first.
+func (s *session) readsLastID() bool { return s.cmdFeats()&featLastIDRead != 0 }
 
 // writesLastID reports whether the command being served may change the
 // session's LAST_INSERT_ID(): the proxy asks the server for it after.
-func (s *session) writesLastID() bool {
-	switch s.cmd {
-	case mysqlwire.ComQuery:
-		return s.qi.feats&featLastIDWrite != 0
-	case mysqlwire.ComStmtExecute:
-		return s.stmt != nil && s.stmt.lastIDWrite
-	}
-	return false
-}
+func (s *session) writesLastID() bool { return s.cmdFeats()&featLastIDWrite != 0 }
 
 // unlisted reports whether the command being served runs a statement of a
 // kind the scanner does not classify (see listedStatement).
-func (s *session) unlisted() bool {
-	switch s.cmd {
-	case mysqlwire.ComQuery:
-		return s.qi.feats&featUnlisted != 0
-	case mysqlwire.ComStmtExecute:
-		return s.stmt != nil && s.stmt.unlisted
-	}
-	return false
-}
+func (s *session) unlisted() bool { return s.cmdFeats()&featUnlisted != 0 }
 
 // finishCommand ends the current command: the backend goes back unless
 // pinned and the client may send the next one.

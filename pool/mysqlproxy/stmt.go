@@ -84,25 +84,19 @@ type sessStmt struct {
 	// scanner at PREPARE and applied at each EXECUTE: what the server does
 	// not report (GET_LOCK, SELECT @x:=..., SELECT ... INTO @v).
 	pins uint32
-	// unlisted: its text is a statement kind the scanner does not
-	// classify (see listedStatement).
-	unlisted bool
-	// lastIDRead, lastIDWrite: its text reads or may change
-	// LAST_INSERT_ID() (see featLastIDRead, featLastIDWrite).
-	lastIDRead, lastIDWrite bool
-	// connID: its text called CONNECTION_ID(), rewritten at PREPARE
-	// (session.rewriteConnID); its columns are named after the call.
-	connID bool
+	// feats are the scanner's findings in its text at PREPARE (feat*),
+	// which each EXECUTE acts on as a COM_QUERY of the text would
+	// (session.cmdFeats): an unlisted kind, LAST_INSERT_ID() read or
+	// changed, CONNECTION_ID() called (rewritten at PREPARE, its columns
+	// named after the call).
+	feats uint32
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
-	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi),
-		unlisted:   s.qi.feats&featUnlisted != 0,
-		lastIDRead: s.qi.feats&featLastIDRead != 0, lastIDWrite: s.qi.feats&featLastIDWrite != 0,
-		connID: s.qi.feats&featConnID != 0}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
