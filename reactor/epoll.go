@@ -57,6 +57,15 @@ type epollDriver struct {
 	readMore []Handle
 	spare    []Handle
 	pktIO    packetIO // datagram batches, shared by the loop's datagram sockets
+	calls    epollCalls
+}
+
+// epollCalls counts the driver's system calls on stream sockets, so tests
+// can pin what a message costs: one recv and one send per request and
+// response, no read that only finds EAGAIN, no epoll_ctl per write. Plain
+// increments of the loop's own fields: nothing on the hot path is shared.
+type epollCalls struct {
+	recv, send, ctl, wait uint64
 }
 
 // NewEpoll returns an epoll driver; it is the default NewDriverFunc.
@@ -145,6 +154,7 @@ func (d *epollDriver) lookup(h Handle) (*epollSlot, error) {
 func (d *epollDriver) ctl(op int, s *epollSlot, slot uint32, interest uint32) error {
 	ev := unix.EpollEvent{Events: interest}
 	setEventData(&ev, slot, s.gen)
+	d.calls.ctl++
 	if err := unix.EpollCtl(d.epfd, op, s.fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl fd %d: %w", s.fd, err)
 	}
@@ -233,6 +243,7 @@ func (d *epollDriver) Send(h Handle, b []byte) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
+	d.calls.send++
 	n, err := sendNoSignal(s.fd, b)
 	if err == unix.EAGAIN {
 		return 0, false, nil
@@ -332,6 +343,7 @@ func (d *epollDriver) Poll(timeout time.Duration) (int, error) {
 	if len(d.readMore) > 0 {
 		msec = 0 // sockets with data left send no new edge: read them now
 	}
+	d.calls.wait++
 	n, err := unix.EpollWait(d.epfd, d.events, msec)
 	if err != nil {
 		if err == unix.EINTR {
@@ -455,6 +467,7 @@ func (d *epollDriver) read(slot, gen uint32, events uint32) {
 	s := &d.slots[slot]
 	untilEnd := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 	for i := 0; i < maxReadsPerEvent; i++ {
+		d.calls.recv++
 		n, err := recvNoAddr(s.fd, d.readBuf)
 		if err == unix.EINTR {
 			continue
