@@ -90,13 +90,18 @@ type sessStmt struct {
 	// changed, CONNECTION_ID() called (rewritten at PREPARE, its columns
 	// named after the call).
 	feats uint32
+	// free: its text is a side-effect-free SELECT (sideEffectFree), which
+	// an exchange may write behind operations whose responses it has not
+	// read yet.
+	free bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
-	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats,
+		free: sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
