@@ -195,6 +195,11 @@ func TestDeferredBeginFails(t *testing.T) {
 		t.Errorf("server heard %v, want BEGIN then SELECT 3 last", got)
 	}
 	okOf(t, r.query("COMMIT"), caps)
+	if n := tp.fake.Stats().Accepted; n != 1 {
+		// The SELECTs behind the failed BEGINs were read and dropped, and
+		// the connection reset, not closed.
+		t.Errorf("the backend reconnected (%d connections) after BEGIN failed", n)
+	}
 }
 
 // openOne opens one connection through the proxy as testUser to schema.
@@ -274,6 +279,11 @@ func TestFailedReplayBatchedStatement(t *testing.T) {
 		// Asked only now: the client may have had its error before the
 		// double logged the SELECT written behind the failed replay.
 		o.selectSent = len(fakeStatements(tp.fake, "SELECT 7")) > 0
+		if n := tp.fake.Stats().Accepted; schemaCase && n != 1 {
+			// After a 1049 the server keeps the connection: so does the
+			// proxy, once it has read the rest of the batch.
+			t.Errorf("the backend reconnected (%d connections) after a failed COM_INIT_DB", n)
+		}
 		return o
 	}
 	for _, schemaCase := range []bool{true, false} {
