@@ -147,8 +147,9 @@
 // client or backend gone mid-response) closes the backend.
 //
 // With Config.DeferBegin (--defer-begin, on by default in the binary) a
-// plain BEGIN, BEGIN WORK or START TRANSACTION (no characteristics) from a
-// session that is not pinned is answered by the proxy with the OK MariaDB
+// plain BEGIN, BEGIN WORK or START TRANSACTION (no characteristics; as
+// COM_QUERY, or the EXECUTE of such a prepared statement, as sysbench sends
+// it) from a session that is not pinned is answered by the proxy with the OK MariaDB
 // sends (IN_TRANS and the session's AUTOCOMMIT set, no warnings, and, as
 // under the server's default tracking, no session state), and the session
 // counts as in a transaction from then on (pinned for it, IN_TRANS in its

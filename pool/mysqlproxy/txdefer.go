@@ -62,7 +62,20 @@ func (s *session) deferTxControl(sql []byte) bool {
 	if !s.p.cfg.DeferBegin || s.qi.kind != stmtOther || s.qi.feats&(featMulti|featBad) != 0 {
 		return false
 	}
-	switch plainTxControl(sql, s.noBackslash) {
+	return s.deferTx(plainTxControl(sql, s.noBackslash))
+}
+
+// deferTx answers the command being served, a COM_QUERY or the
+// COM_STMT_EXECUTE of a prepared statement (sysbench prepares its BEGIN
+// and COMMIT) whose text is the transaction statement tx, when it is a
+// BEGIN the proxy may defer or ends a transaction whose BEGIN is still
+// deferred; it reports whether it did. The server answers both kinds of
+// command with the same OK.
+func (s *session) deferTx(tx txControl) bool {
+	if !s.p.cfg.DeferBegin {
+		return false
+	}
+	switch tx {
 	case txBegin:
 		switch {
 		case s.beginPending:

@@ -13,11 +13,14 @@ import (
 
 func deferBegin(c *Config) { c.DeferBegin = true }
 
-// fakeStatements are the double's log entries of statements whose text
-// starts with one of prefixes, in order.
+// fakeStatements are the double's log entries of COM_QUERY statements
+// whose text starts with one of prefixes, in order.
 func fakeStatements(srv *mysqlfake.Server, prefixes ...string) []mysqlfake.Entry {
 	var out []mysqlfake.Entry
 	for _, e := range srv.Log() {
+		if e.Cmd != mysqlwire.ComQuery {
+			continue
+		}
 		for _, p := range prefixes {
 			if strings.HasPrefix(e.SQL(), p) {
 				out = append(out, e)
@@ -305,5 +308,55 @@ func TestFailedReplayBatchedStatement(t *testing.T) {
 			}
 			t.Logf("INSERT: %s; SELECT: %s", batched.insertErr, batched.selectErr)
 		})
+	}
+}
+
+// TestDeferredBeginPrepared: sysbench prepares BEGIN and COMMIT and
+// EXECUTEs them; those EXECUTEs are deferred and answered like the text
+// statements.
+func TestDeferredBeginPrepared(t *testing.T) {
+	tp := startProxy(t, 1, 1, deferBegin)
+	ctx := context.Background()
+	c := openOne(t, tp, testDB)
+	begin, err := c.PrepareContext(ctx, "BEGIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit, err := c.PrepareContext(ctx, "COMMIT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	executes := func() int64 { return tp.fake.Stats().Commands[mysqlwire.ComStmtExecute] }
+	before := executes()
+	for i := 0; i < 3; i++ { // empty transactions: nothing reaches the server
+		if _, err := begin.ExecContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := commit.ExecContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := executes() - before; n != 0 {
+		t.Errorf("%d EXECUTEs of empty transactions reached the server, want 0", n)
+	}
+	if got := fakeStatements(tp.fake, "BEGIN"); len(got) != 0 {
+		t.Errorf("the server heard BEGIN for empty transactions: %v", got)
+	}
+	if _, err := begin.ExecContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var inTx int
+	if err := c.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&inTx); err != nil || inTx != 1 {
+		t.Fatalf("@@in_transaction after a prepared BEGIN: %d, %v", inTx, err)
+	}
+	got := fakeStatements(tp.fake, "BEGIN", "SELECT @@in_transaction")
+	if len(got) != 2 || got[0].SQL() != "BEGIN" || !got[1].Pipelined {
+		t.Errorf("server heard %v, want BEGIN and the SELECT in one write", got)
+	}
+	if _, err := commit.ExecContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&inTx); err != nil || inTx != 0 {
+		t.Fatalf("@@in_transaction after COMMIT: %d, %v", inTx, err)
 	}
 }
