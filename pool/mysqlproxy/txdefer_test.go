@@ -360,3 +360,30 @@ func TestDeferredBeginPrepared(t *testing.T) {
 		t.Fatalf("@@in_transaction after COMMIT: %d, %v", inTx, err)
 	}
 }
+
+// TestDeferredBeginClientLeaves: a client that quits (or drops its
+// connection) right after a deferred BEGIN leaves nothing behind: no
+// backend was touched, the pin is gone with the session.
+func TestDeferredBeginClientLeaves(t *testing.T) {
+	tp := startProxy(t, 1, 1, deferBegin)
+	before := tp.fake.Stats().Commands[mysqlwire.ComQuery]
+	for _, quit := range []bool{true, false} {
+		r := dialRaw(t, tp.addr)
+		r.login(testUser, testPassword, mysqlwire.AuthNativePassword, 0)
+		okOf(t, r.query("BEGIN"), r.hs.Capabilities)
+		if n := tp.p.Stats().PinnedSessions; n != 1 {
+			t.Fatalf("%d sessions pinned after a deferred BEGIN, want 1 (it counts as in a transaction)", n)
+		}
+		if quit {
+			r.write(0, []byte{byte(mysqlwire.ComQuit)})
+		}
+		r.c.Close()
+		waitFor(t, func() bool { return tp.p.Stats().PinnedSessions == 0 && tp.p.Stats().ClientsConnected == 0 })
+	}
+	if n := tp.fake.Stats().Commands[mysqlwire.ComQuery] - before; n != 0 {
+		t.Errorf("%d COM_QUERYs reached the server, want none", n)
+	}
+	if n := tp.fake.Stats().Accepted; n != 1 {
+		t.Errorf("%d backend connections, want the one", n)
+	}
+}
