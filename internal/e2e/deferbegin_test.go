@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
