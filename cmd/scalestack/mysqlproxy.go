@@ -34,6 +34,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	loginInputMiB := fs.Int("login-input-mib", mysqlproxy.DefaultLoginInputBudget>>20, "MiB of input that clients which have not logged in yet may leave buffered, all together; each may hold one incomplete login packet of up to 64 KiB (a larger one gets ERR 1153), and one that would go over this is disconnected")
 	perUserMetrics := fs.Bool("per-user-metrics", false, "export per-account series (user_connections, user_logins_total, user_commands_total, labelled with the users file's account names) on /metrics; off by default so that whoever reaches /metrics does not learn the account names")
 	scheduler := fs.String("scheduler", "fair", "how commands waiting for a backend are served: fair (weighted fair queueing between tenants, FIFO within one; see the [tenants] tables of --config) or fifo (arrival order; the tenants' weights, min-backends and max-backends are ignored, their other limits hold)")
+	deferBegin := fs.Bool("defer-begin", true, "answer a plain BEGIN/START TRANSACTION outside a transaction at the proxy and send it to the server in one write with the transaction's first statement (a COMMIT or ROLLBACK of an empty transaction needs no backend)")
 	mysql55 := fs.Bool("mysql55", false, "offer clients only MySQL 5.5 capabilities and reset backends with COM_CHANGE_USER instead of COM_RESET_CONNECTION")
 	var tlsf mysqlTLSFlags
 	tlsf.register(fs)
@@ -186,6 +187,7 @@ Flags:
 			LoginTimeout:        *loginTimeout,
 			LoginInputBudget:    int64(*loginInputMiB) << 20,
 			MySQL55:             *mysql55,
+			DeferBegin:          *deferBegin,
 			Tenants:             tenants,
 			FIFO:                *scheduler == "fifo",
 			TLS:                 tlsSetup.front,

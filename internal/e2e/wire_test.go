@@ -32,6 +32,7 @@ const (
 	capPSMultiResults    = 1 << 18
 	capPluginAuth        = 1 << 19
 	capPluginAuthLenenc  = 1 << 21
+	capSessionTrack      = 1 << 23
 	capDeprecateEOF      = 1 << 24
 	serverMoreResults    = 0x0008
 	serverStatusInTrans  = 0x0001
@@ -81,6 +82,8 @@ type rawOptions struct {
 	multiStmts  bool // ask for CLIENT_MULTI_STATEMENTS
 	noHandshake bool // stop after reading the greeting
 	collation   byte // the handshake's character set (0: rawClientCharset)
+	// sessionTrack asks for CLIENT_SESSION_TRACK (where offered).
+	sessionTrack bool
 }
 
 func dialRaw(addr, user, password string, o rawOptions) (*rawConn, error) {
@@ -189,6 +192,9 @@ func (c *rawConn) login(user, password string, o rawOptions) error {
 	}
 	if o.multiStmts {
 		caps |= capMultiStatements
+	}
+	if o.sessionTrack {
+		caps |= capSessionTrack
 	}
 	caps &= h.caps | capConnectWithDB | capMultiStatements
 	plugin := h.authPlugin

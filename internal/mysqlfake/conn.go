@@ -106,6 +106,9 @@ type Conn struct {
 	caps     mysqlwire.Capabilities
 	stmts    map[uint32]*stmt
 	nextStmt uint32
+	// pipelined: the command being served was buffered before the
+	// previous response was flushed (Entry.Pipelined).
+	pipelined bool
 
 	killed   chan struct{}
 	killOnce sync.Once
@@ -178,6 +181,9 @@ func (c *Conn) serve() {
 	}
 	for {
 		c.seq = 0
+		// Bytes already buffered were read before the last response
+		// was flushed: the client did not wait for it.
+		c.pipelined = c.r.Buffered() > 0
 		payload, err := c.readPayload()
 		if err != nil {
 			c.debug("read", err)
@@ -486,7 +492,7 @@ func (c *Conn) denied(user string, resp []byte) bool {
 
 // record logs a request.
 func (c *Conn) record(payload []byte) {
-	e := Entry{ConnID: c.id, Len: len(payload)}
+	e := Entry{ConnID: c.id, Len: len(payload), Pipelined: c.pipelined}
 	if cmd, ok := mysqlwire.CommandOf(payload); ok {
 		e.Cmd = cmd
 	}

@@ -111,6 +111,10 @@ type Entry struct {
 	// Config.LogPayload bytes of it (command byte included).
 	Len     int
 	Payload []byte
+	// Pipelined: the command had reached the double before the response
+	// to the previous one was written (it came in the same read): the
+	// client sent it without waiting for that response.
+	Pipelined bool
 }
 
 // SQL returns the statement text of a COM_QUERY or COM_STMT_PREPARE entry

@@ -114,6 +114,11 @@ type backend struct {
 	probeOK bool
 	// resetAfterDrain: Reset came while dutyDrainProbe read on.
 	resetAfterDrain bool
+	// drainCmds[drainAt:drainN] are the commands whose responses
+	// dutyDrainProbe reads after the current one: the rest of a batch
+	// whose exchange ended early (exchange.end).
+	drainCmds       [numOps]mysqlwire.Command
+	drainAt, drainN uint8
 	// pausedForClient: reading stopped because the exchange's client is
 	// slow.
 	pausedForClient bool
@@ -632,6 +637,13 @@ func (b *backend) sendLastIDProbe(ex *exchange) {
 	b.send(dutyExchange, ex, p)
 }
 
+// sendBegin sends BEGIN for ex: a session's deferred transaction starts.
+func (b *backend) sendBegin(ex *exchange) {
+	p := append(append(b.scratch[:0], byte(mysqlwire.ComQuery)), "BEGIN"...)
+	b.scratch = p[:0]
+	b.send(dutyExchange, ex, p)
+}
+
 // sendSetOption sends COM_SET_OPTION for ex.
 func (b *backend) sendSetOption(ex *exchange, on bool) {
 	opt := mysqlwire.OptionMultiStatementsOff
@@ -770,6 +782,25 @@ func (b *backend) Reset() {
 // reconnect would cost more), then serves a pending Reset.
 func (b *backend) drainProbe() {
 	b.duty, b.ex = dutyDrainProbe, nil
+	b.drainAt, b.drainN = 0, 0
+}
+
+// drainResponses: the exchange ended with the responses to cmds, written
+// in one batch, still to come; the backend reads them to their end and
+// drops them, then serves a pending Reset (the exchange asks for one).
+func (b *backend) drainResponses(cmds []mysqlwire.Command) {
+	b.duty, b.ex = dutyDrainProbe, nil
+	b.drainAt, b.drainN = 0, uint8(copy(b.drainCmds[:], cmds))
+	b.startNextDrain()
+}
+
+// startNextDrain starts reading the next response to drop.
+func (b *backend) startNextDrain() {
+	cmd := b.drainCmds[b.drainAt]
+	b.drainAt++
+	if _, err := b.tracker.Start(cmd, b.caps); err != nil {
+		b.abandon(err)
+	}
 }
 
 func (b *backend) onDrainPacket(payload []byte) {
@@ -779,6 +810,10 @@ func (b *backend) onDrainPacket(payload []byte) {
 		return
 	}
 	if prog != mysqlwire.Complete {
+		return
+	}
+	if b.drainAt < b.drainN {
+		b.startNextDrain()
 		return
 	}
 	b.forgetLastID()

@@ -146,6 +146,25 @@
 // the failed statement changed is lost to it). A response cut short (a
 // client or backend gone mid-response) closes the backend.
 //
+// With Config.DeferBegin (--defer-begin, on by default in the binary) a
+// plain BEGIN, BEGIN WORK or START TRANSACTION (no characteristics; as
+// COM_QUERY, or the EXECUTE of such a prepared statement, as sysbench sends
+// it) from a session that is not pinned is answered by the proxy with the OK MariaDB
+// sends (IN_TRANS and the session's AUTOCOMMIT set, no warnings, and, as
+// under the server's default tracking, no session state), and the session
+// counts as in a transaction from then on (pinned for it, IN_TRANS in its
+// OKs, PinnedSessions), though no backend holds it yet. The transaction's
+// first statement takes a backend and BEGIN goes just before it, after any
+// replay (which may set the isolation level it starts with): in the same
+// write when the statement is side-effect free, BEGIN's OK consumed; else
+// alone, the statement once BEGIN succeeded. A BEGIN the server refuses
+// answers the statement with its ERR (a batched SELECT's response is
+// dropped) and stays deferred, so a write never runs outside the
+// transaction. COMMIT or ROLLBACK (without AND CHAIN or RELEASE) of a
+// transaction that ran nothing is answered by the proxy, as is another
+// BEGIN; a client that leaves, or is killed, leaves nothing on a server.
+// In sql_mode ORACLE (as tracked), BEGIN goes to the server.
+//
 // After each response the proxy decides whether the backend can go back. A
 // session is pinned while the server reports a transaction (IN_TRANS), while
 // autocommit is off, after LOCK TABLES or FLUSH TABLES ... WITH READ LOCK
@@ -179,11 +198,20 @@
 // optimizer_switch, optimizer_search_depth and long_query_time. Values must
 // be literals (numbers, strings, words such as ON or DEFAULT); anything else
 // pins. Before a command runs on a backend in another state, the proxy sends
-// COM_INIT_DB, one combined SET and COM_SET_OPTION as needed, one at a time,
-// consuming their responses; if one fails the client gets its ERR and the
+// COM_INIT_DB, one combined SET and COM_SET_OPTION as needed, consuming
+// their responses; if one fails the client gets its ERR and the
 // backend is closed (its state is unknown), except for ERR 1049 to
 // COM_INIT_DB: the server keeps the connection and its previous schema, so
-// the backend stays. A schema is checked lazily: USE of a missing database
+// the backend stays. They go in the same write as the command when the
+// command changes nothing wherever it runs (sideEffectFree in readonly.go:
+// a single SELECT with no locking clause, INTO, user variable, or call of
+// anything but a short list of pure built-ins; or EXECUTE of such a
+// statement) and the session holds no state on the backend: should one
+// fail, the command's response is read and dropped, the client gets the
+// error it would have got, and a backend that stays is reset. Ahead of any
+// other command they go one at a time, each after the previous one's
+// response, so a failed COM_INIT_DB never lets an INSERT run in another
+// session's schema. A schema is checked lazily: USE of a missing database
 // fails at once, but a missing database named in the handshake (or one
 // dropped since) fails at the first command with 1049, after which the
 // session has no schema, as a server session whose schema was dropped.

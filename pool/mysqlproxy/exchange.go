@@ -24,6 +24,7 @@ const (
 	opVars              // one SET of the session's variables and character set
 	opOption            // COM_SET_OPTION for the session's multi-statements
 	opLastID            // DO LAST_INSERT_ID(v): the session's value, before a statement that reads it
+	opBegin             // BEGIN: the session's deferred transaction starts before its first statement (txdefer.go)
 	opMain              // the client's own command, whose response is relayed
 	numOps
 	// opLastIDProbe follows opMain without being planned: SELECT
@@ -62,6 +63,10 @@ type exchange struct {
 	// session (a tracked SET, USE, COM_INIT_DB) and the backend had no
 	// withheld report, so the server's reports need no pin.
 	accounted bool
+	// plan[batchAt:batchEnd] are the operations written in one go
+	// (runBatch), in order; the response of plan[head-1] is being read
+	// (step), those of plan[head:batchEnd] are still to come.
+	batchAt, head, batchEnd uint8
 }
 
 // inFlight reports whether a request of the exchange awaits its response.
@@ -155,6 +160,13 @@ func (ex *exchange) makePlan(granted bool) {
 		ex.plan[n] = opLastID
 		n++
 	}
+	if s.beginPending {
+		// Last: the replays above set what the transaction starts with
+		// (its isolation level, read-only flag), and COM_CHANGE_USER or
+		// COM_RESET_CONNECTION would end it.
+		ex.plan[n] = opBegin
+		n++
+	}
 	ex.plan[n] = opMain
 	ex.n, ex.at = uint8(n+1), 0
 }
@@ -162,19 +174,94 @@ func (ex *exchange) makePlan(granted bool) {
 // run starts the next operations of the plan until one has a response to
 // wait for (or the exchange ended). Operations are sent one at a time, each
 // after the previous one's response, so a failure never lets the command
-// run in the wrong context.
-//
-// A batch written in one go (all sync operations and the command, the
-// responses consumed in order) is the seam for pipelining: the plan is
-// already the list of what to write; the responses would be matched to
-// ex.plan[ex.at:] as they come.
+// run in the wrong context; except that the last ones (schema, variables,
+// multi-statements, BEGIN) and a command that changes nothing
+// (stmtSideEffectFree) go in one write (runBatch): should one of them
+// fail, the command runs in the wrong context but only its response is
+// lost, and the client gets the same error as one at a time.
 func (ex *exchange) run() {
 	for ex.at < ex.n {
+		if op := ex.plan[ex.at]; op.batchable() && op != opMain && ex.batches() {
+			ex.runBatch()
+			return
+		}
 		if ex.start(ex.plan[ex.at]) {
 			return
 		}
 		ex.at++
 	}
+}
+
+// batchable reports whether op may be written behind another operation
+// whose response has not come yet: its response is one packet (or the
+// command's), and it is sent once whatever happens (no retry, no auth
+// exchange), so responses match the operations in order.
+func (op syncOp) batchable() bool {
+	switch op {
+	case opSchema, opVars, opOption, opLastID, opBegin, opMain:
+		return true
+	}
+	return false
+}
+
+// batches reports whether the rest of the plan may go in one write: the
+// command changes nothing wherever it runs, and the backend holds no
+// state of the session's that a reset after a failed batch would lose.
+func (ex *exchange) batches() bool {
+	s := ex.s
+	return !s.p.cfg.SerialReplay && s.serverPins() == 0 && s.stmtSideEffectFree()
+}
+
+// runBatch writes the rest of the plan in one go (the connection flushes
+// it as one write at the end of the loop's iteration) and reads the
+// responses in order: synced moves on to the next operation's response
+// without sending anything. An exchange that ends before the last one
+// (an operation failed) leaves the rest to the backend to read and drop
+// (end).
+func (ex *exchange) runBatch() {
+	b := ex.b
+	// The operations sent are kept in place at the front of the rest
+	// of the plan (start skips those the backend turns out not to need).
+	ex.batchAt, ex.head, ex.batchEnd = ex.at, ex.at, ex.at
+	for ; ex.at < ex.n; ex.at++ {
+		op := ex.plan[ex.at]
+		if !ex.start(op) {
+			continue
+		}
+		if ex.b != b || b.ex != ex {
+			return // the command failed before it was sent (ex.fail): end drained the rest
+		}
+		ex.plan[ex.batchEnd] = op
+		ex.batchEnd++
+	}
+	if ex.batchEnd == ex.batchAt {
+		return
+	}
+	ex.nextInBatch()
+}
+
+// nextInBatch starts reading the response of the next operation of the
+// batch.
+func (ex *exchange) nextInBatch() {
+	b := ex.b
+	ex.step = ex.plan[ex.head]
+	ex.head++
+	if _, err := b.tracker.Start(ex.batchCmd(ex.step), b.caps); err != nil {
+		b.abandon(err)
+	}
+}
+
+// batchCmd is the command op sends (batchable ops only).
+func (ex *exchange) batchCmd(op syncOp) mysqlwire.Command {
+	switch op {
+	case opSchema:
+		return mysqlwire.ComInitDB
+	case opOption:
+		return mysqlwire.ComSetOption
+	case opMain:
+		return ex.s.cmd
+	}
+	return mysqlwire.ComQuery // opVars, opLastID, opBegin
 }
 
 // start sends op, or reports false when the backend turns out not to need
@@ -241,6 +328,12 @@ func (ex *exchange) start(op syncOp) bool {
 		s.pl.stats.StateReplays.Add(1)
 		ex.step = op
 		b.sendRestoreLastID(ex, s.lastInsertID)
+	case opBegin:
+		if !s.beginPending {
+			return false
+		}
+		ex.step = op
+		b.sendBegin(ex)
 	case opMain:
 		ex.sendMain()
 	}
@@ -294,14 +387,26 @@ func (ex *exchange) fail(e proxyErr) {
 	ex.s.finishCommand()
 }
 
-// end closes the exchange: nothing of it is in flight any more.
+// end closes the exchange: nothing of it is in flight any more. Responses
+// of a batch still to come are the backend's to read and drop; it is
+// reset after (needsReset), since the operations that ran after a failed
+// one left it in a state nobody follows.
 func (ex *exchange) end() {
 	if b := ex.b; b != nil && b.ex == ex {
 		b.endExchange()
+		if ex.head < ex.batchEnd {
+			var cmds [numOps - 1]mysqlwire.Command
+			for i, op := range ex.plan[ex.head:ex.batchEnd] {
+				cmds[i] = ex.batchCmd(op)
+			}
+			b.drainResponses(cmds[:ex.batchEnd-ex.head])
+			b.noteUnknown()
+		}
 	}
 	ex.b = nil
 	ex.step = opNone
 	ex.n, ex.at = 0, 0
+	ex.batchAt, ex.head, ex.batchEnd = 0, 0, 0
 }
 
 // renumber rewrites the sequence ids of consecutive packets starting at seq
@@ -649,6 +754,15 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		ex.relay(raw)
 		step := ex.step
 		ex.end()
+		if step == opBegin {
+			// The server started no transaction: the session's stays
+			// deferred, and BEGIN goes ahead of its next statement (a
+			// write must never run outside it). The backend's state is
+			// what it was.
+			b.noteDiag(s.id)
+			s.finishCommand()
+			return
+		}
 		if code == mysqlwire.ErBadDBError && (step == opSchema || step == opStmtSchema) {
 			// The schema is gone (or never was: a login names it
 			// unchecked). The server keeps the connection and its
@@ -668,7 +782,7 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 			// The backend may be half way to the session's state.
 			s.dropBackend(b)
 			b.abandon(errUnknownState)
-			if s.pins != 0 {
+			if s.serverPins() != 0 {
 				s.c.Close()
 				return
 			}
@@ -694,6 +808,8 @@ func (ex *exchange) onSyncPacket(raw []byte, prog mysqlwire.Progress) {
 		b.noteMultiStmts(s.st.multiStmts)
 	case opLastID:
 		b.noteLastID(s.lastInsertID)
+	case opBegin:
+		s.beginPending = false // a transaction on the server now: PinTransaction stands for it
 	case opPrepare:
 		id, _, _, _ := b.tracker.Prepared()
 		b.addStmt(s.stmt.key, id)
@@ -728,6 +844,10 @@ func (ex *exchange) identityRefused(errPayload []byte, reason string) {
 // synced: the step's response was OK (or, for opNoSchema, the
 // COM_CHANGE_USER's login finished): on to the next operation.
 func (ex *exchange) synced() {
+	if ex.head < ex.batchEnd {
+		ex.nextInBatch() // already sent
+		return
+	}
 	ex.step = opNone
 	ex.at++
 	ex.run()

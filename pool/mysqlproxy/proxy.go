@@ -62,6 +62,15 @@ type Config struct {
 	// MySQL55 restricts capabilities to MySQL 5.5's and resets backends
 	// with COM_CHANGE_USER instead of COM_RESET_CONNECTION.
 	MySQL55 bool
+	// DeferBegin answers a plain BEGIN (or START TRANSACTION) outside a
+	// transaction itself and sends it to the server with the
+	// transaction's first statement (txdefer.go); COMMIT or ROLLBACK of a
+	// transaction that ran nothing needs no backend at all.
+	DeferBegin bool
+	// SerialReplay sends every operation that brings a backend to a
+	// session's state alone and waits for its response, as before
+	// batching (exchange.run); for comparisons and tests.
+	SerialReplay bool
 	// LoginTimeout bounds how long a client may take to log in (0: 10 s).
 	LoginTimeout time.Duration
 	// LoginInputBudget bounds, in bytes, the input that clients which have

@@ -85,6 +85,10 @@ type session struct {
 	// login, so its close is not logged again).
 	denied      bool
 	noBackslash bool
+	// beginPending: the session's transaction was opened by a BEGIN the
+	// proxy answered (Config.DeferBegin) and has not reached a server
+	// yet; PinTransaction stands for it (txdefer.go).
+	beginPending bool
 	// stmtCapMs is the tenant's max-statement-time, in milliseconds, that
 	// the session's max_statement_time was last brought to (-1: not yet;
 	// tenants.go). Here it fills padding.
@@ -234,6 +238,7 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 	s.leaveTenant()
 	s.releaseStmts(nil)
 	s.pl.stats.ClientsConnected.Add(-1)
+	s.beginPending = false // it reached no server: nothing to undo
 	if s.pins != 0 {
 		s.pl.stats.PinnedSessions.Add(-1)
 		s.pins = 0
@@ -970,6 +975,9 @@ func (s *session) onQuery(raw, payload []byte) {
 			return
 		}
 	}
+	if s.deferTxControl(sql) {
+		return
+	}
 	switch qi.kind {
 	case stmtEmpty:
 		s.local()
@@ -1381,7 +1389,7 @@ func (s *session) finishCommand() {
 	s.diag = false
 	if b := s.b; b != nil {
 		switch {
-		case s.pins != 0:
+		case s.serverPins() != 0:
 		case b.needsReset():
 			// Its server session may hold state nobody accounted for;
 			// the session's own state is replayed on its next backend.
@@ -1450,7 +1458,7 @@ func (s *session) backendLost(b *backend) {
 	if s.phase == sClosed {
 		return
 	}
-	if (inFlight && s.ex.relayed) || s.pins != 0 {
+	if (inFlight && s.ex.relayed) || s.serverPins() != 0 {
 		// Half a response was relayed, or session state (a transaction,
 		// locks...) died with the backend: the client must start over.
 		s.c.Abort(errUnknownState)
@@ -1646,6 +1654,7 @@ func (s *session) resetSession(schema, names string) {
 	s.releaseStmts(nil) // a pinned backend is reset below, which closes them
 	s.longDataBytes = 0
 	s.openCursors = 0
+	s.beginPending = false
 	if s.pins != 0 {
 		s.pins = 0
 		s.pl.stats.PinnedSessions.Add(-1)

@@ -75,7 +75,7 @@ type Stats struct {
 	IdentitySwitches atomic.Uint64
 	DiagnosticHolds  atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
 
-	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands
+	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands (or in a transaction whose BEGIN is deferred)
 	Pins           [NumPinReasons]atomic.Uint64 // times a session became pinned for each reason
 
 	PrepareCacheHits     atomic.Uint64 // PREPARE answered from the loop's cache

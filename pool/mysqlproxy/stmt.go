@@ -90,13 +90,24 @@ type sessStmt struct {
 	// changed, CONNECTION_ID() called (rewritten at PREPARE, its columns
 	// named after the call).
 	feats uint32
+	// free: its text is a side-effect-free SELECT (sideEffectFree), which
+	// an exchange may write behind operations whose responses it has not
+	// read yet.
+	free bool
+	// tx: its text is a plain BEGIN, COMMIT or ROLLBACK, which an EXECUTE
+	// may find answered by the proxy (deferTx).
+	tx txControl
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
-	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats}
+	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats,
+		free: sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)}
+	if s.qi.kind == stmtOther && s.qi.feats&(featMulti|featBad) == 0 {
+		st.tx = plainTxControl(s.payload[1:], s.noBackslash)
+	}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
@@ -272,6 +283,9 @@ func (s *session) onExecute(raw, payload []byte) {
 		return
 	}
 	st.wantCursor = payload[5]&0x07 != 0
+	if st.tx != txNone && len(st.long) == 0 && s.deferTx(st.tx) {
+		return
+	}
 	s.stmt = st
 	s.forward(raw, payload)
 }

@@ -1,0 +1,121 @@
+package mysqlproxy
+
+import "github.com/scalestack/scalestack/mysqlwire"
+
+// This file decides which statements the proxy may write to a backend
+// behind others whose response it has not read yet (exchange batches: a
+// deferred BEGIN, session-state replays). If an operation ahead of such a
+// statement fails, the statement still runs, in the wrong context (the
+// previous session's schema, outside the transaction), and only its
+// response can be thrown away: so it must change nothing. The test is an
+// allowlist, conservative by design: anything it does not recognise is not
+// free, and is sent only once what precedes it has succeeded.
+
+// sideEffectFree reports whether the COM_QUERY text sql (scanned into qi)
+// is a plain SELECT that changes nothing on the server or in the session:
+// one statement, no locking clause (FOR UPDATE, LOCK IN SHARE MODE, FOR
+// SHARE), no INTO, no user variables or := assignment, no reads of
+// diagnostics, LAST_INSERT_ID() or CONNECTION_ID(), and no calls of
+// anything but a small list of pure built-in functions: a stored function
+// (or NEXTVAL, SLEEP, GET_LOCK, RAND...) may write, wait or change session
+// state. It allocates nothing.
+func sideEffectFree(sql []byte, noBackslash bool, qi *queryInfo) bool {
+	const notFree = featMulti | featBad | featUserVar | featGetLock | featCalcFoundRows | featTempTable |
+		featLockTables | featUnlock | featPrepare | featSet | featUse | featUnlisted | featDiag |
+		featLastIDRead | featLastIDWrite | featConnID
+	if qi.kind != stmtSelect || qi.feats&notFree != 0 {
+		return false
+	}
+	lx := lexer{src: sql, noBackslash: noBackslash}
+	prev := token{kind: tokEnd}
+	for {
+		t := lx.next()
+		switch t.kind {
+		case tokEnd:
+			return !lx.bad
+		case tokUserVar:
+			return false
+		case tokPunct:
+			switch lx.src[t.start] {
+			case ':': // := assignment
+				return false
+			case ';': // only a trailing one: featMulti said one statement
+				if end := lx.next(); end.kind != tokEnd {
+					return false
+				}
+			case '(':
+				if !pureCallOrSyntax(&lx, prev) {
+					return false
+				}
+			}
+		case tokWord:
+			if lx.is(t, "INTO") || lx.is(t, "FOR") || lx.is(t, "LOCK") || lx.is(t, "PROCEDURE") {
+				return false
+			}
+		}
+		if prev.kind == tokPunct && lx.src[prev.start] == '.' && t.kind == tokWord {
+			// db.f: a name after a qualifier is never a built-in; mark it
+			// so that a '(' after it is refused.
+			t.kind = tokQuoted
+		}
+		prev = t
+	}
+}
+
+// pureCallOrSyntax reports whether the '(' after prev opens a call of a
+// pure built-in, or a parenthesis the syntax puts after a keyword
+// (IN (...), EXISTS (...), FROM (subquery)) or after no word at all.
+func pureCallOrSyntax(lx *lexer, prev token) bool {
+	switch prev.kind {
+	case tokWord:
+	case tokQuoted, tokString, tokUserVar, tokSysVar, tokNumber:
+		return false // `f`(...), db.f(...), or something the allowlist does not know
+	default:
+		return true // a parenthesis after punctuation or at the start
+	}
+	name := lx.text(prev)
+	for _, w := range pureFunctions {
+		if equalFoldASCII(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// pureFunctions are the words a '(' may follow in a side-effect-free
+// SELECT: keywords after which the syntax opens a parenthesis, and
+// built-in functions that read nothing but their arguments and the
+// statement's rows and change nothing (not RAND, which moves the session's
+// seed, nor SLEEP, GET_LOCK, NEXTVAL, LAST_INSERT_ID, BENCHMARK...). Upper
+// case, for equalFoldASCII.
+var pureFunctions = [...]string{
+	// Syntax.
+	"SELECT", "FROM", "JOIN", "ON", "USING", "WHERE", "AND", "OR", "NOT", "XOR", "IN", "EXISTS",
+	"AS", "BY", "WHEN", "THEN", "ELSE", "CASE", "ANY", "ALL", "SOME", "BETWEEN", "LIKE", "IS",
+	"DIV", "UNION", "EXCEPT", "INTERSECT", "HAVING", "DISTINCT", "OVER", "INTERVAL", "ROW",
+	// Aggregates and pure built-ins.
+	"COUNT", "SUM", "MIN", "MAX", "AVG", "GROUP_CONCAT",
+	"CONCAT", "CONCAT_WS", "SUBSTRING", "SUBSTR", "LENGTH", "CHAR_LENGTH", "CHARACTER_LENGTH",
+	"UPPER", "LOWER", "UCASE", "LCASE", "TRIM", "LTRIM", "RTRIM", "LEFT", "RIGHT", "LPAD", "RPAD",
+	"REPLACE", "LOCATE", "INSTR", "POSITION", "FIELD", "FIND_IN_SET", "HEX", "UNHEX",
+	"COALESCE", "IFNULL", "NULLIF", "IF", "ISNULL", "GREATEST", "LEAST",
+	"ABS", "ROUND", "FLOOR", "CEIL", "CEILING", "MOD", "TRUNCATE",
+	"CAST", "CONVERT", "CHAR", "BINARY", "DECIMAL", "DOUBLE", "FLOAT",
+	"DATE", "DATE_FORMAT", "DATE_ADD", "DATE_SUB", "NOW", "CURDATE", "CURRENT_DATE", "CURRENT_TIMESTAMP",
+	"UNIX_TIMESTAMP", "FROM_UNIXTIME", "YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND",
+	"MD5", "SHA1", "SHA2", "CRC32",
+}
+
+// stmtSideEffectFree reports whether the command being served may be
+// written behind operations whose responses are still to come: a
+// side-effect-free COM_QUERY, or a COM_STMT_EXECUTE (without a cursor) of
+// a statement whose text is one.
+func (s *session) stmtSideEffectFree() bool {
+	switch s.cmd {
+	case mysqlwire.ComQuery:
+		return s.qi.kind == stmtSelect && sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)
+	case mysqlwire.ComStmtExecute:
+		return s.stmt != nil && s.stmt.free && !s.stmt.wantCursor
+	}
+	return false
+}
