@@ -67,7 +67,7 @@
 // starve the others, and loops that are both saturated keep their
 // backends instead of trading them (a move costs two epoll_ctl calls and
 // a wake-up of the other loop). Backends move by conn.Conn.Detach and
-// conn.Adopt through the
+// Conn.Reattach (the same Conn, re-registered on the other loop) through the
 // loops' mailboxes (reactor Post), so a backend is only ever touched by the
 // loop that owns it and the data path takes no lock.
 //

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
 
@@ -637,18 +636,19 @@ func stealFailed(_ *reactor.Loop, arg any, _ uint64) {
 // solicitedBit marks a backend sent in answer to a steal request.
 const solicitedBit = 1 << 63
 
-// sendBackend detaches b's socket from this loop and posts it to dst. On
+// sendBackend detaches b's connection from this loop and posts b to dst. On
 // failure (data in flight) b stays here and the caller keeps it.
 func (lp *LoopPool) sendBackend(b *Backend, dst *LoopPool, solicited bool) bool {
-	fd, err := b.c.Detach()
-	if err != nil {
+	if _, err := b.c.Detach(); err != nil {
 		return false
 	}
-	b.c = nil
+	// The Conn travels with the backend (Reattach on dst): b.c is nil
+	// meanwhile, so nothing here takes it for a live connection.
+	b.moving, b.c = b.c, nil
 	lp.stats.BackendsConnected.Add(-1)
-	n := uint64(fd)
+	var n uint64
 	if solicited {
-		n |= solicitedBit
+		n = solicitedBit
 	}
 	lp.loop.Post(dst.loop, reactor.Task{Fn: backendArrived, Arg: b, N: n})
 	return true
@@ -661,10 +661,10 @@ func backendArrived(l *reactor.Loop, arg any, n uint64) {
 	if n&solicitedBit != 0 {
 		lp.stealsInFlight--
 	}
-	fd := int(n &^ solicitedBit)
 	b.lp = lp
-	c, err := conn.Adopt(l, fd, b.p.cfg.Targets[b.target].Addr.Network, b.peer, b, conn.Options{})
-	if err != nil {
+	c := b.moving
+	b.moving = nil
+	if err := c.Reattach(l); err != nil { // the same Conn: no allocation per move
 		b.p.logf("backend %d: adopt on loop %d: %v", b.idx, l.ID(), err)
 		b.c = nil
 		b.down(err)
