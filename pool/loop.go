@@ -153,10 +153,12 @@ func (lp *LoopPool) setHints() {
 		// The next waiter changes when a waiter comes or goes; with the
 		// fair scheduler also as virtual times move, which leaves the
 		// value a little stale: that only shifts when a hand-over
-		// happens.
-		if head := lp.headQueuedAt(); head != lp.shownHead {
-			lp.shownHead = head
-			lp.headSince.Store(head)
+		// happens. With one loop nobody reads it.
+		if len(lp.p.loops) > 1 {
+			if head := lp.headQueuedAt(); head != lp.shownHead {
+				lp.shownHead = head
+				lp.headSince.Store(head)
+			}
 		}
 	}
 }
