@@ -62,7 +62,9 @@
 // waiters keeps a freed backend for them unless another loop's next
 // waiter has waited clearly longer than its own (twice as long and 1 ms
 // more, by the time each loop publishes) and that loop has more waiters
-// per backend it owns: one first-come, first-served queue across loops in
+// per backend it owns (or its waiter has waited 20 ms longer: a loop whose
+// backends are held for long has few waiters per backend): one
+// first-come, first-served queue across loops in
 // effect, with hysteresis, so a loop that reuses what it frees cannot
 // starve the others, and loops that are both saturated keep their
 // backends instead of trading them (a move costs two epoll_ctl calls and

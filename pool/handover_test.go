@@ -164,3 +164,39 @@ func TestSaturatedLoopsKeepTheirBackends(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopWithHeldBackendsIsNotStarved: loop 1's only backend is held by
+// one client (a pinned session, a long statement) and another of its
+// clients waits; loop 0 is saturated with many more waiters per backend.
+// The waiter still gets backends handed over from loop 0, after bounded
+// waits, rather than waiting for its queue deadline.
+func TestLoopWithHeldBackendsIsNotStarved(t *testing.T) {
+	const n = 4
+	tp := startToyPool(t, n, 2, func(c *Config) { c.QueueTimeout = 3 * time.Second })
+	var holder *toyClient
+	tp.on(t, 1, func(lp *LoopPool) {
+		holder = newToyClient(lp)
+		lp.Acquire(&holder.w)
+	})
+	if holder.backend() == nil {
+		t.Fatal("the holder got no backend")
+	}
+	var stop atomic.Bool
+	busy := tp.startBusy(t, 0, 16, &stop)
+	waitFor(t, "loop 0 to take every backend but the held one", func() bool {
+		return tp.p.Loops()[0].stats.BackendsConnected.Load() == n-1
+	})
+	late := tp.startBusy(t, 1, 1, &stop)
+	time.Sleep(500 * time.Millisecond)
+	stopBusy(t, &stop, busy, late)
+	tp.on(t, 1, func(lp *LoopPool) { lp.Release(holder.backend()) })
+
+	c := late[0]
+	t.Logf("loop 1's waiter beside its held backend: %d exchanges, waited up to %v", c.exchanges.Load(), c.waitedMost())
+	if c.refusals.Load() != 0 || c.exchanges.Load() < 5 {
+		t.Errorf("loop 1's client: %d exchanges, %d refusals in 0.5 s", c.exchanges.Load(), c.refusals.Load())
+	}
+	if w := c.waitedMost(); w > time.Second {
+		t.Errorf("loop 1's client waited up to %v for a backend", w)
+	}
+}

@@ -522,12 +522,19 @@ func (lp *LoopPool) removeIdle(b *Backend) {
 const (
 	handOverAfter  = time.Millisecond
 	handOverFactor = 2
+	// handOverAnyway is how much longer the other loop's next waiter
+	// must have waited for the hand-over to ignore how many waiters each
+	// loop has per backend: a loop whose backends are all held for long
+	// (pinned sessions, long statements) has few waiters per backend and
+	// would otherwise wait for its queue deadline.
+	handOverAnyway = 20 * time.Millisecond
 )
 
 // backloggedPeer picks a loop with waiters that should get the next freed
 // backend instead of this loop's own waiters (see Release), or nil: one
 // whose next waiter has waited clearly longer than this loop's, and that
-// has more waiters per backend it owns. That is one first-come,
+// has more waiters per backend it owns (or whose next waiter has waited
+// handOverAnyway longer). That is one first-come,
 // first-served queue across loops in effect, with hysteresis: loops that
 // are both saturated keep the backends they free (a move costs two
 // epoll_ctl calls, a wake-up of the other loop and the backend's idle
@@ -558,8 +565,10 @@ func (lp *LoopPool) backloggedPeer() *LoopPool {
 		}
 		// And only to a loop with more waiters per backend it owns: a
 		// move that one loop's stall prompted is not answered by another
-		// back and forth (a loop that owns none qualifies at once).
-		if int64(other.waitHint.Load())*owned > waiting*other.stats.BackendsConnected.Load() {
+		// back and forth (a loop that owns none qualifies at once),
+		// unless the other's waiter has waited far longer.
+		if theirs-mine > int64(handOverAnyway) ||
+			int64(other.waitHint.Load())*owned > waiting*other.stats.BackendsConnected.Load() {
 			return other
 		}
 	}
