@@ -116,6 +116,7 @@ type Conn struct {
 	inRecv       bool // inside OnData, to defer re-entrant closes
 	closeErr     error
 	notified     bool
+	detached     bool // Detach gave the descriptor away; Reattach may take c up again
 
 	counted      *Listener // decremented on close; nil for outbound and refused
 	budget       *InputBudget
@@ -805,9 +806,10 @@ var ErrNotQuiet = errors.New("conn: connection has data in flight")
 var ErrTLSDetach = errors.New("conn: a TLS connection cannot be detached")
 
 // Detach takes the connection off its loop and returns its descriptor, for
-// Adopt on another loop (a pooled backend moving to where it is needed). It
-// succeeds only for an open, quiet connection: nothing queued, buffered or
-// being sent. OnClose is not called; c must not be used afterwards. An
+// Adopt on another loop (a pooled backend moving to where it is needed), or
+// for Reattach of c itself there. It succeeds only for an open, quiet
+// connection: nothing queued, buffered or being sent. OnClose is not
+// called; c must not be used afterwards, but by Reattach. An
 // accepted connection leaves its listener's count (and MaxConns budget) here,
 // since no OnClose will ever give the slot back.
 func (c *Conn) Detach() (int, error) {
@@ -834,7 +836,39 @@ func (c *Conn) Detach() (int, error) {
 	}
 	c.state = stateClosed
 	c.notified = true
+	c.detached = true
 	return fd, nil
+}
+
+// Reattach is Adopt for a connection that Detach took off another loop,
+// reusing c instead of allocating another Conn: its descriptor is
+// registered on loop l, with the same handler, options, peer and Context,
+// and OnOpen runs. Loop goroutine only (l's). c must have been handed to l
+// by a Post from the loop that detached it, which publishes at the end of
+// that loop's iteration, after its last look at c (a Flush it had queued);
+// any other way of handing it over could let the two loops touch c at
+// once. The socket's options (TCP_NODELAY) are not set again: they stayed
+// with it. On failure the descriptor is closed and OnClose is not called.
+func (c *Conn) Reattach(l *reactor.Loop) error {
+	if !c.detached {
+		return fmt.Errorf("conn %s: reattach: not detached", c.peer)
+	}
+	*c = Conn{loop: l, drv: l.Driver(), fd: c.fd, handler: c.handler, opts: c.opts,
+		network: c.network, peer: c.peer, Context: c.Context}
+	c.connectTimer.Func = connectTimedOut
+	c.connectTimer.Arg = c
+	if err := c.register(); err != nil {
+		// Nobody else holds the descriptor: close it rather than leak it.
+		_ = unix.Close(c.fd)
+		c.state, c.notified = stateClosed, true
+		return fmt.Errorf("conn: reattach %s: %w", c.peer, err)
+	}
+	c.state = stateOpen
+	c.handler.OnOpen(c)
+	if c.state == stateOpen {
+		c.updateRecv()
+	}
+	return nil
 }
 
 // Adopt registers an open socket detached from another loop (or inherited

@@ -85,6 +85,9 @@ type Backend struct {
 	// since Pool.epoch; 0: not waiting). Written by its loop (Awaiting,
 	// Answered, OnData), read by Pool.Ready from any goroutine.
 	awaitSince atomic.Int64
+	// moving is the backend's Conn while it travels to another loop
+	// (Detach here, Reattach there; c is nil meanwhile).
+	moving *conn.Conn
 }
 
 func newBackend(p *Pool, lp *LoopPool, idx, target int) *Backend {

@@ -58,10 +58,18 @@
 //
 // A loop with waiters and no idle backend asks a loop whose (atomic) idle
 // hint is positive for one; a loop releasing a backend with no local
-// waiters hands it to a loop whose waiting hint is positive, and one with
-// waiters gives a freed backend to a more backlogged loop, and every other
-// one to any loop with waiters, so a loop that reuses what it frees cannot
-// starve the others. Backends move by conn.Conn.Detach and conn.Adopt through the
+// waiters hands it to a loop whose waiting hint is positive; and one with
+// waiters keeps a freed backend for them unless another loop's next
+// waiter has waited clearly longer than its own (twice as long and 1 ms
+// more, by the time each loop publishes) and that loop has more waiters
+// per backend it owns (or its waiter has waited 20 ms longer: a loop whose
+// backends are held for long has few waiters per backend): one
+// first-come, first-served queue across loops in
+// effect, with hysteresis, so a loop that reuses what it frees cannot
+// starve the others, and loops that are both saturated keep their
+// backends instead of trading them (a move costs two epoll_ctl calls and
+// a wake-up of the other loop). Backends move by conn.Conn.Detach and
+// Conn.Reattach (the same Conn, re-registered on the other loop) through the
 // loops' mailboxes (reactor Post), so a backend is only ever touched by the
 // loop that owns it and the data path takes no lock.
 //
@@ -99,8 +107,8 @@
 // tenant's virtual time, the backends it holds and its queued count are
 // one set of atomics shared by every loop, so a tenant that got more than
 // its share through one loop is passed over on the others too. Backends
-// move between loops as before (to more backlogged loops, every other
-// freed one to any loop with waiters). The tolerance: the split of
+// move between loops as before (to a loop whose next waiter has waited
+// clearly longer). The tolerance: the split of
 // backend-seconds over an interval is off by at most what is charged late
 // (N statements in flight, each charged when it ends) plus what a loop
 // whose waiters are all of one tenant gives that tenant while the other
@@ -111,8 +119,8 @@
 // (bench/results/tenants-*.md, bench/tenants; internal/e2e checks ±10 %
 // with N=4). Where a tenant's clients all sit on one loop and another's on
 // the other, each loop serves its own and the split follows how backends
-// move between loops (every other freed backend to a loop with waiters)
-// rather than the weights: that case is not bounded.
+// move between loops (by the age of each loop's next waiter) rather than
+// the weights: that case is not bounded.
 //
 // A tenant's TenantRules change live (Tenant.SetRules): MaxQueued and
 // QueueTimeout are checked when a request would wait (ErrMaxQueued),

@@ -1,9 +1,9 @@
 package pool
 
 import (
+	"sync/atomic"
 	"time"
 
-	"github.com/scalestack/scalestack/conn"
 	"github.com/scalestack/scalestack/reactor"
 )
 
@@ -30,9 +30,6 @@ type LoopPool struct {
 	// stealsInFlight counts steal requests posted and not yet answered.
 	stealsInFlight int
 	stealCursor    int
-	// fairTurn alternates which side gets a freed backend when another
-	// loop's queue is no longer than this one's (see backloggedPeer).
-	fairTurn bool
 	// stealRetry re-runs seekSteal while waiters remain unserved: hints
 	// are read without synchronisation, so a loop that releases a backend
 	// just as this one starts waiting can miss it.
@@ -49,9 +46,14 @@ type LoopPool struct {
 	// needless donation.
 	idleHint atomic32
 	waitHint atomic32
+	// headSince is when the waiter this loop would serve next was queued
+	// (monoNow; 0 with none waiting), for a loop deciding whether to hand
+	// a freed backend over (backloggedPeer).
+	headSince atomic.Int64
 	// shownIdle, shownKept and shownWaiting are the values last
-	// published by setHints.
+	// published by setHints; shownHead headSince's.
 	shownIdle, shownKept, shownWaiting int
+	shownHead                          int64
 
 	// bypassed is the first waiter last passed over for a waiter of a
 	// freed backend's class, bypasses how many times in a row
@@ -148,7 +150,33 @@ func (lp *LoopPool) setHints() {
 		lp.shownWaiting = lp.nWaiting
 		lp.waitHint.Store(int32(lp.nWaiting))
 		lp.stats.QueueWaiting.Store(int64(lp.nWaiting))
+		// The next waiter changes when a waiter comes or goes; with the
+		// fair scheduler also as virtual times move, which leaves the
+		// value a little stale: that only shifts when a hand-over
+		// happens. With one loop nobody reads it.
+		if len(lp.p.loops) > 1 {
+			if head := lp.headQueuedAt(); head != lp.shownHead {
+				lp.shownHead = head
+				lp.headSince.Store(head)
+			}
+		}
 	}
+}
+
+// headQueuedAt is when the waiter this loop would serve next was queued
+// (or, when none may be served now, any waiter), 0 with none waiting.
+func (lp *LoopPool) headQueuedAt() int64 {
+	if lp.nWaiting == 0 {
+		return 0
+	}
+	w := lp.sched.Peek()
+	if w == nil {
+		w = lp.sched.Any()
+	}
+	if w == nil {
+		return 0
+	}
+	return w.queuedAt
 }
 
 // Acquire gives w's client a backend: now (Client.Granted runs before
@@ -347,8 +375,9 @@ func (lp *LoopPool) Release(b *Backend) {
 		// Fairness across loops: once backends have migrated to a busy
 		// loop, a loop that reuses every backend it frees for its own
 		// waiters starves the others' until their queue deadline. So a
-		// freed backend goes to a more backlogged loop, and every other
-		// one to an equally or less backlogged loop that has waiters.
+		// freed backend goes to a loop whose next waiter has waited
+		// clearly longer than this loop's, if that loop has more
+		// waiters per backend (backloggedPeer).
 		if other := lp.backloggedPeer(); other != nil && lp.sendBackend(b, other, false) {
 			return
 		}
@@ -486,17 +515,60 @@ func (lp *LoopPool) removeIdle(b *Backend) {
 	}
 }
 
+// handOverAfter and handOverFactor are the hysteresis of hand-overs
+// between loops that both have waiters: a loop gives a freed backend to
+// another only when the other's next waiter has waited handOverFactor
+// times as long as its own and handOverAfter more.
+const (
+	handOverAfter  = time.Millisecond
+	handOverFactor = 2
+	// handOverAnyway is how much longer the other loop's next waiter
+	// must have waited for the hand-over to ignore how many waiters each
+	// loop has per backend: a loop whose backends are all held for long
+	// (pinned sessions, long statements) has few waiters per backend and
+	// would otherwise wait for its queue deadline.
+	handOverAnyway = 20 * time.Millisecond
+)
+
 // backloggedPeer picks a loop with waiters that should get the next freed
-// backend instead of this loop's own waiters (see Release), or nil.
+// backend instead of this loop's own waiters (see Release), or nil: one
+// whose next waiter has waited clearly longer than this loop's, and that
+// has more waiters per backend it owns (or whose next waiter has waited
+// handOverAnyway longer). That is one first-come,
+// first-served queue across loops in effect, with hysteresis: loops that
+// are both saturated keep the backends they free (a move costs two
+// epoll_ctl calls, a wake-up of the other loop and the backend's idle
+// time in transit), while a loop left with none still gets them as its
+// next waiter ages. (Alternating with every loop that had waiters, as
+// before, moved 3 of 4 backends freed under saturation and halved the
+// throughput of 2 loops: bench/results/loops-20261206.md; the age test
+// alone still moved 1 in 5 to 10 in TestSaturatedLoopsKeepTheirBackends,
+// where a stall of one loop prompted a move and the imbalance it left a
+// move back.)
 func (lp *LoopPool) backloggedPeer() *LoopPool {
 	loops := lp.p.loops
 	if len(loops) == 1 || lp.p.cfg.Stationary {
 		return nil
 	}
-	lp.fairTurn = !lp.fairTurn
+	now := monoNow()
+	mine := now - lp.headQueuedAt()
+	owned, waiting := lp.stats.BackendsConnected.Load(), int64(lp.nWaiting)
 	for i := 1; i < len(loops); i++ {
 		other := loops[(lp.id+i)%len(loops)]
-		if w := int(other.waitHint.Load()); w > lp.nWaiting || (w > 0 && lp.fairTurn) {
+		h := other.headSince.Load()
+		if h == 0 {
+			continue
+		}
+		theirs := now - h
+		if theirs <= handOverFactor*mine || theirs-mine <= int64(handOverAfter) {
+			continue
+		}
+		// And only to a loop with more waiters per backend it owns: a
+		// move that one loop's stall prompted is not answered by another
+		// back and forth (a loop that owns none qualifies at once),
+		// unless the other's waiter has waited far longer.
+		if theirs-mine > int64(handOverAnyway) ||
+			int64(other.waitHint.Load())*owned > waiting*other.stats.BackendsConnected.Load() {
 			return other
 		}
 	}
@@ -575,18 +647,19 @@ func stealFailed(_ *reactor.Loop, arg any, _ uint64) {
 // solicitedBit marks a backend sent in answer to a steal request.
 const solicitedBit = 1 << 63
 
-// sendBackend detaches b's socket from this loop and posts it to dst. On
+// sendBackend detaches b's connection from this loop and posts b to dst. On
 // failure (data in flight) b stays here and the caller keeps it.
 func (lp *LoopPool) sendBackend(b *Backend, dst *LoopPool, solicited bool) bool {
-	fd, err := b.c.Detach()
-	if err != nil {
+	if _, err := b.c.Detach(); err != nil {
 		return false
 	}
-	b.c = nil
+	// The Conn travels with the backend (Reattach on dst): b.c is nil
+	// meanwhile, so nothing here takes it for a live connection.
+	b.moving, b.c = b.c, nil
 	lp.stats.BackendsConnected.Add(-1)
-	n := uint64(fd)
+	var n uint64
 	if solicited {
-		n |= solicitedBit
+		n = solicitedBit
 	}
 	lp.loop.Post(dst.loop, reactor.Task{Fn: backendArrived, Arg: b, N: n})
 	return true
@@ -599,10 +672,10 @@ func backendArrived(l *reactor.Loop, arg any, n uint64) {
 	if n&solicitedBit != 0 {
 		lp.stealsInFlight--
 	}
-	fd := int(n &^ solicitedBit)
 	b.lp = lp
-	c, err := conn.Adopt(l, fd, b.p.cfg.Targets[b.target].Addr.Network, b.peer, b, conn.Options{})
-	if err != nil {
+	c := b.moving
+	b.moving = nil
+	if err := c.Reattach(l); err != nil { // the same Conn: no allocation per move
 		b.p.logf("backend %d: adopt on loop %d: %v", b.idx, l.ID(), err)
 		b.c = nil
 		b.down(err)

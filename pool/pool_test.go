@@ -104,8 +104,11 @@ func (tp *toyProtocol) NewServer(b *Backend) Server { return &toyBackend{b: b, p
 type toyBackend struct {
 	b     *Backend
 	proto *toyProtocol
-	owner *toyClient // the client whose exchange is in flight
+	owner toyOwner // the client whose exchange is in flight
 }
+
+// toyOwner is told when its exchange's answer arrived.
+type toyOwner interface{ exchangeDone(b *Backend) }
 
 func (s *toyBackend) write(c byte) { s.b.Conn().Write([]byte{c}) }
 func (s *toyBackend) Open()        { s.write('L') }
@@ -126,7 +129,7 @@ func (s *toyBackend) Data(data []byte) int {
 		case 'x':
 			if o := s.owner; o != nil {
 				s.owner = nil
-				o.exchanged.Add(1)
+				o.exchangeDone(s.b)
 			}
 		}
 	}
@@ -162,10 +165,11 @@ func (c *toyClient) Granted(b *Backend) {
 		s.write('X')
 	}
 }
-func (c *toyClient) Refused(err error)    { c.refused.Store(&err) }
-func (c *toyClient) Revoked(*Backend)     { c.revoked.Add(1); c.granted.Store(nil) }
-func (c *toyClient) Lost(*Backend, error) { c.lost.Add(1); c.granted.Store(nil) }
-func (c *toyClient) backend() *Backend    { return c.granted.Load() }
+func (c *toyClient) exchangeDone(*Backend) { c.exchanged.Add(1) }
+func (c *toyClient) Refused(err error)     { c.refused.Store(&err) }
+func (c *toyClient) Revoked(*Backend)      { c.revoked.Add(1); c.granted.Store(nil) }
+func (c *toyClient) Lost(*Backend, error)  { c.lost.Add(1); c.granted.Store(nil) }
+func (c *toyClient) backend() *Backend     { return c.granted.Load() }
 func (c *toyClient) refusal() error {
 	if e := c.refused.Load(); e != nil {
 		return *e

@@ -487,7 +487,10 @@
 // server threads competing for the same cores. On a host the proxy shares
 // with the database, one loop rather than two: cross-loop stealing and
 // donation cost more there than a second loop gains. The runs behind both
-// are in bench/results/sweep-20261125-1758.md (its notes).
+// are in bench/results/sweep-20261125-1758.md (its notes). (Since then
+// saturated loops keep their backends instead of trading them, and a
+// second loop gains, though less than the CPU it takes:
+// bench/results/loops-20261206-handover.md.)
 //
 // Slow clients: a response is relayed into the client connection's output
 // buffer; once that holds more than its high-water mark (1 MiB) the backend
