@@ -90,6 +90,9 @@ type sessStmt struct {
 	// changed, CONNECTION_ID() called (rewritten at PREPARE, its columns
 	// named after the call).
 	feats uint32
+	// pipeSafe: its text passes pipelineSafe, so its EXECUTEs may ride
+	// a busy backend that has it prepared (pipeline.go).
+	pipeSafe bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -97,6 +100,10 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 		s.stmts = map[uint32]*sessStmt{}
 	}
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats}
+	if s.p.cfg.PipelineDepth > 0 {
+		st.pipeSafe = pipelineSafe([]byte(meta.key.sql), s.noBackslash, &s.qi) ||
+			s.p.cfg.PipelineAllow != nil && s.p.cfg.PipelineAllow([]byte(meta.key.sql))
+	}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
 	s.lastStmtID = id
