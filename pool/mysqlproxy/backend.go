@@ -236,6 +236,9 @@ func (b *backend) onData(c *conn.Conn, data []byte) int {
 		case bAuth:
 			b.onAuthPacket(p.Payload, p.Seq)
 		case bReady:
+			if b.duty == dutyNone && len(b.pipe.q) > 0 {
+				b.pipeNext() // an exchange ended outside this loop
+			}
 			b.onResponsePacket(raw, p.Payload)
 			if b.duty == dutyNone && b.pipe.piping && b.c() == c {
 				b.pipeNext() // the next pipelined response follows

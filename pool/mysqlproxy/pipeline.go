@@ -22,8 +22,7 @@ import (
 // that was given it (the owner). When the owner's command is done while
 // riders are queued, the owner lets go of the backend (s.b = nil) and the
 // backend goes back to the pool (Release, or Reset if it needs one) only
-// once the last rider's response is read (finishPipe). A pinned owner
-// keeps it; its next command waits for the riders (pipe.ownerNext).
+// once the last rider's response is read (finishPipe).
 //
 // Server-side enforcement: the first rider's write starts with SET SESSION
 // TRANSACTION READ ONLY, recorded in the backend's known state
@@ -59,7 +58,7 @@ type pipeEntry struct {
 type pipeAfter uint8
 
 const (
-	afterHold    pipeAfter = iota // the owner still holds it (pinned)
+	afterHold    pipeAfter = iota // the owner still holds it
 	afterRelease                  // back to the pool
 	afterReset                    // reset, then back to the pool
 )
@@ -75,8 +74,6 @@ type pipeState struct {
 	tenant *pool.Tenant // the owner's: riders share its backend time
 	riders int          // riders taken since it opened
 	after  pipeAfter
-	// ownerNext is a pinned owner whose next command waits for the riders.
-	ownerNext *session
 }
 
 // inFlight counts the commands the backend has in flight: the one being
@@ -348,8 +345,8 @@ func (b *backend) onPipePacket(payload []byte) {
 func (b *backend) finishPipe() {
 	b.pipe.piping = false
 	b.closePipe()
-	after, next := b.pipe.after, b.pipe.ownerNext
-	b.pipe.after, b.pipe.ownerNext = afterHold, nil
+	after := b.pipe.after
+	b.pipe.after = afterHold
 	lp := b.loop().lp
 	switch after {
 	case afterRelease:
@@ -363,14 +360,10 @@ func (b *backend) finishPipe() {
 		b.resumeIfPaused()
 		lp.Reset(b.pb)
 	default:
-		if b.needsReset() {
-			// A rider left state the pinned owner must not run in.
-			b.abandon(errUnknownState)
-			return
-		}
-		if next != nil && next.phase == sBusy && next.b == b {
-			next.ex.begin(b, false)
-		}
+		// The owner's command always ends before its riders' (it was
+		// written first) and lets go of the backend (finishOnPipe):
+		// only a slip gets here, and nobody knows the backend's state.
+		b.abandon(errUnknownState)
 	}
 }
 
@@ -392,7 +385,7 @@ func (b *backend) failPipe() {
 	b.pipe.q = b.pipe.q[:0]
 	b.pipe.piping = false
 	b.closePipe()
-	b.pipe.after, b.pipe.ownerNext = afterHold, nil
+	b.pipe.after = afterHold
 	b.ex = nil
 	for _, s := range lost {
 		s.riderLost()
@@ -433,21 +426,28 @@ func (b *backend) orphan(ex *exchange) {
 }
 
 // finishOnPipe: the owner's command is done while riders are queued on
-// its backend. It lets go of it (the pipeline gives it back once drained)
-// unless pinned; a hold for diagnostics is not kept (riders' statements
-// replace them).
-func (s *session) finishOnPipe(b *backend) {
-	switch {
-	case s.pins != 0:
-		b.closePipe() // its next command runs here after the riders
-	case b.needsReset():
-		s.b = nil
-		b.closePipe()
-		b.pipe.after = afterReset
-	default:
-		s.b = nil
+// its backend. It lets go of it: the pipeline gives it back once drained.
+// A hold for diagnostics is not kept (riders' statements replace them).
+// An owner that its own statement pinned (a stored function in a view
+// changed session state: a plain SELECT pins on nothing else, since
+// pipelines open only for unpinned sessions in autocommit) cannot keep
+// that state on a backend that now serves others: the backend is reset
+// once drained and the client is closed, as when a pinned session's
+// backend breaks. It reports whether the client was closed.
+func (s *session) finishOnPipe(b *backend) bool {
+	s.b = nil
+	if s.pins == 0 && !b.needsReset() {
 		b.pipe.after = afterRelease
+		return false
 	}
+	b.noteUnknown()
+	b.closePipe()
+	b.pipe.after = afterReset
+	if s.pins == 0 {
+		return false
+	}
+	s.c.Abort(errUnknownState)
+	return true
 }
 
 // rideDone: a rider's command is done. A rider that its own statement
@@ -479,9 +479,6 @@ func (s *session) leavePipe(b *backend) {
 	}
 	if s.b == b {
 		s.b = nil
-		if b.pipe.ownerNext == s {
-			b.pipe.ownerNext = nil
-		}
 		b.closePipe()
 		b.pipe.after = afterReset
 	}

@@ -953,10 +953,6 @@ func (s *session) forward(raw, payload []byte) {
 			s.held = false
 			s.pl.lp.Unkeep(b.pb)
 		}
-		if b.pipe.piping {
-			b.pipe.ownerNext = s // after the riders' responses (finishPipe)
-			return
-		}
 		s.ex.begin(b, false)
 		return
 	}
@@ -1406,7 +1402,9 @@ func (s *session) finishCommand() {
 		return
 	}
 	if b := s.b; b != nil && b.pipe.piping {
-		s.finishOnPipe(b)
+		if s.finishOnPipe(b) {
+			return
+		}
 	} else if b != nil {
 		switch {
 		case s.pins != 0:
