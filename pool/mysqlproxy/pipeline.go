@@ -432,8 +432,9 @@ func (b *backend) orphan(ex *exchange) {
 // changed session state: a plain SELECT pins on nothing else, since
 // pipelines open only for unpinned sessions in autocommit) cannot keep
 // that state on a backend that now serves others: the backend is reset
-// once drained and the client is closed, as when a pinned session's
-// backend breaks. It reports whether the client was closed.
+// once drained and the client is closed after its answer, as a pinned
+// session whose backend broke would be. It reports whether the client was
+// closed.
 func (s *session) finishOnPipe(b *backend) bool {
 	s.b = nil
 	if s.pins == 0 && !b.needsReset() {
@@ -446,15 +447,16 @@ func (s *session) finishOnPipe(b *backend) bool {
 	if s.pins == 0 {
 		return false
 	}
-	s.c.Abort(errUnknownState)
+	s.c.Close() // after the answer it has (its state is what is lost)
 	return true
 }
 
 // rideDone: a rider's command is done. A rider that its own statement
 // pinned (a stored function in a view changed session state) cannot keep
 // that state, which is on a backend it does not hold: the backend is reset
-// once drained and the client is closed, as when a pinned session's
-// backend breaks. It reports whether the client was closed.
+// once drained and the client is closed after its answer, as a pinned
+// session whose backend broke would be. It reports whether the client was
+// closed.
 func (s *session) rideDone(b *backend) bool {
 	if s.pins == 0 && !b.needsReset() {
 		return false
@@ -464,7 +466,7 @@ func (s *session) rideDone(b *backend) bool {
 	if s.pins == 0 {
 		return false
 	}
-	s.c.Abort(errUnknownState)
+	s.c.Close() // after the answer it has (its state is what is lost)
 	return true
 }
 

@@ -336,3 +336,62 @@ func TestPipelineSlowReader(t *testing.T) {
 	}
 	t.Logf("riders waited %v behind the slow reader", waited)
 }
+
+// TestPipelineRiderStateChange: a rider whose statement the server reports
+// as having changed session state (a stored function called through a
+// view, say) cannot keep that state, which is on a backend serving
+// others: its client is closed after its answer, the riders around it get
+// theirs, and the backend is reset once drained rather than handed on.
+func TestPipelineRiderStateChange(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth = 8 })
+	scriptPipeQuery(tp.fake, 0)
+	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(200*time.Millisecond))
+	tp.fake.On(pipeQuery+"2", mysqlfake.Response{Result: &mysqlfake.ResultSet{
+		Columns: []mysqlfake.Column{{Name: "v"}}, Rows: [][]any{{"v2"}}, Status: mysqlwire.StatusSessionStateChanged}})
+	db := tp.open(t, "")
+	const n = 4
+	conns := make([]*sql.Conn, n)
+	for i := range conns {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		defer c.Close()
+	}
+	resets := tp.p.Stats().BackendResets
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var v string
+			err := conns[i].QueryRowContext(context.Background(), pipeQuery+strconv.Itoa(i)).Scan(&v)
+			if err == nil && v != "v"+strconv.Itoa(i) {
+				err = fmt.Errorf("got %q", v)
+			}
+			errs[i] = err
+		}(i)
+		waitFor(t, func() bool { return tp.p.Stats().Questions >= uint64(i+1) })
+	}
+	wg.Wait()
+	if st := tp.p.Stats(); st.Pipelined != n-1 {
+		t.Fatalf("%d pipelined, want %d", st.Pipelined, n-1)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("statement %d: %v", i, err)
+		}
+	}
+	waitFor(t, func() bool { return tp.p.Stats().BackendResets == resets+1 })
+	var v string
+	if err := conns[2].QueryRowContext(context.Background(), pipeQuery+"9").Scan(&v); err == nil {
+		t.Fatalf("the session whose statement changed state is still open (got %q)", v)
+	}
+	for _, i := range []int{0, 1, 3} {
+		if err := conns[i].QueryRowContext(context.Background(), pipeQuery+"9").Scan(&v); err != nil || v != "v9" {
+			t.Errorf("session %d after: %q, %v", i, v, err)
+		}
+	}
+}
