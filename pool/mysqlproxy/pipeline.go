@@ -367,8 +367,10 @@ func (b *backend) finishPipe() {
 	}
 }
 
-// failPipe: the backend's connection is gone; every rider is told.
+// failPipe: the backend's connection is gone; every rider is told, and
+// the backend takes no more.
 func (b *backend) failPipe() {
+	b.closePipe() // open with no rider yet, it must not outlive the connection
 	if !b.pipe.piping {
 		return
 	}

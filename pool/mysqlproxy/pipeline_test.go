@@ -395,3 +395,54 @@ func TestPipelineRiderStateChange(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineClosedWithItsConnection: a backend whose pipeline was open
+// (a safe SELECT in flight, no rider yet) when its connection broke takes
+// no rider after it reconnects and serves a command that cannot ride.
+func TestPipelineClosedWithItsConnection(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth = 8 })
+	scriptPipeQuery(tp.fake, 0)
+	tp.fake.On(pipeQuery+"0", mysqlfake.Hang())
+	tp.fake.On("UPDATE t SET v = 1", mysqlfake.Affected(1, 0).After(300*time.Millisecond))
+	db := tp.open(t, "")
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		defer c.Close()
+	}
+	headDone := make(chan error, 1)
+	go func() {
+		var v string
+		headDone <- conns[0].QueryRowContext(ctx, pipeQuery+"0").Scan(&v)
+	}()
+	waitFor(t, func() bool { return tp.p.Stats().Questions == 1 })
+	reconnects := tp.p.Stats().BackendReconnects
+	for _, c := range tp.fake.Conns() {
+		c.Kill()
+	}
+	if err := <-headDone; err == nil {
+		t.Fatal("the head statement survived its backend")
+	}
+	waitFor(t, func() bool { return tp.p.Stats().BackendReconnects > reconnects })
+	updateDone := make(chan error, 1)
+	go func() {
+		_, err := conns[1].ExecContext(ctx, "UPDATE t SET v = 1")
+		updateDone <- err
+	}()
+	waitFor(t, func() bool { return tp.p.Stats().Questions == 2 })
+	var v string
+	if err := conns[2].QueryRowContext(ctx, pipeQuery+"5").Scan(&v); err != nil || v != "v5" {
+		t.Fatalf("SELECT after the UPDATE: %q, %v", v, err)
+	}
+	if err := <-updateDone; err != nil {
+		t.Fatalf("UPDATE: %v", err)
+	}
+	if n := tp.p.Stats().Pipelined; n != 0 {
+		t.Fatalf("%d pipelined onto a backend serving an UPDATE", n)
+	}
+}
