@@ -50,7 +50,7 @@ type proxyLoop struct {
 	// pipes are the loop's backends that take riders (pipeline.go).
 	pipes []*backend
 	// pipeWaiters are queued commands that may ride one of them.
-	pipeWaiters []pipeWaiter
+	pipeWaiters pipeWaiters
 
 	stats Stats
 }

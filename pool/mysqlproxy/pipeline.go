@@ -162,45 +162,85 @@ type pipeWaiter struct {
 }
 
 // maxPipeWaiters bounds a loop's list of pipeWaiters (a session beyond
-// it just waits for a backend).
-const maxPipeWaiters = 4096
+// it just waits for a backend), and pipeWaitersLooked how many of its
+// first entries a backend with room looks at: the entries are not
+// removed when their command is served otherwise, only when looked at.
+const (
+	maxPipeWaiters    = 4096
+	pipeWaitersLooked = 64
+)
+
+// pipeWaiters is a loop's FIFO of pipeWaiter: buf[head:] are the entries.
+type pipeWaiters struct {
+	buf  []pipeWaiter
+	head int
+}
+
+func (q *pipeWaiters) len() int { return len(q.buf) - q.head }
+
+func (q *pipeWaiters) push(w pipeWaiter) {
+	if q.head > 0 && len(q.buf) == cap(q.buf) {
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	q.buf = append(q.buf, w)
+}
 
 // watchPipes lists s, whose command has just been queued, as a candidate
 // rider.
 func (s *session) watchPipes() {
-	if s.phase == sBusy && s.b == nil && s.ex.b == nil && len(s.pl.pipeWaiters) < maxPipeWaiters {
-		s.pl.pipeWaiters = append(s.pl.pipeWaiters, pipeWaiter{s: s, cmd: s.cmdStart})
+	if s.phase == sBusy && s.b == nil && s.ex.b == nil && s.pl.pipeWaiters.len() < maxPipeWaiters {
+		s.pl.pipeWaiters.push(pipeWaiter{s: s, cmd: s.cmdStart})
 	}
 }
 
-// feedPipe lets queued pipeline-safe commands ride b while it takes them.
-// It looks at a bounded number of candidates, so a long list of commands
-// in other states costs little.
+// feedPipe lets queued pipeline-safe commands ride b while it takes them,
+// first come first served among the first pipeWaitersLooked entries
+// (entries in another state are passed over; stale ones are dropped).
 func (pl *proxyLoop) feedPipe(b *backend) {
 	k := pl.p.cfg.PipelineDepth
-	w := pl.pipeWaiters
-	looked := 0
-	for i := 0; i < len(w) && b.pipe.open && looked < 32; {
-		pw := w[i]
-		s := pw.s
-		if s.phase != sBusy || s.cmdStart != pw.cmd || s.b != nil || s.ex.b != nil {
-			w = append(w[:i], w[i+1:]...) // served, refused or gone
+	q := &pl.pipeWaiters
+	n := min(q.len(), pipeWaitersLooked)
+	w := q.buf[q.head : q.head+n]
+	dropped := 0
+	for i := range w {
+		s := w[i].s
+		switch {
+		case s.phase != sBusy || s.cmdStart != w[i].cmd || s.b != nil || s.ex.b != nil:
+			// Served, refused or gone.
+		case b.pipe.open && b.canCarry(s, k):
+			pl.lp.Leave(&s.wait)
+			b.carry(s, k)
+		default:
 			continue
 		}
-		looked++
-		if !b.canCarry(s, k) {
-			if b.pipeInFlight() >= k {
-				break
-			}
-			i++
-			continue
-		}
-		w = append(w[:i], w[i+1:]...)
-		pl.lp.Leave(&s.wait)
-		b.carry(s, k)
+		w[i] = pipeWaiter{}
+		dropped++
 	}
-	clear(w[len(w):len(pl.pipeWaiters)])
-	pl.pipeWaiters = w
+	q.compact(n, dropped)
+}
+
+// compact removes the dropped entries (zeroed) among the first n: the
+// ones kept move to the end of that prefix, in order, and the head moves
+// past the dropped ones.
+func (q *pipeWaiters) compact(n, dropped int) {
+	if dropped == 0 {
+		return
+	}
+	w := q.buf[q.head : q.head+n]
+	at := n
+	for i := n - 1; i >= 0; i-- {
+		if w[i].s != nil {
+			if at--; at != i {
+				w[at], w[i] = w[i], pipeWaiter{}
+			}
+		}
+	}
+	q.head += dropped
+	if q.head == len(q.buf) {
+		q.buf, q.head = q.buf[:0], 0
+	}
 }
 
 // canCarry reports whether s's command can ride b: b runs pipeline-safe
@@ -260,7 +300,7 @@ func (b *backend) carry(s *session, k int) {
 	b.pipe.q = append(b.pipe.q, pipeEntry{ex: &s.ex, cmd: s.cmd})
 	b.pipe.piping = true
 	b.pipe.riders++
-	if b.pipe.riders >= k-1 && s.pl.lp.Waiting() > len(s.pl.pipeWaiters) {
+	if b.pipe.riders >= k-1 && s.pl.lp.Waiting() > s.pl.pipeWaiters.len() {
 		// Commands that cannot ride wait for a backend: this one goes
 		// back to the pool once drained rather than ride on for ever.
 		b.closePipe()
@@ -308,7 +348,7 @@ func (b *backend) pipeNext() {
 	default:
 		b.duty, b.ex = dutyExchange, e.ex
 	}
-	if b.pipe.open && len(b.pipe.loop.pipeWaiters) > 0 {
+	if b.pipe.open && b.pipe.loop.pipeWaiters.len() > 0 {
 		b.pipe.loop.feedPipe(b) // a response is read: room for one more
 	}
 }

@@ -1,6 +1,9 @@
 package mysqlproxy
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestPipelineSafe(t *testing.T) {
 	cases := []struct {
@@ -77,5 +80,43 @@ func TestPipelineSafe(t *testing.T) {
 		if got := pipelineSafe([]byte(c.sql), false, &qi); got != c.want {
 			t.Errorf("pipelineSafe(%q) = %v, want %v", c.sql, got, c.want)
 		}
+	}
+}
+
+// TestPipeWaitersQueue checks the loop's list of candidate riders:
+// compaction keeps the entries left in order, and a push reuses the room
+// the head left.
+func TestPipeWaitersQueue(t *testing.T) {
+	var q pipeWaiters
+	ss := make([]session, 8)
+	for i := range ss {
+		q.push(pipeWaiter{s: &ss[i], cmd: int64(i)})
+	}
+	for _, i := range []int{1, 3, 4} { // dropped by feedPipe among the first 6
+		q.buf[q.head+i] = pipeWaiter{}
+	}
+	q.compact(6, 3)
+	cmds := func() string {
+		var got []int64
+		for _, e := range q.buf[q.head:] {
+			got = append(got, e.cmd)
+		}
+		return fmt.Sprint(got)
+	}
+	if got, want := cmds(), "[0 2 5 6 7]"; got != want {
+		t.Fatalf("after compaction %s, want %s", got, want)
+	}
+	for len(q.buf) < cap(q.buf) {
+		q.push(pipeWaiter{s: &ss[0], cmd: 100})
+	}
+	n := q.len()
+	q.push(pipeWaiter{s: &ss[0], cmd: 101})
+	if q.head != 0 || q.len() != n+1 || q.buf[0].cmd != 0 || q.buf[q.len()-1].cmd != 101 {
+		t.Fatalf("push at full capacity: head %d, %s", q.head, cmds())
+	}
+	clear(q.buf[q.head:])
+	q.compact(q.len(), q.len())
+	if q.len() != 0 || q.head != 0 {
+		t.Fatalf("all dropped: head %d len %d", q.head, q.len())
 	}
 }
