@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/scalestack/scalestack/pool/mysqlproxy"
 )
@@ -22,7 +23,7 @@ func TestPipelineReadOnlyEnforced(t *testing.T) {
 		insert = "INSERT INTO pipe_ro VALUES (1)"
 	)
 	tp := startProxy(t, 1, 1, func(c *mysqlproxy.Config) {
-		c.PipelineDepth = 8
+		c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour
 		c.PipelineAllow = func(sql []byte) bool {
 			return bytes.Equal(sql, []byte(head)) || bytes.Equal(sql, []byte(insert))
 		}

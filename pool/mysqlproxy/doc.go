@@ -502,7 +502,10 @@
 // a pipeline opens or makes room (up to 32 looked at each time). A session
 // still has one command in flight. Bounds: at most K commands in flight on
 // a backend; none joins one paused for a slow client or with a rider's
-// client over its high-water mark; once a backend has taken K-1 riders
+// client over its high-water mark, nor one whose response being read has
+// been awaited longer than Config.PipelineMaxWait (10 ms: a long
+// statement runs there, and riders would wait for it, where the next free
+// backend may come sooner); once a backend has taken K-1 riders
 // while commands that cannot ride wait, it takes no more and goes back to
 // the pool when drained. The backend's owner (the session the pool
 // granted it to) lets go of it when its own command ends, and the backend

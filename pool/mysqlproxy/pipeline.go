@@ -31,8 +31,9 @@ import (
 // @@session.tx_read_only=DEFAULT replayed by its exchange's opVars.
 //
 // Bounds: at most K commands in flight on a backend (the owner's
-// included); no rider joins a backend whose reading is paused for a slow
-// client, or whose riders' clients are over their high-water mark, so
+// included); no rider joins a backend whose response being read has been
+// awaited longer than Config.PipelineMaxWait (a long statement: riders
+// would queue behind it), or whose reading is paused for a slow client, or whose riders' clients are over their high-water mark, so
 // what is buffered for slow readers is at most K times a client's
 // high-water mark and one slow client blocks the others no longer than
 // the client write timeout, after which its response is read and dropped
@@ -74,6 +75,10 @@ type pipeState struct {
 	tenant *pool.Tenant // the owner's: riders share its backend time
 	riders int          // riders taken since it opened
 	after  pipeAfter
+	// since is when the response being read was first awaited (loop
+	// time, Unix nanoseconds): the server has been running that
+	// statement, or those before it, since then.
+	since int64
 }
 
 // inFlight counts the commands the backend has in flight: the one being
@@ -100,6 +105,7 @@ func (b *backend) openPipe(ex *exchange) {
 	b.pipe.loop = s.pl
 	b.pipe.tenant = s.wait.Tenant
 	b.pipe.riders = 0
+	b.pipe.since = s.pl.loop.Now().UnixNano()
 	s.pl.pipes = append(s.pl.pipes, b)
 	s.pl.feedPipe(b)
 }
@@ -252,6 +258,10 @@ func (b *backend) canCarry(s *session, k int) bool {
 		b.pausedForClient || b.needsReset() || b.killPending != nil || b.pipeInFlight() >= k {
 		return false
 	}
+	if s.pl.loop.Now().UnixNano()-b.pipe.since > int64(s.p.cfg.PipelineMaxWait) {
+		// A long statement runs there: riders would wait for it.
+		return false
+	}
 	if b.pb.Class() != s.wait.Class || b.ident.id != s.ident().id || b.pipe.tenant != s.wait.Tenant {
 		return false
 	}
@@ -340,6 +350,7 @@ func (b *backend) pipeNext() {
 		return
 	}
 	b.pb.Awaiting()
+	b.pipe.since = b.pipe.loop.loop.Now().UnixNano()
 	switch {
 	case e.setRO:
 		b.duty, b.ex = dutyPipeSet, nil

@@ -151,7 +151,7 @@ func TestPipelineNeverUnsafe(t *testing.T) {
 		"SHOW WARNINGS",
 		"CALL p()",
 	}
-	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth = 8 })
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour })
 	tp.fake.On("SELECT v FROM t WHERE id = 0", mysqlfake.Hang())
 	for _, sql := range unsafe {
 		tp.fake.On(sql, mysqlfake.OK())
@@ -182,7 +182,7 @@ func TestPipelineNeverUnsafe(t *testing.T) {
 // ERR 9004 (their statements had not begun: nothing is re-run), and no
 // session ever gets another's rows.
 func TestPipelineBackendKilled(t *testing.T) {
-	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth = 8 })
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour })
 	scriptPipeQuery(tp.fake, 0)
 	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(300*time.Millisecond))
 	tp.fake.On(pipeQuery+"3", mysqlfake.Response{Result: &mysqlfake.ResultSet{
@@ -266,7 +266,7 @@ func asMySQLError(err error, me **mysql.MySQLError) bool {
 func TestPipelineSlowReader(t *testing.T) {
 	const timeout = time.Second
 	tp := startProxy(t, 1, 1, func(c *Config) {
-		c.PipelineDepth = 8
+		c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour
 		c.ClientWriteTimeout = timeout
 	})
 	scriptPipeQuery(tp.fake, 0)
@@ -343,7 +343,7 @@ func TestPipelineSlowReader(t *testing.T) {
 // others: its client is closed after its answer, the riders around it get
 // theirs, and the backend is reset once drained rather than handed on.
 func TestPipelineRiderStateChange(t *testing.T) {
-	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth = 8 })
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour })
 	scriptPipeQuery(tp.fake, 0)
 	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(200*time.Millisecond))
 	tp.fake.On(pipeQuery+"2", mysqlfake.Response{Result: &mysqlfake.ResultSet{
@@ -444,5 +444,52 @@ func TestPipelineClosedWithItsConnection(t *testing.T) {
 	}
 	if n := tp.p.Stats().Pipelined; n != 0 {
 		t.Fatalf("%d pipelined onto a backend serving an UPDATE", n)
+	}
+}
+
+// TestPipelineNotBehindLongStatement: a statement that has run longer
+// than Config.PipelineMaxWait takes no more riders behind it (they would
+// wait for it); one that has just started does.
+func TestPipelineNotBehindLongStatement(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth, c.PipelineMaxWait = 8, 100*time.Millisecond })
+	scriptPipeQuery(tp.fake, 0)
+	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(time.Second))
+	db := tp.open(t, "")
+	ctx := context.Background()
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		defer c.Close()
+	}
+	errs := make(chan error, 3)
+	query := func(i int) {
+		var v string
+		err := conns[i].QueryRowContext(ctx, pipeQuery+strconv.Itoa(i)).Scan(&v)
+		if err == nil && v != "v"+strconv.Itoa(i) {
+			err = fmt.Errorf("statement %d got %q", i, v)
+		}
+		errs <- err
+	}
+	go query(0)
+	waitFor(t, func() bool { return tp.p.Stats().Questions == 1 })
+	go query(1) // at once: it rides
+	waitFor(t, func() bool { return tp.p.Stats().Pipelined == 1 })
+	time.Sleep(300 * time.Millisecond)
+	go query(2) // the head has run 300 ms: it waits for the backend
+	waitFor(t, func() bool { return tp.p.Stats().QueueWaiting == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n := tp.p.Stats().Pipelined; n != 1 {
+		t.Fatalf("%d pipelined behind a statement running for 400 ms, want 1", n)
+	}
+	// (Once the long one is done, the waiting one may ride behind the
+	// first rider.)
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

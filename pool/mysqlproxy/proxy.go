@@ -85,6 +85,10 @@ type Config struct {
 	// running such statements in the same state, behind at most
 	// PipelineDepth-1 others (pipeline.go). 0: off.
 	PipelineDepth int
+	// PipelineMaxWait: a backend whose response being read has been
+	// awaited this long takes no more riders, so short statements do not
+	// queue behind a long one (0: 10 ms).
+	PipelineMaxWait time.Duration
 	// PipelineAllow is for tests only: statements it reports true for are
 	// pipelined as if pipelineSafe said so (the tests prove with it that
 	// the server refuses a misjudged write). Never set it in production.
@@ -168,6 +172,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxStmtsPerBackend <= 0 {
 		cfg.MaxStmtsPerBackend = 256
+	}
+	if cfg.PipelineMaxWait <= 0 {
+		cfg.PipelineMaxWait = 10 * time.Millisecond
 	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = "5.5.5-10.11.0-scalestack"
