@@ -506,8 +506,8 @@
 // been awaited longer than Config.PipelineMaxWait (10 ms: a long
 // statement runs there, and riders would wait for it, where the next free
 // backend may come sooner); once a backend has taken K-1 riders
-// while commands that cannot ride wait, it takes no more and goes back to
-// the pool when drained. The backend's owner (the session the pool
+// while commands that cannot ride wait, or 4K riders in any case, it takes
+// no more and goes back to the pool when drained. The backend's owner (the session the pool
 // granted it to) lets go of it when its own command ends, and the backend
 // is released once its last rider's response is read; the owner's tenant
 // is charged for the whole time. Server-side enforcement: the first

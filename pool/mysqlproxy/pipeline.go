@@ -38,8 +38,9 @@ import (
 // high-water mark and one slow client blocks the others no longer than
 // the client write timeout, after which its response is read and dropped
 // (an orphan) and the others go on. Once a backend has taken K riders
-// while others wait for a backend, it takes no more until it has been
-// given back, so queued commands (writes among them) are not starved.
+// while others wait for a backend, or 4K riders in any case, it takes no
+// more until it has been given back, so queued commands (writes among
+// them) are not starved.
 //
 // A backend that breaks mid-pipeline: the owner is told as today
 // (session.backendLost); a rider whose response had begun is closed, as
@@ -294,6 +295,10 @@ func sameVarsBut(a, b *sessionState, skip varID) bool {
 	return true
 }
 
+// maxRidersPerTurn*K is the most riders a backend takes between its grant
+// and its release, whatever waits.
+const maxRidersPerTurn = 4
+
 // readOnlySET puts a backend's session in read-only mode before its first
 // rider (see the top of this file).
 const readOnlySET = "SET SESSION TRANSACTION READ ONLY"
@@ -310,8 +315,9 @@ func (b *backend) carry(s *session, k int) {
 	b.pipe.q = append(b.pipe.q, pipeEntry{ex: &s.ex, cmd: s.cmd})
 	b.pipe.piping = true
 	b.pipe.riders++
-	if b.pipe.riders >= k-1 && s.pl.lp.Waiting() > s.pl.pipeWaiters.len() {
-		// Commands that cannot ride wait for a backend: this one goes
+	if b.pipe.riders >= maxRidersPerTurn*k || b.pipe.riders >= k-1 && s.pl.lp.Waiting() > s.pl.pipeWaiters.len() {
+		// Commands that cannot ride wait for a backend (the list may
+		// hold stale entries, hence the fixed bound too): this one goes
 		// back to the pool once drained rather than ride on for ever.
 		b.closePipe()
 	}

@@ -493,3 +493,44 @@ func TestPipelineNotBehindLongStatement(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineWritesNotStarved keeps the one backend busy with a closed
+// loop of pipeline-safe SELECTs from many clients while another client
+// sends UPDATEs, which cannot ride: each UPDATE gets the backend well
+// within the queue timeout (a pipeline that took riders for ever would
+// never give the backend back).
+func TestPipelineWritesNotStarved(t *testing.T) {
+	tp := startProxy(t, 1, 1, func(c *Config) {
+		c.PipelineDepth = 4
+		c.QueueTimeout = 5 * time.Second
+	})
+	scriptPipeQuery(tp.fake, time.Millisecond)
+	tp.fake.On("UPDATE t SET v = 1", mysqlfake.Affected(1, 0))
+	db := tp.open(t, "")
+	db.SetMaxOpenConns(17)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				var v string
+				_ = db.QueryRowContext(ctx, pipeQuery+strconv.Itoa(g*100000+i)).Scan(&v)
+			}
+		}(g)
+	}
+	waitFor(t, func() bool { return tp.p.Stats().Pipelined > 100 })
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		if _, err := db.ExecContext(context.Background(), "UPDATE t SET v = 1"); err != nil {
+			t.Errorf("UPDATE %d under pipelined load: %v", i, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("UPDATE %d waited %v", i, d)
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("pipelined %d", tp.p.Stats().Pipelined)
+}
