@@ -47,7 +47,9 @@ What to run
                           proxy-epoll-scraped (proxy-epoll with its /metrics scraped every second), and
                           proxy-epoll-base (proxy-epoll run from --base-bin or --base-rev: before/after a
                           change, side by side in one run), and proxy-epoll-tls (proxy-epoll with TLS towards
-                          its clients: a throwaway CA's certificate, sysbench --mysql-ssl=on)
+                          its clients: a throwaway CA's certificate, sysbench --mysql-ssl=on), and
+                          proxy-epoll-pipelined (proxy-epoll with --pipeline-depth, below)
+  --pipeline-depth K      the proxy-epoll-pipelined target's --pipeline-depth [8]
   --time S                measured seconds per point, or the active phase with --idle-clients [15]
   --warmup S              warm-up seconds per point, not measured [5]
   --reps N                repetitions; each round runs every target back to back per thread count [3]

@@ -96,7 +96,10 @@ type Class struct {
 // a pipelined batch of sync operations): the protocol's Server keeps a
 // FIFO of the exchanges it has written, routes each response to the head,
 // and releases the backend once the FIFO is empty; LoopPool.Release then
-// works as now. Sharing a backend between clients at once would add a
-// count of exchanges in flight to Backend, a Config.MaxInFlight bound,
-// and a "shareable" list beside idle that Acquire looks at first; nothing
-// in the pool assumes more than that the owner's releases are balanced.
+// works as now. The MySQL proxy shares a backend between clients that
+// way without the pool's help (pool/mysqlproxy pipeline.go): the owner
+// the pool granted it to lets go of it when its own exchange ends, other
+// clients' exchanges ride behind it, and the protocol releases it once
+// the last is done; the pool sees one hold, charged to the owner's
+// tenant. Nothing in the pool assumes more than that every grant is
+// released once.

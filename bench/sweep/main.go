@@ -51,6 +51,7 @@ type config struct {
 	ProxyBin       string
 	BaseBin        string
 	ProxyExtra     []string
+	PipelineDepth  int
 	PlotBin        string
 	MariaDBScript  string
 	KeepDB         bool
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Name, "name", "", "file name stem for the results (default sweep-DATE or sweep-quick-DATE)")
 	fs.StringVar(&c.ProxyBin, "proxy-bin", "bin/scalestack", "the scalestack binary, for the proxy targets")
 	fs.StringVar(&c.BaseBin, "base-bin", "", "another scalestack binary, for the "+targetProxyEpollBase+" target (for example one built from the commit before a change)")
+	fs.IntVar(&c.PipelineDepth, "pipeline-depth", 8, "the --pipeline-depth of the "+targetProxyEpollPipelined+" target")
 	proxyExtra := fs.String("proxy-extra", "", "extra flags for `scalestack mysqlproxy`, space-separated, e.g. \"--queue-timeout 60s\"")
 	fs.StringVar(&c.PlotBin, "plot-bin", "", "the bench/plot binary that draws the PNG (empty: no graph)")
 	fs.StringVar(&c.MariaDBScript, "mariadb-script", "auto", "scripts/mariadb.sh to start MariaDB with: auto (use it if present), none (built-in starter), or a path")
@@ -320,7 +322,7 @@ func run(ctx context.Context, cfg config) error {
 		WorkDir: workDir, DBPort: db.Port, ProxyBin: cfg.ProxyBin, BaseBin: cfg.BaseBin, ProxyLoops: cfg.ProxyLoops,
 		ProxyCPUs: cfg.ProxyCPUs, BackendConns: cfg.BackendConns, BackendUser: benchUser,
 		PasswordFile: filepath.Join(workDir, "backend.password"), UsersFile: filepath.Join(workDir, "users"),
-		MaxClients: slices.Max(cfg.Threads), ProxyExtra: cfg.ProxyExtra,
+		MaxClients: slices.Max(cfg.Threads), ProxyExtra: cfg.ProxyExtra, PipelineDepth: cfg.PipelineDepth,
 	}
 	if slices.ContainsFunc(cfg.Targets, isProxyTarget) {
 		if err := writeProxyCredentials(ctx, cfg.ProxyBin, env); err != nil {

@@ -220,6 +220,8 @@ var ratioPairs = [][2]string{
 	{targetProxyUring, targetHAProxy},
 	{targetHAProxy, targetDirect},
 	{targetProxyEpoll, targetProxyEpollBase},
+	{targetProxyEpollPipelined, targetProxyEpoll},
+	{targetProxyEpollPipelined, targetDirect},
 }
 
 // reportMeta is what the markdown says about how the numbers were made.

@@ -30,12 +30,16 @@ const (
 	// the sweep makes (tlsfiles.go), and sysbench with --mysql-ssl=on. Beside proxy-epoll it measures
 	// what client TLS costs the proxy per query.
 	targetProxyEpollTLS = "proxy-epoll-tls"
+	// targetProxyEpollPipelined is proxy-epoll with --pipeline-depth (the sweep's --pipeline-depth, 8 by
+	// default) after --proxy-extra: beside proxy-epoll it measures what pipelining to the backend does.
+	targetProxyEpollPipelined = "proxy-epoll-pipelined"
 )
 
-var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped, targetProxyEpollBase, targetProxyEpollTLS}
+var knownTargets = []string{targetDirect, targetProxyEpoll, targetProxyUring, targetHAProxy, targetProxyEpollScraped, targetProxyEpollBase, targetProxyEpollTLS, targetProxyEpollPipelined}
 
 func isProxyTarget(t string) bool {
-	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped || t == targetProxyEpollBase || t == targetProxyEpollTLS
+	return t == targetProxyEpoll || t == targetProxyUring || t == targetProxyEpollScraped || t == targetProxyEpollBase || t == targetProxyEpollTLS ||
+		t == targetProxyEpollPipelined
 }
 
 // isTLSTarget says whether the target's clients connect with TLS.
@@ -61,6 +65,8 @@ type targetEnv struct {
 	// mode sets it above its client count, which exceeds that default.
 	ProxyMaxClients int
 	ProxyExtra      []string
+	// PipelineDepth is the proxy-epoll-pipelined target's --pipeline-depth.
+	PipelineDepth int
 	// TLSDir holds the TLS target's files (writeTLSFiles): the proxy's certificate and key, and the
 	// CA and client files sysbench reads from its working directory.
 	TLSDir string
@@ -99,7 +105,7 @@ func startTarget(ctx context.Context, name string, env targetEnv, logPath string
 		}
 		// -db: stay in the foreground, so the pid we hold is the one process doing the work.
 		argv = withCPUs(env.ProxyCPUs, "haproxy", "-db", "-f", cfgPath)
-	case targetProxyEpoll, targetProxyUring, targetProxyEpollBase, targetProxyEpollTLS:
+	case targetProxyEpoll, targetProxyUring, targetProxyEpollBase, targetProxyEpollTLS, targetProxyEpollPipelined:
 		argv = withCPUs(env.ProxyCPUs, proxyArgv(name, port, 0, env)...)
 	case targetProxyEpollScraped:
 		if adminPort, err = freePort(); err != nil {
@@ -195,7 +201,11 @@ func proxyArgv(name string, port, adminPort int, env targetEnv) []string {
 		argv = append(argv, "--tls-cert", filepath.Join(env.TLSDir, tlsServerCert), "--tls-key", filepath.Join(env.TLSDir, tlsServerKey))
 	}
 	// Last, so that a flag given with --proxy-extra wins over the sweep's own.
-	return append(argv, env.ProxyExtra...)
+	argv = append(argv, env.ProxyExtra...)
+	if name == targetProxyEpollPipelined {
+		argv = append(argv, "--pipeline-depth", strconv.Itoa(env.PipelineDepth))
+	}
+	return argv
 }
 
 // haproxyConfig is a plain TCP-mode forwarder: each client connection gets its own server connection

@@ -28,6 +28,7 @@ func mysqlProxyFlags(stderr io.Writer) (*flag.FlagSet, *engineFlags, func() (mod
 	queueTimeout := fs.Duration("queue-timeout", 10*time.Second, "how long a command waits for a free backend before the client gets ERR 9001 (HY000); the client stays connected")
 	clientWriteTimeout := fs.Duration("client-write-timeout", 30*time.Second, "a client whose unsent output stays over 1 MiB with none of it taken for this long (it stopped reading) is disconnected; the backend it held mid-result is closed and reconnects")
 	maxStmts := fs.Int("backend-max-stmts", 256, "prepared statements kept per backend connection; the least recently used is closed beyond it")
+	pipelineDepth := fs.Int("pipeline-depth", 0, "when no backend is free, write a plain SELECT (or EXECUTE of one) at once to a busy backend running such statements for sessions in the same state, up to this many commands in flight on it; those backends run in a read-only session (SET SESSION TRANSACTION READ ONLY) so a misjudged write fails with ERR 1792 (0: off)")
 	loginTimeout := fs.Duration("login-timeout", 10*time.Second, "a client must finish its login (TLS handshake included) within this of connecting, else it is closed; unauthenticated sockets hold only a pending-login slot meanwhile (--max-pending-logins)")
 	stallTimeout := fs.Duration("backend-stall-timeout", 10*time.Second, "a backend that has waited this long for the server's answer with nothing from it (a hung server, or a statement that runs this long before its first row) makes /readyz fail (0: off)")
 	healthInterval := fs.Duration("health-interval", 2*time.Second, "a backend idle this long is checked with COM_PING; one that does not answer within the connect timeout is reconnected")
@@ -182,6 +183,7 @@ Flags:
 			QueueTimeout:        *queueTimeout,
 			ClientWriteTimeout:  *clientWriteTimeout,
 			MaxStmtsPerBackend:  *maxStmts,
+			PipelineDepth:       *pipelineDepth,
 			HealthInterval:      *healthInterval,
 			BackendStallTimeout: *stallTimeout,
 			LoginTimeout:        *loginTimeout,
@@ -330,6 +332,7 @@ var poolScalarDefs = []struct {
 	{"identity_switches_total", "COM_CHANGE_USER sent to log a backend in as the account of the session about to use it (none was idle as that account).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.IdentitySwitches) }},
 	{"state_replays_total", "COM_INIT_DB, SET or COM_SET_OPTION sent to bring a backend to a session's state.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.StateReplays) }},
 	{"diagnostic_holds_total", "Backends kept by a session after warnings or an error so SHOW WARNINGS sees them.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.DiagnosticHolds) }},
+	{"pipelined_commands_total", "Commands written to a busy backend behind others' (--pipeline-depth).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.Pipelined) }},
 	{"pinned_sessions", "Sessions holding a backend connection between commands (see pins_total for why).", prometheus.GaugeValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PinnedSessions) }},
 	{"prepare_cache_hits_total", "COM_STMT_PREPARE answered from the loop's cache without a backend.", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.PrepareCacheHits) }},
 	{"backend_prepares_total", "COM_STMT_PREPARE sent to a backend (by a client or lazily before an EXECUTE).", prometheus.CounterValue, func(s *mysqlproxy.StatsSnapshot) float64 { return float64(s.BackendPrepares) }},
@@ -350,6 +353,7 @@ var poolVectorDefs = []struct {
 	{"commands_total", "Client commands by type (all of them, whether a backend or the proxy answered).", []string{"command"}},
 	{"command_duration_seconds", "Time from a command's arrival to the end of its response, queue wait included, for commands that went to (or waited for) a backend.", nil},
 	{"queue_wait_seconds", "How long commands that found no free backend connection waited for one (timeouts included).", nil},
+	{"pipeline_depth", "Commands in flight on a backend when a command was pipelined onto it, that one included (--pipeline-depth).", nil},
 	{"errors_total", "ERR packets sent to clients, the proxy's own and the server's, by error code (codes outside a fixed table are counted as \"other\").", []string{"code"}},
 	{"pins_total", "Times a session became pinned to its backend connection, by reason.", []string{"reason"}},
 	{"backend_connections", "Backend connections logged in, by state: idle, busy (serving a command, held for diagnostics or being health-checked) or pinned (held by a pinned session).", []string{"state"}},
@@ -409,6 +413,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- constHistogram(c.descs["command_duration_seconds"], &s.Latency)
 	ch <- constHistogram(c.descs["queue_wait_seconds"], &s.QueueWait)
+	ch <- depthHistogram(c.descs["pipeline_depth"], &s)
 	for slot, n := range s.Errors {
 		ch <- prometheus.MustNewConstMetric(c.descs["errors_total"], prometheus.CounterValue, float64(n), mysqlproxy.ErrorSlotName(slot))
 	}
@@ -452,6 +457,19 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.descs["user_logins_total"], prometheus.CounterValue, float64(u.Logins), u.User)
 		ch <- prometheus.MustNewConstMetric(c.descs["user_commands_total"], prometheus.CounterValue, float64(u.Commands), u.User)
 	}
+}
+
+// depthHistogram turns the pipeline depth counts into Prometheus's
+// cumulative form.
+func depthHistogram(d *prometheus.Desc, s *mysqlproxy.StatsSnapshot) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(mysqlproxy.PipelineDepthBuckets))
+	var cum uint64
+	for i, le := range mysqlproxy.PipelineDepthBuckets {
+		cum += s.PipelineDepth[i]
+		buckets[float64(le)] = cum
+	}
+	cum += s.PipelineDepth[len(mysqlproxy.PipelineDepthBuckets)]
+	return prometheus.MustNewConstHistogram(d, cum, float64(s.PipelineDepthSum), buckets)
 }
 
 // constHistogram turns per-bucket counts into Prometheus's cumulative form.

@@ -326,6 +326,11 @@ func startProxy(t testing.TB, o proxyOptions) *proxyProcess {
 	if o.io != "" {
 		args = append(args, "--io", o.io)
 	}
+	if k := os.Getenv("SCALESTACK_E2E_PIPELINE_DEPTH"); k != "" {
+		// Runs every test's proxy with pipelining on (tests that pass
+		// --pipeline-depth themselves win).
+		args = append(args, "--pipeline-depth", k)
+	}
 	args = append(args, o.extraArgs...)
 	logFile, err := os.CreateTemp(workDir, "proxy-*.log")
 	if err != nil {

@@ -34,6 +34,8 @@ const (
 	dutyDrainProbe             // the rest of a SELECT LAST_INSERT_ID() whose session left
 	dutyKill                   // KILL QUERY sent for a session's KILL QUERY (killer)
 	dutyEmbed                  // an embedded caller's request (emb; embed.go)
+	dutyPipeSet                // the SET READ ONLY written before riders (pipeline.go)
+	dutyPipeDrain              // the response of a rider or owner whose session left, dropped
 )
 
 var (
@@ -140,6 +142,9 @@ type backend struct {
 	killPending *queryKill
 	heldForKill bool
 
+	// pipe holds the commands written behind b.ex (pipeline.go).
+	pipe pipeState
+
 	scratch []byte
 }
 
@@ -180,6 +185,7 @@ func (b *backend) setIdentity(id *identity) {
 
 // Down implements pool.Server: the connection is gone.
 func (b *backend) Down(error) {
+	b.failPipe()
 	b.phase = bGreeting
 	b.duty = dutyNone
 	b.ex = nil
@@ -235,7 +241,13 @@ func (b *backend) onData(c *conn.Conn, data []byte) int {
 		case bAuth:
 			b.onAuthPacket(p.Payload, p.Seq)
 		case bReady:
+			if b.duty == dutyNone && len(b.pipe.q) > 0 {
+				b.pipeNext() // an exchange ended outside this loop
+			}
 			b.onResponsePacket(raw, p.Payload)
+			if b.duty == dutyNone && b.pipe.piping && b.c() == c {
+				b.pipeNext() // the next pipelined response follows
+			}
 		default:
 			b.abandon(errBackendProtocol)
 		}
@@ -707,6 +719,9 @@ func (b *backend) startMain(ex *exchange, cmd mysqlwire.Command) error {
 // endExchange: the exchange is over (its response complete, or it failed).
 func (b *backend) endExchange() {
 	b.duty, b.ex = dutyNone, nil
+	if len(b.pipe.q) == 0 {
+		b.closePipe() // nothing behind it: the backend is about to go back
+	}
 }
 
 // writePacket frames a command payload (sequence id 0) straight into the
@@ -750,6 +765,8 @@ func (b *backend) onResponsePacket(raw, payload []byte) {
 		b.onDrainPacket(payload)
 	case dutyEmbed:
 		b.onEmbedPacket(payload)
+	case dutyPipeSet, dutyPipeDrain:
+		b.onPipePacket(payload)
 	default:
 		b.abandon(fmt.Errorf("%w: unsolicited packet 0x%02x", errBackendProtocol, first(payload)))
 	}

@@ -517,6 +517,57 @@
 // paused backend has no request in the kernel, so not even a reset is
 // noticed until reading resumes or the client write timeout fires.
 //
+// Pipelining (Config.PipelineDepth K, --pipeline-depth; off by default):
+// a command that would wait for a backend (none idle on its loop), is one
+// plain SELECT (pipelineSafe in pipesafe.go: an allowlist; no locking
+// clause, INTO, := or @variables, sequences, PROCEDURE, multi-statements,
+// diagnostics, and no call but a short list of pure builtins, so stored
+// functions, SLEEP, GET_LOCK, LAST_INSERT_ID(), CONNECTION_ID() are out)
+// or the EXECUTE of a statement whose text is, already prepared there,
+// rides a busy backend of its loop whose exchange runs such a command for
+// a session in the same state (identity and flags, tenant, schema,
+// character set, variables, multi-statements: makePlan would plan nothing
+// but opMain): it is written at once, behind what that backend runs, and
+// the backend's FIFO of exchanges hands each response to its session in
+// order (pipeline.go). Commands already queued for a backend ride too when
+// a pipeline opens or makes room (up to 32 looked at each time). A session
+// still has one command in flight. Bounds: at most K commands in flight on
+// a backend; none joins one paused for a slow client or with a rider's
+// client over its high-water mark, nor one whose response being read has
+// been awaited longer than Config.PipelineMaxWait (10 ms: a long
+// statement runs there, and riders would wait for it, where the next free
+// backend may come sooner); once a backend has taken K-1 riders
+// while commands that cannot ride wait, or 4K riders in any case, it takes
+// no more and goes back to the pool when drained. The backend's owner (the session the pool
+// granted it to) lets go of it when its own command ends, and the backend
+// is released once its last rider's response is read; the owner's tenant
+// is charged for the whole time. Server-side enforcement: the first
+// rider's write starts with SET SESSION TRANSACTION READ ONLY, recorded
+// as tx_read_only=1 in the backend's known state, so a write the
+// allowlist misjudged fails with 1792 (25006) and a later session that is
+// not read-only gets @@session.tx_read_only=DEFAULT replayed (opVars)
+// before its command. A backend that breaks: the owner is told as before
+// (Lost), a rider whose response had begun is disconnected, the others
+// get 9004 (08S01), and nothing is re-run elsewhere. A slow reader pauses
+// its backend as before, so the riders behind it wait until it reads or
+// the client write timeout cuts it off; its response is then read and
+// dropped and the rest go on on the same backend. A session that leaves
+// mid-pipeline has its response dropped the same way. What pipelining
+// gives up: a session whose pipelined statement left warnings cannot read
+// them with SHOW WARNINGS (its backend is not kept for it); KILL QUERY of
+// a pipelined statement does nothing (it could hit the next one); a
+// statement that a server report pins (a stored function called through
+// a view that changed session state) closes its client, and the backend
+// is reset once drained. Counters: Stats.Pipelined and a histogram of the
+// commands in flight on the backend when one was pipelined
+// (Stats.PipelineDepth, PipelineDepthBuckets). It is off by default for
+// those trade-offs, although oltp_point_select with N=4 and K=8 ran 1.37
+// to 1.59 times proxy-epoll's QPS in two of three runs on a loaded 2-core
+// host (1.03 in the third, at load 250), with MariaDB's context switches
+// per query down from about 0.9 to 0.15-0.35 in all three
+// (bench/results/pipeline-point-select*.md): a read-heavy load of short
+// SELECTs should turn it on.
+//
 // Idle backends are pinged every Config.HealthInterval; one that does not
 // answer within Config.ConnectTimeout is dropped and reconnects. Proxy.Ready
 // fails while fewer than BackendConns backends are logged in (one count

@@ -67,6 +67,9 @@ type exchange struct {
 	// (runBatch), in order; the response of plan[head-1] is being read
 	// (step), those of plan[head:batchEnd] are still to come.
 	batchAt, head, batchEnd uint8
+	// rider: the command was written behind others on a backend the
+	// session does not hold (pipeline.go).
+	rider bool
 }
 
 // inFlight reports whether a request of the exchange awaits its response.
@@ -363,6 +366,17 @@ func (ex *exchange) sendMain() {
 func (ex *exchange) writeMain(pkts []byte) {
 	s, b := ex.s, ex.b
 	ex.step = opMain
+	if ex.rider {
+		// The backend starts tracking its response when those before
+		// it are read (pipeNext); the rider never held its client over
+		// the high-water mark (tryRide).
+		ex.accounted = false
+		renumber(pkts, 0)
+		s.pl.stats.Questions.Add(1)
+		s.pl.stats.BackendBytesOut.Add(uint64(len(pkts)))
+		b.c().Write(pkts)
+		return
+	}
 	if s.c.OverHighWater() {
 		// The client has not taken the last response yet (it pipelined
 		// this command): no OnHighWater will come to pause this one.
@@ -377,6 +391,9 @@ func (ex *exchange) writeMain(pkts []byte) {
 	s.pl.stats.Questions.Add(1)
 	s.pl.stats.BackendBytesOut.Add(uint64(len(pkts)))
 	b.c().Write(pkts)
+	if s.p.cfg.PipelineDepth > 0 {
+		b.openPipe(ex)
+	}
 }
 
 // fail answers the command with one of the proxy's errors; the backend,
@@ -407,6 +424,7 @@ func (ex *exchange) end() {
 	ex.step = opNone
 	ex.n, ex.at = 0, 0
 	ex.batchAt, ex.head, ex.batchEnd = 0, 0, 0
+	ex.rider = false
 }
 
 // renumber rewrites the sequence ids of consecutive packets starting at seq

@@ -47,7 +47,9 @@ type queryKill struct {
 // answers at once when it runs none.
 func startQueryKill(pl *proxyLoop, t *session, req *killRequest) {
 	vb := t.ex.b
-	if vb == nil || t.ex.step != opMain || vb.killPending != nil {
+	if vb == nil || t.ex.step != opMain || vb.killPending != nil || vb.pipe.piping {
+		// With riders queued a KILL QUERY could hit the statement after
+		// the target's: a pipelined statement is not killed.
 		req.reply(pl) // nothing running (or already being killed): OK, as the server
 		return
 	}

@@ -47,6 +47,11 @@ type proxyLoop struct {
 	// one COM_INIT_DB per loop and TTL, not one each.
 	missingSchemas map[string]int64
 
+	// pipes are the loop's backends that take riders (pipeline.go).
+	pipes []*backend
+	// pipeWaiters are queued commands that may ride one of them.
+	pipeWaiters pipeWaiters
+
 	stats Stats
 }
 

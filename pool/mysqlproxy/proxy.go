@@ -89,6 +89,19 @@ type Config struct {
 	// MaxStmtsPerBackend bounds the server-side prepared statements kept
 	// on each backend connection (0: 256).
 	MaxStmtsPerBackend int
+	// PipelineDepth, when above 0, lets a plain SELECT (pipelineSafe)
+	// that would wait for a backend be written at once to a busy backend
+	// running such statements in the same state, behind at most
+	// PipelineDepth-1 others (pipeline.go). 0: off.
+	PipelineDepth int
+	// PipelineMaxWait: a backend whose response being read has been
+	// awaited this long takes no more riders, so short statements do not
+	// queue behind a long one (0: 10 ms).
+	PipelineMaxWait time.Duration
+	// PipelineAllow is for tests only: statements it reports true for are
+	// pipelined as if pipelineSafe said so (the tests prove with it that
+	// the server refuses a misjudged write). Never set it in production.
+	PipelineAllow func(sql []byte) bool
 	// HealthInterval is how long a backend may sit idle before it is
 	// checked with COM_PING (0: 2 s).
 	HealthInterval time.Duration
@@ -168,6 +181,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxStmtsPerBackend <= 0 {
 		cfg.MaxStmtsPerBackend = 256
+	}
+	if cfg.PipelineMaxWait <= 0 {
+		cfg.PipelineMaxWait = 10 * time.Millisecond
 	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = "5.5.5-10.11.0-scalestack"

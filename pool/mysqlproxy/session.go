@@ -249,6 +249,12 @@ func (s *session) OnClose(c *conn.Conn, err error) {
 		s.b = nil
 		s.release(b)
 	}
+	if s.ex.rider {
+		s.leavePipe(s.ex.b)
+	}
+	if b := s.b; b != nil && b.pipe.piping {
+		s.leavePipe(b)
+	}
 	if b := s.b; b != nil {
 		s.b = nil
 		if s.ex.inFlight() {
@@ -332,8 +338,8 @@ func (s *session) dropBackend(b *backend) {
 // watching for the client write timeout: a client that never reads would
 // otherwise hold that backend for ever.
 func (s *session) OnHighWater(c *conn.Conn) {
-	if s.b != nil && s.ex.step == opMain {
-		s.b.pauseForClient()
+	if b := s.feeding(); b != nil {
+		b.pauseForClient()
 	}
 	w := s.write
 	if w == nil {
@@ -354,6 +360,8 @@ func (s *session) OnLowWater(*conn.Conn) {
 	}
 	if s.b != nil {
 		s.b.resumeIfPaused()
+	} else if b := s.feeding(); b != nil {
+		b.resumeIfPaused()
 	}
 }
 
@@ -953,7 +961,14 @@ func (s *session) forward(raw, payload []byte) {
 		s.ex.begin(b, false)
 		return
 	}
+	rode, watch := s.tryRide()
+	if rode {
+		return
+	}
 	s.pl.lp.Acquire(&s.wait)
+	if watch {
+		s.watchPipes()
+	}
 }
 
 func (s *session) onQuery(raw, payload []byte) {
@@ -1381,13 +1396,24 @@ func (s *session) finishCommand() {
 		return
 	}
 	s.phase = sReady
+	var rode *backend
+	if s.ex.rider {
+		rode = s.ex.b
+	}
 	s.ex.end()
 	s.pl.stats.Latency.Observe(time.Duration(monoNow() - s.cmdStart))
 	s.stmt = nil
 	s.infile = false
 	diag := s.diag
 	s.diag = false
-	if b := s.b; b != nil {
+	if rode != nil && s.rideDone(rode) {
+		return
+	}
+	if b := s.b; b != nil && b.pipe.piping {
+		if s.finishOnPipe(b) {
+			return
+		}
+	} else if b != nil {
 		switch {
 		case s.serverPins() != 0:
 		case b.needsReset():

@@ -74,6 +74,13 @@ type Stats struct {
 	// the account of the session about to use it (opIdentity).
 	IdentitySwitches atomic.Uint64
 	DiagnosticHolds  atomic.Uint64 // backends kept after a warning or error for SHOW WARNINGS
+	// Pipelined counts commands written to a backend behind others
+	// (Config.PipelineDepth); PipelineDepth is a histogram of how many
+	// commands that backend had in flight then, this one included
+	// (PipelineDepthBuckets); PipelineDepthSum adds the depths up.
+	Pipelined        atomic.Uint64
+	PipelineDepth    [len(PipelineDepthBuckets) + 1]atomic.Uint64
+	PipelineDepthSum atomic.Uint64
 
 	PinnedSessions atomic.Int64                 // gauge: sessions holding a backend between commands (or in a transaction whose BEGIN is deferred)
 	Pins           [NumPinReasons]atomic.Uint64 // times a session became pinned for each reason
@@ -207,6 +214,8 @@ type StatsSnapshot struct {
 	ClientsAccepted, ClientsRefused, AuthFailures, Questions, LocalAnswers uint64
 	StateReplays, PrepareCacheHits, BackendPrepares                        uint64
 	BackendStmtEvictions, Kills, DiagnosticHolds                           uint64
+	Pipelined, PipelineDepthSum                                            uint64
+	PipelineDepth                                                          [len(PipelineDepthBuckets) + 1]uint64
 	Pins                                                                   [NumPinReasons]uint64
 
 	Commands                      [NumCommandSlots]uint64
@@ -242,6 +251,11 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.BackendStmtEvictions += s.BackendStmtEvictions.Load()
 	o.Kills += s.Kills.Load()
 	o.DiagnosticHolds += s.DiagnosticHolds.Load()
+	o.Pipelined += s.Pipelined.Load()
+	o.PipelineDepthSum += s.PipelineDepthSum.Load()
+	for i := range s.PipelineDepth {
+		o.PipelineDepth[i] += s.PipelineDepth[i].Load()
+	}
 	for i := range s.Pins {
 		o.Pins[i] += s.Pins[i].Load()
 	}
@@ -256,4 +270,19 @@ func (s *Stats) addTo(o *StatsSnapshot) {
 	o.ClientBytesOut += s.ClientBytesOut.Load()
 	o.BackendBytesOut += s.BackendBytesOut.Load()
 	o.BackendStmtsOpen += s.BackendStmtsOpen.Load()
+}
+
+// PipelineDepthBuckets are the upper bounds of Stats.PipelineDepth's
+// slots (the last slot counts deeper ones).
+var PipelineDepthBuckets = [...]uint64{2, 3, 4, 6, 8, 12, 16, 32, 64}
+
+// observePipelineDepth counts one pipelined command written with depth
+// commands in flight on its backend.
+func (s *Stats) observePipelineDepth(depth int) {
+	i := 0
+	for i < len(PipelineDepthBuckets) && uint64(depth) > PipelineDepthBuckets[i] {
+		i++
+	}
+	s.PipelineDepth[i].Add(1)
+	s.PipelineDepthSum.Add(uint64(depth))
 }

@@ -97,6 +97,9 @@ type sessStmt struct {
 	// tx: its text is a plain BEGIN, COMMIT or ROLLBACK, which an EXECUTE
 	// may find answered by the proxy (deferTx).
 	tx txControl
+	// pipeSafe: its text passes pipelineSafe, so its EXECUTEs may ride
+	// a busy backend that has it prepared (pipeline.go).
+	pipeSafe bool
 }
 
 func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
@@ -107,6 +110,10 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 		free: sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)}
 	if s.qi.kind == stmtOther && s.qi.feats&(featMulti|featBad) == 0 {
 		st.tx = plainTxControl(s.payload[1:], s.noBackslash)
+	}
+	if s.p.cfg.PipelineDepth > 0 {
+		st.pipeSafe = pipelineSafe([]byte(meta.key.sql), s.noBackslash, &s.qi) ||
+			s.p.cfg.PipelineAllow != nil && s.p.cfg.PipelineAllow([]byte(meta.key.sql))
 	}
 	s.stmts[id] = st
 	s.pl.holdStmt(meta.key)
