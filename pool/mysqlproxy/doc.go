@@ -519,7 +519,7 @@
 //
 // Pipelining (Config.PipelineDepth K, --pipeline-depth; off by default):
 // a command that would wait for a backend (none idle on its loop), is one
-// plain SELECT (pipelineSafe in pipesafe.go: an allowlist; no locking
+// plain SELECT (pipelineSafe in readonly.go: an allowlist; no locking
 // clause, INTO, := or @variables, sequences, PROCEDURE, multi-statements,
 // diagnostics, and no call but a short list of pure builtins, so stored
 // functions, SLEEP, GET_LOCK, LAST_INSERT_ID(), CONNECTION_ID() are out)

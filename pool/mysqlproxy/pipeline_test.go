@@ -270,7 +270,7 @@ func TestPipelineSlowReader(t *testing.T) {
 		c.ClientWriteTimeout = timeout
 	})
 	scriptPipeQuery(tp.fake, 0)
-	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(200*time.Millisecond))
+	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(time.Second)) // long enough for the slow client to join on a loaded host
 	tp.fake.On("SELECT big FROM t", bigResult())
 	db := tp.open(t, "multiStatements=true")
 	head, err := db.Conn(context.Background())
@@ -345,7 +345,7 @@ func TestPipelineSlowReader(t *testing.T) {
 func TestPipelineRiderStateChange(t *testing.T) {
 	tp := startProxy(t, 1, 1, func(c *Config) { c.PipelineDepth, c.PipelineMaxWait = 8, time.Hour })
 	scriptPipeQuery(tp.fake, 0)
-	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(200*time.Millisecond))
+	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(time.Second)) // long enough for the riders to join on a loaded host
 	tp.fake.On(pipeQuery+"2", mysqlfake.Response{Result: &mysqlfake.ResultSet{
 		Columns: []mysqlfake.Column{{Name: "v"}}, Rows: [][]any{{"v2"}}, Status: mysqlwire.StatusSessionStateChanged}})
 	db := tp.open(t, "")

@@ -20,6 +20,23 @@ import "github.com/scalestack/scalestack/mysqlwire"
 // (or NEXTVAL, SLEEP, GET_LOCK, RAND...) may write, wait or change session
 // state. It allocates nothing.
 func sideEffectFree(sql []byte, noBackslash bool, qi *queryInfo) bool {
+	return readOnlySelect(sql, noBackslash, qi, true)
+}
+
+// pipelineSafe reports whether a statement (a COM_QUERY's text, or a
+// prepared statement's at PREPARE) may be written to a backend behind
+// other sessions' statements (pipeline.go): sideEffectFree's test, and no
+// @@variable either, because a pipelined backend's session is not quite
+// the statement's own (it is READ ONLY, which @@tx_read_only would show).
+// The server enforces the rest: pipelined statements run only on backends
+// in a read-only session, so a write the scan misjudged fails with 1792.
+func pipelineSafe(sql []byte, noBackslash bool, qi *queryInfo) bool {
+	return readOnlySelect(sql, noBackslash, qi, false)
+}
+
+// readOnlySelect is the allowlist behind sideEffectFree and pipelineSafe;
+// sysVars says whether @@variables may be read.
+func readOnlySelect(sql []byte, noBackslash bool, qi *queryInfo, sysVars bool) bool {
 	const notFree = featMulti | featBad | featUserVar | featGetLock | featCalcFoundRows | featTempTable |
 		featLockTables | featUnlock | featPrepare | featSet | featUse | featUnlisted | featDiag |
 		featLastIDRead | featLastIDWrite | featConnID
@@ -35,6 +52,10 @@ func sideEffectFree(sql []byte, noBackslash bool, qi *queryInfo) bool {
 			return !lx.bad
 		case tokUserVar:
 			return false
+		case tokSysVar:
+			if !sysVars {
+				return false
+			}
 		case tokPunct:
 			switch lx.src[t.start] {
 			case ':': // := assignment
