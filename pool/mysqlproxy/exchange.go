@@ -391,7 +391,12 @@ func (ex *exchange) writeMain(pkts []byte) {
 	s.pl.stats.Questions.Add(1)
 	s.pl.stats.BackendBytesOut.Add(uint64(len(pkts)))
 	b.c().Write(pkts)
-	if s.p.cfg.PipelineDepth > 0 {
+	if s.p.cfg.PipelineDepth > 0 && ex.batchEnd == ex.batchAt {
+		// Only with nothing of a batch ahead of the command: riders are
+		// matched against b.state, which the replays written ahead of it
+		// have not changed yet (their responses update it), and a
+		// replay's response would overwrite the READ ONLY a rider's SET
+		// records there.
 		b.openPipe(ex)
 	}
 }
