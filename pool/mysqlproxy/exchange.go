@@ -251,6 +251,13 @@ func (ex *exchange) nextInBatch() {
 	ex.head++
 	if _, err := b.tracker.Start(ex.batchCmd(ex.step), b.caps); err != nil {
 		b.abandon(err)
+		return
+	}
+	if ex.step == opMain && ex.head-1 > ex.batchAt && ex.s.p.cfg.PipelineDepth > 0 {
+		// The replays written ahead of the command have answered and
+		// b.state is the session's: riders may be matched against it
+		// now (writeMain left the pipeline closed).
+		b.openPipe(ex)
 	}
 }
 
@@ -396,7 +403,7 @@ func (ex *exchange) writeMain(pkts []byte) {
 		// matched against b.state, which the replays written ahead of it
 		// have not changed yet (their responses update it), and a
 		// replay's response would overwrite the READ ONLY a rider's SET
-		// records there.
+		// records there; nextInBatch opens it once they have answered.
 		b.openPipe(ex)
 	}
 }
