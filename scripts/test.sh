@@ -5,6 +5,7 @@
 # memccapable for the memcached module's tests; curl, wrk and nginx for the HTTP module's; Node.js
 # and the npm drivers mysql2 and mariadb for internal/e2e, by scripts/node-drivers.sh), start a
 # private MariaDB in .tmp/mariadb-test, export its env (SCALESTACK_MYSQL_*), go vet, go test -race,
+# the property and chaos e2e tests again with pipelining on,
 # bench/bighost.sh at reduced size (scripts/bighost-check.sh: it fetches its .debs with apt-get
 # download), then every fuzz
 # target briefly. The database is stopped and removed on every exit path. Every step runs even if an

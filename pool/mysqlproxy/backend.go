@@ -820,13 +820,21 @@ func (b *backend) startNextDrain() {
 	}
 }
 
-func (b *backend) onDrainPacket(payload []byte) {
+// responseDone feeds payload to the tracker of a response the proxy reads
+// for itself (a drain, the pipeline's SET, an orphan's response) and
+// reports whether the response is complete; a malformed one abandons the
+// backend.
+func (b *backend) responseDone(payload []byte) bool {
 	prog, err := b.tracker.Feed(payload)
 	if err != nil || prog == mysqlwire.ClientTurn {
 		b.abandon(errBackendProtocol)
-		return
+		return false
 	}
-	if prog != mysqlwire.Complete {
+	return prog == mysqlwire.Complete
+}
+
+func (b *backend) onDrainPacket(payload []byte) {
+	if !b.responseDone(payload) {
 		return
 	}
 	if b.drainAt < b.drainN {

@@ -372,12 +372,7 @@ func (b *backend) pipeNext() {
 
 // onPipePacket reads the response to SET READ ONLY, or an orphan's.
 func (b *backend) onPipePacket(payload []byte) {
-	prog, err := b.tracker.Feed(payload)
-	if err != nil || prog == mysqlwire.ClientTurn {
-		b.abandon(errBackendProtocol)
-		return
-	}
-	if prog != mysqlwire.Complete {
+	if !b.responseDone(payload) {
 		return
 	}
 	_, _, failed := b.tracker.Err()

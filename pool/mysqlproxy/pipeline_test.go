@@ -191,15 +191,7 @@ func TestPipelineBackendKilled(t *testing.T) {
 	db := tp.open(t, "")
 	db.SetMaxOpenConns(8)
 	const n = 6
-	conns := make([]*sql.Conn, n)
-	for i := range conns {
-		c, err := db.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := openConns(t, db, n)
 	type result struct {
 		v   string
 		err error
@@ -350,15 +342,7 @@ func TestPipelineRiderStateChange(t *testing.T) {
 		Columns: []mysqlfake.Column{{Name: "v"}}, Rows: [][]any{{"v2"}}, Status: mysqlwire.StatusSessionStateChanged}})
 	db := tp.open(t, "")
 	const n = 4
-	conns := make([]*sql.Conn, n)
-	for i := range conns {
-		c, err := db.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := openConns(t, db, n)
 	resets := tp.p.Stats().BackendResets
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -406,15 +390,7 @@ func TestPipelineClosedWithItsConnection(t *testing.T) {
 	tp.fake.On("UPDATE t SET v = 1", mysqlfake.Affected(1, 0).After(300*time.Millisecond))
 	db := tp.open(t, "")
 	ctx := context.Background()
-	conns := make([]*sql.Conn, 3)
-	for i := range conns {
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := openConns(t, db, 3)
 	headDone := make(chan error, 1)
 	go func() {
 		var v string
@@ -456,15 +432,7 @@ func TestPipelineNotBehindLongStatement(t *testing.T) {
 	tp.fake.On(pipeQuery+"0", mysqlfake.Rows([]string{"v"}, []any{"v0"}).After(time.Second))
 	db := tp.open(t, "")
 	ctx := context.Background()
-	conns := make([]*sql.Conn, 3)
-	for i := range conns {
-		c, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-		defer c.Close()
-	}
+	conns := openConns(t, db, 3)
 	errs := make(chan error, 3)
 	query := func(i int) {
 		var v string
@@ -533,4 +501,19 @@ func TestPipelineWritesNotStarved(t *testing.T) {
 	cancel()
 	wg.Wait()
 	t.Logf("pipelined %d", tp.p.Stats().Pipelined)
+}
+
+// openConns takes n connections of db's pool, closed when the test ends.
+func openConns(t *testing.T, db *sql.DB, n int) []*sql.Conn {
+	t.Helper()
+	conns := make([]*sql.Conn, n)
+	for i := range conns {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		t.Cleanup(func() { c.Close() })
+	}
+	return conns
 }
