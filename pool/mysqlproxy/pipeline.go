@@ -137,7 +137,7 @@ func (s *session) pipelineSafe() bool {
 		if f := s.p.cfg.PipelineAllow; f != nil && f(s.payload[1:]) {
 			return true
 		}
-		return pipelineSafe(s.payload[1:], s.noBackslash, &s.qi)
+		return s.queryReadOnly().pipelineSafe()
 	case mysqlwire.ComStmtExecute:
 		return s.stmt != nil && s.stmt.pipeSafe && !s.stmt.wantCursor && !s.stmt.longTooBig
 	}

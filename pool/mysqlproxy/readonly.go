@@ -20,7 +20,7 @@ import "github.com/scalestack/scalestack/mysqlwire"
 // (or NEXTVAL, SLEEP, GET_LOCK, RAND...) may write, wait or change session
 // state. It allocates nothing.
 func sideEffectFree(sql []byte, noBackslash bool, qi *queryInfo) bool {
-	return readOnlySelect(sql, noBackslash, qi, true)
+	return scanReadOnly(sql, noBackslash, qi).sideEffectFree()
 }
 
 // pipelineSafe reports whether a statement (a COM_QUERY's text, or a
@@ -31,47 +31,63 @@ func sideEffectFree(sql []byte, noBackslash bool, qi *queryInfo) bool {
 // The server enforces the rest: pipelined statements run only on backends
 // in a read-only session, so a write the scan misjudged fails with 1792.
 func pipelineSafe(sql []byte, noBackslash bool, qi *queryInfo) bool {
-	return readOnlySelect(sql, noBackslash, qi, false)
+	return scanReadOnly(sql, noBackslash, qi).pipelineSafe()
 }
 
-// readOnlySelect is the allowlist behind sideEffectFree and pipelineSafe;
-// sysVars says whether @@variables may be read.
-func readOnlySelect(sql []byte, noBackslash bool, qi *queryInfo, sysVars bool) bool {
+// readOnlyVerdict is scanReadOnly's answer for a text, kept in its
+// queryInfo (and a prepared statement's sessStmt) so that one scan
+// answers both sideEffectFree and pipelineSafe for a command.
+type readOnlyVerdict uint8
+
+const (
+	roUnscanned readOnlyVerdict = iota
+	roWrites                    // not side-effect free
+	roSysVars                   // side-effect free, and reads @@variables
+	roPure                      // side-effect free, no @@variables
+)
+
+func (v readOnlyVerdict) sideEffectFree() bool { return v == roSysVars || v == roPure }
+func (v readOnlyVerdict) pipelineSafe() bool   { return v == roPure }
+
+// scanReadOnly is the allowlist behind sideEffectFree and pipelineSafe.
+func scanReadOnly(sql []byte, noBackslash bool, qi *queryInfo) readOnlyVerdict {
 	const notFree = featMulti | featBad | featUserVar | featGetLock | featCalcFoundRows | featTempTable |
 		featLockTables | featUnlock | featPrepare | featSet | featUse | featUnlisted | featDiag |
 		featLastIDRead | featLastIDWrite | featConnID
 	if qi.kind != stmtSelect || qi.feats&notFree != 0 {
-		return false
+		return roWrites
 	}
 	lx := lexer{src: sql, noBackslash: noBackslash}
 	prev := token{kind: tokEnd}
+	verdict := roPure
 	for {
 		t := lx.next()
 		switch t.kind {
 		case tokEnd:
-			return !lx.bad
-		case tokUserVar:
-			return false
-		case tokSysVar:
-			if !sysVars {
-				return false
+			if lx.bad {
+				return roWrites
 			}
+			return verdict
+		case tokUserVar:
+			return roWrites
+		case tokSysVar:
+			verdict = roSysVars
 		case tokPunct:
 			switch lx.src[t.start] {
 			case ':': // := assignment
-				return false
+				return roWrites
 			case ';': // only a trailing one: featMulti said one statement
 				if end := lx.next(); end.kind != tokEnd {
-					return false
+					return roWrites
 				}
 			case '(':
 				if !pureCallOrSyntax(&lx, prev) {
-					return false
+					return roWrites
 				}
 			}
 		case tokWord:
 			if lx.is(t, "INTO") || lx.is(t, "FOR") || lx.is(t, "LOCK") || lx.is(t, "PROCEDURE") {
-				return false
+				return roWrites
 			}
 		}
 		if prev.kind == tokPunct && lx.src[prev.start] == '.' && t.kind == tokWord {
@@ -127,6 +143,15 @@ var pureFunctions = [...]string{
 	"MD5", "SHA1", "SHA2", "CRC32",
 }
 
+// queryReadOnly is scanReadOnly's verdict on the COM_QUERY being served,
+// scanned once per command (batching and pipelining both ask).
+func (s *session) queryReadOnly() readOnlyVerdict {
+	if s.qi.ro == roUnscanned {
+		s.qi.ro = scanReadOnly(s.payload[1:], s.noBackslash, &s.qi)
+	}
+	return s.qi.ro
+}
+
 // stmtSideEffectFree reports whether the command being served may be
 // written behind operations whose responses are still to come: a
 // side-effect-free COM_QUERY, or a COM_STMT_EXECUTE (without a cursor) of
@@ -134,7 +159,7 @@ var pureFunctions = [...]string{
 func (s *session) stmtSideEffectFree() bool {
 	switch s.cmd {
 	case mysqlwire.ComQuery:
-		return s.qi.kind == stmtSelect && sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)
+		return s.queryReadOnly().sideEffectFree()
 	case mysqlwire.ComStmtExecute:
 		return s.stmt != nil && s.stmt.free && !s.stmt.wantCursor
 	}

@@ -316,6 +316,8 @@ type queryInfo struct {
 	priv privilege
 	// For stmtKill: KILL QUERY; the id is CONNECTION_ID().
 	killQuery, killSelf bool
+	// ro caches scanReadOnly's verdict on the text (session.queryReadOnly).
+	ro readOnlyVerdict
 }
 
 // scanQuery classifies sql. It allocates nothing.

@@ -106,13 +106,17 @@ func (s *session) newStmt(id uint32, meta *prepMeta) *sessStmt {
 	if s.stmts == nil {
 		s.stmts = map[uint32]*sessStmt{}
 	}
+	// s.qi is the scan of the PREPARE's text, s.payload[1:] (meta.key.sql
+	// differs from it only where CONNECTION_ID() was rewritten, which
+	// neither batching nor pipelining takes).
+	ro := s.queryReadOnly()
 	st := &sessStmt{id: id, key: meta.key, numParams: meta.numParams, pins: preparedPins(&s.qi), feats: s.qi.feats,
-		free: sideEffectFree(s.payload[1:], s.noBackslash, &s.qi)}
+		free: ro.sideEffectFree()}
 	if s.qi.kind == stmtOther && s.qi.feats&(featMulti|featBad) == 0 {
 		st.tx = plainTxControl(s.payload[1:], s.noBackslash)
 	}
 	if s.p.cfg.PipelineDepth > 0 {
-		st.pipeSafe = pipelineSafe([]byte(meta.key.sql), s.noBackslash, &s.qi) ||
+		st.pipeSafe = ro.pipelineSafe() ||
 			s.p.cfg.PipelineAllow != nil && s.p.cfg.PipelineAllow([]byte(meta.key.sql))
 	}
 	s.stmts[id] = st
